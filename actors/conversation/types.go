@@ -1,0 +1,154 @@
+// Package conversation is the conversation state machine: pure, I/O-free
+// code that decides which event a command produces (Decide) and how an event
+// changes the state (Apply). The conversation actor is a thin shell around it
+// that commits each event to PostgreSQL before applying it.
+package conversation
+
+import "time"
+
+// Status of a conversation, as the API names it.
+type Status string
+
+const (
+	StatusNew     Status = "new"
+	StatusOpen    Status = "open"
+	StatusPending Status = "pending"
+	StatusClosed  Status = "closed"
+)
+
+// Valid reports whether s is one of the API's statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusNew, StatusOpen, StatusPending, StatusClosed:
+		return true
+	}
+	return false
+}
+
+// Channel a message or call travelled on.
+type Channel string
+
+const (
+	ChannelSMS   Channel = "sms"
+	ChannelChat  Channel = "chat"
+	ChannelEmail Channel = "email"
+	ChannelVoice Channel = "voice"
+)
+
+// Valid reports whether c is one of the API's channels.
+func (c Channel) Valid() bool {
+	switch c {
+	case ChannelSMS, ChannelChat, ChannelEmail, ChannelVoice:
+		return true
+	}
+	return false
+}
+
+// Direction of a timeline item.
+type Direction string
+
+const (
+	Inbound  Direction = "inbound"
+	Outbound Direction = "outbound"
+)
+
+// ItemKind of a timeline item.
+type ItemKind string
+
+const (
+	KindMessage ItemKind = "message"
+	KindNote    ItemKind = "note"
+	KindCall    ItemKind = "call"
+)
+
+// CallState is the state of a call item.
+type CallState string
+
+const (
+	CallRinging    CallState = "ringing"
+	CallInProgress CallState = "in_progress"
+	CallCompleted  CallState = "completed"
+	CallMissed     CallState = "missed"
+	CallVoicemail  CallState = "voicemail"
+)
+
+// Valid reports whether s is one of the API's call states.
+func (s CallState) Valid() bool {
+	switch s {
+	case CallRinging, CallInProgress, CallCompleted, CallMissed, CallVoicemail:
+		return true
+	}
+	return false
+}
+
+// Active reports whether the call is still going (shown as active_call).
+func (s CallState) Active() bool { return s == CallRinging || s == CallInProgress }
+
+// Contact is the other party of a conversation. Exactly one of Phone, Email
+// or Handle identifies it; Name is a display name.
+type Contact struct {
+	ID     string `json:"id"`
+	Phone  string `json:"phone,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Handle string `json:"handle,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// Item is one entry of a conversation's timeline: a message, a note or a
+// call. Seq is the conversation version at which the item was first appended;
+// a call item keeps its seq while its state changes.
+type Item struct {
+	ID         string    `json:"id"`
+	Seq        int64     `json:"seq"`
+	Direction  Direction `json:"direction"`
+	Kind       ItemKind  `json:"kind"`
+	Channel    Channel   `json:"channel"`
+	Body       string    `json:"body"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExternalID string    `json:"external_id,omitempty"`
+	ClientID   string    `json:"client_id,omitempty"`
+	AuthorID   string    `json:"author_id,omitempty"`
+
+	// Call fields, set when Kind is KindCall.
+	CallID       string    `json:"call_id,omitempty"`
+	State        CallState `json:"state,omitempty"`
+	DurationS    int64     `json:"duration_s,omitempty"`
+	RecordingURL string    `json:"recording_url,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+}
+
+// LastMessage is the summary's view of the newest timeline item.
+type LastMessage struct {
+	ID        string    `json:"id"`
+	Seq       int64     `json:"seq"`
+	Direction Direction `json:"direction"`
+	Kind      ItemKind  `json:"kind"`
+	Body      string    `json:"body"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ActiveCall is a ringing or in-progress call shown on the summary.
+type ActiveCall struct {
+	CallID string    `json:"call_id"`
+	State  CallState `json:"state"`
+}
+
+// Summary is what inbox lists and updates carry: the API's conversation
+// summary. Version grows by exactly 1 with every event of the conversation.
+type Summary struct {
+	ID             string       `json:"id"`
+	AccountID      string       `json:"account_id"`
+	InboxID        string       `json:"inbox_id"`
+	Contact        Contact      `json:"contact"`
+	Status         Status       `json:"status"`
+	Addressed      bool         `json:"addressed"`
+	AssigneeID     *string      `json:"assignee_id"`
+	Tags           []string     `json:"tags"`
+	Channel        Channel      `json:"channel"`
+	LastMessage    *LastMessage `json:"last_message"`
+	LastActivityAt time.Time    `json:"last_activity_at"`
+	WaitingSince   *time.Time   `json:"waiting_since"`
+	UnreadCount    int64        `json:"unread_count"`
+	ActiveCall     *ActiveCall  `json:"active_call"`
+	Version        int64        `json:"version"`
+}
