@@ -30,6 +30,7 @@ CREATE TABLE agents (
     email       text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX agents_account ON agents (account_id, created_at, id);
 
 CREATE TABLE agent_inboxes (
     agent_id  text NOT NULL REFERENCES agents(id),
@@ -72,14 +73,17 @@ CREATE INDEX journal_txid ON journal (txid, conversation_id, version);
 CREATE TABLE items (
     conversation_id  text NOT NULL,
     seq              bigint NOT NULL,
+    account_id       text NOT NULL,
     item             jsonb NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
 
+-- state is opaque to persistence (the actor's encoding), hence bytea: it is
+-- returned byte for byte and never parsed on the write path.
 CREATE TABLE snapshots (
     conversation_id  text PRIMARY KEY,
     version          bigint NOT NULL,
-    state            jsonb NOT NULL,
+    state            bytea NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 
@@ -110,6 +114,7 @@ CREATE INDEX conversations_inbox_wait ON conversations (inbox_id, status, waitin
 CREATE TABLE idempotency_keys (
     scope            text NOT NULL,
     key              text NOT NULL,
+    account_id       text NOT NULL,
     conversation_id  text NOT NULL,
     version          bigint NOT NULL,
     PRIMARY KEY (scope, key)

@@ -1,0 +1,39 @@
+# The two commands: `make run` starts a working single node; `make test`
+# runs every test. Both install what they need first.
+GO ?= go
+# Packages whose tests start the protoactor runtime run without the race
+# detector (the library has races of its own, PROTOACTOR.md 10); every other
+# package runs with it.
+ACTOR_PKGS := ./actors/grains/... ./cluster/... ./gateway/... ./cmd/...
+RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /actors/grains -e /cluster -e /gateway -e /cmd/)
+
+.PHONY: run test build vet proto bench deps
+
+deps:
+	@./scripts/ensure-deps.sh
+
+build:
+	@echo "==> building bin/switchboard"
+	@$(GO) build -o bin/switchboard ./cmd/switchboard
+
+run: deps build
+	@echo "==> starting a single node (PostgreSQL under .data/, embedded search)"
+	@./bin/switchboard dev
+
+vet:
+	@echo "==> go vet"
+	@$(GO) vet ./...
+
+test: deps vet
+	@echo "==> tests with the race detector: state machines, queues, persistence, search, load tool"
+	@$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	@echo "==> tests that start the actor runtime (no race detector)"
+	@$(GO) test -count=1 -timeout 30m $(ACTOR_PKGS)
+
+proto:
+	@./scripts/ensure-deps.sh protoc
+	@$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	@PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative -I . actors/actorpb/messages.proto
+
+bench: deps build
+	@./scripts/bench.sh

@@ -1,0 +1,470 @@
+package conversation
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Errors Decide returns. The gateway maps them onto API error codes.
+var (
+	ErrInvalid  = errors.New("invalid argument")
+	ErrNotFound = errors.New("conversation not found")
+	ErrConflict = errors.New("version conflict")
+)
+
+// Bounds on what a state remembers, so that snapshots stay small however
+// long the history: older keys are answered from PostgreSQL.
+const (
+	recentKeysKept = 256
+	callsKept      = 256
+	MaxBodyBytes   = 16 << 10
+)
+
+// State is everything the conversation actor holds in memory. It is saved as
+// a snapshot (JSON) and rebuilt from snapshot + journal tail.
+type State struct {
+	Summary    Summary `json:"summary"`
+	ContactKey string  `json:"contact_key"`
+	// Calls maps a call_id to its timeline item, so that later events of the
+	// call update that item in place.
+	Calls []Item `json:"calls,omitempty"`
+	// RecentKeys remembers the idempotency keys of the latest events, so a
+	// command the cluster delivers twice is answered from the first event.
+	RecentKeys []KeyRef `json:"recent_keys,omitempty"`
+}
+
+// KeyRef ties an idempotency key to the version of the event it produced.
+type KeyRef struct {
+	Key     string `json:"key"`
+	Version int64  `json:"version"`
+	// ItemSeq is the seq of the item the event created or changed, 0 if none.
+	ItemSeq int64 `json:"item_seq,omitempty"`
+}
+
+// Exists reports whether the conversation has any event.
+func (s *State) Exists() bool { return s.Summary.Version > 0 }
+
+// Version is the conversation's current version.
+func (s *State) Version() int64 { return s.Summary.Version }
+
+// SeenKey returns what the event a key produced, if remembered.
+func (s *State) SeenKey(key string) (KeyRef, bool) {
+	if key == "" {
+		return KeyRef{}, false
+	}
+	for _, k := range s.RecentKeys {
+		if k.Key == key {
+			return k, true
+		}
+	}
+	return KeyRef{}, false
+}
+
+// Clone returns a deep copy: Apply on the copy leaves s untouched, so the
+// actor can apply an event only once it is committed.
+func (s *State) Clone() *State {
+	out := *s
+	out.Summary = s.Summary.Clone()
+	out.Calls = slices.Clone(s.Calls)
+	out.RecentKeys = slices.Clone(s.RecentKeys)
+	return &out
+}
+
+// Call returns the item of a call, if remembered.
+func (s *State) Call(callID string) (Item, bool) {
+	for _, c := range s.Calls {
+		if c.CallID == callID {
+			return c, true
+		}
+	}
+	return Item{}, false
+}
+
+// Command is a request to change a conversation. Exactly one of the payload
+// fields is set.
+type Command struct {
+	// IdempotencyKey makes the command safe to deliver twice.
+	IdempotencyKey string
+	AccountID      string
+	InboxID        string
+	// ActorID is the agent issuing the command ("" for an integration).
+	ActorID string
+
+	Inbound *InboundCommand
+	Call    *CallCommand
+	Reply   *ReplyCommand
+	Update  *UpdateCommand
+}
+
+// InboundCommand: the contact sent a message.
+type InboundCommand struct {
+	Contact    Contact
+	Body       string
+	Channel    Channel
+	ExternalID string
+}
+
+// CallCommand: a call event from the telephony integration.
+type CallCommand struct {
+	Contact      Contact
+	CallID       string
+	State        CallState
+	DurationS    int64
+	RecordingURL string
+}
+
+// ReplyCommand: a reply or an internal note.
+type ReplyCommand struct {
+	Body     string
+	Kind     ItemKind // KindMessage or KindNote
+	ClientID string
+}
+
+// UpdateCommand changes status, addressed, assignee or tags. IfVersion, when
+// set, must equal the current version.
+type UpdateCommand struct {
+	Change
+	IfVersion *int64
+}
+
+// Decide validates cmd against s and returns the event it produces, with
+// Version = s.Version()+1. It returns (nil, nil) when the command changes
+// nothing (an update to the values already held). newID makes item ids.
+func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, error) {
+	now = now.UTC()
+	ev := &Event{Version: s.Version() + 1, At: now, IdempotencyKey: cmd.IdempotencyKey, ActorID: cmd.ActorID}
+	switch {
+	case cmd.Inbound != nil:
+		c := cmd.Inbound
+		if err := ValidateBody(c.Body); err != nil {
+			return nil, err
+		}
+		ch := c.Channel
+		if ch == "" {
+			ch = defaultChannel(c.Contact)
+		}
+		if !ch.Valid() || ch == ChannelVoice {
+			return nil, fmt.Errorf("%w: channel must be sms, chat or email", ErrInvalid)
+		}
+		ev.Type = EventInbound
+		identify(s, ev, cmd, c.Contact)
+		ev.Item = &Item{ID: newID(), Seq: ev.Version, Direction: Inbound, Kind: KindMessage, Channel: ch,
+			Body: c.Body, CreatedAt: now, ExternalID: c.ExternalID}
+	case cmd.Call != nil:
+		c := cmd.Call
+		if c.CallID == "" {
+			return nil, fmt.Errorf("%w: call_id is required", ErrInvalid)
+		}
+		if !c.State.Valid() {
+			return nil, fmt.Errorf("%w: unknown call state %q", ErrInvalid, c.State)
+		}
+		if c.DurationS < 0 {
+			return nil, fmt.Errorf("%w: duration_s must not be negative", ErrInvalid)
+		}
+		ev.Type = EventCall
+		identify(s, ev, cmd, c.Contact)
+		item, ok := s.Call(c.CallID)
+		if !ok {
+			item = Item{ID: newID(), Seq: ev.Version, Direction: Inbound, Kind: KindCall, Channel: ChannelVoice,
+				CreatedAt: now, CallID: c.CallID}
+		}
+		item.State = c.State
+		if c.DurationS > 0 {
+			item.DurationS = c.DurationS
+		}
+		if c.RecordingURL != "" {
+			item.RecordingURL = c.RecordingURL
+		}
+		item.Body = callBody(item)
+		item.UpdatedAt = now
+		ev.Item = &item
+	case cmd.Reply != nil:
+		c := cmd.Reply
+		if !s.Exists() {
+			return nil, ErrNotFound
+		}
+		if err := ValidateBody(c.Body); err != nil {
+			return nil, err
+		}
+		kind := c.Kind
+		if kind == "" {
+			kind = KindMessage
+		}
+		if kind != KindMessage && kind != KindNote {
+			return nil, fmt.Errorf("%w: kind must be message or note", ErrInvalid)
+		}
+		ev.Type = EventOutbound
+		ev.Item = &Item{ID: newID(), Seq: ev.Version, Direction: Outbound, Kind: kind, Channel: s.Summary.Channel,
+			Body: c.Body, CreatedAt: now, ClientID: c.ClientID, AuthorID: cmd.ActorID}
+	case cmd.Update != nil:
+		c := cmd.Update
+		if !s.Exists() {
+			return nil, ErrNotFound
+		}
+		if c.IfVersion != nil && *c.IfVersion != s.Version() {
+			return nil, fmt.Errorf("%w: if_version %d, current version %d", ErrConflict, *c.IfVersion, s.Version())
+		}
+		if c.Status != nil && !c.Status.Valid() {
+			return nil, fmt.Errorf("%w: unknown status %q", ErrInvalid, *c.Status)
+		}
+		for _, t := range append(slices.Clone(c.TagsAdd), c.TagsRemove...) {
+			if t == "" || len(t) > 64 {
+				return nil, fmt.Errorf("%w: tags must be 1 to 64 bytes", ErrInvalid)
+			}
+		}
+		change := effectiveChange(&s.Summary, c.Change)
+		if change == nil {
+			return nil, nil
+		}
+		ev.Type = EventUpdate
+		ev.Change = change
+	default:
+		return nil, fmt.Errorf("%w: empty command", ErrInvalid)
+	}
+	return ev, nil
+}
+
+// ValidateBody checks a message body against the API's limits.
+func ValidateBody(body string) error {
+	if body == "" {
+		return fmt.Errorf("%w: body must not be empty", ErrInvalid)
+	}
+	if len(body) > MaxBodyBytes {
+		return fmt.Errorf("%w: body is over 16 KiB", ErrInvalid)
+	}
+	return nil
+}
+
+// identify puts the conversation's identity on its first event, and the
+// contact on any event that renames it.
+func identify(s *State, ev *Event, cmd Command, c Contact) {
+	if !s.Exists() {
+		ev.AccountID, ev.InboxID = cmd.AccountID, cmd.InboxID
+		c.ID = ContactID(cmd.InboxID, ContactKey(c))
+		ev.Contact = &c
+		return
+	}
+	if c.Name != "" && c.Name != s.Summary.Contact.Name {
+		named := s.Summary.Contact
+		named.Name = c.Name
+		ev.Contact = &named
+	}
+}
+
+func defaultChannel(c Contact) Channel {
+	switch {
+	case c.Phone != "":
+		return ChannelSMS
+	case c.Email != "":
+		return ChannelEmail
+	default:
+		return ChannelChat
+	}
+}
+
+func callBody(it Item) string {
+	switch it.State {
+	case CallRinging:
+		return "Incoming call"
+	case CallInProgress:
+		return "Call in progress"
+	case CallCompleted:
+		if it.DurationS > 0 {
+			return fmt.Sprintf("Call completed (%ds)", it.DurationS)
+		}
+		return "Call completed"
+	case CallMissed:
+		return "Missed call"
+	default:
+		return "Voicemail"
+	}
+}
+
+// effectiveChange drops the parts of c that would change nothing; nil when
+// nothing is left.
+func effectiveChange(s *Summary, c Change) *Change {
+	var out Change
+	if c.Status != nil && *c.Status != s.Status {
+		out.Status = c.Status
+	}
+	if c.Addressed != nil && *c.Addressed != s.Addressed {
+		out.Addressed = c.Addressed
+	}
+	if c.AssigneeID != nil {
+		cur := ""
+		if s.AssigneeID != nil {
+			cur = *s.AssigneeID
+		}
+		if *c.AssigneeID != cur {
+			out.AssigneeID = c.AssigneeID
+		}
+	}
+	for _, t := range c.TagsAdd {
+		if !slices.Contains(s.Tags, t) && !slices.Contains(out.TagsAdd, t) {
+			out.TagsAdd = append(out.TagsAdd, t)
+		}
+	}
+	for _, t := range c.TagsRemove {
+		if slices.Contains(s.Tags, t) && !slices.Contains(out.TagsRemove, t) {
+			out.TagsRemove = append(out.TagsRemove, t)
+		}
+	}
+	if out.Status == nil && out.Addressed == nil && out.AssigneeID == nil && out.TagsAdd == nil && out.TagsRemove == nil {
+		return nil
+	}
+	return &out
+}
+
+// Apply returns the state after ev. It panics on a version that does not
+// follow the state's: that would be a forked history, which the fencing in
+// PostgreSQL exists to prevent.
+func Apply(s *State, ev *Event) {
+	if ev.Version != s.Version()+1 {
+		panic(fmt.Sprintf("conversation: event version %d applied to state at version %d", ev.Version, s.Version()))
+	}
+	sum := &s.Summary
+	if ev.AccountID != "" {
+		sum.AccountID, sum.InboxID = ev.AccountID, ev.InboxID
+	}
+	if ev.Contact != nil {
+		if !s.Exists() {
+			sum.ID = ID(sum.InboxID, ContactKey(*ev.Contact))
+			s.ContactKey = ContactKey(*ev.Contact)
+			sum.Status = StatusNew
+			sum.Tags = []string{}
+		}
+		sum.Contact = *ev.Contact
+	}
+	switch ev.Type {
+	case EventInbound:
+		reopen(sum)
+		markWaiting(sum, ev.At)
+		sum.UnreadCount++
+		sum.Channel = ev.Item.Channel
+		sum.LastActivityAt = ev.At
+		sum.LastMessage = lastMessage(ev.Item)
+	case EventOutbound:
+		if ev.Item.Kind == KindMessage {
+			if sum.Status == StatusNew {
+				sum.Status = StatusOpen
+			}
+			sum.Addressed, sum.WaitingSince, sum.UnreadCount = true, nil, 0
+		}
+		sum.LastActivityAt = ev.At
+		sum.LastMessage = lastMessage(ev.Item)
+	case EventCall:
+		it := *ev.Item
+		_, known := s.Call(it.CallID)
+		if !known {
+			// A new call is the contact reaching out: it needs an answer.
+			reopen(sum)
+			markWaiting(sum, ev.At)
+			sum.UnreadCount++
+			sum.Channel = ChannelVoice
+		}
+		s.Calls = rememberCall(s.Calls, it)
+		if it.State.Active() {
+			sum.ActiveCall = &ActiveCall{CallID: it.CallID, State: it.State}
+		} else if sum.ActiveCall != nil && sum.ActiveCall.CallID == it.CallID {
+			sum.ActiveCall = nil
+		}
+		sum.LastActivityAt = ev.At
+		sum.LastMessage = lastMessage(&it)
+	case EventUpdate:
+		c := ev.Change
+		if c.Status != nil {
+			sum.Status = *c.Status
+		}
+		if c.Addressed != nil {
+			if *c.Addressed {
+				sum.Addressed, sum.WaitingSince = true, nil
+			} else {
+				markWaiting(sum, ev.At)
+			}
+		}
+		if c.AssigneeID != nil {
+			if *c.AssigneeID == "" {
+				sum.AssigneeID = nil
+			} else {
+				id := *c.AssigneeID
+				sum.AssigneeID = &id
+			}
+		}
+		if len(c.TagsAdd) > 0 || len(c.TagsRemove) > 0 {
+			tags := slices.DeleteFunc(slices.Clone(sum.Tags), func(t string) bool { return slices.Contains(c.TagsRemove, t) })
+			for _, t := range c.TagsAdd {
+				if !slices.Contains(tags, t) {
+					tags = append(tags, t)
+				}
+			}
+			slices.Sort(tags)
+			sum.Tags = tags
+		}
+	}
+	sum.Version = ev.Version
+	if ev.IdempotencyKey != "" {
+		ref := KeyRef{Key: ev.IdempotencyKey, Version: ev.Version}
+		if ev.Item != nil {
+			ref.ItemSeq = ev.Item.Seq
+		}
+		s.RecentKeys = append(s.RecentKeys, ref)
+		if len(s.RecentKeys) > recentKeysKept {
+			s.RecentKeys = slices.Delete(s.RecentKeys, 0, len(s.RecentKeys)-recentKeysKept)
+		}
+	}
+}
+
+func reopen(sum *Summary) {
+	if sum.Status == StatusClosed || sum.Status == StatusPending {
+		sum.Status = StatusOpen
+	}
+}
+
+func markWaiting(sum *Summary, at time.Time) {
+	sum.Addressed = false
+	if sum.WaitingSince == nil {
+		t := at
+		sum.WaitingSince = &t
+	}
+}
+
+func lastMessage(it *Item) *LastMessage {
+	return &LastMessage{ID: it.ID, Seq: it.Seq, Direction: it.Direction, Kind: it.Kind, Body: it.Body, CreatedAt: it.CreatedAt}
+}
+
+func rememberCall(calls []Item, it Item) []Item {
+	calls = slices.DeleteFunc(calls, func(c Item) bool { return c.CallID == it.CallID })
+	calls = append(calls, it)
+	if len(calls) > callsKept {
+		calls = slices.Delete(calls, 0, len(calls)-callsKept)
+	}
+	return calls
+}
+
+// Clone returns a deep copy of the summary, safe to hand to another goroutine.
+func (s Summary) Clone() Summary {
+	out := s
+	out.Tags = slices.Clone(s.Tags)
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if s.AssigneeID != nil {
+		v := *s.AssigneeID
+		out.AssigneeID = &v
+	}
+	if s.LastMessage != nil {
+		v := *s.LastMessage
+		out.LastMessage = &v
+	}
+	if s.WaitingSince != nil {
+		v := *s.WaitingSince
+		out.WaitingSince = &v
+	}
+	if s.ActiveCall != nil {
+		v := *s.ActiveCall
+		out.ActiveCall = &v
+	}
+	return out
+}

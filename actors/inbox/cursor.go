@@ -1,0 +1,105 @@
+package inbox
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+)
+
+// cursor is the position after the last conversation of a page, plus the
+// state the paging began at.
+//
+// Semantics under concurrent changes: a later page holds the conversations
+// that sort strictly after (key, id) in the current state and that have not
+// changed since seq of the epoch the first page was read at. A conversation
+// that changed after the first page is left out of later pages, whichever way
+// it moved: the update stream (every update with a seq above the page's seq)
+// carries it, and leaving it out is what guarantees that no conversation
+// appears on two pages. Conversations that did not change have fixed
+// positions, so paging to the end yields each of them exactly once. A cursor
+// from another epoch (the actor reactivated) is still a valid position, but
+// the change filter cannot apply, so only the keyset order holds then.
+type cursor struct {
+	sort  Sort
+	key   int64
+	id    string
+	seq   int64
+	epoch string
+}
+
+// Cursor layout: version byte, sort byte, varint key, varint seq, uvarint
+// epoch length, epoch, id (the rest). Binary rather than text so that no id
+// or epoch character needs escaping.
+const cursorVersion = 1
+
+func sortCode(s Sort) byte {
+	switch s {
+	case SortOldest:
+		return 1
+	case SortLongestWait:
+		return 2
+	}
+	return 0
+}
+
+func sortFromCode(b byte) (Sort, bool) {
+	switch b {
+	case 0:
+		return SortRecent, true
+	case 1:
+		return SortOldest, true
+	case 2:
+		return SortLongestWait, true
+	}
+	return "", false
+}
+
+func (c cursor) encode() string {
+	buf := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(c.epoch)+len(c.id))
+	buf = append(buf, cursorVersion, sortCode(c.sort))
+	buf = binary.AppendVarint(buf, c.key)
+	buf = binary.AppendVarint(buf, c.seq)
+	buf = binary.AppendUvarint(buf, uint64(len(c.epoch)))
+	buf = append(buf, c.epoch...)
+	buf = append(buf, c.id...)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	bad := func(why string) (cursor, error) {
+		return cursor{}, fmt.Errorf("%w: cursor: %s", ErrInvalid, why)
+	}
+	buf, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return bad("not base64url")
+	}
+	if len(buf) < 2 || buf[0] != cursorVersion {
+		return bad("unknown format")
+	}
+	var c cursor
+	var ok bool
+	if c.sort, ok = sortFromCode(buf[1]); !ok {
+		return bad("unknown sort")
+	}
+	buf = buf[2:]
+	var n int
+	if c.key, n = binary.Varint(buf); n <= 0 {
+		return bad("truncated key")
+	}
+	buf = buf[n:]
+	if c.seq, n = binary.Varint(buf); n <= 0 || c.seq < 0 {
+		return bad("truncated seq")
+	}
+	buf = buf[n:]
+	el, n := binary.Uvarint(buf)
+	if n <= 0 || el > uint64(len(buf)-n) {
+		return bad("truncated epoch")
+	}
+	buf = buf[n:]
+	c.epoch = string(buf[:el])
+	c.id = string(buf[el:])
+	if c.id == "" {
+		return bad("missing id")
+	}
+	return c, nil
+}

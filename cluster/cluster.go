@@ -1,0 +1,232 @@
+// Package cluster starts this node's protoactor-go cluster member and is the
+// one way the rest of Switchboard talks to virtual actors: Request, a small
+// wrapper with its own deadline and retries (PROTOACTOR.md: RequestFuture
+// options leak into a process-global default, and a dead letter is not
+// retried by the library for us).
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Providers a node can use to find the others.
+const (
+	ProviderSingle      = "single"
+	ProviderAutomanaged = "automanaged"
+	ProviderEtcd        = "etcd"
+)
+
+// Config of this node's cluster membership.
+type Config struct {
+	Provider string // single, automanaged or etcd
+	Name     string // nodes with the same name form one cluster
+	NodeAddr string // host:port of actor remoting; port 0 picks one
+	// Seeds are the automanaged HTTP addresses of the other nodes.
+	Seeds []string
+	// AutomanagedPort is where this node's automanaged provider listens.
+	AutomanagedPort int
+	EtcdEndpoints   []string
+	// StartTimeout bounds joining: with etcd down StartMember would block forever.
+	StartTimeout time.Duration
+	// RequestTimeout is the deadline of one try of a request.
+	RequestTimeout time.Duration
+	// Agent, when set with the single provider, is shared by several nodes
+	// in one process (tests of cross-node behaviour).
+	Agent *test.InMemAgent
+	Logger *slog.Logger
+}
+
+// Node is this process's cluster member.
+type Node struct {
+	Cluster *cluster.Cluster
+	System  *actor.ActorSystem
+	cfg     Config
+	log     *slog.Logger
+
+	stopOnce sync.Once
+}
+
+// Start joins the cluster with the given kinds and returns once the member
+// has started, or an error after cfg.StartTimeout.
+func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, error) {
+	if cfg.Name == "" {
+		cfg.Name = "switchboard"
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	host, port, err := splitAddr(cfg.NodeAddr)
+	if err != nil {
+		return nil, err
+	}
+	var provider cluster.ClusterProvider
+	switch cfg.Provider {
+	case "", ProviderSingle:
+		agent := cfg.Agent
+		if agent == nil {
+			agent = test.NewInMemAgent()
+		}
+		provider = test.NewTestProvider(agent)
+	case ProviderAutomanaged:
+		if cfg.AutomanagedPort == 0 {
+			return nil, errors.New("cluster: automanaged needs an automanaged port")
+		}
+		provider = automanaged.NewWithConfig(2*time.Second, cfg.AutomanagedPort, cfg.Seeds...)
+	case ProviderEtcd:
+		if len(cfg.EtcdEndpoints) == 0 {
+			return nil, errors.New("cluster: etcd needs SWITCHBOARD_ETCD_ENDPOINTS")
+		}
+		p, err := etcd.NewWithConfig("/switchboard/"+cfg.Name, clientv3.Config{Endpoints: cfg.EtcdEndpoints, DialTimeout: 5 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: etcd client: %w", err)
+		}
+		provider = p
+	default:
+		return nil, fmt.Errorf("cluster: unknown provider %q (want single, automanaged or etcd)", cfg.Provider)
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(system *actor.ActorSystem) *slog.Logger {
+		return log.With("lib", "protoactor")
+	}))
+	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port),
+		cluster.WithKinds(kinds...), cluster.WithRequestTimeout(cfg.RequestTimeout))
+	c := cluster.New(system, ccfg)
+
+	started := make(chan any, 1)
+	go func() {
+		defer func() { started <- recover() }()
+		c.StartMember()
+	}()
+	timer := time.NewTimer(cfg.StartTimeout)
+	defer timer.Stop()
+	select {
+	case p := <-started:
+		if p != nil {
+			return nil, fmt.Errorf("cluster: start member: %v", p)
+		}
+	case <-timer.C:
+		return nil, fmt.Errorf("cluster: joining with provider %s took longer than %s", cfg.Provider, cfg.StartTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &Node{Cluster: c, System: system, cfg: cfg, log: log}, nil
+}
+
+func splitAddr(addr string) (string, int, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("cluster: node address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("cluster: node address %q: bad port", addr)
+	}
+	return host, port, nil
+}
+
+// Address is this node's remoting address.
+func (n *Node) Address() string { return n.System.Address() }
+
+// ErrUnavailable is returned when no activation answered within the deadline.
+var ErrUnavailable = errors.New("actor unavailable")
+
+// Request sends msg to the virtual actor (kind, identity) and waits for its
+// answer until ctx is done. A try that times out or reaches a dead
+// activation is retried with a fresh lookup: commands carry idempotency keys,
+// so a command that ran before its answer was lost is not applied twice.
+func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any, error) {
+	backoff := 2 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		timeout := n.cfg.RequestTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			if left := time.Until(dl); left < timeout {
+				timeout = left
+			}
+		}
+		if timeout <= 0 {
+			return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, ErrUnavailable)
+		}
+		pid := n.Cluster.Get(identity, kind)
+		if pid != nil {
+			res, err := n.System.Root.RequestFuture(pid, msg, timeout).Result()
+			if err == nil {
+				if _, dead := res.(*actor.DeadLetterResponse); !dead {
+					return res, nil
+				}
+			} else if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) {
+				return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, err)
+			}
+			n.Cluster.PidCache.RemoveByValue(identity, kind, pid)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("cluster: request %s/%s after %d tries: %w", kind, identity, attempt, ErrUnavailable)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+// Member is one node of the cluster as the admin page shows it.
+type Member struct {
+	ID      string   `json:"id"`
+	Address string   `json:"address"`
+	Kinds   []string `json:"kinds"`
+	Status  string   `json:"status"`
+}
+
+// Members lists the cluster's current members.
+func (n *Node) Members() []Member {
+	var out []Member
+	for _, m := range n.Cluster.MemberList.Members().Members() {
+		out = append(out, Member{ID: m.Id, Address: m.Address(), Kinds: m.Kinds, Status: "alive"})
+	}
+	return out
+}
+
+// ID is this member's id.
+func (n *Node) ID() string { return n.System.ID }
+
+// Stop leaves the cluster gracefully: every local grain receives Stopped
+// (where it flushes and snapshots) and the others take over its identities.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() { n.Cluster.Shutdown(true) })
+}
+
+// IsMember reports whether the node has joined (for /readyz).
+func (n *Node) IsMember() bool {
+	for _, m := range n.Cluster.MemberList.Members().Members() {
+		if m.Id == n.System.ID || strings.HasSuffix(m.Address(), n.Address()) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchboard-dev/switchboard/actors/grains"
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/gateway"
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+// node is one running Switchboard process: database, group-commit writer,
+// cluster member with its actors, and the HTTP gateway.
+type node struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *persistence.Store
+	writer   *persistence.Writer
+	member   *cluster.Node
+	http     *http.Server
+	listener net.Listener
+	served   chan error
+}
+
+// startNode brings a node up: schema, database, actors, cluster, HTTP.
+func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error) {
+	n := &node{cfg: cfg, log: log, served: make(chan error, 1)}
+	if err := persistence.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	store, err := persistence.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	n.store = store
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow}, reg)
+
+	deps := &grains.Deps{
+		Config: grains.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
+		Store:  store, Writer: n.writer, Log: log, Metrics: grains.NewMetrics(reg),
+	}
+	member, err := cluster.Start(ctx, cluster.Config{
+		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
+		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log,
+	}, grains.NewConversationKind(deps), grains.NewInboxKind(deps))
+	if err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	deps.SetNode(member)
+	n.member = member
+
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins}, gateway.Deps{
+		Store: store, Engine: grains.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		n.member.Stop()
+		n.closeStorage()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	n.listener = ln
+	n.http = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() { n.served <- n.http.Serve(ln) }()
+	return n, nil
+}
+
+// URL is where the node serves HTTP.
+func (n *node) URL() string { return "http://" + n.listener.Addr().String() }
+
+// stop is the graceful stop: stop accepting and finish in-flight requests,
+// stop the actors (each snapshots in Stopped) and leave the cluster, flush
+// pending commits, close the database.
+func (n *node) stop(ctx context.Context) error {
+	var errs []error
+	shutdownCtx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := n.http.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	n.member.Stop()
+	if err := n.closeStorage(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (n *node) closeStorage() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if n.writer != nil {
+		err = n.writer.Close(ctx)
+	}
+	n.store.Close()
+	return err
+}

@@ -1,0 +1,33 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+)
+
+func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
+	self := s.node.ID()
+	members := []map[string]any{}
+	for _, m := range s.node.Members() {
+		entry := map[string]any{"id": m.ID, "address": m.Address, "kinds": m.Kinds, "status": m.Status}
+		if m.ID == self {
+			entry["activations"] = map[string]int64{
+				"conversation": s.actorsM.ActiveConversations(), "inbox": s.actorsM.ActiveInboxes()}
+		} else {
+			entry["activations"] = nil // known to that node; see its own /v1/admin/cluster
+		}
+		members = append(members, entry)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"self": self, "members": members})
+	return nil
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"ingest_per_s":         s.ingest.perSecond(),
+		"active_conversations": s.actorsM.ActiveConversations(),
+		"active_inboxes":       s.actorsM.ActiveInboxes(),
+		"uptime_s":             int64(time.Since(s.started).Seconds()),
+	})
+	return nil
+}

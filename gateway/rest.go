@@ -1,0 +1,499 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := validName("name", in.Name); err != nil {
+		return err
+	}
+	acc, key, err := s.store.CreateAccount(r.Context(), in.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"account": map[string]string{"id": acc.ID, "name": acc.Name}, "api_key": key})
+	return nil
+}
+
+func (s *Server) createInbox(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return errForbidden
+	}
+	var in struct {
+		Name        string `json:"name"`
+		PhoneNumber string `json:"phone_number"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := validName("name", in.Name); err != nil {
+		return err
+	}
+	if in.PhoneNumber != "" && !validPhone(in.PhoneNumber) {
+		return errorf(codeInvalid, "phone_number must be an E.164 number like +14155550100")
+	}
+	ib, err := s.store.CreateInbox(r.Context(), p.AccountID, in.Name, in.PhoneNumber)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, inboxJSON(ib))
+	return nil
+}
+
+func inboxJSON(ib persistence.Inbox) map[string]any {
+	var phone any
+	if ib.PhoneNumber != "" {
+		phone = ib.PhoneNumber
+	}
+	return map[string]any{"id": ib.ID, "name": ib.Name, "phone_number": phone}
+}
+
+func (s *Server) listInboxes(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	all, err := s.store.ListInboxes(r.Context(), p.AccountID)
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, ib := range all {
+		if canSeeInbox(p, ib.AccountID, ib.ID) {
+			out = append(out, inboxJSON(ib))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"inboxes": out})
+	return nil
+}
+
+func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return errForbidden
+	}
+	var in struct {
+		Name     string   `json:"name"`
+		Email    string   `json:"email"`
+		InboxIDs []string `json:"inbox_ids"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := validName("name", in.Name); err != nil {
+		return err
+	}
+	if err := validateContact(&contactIn{Email: in.Email}); err != nil {
+		return errorf(codeInvalid, "email is not a valid address")
+	}
+	if in.InboxIDs == nil {
+		in.InboxIDs = []string{}
+	}
+	agent, token, err := s.store.CreateAgent(r.Context(), p.AccountID, in.Name, in.Email, in.InboxIDs)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return errorf(codeInvalid, "inbox_ids names an inbox that does not exist in this account")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"agent": map[string]any{
+		"id": agent.ID, "name": agent.Name, "email": agent.Email, "inbox_ids": agent.InboxIDs}, "token": token})
+	return nil
+}
+
+// inbox returns the inbox named in the path if the caller may use it;
+// otherwise not_found, whether or not it exists elsewhere.
+func (s *Server) inbox(r *http.Request, id string) (persistence.Inbox, error) {
+	p := principalFrom(r.Context())
+	ib, ok := s.cachedInbox(id)
+	if !ok {
+		var err error
+		ib, err = s.store.GetInbox(r.Context(), id)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return ib, notFound("inbox")
+		}
+		if err != nil {
+			return ib, err
+		}
+		s.inboxes.Store(id, ib)
+	}
+	if !canSeeInbox(p, ib.AccountID, ib.ID) {
+		return ib, notFound("inbox")
+	}
+	return ib, nil
+}
+
+func (s *Server) cachedInbox(id string) (persistence.Inbox, bool) {
+	v, ok := s.inboxes.Load(id)
+	if !ok {
+		return persistence.Inbox{}, false
+	}
+	return v.(persistence.Inbox), true
+}
+
+// conversationRef returns the account and inbox of a conversation the
+// caller may use.
+func (s *Server) conversationRef(r *http.Request, id string) (convRef, error) {
+	p := principalFrom(r.Context())
+	v, ok := s.convs.Load(id)
+	ref, _ := v.(convRef)
+	if !ok {
+		acc, ib, err := s.store.ConversationRef(r.Context(), id)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return ref, notFound("conversation")
+		}
+		if err != nil {
+			return ref, err
+		}
+		ref = convRef{accountID: acc, inboxID: ib}
+		s.convs.Store(id, ref)
+	}
+	if !canSeeInbox(p, ref.accountID, ref.inboxID) {
+		return ref, notFound("conversation")
+	}
+	return ref, nil
+}
+
+func toContact(c *contactIn) *actorpb.Contact {
+	return &actorpb.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
+}
+
+func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Contact    *contactIn `json:"contact"`
+		Body       string     `json:"body"`
+		Channel    string     `json:"channel"`
+		ExternalID string     `json:"external_id"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := validateContact(in.Contact); err != nil {
+		return err
+	}
+	if err := validateBody(in.Body); err != nil {
+		return err
+	}
+	if ch := conversation.Channel(in.Channel); in.Channel != "" && (!ch.Valid() || ch == conversation.ChannelVoice) {
+		return errorf(codeInvalid, "channel must be sms, chat or email")
+	}
+	if err := validKey("external_id", in.ExternalID); err != nil {
+		return err
+	}
+	p := principalFrom(r.Context())
+	convID := conversation.ID(ib.ID, contactKey(in.Contact))
+	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+		ConversationId: convID, AccountId: ib.AccountID, InboxId: ib.ID, ActorId: p.AgentID,
+		Command: &actorpb.ConversationCommand_Inbound{Inbound: &actorpb.InboundMessage{
+			Contact: toContact(in.Contact), Body: in.Body, Channel: in.Channel, ExternalId: in.ExternalID}},
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if res.Duplicate {
+		status = http.StatusOK
+	} else {
+		s.ingest.add(1)
+	}
+	s.convs.Store(convID, convRef{accountID: ib.AccountID, inboxID: ib.ID})
+	writeJSON(w, status, map[string]any{"conversation_id": conversationIDOf(res.Summary, convID),
+		"message": res.Item, "conversation": res.Summary})
+	return nil
+}
+
+// conversationIDOf reads the id from a summary: a duplicate external_id may
+// answer with another contact's conversation.
+func conversationIDOf(summary json.RawMessage, fallback string) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(summary, &v) == nil && v.ID != "" {
+		return v.ID
+	}
+	return fallback
+}
+
+func contactKey(c *contactIn) string {
+	return conversation.ContactKey(conversation.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle})
+}
+
+func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Contact      *contactIn `json:"contact"`
+		CallID       string     `json:"call_id"`
+		State        string     `json:"state"`
+		DurationS    *int64     `json:"duration_s"`
+		RecordingURL string     `json:"recording_url"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := validateContact(in.Contact); err != nil {
+		return err
+	}
+	if in.CallID == "" || len(in.CallID) > 200 {
+		return errorf(codeInvalid, "call_id must be 1 to 200 characters")
+	}
+	if !conversation.CallState(in.State).Valid() {
+		return errorf(codeInvalid, "state must be one of ringing, in_progress, completed, missed, voicemail")
+	}
+	var dur int64
+	if in.DurationS != nil {
+		if *in.DurationS < 0 {
+			return errorf(codeInvalid, "duration_s must not be negative")
+		}
+		dur = *in.DurationS
+	}
+	if len(in.RecordingURL) > 2048 {
+		return errorf(codeInvalid, "recording_url is too long")
+	}
+	p := principalFrom(r.Context())
+	convID := conversation.ID(ib.ID, contactKey(in.Contact))
+	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+		ConversationId: convID, AccountId: ib.AccountID, InboxId: ib.ID, ActorId: p.AgentID,
+		Command: &actorpb.ConversationCommand_Call{Call: &actorpb.CallEvent{
+			Contact: toContact(in.Contact), CallId: in.CallID, State: in.State, DurationS: dur, RecordingUrl: in.RecordingURL}},
+	})
+	if err != nil {
+		return err
+	}
+	s.convs.Store(convID, convRef{accountID: ib.AccountID, inboxID: ib.ID})
+	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": convID, "call": res.Item, "conversation": res.Summary})
+	return nil
+}
+
+func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	ref, err := s.conversationRef(r, id)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Body     string `json:"body"`
+		Kind     string `json:"kind"`
+		ClientID string `json:"client_id"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := validateBody(in.Body); err != nil {
+		return err
+	}
+	if in.Kind != "" && in.Kind != "message" && in.Kind != "note" {
+		return errorf(codeInvalid, "kind must be message or note")
+	}
+	if err := validKey("client_id", in.ClientID); err != nil {
+		return err
+	}
+	res, err := s.sendReply(r, ref, id, in.Body, in.Kind, in.ClientID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if res.Duplicate {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(res.Item, '\n'))
+	return nil
+}
+
+func (s *Server) sendReply(r *http.Request, ref convRef, id, body, kind, clientID string) (res replyResult, err error) {
+	p := principalFrom(r.Context())
+	out, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID, ActorId: p.AgentID,
+		Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: body, Kind: kind, ClientId: clientID}},
+	})
+	return replyResult{Item: out.Item, Summary: out.Summary, Duplicate: out.Duplicate}, err
+}
+
+type replyResult struct {
+	Item, Summary json.RawMessage
+	Duplicate     bool
+}
+
+// updateIn is PATCH /v1/conversations/{id}. assignee_id distinguishes
+// absent (unchanged) from null (unassign).
+type updateIn struct {
+	Status     *string         `json:"status"`
+	Addressed  *bool           `json:"addressed"`
+	AssigneeID json.RawMessage `json:"assignee_id"`
+	TagsAdd    []string        `json:"tags_add"`
+	TagsRemove []string        `json:"tags_remove"`
+	IfVersion  *int64          `json:"if_version"`
+}
+
+func (in *updateIn) toPB() (*actorpb.Update, error) {
+	u := &actorpb.Update{Status: in.Status, Addressed: in.Addressed, TagsAdd: in.TagsAdd, TagsRemove: in.TagsRemove, IfVersion: in.IfVersion}
+	if in.Status != nil && !conversation.Status(*in.Status).Valid() {
+		return nil, errorf(codeInvalid, "status must be one of new, open, pending, closed")
+	}
+	if len(in.AssigneeID) > 0 {
+		var a *string
+		if err := json.Unmarshal(in.AssigneeID, &a); err != nil {
+			return nil, errorf(codeInvalid, "assignee_id must be a string or null")
+		}
+		empty := ""
+		if a == nil {
+			a = &empty
+		} else if *a == "" || len(*a) > 200 {
+			return nil, errorf(codeInvalid, "assignee_id must be an agent id or null")
+		}
+		u.AssigneeId = a
+	}
+	for _, t := range append(append([]string{}, in.TagsAdd...), in.TagsRemove...) {
+		if t == "" || len(t) > 64 {
+			return nil, errorf(codeInvalid, "tags must be 1 to 64 characters")
+		}
+	}
+	if len(in.TagsAdd)+len(in.TagsRemove) > 100 {
+		return nil, errorf(codeInvalid, "at most 100 tags per update")
+	}
+	return u, nil
+}
+
+func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	ref, err := s.conversationRef(r, id)
+	if err != nil {
+		return err
+	}
+	var in updateIn
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	summary, err := s.update(r, ref, id, &in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(summary, '\n'))
+	return nil
+}
+
+func (s *Server) update(r *http.Request, ref convRef, id string, in *updateIn) (json.RawMessage, error) {
+	u, err := in.toPB()
+	if err != nil {
+		return nil, err
+	}
+	p := principalFrom(r.Context())
+	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID, ActorId: p.AgentID,
+		Command: &actorpb.ConversationCommand_Update{Update: u},
+	})
+	return res.Summary, err
+}
+
+func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	ref, err := s.conversationRef(r, id)
+	if err != nil {
+		return err
+	}
+	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID,
+		Command: &actorpb.ConversationCommand_Get{Get: &actorpb.GetConversation{}},
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(res.Summary, '\n'))
+	return nil
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := s.conversationRef(r, id); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 50, 1, 200, "limit")
+	if err != nil {
+		return err
+	}
+	before, err := intParam(q.Get("before"), 0, 1, 1<<62, "before")
+	if err != nil {
+		return err
+	}
+	items, next, err := s.store.ListItems(r.Context(), id, int64(before), limit)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []conversation.Item{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": items, "next_before": next})
+	return nil
+}
+
+func intParam(v string, def, lo, hi int, name string) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, errorf(codeInvalid, "%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) error {
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	p := principalFrom(r.Context())
+	page, err := s.engine.List(r.Context(), ib.AccountID, ib.ID, p.AgentID, r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	var next any
+	if page.NextCursor != "" {
+		next = page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": page.Conversations, "next_cursor": next,
+		"total": page.Total, "epoch": page.Epoch, "seq": page.Seq})
+	return nil
+}
+
+func (s *Server) counts(w http.ResponseWriter, r *http.Request) error {
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	p := principalFrom(r.Context())
+	raw, epoch, seq, err := s.engine.Counts(r.Context(), ib.AccountID, ib.ID, p.AgentID)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return err
+	}
+	out["epoch"], out["seq"] = epoch, seq
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
