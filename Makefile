@@ -24,7 +24,9 @@ vet:
 	@echo "==> go vet"
 	@$(GO) vet ./...
 
-test: deps vet
+test:
+	@./scripts/ensure-deps.sh chromium
+	@$(MAKE) --no-print-directory vet
 	@echo "==> tests with the race detector: state machines, queues, persistence, search, load tool"
 	@$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	@echo "==> tests that start the actor runtime (no race detector)"

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"time"
 )
 
 func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
@@ -19,15 +18,5 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
 		members = append(members, entry)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"self": self, "members": members})
-	return nil
-}
-
-func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"ingest_per_s":         s.ingest.perSecond(),
-		"active_conversations": s.actorsM.ActiveConversations(),
-		"active_inboxes":       s.actorsM.ActiveInboxes(),
-		"uptime_s":             int64(time.Since(s.started).Seconds()),
-	})
 	return nil
 }

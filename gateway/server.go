@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,10 @@ type Server struct {
 	inboxes sync.Map // inbox id → persistence.Inbox
 	convs   sync.Map // conversation id → convRef
 	ingest  *rateMeter
+
+	indexer       Indexer
+	commitP99     *windowQuantile
+	wsConnections atomic.Int64
 }
 
 type convRef struct{ accountID, inboxID string }
@@ -56,12 +61,15 @@ type Deps struct {
 	ActorMetrics *grains.Metrics
 	Registry     *prometheus.Registry
 	Log          *slog.Logger
+	// Indexer is nil on a node that does not index.
+	Indexer Indexer
 }
 
 // New builds a gateway.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
-		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter()}
+		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter(), indexer: d.Indexer,
+		commitP99: newWindowQuantile(d.Registry, "commit_duration_seconds")}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -81,6 +89,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/admin/accounts", s.admin(s.createAccount))
 	route("GET /v1/admin/cluster", s.admin(s.clusterInfo))
 	route("GET /v1/admin/stats", s.admin(s.stats))
+	route("POST /v1/admin/indexer/pause", s.admin(s.pauseIndexer))
+	route("POST /v1/admin/indexer/resume", s.admin(s.resumeIndexer))
 
 	route("POST /v1/inboxes", s.authenticated(s.createInbox))
 	route("GET /v1/inboxes", s.authenticated(s.listInboxes))
@@ -93,6 +103,10 @@ func (s *Server) Handler() http.Handler {
 	route("PATCH /v1/conversations/{id}", s.authenticated(s.updateConversation))
 	route("GET /v1/conversations/{id}", s.authenticated(s.getConversation))
 	route("GET /v1/conversations/{id}/messages", s.authenticated(s.listMessages))
+
+	route("GET /{$}", s.page("console.html"))
+	route("GET /admin/{$}", s.page("admin.html"))
+	mux.Handle("GET /assets/", s.assets())
 
 	route("/v1/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(codeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)

@@ -22,10 +22,10 @@ const (
 	setupTimeout    = 2 * time.Minute // creating accounts, inboxes, agents
 	readyTimeout    = 30 * time.Second
 	resumeTimeout   = 10 * time.Second // resuming the indexer, even after cancel
-	sendAttempts    = 3               // per write, same idempotency key each time
-	lateCutoff      = time.Second     // a send this far past the window is not sent
-	maxSearchActive = 256             // sampled messages being polled at once
-	pageLimit       = 50              // the inbox first page, as a client asks for it
+	sendAttempts    = 3                // per write, same idempotency key each time
+	lateCutoff      = time.Second      // a send this far past the window is not sent
+	maxSearchActive = 256              // sampled messages being polled at once
+	pageLimit       = 50               // the inbox first page, as a client asks for it
 )
 
 type jobKind int
@@ -97,13 +97,13 @@ type runner struct {
 	pausedSince, resumedAt atomic.Int64
 	pauseErr               atomic.Pointer[string]
 
-	scheduled, sent, acked         atomic.Int64 // jobs due in the measured window
+	scheduled, sent, acked           atomic.Int64 // jobs due in the measured window
 	writes, messages, calls, replies atomic.Int64 // acknowledged writes, whole run
-	resends, retries, reconnects   atomic.Int64
-	skipped                        atomic.Int64 // scheduled but never sent (tool behind)
-	searchSamples, searchLost      atomic.Int64
-	searchSkipped                  atomic.Int64
-	ackedTotal                     atomic.Int64 // for the progress line's rate
+	resends, retries, reconnects     atomic.Int64
+	skipped                          atomic.Int64 // scheduled but never sent (tool behind)
+	searchSamples, searchLost        atomic.Int64
+	searchSkipped                    atomic.Int64
+	ackedTotal                       atomic.Int64 // for the progress line's rate
 
 	errMu    sync.Mutex
 	errKinds map[string]int64
@@ -662,7 +662,7 @@ func (r *runner) startSubscribers(ctx context.Context, wg *sync.WaitGroup) error
 			if err != nil {
 				return err
 			}
-			s := &subscriber{id: r.tr.addSubscriber(in.id), inbox: in.id, token: ag.token, wsURL: u, r: r, ready: make(chan struct{}), done: make(chan struct{})}
+			s := &subscriber{id: r.tr.addSubscriber(in.id), inbox: in.id, wsURL: u, r: r, ready: make(chan struct{}), done: make(chan struct{})}
 			r.subs = append(r.subs, s)
 		}
 	}

@@ -16,31 +16,8 @@ import (
 // It does no I/O and takes every time as an argument, so it is tested
 // directly.
 //
-// Definitions (also in the package documentation):
-//
-//   - stale: a subscriber received, for one conversation, a version lower
-//     than one it had already received (update or snapshot).
-//   - gaps: inbox-stream discontinuities the API does not allow. Seqs may
-//     skip when the server coalesces a slow connection's queue, but only by
-//     dropping an update that a newer update of the same conversation
-//     replaces, so every skipped seq must be matched by a skipped version of
-//     some conversation. Per stretch of stream between (re)subscriptions, a
-//     gap is a skipped seq not so matched; a repeated or backward seq and an
-//     epoch change without resync also count as one gap each.
-//   - coalesced: seqs skipped in total (explained or not); seq_jumps is how
-//     many times the seq jumped.
-//   - lost: an acknowledged write whose version (or a later one) never
-//     reached a subscriber of its inbox by the end of the grace period,
-//     counted once per subscriber; plus sampled messages never searchable.
-//   - duplicates: a re-send with the same external_id/client_id answered as
-//     new (201) or with another message; two distinct acknowledged writes
-//     carrying the same conversation version; one subscriber receiving the
-//     same version of a conversation twice with different contents. The
-//     same version received twice with identical contents is harmless and
-//     counted as redelivered.
-//   - unverified: a write that a subscriber cannot be held to, because a
-//     resync replaced its view with a snapshot that was only the first page
-//     and did not list the conversation.
+// The counters it keeps (stale, gaps, coalesced, lost, duplicates,
+// unverified...) are defined in the package documentation (doc.go).
 
 // historyHorizon bounds how long receive times are kept per conversation.
 // A receive time is only looked up by a write acknowledged after its update
@@ -113,7 +90,7 @@ type tracker struct {
 	mu      sync.Mutex
 	subs    []*subView
 	byInbox map[string][]int
-	acked   map[string]*versionSet // conversation → versions acknowledged as new
+	ackedV  map[string]*versionSet // conversation → versions acknowledged as new
 	c       trackerCounts
 	zero    chan struct{} // closed whenever pending drops to zero
 	fresh   func(d time.Duration, tag sendTag)
@@ -124,7 +101,7 @@ type tracker struct {
 func newTracker(fresh func(time.Duration, sendTag)) *tracker {
 	return &tracker{
 		byInbox: map[string][]int{},
-		acked:   map[string]*versionSet{},
+		ackedV:  map[string]*versionSet{},
 		zero:    make(chan struct{}),
 		fresh:   fresh,
 	}
@@ -332,10 +309,10 @@ func (t *tracker) acked(inbox, convID string, version int64, due time.Time, tag 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if isNew {
-		vs := t.acked[convID]
+		vs := t.ackedV[convID]
 		if vs == nil {
 			vs = &versionSet{}
-			t.acked[convID] = vs
+			t.ackedV[convID] = vs
 		}
 		if !vs.add(version) {
 			t.c.Duplicates++ // two distinct writes claim one version: a forked history

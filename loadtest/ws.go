@@ -68,7 +68,6 @@ func summaryOf(raw json.RawMessage) (id string, version int64, hash uint64, err 
 type subscriber struct {
 	id    int // tracker subscriber id
 	inbox string
-	token string
 	wsURL string
 	r     *runner
 

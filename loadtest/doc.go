@@ -1,0 +1,65 @@
+// Package loadtest is `switchboard loadtest`: it drives a running server
+// purely through the public API (../shared/API.md) and measures what the
+// design promises, in numbers.
+//
+// It creates its own accounts (admin token), inboxes (account API key) and
+// agents, opens one websocket per agent subscribed to its inbox, and then
+// sends inbound messages, call events (ringing, then completed) and agent
+// replies open loop at --rate for --warmup plus --duration.
+//
+// # Figures
+//
+// Latencies are HDR histograms reported as p50/p90/p99/p99.9/max in ms.
+//
+//   - ack: from a send's due time (open-loop schedule, so a stalled server
+//     cannot hide its stall by slowing the tool) to its HTTP answer.
+//   - freshness: from a write's due time to each subscriber of its inbox
+//     holding the write's conversation version or a later one (an update,
+//     or a snapshot after a resync); one sample per write and subscriber.
+//     The update often arrives before the HTTP answer; receive times are
+//     kept per (subscriber, conversation, version) and matched when the
+//     answer comes.
+//   - index lag: for --search-sample of the inbound messages, from the ack
+//     to the message being returned by GET /v1/search (polled, at most 5%
+//     of the elapsed wait apart). With --pause-indexer-for, samples
+//     acknowledged while the indexer was paused are reported apart, beside
+//     the freshness of the writes sent meanwhile.
+//   - schedule lag: due time to a worker starting the send; large values
+//     mean too few --workers, and are warned about.
+//   - --compare-sql: the inbox first page (conversations?limit=50 then
+//     counts) through the API, beside the page and counts queries on the
+//     conversations read model; ratio = SQL / API at p50 and p99.
+//
+// # Correctness counters (must be zero)
+//
+//   - stale: a subscriber received, for one conversation, a lower version
+//     after a higher one.
+//   - lost: (writes × subscribers) whose version, or a later one, had not
+//     reached the subscriber by the end of --grace after the last answer;
+//     plus sampled messages not searchable within --search-timeout (plus
+//     the pause).
+//   - duplicates: a re-send (--resend-share) of an acknowledged message
+//     with the same external_id or client_id answered as new (201) or with
+//     another message id; two distinct acknowledged writes carrying one
+//     conversation version (a forked history); a subscriber receiving one
+//     version of a conversation twice with different contents. The same
+//     version twice with identical contents is harmless: "redelivered".
+//   - gaps: inbox-stream discontinuities not allowed by API.md. A slow
+//     connection may have updates coalesced, so seqs may skip, but an update
+//     is only dropped when a newer one of the same conversation replaces it:
+//     every skipped seq must be matched by a skipped conversation version.
+//     Between two (re)subscriptions, skipped seqs minus skipped versions
+//     (when positive) are gaps; a repeated or backward seq, and an epoch
+//     change without a resync, are one gap each. All skipped seqs are also
+//     reported as "coalesced", and how many jumps as "seq_jumps".
+//
+// Informational: resyncs, snapshots, redelivered, reconnects, retries,
+// errors (by kind), "unverified" (writes a subscriber cannot be held to
+// because a resync snapshot held only the first page and not their
+// conversation), "freshness_unmeasured" (delivered, but acknowledged so
+// late that the receive time was forgotten).
+//
+// Main exits 1 when a correctness counter is not zero, a figure the
+// scenario should produce is missing, or a --max-* threshold is missed
+// (--max-errors defaults to 0); 2 on bad flags.
+package loadtest
