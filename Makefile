@@ -25,7 +25,7 @@ vet:
 	@$(GO) vet ./...
 
 test:
-	@./scripts/ensure-deps.sh chromium
+	@./scripts/ensure-deps.sh chromium etcd
 	@$(MAKE) --no-print-directory vet
 	@echo "==> tests with the race detector: state machines, queues, persistence, search, load tool"
 	@$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)

@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// echoKind answers a StringValue with "<node address>:<identity>:<value>",
+// so a test can tell which node served an identity.
+func echoKind() *protocluster.Kind {
+	return protocluster.NewKind("echo", actor.PropsFromFunc(func(ctx actor.Context) {
+		if m, ok := ctx.Message().(*wrapperspb.StringValue); ok {
+			ctx.Respond(wrapperspb.String(ctx.ActorSystem().Address() + "|" + m.Value))
+		}
+	}))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	cfg.RequestTimeout = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := Start(ctx, cfg, echoKind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// awaitMembers polls the membership (it changes through gossip, which has
+// no event a test can subscribe to cheaply) until every node sees want.
+func awaitMembers(t *testing.T, want int, nodes ...*Node) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, n := range nodes {
+			if len(n.Members()) != want {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, n := range nodes {
+				t.Logf("%s sees %v", n.Address(), n.Members())
+			}
+			t.Fatalf("members did not converge to %d", want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// crossNode finds an identity owned by the other node and shows that a
+// request from a reaches it and comes back: the message crossed the wire.
+func crossNode(t *testing.T, a, b *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 200; i++ {
+		id := "id-" + strconv.Itoa(i)
+		res, err := a.Request(ctx, "echo", id, wrapperspb.String(id))
+		if err != nil {
+			t.Fatalf("request %s: %v", id, err)
+		}
+		got := res.(*wrapperspb.StringValue).Value
+		if got == b.Address()+"|"+id {
+			return
+		}
+		if got != a.Address()+"|"+id {
+			t.Fatalf("unexpected answer %q", got)
+		}
+	}
+	t.Fatal("no identity of 200 was placed on the other node")
+}
+
+func TestSingleProviderTwoNodesShareAnAgent(t *testing.T) {
+	agent := test.NewInMemAgent()
+	a := startNode(t, Config{Provider: ProviderSingle, Agent: agent})
+	b := startNode(t, Config{Provider: ProviderSingle, Agent: agent})
+	awaitMembers(t, 2, a, b)
+	crossNode(t, a, b)
+	if !a.IsMember() || !b.IsMember() {
+		t.Fatal("IsMember false for a started node")
+	}
+}
+
+func TestAutomanagedProvider(t *testing.T) {
+	pa, pb := freePort(t), freePort(t)
+	seeds := []string{fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pb)}
+	a := startNode(t, Config{Provider: ProviderAutomanaged, AutomanagedPort: pa, Seeds: seeds})
+	b := startNode(t, Config{Provider: ProviderAutomanaged, AutomanagedPort: pb, Seeds: seeds})
+	awaitMembers(t, 2, a, b)
+	crossNode(t, a, b)
+}
+
+// startEtcd runs Debian's etcd on loopback in a temporary folder.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd is not installed (make test installs etcd-server): %v", err)
+	}
+	client, peer := freePort(t), freePort(t)
+	dir := t.TempDir()
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	cmd := exec.Command(bin, "--data-dir", filepath.Join(dir, "data"), "--name", "test",
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "test="+peerURL)
+	logf, _ := os.Create(filepath.Join(dir, "etcd.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", client))
+		if err == nil {
+			c.Close()
+			return fmt.Sprintf("127.0.0.1:%d", client)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd did not listen: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestEtcdProvider(t *testing.T) {
+	endpoint := startEtcd(t)
+	name := "etcdtest" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	a := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}})
+	b := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}})
+	awaitMembers(t, 2, a, b)
+	crossNode(t, a, b)
+}
+
+func TestStartRejectsBadConfig(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{Provider: "zookeeper"},
+		{Provider: ProviderAutomanaged},
+		{Provider: ProviderEtcd},
+		{NodeAddr: "no-port"},
+	} {
+		if _, err := Start(ctx, cfg); err == nil {
+			t.Errorf("Start(%+v) succeeded", cfg)
+		}
+	}
+}
