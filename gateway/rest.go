@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -116,11 +117,16 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 // inbox returns the inbox named in the path if the caller may use it;
 // otherwise not_found, whether or not it exists elsewhere.
 func (s *Server) inbox(r *http.Request, id string) (persistence.Inbox, error) {
-	p := principalFrom(r.Context())
+	return s.inboxFor(r.Context(), id)
+}
+
+// inboxFor is inbox for a context carrying the principal (REST or websocket).
+func (s *Server) inboxFor(ctx context.Context, id string) (persistence.Inbox, error) {
+	p := principalFrom(ctx)
 	ib, ok := s.cachedInbox(id)
 	if !ok {
 		var err error
-		ib, err = s.store.GetInbox(r.Context(), id)
+		ib, err = s.store.GetInbox(ctx, id)
 		if errors.Is(err, persistence.ErrNotFound) {
 			return ib, notFound("inbox")
 		}
@@ -146,11 +152,16 @@ func (s *Server) cachedInbox(id string) (persistence.Inbox, bool) {
 // conversationRef returns the account and inbox of a conversation the
 // caller may use.
 func (s *Server) conversationRef(r *http.Request, id string) (convRef, error) {
-	p := principalFrom(r.Context())
+	return s.conversationRefFor(r.Context(), id)
+}
+
+// conversationRefFor is conversationRef for a context carrying the principal.
+func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, error) {
+	p := principalFrom(ctx)
 	v, ok := s.convs.Load(id)
 	ref, _ := v.(convRef)
 	if !ok {
-		acc, ib, err := s.store.ConversationRef(r.Context(), id)
+		acc, ib, err := s.store.ConversationRef(ctx, id)
 		if errors.Is(err, persistence.ErrNotFound) {
 			return ref, notFound("conversation")
 		}
@@ -212,8 +223,12 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		s.ingest.add(1)
 	}
-	s.convs.Store(convID, convRef{accountID: ib.AccountID, inboxID: ib.ID})
-	writeJSON(w, status, map[string]any{"conversation_id": conversationIDOf(res.Summary, convID),
+	// Cache the conversation that answered: a duplicate external_id from
+	// another contact answers with the original's, and convID was never
+	// created (caching it would let GET .../messages answer 200 for it).
+	answered := conversationIDOf(res.Summary, convID)
+	s.convs.Store(answered, convRef{accountID: ib.AccountID, inboxID: ib.ID})
+	writeJSON(w, status, map[string]any{"conversation_id": answered,
 		"message": res.Item, "conversation": res.Summary})
 	return nil
 }
@@ -297,16 +312,10 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateBody(in.Body); err != nil {
+	if err := validateReply(in.Body, in.Kind, in.ClientID); err != nil {
 		return err
 	}
-	if in.Kind != "" && in.Kind != "message" && in.Kind != "note" {
-		return errorf(codeInvalid, "kind must be message or note")
-	}
-	if err := validKey("client_id", in.ClientID); err != nil {
-		return err
-	}
-	res, err := s.sendReply(r, ref, id, in.Body, in.Kind, in.ClientID)
+	res, err := s.sendReply(r.Context(), ref, id, in.Body, in.Kind, in.ClientID)
 	if err != nil {
 		return err
 	}
@@ -320,9 +329,20 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) sendReply(r *http.Request, ref convRef, id, body, kind, clientID string) (res replyResult, err error) {
-	p := principalFrom(r.Context())
-	out, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+// validateReply checks a reply or note (REST and websocket `send`).
+func validateReply(body, kind, clientID string) error {
+	if err := validateBody(body); err != nil {
+		return err
+	}
+	if kind != "" && kind != "message" && kind != "note" {
+		return errorf(codeInvalid, "kind must be message or note")
+	}
+	return validKey("client_id", clientID)
+}
+
+func (s *Server) sendReply(ctx context.Context, ref convRef, id, body, kind, clientID string) (res replyResult, err error) {
+	p := principalFrom(ctx)
+	out, err := s.engine.Command(ctx, &actorpb.ConversationCommand{
 		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID, ActorId: p.AgentID,
 		Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: body, Kind: kind, ClientId: clientID}},
 	})
@@ -384,7 +404,7 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) erro
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	summary, err := s.update(r, ref, id, &in)
+	summary, err := s.update(r.Context(), ref, id, &in)
 	if err != nil {
 		return err
 	}
@@ -393,13 +413,13 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func (s *Server) update(r *http.Request, ref convRef, id string, in *updateIn) (json.RawMessage, error) {
+func (s *Server) update(ctx context.Context, ref convRef, id string, in *updateIn) (json.RawMessage, error) {
 	u, err := in.toPB()
 	if err != nil {
 		return nil, err
 	}
-	p := principalFrom(r.Context())
-	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
+	p := principalFrom(ctx)
+	res, err := s.engine.Command(ctx, &actorpb.ConversationCommand{
 		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID, ActorId: p.AgentID,
 		Command: &actorpb.ConversationCommand_Update{Update: u},
 	})

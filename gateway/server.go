@@ -26,6 +26,8 @@ type Config struct {
 	// AllowedOrigins for websocket upgrades (host patterns); empty allows
 	// same-origin only.
 	AllowedOrigins []string
+	// WS tunes websocket sessions; zero values take the defaults.
+	WS WSConfig
 }
 
 // Server serves the API. Create it with New and mount Handler().
@@ -49,6 +51,7 @@ type Server struct {
 	indexer       Indexer
 	commitP99     *windowQuantile
 	wsConnections atomic.Int64
+	ws            *wsHub
 }
 
 type convRef struct{ accountID, inboxID string }
@@ -74,6 +77,7 @@ func New(cfg Config, d Deps) *Server {
 		s.log = slog.Default()
 	}
 	s.metrics = newHTTPMetrics(d.Registry)
+	s.ws = newWSHub(cfg.WS)
 	return s
 }
 
@@ -103,6 +107,7 @@ func (s *Server) Handler() http.Handler {
 	route("PATCH /v1/conversations/{id}", s.authenticated(s.updateConversation))
 	route("GET /v1/conversations/{id}", s.authenticated(s.getConversation))
 	route("GET /v1/conversations/{id}/messages", s.authenticated(s.listMessages))
+	route("GET /v1/ws", s.authenticated(s.websocket))
 
 	route("GET /{$}", s.page("console.html"))
 	route("GET /admin/{$}", s.page("admin.html"))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,8 @@ type request struct {
 	reply chan error // buffered: the committer never blocks on a caller
 	at    time.Time
 }
+
+const tagSeparator = "\x1f" // ASCII unit separator
 
 // Results for appends_total.
 const (
@@ -232,6 +235,11 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 		return nil, fmt.Errorf("persistence: append %s@%d: event without type: %w", id, v, ErrInvalid)
 	case a.Item != nil && (a.Item.Seq < 1 || a.Item.Seq > v):
 		return nil, fmt.Errorf("persistence: append %s@%d: item seq %d: %w", id, v, a.Item.Seq, ErrInvalid)
+	}
+	for _, tag := range a.Summary.Tags {
+		if tag == "" || strings.Contains(tag, tagSeparator) {
+			return nil, fmt.Errorf("persistence: append %s@%d: tag %q: %w", id, v, tag, ErrInvalid)
+		}
 	}
 	r := &request{ctx: ctx, a: a, reply: make(chan error, 1)}
 	for _, k := range a.Keys {
@@ -532,9 +540,9 @@ func (w *Writer) exec(args []any, n int) (_ []outcome, err error) {
 func batchArgs(batch []*request) []any {
 	n := len(batch)
 	var (
-		conv, account, inbox, etype, event, item, contactKey, status, channel, summary = make([]string, n),
+		conv, account, inbox, etype, event, item, contactKey, status, channel, summary, tags = make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		epoch, version = make([]int64, n), make([]int64, n)
 		itemSeq        = make([]pgtype.Int8, n)
 		addressed      = make([]bool, n)
@@ -557,6 +565,9 @@ func batchArgs(batch []*request) []any {
 		}
 		contactKey[i], status[i], channel[i], summary[i] = r.a.ContactKey, string(s.Status), string(s.Channel), r.sum
 		addressed[i] = s.Addressed
+		// Tags travel as one string per append (a 2-D array cannot be
+		// unnested row by row); the separator is rejected in tags.
+		tags[i] = strings.Join(s.Tags, tagSeparator)
 		if s.AssigneeID != nil {
 			assignee[i] = pgtype.Text{String: *s.AssigneeID, Valid: true}
 		}
@@ -574,7 +585,7 @@ func batchArgs(batch []*request) []any {
 		keyIdx, keyScope, keys = []int64{}, []string{}, []string{}
 	}
 	return []any{conv, epoch, version, account, inbox, etype, event, itemSeq, item, contactKey,
-		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys}
+		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys, tags}
 }
 
 // appendBatchSQL applies a whole batch in one statement. Each append either
@@ -596,10 +607,10 @@ const appendBatchSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
 		$8::int8[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::text[],
-		$15::timestamptz[], $16::timestamptz[], $17::text[])
+		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[])
 		WITH ORDINALITY AS t(conv, epoch, version, account_id, inbox_id, event_type, event,
 			item_seq, item, contact_key, status, addressed, assignee_id, channel,
-			last_activity_at, waiting_since, summary, idx)
+			last_activity_at, waiting_since, summary, tags, idx)
 ),
 keys AS (
 	SELECT * FROM unnest($18::int8[], $19::text[], $20::text[]) AS k(idx, scope, key)
@@ -627,9 +638,7 @@ read_model AS (
 	INSERT INTO conversations (id, account_id, inbox_id, contact_key, version, status, addressed,
 		assignee_id, channel, tags, last_activity_at, waiting_since, summary)
 	SELECT conv, account_id, inbox_id, contact_key, version, status, addressed, assignee_id, channel,
-		coalesce(ARRAY(SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(summary::jsonb->'tags') = 'array'
-			THEN summary::jsonb->'tags' ELSE '[]' END)), '{}'),
-		last_activity_at, waiting_since, summary::jsonb
+		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary::jsonb
 	FROM advanced
 	ON CONFLICT (id) DO UPDATE SET ` + conversationUpdateSet + `
 	WHERE conversations.version < excluded.version

@@ -237,7 +237,7 @@ func TestWriterBatchOutcomesAreIndividual(t *testing.T) {
 func TestWriterDefersSameConversationAndSameKey(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	w := NewWriter(s.Pool(), WriterConfig{MaxBatch: 2, Window: time.Hour}, nil)
+	w := NewWriter(s.Pool(), WriterConfig{MaxBatch: 2, Window: time.Millisecond}, nil)
 	defer w.Close(ctx)
 	e1, e2 := claim(t, s, "cv_x"), claim(t, s, "cv_y")
 	// Two deliveries of one version of cv_x, and two conversations claiming

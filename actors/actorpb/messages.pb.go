@@ -1135,6 +1135,811 @@ func (x *InboxCounts) GetSeq() int64 {
 	return 0
 }
 
+// Pid names an actor anywhere in the cluster. It mirrors actor.PID rather
+// than importing actor.proto, so that `make proto` needs no path into the
+// module cache and protobuf's registry sees no second copy of actor.proto.
+type Pid struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pid) Reset() {
+	*x = Pid{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pid) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pid) ProtoMessage() {}
+
+func (x *Pid) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pid.ProtoReflect.Descriptor instead.
+func (*Pid) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Pid) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Pid) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// SubscribeInbox registers a session with an inbox actor (replacing any
+// earlier subscription of the same subscriber). The inbox answers the request
+// with an Ack and, when it succeeds, Sends InboxSubscribed to the subscriber
+// before any InboxUpdate of that subscription, so the two arrive in order.
+// filter is the list query string (status, addressed, assignee, channel,
+// tag, sort, limit). With resume set and resume_epoch equal to the inbox's
+// epoch, the inbox replays the missed updates; otherwise it sends a snapshot.
+type SubscribeInbox struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AccountId      string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	InboxId        string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	AgentId        string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Subscriber     *Pid                   `protobuf:"bytes,4,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
+	SubscriptionId uint64                 `protobuf:"varint,5,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	Filter         string                 `protobuf:"bytes,6,opt,name=filter,proto3" json:"filter,omitempty"`
+	Resume         bool                   `protobuf:"varint,7,opt,name=resume,proto3" json:"resume,omitempty"`
+	ResumeEpoch    string                 `protobuf:"bytes,8,opt,name=resume_epoch,json=resumeEpoch,proto3" json:"resume_epoch,omitempty"`
+	ResumeSeq      int64                  `protobuf:"varint,9,opt,name=resume_seq,json=resumeSeq,proto3" json:"resume_seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SubscribeInbox) Reset() {
+	*x = SubscribeInbox{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeInbox) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeInbox) ProtoMessage() {}
+
+func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeInbox.ProtoReflect.Descriptor instead.
+func (*SubscribeInbox) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SubscribeInbox) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SubscribeInbox) GetInboxId() string {
+	if x != nil {
+		return x.InboxId
+	}
+	return ""
+}
+
+func (x *SubscribeInbox) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *SubscribeInbox) GetSubscriber() *Pid {
+	if x != nil {
+		return x.Subscriber
+	}
+	return nil
+}
+
+func (x *SubscribeInbox) GetSubscriptionId() uint64 {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return 0
+}
+
+func (x *SubscribeInbox) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *SubscribeInbox) GetResume() bool {
+	if x != nil {
+		return x.Resume
+	}
+	return false
+}
+
+func (x *SubscribeInbox) GetResumeEpoch() string {
+	if x != nil {
+		return x.ResumeEpoch
+	}
+	return ""
+}
+
+func (x *SubscribeInbox) GetResumeSeq() int64 {
+	if x != nil {
+		return x.ResumeSeq
+	}
+	return 0
+}
+
+// Ack answers SubscribeInbox and WatchConversation.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Ack) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// InboxSubscribed is the atomic answer to a subscription: either the missed
+// updates (resumed) or the first page under the filter with total and
+// counts, at (epoch, seq); every later InboxUpdate has a higher seq.
+type InboxSubscribed struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	SubscriptionId    uint64                 `protobuf:"varint,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	InboxId           string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	Inbox             *Pid                   `protobuf:"bytes,3,opt,name=inbox,proto3" json:"inbox,omitempty"`
+	Epoch             string                 `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq               int64                  `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Resumed           bool                   `protobuf:"varint,6,opt,name=resumed,proto3" json:"resumed,omitempty"`
+	Updates           []*InboxUpdate         `protobuf:"bytes,7,rep,name=updates,proto3" json:"updates,omitempty"`
+	ConversationsJson []byte                 `protobuf:"bytes,8,opt,name=conversations_json,json=conversationsJson,proto3" json:"conversations_json,omitempty"`
+	Total             int64                  `protobuf:"varint,9,opt,name=total,proto3" json:"total,omitempty"`
+	CountsJson        []byte                 `protobuf:"bytes,10,opt,name=counts_json,json=countsJson,proto3" json:"counts_json,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *InboxSubscribed) Reset() {
+	*x = InboxSubscribed{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxSubscribed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxSubscribed) ProtoMessage() {}
+
+func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxSubscribed.ProtoReflect.Descriptor instead.
+func (*InboxSubscribed) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *InboxSubscribed) GetSubscriptionId() uint64 {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return 0
+}
+
+func (x *InboxSubscribed) GetInboxId() string {
+	if x != nil {
+		return x.InboxId
+	}
+	return ""
+}
+
+func (x *InboxSubscribed) GetInbox() *Pid {
+	if x != nil {
+		return x.Inbox
+	}
+	return nil
+}
+
+func (x *InboxSubscribed) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *InboxSubscribed) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *InboxSubscribed) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
+}
+
+func (x *InboxSubscribed) GetUpdates() []*InboxUpdate {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+func (x *InboxSubscribed) GetConversationsJson() []byte {
+	if x != nil {
+		return x.ConversationsJson
+	}
+	return nil
+}
+
+func (x *InboxSubscribed) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *InboxSubscribed) GetCountsJson() []byte {
+	if x != nil {
+		return x.CountsJson
+	}
+	return nil
+}
+
+// InboxUpdate carries one `update` websocket frame, encoded once by the inbox
+// actor for all its subscribers (frame_json). prev_seq is the seq of the
+// previous update sent to this subscription (or of its subscription), so the
+// session detects a lost message and resumes.
+type InboxUpdate struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SubscriptionId uint64                 `protobuf:"varint,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	InboxId        string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	Epoch          string                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq            int64                  `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	PrevSeq        int64                  `protobuf:"varint,5,opt,name=prev_seq,json=prevSeq,proto3" json:"prev_seq,omitempty"`
+	ConversationId string                 `protobuf:"bytes,6,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Version        int64                  `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	FrameJson      []byte                 `protobuf:"bytes,8,opt,name=frame_json,json=frameJson,proto3" json:"frame_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *InboxUpdate) Reset() {
+	*x = InboxUpdate{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxUpdate) ProtoMessage() {}
+
+func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxUpdate.ProtoReflect.Descriptor instead.
+func (*InboxUpdate) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *InboxUpdate) GetSubscriptionId() uint64 {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return 0
+}
+
+func (x *InboxUpdate) GetInboxId() string {
+	if x != nil {
+		return x.InboxId
+	}
+	return ""
+}
+
+func (x *InboxUpdate) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *InboxUpdate) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *InboxUpdate) GetPrevSeq() int64 {
+	if x != nil {
+		return x.PrevSeq
+	}
+	return 0
+}
+
+func (x *InboxUpdate) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *InboxUpdate) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *InboxUpdate) GetFrameJson() []byte {
+	if x != nil {
+		return x.FrameJson
+	}
+	return nil
+}
+
+type UnsubscribeInbox struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	InboxId        string                 `protobuf:"bytes,1,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	Subscriber     *Pid                   `protobuf:"bytes,2,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
+	SubscriptionId uint64                 `protobuf:"varint,3,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UnsubscribeInbox) Reset() {
+	*x = UnsubscribeInbox{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsubscribeInbox) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsubscribeInbox) ProtoMessage() {}
+
+func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsubscribeInbox.ProtoReflect.Descriptor instead.
+func (*UnsubscribeInbox) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UnsubscribeInbox) GetInboxId() string {
+	if x != nil {
+		return x.InboxId
+	}
+	return ""
+}
+
+func (x *UnsubscribeInbox) GetSubscriber() *Pid {
+	if x != nil {
+		return x.Subscriber
+	}
+	return nil
+}
+
+func (x *UnsubscribeInbox) GetSubscriptionId() uint64 {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return 0
+}
+
+// WatchConversation registers a session for a conversation's new timeline
+// items and typing indicators. The conversation answers with an Ack and
+// Sends ConversationWatched to the watcher before any ConversationEvent.
+type WatchConversation struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AccountId      string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	AgentId        string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Watcher        *Pid                   `protobuf:"bytes,4,opt,name=watcher,proto3" json:"watcher,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchConversation) Reset() {
+	*x = WatchConversation{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchConversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchConversation) ProtoMessage() {}
+
+func (x *WatchConversation) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchConversation.ProtoReflect.Descriptor instead.
+func (*WatchConversation) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchConversation) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *WatchConversation) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *WatchConversation) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *WatchConversation) GetWatcher() *Pid {
+	if x != nil {
+		return x.Watcher
+	}
+	return nil
+}
+
+type ConversationWatched struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Conversation   *Pid                   `protobuf:"bytes,2,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	Version        int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConversationWatched) Reset() {
+	*x = ConversationWatched{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationWatched) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationWatched) ProtoMessage() {}
+
+func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationWatched.ProtoReflect.Descriptor instead.
+func (*ConversationWatched) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ConversationWatched) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationWatched) GetConversation() *Pid {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *ConversationWatched) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type UnwatchConversation struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Watcher        *Pid                   `protobuf:"bytes,2,opt,name=watcher,proto3" json:"watcher,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UnwatchConversation) Reset() {
+	*x = UnwatchConversation{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnwatchConversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnwatchConversation) ProtoMessage() {}
+
+func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnwatchConversation.ProtoReflect.Descriptor instead.
+func (*UnwatchConversation) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UnwatchConversation) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *UnwatchConversation) GetWatcher() *Pid {
+	if x != nil {
+		return x.Watcher
+	}
+	return nil
+}
+
+// Typing is an agent typing in a conversation; the conversation forwards it
+// to its other watchers, at most once per agent per interval.
+type Typing struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AccountId      string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	AgentId        string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Watcher        *Pid                   `protobuf:"bytes,4,opt,name=watcher,proto3" json:"watcher,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Typing) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Typing) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *Typing) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *Typing) GetWatcher() *Pid {
+	if x != nil {
+		return x.Watcher
+	}
+	return nil
+}
+
+// ConversationEvent carries one `item` or `typing` websocket frame, encoded
+// once by the conversation actor for all its watchers.
+type ConversationEvent struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	FrameJson      []byte                 `protobuf:"bytes,2,opt,name=frame_json,json=frameJson,proto3" json:"frame_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConversationEvent) Reset() {
+	*x = ConversationEvent{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationEvent) ProtoMessage() {}
+
+func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationEvent.ProtoReflect.Descriptor instead.
+func (*ConversationEvent) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ConversationEvent) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationEvent) GetFrameJson() []byte {
+	if x != nil {
+		return x.FrameJson
+	}
+	return nil
+}
+
 var File_actors_actorpb_messages_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_messages_proto_rawDesc = "" +
@@ -1235,7 +2040,78 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\vcounts_json\x18\x02 \x01(\fR\n" +
 	"countsJson\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x03R\x03seqB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
+	"\x03seq\x18\x04 \x01(\x03R\x03seq\"/\n" +
+	"\x03Pid\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xb9\x02\n" +
+	"\x0eSubscribeInbox\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
+	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x127\n" +
+	"\n" +
+	"subscriber\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\n" +
+	"subscriber\x12'\n" +
+	"\x0fsubscription_id\x18\x05 \x01(\x04R\x0esubscriptionId\x12\x16\n" +
+	"\x06filter\x18\x06 \x01(\tR\x06filter\x12\x16\n" +
+	"\x06resume\x18\a \x01(\bR\x06resume\x12!\n" +
+	"\fresume_epoch\x18\b \x01(\tR\vresumeEpoch\x12\x1d\n" +
+	"\n" +
+	"resume_seq\x18\t \x01(\x03R\tresumeSeq\"6\n" +
+	"\x03Ack\x12/\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\"\xe7\x02\n" +
+	"\x0fInboxSubscribed\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x19\n" +
+	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12-\n" +
+	"\x05inbox\x18\x03 \x01(\v2\x17.switchboard.actors.PidR\x05inbox\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\tR\x05epoch\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x03R\x03seq\x12\x18\n" +
+	"\aresumed\x18\x06 \x01(\bR\aresumed\x129\n" +
+	"\aupdates\x18\a \x03(\v2\x1f.switchboard.actors.InboxUpdateR\aupdates\x12-\n" +
+	"\x12conversations_json\x18\b \x01(\fR\x11conversationsJson\x12\x14\n" +
+	"\x05total\x18\t \x01(\x03R\x05total\x12\x1f\n" +
+	"\vcounts_json\x18\n" +
+	" \x01(\fR\n" +
+	"countsJson\"\xf6\x01\n" +
+	"\vInboxUpdate\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x19\n" +
+	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x03R\x03seq\x12\x19\n" +
+	"\bprev_seq\x18\x05 \x01(\x03R\aprevSeq\x12'\n" +
+	"\x0fconversation_id\x18\x06 \x01(\tR\x0econversationId\x12\x18\n" +
+	"\aversion\x18\a \x01(\x03R\aversion\x12\x1d\n" +
+	"\n" +
+	"frame_json\x18\b \x01(\fR\tframeJson\"\x8f\x01\n" +
+	"\x10UnsubscribeInbox\x12\x19\n" +
+	"\binbox_id\x18\x01 \x01(\tR\ainboxId\x127\n" +
+	"\n" +
+	"subscriber\x18\x02 \x01(\v2\x17.switchboard.actors.PidR\n" +
+	"subscriber\x12'\n" +
+	"\x0fsubscription_id\x18\x03 \x01(\x04R\x0esubscriptionId\"\xa9\x01\n" +
+	"\x11WatchConversation\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x121\n" +
+	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"\x95\x01\n" +
+	"\x13ConversationWatched\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12;\n" +
+	"\fconversation\x18\x02 \x01(\v2\x17.switchboard.actors.PidR\fconversation\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"q\n" +
+	"\x13UnwatchConversation\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x121\n" +
+	"\awatcher\x18\x02 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"\x9e\x01\n" +
+	"\x06Typing\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x121\n" +
+	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"[\n" +
+	"\x11ConversationEvent\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
+	"\n" +
+	"frame_json\x18\x02 \x01(\fR\tframeJsonB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
 
 var (
 	file_actors_actorpb_messages_proto_rawDescOnce sync.Once
@@ -1249,7 +2125,7 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 	return file_actors_actorpb_messages_proto_rawDescData
 }
 
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*Error)(nil),               // 0: switchboard.actors.Error
 	(*Contact)(nil),             // 1: switchboard.actors.Contact
@@ -1266,6 +2142,17 @@ var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*ConversationPage)(nil),    // 12: switchboard.actors.ConversationPage
 	(*GetCounts)(nil),           // 13: switchboard.actors.GetCounts
 	(*InboxCounts)(nil),         // 14: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 15: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 16: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 17: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 18: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 19: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 20: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 21: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 22: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 23: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 24: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 25: switchboard.actors.ConversationEvent
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	3,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
@@ -1278,11 +2165,20 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	0,  // 7: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
 	0,  // 8: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
 	0,  // 9: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 10: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	0,  // 11: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	15, // 12: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	19, // 13: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	15, // 14: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	15, // 15: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	15, // 16: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	15, // 17: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	15, // 18: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -1304,7 +2200,7 @@ func file_actors_actorpb_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -750,3 +750,23 @@ func TestIdentity(t *testing.T) {
 		t.Fatalf("ContactID: %q", c)
 	}
 }
+
+func TestContactJSON(t *testing.T) {
+	// API.md lists id, phone, email, handle, name: all present, null when unset.
+	raw, err := json.Marshal(Contact{ID: "ct_1", Email: "a@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(raw) != `{"id":"ct_1","phone":null,"email":"a@example.com","handle":null,"name":null}` {
+		t.Fatalf("contact JSON %s", raw)
+	}
+	var back Contact
+	if err := json.Unmarshal(raw, &back); err != nil || back != (Contact{ID: "ct_1", Email: "a@example.com"}) {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	// Through a pointer (Event.Contact) and inside a summary.
+	raw, _ = json.Marshal(Event{Contact: &Contact{ID: "ct_2", Handle: "h", Name: "N"}})
+	if !strings.Contains(string(raw), `"contact":{"id":"ct_2","phone":null,"email":null,"handle":"h","name":"N"}`) {
+		t.Fatalf("event JSON %s", raw)
+	}
+}

@@ -4,7 +4,10 @@
 // that commits each event to PostgreSQL before applying it.
 package conversation
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Status of a conversation, as the API names it.
 type Status string
@@ -92,6 +95,25 @@ type Contact struct {
 	Email  string `json:"email,omitempty"`
 	Handle string `json:"handle,omitempty"`
 	Name   string `json:"name,omitempty"`
+}
+
+// MarshalJSON writes every field API.md lists for a contact (id, phone,
+// email, handle, name), null when unset, rather than dropping absent ones.
+// Decoding needs no counterpart: null leaves a string field empty.
+func (c Contact) MarshalJSON() ([]byte, error) {
+	orNull := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	return json.Marshal(struct {
+		ID     string  `json:"id"`
+		Phone  *string `json:"phone"`
+		Email  *string `json:"email"`
+		Handle *string `json:"handle"`
+		Name   *string `json:"name"`
+	}{c.ID, orNull(c.Phone), orNull(c.Email), orNull(c.Handle), orNull(c.Name)})
 }
 
 // Item is one entry of a conversation's timeline: a message, a note or a

@@ -30,6 +30,9 @@ type conversationGrain struct {
 	loaded  bool
 	dirty   int // events since the last snapshot
 	stopped bool
+
+	watchers   map[string]*watcher  // websocket sessions, by PID
+	lastTyping map[string]time.Time // agent → last typing forwarded
 }
 
 // NewConversationKind is the cluster kind of conversation actors.
@@ -53,6 +56,12 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		// Loading is lazy (first command) so that a database hiccup during
 		// activation becomes an error reply rather than a broken actor.
 	case *actor.ReceiveTimeout:
+		if len(g.watchers) > 0 {
+			// Watched conversations stay active: passivating would cut
+			// their watchers' stream for nothing.
+			ctx.SetReceiveTimeout(g.deps.Config.IdleTimeout)
+			return
+		}
 		g.deps.Metrics.Passivations.Inc()
 		g.snapshot()
 		g.stopped = true
@@ -77,7 +86,18 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		if notify != nil {
+			g.publishItem(ctx, reply.ItemJson)
 			g.notifyInbox(notify)
+		}
+	case *actorpb.WatchConversation:
+		ctx.Respond(g.watch(ctx, msg))
+	case *actorpb.UnwatchConversation:
+		g.unwatch(ctx, PIDOf(msg.Watcher))
+	case *actorpb.Typing:
+		g.typing(ctx, msg)
+	case *actor.Terminated:
+		if msg.Who != nil {
+			delete(g.watchers, pidKey(msg.Who))
 		}
 	}
 }

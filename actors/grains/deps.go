@@ -36,6 +36,9 @@ type Config struct {
 	ClosedKept int
 	// RingSize is how many updates an inbox keeps for resuming streams.
 	RingSize int
+	// TypingInterval is the least time between two typing indicators of one
+	// agent in one conversation that are forwarded. Default 2s.
+	TypingInterval time.Duration
 }
 
 func (c *Config) defaults() {

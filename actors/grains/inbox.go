@@ -27,6 +27,7 @@ type inboxGrain struct {
 	accountID string
 	log       *slog.Logger
 	st        *inbox.State
+	subs      map[string]*subscriber // websocket sessions, by PID
 }
 
 // NewInboxKind is the cluster kind of inbox actors.
@@ -61,8 +62,23 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			ctx.Respond(&actorpb.SummaryAck{})
 			return
 		}
+		var prev *conversation.Summary
+		if len(g.subs) > 0 {
+			if p, ok := g.st.Get(sum.ID); ok {
+				prev = &p
+			}
+		}
 		up, applied := g.st.Apply(sum)
 		ctx.Respond(&actorpb.SummaryAck{Applied: applied, Seq: up.Seq})
+		if applied {
+			g.fanout(ctx, prev, up, msg.SummaryJson)
+		}
+	case *actorpb.SubscribeInbox:
+		ctx.Respond(g.subscribe(ctx, msg))
+	case *actorpb.UnsubscribeInbox:
+		g.unsubscribe(ctx, msg)
+	case *actor.Terminated:
+		g.terminated(msg)
 	case *actorpb.ListConversations:
 		ctx.Respond(g.list(msg))
 	case *actorpb.GetCounts:

@@ -1,0 +1,439 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/gateway/outbox"
+)
+
+// WSConfig tunes websocket sessions. Zero values take the defaults.
+type WSConfig struct {
+	// MaxConnections per node; beyond it the upgrade is refused with 503
+	// unavailable. Default 20000.
+	MaxConnections int
+	// MaxSubscriptions per connection. Default 50.
+	MaxSubscriptions int
+	// ReadLimit is the largest client frame handled; a bigger one gets an
+	// invalid_argument error frame (and is skipped) up to HardReadLimit,
+	// beyond which the connection is closed with 1009. Defaults 64 KiB, 1 MiB.
+	ReadLimit     int64
+	HardReadLimit int64
+	// PingInterval between keepalive pings; IdleTimeout closes a connection
+	// from which nothing (not even a pong) arrived for that long.
+	// Defaults 25s and 60s.
+	PingInterval time.Duration
+	IdleTimeout  time.Duration
+	// WriteTimeout bounds one batched write; a peer that does not drain its
+	// socket for that long is disconnected. Default 30s.
+	WriteTimeout time.Duration
+	// Queue bounds each connection's outbound queue (frames, bytes).
+	Queue outbox.Config
+	// CommandTimeout bounds a send or update_conversation. Default 15s.
+	CommandTimeout time.Duration
+}
+
+func (c WSConfig) withDefaults() WSConfig {
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 20000
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 50
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = 64 << 10
+	}
+	if c.HardReadLimit < c.ReadLimit {
+		c.HardReadLimit = max(c.ReadLimit, 1<<20)
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.IdleTimeout < c.PingInterval {
+		c.IdleTimeout = 2 * c.PingInterval
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 15 * time.Second
+	}
+	return c
+}
+
+// wsHub is the node's set of websocket connections.
+type wsHub struct {
+	cfg   WSConfig
+	mu    sync.Mutex
+	conns map[*wsConn]struct{}
+	// closed is set by CloseWebsockets: later upgrades are refused.
+	closed bool
+	// hw is the greatest outbound queue length any connection reached
+	// (tests and metrics: the server's memory stays bounded).
+	highWater atomic.Int64
+	resyncs   atomic.Int64
+}
+
+func newWSHub(cfg WSConfig) *wsHub {
+	return &wsHub{cfg: cfg.withDefaults(), conns: make(map[*wsConn]struct{})}
+}
+
+// WSStats are the websocket counters of a node.
+type WSStats struct {
+	Connections    int64
+	QueueHighWater int64 // the longest any outbound queue got
+	Resyncs        int64 // slow-consumer resyncs sent
+}
+
+// WSStats reports the node's websocket counters.
+func (s *Server) WSStats() WSStats {
+	return WSStats{Connections: s.wsConnections.Load(), QueueHighWater: s.ws.highWater.Load(), Resyncs: s.ws.resyncs.Load()}
+}
+
+// CloseWebsockets closes every websocket connection (1001 going away) and
+// refuses new ones: http.Server.Shutdown does not track hijacked
+// connections, so the node calls this when it stops.
+func (s *Server) CloseWebsockets() {
+	s.ws.mu.Lock()
+	s.ws.closed = true
+	conns := make([]*wsConn, 0, len(s.ws.conns))
+	for c := range s.ws.conns {
+		conns = append(conns, c)
+	}
+	s.ws.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.shutdown(websocket.StatusGoingAway, "server shutting down")
+		}()
+	}
+	wg.Wait()
+}
+
+// wsConn is one websocket connection: a reader goroutine that handles the
+// client's frames in order, an outbound queue whose writer goroutine exists
+// only while there is something to write, and a session actor that receives
+// what inbox and conversation actors send.
+type wsConn struct {
+	s      *Server
+	cfg    *WSConfig
+	c      *websocket.Conn
+	cork   *corkConn
+	ctx    context.Context // carries the principal; ends with the connection
+	cancel context.CancelFunc
+	q      *outbox.Queue
+	root   *actor.RootContext
+	pid    *actor.PID
+
+	lastRead atomic.Int64 // unix nanos of the last frame or pong
+	timer    *time.Timer
+	once     sync.Once
+}
+
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
+	if s.node == nil {
+		return errorf(codeUnavailable, "websockets need a cluster member")
+	}
+	cfg := &s.ws.cfg
+	if n := s.wsConnections.Add(1); n > int64(cfg.MaxConnections) {
+		s.wsConnections.Add(-1)
+		return errorf(codeUnavailable, "this node holds its maximum of %d websocket connections; retry on another node or later", cfg.MaxConnections)
+	}
+	counted := true
+	defer func() {
+		if counted {
+			s.wsConnections.Add(-1)
+		}
+	}()
+	s.ws.mu.Lock()
+	closed := s.ws.closed
+	s.ws.mu.Unlock()
+	if closed {
+		return errorf(codeUnavailable, "the node is shutting down")
+	}
+
+	// The connection outlives the request: its context is not r.Context().
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), principalKey{}, principalFrom(r.Context())))
+	wc := &wsConn{s: s, cfg: cfg, ctx: ctx, cancel: cancel, root: s.node.System.Root}
+	wc.touch()
+	hw := &hijackWriter{ResponseWriter: w, writeTimeout: cfg.WriteTimeout}
+	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.AllowedOrigins,
+		OnPongReceived: func(context.Context, []byte) { wc.touch() },
+	})
+	if err != nil {
+		cancel()
+		return nil // Accept wrote the response (400, 403, ...)
+	}
+	c.SetReadLimit(cfg.HardReadLimit)
+	wc.c, wc.cork = c, hw.cork
+	wc.q = outbox.New(cfg.Queue, wc, outbox.Hooks{
+		Resynced: func(inbox string) { wc.root.Send(wc.pid, &resynced{inbox: inbox}) },
+		Failed:   func(error) { _ = wc.c.CloseNow() },
+	}, func(inbox string) []byte {
+		s.ws.resyncs.Add(1)
+		return encodeFrame(resyncOut{Type: "resync", InboxID: inbox, Reason: "slow_consumer"})
+	})
+	wc.pid = wc.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSession(wc) }))
+
+	s.ws.mu.Lock()
+	if s.ws.closed {
+		s.ws.mu.Unlock()
+		wc.root.Stop(wc.pid)
+		cancel()
+		_ = c.Close(websocket.StatusGoingAway, "server shutting down")
+		return nil
+	}
+	s.ws.conns[wc] = struct{}{}
+	s.ws.mu.Unlock()
+	counted = false // released by wc.shutdown
+	wc.timer = time.AfterFunc(cfg.PingInterval, wc.keepalive)
+	// A fresh goroutine rather than this handler's: its stack starts small,
+	// which matters when a node holds tens of thousands of idle connections.
+	go wc.readLoop()
+	return nil
+}
+
+func (wc *wsConn) touch() { wc.lastRead.Store(time.Now().UnixNano()) }
+
+// keepalive runs on a timer, never on a goroutine of its own: it pings the
+// client and closes the connection when nothing arrived for IdleTimeout.
+func (wc *wsConn) keepalive() {
+	if wc.ctx.Err() != nil {
+		return
+	}
+	idle := time.Since(time.Unix(0, wc.lastRead.Load()))
+	if idle >= wc.cfg.IdleTimeout {
+		wc.shutdown(websocket.StatusPolicyViolation, "idle timeout")
+		return
+	}
+	ctx, cancel := context.WithTimeout(wc.ctx, wc.cfg.IdleTimeout-idle)
+	err := wc.c.Ping(ctx)
+	cancel()
+	if err != nil {
+		wc.shutdown(websocket.StatusPolicyViolation, "idle timeout: no pong")
+		return
+	}
+	wc.timer.Reset(wc.cfg.PingInterval)
+}
+
+// readLoop reads the client's frames and handles each before reading the
+// next, so that frames of one connection are handled in order.
+func (wc *wsConn) readLoop() {
+	status, reason := websocket.StatusNormalClosure, ""
+	defer func() { wc.shutdown(status, reason) }()
+	for {
+		typ, rd, err := wc.c.Reader(wc.ctx)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				status, reason = websocket.StatusMessageTooBig, fmt.Sprintf("frame over %d bytes", wc.cfg.HardReadLimit)
+			}
+			return
+		}
+		wc.touch()
+		buf := framePool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(io.LimitReader(rd, wc.cfg.ReadLimit+1))
+		if err == nil && int64(buf.Len()) > wc.cfg.ReadLimit {
+			// Skip the rest without holding it: the library's hard limit
+			// still closes the connection for an absurd frame.
+			_, err = io.Copy(io.Discard, rd)
+			if err == nil {
+				wc.sendError(nil, errorf(codeInvalid, "frame over %d bytes", wc.cfg.ReadLimit))
+			}
+			buf.Reset()
+		} else if err == nil {
+			if typ != websocket.MessageText {
+				wc.sendError(nil, errorf(codeInvalid, "frames are JSON text, not binary"))
+			} else {
+				wc.handle(buf.Bytes())
+			}
+		}
+		if buf.Cap() <= 64<<10 {
+			framePool.Put(buf)
+		}
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				status, reason = websocket.StatusMessageTooBig, fmt.Sprintf("frame over %d bytes", wc.cfg.HardReadLimit)
+			}
+			return
+		}
+	}
+}
+
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// push queues a frame; a queue that cannot take a frame it may not drop
+// means the client stopped reading: the connection is closed.
+func (wc *wsConn) push(f outbox.Frame) {
+	if !wc.q.Push(f) && errors.Is(wc.q.Err(), outbox.ErrOverflow) {
+		go wc.shutdown(websocket.StatusPolicyViolation, "slow consumer: outbound queue full")
+	}
+	if st := wc.q.Stats(); int64(st.HighWater) > wc.s.ws.highWater.Load() {
+		wc.s.ws.highWater.Store(int64(st.HighWater)) // a racy max is fine for a statistic
+	}
+}
+
+func (wc *wsConn) pushFrame(v any) { wc.push(outbox.Frame{Kind: outbox.Other, Data: encodeFrame(v)}) }
+
+// WriteBatch writes a batch of frames, one websocket message each, in one
+// write to the socket: the frames go to the corked connection's buffer, and
+// uncorking sends them together.
+func (wc *wsConn) WriteBatch(frames []outbox.Frame) error {
+	wc.cork.cork()
+	for _, f := range frames {
+		// Background: the write only fills the cork buffer; the blocking
+		// write and its deadline are uncork's.
+		if err := wc.c.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
+			_ = wc.cork.uncork()
+			return err
+		}
+	}
+	return wc.cork.uncork()
+}
+
+// shutdown ends the connection once: the session actor stops (it
+// unsubscribes), the queue drops what it holds, the socket closes.
+func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
+	wc.once.Do(func() {
+		wc.cancel()
+		if wc.timer != nil {
+			wc.timer.Stop()
+		}
+		wc.q.Close()
+		wc.root.Stop(wc.pid)
+		wc.s.ws.mu.Lock()
+		delete(wc.s.ws.conns, wc)
+		wc.s.ws.mu.Unlock()
+		wc.s.wsConnections.Add(-1)
+		if code == websocket.StatusNormalClosure && reason == "" {
+			_ = wc.c.CloseNow() // the peer went away: no handshake to wait for
+			return
+		}
+		_ = wc.c.Close(code, reason)
+	})
+}
+
+// hijackWriter hands the websocket library a corked connection and small
+// buffers instead of net/http's 4 KiB reader and writer: batching happens in
+// the cork, so the buffers only need to hold a frame header.
+type hijackWriter struct {
+	http.ResponseWriter
+	writeTimeout time.Duration
+	cork         *corkConn
+}
+
+const (
+	wsReadBuffer  = 1024
+	wsWriteBuffer = 256 // holds any control frame whole (≤ 131 bytes)
+)
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := &corkConn{Conn: nc, writeTimeout: h.writeTimeout}
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		cc.pending = bytes.Clone(b)
+	}
+	h.cork = cc
+	return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, wsReadBuffer), bufio.NewWriterSize(cc, wsWriteBuffer)), nil
+}
+
+// corkConn is a net.Conn whose writes can be held back and sent as one: the
+// websocket library flushes after every message, and a batch of frames
+// should cost one system call, not one each.
+type corkConn struct {
+	net.Conn
+	writeTimeout time.Duration
+	pending      []byte // bytes the HTTP server read past the handshake
+
+	mu     sync.Mutex
+	corked bool
+	buf    *bytes.Buffer
+}
+
+var corkPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// Write buffers while corked. Uncorked writes (pongs, close frames from the
+// reader goroutine) hold the lock too, so that they never interleave with a
+// batch being written.
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		return c.buf.Write(p)
+	}
+	return c.writeLocked(p)
+}
+
+func (c *corkConn) writeLocked(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	return n, err
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = true
+	if c.buf == nil {
+		c.buf = corkPool.Get().(*bytes.Buffer)
+		c.buf.Reset()
+	}
+}
+
+// uncork writes what was buffered in one write and returns the buffer to
+// the pool: an idle connection holds none.
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	buf := c.buf
+	c.buf = nil
+	if buf == nil {
+		return nil
+	}
+	var err error
+	if buf.Len() > 0 {
+		_, err = c.writeLocked(buf.Bytes())
+	}
+	if buf.Cap() <= 256<<10 {
+		corkPool.Put(buf)
+	}
+	return err
+}

@@ -1,0 +1,225 @@
+// Package pgsearch is the embedded search backend: PostgreSQL full-text
+// search over the search_messages table (persistence/migrations/00002), so a
+// single node needs no server besides its database.
+//
+// The table has a generated tsvector column ('simple' configuration) and one
+// GIN index over (account_id, tsv) — see the migration for why both, and why
+// fastupdate is off. A search is always scoped to one account, so the index
+// intersects the account's entry with the words' entries and a word that is
+// common across all tenants costs only as much as the one tenant's matches.
+// The inbox list is applied to those rows, ranking is ts_rank then recency,
+// the last word of the query matches as a prefix, and the snippet is
+// ts_headline.
+package pgsearch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-dev/switchboard/search"
+)
+
+// Backend is the PostgreSQL search backend. It is safe for concurrent use.
+type Backend struct {
+	pool *pgxpool.Pool
+}
+
+var _ search.Backend = (*Backend)(nil)
+
+// New returns a backend on pool, whose database must have the migrations
+// applied. The pool stays the caller's: Close does not close it.
+func New(pool *pgxpool.Pool) *Backend { return &Backend{pool: pool} }
+
+// Close is a no-op; the pool belongs to the caller.
+func (b *Backend) Close() {}
+
+// upsertSQL writes a whole batch in one statement. Rows that are already
+// identical are left alone: replaying a batch after a crash then costs no
+// index churn, and the stored state is the same however often it is applied.
+const upsertSQL = `
+INSERT INTO search_messages (message_id, account_id, inbox_id, conversation_id, seq, direction, kind, body, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+ON CONFLICT (message_id) DO UPDATE SET
+	account_id = excluded.account_id, inbox_id = excluded.inbox_id,
+	conversation_id = excluded.conversation_id, seq = excluded.seq,
+	direction = excluded.direction, kind = excluded.kind,
+	body = excluded.body, created_at = excluded.created_at
+WHERE (search_messages.account_id, search_messages.inbox_id, search_messages.conversation_id,
+	search_messages.seq, search_messages.direction, search_messages.kind,
+	search_messages.body, search_messages.created_at)
+	IS DISTINCT FROM
+	(excluded.account_id, excluded.inbox_id, excluded.conversation_id,
+	excluded.seq, excluded.direction, excluded.kind, excluded.body, excluded.created_at)`
+
+// Upsert writes docs in one statement. If PostgreSQL rejects the data of the
+// batch (a document it cannot store or index), it retries the documents one
+// by one so that only the offending ones come back as DocErrors.
+func (b *Backend) Upsert(ctx context.Context, docs []search.Document) ([]search.DocError, error) {
+	docs = dedupe(docs)
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	_, err := b.pool.Exec(ctx, upsertSQL, upsertArgs(docs)...)
+	if err == nil {
+		return nil, nil
+	}
+	if !isDataError(err) || len(docs) == 1 {
+		if isDataError(err) {
+			return []search.DocError{{ID: docs[0].ID, Reason: err.Error()}}, nil
+		}
+		return nil, fmt.Errorf("pgsearch: upsert %d documents: %w", len(docs), err)
+	}
+	var bad []search.DocError
+	for _, d := range docs {
+		if _, err := b.pool.Exec(ctx, upsertSQL, upsertArgs([]search.Document{d})...); err != nil {
+			if !isDataError(err) {
+				return nil, fmt.Errorf("pgsearch: upsert document %s: %w", d.ID, err)
+			}
+			bad = append(bad, search.DocError{ID: d.ID, Reason: err.Error()})
+		}
+	}
+	return bad, nil
+}
+
+// dedupe keeps the last version of each ID: one INSERT … ON CONFLICT cannot
+// touch the same row twice.
+func dedupe(docs []search.Document) []search.Document {
+	seen := make(map[string]int, len(docs))
+	out := make([]search.Document, 0, len(docs))
+	for _, d := range docs {
+		if i, ok := seen[d.ID]; ok {
+			out[i] = d
+			continue
+		}
+		seen[d.ID] = len(out)
+		out = append(out, d)
+	}
+	return out
+}
+
+func upsertArgs(docs []search.Document) []any {
+	n := len(docs)
+	ids, accounts, inboxes, convs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs := make([]int64, n)
+	dirs, kinds, bodies := make([]string, n), make([]string, n), make([]string, n)
+	created := make([]time.Time, n)
+	for i, d := range docs {
+		ids[i], accounts[i], inboxes[i], convs[i] = d.ID, d.AccountID, d.InboxID, d.ConversationID
+		seqs[i], dirs[i], kinds[i], bodies[i], created[i] = d.Seq, d.Direction, d.Kind, d.Body, d.CreatedAt
+	}
+	return []any{ids, accounts, inboxes, convs, seqs, dirs, kinds, bodies, created}
+}
+
+// isDataError: PostgreSQL refused the values themselves (class 22, data
+// exception, e.g. a NUL byte or invalid UTF-8; class 54, e.g. a body too long
+// for a tsvector). Retrying the same document can never succeed; anything
+// else (connection, timeout, lock) may.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")
+}
+
+// searchSQL. The tsquery is computed once (an InitPlan), so the GIN index can
+// use it as an index condition together with the account. Every match must
+// be ranked to find the best ones, so found comes with it at no extra cost;
+// ts_headline, the expensive part, runs only on the page of hits.
+const searchSQL = `
+WITH q AS MATERIALIZED (
+	SELECT plainto_tsquery('simple', $3) && to_tsquery('simple', $4) AS q
+), m AS (
+	SELECT message_id, conversation_id, inbox_id, seq, body, created_at,
+		ts_rank(tsv, (SELECT q FROM q)) AS rank, count(*) OVER () AS found
+	FROM search_messages
+	WHERE account_id = $1 AND inbox_id = ANY($2) AND tsv @@ (SELECT q FROM q)
+	ORDER BY rank DESC, created_at DESC, message_id
+	LIMIT $5
+)
+SELECT message_id, conversation_id, inbox_id, seq, body, created_at, found,
+	ts_headline('simple', body, (SELECT q FROM q), $6)
+FROM m
+ORDER BY rank DESC, created_at DESC, message_id`
+
+// headlineOptions: one excerpt of up to ~30 words around the best match (a
+// short message comes back whole), delimited by search.MarkStart/MarkEnd.
+const headlineOptions = "StartSel=" + search.MarkStart + ", StopSel=" + search.MarkEnd +
+	", MaxWords=30, MinWords=12, ShortWord=0"
+
+// Search runs q. Every word must match; the last one matches as a prefix, so
+// results appear while the user is still typing it.
+func (b *Backend) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	res := search.Result{Hits: []search.Hit{}}
+	if q.Empty() {
+		return res, nil
+	}
+	rows, err := b.pool.Query(ctx, searchSQL, searchArgs(q)...)
+	if err != nil {
+		return res, fmt.Errorf("pgsearch: search: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h search.Hit
+		var found int64
+		var snippet string
+		if err := rows.Scan(&h.MessageID, &h.ConversationID, &h.InboxID, &h.Seq, &h.Body, &h.CreatedAt, &found, &snippet); err != nil {
+			return search.Result{Hits: []search.Hit{}}, fmt.Errorf("pgsearch: search: scan: %w", err)
+		}
+		h.CreatedAt = h.CreatedAt.UTC()
+		h.Snippet = search.MarkSnippet(snippet)
+		res.Found = int(found)
+		res.Hits = append(res.Hits, h)
+	}
+	if err := rows.Err(); err != nil {
+		return search.Result{Hits: []search.Hit{}}, fmt.Errorf("pgsearch: search: %w", err)
+	}
+	return res, nil
+}
+
+func searchArgs(q search.Query) []any {
+	head, last := splitQuery(q.Text)
+	return []any{q.AccountID, q.InboxIDs, head, last, q.EffectiveLimit(), headlineOptions}
+}
+
+// splitQuery returns the words before the last one, for plainto_tsquery, and
+// the last word as a quoted prefix term for to_tsquery. Both go through
+// PostgreSQL's own parser, so the query is tokenized exactly like the
+// indexed bodies (e-mail addresses, hyphenated words, numbers); quoting makes
+// every character of the user's text literal.
+func splitQuery(text string) (head, last string) {
+	words := strings.Fields(text)
+	if len(words) == 0 {
+		return "", ""
+	}
+	head = strings.Join(words[:len(words)-1], " ")
+	w := words[len(words)-1]
+	w = strings.ReplaceAll(w, `\`, `\\`)
+	w = strings.ReplaceAll(w, `'`, `''`)
+	return head, "'" + w + "':*"
+}
+
+// explain returns the plan of q's search statement (for the index test).
+func (b *Backend) explain(ctx context.Context, q search.Query) (string, error) {
+	rows, err := b.pool.Query(ctx, "EXPLAIN "+searchSQL, searchArgs(q)...)
+	if err != nil {
+		return "", fmt.Errorf("pgsearch: explain: %w", err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", fmt.Errorf("pgsearch: explain: %w", err)
+		}
+		plan.WriteString(line)
+		plan.WriteByte('\n')
+	}
+	return plan.String(), rows.Err()
+}
