@@ -43,6 +43,11 @@ type WSConfig struct {
 	Queue outbox.Config
 	// CommandTimeout bounds a send or update_conversation. Default 15s.
 	CommandTimeout time.Duration
+	// SocketSendBuffer, when set, fixes the kernel's send buffer of each
+	// connection (SO_SNDBUF) instead of letting it grow to megabytes: it
+	// bounds kernel memory per slow peer, and makes the outbound queue,
+	// which coalesces, take the backlog sooner.
+	SocketSendBuffer int
 }
 
 func (c WSConfig) withDefaults() WSConfig {
@@ -173,7 +178,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), principalKey{}, principalFrom(r.Context())))
 	wc := &wsConn{s: s, cfg: cfg, ctx: ctx, cancel: cancel, root: s.node.System.Root}
 	wc.touch()
-	hw := &hijackWriter{ResponseWriter: w, writeTimeout: cfg.WriteTimeout}
+	hw := &hijackWriter{ResponseWriter: w, writeTimeout: cfg.WriteTimeout, sendBuffer: cfg.SocketSendBuffer}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.AllowedOrigins,
 		OnPongReceived: func(context.Context, []byte) { wc.touch() },
@@ -337,6 +342,7 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 type hijackWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
+	sendBuffer   int
 	cork         *corkConn
 }
 
@@ -349,6 +355,9 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok && h.sendBuffer > 0 {
+		_ = tc.SetWriteBuffer(h.sendBuffer)
 	}
 	cc := &corkConn{Conn: nc, writeTimeout: h.writeTimeout}
 	if n := brw.Reader.Buffered(); n > 0 {

@@ -303,4 +303,3 @@ func actorError(err error) error {
 	}
 	return errorf(codeUnavailable, "%v", err)
 }
-

@@ -73,6 +73,7 @@ type WriterStats struct {
 	Batches      int64 // transactions attempted
 	Appends      int64 // appends sent to the database
 	LargestBatch int64
+	Retries      int64 // batches re-run after a whole-transaction conflict
 }
 
 // Writer is the group-commit writer (DESIGN.md invariant 3): one collector
@@ -88,7 +89,7 @@ type Writer struct {
 	in     chan *request
 	done   chan struct{}
 
-	batches, appends, largest atomic.Int64
+	batches, appends, largest, retries atomic.Int64
 
 	// enqueued, if set (by tests, before the first Append), is signalled
 	// when an append has been accepted, so a test can await it.
@@ -181,7 +182,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 
 // Stats returns the writer's counters.
 func (w *Writer) Stats() WriterStats {
-	return WriterStats{Batches: w.batches.Load(), Appends: w.appends.Load(), LargestBatch: w.largest.Load()}
+	return WriterStats{Batches: w.batches.Load(), Appends: w.appends.Load(), LargestBatch: w.largest.Load(), Retries: w.retries.Load()}
 }
 
 // Append commits one event and blocks until its batch's COMMIT returned (nil)
@@ -205,13 +206,16 @@ func (w *Writer) Append(ctx context.Context, a Append) error {
 		w.mu.RUnlock()
 		return fmt.Errorf("persistence: append %s@%d: %w", a.Summary.ID, a.Event.Version, ErrClosed)
 	}
+	// Counted before the send: the collector may answer (and decrement)
+	// before this goroutine runs again.
+	w.mPending.Inc()
 	select {
 	case w.in <- r:
-		w.mPending.Inc()
 		if w.enqueued != nil {
 			w.enqueued <- struct{}{}
 		}
 	case <-ctx.Done():
+		w.mPending.Dec()
 		w.mu.RUnlock()
 		return ctx.Err()
 	}
@@ -452,6 +456,7 @@ func (w *Writer) execWithRetry(batch []*request) ([]outcome, error) {
 		if err == nil || attempt == maxBatchAttempts || !retryable(err) {
 			return outcomes, err
 		}
+		w.retries.Add(1)
 	}
 }
 

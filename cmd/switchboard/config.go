@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+
+	"github.com/switchboard-dev/switchboard/gateway"
 )
 
 // Config is the whole configuration of a node: every setting comes from a
@@ -33,6 +37,11 @@ type Config struct {
 	CommitMaxBatch  int
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	// WS tunes websocket sessions (two of its limits have variables).
+	WS gateway.WSConfig
+
+	// clusterAgent, set by tests, makes nodes of one process one cluster.
+	clusterAgent *test.InMemAgent
 }
 
 type setting struct {
@@ -93,6 +102,8 @@ func (c *Config) settings() []setting {
 		{"COMMIT_MAX_BATCH", "group commit: most appends in one transaction", "512", num(&c.CommitMaxBatch)},
 		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
+		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
+		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
 	}
 }
 

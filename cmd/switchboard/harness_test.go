@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const testAdminToken = "adm_test_token"
 
 // testNode starts an in-process node on a fresh database.
-func testNode(t *testing.T, mutate ...func(*Config)) *node {
+func testNode(t testing.TB, mutate ...func(*Config)) *node {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
 	env := map[string]string{
@@ -129,7 +129,7 @@ type tenant struct {
 	key, inbox, agentID, agentToken string
 }
 
-func newTenant(t *testing.T, c api, name string) tenant {
+func newTenant(t testing.TB, c api, name string) tenant {
 	t.Helper()
 	acc := c.with(testAdminToken).must(201, "POST", "/v1/admin/accounts", map[string]any{"name": name})
 	key := acc["api_key"].(string)

@@ -28,6 +28,7 @@ type node struct {
 	member   *cluster.Node
 	http     *http.Server
 	listener net.Listener
+	gw       *gateway.Server
 	served   chan error
 }
 
@@ -52,7 +53,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error)
 	}
 	member, err := cluster.Start(ctx, cluster.Config{
 		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
-		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log,
+		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.clusterAgent,
 	}, grains.NewConversationKind(deps), grains.NewInboxKind(deps))
 	if err != nil {
 		n.closeStorage()
@@ -61,7 +62,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error)
 	deps.SetNode(member)
 	n.member = member
 
-	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins}, gateway.Deps{
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
 		Store: store, Engine: grains.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -72,6 +73,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error)
 	}
 	n.listener = ln
 	n.http = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Shutdown does not track hijacked connections: close websockets with it.
+	n.http.RegisterOnShutdown(gw.CloseWebsockets)
+	n.gw = gw
 	go func() { n.served <- n.http.Serve(ln) }()
 	return n, nil
 }

@@ -44,26 +44,26 @@ type Frame struct {
 // Config bounds a queue. Zero values take the defaults.
 type Config struct {
 	// MaxFrames bounds the queued frames (resync frames, at most one per
-	// inbox, come on top). Default 256.
+	// inbox, come on top). Default 512.
 	MaxFrames int
 	// MaxBytes bounds the queued bytes. Default 1 MiB.
 	MaxBytes int
 	// CoalesceAt is the queue length from which updates of a conversation
 	// already queued are replaced rather than appended: below it, a
-	// connection that keeps up receives every seq (API.md). Default
-	// MaxFrames/8.
+	// connection that keeps up receives every seq (API.md), and a resume
+	// replay of up to CoalesceAt updates arrives whole. Default MaxFrames/2.
 	CoalesceAt int
 }
 
 func (c Config) withDefaults() Config {
 	if c.MaxFrames <= 0 {
-		c.MaxFrames = 256
+		c.MaxFrames = 512
 	}
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = 1 << 20
 	}
 	if c.CoalesceAt <= 0 {
-		c.CoalesceAt = max(1, c.MaxFrames/8)
+		c.CoalesceAt = max(1, c.MaxFrames/2)
 	}
 	return c
 }
