@@ -49,6 +49,7 @@ type Server struct {
 	ingest  *rateMeter
 
 	indexer       Indexer
+	searcher      Searcher
 	commitP99     *windowQuantile
 	wsConnections atomic.Int64
 	ws            *wsHub
@@ -66,12 +67,14 @@ type Deps struct {
 	Log          *slog.Logger
 	// Indexer is nil on a node that does not index.
 	Indexer Indexer
+	// Search answers GET /v1/search.
+	Search Searcher
 }
 
 // New builds a gateway.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
-		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter(), indexer: d.Indexer,
+		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
 		commitP99: newWindowQuantile(d.Registry, "commit_duration_seconds")}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -107,6 +110,7 @@ func (s *Server) Handler() http.Handler {
 	route("PATCH /v1/conversations/{id}", s.authenticated(s.updateConversation))
 	route("GET /v1/conversations/{id}", s.authenticated(s.getConversation))
 	route("GET /v1/conversations/{id}/messages", s.authenticated(s.listMessages))
+	route("GET /v1/search", s.authenticated(s.searchMessages))
 	route("GET /v1/ws", s.authenticated(s.websocket))
 
 	route("GET /{$}", s.page("console.html"))

@@ -47,6 +47,11 @@ const (
 	MaxLimit     = 100
 )
 
+// MaxWords is how many words of Query.Text backends use: every word must
+// match, so more narrow nothing down, and a pasted essay should not cost a
+// query plan with hundreds of terms.
+const MaxWords = 32
+
 // EffectiveLimit is q.Limit clamped to 1..MaxLimit, DefaultLimit when unset.
 func (q Query) EffectiveLimit() int {
 	switch {

@@ -13,9 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchboard-dev/switchboard/actors/grains"
+	"github.com/switchboard-dev/switchboard/actors/indexer"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/gateway"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/search"
+	"github.com/switchboard-dev/switchboard/search/pgsearch"
+	"github.com/switchboard-dev/switchboard/search/typesense"
 )
 
 // node is one running Switchboard process: database, group-commit writer,
@@ -30,6 +34,11 @@ type node struct {
 	listener net.Listener
 	gw       *gateway.Server
 	served   chan error
+
+	backend     search.Backend
+	indexer     *indexer.Indexer
+	stopIndexer context.CancelFunc
+	indexerDone chan struct{}
 }
 
 // startNode brings a node up: schema, database, actors, cluster, HTTP.
@@ -46,6 +55,22 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow}, reg)
+
+	if n.backend, err = newSearchBackend(ctx, cfg, store, log); err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	// Every node runs an indexer; an advisory lock in PostgreSQL makes
+	// exactly one of them index at a time (see actors/indexer).
+	n.indexer = indexer.New(store.Pool(), n.backend, indexer.Config{}, log.With("component", "indexer"), reg)
+	ixCtx, stopIx := context.WithCancel(context.Background())
+	n.stopIndexer, n.indexerDone = stopIx, make(chan struct{})
+	go func() {
+		defer close(n.indexerDone)
+		if err := n.indexer.Run(ixCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("indexer stopped", "err", err)
+		}
+	}()
 
 	deps := &grains.Deps{
 		Config: grains.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
@@ -64,6 +89,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error)
 
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
 		Store: store, Engine: grains.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
+		Indexer: indexerControl{n.indexer}, Search: n.backend,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -110,6 +136,42 @@ func (n *node) closeStorage() error {
 	if n.writer != nil {
 		err = n.writer.Close(ctx)
 	}
+	if n.stopIndexer != nil {
+		n.stopIndexer()
+		<-n.indexerDone
+	}
+	if n.backend != nil {
+		n.backend.Close()
+	}
 	n.store.Close()
 	return err
+}
+
+// newSearchBackend returns the configured search backend. A Typesense server
+// that is down at start is not fatal: search is a consumer, and the indexer
+// catches up when it returns.
+func newSearchBackend(ctx context.Context, cfg Config, store *persistence.Store, log *slog.Logger) (search.Backend, error) {
+	if cfg.Search != "typesense" {
+		return pgsearch.New(store.Pool()), nil
+	}
+	b, err := typesense.New(typesense.Config{URL: cfg.TypesenseURL, APIKey: cfg.TypesenseAPIKey})
+	if err != nil {
+		return nil, fmt.Errorf("typesense: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.EnsureCollection(ctx); err != nil {
+		log.Warn("typesense is not reachable yet; indexing will retry", "url", cfg.TypesenseURL, "err", err)
+	}
+	return b, nil
+}
+
+// indexerControl adapts the indexer to what the admin API shows.
+type indexerControl struct{ ix *indexer.Indexer }
+
+func (c indexerControl) Pause()  { c.ix.Pause() }
+func (c indexerControl) Resume() { c.ix.Resume() }
+func (c indexerControl) Status() gateway.IndexerStatus {
+	st := c.ix.Stats()
+	return gateway.IndexerStatus{Paused: st.Paused, LagMs: float64(st.LagMs), Backlog: st.Backlog, Indexed: st.Indexed, LastError: st.LastError}
 }

@@ -2,11 +2,12 @@
 // search over the search_messages table (persistence/migrations/00002), so a
 // single node needs no server besides its database.
 //
-// The table has a generated tsvector column ('simple' configuration) and one
-// GIN index over (account_id, tsv) — see the migration for why both, and why
-// fastupdate is off. A search is always scoped to one account, so the index
-// intersects the account's entry with the words' entries and a word that is
-// common across all tenants costs only as much as the one tenant's matches.
+// The table is hash-partitioned by account, has a generated tsvector column
+// ('simple' configuration) and one GIN index over (account_id, tsv) — see
+// the migration for why, and why fastupdate is off. A search is always
+// scoped to one account, so it touches one partition, and the index
+// intersects the account's entry with the words' entries: a word common
+// across all tenants costs only as much as the one tenant's matches.
 // The inbox list is applied to those rows, ranking is ts_rank then recency,
 // the last word of the query matches as a prefix, and the snippet is
 // ts_headline.
@@ -45,16 +46,16 @@ func (b *Backend) Close() {}
 const upsertSQL = `
 INSERT INTO search_messages (message_id, account_id, inbox_id, conversation_id, seq, direction, kind, body, created_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-ON CONFLICT (message_id) DO UPDATE SET
-	account_id = excluded.account_id, inbox_id = excluded.inbox_id,
+ON CONFLICT (account_id, message_id) DO UPDATE SET
+	inbox_id = excluded.inbox_id,
 	conversation_id = excluded.conversation_id, seq = excluded.seq,
 	direction = excluded.direction, kind = excluded.kind,
 	body = excluded.body, created_at = excluded.created_at
-WHERE (search_messages.account_id, search_messages.inbox_id, search_messages.conversation_id,
+WHERE (search_messages.inbox_id, search_messages.conversation_id,
 	search_messages.seq, search_messages.direction, search_messages.kind,
 	search_messages.body, search_messages.created_at)
 	IS DISTINCT FROM
-	(excluded.account_id, excluded.inbox_id, excluded.conversation_id,
+	(excluded.inbox_id, excluded.conversation_id,
 	excluded.seq, excluded.direction, excluded.kind, excluded.body, excluded.created_at)`
 
 // Upsert writes docs in one statement. If PostgreSQL rejects the data of the
@@ -87,17 +88,19 @@ func (b *Backend) Upsert(ctx context.Context, docs []search.Document) ([]search.
 	return bad, nil
 }
 
-// dedupe keeps the last version of each ID: one INSERT … ON CONFLICT cannot
-// touch the same row twice.
+// dedupe keeps the last version of each document: one INSERT … ON CONFLICT
+// cannot touch the same row twice.
 func dedupe(docs []search.Document) []search.Document {
-	seen := make(map[string]int, len(docs))
+	type key struct{ account, id string }
+	seen := make(map[key]int, len(docs))
 	out := make([]search.Document, 0, len(docs))
 	for _, d := range docs {
-		if i, ok := seen[d.ID]; ok {
+		k := key{d.AccountID, d.ID}
+		if i, ok := seen[k]; ok {
 			out[i] = d
 			continue
 		}
-		seen[d.ID] = len(out)
+		seen[k] = len(out)
 		out = append(out, d)
 	}
 	return out
@@ -197,6 +200,9 @@ func splitQuery(text string) (head, last string) {
 	words := strings.Fields(text)
 	if len(words) == 0 {
 		return "", ""
+	}
+	if len(words) > search.MaxWords {
+		words = words[:search.MaxWords]
 	}
 	head = strings.Join(words[:len(words)-1], " ")
 	w := words[len(words)-1]

@@ -313,6 +313,9 @@ func sanitize(text string) string {
 			continue
 		}
 		words = append(words, w)
+		if len(words) == search.MaxWords {
+			break
+		}
 	}
 	return strings.Join(words, " ")
 }
