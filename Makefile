@@ -37,5 +37,6 @@ proto:
 	@$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	@PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative -I . actors/actorpb/messages.proto
 
-bench: deps build
+bench: build
+	@./scripts/ensure-deps.sh jq
 	@./scripts/bench.sh

@@ -12,6 +12,7 @@ for tool in "$@"; do
     chromium) command -v chromium >/dev/null 2>&1 || want+=(chromium) ;;
     etcd) command -v etcd >/dev/null 2>&1 || want+=(etcd-server) ;;
     protoc) command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler) ;;
+    jq) command -v jq >/dev/null 2>&1 || want+=(jq) ;;
   esac
 done
 if [ ${#want[@]} -eq 0 ]; then

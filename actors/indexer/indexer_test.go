@@ -626,8 +626,11 @@ func TestOneActiveIndexerPerCluster(t *testing.T) {
 		e.commit(message(fmt.Sprintf("x%d", i), "acc", "ib", 1, "lima"))
 	}
 	eventually(t, 10*time.Second, "after takeover", func() bool { return len(found(t, be, "acc", []string{"ib"}, "lima")) == 30 })
-	if n := len(recStandby.accepted()); n != 10 {
-		t.Fatalf("the new active indexer sent %d documents, want only the 10 new ones", n)
+	// Delivery is at least once: at a takeover the new leader may re-send
+	// what the old one sent but had not yet recorded in the cursor (upserts
+	// make that harmless), but it resumes from the cursor, not from scratch.
+	if n := len(recStandby.accepted()); n < 10 || n >= 20 {
+		t.Fatalf("the new active indexer sent %d documents, want the 10 new ones (plus at most a re-sent tail)", n)
 	}
 }
 

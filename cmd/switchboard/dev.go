@@ -22,7 +22,12 @@ import (
 // the embedded search backend, and a demo account, inbox and agent, all
 // printed so a person can start using it at once.
 func dev(ctx context.Context, args []string) int {
-	const dataDir = ".data"
+	// SWITCHBOARD_DEV_DIR lets `make bench` run a fresh node beside the
+	// developer's own .data/.
+	dataDir := ".data"
+	if d := os.Getenv("SWITCHBOARD_DEV_DIR"); d != "" {
+		dataDir = d
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		log.Error("create .data", "err", err)
@@ -34,7 +39,7 @@ func dev(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer pgLog.Close()
-	fmt.Println("==> starting PostgreSQL in .data/postgres (log: .data/postgres.log)")
+	fmt.Println("==> starting PostgreSQL in "+dataDir+"/postgres (log: "+dataDir+"/postgres.log)")
 	pg, err := localpg.Start(ctx, localpg.Options{Dir: filepath.Join(dataDir, "postgres"), Log: pgLog})
 	if err != nil {
 		log.Error("start PostgreSQL", "err", err)
@@ -44,6 +49,10 @@ func dev(ctx context.Context, args []string) int {
 	dbURL, err := pg.CreateDatabase(ctx, "switchboard")
 	if err != nil {
 		log.Error("create database", "err", err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "database_url"), []byte(dbURL+"\n"), 0o600); err != nil {
+		log.Error("write database_url", "err", err)
 		return 1
 	}
 	adminToken := os.Getenv("SWITCHBOARD_ADMIN_TOKEN")
