@@ -4,8 +4,9 @@ GO ?= go
 # Packages whose tests start the protoactor runtime run without the race
 # detector (the library has races of its own, PROTOACTOR.md 10); every other
 # package runs with it.
-ACTOR_PKGS := ./actors/grains/... ./cluster/... ./gateway/... ./cmd/...
-RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /actors/grains -e /cluster -e '/gateway$$' -e /cmd/)
+MODULE := github.com/switchboard-dev/switchboard
+ACTOR_PKGS := $(MODULE)/actors/grains $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/cmd/switchboard
+RACE_PKGS = $(filter-out $(ACTOR_PKGS),$(shell $(GO) list ./...))
 
 .PHONY: run test build vet proto bench deps
 

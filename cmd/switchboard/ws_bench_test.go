@@ -187,14 +187,17 @@ func rawWS(tb testing.TB, addr, token, inbox string) net.Conn {
 	}
 	var seen []byte
 	buf := make([]byte, 512)
-	for !bytes.Contains(seen, []byte(`"snapshot"`)) {
+	for {
 		k, err := br.Read(buf)
 		if err != nil {
 			tb.Fatalf("reading the snapshot: %v after %q", err, seen)
 		}
 		seen = append(seen, buf[:k]...)
+		if bytes.Contains(seen, []byte(`"snapshot"`)) {
+			break
+		}
 		if len(seen) > 256 {
-			seen = seen[len(seen)-128:]
+			seen = seen[len(seen)-64:]
 		}
 	}
 	return conn
