@@ -148,20 +148,23 @@ func TestProperties(t *testing.T) {
 				c.stall.Unlock()
 				c.stalled = false
 			}
-			// Drain: snapshots requested by Resynced hooks land too.
-			for range 3 {
+			// Drain, and hold the producer lock with the queue idle: a
+			// snapshot requested by a Resynced hook is then either written
+			// or not pushed yet (its inbox still stale).
+			for {
 				waitIdle(t, q)
-				m.mu.Lock() // no snapshot push in flight once we hold it and the queue is idle
+				m.mu.Lock()
+				if q.Idle() {
+					break
+				}
 				m.mu.Unlock()
 			}
-			waitIdle(t, q)
+			defer m.mu.Unlock()
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			for _, e := range c.errs {
 				t.Error(e)
 			}
-			m.mu.Lock()
-			defer m.mu.Unlock()
 			if q.Err() != nil {
 				return // the connection was closed for not reading: a valid end
 			}
