@@ -96,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/admin/accounts", s.admin(s.createAccount))
 	route("GET /v1/admin/cluster", s.admin(s.clusterInfo))
 	route("GET /v1/admin/stats", s.admin(s.stats))
+	mux.Handle("/debug/pprof/", s.profiles())
 	route("POST /v1/admin/indexer/pause", s.admin(s.pauseIndexer))
 	route("POST /v1/admin/indexer/resume", s.admin(s.resumeIndexer))
 

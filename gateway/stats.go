@@ -3,6 +3,7 @@ package gateway
 import (
 	"math"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -141,4 +142,19 @@ func (q *windowQuantile) quantileMs(quantile float64) any {
 		}
 	}
 	return math.Inf(1)
+}
+
+// profiles serves net/http/pprof behind the admin token: operators profile
+// a live node without restarting it.
+func (s *Server) profiles() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return s.admin(func(w http.ResponseWriter, r *http.Request) error {
+		mux.ServeHTTP(w, r)
+		return nil
+	})
 }
