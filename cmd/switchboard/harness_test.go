@@ -92,15 +92,25 @@ func (a api) do(method, path string, body any) response {
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, a.base+path, rd)
+	contentType := ""
+	if rd != nil {
+		contentType = "application/json"
+	}
+	return a.send(method, path, contentType, rd)
+}
+
+// send is the one request path of the test client.
+func (a api) send(method, path, contentType string, body io.Reader) response {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.base+path, body)
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -394,19 +392,5 @@ func (f *fixture) in(t *testing.T) *fixture {
 // doWith sends a raw body with the given Content-Type.
 func (a api) doWith(method, path, contentType, body string) response {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.base+path, strings.NewReader(body))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	req.Header.Set("Content-Type", contentType)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return response{Status: res.StatusCode, Body: raw}
+	return a.send(method, path, contentType, strings.NewReader(body))
 }
