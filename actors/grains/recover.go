@@ -23,11 +23,14 @@ func recoverMiddleware(deps *Deps, kind string, errReply func(error) any) actor.
 				deps.Metrics.Panics.WithLabelValues(kind).Inc()
 				deps.Log.Error("actor panicked; stopping the activation", "kind", kind, "self", c.Self().String(),
 					"message", fmt.Sprintf("%T", env.Message), "panic", p, "stack", string(debug.Stack()))
+				// Poison before replying: a request the caller sends after
+				// this reply then queues behind the poison pill and reaches a
+				// fresh activation.
 				system := c.ActorSystem()
+				system.Root.Poison(c.Self())
 				if env.Sender != nil {
 					system.Root.Send(env.Sender, errReply(fmt.Errorf("%s actor failed: %v", kind, p)))
 				}
-				system.Root.Poison(c.Self())
 			}()
 			next(c, env)
 		}
