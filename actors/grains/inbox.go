@@ -28,6 +28,16 @@ type inboxGrain struct {
 	log       *slog.Logger
 	st        *inbox.State
 	subs      map[string]*subscriber // websocket sessions, by PID
+
+	// encoded caches summaries' JSON at the version held: encoding 50
+	// summaries was most of the cost of serving a page, and every summary
+	// arrives already encoded by its conversation actor.
+	encoded map[string]encodedSummary
+}
+
+type encodedSummary struct {
+	version int64
+	raw     []byte
 }
 
 // NewInboxKind is the cluster kind of inbox actors.
@@ -71,6 +81,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		up, applied := g.st.Apply(sum)
 		ctx.Respond(&actorpb.SummaryAck{Applied: applied, Seq: up.Seq})
 		if applied {
+			g.remember(sum.ID, sum.Version, msg.SummaryJson)
 			g.fanout(ctx, prev, up, msg.SummaryJson)
 		}
 	case *actorpb.SubscribeInbox:
@@ -143,7 +154,40 @@ func (g *inboxGrain) list(msg *actorpb.ListConversations) *actorpb.ConversationP
 	if err != nil {
 		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, err.Error())}
 	}
-	convs, _ := json.Marshal(page.Conversations)
+	convs := g.encodePage(page.Conversations)
 	return &actorpb.ConversationPage{ConversationsJson: convs, NextCursor: page.NextCursor,
 		Total: int64(page.Total), Epoch: g.st.Epoch(), Seq: g.st.Seq()}
+}
+
+func (g *inboxGrain) remember(id string, version int64, raw []byte) {
+	if g.encoded == nil || len(g.encoded) > 2*g.st.Len()+1024 {
+		// Entries of conversations the state no longer holds (evicted
+		// closed ones) are dropped wholesale rather than tracked.
+		g.encoded = make(map[string]encodedSummary, g.st.Len())
+	}
+	g.encoded[id] = encodedSummary{version: version, raw: raw}
+}
+
+// encodePage renders summaries as a JSON array from the cached encodings,
+// encoding (and caching) only those not seen at their current version.
+func (g *inboxGrain) encodePage(convs []conversation.Summary) []byte {
+	buf := make([]byte, 0, 2+len(convs)*768)
+	buf = append(buf, '[')
+	for i := range convs {
+		s := &convs[i]
+		e, ok := g.encoded[s.ID]
+		if !ok || e.version != s.Version {
+			raw, err := json.Marshal(s)
+			if err != nil {
+				continue // a Summary always encodes; nothing to send if not
+			}
+			g.remember(s.ID, s.Version, raw)
+			e = encodedSummary{version: s.Version, raw: raw}
+		}
+		if len(buf) > 1 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, e.raw...)
+	}
+	return append(buf, ']')
 }

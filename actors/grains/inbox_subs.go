@@ -92,7 +92,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 			delete(g.subs, key)
 			return &actorpb.Ack{Error: pbError(CodeInvalid, err.Error())}
 		}
-		res.ConversationsJson, _ = json.Marshal(page.Conversations)
+		res.ConversationsJson = g.encodePage(page.Conversations)
 		res.Total = int64(page.Total)
 		res.CountsJson, _ = json.Marshal(g.st.Counts(sub.agentID))
 	}
