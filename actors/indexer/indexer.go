@@ -90,6 +90,10 @@ type Config struct {
 	LockKey int64 // default DefaultLockKey
 	// CursorName names the cursor row in search_cursor.
 	CursorName string // default "default"
+	// CatchUpDuty is the share of wall time the indexer works while it
+	// works through a backlog (full batches), resting the remainder; 1 turns
+	// the limit off. Default 0.5.
+	CatchUpDuty float64
 }
 
 // DefaultLockKey is the advisory lock key used when Config.LockKey is 0
@@ -125,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CursorName == "" {
 		c.CursorName = "default"
+	}
+	if c.CatchUpDuty <= 0 || c.CatchUpDuty > 1 {
+		c.CatchUpDuty = 0.5
 	}
 	return c
 }
@@ -403,11 +410,22 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		pendingWait = 0
+		start := time.Now()
 		next, err := ix.index(ctx, conn, batch)
 		if err != nil {
 			return err
 		}
 		cur = next
+		// Catching up on a backlog (after an outage or a pause) must not
+		// take the CPU that ingestion and inbox updates need: search is a
+		// consumer, never on the hot path. A full batch means there is a
+		// backlog; rest in proportion to the time the batch took.
+		if len(batch) == ix.cfg.BatchSize && ix.cfg.CatchUpDuty < 1 {
+			rest := time.Duration(float64(time.Since(start)) * (1/ix.cfg.CatchUpDuty - 1))
+			if err := sleep(ctx, rest); err != nil {
+				return nil
+			}
+		}
 	}
 }
 
