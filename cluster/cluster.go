@@ -108,8 +108,14 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	default:
 		return nil, fmt.Errorf("cluster: unknown provider %q (want single, automanaged or etcd)", cfg.Provider)
 	}
+	// The library narrates every membership step at info; keep its warnings
+	// and errors unless the node itself logs at debug.
+	libLog := slog.New(atLeast{log.Handler(), slog.LevelWarn}).With("lib", "protoactor")
+	if log.Enabled(ctx, slog.LevelDebug) {
+		libLog = log.With("lib", "protoactor")
+	}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(system *actor.ActorSystem) *slog.Logger {
-		return log.With("lib", "protoactor")
+		return libLog
 	}))
 	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port),
 		cluster.WithKinds(kinds...), cluster.WithRequestTimeout(cfg.RequestTimeout))
@@ -229,4 +235,22 @@ func (n *Node) IsMember() bool {
 		}
 	}
 	return false
+}
+
+// atLeast drops records below a level before they reach the handler.
+type atLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.min}
 }

@@ -664,7 +664,10 @@ func TestPauseAndResume(t *testing.T) {
 	r.ix.Resume()
 	eventually(t, 5*time.Second, "after resume", func() bool { return len(found(t, be, "acc", in, "mike")) == 6 })
 	eventually(t, 5*time.Second, "after resume (caught up)", caughtUp(r.ix))
-	if s := r.ix.Stats(); s.Paused || s.Indexed != 6 {
+	// Indexed counts deliveries, which are at least once (a session that
+	// restarts re-sends the batch it had not recorded); the index holds each
+	// message once, checked above.
+	if s := r.ix.Stats(); s.Paused || s.Indexed < 6 {
 		t.Fatalf("stats %+v", s)
 	}
 	if v := testutil.ToFloat64(r.ix.m.lag); v != 0 {
