@@ -268,7 +268,7 @@ func TestIndexesEveryCommittedMessageScoped(t *testing.T) {
 	for i := range 20 {
 		e.commit(message(fmt.Sprintf("bulk%d", i), "acc_a", "ib_a2", 1, fmt.Sprintf("bulk foxtrot %d", i)))
 	}
-	eventually(t, 10*time.Second, "indexing", func() bool { return r.ix.Stats().Indexed == 25 })
+	eventually(t, 10*time.Second, "indexing", func() bool { return r.ix.Stats().Indexed >= 25 })
 	eventually(t, 10*time.Second, "indexing (caught up)", caughtUp(r.ix))
 
 	a := []string{"ib_a1", "ib_a2"}
@@ -402,7 +402,7 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	batch(0, 30)
 	rec1 := &recorder{Backend: be}
 	r1 := e.start(rec1, testConfig)
-	eventually(t, 10*time.Second, "first run", func() bool { return len(rec1.accepted()) == 30 })
+	eventually(t, 10*time.Second, "first run", func() bool { return len(rec1.accepted()) >= 30 })
 	eventually(t, 10*time.Second, "first run caught up", caughtUp(r1.ix))
 	r1.stop()
 	if n := len(rec1.accepted()); n != 30 {
@@ -413,7 +413,7 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	batch(30, 50)
 	rec2 := &recorder{Backend: be}
 	r2 := e.start(rec2, testConfig)
-	eventually(t, 10*time.Second, "second run", func() bool { return len(rec2.accepted()) == 20 })
+	eventually(t, 10*time.Second, "second run", func() bool { return len(rec2.accepted()) >= 20 })
 	eventually(t, 10*time.Second, "second run (caught up)", caughtUp(r2.ix))
 	r2.stop()
 	for _, id := range rec2.accepted() {
@@ -440,7 +440,7 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	}
 	rec4 := &recorder{Backend: be}
 	r4 := e.start(rec4, testConfig)
-	eventually(t, 10*time.Second, "after crash", func() bool { return len(rec4.accepted()) == 10 })
+	eventually(t, 10*time.Second, "after crash", func() bool { return len(rec4.accepted()) >= 10 })
 	eventually(t, 10*time.Second, "after crash (caught up)", caughtUp(r4.ix))
 	if !slices.Equal(rec4.accepted()[:len(crashed)], crashed) {
 		t.Fatalf("after the crash, the unsaved batch should be sent again first: %v vs %v", rec4.accepted(), crashed)
@@ -475,7 +475,7 @@ func TestLostSessionResumes(t *testing.T) {
 	be := pgsearch.New(e.pool)
 	r := e.start(be, testConfig)
 	e.commit(message("s1", "acc", "ib", 1, "india one"))
-	eventually(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed == 1 })
+	eventually(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed >= 1 })
 	var killed bool
 	if err := e.pool.QueryRow(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed); err != nil || !killed {
@@ -611,7 +611,7 @@ func TestOneActiveIndexerPerCluster(t *testing.T) {
 	for i := range 20 {
 		e.commit(message(fmt.Sprintf("x%d", i), "acc", "ib", 1, "lima"))
 	}
-	eventually(t, 10*time.Second, "indexing", func() bool { return len(recActive.accepted()) == 20 })
+	eventually(t, 10*time.Second, "indexing", func() bool { return len(recActive.accepted()) >= 20 })
 	eventually(t, 10*time.Second, "indexing (caught up)", caughtUp(active.ix))
 	if standby.ix.Stats().Active || len(recStandby.accepted()) != 0 {
 		t.Fatalf("the standby indexed: active=%v, %d documents", standby.ix.Stats().Active, len(recStandby.accepted()))
@@ -640,7 +640,7 @@ func TestPauseAndResume(t *testing.T) {
 	r := e.start(be, testConfig)
 	in := []string{"ib"}
 	e.commit(message("q1", "acc", "ib", 1, "mike"))
-	eventually(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed == 1 })
+	eventually(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed >= 1 })
 
 	r.ix.Pause()
 	if !r.ix.Stats().Paused {
