@@ -97,8 +97,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/admin/cluster", s.admin(s.clusterInfo))
 	route("GET /v1/admin/stats", s.admin(s.stats))
 	mux.Handle("/debug/pprof/", s.profiles())
-	route("POST /v1/admin/indexer/pause", s.admin(s.pauseIndexer))
-	route("POST /v1/admin/indexer/resume", s.admin(s.resumeIndexer))
+	route("POST /v1/admin/indexer/pause", s.admin(s.setIndexerPaused(true)))
+	route("POST /v1/admin/indexer/resume", s.admin(s.setIndexerPaused(false)))
 
 	route("POST /v1/inboxes", s.authenticated(s.createInbox))
 	route("GET /v1/inboxes", s.authenticated(s.listInboxes))

@@ -27,24 +27,22 @@ type IndexerStatus struct {
 	LastError string
 }
 
-func (s *Server) pauseIndexer(w http.ResponseWriter, r *http.Request) error {
-	if s.indexer == nil {
-		return errorf(codeUnavailable, "no indexer runs on this node")
+// setIndexerPaused pauses or resumes indexing: operators stall it for
+// search-backend maintenance, and nothing but search lag notices.
+func (s *Server) setIndexerPaused(paused bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.indexer == nil {
+			return errorf(codeUnavailable, "no indexer runs on this node")
+		}
+		if paused {
+			s.indexer.Pause()
+		} else {
+			s.indexer.Resume()
+		}
+		s.log.Info("indexer changed by operator", "paused", paused)
+		writeJSON(w, http.StatusOK, map[string]any{"paused": paused})
+		return nil
 	}
-	s.indexer.Pause()
-	s.log.Info("indexer paused by operator")
-	writeJSON(w, http.StatusOK, map[string]any{"paused": true})
-	return nil
-}
-
-func (s *Server) resumeIndexer(w http.ResponseWriter, r *http.Request) error {
-	if s.indexer == nil {
-		return errorf(codeUnavailable, "no indexer runs on this node")
-	}
-	s.indexer.Resume()
-	s.log.Info("indexer resumed by operator")
-	writeJSON(w, http.StatusOK, map[string]any{"paused": false})
-	return nil
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
