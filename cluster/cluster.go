@@ -49,7 +49,7 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Agent, when set with the single provider, is shared by several nodes
 	// in one process (tests of cross-node behaviour).
-	Agent *test.InMemAgent
+	Agent  *test.InMemAgent
 	Logger *slog.Logger
 }
 

@@ -39,7 +39,7 @@ func dev(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer pgLog.Close()
-	fmt.Println("==> starting PostgreSQL in "+dataDir+"/postgres (log: "+dataDir+"/postgres.log)")
+	fmt.Println("==> starting PostgreSQL in " + dataDir + "/postgres (log: " + dataDir + "/postgres.log)")
 	pg, err := localpg.Start(ctx, localpg.Options{Dir: filepath.Join(dataDir, "postgres"), Log: pgLog})
 	if err != nil {
 		log.Error("start PostgreSQL", "err", err)
@@ -151,7 +151,7 @@ func ensureDemo(ctx context.Context, baseURL, adminToken, path string) (demoData
 	}
 	var acc struct {
 		Account struct{ ID string } `json:"account"`
-		APIKey  string             `json:"api_key"`
+		APIKey  string              `json:"api_key"`
 	}
 	if err := apiCall(ctx, baseURL+"/v1/admin/accounts", adminToken, map[string]any{"name": "Demo Co"}, &acc); err != nil {
 		return d, err
@@ -162,7 +162,7 @@ func ensureDemo(ctx context.Context, baseURL, adminToken, path string) (demoData
 	}
 	var ag struct {
 		Agent struct{ ID string } `json:"agent"`
-		Token string             `json:"token"`
+		Token string              `json:"token"`
 	}
 	if err := apiCall(ctx, baseURL+"/v1/agents", acc.APIKey, map[string]any{"name": "Ada", "email": "ada@example.com", "inbox_ids": []string{ib.ID}}, &ag); err != nil {
 		return d, err

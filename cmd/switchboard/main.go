@@ -15,7 +15,6 @@ import (
 	"strings"
 	"syscall"
 
-
 	"github.com/switchboard-dev/switchboard/loadtest"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
