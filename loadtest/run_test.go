@@ -159,9 +159,6 @@ func TestRunSetupRefused(t *testing.T) {
 }
 
 func TestSmokeAgainstFake(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a few seconds")
-	}
 	s := newFakeServer(t, fakeFaults{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

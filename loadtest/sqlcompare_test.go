@@ -20,9 +20,6 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // the read model the server really writes.
 func readModelDB(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
 	dbURL := pgtest.NewDatabase(t)
 	src, err := os.ReadFile("../persistence/migrations/00001_core.sql")
 	if err != nil {
@@ -78,9 +75,6 @@ func TestSQLComparerFirstPage(t *testing.T) {
 }
 
 func TestSQLComparerNeedsReadModel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
 	_, err := openSQLComparer(context.Background(), pgtest.NewDatabase(t))
 	if err == nil || !strings.Contains(err.Error(), "read model") {
 		t.Fatalf("openSQLComparer on an empty database = %v", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
 // TestActivationReadsSnapshotAndTail activates a conversation with 100,000
@@ -99,7 +100,7 @@ func BenchmarkActivation1M(b *testing.B) {
 			if err := n.node.System.Root.PoisonFuture(pid).Wait(); err != nil {
 				b.Fatal(err)
 			}
-			eventually(b, 5*time.Second, "the activation to stop", func() bool { return kind.Count() == 0 })
+			poll.Until(b, 5*time.Second, "the activation to stop", func() bool { return kind.Count() == 0 })
 			if _, err := n.store.Pool().Exec(ctx, `UPDATE snapshots SET version = $2, state = $3 WHERE conversation_id = $1`,
 				id, events-tail, snap); err != nil {
 				b.Fatal(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
 // seenTypes records every actorpb message type that crossed between the
@@ -110,7 +111,7 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	agent := test.NewInMemAgent()
 	a := startNode(t, url, agent, Config{})
 	b := startNode(t, url, agent, Config{})
-	eventually(t, 10*time.Second, "both nodes to see each other", func() bool {
+	poll.Until(t, 10*time.Second, "both nodes to see each other", func() bool {
 		return a.node.Cluster.MemberList.Members().Len() == 2 && b.node.Cluster.MemberList.Members().Len() == 2
 	})
 	if a.node.Address() == b.node.Address() {
@@ -376,7 +377,7 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The conversation replies first and then delivers its summary.
-	eventually(t, 10*time.Second, "B's summary delivery to the inbox on A", func() bool {
+	poll.Until(t, 10*time.Second, "B's summary delivery to the inbox on A", func() bool {
 		return testutil.ToFloat64(b.deps.Metrics.InboxDelivery.WithLabelValues("ok")) == delivered+1
 	})
 	if pid := a.node.Cluster.Get(tnA.inbox, KindInbox); pid.Address != a.node.Address() {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
 // TestFencingTwoActivations forces what disthash does on a membership change
@@ -67,7 +68,7 @@ func TestFencingTwoActivations(t *testing.T) {
 		t.Fatalf("fenced appends on A: %v, want 1", n)
 	}
 	// It stops: the activation is gone from A's placement and its PID is dead.
-	eventually(t, 5*time.Second, "the fenced activation to stop", func() bool {
+	poll.Until(t, 5*time.Second, "the fenced activation to stop", func() bool {
 		return a.deps.Metrics.ActiveConversations() == 0 && a.node.Cluster.GetClusterKind(KindConversation).Count() == 0
 	})
 	_, err = a.node.System.Root.RequestFuture(staleA, getCmd(tn, id), time.Second).Result()

@@ -139,18 +139,6 @@ func decodeItem(t testing.TB, raw []byte) conversation.Item {
 	return it
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // journalCheck asserts the journal of a conversation has no fork and no gap:
 // versions 1..head, each exactly once, and the head and read-model rows agree.
 func journalCheck(t testing.TB, s *persistence.Store, id string, want int64) {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
@@ -166,19 +167,6 @@ func (e *env) start(b search.Backend, cfg Config) *running {
 	return &running{ix: ix, reg: reg, logs: logs, stop: stop}
 }
 
-// eventually polls cond until it holds or the deadline passes: for
-// conditions that no event announces (index contents, stats).
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func found(t *testing.T, b search.Backend, account string, inboxes []string, text string) []string {
 	t.Helper()
 	r, err := b.Search(context.Background(), search.Query{AccountID: account, InboxIDs: inboxes, Text: text, Limit: 100})
@@ -268,8 +256,8 @@ func TestIndexesEveryCommittedMessageScoped(t *testing.T) {
 	for i := range 20 {
 		e.commit(message(fmt.Sprintf("bulk%d", i), "acc_a", "ib_a2", 1, fmt.Sprintf("bulk foxtrot %d", i)))
 	}
-	eventually(t, 10*time.Second, "indexing", func() bool { return r.ix.Stats().Indexed >= 25 })
-	eventually(t, 10*time.Second, "indexing (caught up)", caughtUp(r.ix))
+	poll.Until(t, 10*time.Second, "indexing", func() bool { return r.ix.Stats().Indexed >= 25 })
+	poll.Until(t, 10*time.Second, "indexing (caught up)", caughtUp(r.ix))
 
 	a := []string{"ib_a1", "ib_a2"}
 	cases := []struct {
@@ -344,14 +332,14 @@ func TestOutOfOrderCommitIsNeverSkipped(t *testing.T) {
 	// The indexer is woken by the late commit and keeps looking; give it
 	// several rounds. The late row is committed but above the horizon.
 	start := r.ix.rounds.Load()
-	eventually(t, 5*time.Second, "indexer rounds", func() bool { return r.ix.rounds.Load() >= start+4 })
+	poll.Until(t, 5*time.Second, "indexer rounds", func() bool { return r.ix.rounds.Load() >= start+4 })
 	if got := found(t, be, "acc", in, "golf"); len(got) != 0 {
 		t.Fatalf("indexed past an open earlier transaction: %v", got)
 	}
 	if c := e.cursor(); c.TxID >= earlyTx {
 		t.Fatalf("cursor %s moved past the open transaction %d", c, earlyTx)
 	}
-	eventually(t, 5*time.Second, "backlog of the late entry", func() bool { return r.ix.Stats().Backlog == 1 })
+	poll.Until(t, 5*time.Second, "backlog of the late entry", func() bool { return r.ix.Stats().Backlog == 1 })
 
 	// The early transaction commits at last: both are indexed.
 	if _, err := early.Exec(ctx, "NOTIFY "+Channel); err != nil {
@@ -360,8 +348,8 @@ func TestOutOfOrderCommitIsNeverSkipped(t *testing.T) {
 	if err := early.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "both indexed", func() bool { return len(found(t, be, "acc", in, "golf")) == 2 })
-	eventually(t, 5*time.Second, "caught up", caughtUp(r.ix))
+	poll.Until(t, 5*time.Second, "both indexed", func() bool { return len(found(t, be, "acc", in, "golf")) == 2 })
+	poll.Until(t, 5*time.Second, "caught up", caughtUp(r.ix))
 	if c := e.cursor(); c.TxID != lateTx || c.ConversationID != "late" {
 		t.Fatalf("cursor %s, want at the late entry", c)
 	}
@@ -402,8 +390,8 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	batch(0, 30)
 	rec1 := &recorder{Backend: be}
 	r1 := e.start(rec1, testConfig)
-	eventually(t, 10*time.Second, "first run", func() bool { return len(rec1.accepted()) >= 30 })
-	eventually(t, 10*time.Second, "first run caught up", caughtUp(r1.ix))
+	poll.Until(t, 10*time.Second, "first run", func() bool { return len(rec1.accepted()) >= 30 })
+	poll.Until(t, 10*time.Second, "first run caught up", caughtUp(r1.ix))
 	r1.stop()
 	if n := len(rec1.accepted()); n != 30 {
 		t.Fatalf("first run sent %d documents", n)
@@ -413,8 +401,8 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	batch(30, 50)
 	rec2 := &recorder{Backend: be}
 	r2 := e.start(rec2, testConfig)
-	eventually(t, 10*time.Second, "second run", func() bool { return len(rec2.accepted()) >= 20 })
-	eventually(t, 10*time.Second, "second run (caught up)", caughtUp(r2.ix))
+	poll.Until(t, 10*time.Second, "second run", func() bool { return len(rec2.accepted()) >= 20 })
+	poll.Until(t, 10*time.Second, "second run (caught up)", caughtUp(r2.ix))
 	r2.stop()
 	for _, id := range rec2.accepted() {
 		var i int
@@ -440,8 +428,8 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	}
 	rec4 := &recorder{Backend: be}
 	r4 := e.start(rec4, testConfig)
-	eventually(t, 10*time.Second, "after crash", func() bool { return len(rec4.accepted()) >= 10 })
-	eventually(t, 10*time.Second, "after crash (caught up)", caughtUp(r4.ix))
+	poll.Until(t, 10*time.Second, "after crash", func() bool { return len(rec4.accepted()) >= 10 })
+	poll.Until(t, 10*time.Second, "after crash (caught up)", caughtUp(r4.ix))
 	if !slices.Equal(rec4.accepted()[:len(crashed)], crashed) {
 		t.Fatalf("after the crash, the unsaved batch should be sent again first: %v vs %v", rec4.accepted(), crashed)
 	}
@@ -475,14 +463,14 @@ func TestLostSessionResumes(t *testing.T) {
 	be := pgsearch.New(e.pool)
 	r := e.start(be, testConfig)
 	e.commit(message("s1", "acc", "ib", 1, "india one"))
-	eventually(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed >= 1 })
+	poll.Until(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed >= 1 })
 	var killed bool
 	if err := e.pool.QueryRow(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed); err != nil || !killed {
 		t.Fatalf("terminate: %v %v", killed, err)
 	}
 	e.commit(message("s2", "acc", "ib", 1, "india two"))
-	eventually(t, 10*time.Second, "after reconnect", func() bool { return len(found(t, be, "acc", []string{"ib"}, "india")) == 2 })
+	poll.Until(t, 10*time.Second, "after reconnect", func() bool { return len(found(t, be, "acc", []string{"ib"}, "india")) == 2 })
 	if v := testutil.ToFloat64(r.ix.m.errors.WithLabelValues("database")); v < 1 {
 		t.Fatalf("database errors %v", v)
 	}
@@ -511,13 +499,13 @@ func TestBackendOutageBacksOffAndCatchesUp(t *testing.T) {
 		}
 	}
 	send(10)
-	eventually(t, 10*time.Second, "healthy indexing", func() bool { return fake.Count("messages") == 10 })
+	poll.Until(t, 10*time.Second, "healthy indexing", func() bool { return fake.Count("messages") == 10 })
 
 	// Outage 1: the server answers 503. Commits go on (the journal never
 	// waits for the index); the indexer retries and its backlog grows.
 	fake.SetUnavailable(true)
 	send(15)
-	eventually(t, 10*time.Second, "retries under 503", func() bool {
+	poll.Until(t, 10*time.Second, "retries under 503", func() bool {
 		s := r.ix.Stats()
 		return fake.Failures() >= 3 && s.LastError != "" && s.Backlog > 0 && s.LagMs > 0
 	})
@@ -530,16 +518,16 @@ func TestBackendOutageBacksOffAndCatchesUp(t *testing.T) {
 	fake.SetDropConnections(true)
 	failures := fake.Failures()
 	send(15)
-	eventually(t, 10*time.Second, "retries with dropped connections", func() bool { return fake.Failures() >= failures+3 })
+	poll.Until(t, 10*time.Second, "retries with dropped connections", func() bool { return fake.Failures() >= failures+3 })
 
 	// The server comes back: everything gets in, nothing is lost.
 	fake.SetDropConnections(false)
-	eventually(t, 10*time.Second, "catch-up", func() bool { return fake.Count("messages") == 40 })
-	eventually(t, 10*time.Second, "catch-up (caught up)", caughtUp(r.ix))
+	poll.Until(t, 10*time.Second, "catch-up", func() bool { return fake.Count("messages") == 40 })
+	poll.Until(t, 10*time.Second, "catch-up (caught up)", caughtUp(r.ix))
 	if got := found(t, be, "acc", in, "juliet"); len(got) != 40 {
 		t.Fatalf("searchable after the outage: %d of 40", len(got))
 	}
-	eventually(t, 5*time.Second, "error cleared", func() bool { return r.ix.Stats().LastError == "" })
+	poll.Until(t, 5*time.Second, "error cleared", func() bool { return r.ix.Stats().LastError == "" })
 	if v := testutil.ToFloat64(r.ix.m.errors.WithLabelValues("backend")); v < 6 {
 		t.Fatalf("index_errors_total{kind=backend} %v", v)
 	}
@@ -568,8 +556,8 @@ func TestPoisonDocumentsAreRecordedAndSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.commit(message("p6", "acc", "ib", 1, "kilo after"))
-	eventually(t, 10*time.Second, "indexing past poison", func() bool { return r.ix.Stats().Skipped == 3 })
-	eventually(t, 10*time.Second, "indexing past poison (caught up)", caughtUp(r.ix))
+	poll.Until(t, 10*time.Second, "indexing past poison", func() bool { return r.ix.Stats().Skipped == 3 })
+	poll.Until(t, 10*time.Second, "indexing past poison (caught up)", caughtUp(r.ix))
 
 	if got := found(t, be, "acc", []string{"ib"}, "kilo"); !slices.Equal(got, []string{itemID("p1", 1), itemID("p4", 1), itemID("p6", 1)}) {
 		t.Fatalf("indexed %v", got)
@@ -603,7 +591,7 @@ func TestOneActiveIndexerPerCluster(t *testing.T) {
 	be := pgsearch.New(e.pool)
 	recA, recB := &recorder{Backend: be}, &recorder{Backend: be}
 	a, b := e.start(recA, testConfig), e.start(recB, testConfig)
-	eventually(t, 5*time.Second, "an active indexer", func() bool { return a.ix.Stats().Active || b.ix.Stats().Active })
+	poll.Until(t, 5*time.Second, "an active indexer", func() bool { return a.ix.Stats().Active || b.ix.Stats().Active })
 	active, standby, recActive, recStandby := a, b, recA, recB
 	if b.ix.Stats().Active {
 		active, standby, recActive, recStandby = b, a, recB, recA
@@ -611,21 +599,21 @@ func TestOneActiveIndexerPerCluster(t *testing.T) {
 	for i := range 20 {
 		e.commit(message(fmt.Sprintf("x%d", i), "acc", "ib", 1, "lima"))
 	}
-	eventually(t, 10*time.Second, "indexing", func() bool { return len(recActive.accepted()) >= 20 })
-	eventually(t, 10*time.Second, "indexing (caught up)", caughtUp(active.ix))
+	poll.Until(t, 10*time.Second, "indexing", func() bool { return len(recActive.accepted()) >= 20 })
+	poll.Until(t, 10*time.Second, "indexing (caught up)", caughtUp(active.ix))
 	if standby.ix.Stats().Active || len(recStandby.accepted()) != 0 {
 		t.Fatalf("the standby indexed: active=%v, %d documents", standby.ix.Stats().Active, len(recStandby.accepted()))
 	}
 	// Every node measures the cluster's lag, not just the active one.
-	eventually(t, 5*time.Second, "standby stats", caughtUp(standby.ix))
+	poll.Until(t, 5*time.Second, "standby stats", caughtUp(standby.ix))
 
 	// The active node stops; the standby takes over.
 	active.stop()
-	eventually(t, 5*time.Second, "takeover", func() bool { return standby.ix.Stats().Active })
+	poll.Until(t, 5*time.Second, "takeover", func() bool { return standby.ix.Stats().Active })
 	for i := 20; i < 30; i++ {
 		e.commit(message(fmt.Sprintf("x%d", i), "acc", "ib", 1, "lima"))
 	}
-	eventually(t, 10*time.Second, "after takeover", func() bool { return len(found(t, be, "acc", []string{"ib"}, "lima")) == 30 })
+	poll.Until(t, 10*time.Second, "after takeover", func() bool { return len(found(t, be, "acc", []string{"ib"}, "lima")) == 30 })
 	// Delivery is at least once: at a takeover the new leader may re-send
 	// what the old one sent but had not yet recorded in the cursor (upserts
 	// make that harmless), but it resumes from the cursor, not from scratch.
@@ -640,7 +628,7 @@ func TestPauseAndResume(t *testing.T) {
 	r := e.start(be, testConfig)
 	in := []string{"ib"}
 	e.commit(message("q1", "acc", "ib", 1, "mike"))
-	eventually(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed >= 1 })
+	poll.Until(t, 5*time.Second, "first", func() bool { return r.ix.Stats().Indexed >= 1 })
 
 	r.ix.Pause()
 	if !r.ix.Stats().Paused {
@@ -650,7 +638,7 @@ func TestPauseAndResume(t *testing.T) {
 		e.commit(message(fmt.Sprintf("q%d", i), "acc", "ib", 1, "mike"))
 	}
 	// Lag and backlog keep being measured while paused.
-	eventually(t, 5*time.Second, "backlog while paused", func() bool { s := r.ix.Stats(); return s.Backlog == 5 && s.LagMs > 0 })
+	poll.Until(t, 5*time.Second, "backlog while paused", func() bool { s := r.ix.Stats(); return s.Backlog == 5 && s.LagMs > 0 })
 	if got := found(t, be, "acc", in, "mike"); len(got) != 1 {
 		t.Fatalf("indexed while paused: %v", got)
 	}
@@ -662,8 +650,8 @@ func TestPauseAndResume(t *testing.T) {
 	}
 
 	r.ix.Resume()
-	eventually(t, 5*time.Second, "after resume", func() bool { return len(found(t, be, "acc", in, "mike")) == 6 })
-	eventually(t, 5*time.Second, "after resume (caught up)", caughtUp(r.ix))
+	poll.Until(t, 5*time.Second, "after resume", func() bool { return len(found(t, be, "acc", in, "mike")) == 6 })
+	poll.Until(t, 5*time.Second, "after resume (caught up)", caughtUp(r.ix))
 	// Indexed counts deliveries, which are at least once (a session that
 	// restarts re-sends the batch it had not recorded); the index holds each
 	// message once, checked above.

@@ -464,6 +464,6 @@ func raiseNoFile(t testing.TB, want uint64) {
 	}
 	lim.Cur = min(want, lim.Max)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < want {
-		t.Skipf("need %d file descriptors, have %d: %v", want, lim.Cur, err)
+		t.Fatalf("need %d file descriptors, have %d (raise the hard limit): %v", want, lim.Cur, err)
 	}
 }
