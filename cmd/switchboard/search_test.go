@@ -113,8 +113,7 @@ func TestSearchOutageNeverTouchesIngestion(t *testing.T) {
 			if f.typ() != "update" {
 				continue
 			}
-			lm, _ := f.obj("conversation")["last_message"].(map[string]any)
-			body, _ := lm["body"].(string)
+			body := lastMessageBody(f)
 			mu.Lock()
 			if t0, ok := sentAt[body]; ok {
 				fresh = append(fresh, f.at.Sub(t0))

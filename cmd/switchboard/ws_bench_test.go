@@ -42,8 +42,7 @@ func BenchmarkWSFreshness(b *testing.B) {
 					if f.typ() != "update" {
 						continue
 					}
-					lm, _ := f.obj("conversation")["last_message"].(map[string]any)
-					body, _ := lm["body"].(string)
+					body := lastMessageBody(f)
 					mu.Lock()
 					if t0, ok := sentAt[body]; ok {
 						lat = append(lat, f.at.Sub(t0))

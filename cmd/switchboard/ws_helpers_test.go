@@ -24,6 +24,13 @@ type wsFrame struct {
 func (f wsFrame) str(k string) string { s, _ := f.m[k].(string); return s }
 func (f wsFrame) num(k string) int64  { n, _ := f.m[k].(float64); return int64(n) }
 func (f wsFrame) typ() string         { return f.str("type") }
+
+// lastMessageBody is the body of an update's conversation's last message.
+func lastMessageBody(f wsFrame) string {
+	lm, _ := f.obj("conversation")["last_message"].(map[string]any)
+	body, _ := lm["body"].(string)
+	return body
+}
 func (f wsFrame) obj(k string) map[string]any {
 	o, _ := f.m[k].(map[string]any)
 	return o
