@@ -226,7 +226,10 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 	// Cache the conversation that answered: a duplicate external_id from
 	// another contact answers with the original's, and convID was never
 	// created (caching it would let GET .../messages answer 200 for it).
-	answered := conversationIDOf(res.Summary, convID)
+	answered := convID
+	if res.Duplicate { // only then may the answer be another contact's conversation
+		answered = conversationIDOf(res.Summary, convID)
+	}
 	s.convs.Store(answered, convRef{accountID: ib.AccountID, inboxID: ib.ID})
 	writeJSON(w, status, map[string]any{"conversation_id": answered,
 		"message": res.Item, "conversation": res.Summary})

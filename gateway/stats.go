@@ -9,22 +9,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchboard-dev/switchboard/actors/indexer"
 )
 
 // Indexer is the search indexer as operators drive it.
 type Indexer interface {
 	Pause()
 	Resume()
-	Status() IndexerStatus
-}
-
-// IndexerStatus is what /v1/admin/stats shows of the indexer.
-type IndexerStatus struct {
-	Paused    bool
-	LagMs     float64
-	Backlog   int64
-	Indexed   int64
-	LastError string
+	Stats() indexer.Stats
 }
 
 // setIndexerPaused pauses or resumes indexing: operators stall it for
@@ -58,7 +51,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 		"indexer_paused":       false,
 	}
 	if s.indexer != nil {
-		st := s.indexer.Status()
+		st := s.indexer.Stats()
 		out["index_lag_ms"], out["index_backlog"], out["indexer_paused"] = st.LagMs, st.Backlog, st.Paused
 		out["indexed_total"], out["index_last_error"] = st.Indexed, st.LastError
 	}

@@ -89,7 +89,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error)
 
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
 		Store: store, Engine: grains.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
-		Indexer: indexerControl{n.indexer}, Search: n.backend,
+		Indexer: n.indexer, Search: n.backend,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -164,14 +164,4 @@ func newSearchBackend(ctx context.Context, cfg Config, store *persistence.Store,
 		log.Warn("typesense is not reachable yet; indexing will retry", "url", cfg.TypesenseURL, "err", err)
 	}
 	return b, nil
-}
-
-// indexerControl adapts the indexer to what the admin API shows.
-type indexerControl struct{ ix *indexer.Indexer }
-
-func (c indexerControl) Pause()  { c.ix.Pause() }
-func (c indexerControl) Resume() { c.ix.Resume() }
-func (c indexerControl) Status() gateway.IndexerStatus {
-	st := c.ix.Stats()
-	return gateway.IndexerStatus{Paused: st.Paused, LagMs: float64(st.LagMs), Backlog: st.Backlog, Indexed: st.Indexed, LastError: st.LastError}
 }
