@@ -5,7 +5,7 @@ GO ?= go
 # detector (the library has races of its own, PROTOACTOR.md 10); every other
 # package runs with it.
 MODULE := github.com/switchboard-dev/switchboard
-ACTOR_PKGS := $(MODULE)/actors/grains $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/cmd/switchboard
+ACTOR_PKGS := $(MODULE)/actors $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/e2e
 RACE_PKGS = $(filter-out $(ACTOR_PKGS),$(shell $(GO) list ./...))
 
 .PHONY: run test build vet proto bench deps

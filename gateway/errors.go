@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/actors/grains"
+	"github.com/switchboard-dev/switchboard/actors"
 )
 
 // API error codes and their statuses (API.md "Errors").
@@ -62,7 +62,7 @@ func asAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	if ge, ok := grains.AsError(err); ok {
+	if ge, ok := actors.AsError(err); ok {
 		if _, known := statusOf[ge.Code]; known {
 			return &apiError{Code: ge.Code, Message: ge.Message}
 		}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
-	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/switchboard-dev/switchboard/actors/grains"
+	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
@@ -34,9 +34,9 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	store    *persistence.Store
-	engine   *grains.Engine
+	engine   *actors.Engine
 	node     *cluster.Node
-	actorsM  *grains.Metrics
+	actorsM  *actors.Metrics
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	metrics  *httpMetrics
@@ -60,9 +60,9 @@ type convRef struct{ accountID, inboxID string }
 // Deps are the parts the gateway fronts.
 type Deps struct {
 	Store        *persistence.Store
-	Engine       *grains.Engine
+	Engine       *actors.Engine
 	Node         *cluster.Node
-	ActorMetrics *grains.Metrics
+	ActorMetrics *actors.Metrics
 	Registry     *prometheus.Registry
 	Log          *slog.Logger
 	// Indexer is nil on a node that does not index.

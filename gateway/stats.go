@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/switchboard-dev/switchboard/actors/indexer"
+	"github.com/switchboard-dev/switchboard/consumers/indexer"
 )
 
 // Indexer is the search indexer as operators drive it.

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/actors/grains"
+	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/gateway/outbox"
 )
 
@@ -298,7 +298,7 @@ func (wc *wsConn) pushUpdate(inbox, conv string, version int64, frame []byte) {
 }
 
 func actorError(err error) error {
-	if ge, ok := grains.AsError(err); ok {
+	if ge, ok := actors.AsError(err); ok {
 		return ge
 	}
 	return errorf(codeUnavailable, "%v", err)

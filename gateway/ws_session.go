@@ -7,8 +7,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
-	"github.com/switchboard-dev/switchboard/actors/grains"
 	"github.com/switchboard-dev/switchboard/gateway/outbox"
 )
 
@@ -131,22 +131,22 @@ func (se *session) Receive(ctx actor.Context) {
 		if w := se.watches[m.conv]; w != nil {
 			delete(se.watches, m.conv)
 			if w.pid != nil {
-				ctx.Send(w.pid, &actorpb.UnwatchConversation{ConversationId: m.conv, Watcher: grains.PbPID(ctx.Self())})
+				ctx.Send(w.pid, &actorpb.UnwatchConversation{ConversationId: m.conv, Watcher: actors.PbPID(ctx.Self())})
 				ctx.Unwatch(w.pid)
 			}
 			finish(&w.done)
 		}
 	case *typingReq:
-		msg := &actorpb.Typing{AccountId: m.accountID, ConversationId: m.conv, AgentId: se.agentID, Watcher: grains.PbPID(ctx.Self())}
+		msg := &actorpb.Typing{AccountId: m.accountID, ConversationId: m.conv, AgentId: se.agentID, Watcher: actors.PbPID(ctx.Self())}
 		if w := se.watches[m.conv]; w != nil && w.pid != nil {
 			ctx.Send(w.pid, msg)
 		} else {
-			_ = se.wc.s.node.Send(grains.KindConversation, m.conv, msg)
+			_ = se.wc.s.node.Send(actors.KindConversation, m.conv, msg)
 		}
 	case *actor.Terminated:
 		se.terminated(ctx, m.Who)
 	case *actor.Stopped:
-		self := grains.PbPID(ctx.Self())
+		self := actors.PbPID(ctx.Self())
 		for _, sub := range se.subs {
 			if sub.inboxPID != nil {
 				ctx.Send(sub.inboxPID, &actorpb.UnsubscribeInbox{InboxId: sub.inbox, Subscriber: self, SubscriptionId: sub.gen})
@@ -203,18 +203,18 @@ func (se *session) request(ctx actor.Context, sub *wsSub, resume bool) {
 	sub.gen = se.nextGen()
 	sub.pending = true
 	msg := &actorpb.SubscribeInbox{AccountId: sub.accountID, InboxId: sub.inbox, AgentId: se.agentID,
-		Subscriber: grains.PbPID(ctx.Self()), SubscriptionId: sub.gen, Filter: sub.filter,
+		Subscriber: actors.PbPID(ctx.Self()), SubscriptionId: sub.gen, Filter: sub.filter,
 		Resume: resume, ResumeEpoch: sub.epoch, ResumeSeq: sub.seq}
 	wc, self, gen, inbox := se.wc, ctx.Self(), sub.gen, sub.inbox
 	go func() {
 		rctx, cancel := context.WithTimeout(wc.ctx, 10*time.Second)
 		defer cancel()
-		res, err := wc.s.node.Request(rctx, grains.KindInbox, inbox, msg)
+		res, err := wc.s.node.Request(rctx, actors.KindInbox, inbox, msg)
 		if err == nil {
 			if ack, ok := res.(*actorpb.Ack); !ok {
 				err = errorf(codeUnavailable, "inbox answered %T", res)
 			} else if ack.Error != nil {
-				err = &grains.Error{Code: ack.Error.Code, Message: ack.Error.Message}
+				err = &actors.Error{Code: ack.Error.Code, Message: ack.Error.Message}
 			}
 		}
 		if err != nil {
@@ -264,13 +264,13 @@ func (se *session) subscribed(ctx actor.Context, m *actorpb.InboxSubscribed) {
 	if sub == nil || sub.gen != m.SubscriptionId || !sub.pending {
 		// An answer nobody waits for (the client unsubscribed, or a retry
 		// raced): make sure the inbox forgets it.
-		if pid := grains.PIDOf(m.Inbox); pid != nil && (sub == nil || sub.gen != m.SubscriptionId) {
-			ctx.Send(pid, &actorpb.UnsubscribeInbox{InboxId: m.InboxId, Subscriber: grains.PbPID(ctx.Self()), SubscriptionId: m.SubscriptionId})
+		if pid := actors.PIDOf(m.Inbox); pid != nil && (sub == nil || sub.gen != m.SubscriptionId) {
+			ctx.Send(pid, &actorpb.UnsubscribeInbox{InboxId: m.InboxId, Subscriber: actors.PbPID(ctx.Self()), SubscriptionId: m.SubscriptionId})
 		}
 		return
 	}
 	sub.pending, sub.retryDelay = false, 0
-	if pid := grains.PIDOf(m.Inbox); pid != nil && (sub.inboxPID == nil || !sub.inboxPID.Equal(pid)) {
+	if pid := actors.PIDOf(m.Inbox); pid != nil && (sub.inboxPID == nil || !sub.inboxPID.Equal(pid)) {
 		if sub.inboxPID != nil {
 			ctx.Unwatch(sub.inboxPID)
 		}
@@ -331,7 +331,7 @@ func (se *session) unsubscribe(ctx actor.Context, inbox string) {
 	delete(se.subs, inbox)
 	se.wc.q.Forget(inbox)
 	if sub.inboxPID != nil {
-		ctx.Send(sub.inboxPID, &actorpb.UnsubscribeInbox{InboxId: inbox, Subscriber: grains.PbPID(ctx.Self()), SubscriptionId: sub.gen})
+		ctx.Send(sub.inboxPID, &actorpb.UnsubscribeInbox{InboxId: inbox, Subscriber: actors.PbPID(ctx.Self()), SubscriptionId: sub.gen})
 		ctx.Unwatch(sub.inboxPID)
 	}
 	finish(&sub.done)
@@ -387,17 +387,17 @@ func (se *session) clientWatch(ctx actor.Context, m *watchReq) {
 func (se *session) requestWatch(ctx actor.Context, w *wsWatch) {
 	w.gen = se.nextGen()
 	w.pending = true
-	msg := &actorpb.WatchConversation{AccountId: w.accountID, ConversationId: w.conv, AgentId: se.agentID, Watcher: grains.PbPID(ctx.Self())}
+	msg := &actorpb.WatchConversation{AccountId: w.accountID, ConversationId: w.conv, AgentId: se.agentID, Watcher: actors.PbPID(ctx.Self())}
 	wc, self, gen, conv := se.wc, ctx.Self(), w.gen, w.conv
 	go func() {
 		rctx, cancel := context.WithTimeout(wc.ctx, 10*time.Second)
 		defer cancel()
-		res, err := wc.s.node.Request(rctx, grains.KindConversation, conv, msg)
+		res, err := wc.s.node.Request(rctx, actors.KindConversation, conv, msg)
 		if err == nil {
 			if ack, ok := res.(*actorpb.Ack); !ok {
 				err = errorf(codeUnavailable, "conversation answered %T", res)
 			} else if ack.Error != nil {
-				err = &grains.Error{Code: ack.Error.Code, Message: ack.Error.Message}
+				err = &actors.Error{Code: ack.Error.Code, Message: ack.Error.Message}
 			}
 		}
 		if err != nil {
@@ -417,10 +417,10 @@ type retryWatchMsg struct{ conv string }
 
 func (se *session) watched(ctx actor.Context, m *actorpb.ConversationWatched) {
 	w := se.watches[m.ConversationId]
-	pid := grains.PIDOf(m.Conversation)
+	pid := actors.PIDOf(m.Conversation)
 	if w == nil || !w.pending {
 		if pid != nil && w == nil {
-			ctx.Send(pid, &actorpb.UnwatchConversation{ConversationId: m.ConversationId, Watcher: grains.PbPID(ctx.Self())})
+			ctx.Send(pid, &actorpb.UnwatchConversation{ConversationId: m.ConversationId, Watcher: actors.PbPID(ctx.Self())})
 		}
 		return
 	}

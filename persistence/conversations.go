@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
 )
 
 // ClaimEpoch starts an activation of a conversation: it bumps the fencing

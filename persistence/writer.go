@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-dev/switchboard/actors/conversation"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
 )
 
 // Append is one conversation event to commit, with everything that must

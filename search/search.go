@@ -2,7 +2,7 @@
 // indexer writes to and GET /v1/search reads from, and the types they share.
 //
 // Search is a consumer, never on the hot path (DESIGN.md): the index is fed
-// from committed journal entries by actors/indexer, may lag behind, and is
+// from committed journal entries by consumers/indexer, may lag behind, and is
 // never read to build an inbox list. Backends: search/pgsearch (embedded, on
 // PostgreSQL, the default) and search/typesense.
 package search

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-dev/switchboard/persistence/localpg"
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 // dev is `make run`: a private PostgreSQL under .data/, a single node with
@@ -71,13 +72,13 @@ func dev(ctx context.Context, args []string) int {
 		}
 		return os.Getenv(k)
 	}
-	cfg, err := loadConfig("switchboard dev", args, getenv)
+	cfg, err := server.LoadConfig("switchboard dev", args, getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		return 2
 	}
 	fmt.Println("==> starting the node")
-	n, err := startNode(ctx, cfg, log)
+	n, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
@@ -110,12 +111,11 @@ Ctrl-C stops it.
 		demo.AgentToken, n.URL(), demo.InboxID, demo.APIKey)
 	select {
 	case <-ctx.Done():
-	case err := <-n.served:
-		n.served <- err
-		log.Error("http server failed", "err", err)
+	case <-n.Failed():
+		log.Error("http server failed", "err", n.ServeErr())
 	}
 	fmt.Println("==> stopping")
-	if err := n.stop(context.Background()); err != nil {
+	if err := n.Stop(context.Background()); err != nil {
 		log.Error("stop", "err", err)
 		return 1
 	}

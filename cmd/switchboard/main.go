@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/loadtest"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func run(args []string) int {
 	case "serve":
 		return serve(ctx, args)
 	case "migrate":
-		cfg, err := loadConfig("switchboard migrate", args, os.Getenv)
+		cfg, err := server.LoadConfig("switchboard migrate", args, os.Getenv)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "switchboard:", err)
 			return 2
@@ -59,7 +60,7 @@ func run(args []string) int {
 }
 
 func serve(ctx context.Context, args []string) int {
-	cfg, err := loadConfig("switchboard serve", args, os.Getenv)
+	cfg, err := server.LoadConfig("switchboard serve", args, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		return 2
@@ -70,20 +71,19 @@ func serve(ctx context.Context, args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	n, err := startNode(ctx, cfg, log)
+	n, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	log.Info("switchboard is serving", "url", n.URL(), "cluster_provider", cfg.ClusterProvider, "node", n.member.Address())
+	log.Info("switchboard is serving", "url", n.URL(), "cluster_provider", cfg.ClusterProvider, "node", n.Member().Address())
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: finishing in-flight requests, flushing commits, snapshotting actors")
-	case err := <-n.served:
-		n.served <- err
-		log.Error("http server failed", "err", err)
+	case <-n.Failed():
+		log.Error("http server failed", "err", n.ServeErr())
 	}
-	if err := n.stop(context.Background()); err != nil {
+	if err := n.Stop(context.Background()); err != nil {
 		log.Error("stop", "err", err)
 		return 1
 	}

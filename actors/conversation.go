@@ -1,0 +1,344 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+// conversationGrain is one activation of a conversation. It holds the
+// authoritative state in memory; every event is committed (group commit,
+// fenced by epoch) before it is applied, acknowledged and sent to the inbox.
+type conversationGrain struct {
+	deps *Deps
+	id   string
+	log  *slog.Logger
+
+	state   *conversation.State
+	epoch   int64
+	loaded  bool
+	dirty   int // events since the last snapshot
+	stopped bool
+
+	watchers   map[string]*watcher  // websocket sessions, by PID
+	lastTyping map[string]time.Time // agent → last typing forwarded
+}
+
+// NewConversationKind is the cluster kind of conversation actors.
+func NewConversationKind(deps *Deps) *protocluster.Kind {
+	deps.Config.defaults()
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &conversationGrain{deps: deps}
+	}, actor.WithReceiverMiddleware(recoverMiddleware(deps, KindConversation, func(err error) any {
+		return &actorpb.ConversationReply{Error: pbError(codeRetry, err.Error())}
+	})))
+	return protocluster.NewKind(KindConversation, props)
+}
+
+func (g *conversationGrain) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *protocluster.ClusterInit:
+		g.id = msg.Identity.Identity
+		g.log = g.deps.Log.With("conversation", g.id)
+		g.deps.Metrics.activated(KindConversation, 1)
+		ctx.SetReceiveTimeout(g.deps.Config.IdleTimeout)
+		// Loading is lazy (first command) so that a database hiccup during
+		// activation becomes an error reply rather than a broken actor.
+	case *actor.ReceiveTimeout:
+		if len(g.watchers) > 0 {
+			// Watched conversations stay active: passivating would cut
+			// their watchers' stream for nothing.
+			ctx.SetReceiveTimeout(g.deps.Config.IdleTimeout)
+			return
+		}
+		g.deps.Metrics.Passivations.Inc()
+		g.snapshot()
+		g.stopped = true
+		ctx.Poison(ctx.Self())
+	case *actor.Stopped:
+		if g.id != "" {
+			g.snapshot()
+			g.deps.Metrics.activated(KindConversation, -1)
+		}
+	case *actorpb.ConversationCommand:
+		if g.stopped {
+			ctx.Respond(&actorpb.ConversationReply{Error: pbError(codeRetry, "conversation activation is stopping")})
+			return
+		}
+		reply, notify := g.handle(msg)
+		ctx.Respond(reply)
+		if reply.Error != nil && reply.Error.Code == codeRetry {
+			// Fenced or unknown outcome: this activation's memory can no
+			// longer be trusted; the next request activates a fresh one.
+			g.stopped = true
+			ctx.Poison(ctx.Self())
+			return
+		}
+		if notify != nil {
+			g.publishItem(ctx, reply.ItemJson)
+			g.notifyInbox(notify)
+		}
+	case *actorpb.WatchConversation:
+		ctx.Respond(g.watch(ctx, msg))
+	case *actorpb.UnwatchConversation:
+		g.unwatch(ctx, PIDOf(msg.Watcher))
+	case *actorpb.Typing:
+		g.typing(ctx, msg)
+	case *actor.Terminated:
+		if msg.Who != nil {
+			delete(g.watchers, pidKey(msg.Who))
+		}
+	}
+}
+
+// load restores the state: claim a new epoch (fencing out any older
+// activation), then snapshot + journal tail. It never replays the whole history.
+func (g *conversationGrain) load(ctx context.Context) error {
+	start := time.Now()
+	epoch, head, err := g.deps.Store.ClaimEpoch(ctx, g.id)
+	if err != nil {
+		return fmt.Errorf("claim epoch: %w", err)
+	}
+	st := &conversation.State{}
+	version, raw, found, err := g.deps.Store.LoadSnapshot(ctx, g.id)
+	if err != nil {
+		return fmt.Errorf("load snapshot: %w", err)
+	}
+	if found {
+		if err := json.Unmarshal(raw, st); err != nil {
+			return fmt.Errorf("decode snapshot at version %d: %w", version, err)
+		}
+	}
+	events, err := g.deps.Store.LoadEvents(ctx, g.id, st.Version())
+	if err != nil {
+		return fmt.Errorf("load journal after %d: %w", st.Version(), err)
+	}
+	for i := range events {
+		conversation.Apply(st, &events[i])
+	}
+	if st.Version() != head {
+		return fmt.Errorf("restored version %d but head is at %d", st.Version(), head)
+	}
+	g.state, g.epoch, g.loaded = st, epoch, true
+	g.dirty = len(events)
+	g.deps.Metrics.JournalReplay.Observe(float64(len(events)))
+	g.deps.Metrics.ActivationTime.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (g *conversationGrain) snapshot() {
+	if !g.loaded || g.dirty == 0 {
+		return
+	}
+	raw, err := json.Marshal(g.state)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = g.deps.Store.SaveSnapshot(ctx, g.id, g.state.Version(), raw)
+		cancel()
+	}
+	if err != nil {
+		g.log.Warn("snapshot failed; the journal still has every event", "err", err)
+		return
+	}
+	g.dirty = 0
+}
+
+func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.ConversationReply, *actorpb.SummaryChanged) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.Config.CommitTimeout)
+	defer cancel()
+	if !g.loaded {
+		if err := g.load(ctx); err != nil {
+			g.log.Error("activation failed", "err", err)
+			return &actorpb.ConversationReply{Error: pbError(CodeUnavailable, "conversation unavailable: "+err.Error())}, nil
+		}
+	}
+	st := g.state
+	// Tenancy: an existing conversation answers only its own account.
+	if st.Exists() && (cmd.AccountId != st.Summary.AccountID || (cmd.InboxId != "" && cmd.InboxId != st.Summary.InboxID)) {
+		return &actorpb.ConversationReply{Error: pbError(CodeNotFound, "conversation not found")}, nil
+	}
+	if _, ok := cmd.Command.(*actorpb.ConversationCommand_Get); ok {
+		if !st.Exists() {
+			return &actorpb.ConversationReply{Error: pbError(CodeNotFound, "conversation not found")}, nil
+		}
+		return g.reply(nil, false), nil
+	}
+	if ref, ok := st.SeenKey(cmd.IdempotencyKey); ok {
+		return g.replayed(ctx, ref.ItemSeq), nil
+	}
+	dc, keys, err := toCommand(cmd)
+	if err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}, nil
+	}
+	ev, err := conversation.Decide(st, dc, time.Now(), newItemID)
+	if err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}, nil
+	}
+	if ev == nil { // nothing changes
+		return g.reply(nil, false), nil
+	}
+	next := st.Clone()
+	conversation.Apply(next, ev)
+	err = g.deps.Writer.Append(ctx, persistence.Append{
+		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, persistence.ErrDuplicate):
+		return g.duplicate(ctx, keys), nil
+	case errors.Is(err, persistence.ErrFenced):
+		g.deps.Metrics.Fenced.Inc()
+		g.log.Warn("append fenced: a newer activation owns this conversation; stopping", "epoch", g.epoch)
+		return &actorpb.ConversationReply{Error: pbError(codeRetry, err.Error())}, nil
+	default:
+		// The outcome is unknown (the commit may have happened): the state
+		// is reloaded from PostgreSQL by a fresh activation.
+		g.log.Error("append failed", "err", err)
+		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit failed: "+err.Error())}, nil
+	}
+	g.state = next
+	g.dirty++
+	if g.dirty >= g.deps.Config.SnapshotEvery {
+		g.snapshot()
+	}
+	reply := g.reply(ev.Item, false)
+	return reply, &actorpb.SummaryChanged{AccountId: next.Summary.AccountID, InboxId: next.Summary.InboxID,
+		ConversationId: g.id, Version: next.Version(), SummaryJson: reply.SummaryJson}
+}
+
+func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.ConversationReply {
+	r := &actorpb.ConversationReply{Duplicate: dup}
+	r.SummaryJson, _ = json.Marshal(g.state.Summary)
+	if item != nil {
+		r.ItemJson, _ = json.Marshal(item)
+	}
+	return r
+}
+
+// replayed answers a command delivered twice from the item it produced.
+func (g *conversationGrain) replayed(ctx context.Context, itemSeq int64) *actorpb.ConversationReply {
+	if itemSeq == 0 {
+		return g.reply(nil, true)
+	}
+	item, err := g.deps.Store.GetItemAt(ctx, g.id, itemSeq)
+	if err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}
+	}
+	return g.reply(&item, true)
+}
+
+// duplicate answers a command whose external_id or client_id was used
+// before: with the original message, wherever it lives.
+func (g *conversationGrain) duplicate(ctx context.Context, keys []persistence.IdempotencyKey) *actorpb.ConversationReply {
+	for _, k := range keys {
+		convID, version, found, err := g.deps.Store.LookupIdempotency(ctx, k.Scope, k.Key)
+		if err != nil {
+			return &actorpb.ConversationReply{Error: toPB(err)}
+		}
+		if !found {
+			continue
+		}
+		item, err := g.deps.Store.GetItemAt(ctx, convID, version)
+		if err != nil {
+			return &actorpb.ConversationReply{Error: toPB(err)}
+		}
+		if convID == g.id {
+			return g.reply(&item, true)
+		}
+		sum, err := g.deps.Store.GetSummary(ctx, convID)
+		if err != nil {
+			return &actorpb.ConversationReply{Error: toPB(err)}
+		}
+		r := &actorpb.ConversationReply{Duplicate: true}
+		r.SummaryJson, _ = json.Marshal(sum)
+		r.ItemJson, _ = json.Marshal(item)
+		return r
+	}
+	return &actorpb.ConversationReply{Error: pbError(codeRetry, "duplicate key vanished")}
+}
+
+// notifyInbox delivers the new summary to the inbox actor, retrying until it
+// is acknowledged or the deadline passes. The conversation waits for it, so
+// one conversation's summaries reach its inbox in version order.
+func (g *conversationGrain) notifyInbox(msg *actorpb.SummaryChanged) {
+	node := g.deps.Node()
+	if node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := node.Request(ctx, KindInbox, msg.InboxId, msg)
+	if _, ok := res.(*actorpb.SummaryAck); err != nil || !ok {
+		// The read model already holds this version: an inbox that
+		// activates later rebuilds from it, so nothing is lost for good.
+		g.deps.Metrics.InboxDelivery.WithLabelValues("failed").Inc()
+		g.log.Warn("summary not delivered to inbox", "inbox", msg.InboxId, "version", msg.Version, "err", err)
+		return
+	}
+	g.deps.Metrics.InboxDelivery.WithLabelValues("ok").Inc()
+}
+
+// toCommand converts the wire command into the state machine's, with the
+// client-supplied keys that must be unique in PostgreSQL.
+func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persistence.IdempotencyKey, error) {
+	cmd := conversation.Command{IdempotencyKey: pb.IdempotencyKey, AccountID: pb.AccountId, InboxID: pb.InboxId, ActorID: pb.ActorId}
+	var keys []persistence.IdempotencyKey
+	switch c := pb.Command.(type) {
+	case *actorpb.ConversationCommand_Inbound:
+		m := c.Inbound
+		cmd.Inbound = &conversation.InboundCommand{Contact: contactOf(m.Contact), Body: m.Body,
+			Channel: conversation.Channel(m.Channel), ExternalID: m.ExternalId}
+		if m.ExternalId != "" {
+			keys = append(keys, persistence.IdempotencyKey{Scope: "ext:" + pb.InboxId, Key: m.ExternalId})
+		}
+	case *actorpb.ConversationCommand_Call:
+		m := c.Call
+		cmd.Call = &conversation.CallCommand{Contact: contactOf(m.Contact), CallID: m.CallId,
+			State: conversation.CallState(m.State), DurationS: m.DurationS, RecordingURL: m.RecordingUrl}
+	case *actorpb.ConversationCommand_Reply:
+		m := c.Reply
+		cmd.Reply = &conversation.ReplyCommand{Body: m.Body, Kind: conversation.ItemKind(m.Kind), ClientID: m.ClientId}
+		if m.ClientId != "" {
+			keys = append(keys, persistence.IdempotencyKey{Scope: "client:" + pb.ConversationId, Key: m.ClientId})
+		}
+	case *actorpb.ConversationCommand_Update:
+		m := c.Update
+		u := &conversation.UpdateCommand{IfVersion: m.IfVersion}
+		if m.Status != nil {
+			s := conversation.Status(*m.Status)
+			u.Status = &s
+		}
+		u.Addressed, u.AssigneeID = m.Addressed, m.AssigneeId
+		u.TagsAdd, u.TagsRemove = m.TagsAdd, m.TagsRemove
+		cmd.Update = u
+	default:
+		return cmd, nil, fmt.Errorf("%w: empty command", conversation.ErrInvalid)
+	}
+	return cmd, keys, nil
+}
+
+func contactOf(c *actorpb.Contact) conversation.Contact {
+	if c == nil {
+		return conversation.Contact{}
+	}
+	return conversation.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
+}
+
+func newItemID() string { return "msg_" + randomID() }
+
+func randomID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b[:])
+}

@@ -1,0 +1,115 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+)
+
+// watcher is a websocket session watching this conversation.
+type watcher struct {
+	pid     *actor.PID
+	agentID string
+}
+
+// watch registers a session for item and typing frames and Sends it
+// ConversationWatched (with the version it starts from) before any of them.
+func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversation) *actorpb.Ack {
+	if g.stopped {
+		return &actorpb.Ack{Error: pbError(codeRetry, "conversation activation is stopping")}
+	}
+	if !g.loaded {
+		lctx, cancel := context.WithTimeout(context.Background(), g.deps.Config.CommitTimeout)
+		err := g.load(lctx)
+		cancel()
+		if err != nil {
+			g.log.Error("activation failed", "err", err)
+			return &actorpb.Ack{Error: pbError(CodeUnavailable, "conversation unavailable: "+err.Error())}
+		}
+	}
+	if !g.state.Exists() || msg.AccountId != g.state.Summary.AccountID {
+		return &actorpb.Ack{Error: pbError(CodeNotFound, "conversation not found")}
+	}
+	pid := PIDOf(msg.Watcher)
+	if pid == nil {
+		return &actorpb.Ack{Error: pbError(CodeInvalid, "watcher is required")}
+	}
+	key := pidKey(pid)
+	if g.watchers[key] != nil {
+		return &actorpb.Ack{} // a resent request: the watcher was answered
+	}
+	if g.watchers == nil {
+		g.watchers = make(map[string]*watcher)
+	}
+	g.watchers[key] = &watcher{pid: pid, agentID: msg.AgentId}
+	ctx.Watch(pid)
+	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: PbPID(ctx.Self()), Version: g.state.Version()})
+	return &actorpb.Ack{}
+}
+
+func (g *conversationGrain) unwatch(ctx actor.Context, pid *actor.PID) {
+	if pid == nil {
+		return
+	}
+	key := pidKey(pid)
+	if g.watchers[key] != nil {
+		delete(g.watchers, key)
+		ctx.Unwatch(pid)
+	}
+}
+
+// typingInterval bounds how often one agent's typing is forwarded.
+func (g *conversationGrain) typingInterval() time.Duration {
+	if d := g.deps.Config.TypingInterval; d > 0 {
+		return d
+	}
+	return 2 * time.Second
+}
+
+// typing forwards an agent's typing indicator to the other watchers, at most
+// once per agent per interval: a browser sends one per keystroke.
+func (g *conversationGrain) typing(ctx actor.Context, msg *actorpb.Typing) {
+	if len(g.watchers) == 0 || !g.loaded || !g.state.Exists() || msg.AccountId != g.state.Summary.AccountID {
+		return
+	}
+	now := time.Now()
+	if last, ok := g.lastTyping[msg.AgentId]; ok && now.Sub(last) < g.typingInterval() {
+		return
+	}
+	if g.lastTyping == nil {
+		g.lastTyping = make(map[string]time.Time)
+	}
+	g.lastTyping[msg.AgentId] = now
+	frame, _ := json.Marshal(map[string]string{"type": "typing", "conversation_id": g.id, "agent_id": msg.AgentId})
+	from := ""
+	if p := PIDOf(msg.Watcher); p != nil {
+		from = pidKey(p)
+	}
+	ev := &actorpb.ConversationEvent{ConversationId: g.id, FrameJson: frame}
+	for key, w := range g.watchers {
+		if key != from {
+			ctx.Send(w.pid, ev)
+		}
+	}
+}
+
+// publishItem Sends the committed item, encoded once, to every watcher.
+func (g *conversationGrain) publishItem(ctx actor.Context, item []byte) {
+	if len(g.watchers) == 0 || len(item) == 0 {
+		return
+	}
+	b := make([]byte, 0, 64+len(g.id)+len(item))
+	b = append(b, `{"type":"item","conversation_id":`...)
+	b = appendJSONString(b, g.id)
+	b = append(b, `,"item":`...)
+	b = append(b, item...)
+	b = append(b, '}')
+	ev := &actorpb.ConversationEvent{ConversationId: g.id, FrameJson: b}
+	for _, w := range g.watchers {
+		ctx.Send(w.pid, ev)
+	}
+}

@@ -1,0 +1,139 @@
+// Package actors holds the conversation and inbox virtual actors: thin
+// shells around the pure state machines in domain/conversation and
+// domain/inbox that do the I/O (PostgreSQL through persistence) and the
+// messaging (through cluster). Engine is the typed front door the gateway
+// uses.
+package actors
+
+import (
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+// Kind names of the virtual actors.
+const (
+	KindConversation = "conversation"
+	KindInbox        = "inbox"
+)
+
+// Config tunes the actors.
+type Config struct {
+	// IdleTimeout passivates a conversation actor that received nothing for
+	// this long (snapshot, then stop).
+	IdleTimeout time.Duration
+	// SnapshotEvery writes a snapshot after this many events.
+	SnapshotEvery int
+	// CommitTimeout bounds one append's wait for the group commit.
+	CommitTimeout time.Duration
+	// ClosedKept is how many closed conversations an inbox keeps in memory.
+	ClosedKept int
+	// RingSize is how many updates an inbox keeps for resuming streams.
+	RingSize int
+	// TypingInterval is the least time between two typing indicators of one
+	// agent in one conversation that are forwarded. Default 2s.
+	TypingInterval time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = 100
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = 10 * time.Second
+	}
+	if c.ClosedKept <= 0 {
+		c.ClosedKept = 5000
+	}
+	if c.RingSize <= 0 {
+		c.RingSize = 4096
+	}
+}
+
+// Deps is what the actors need from the rest of the node. Node is set once
+// the cluster member has started (the kinds must exist before it starts).
+type Deps struct {
+	Config  Config
+	Store   *persistence.Store
+	Writer  *persistence.Writer
+	Log     *slog.Logger
+	Metrics *Metrics
+
+	node atomic.Pointer[cluster.Node]
+}
+
+// SetNode binds the started cluster member.
+func (d *Deps) SetNode(n *cluster.Node) { d.node.Store(n) }
+
+// Node returns the cluster member, or nil before it started.
+func (d *Deps) Node() *cluster.Node { return d.node.Load() }
+
+var errNoNode = errors.New("actors: cluster member not started")
+
+// Metrics are the actors' own gauges and counters: the library does not
+// export mailbox lengths or per-kind activations (PROTOACTOR.md 9).
+type Metrics struct {
+	Activations    *prometheus.GaugeVec
+	Passivations   prometheus.Counter
+	Fenced         prometheus.Counter
+	Panics         *prometheus.CounterVec
+	InboxDelivery  *prometheus.CounterVec
+	JournalReplay  prometheus.Histogram
+	ActivationTime prometheus.Histogram
+	Backlog        *prometheus.GaugeVec
+
+	convActive  atomic.Int64
+	inboxActive atomic.Int64
+}
+
+// NewMetrics registers the actor metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Activations: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "actor_activations",
+			Help: "Live virtual-actor activations on this node, by kind."}, []string{"kind"}),
+		Passivations: prometheus.NewCounter(prometheus.CounterOpts{Name: "conversation_passivations_total",
+			Help: "Conversation actors stopped after being idle."}),
+		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "conversation_fenced_total",
+			Help: "Appends refused because a newer activation of the conversation exists."}),
+		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "actor_panics_total",
+			Help: "Panics turned into error replies, by kind."}, []string{"kind"}),
+		InboxDelivery: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inbox_summary_deliveries_total",
+			Help: "Summaries sent from conversations to inboxes, by result."}, []string{"result"}),
+		JournalReplay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "conversation_activation_replayed_events",
+			Help:    "Journal events replayed on top of the snapshot when a conversation activates.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
+		ActivationTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "conversation_activation_seconds",
+			Help:    "Time to restore a conversation (claim epoch, snapshot, tail).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		Backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "actor_requests_in_flight",
+			Help: "Requests sent to actors and not yet answered, by kind: the mailbox backlog seen from outside."}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Activations, m.Passivations, m.Fenced, m.Panics, m.InboxDelivery, m.JournalReplay, m.ActivationTime, m.Backlog)
+	}
+	return m
+}
+
+// ActiveConversations is the number of conversation activations on this node.
+func (m *Metrics) ActiveConversations() int64 { return m.convActive.Load() }
+
+// ActiveInboxes is the number of inbox activations on this node.
+func (m *Metrics) ActiveInboxes() int64 { return m.inboxActive.Load() }
+
+func (m *Metrics) activated(kind string, delta int64) {
+	switch kind {
+	case KindConversation:
+		m.Activations.WithLabelValues(kind).Set(float64(m.convActive.Add(delta)))
+	case KindInbox:
+		m.Activations.WithLabelValues(kind).Set(float64(m.inboxActive.Add(delta)))
+	}
+}

@@ -1,0 +1,193 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/inbox"
+)
+
+// inboxGrain is one activation of an inbox: every non-closed conversation
+// summary of the inbox, in memory, indexed for its list and counts. The list
+// is never served from the search index.
+type inboxGrain struct {
+	deps      *Deps
+	id        string
+	accountID string
+	log       *slog.Logger
+	st        *inbox.State
+	subs      map[string]*subscriber // websocket sessions, by PID
+
+	// encoded caches summaries' JSON at the version held: encoding 50
+	// summaries was most of the cost of serving a page, and every summary
+	// arrives already encoded by its conversation actor.
+	encoded map[string]encodedSummary
+}
+
+type encodedSummary struct {
+	version int64
+	raw     []byte
+}
+
+// NewInboxKind is the cluster kind of inbox actors.
+func NewInboxKind(deps *Deps) *protocluster.Kind {
+	deps.Config.defaults()
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &inboxGrain{deps: deps}
+	}, actor.WithReceiverMiddleware(recoverMiddleware(deps, KindInbox, func(err error) any {
+		return &actorpb.ConversationPage{Error: pbError(CodeUnavailable, err.Error())}
+	})))
+	return protocluster.NewKind(KindInbox, props)
+}
+
+func (g *inboxGrain) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *protocluster.ClusterInit:
+		g.id = msg.Identity.Identity
+		g.log = g.deps.Log.With("inbox", g.id)
+		g.deps.Metrics.activated(KindInbox, 1)
+	case *actor.Stopped:
+		if g.id != "" {
+			g.deps.Metrics.activated(KindInbox, -1)
+		}
+	case *actorpb.SummaryChanged:
+		if err := g.ensure(msg.AccountId); err != nil {
+			ctx.Respond(&actorpb.SummaryAck{})
+			return
+		}
+		var sum conversation.Summary
+		if err := json.Unmarshal(msg.SummaryJson, &sum); err != nil {
+			g.log.Error("undecodable summary", "conversation", msg.ConversationId, "err", err)
+			ctx.Respond(&actorpb.SummaryAck{})
+			return
+		}
+		var prev *conversation.Summary
+		if len(g.subs) > 0 {
+			if p, ok := g.st.Get(sum.ID); ok {
+				prev = &p
+			}
+		}
+		up, applied := g.st.Apply(sum)
+		ctx.Respond(&actorpb.SummaryAck{Applied: applied, Seq: up.Seq})
+		if applied {
+			g.remember(sum.ID, sum.Version, msg.SummaryJson)
+			g.fanout(ctx, prev, up, msg.SummaryJson)
+		}
+	case *actorpb.SubscribeInbox:
+		ctx.Respond(g.subscribe(ctx, msg))
+	case *actorpb.UnsubscribeInbox:
+		g.unsubscribe(ctx, msg)
+	case *actor.Terminated:
+		g.terminated(msg)
+	case *actorpb.ListConversations:
+		ctx.Respond(g.list(msg))
+	case *actorpb.GetCounts:
+		if err := g.ensure(msg.AccountId); err != nil {
+			ctx.Respond(&actorpb.InboxCounts{Error: toInboxError(err)})
+			return
+		}
+		counts, _ := json.Marshal(g.st.Counts(msg.AgentId))
+		ctx.Respond(&actorpb.InboxCounts{CountsJson: counts, Epoch: g.st.Epoch(), Seq: g.st.Seq()})
+	}
+}
+
+var errWrongAccount = errors.New("inbox not found")
+
+// ensure loads the inbox on first use and checks the caller's account.
+func (g *inboxGrain) ensure(accountID string) error {
+	if g.st == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ib, err := g.deps.Store.GetInbox(ctx, g.id)
+		if err != nil {
+			return fmt.Errorf("load inbox %s: %w", g.id, err)
+		}
+		active, closed, closedTotal, err := g.deps.Store.LoadInbox(ctx, g.id, g.deps.Config.ClosedKept)
+		if err != nil {
+			return fmt.Errorf("load inbox %s conversations: %w", g.id, err)
+		}
+		// A new epoch per activation: clients holding a (epoch, seq) of an
+		// earlier activation get a fresh snapshot instead of a wrong replay.
+		epoch := strconv.FormatInt(time.Now().UnixNano(), 36) + randomID()[:6]
+		st := inbox.New(g.id, epoch, inbox.Config{ClosedKept: g.deps.Config.ClosedKept, RingSize: g.deps.Config.RingSize})
+		st.Load(active, closed, closedTotal)
+		g.st, g.accountID = st, ib.AccountID
+		g.log.Info("inbox activated", "conversations", st.Len(), "epoch", epoch)
+	}
+	if accountID != g.accountID {
+		return errWrongAccount
+	}
+	return nil
+}
+
+func toInboxError(err error) *actorpb.Error {
+	if errors.Is(err, errWrongAccount) {
+		return pbError(CodeNotFound, "inbox not found")
+	}
+	return toPB(err)
+}
+
+func (g *inboxGrain) list(msg *actorpb.ListConversations) *actorpb.ConversationPage {
+	if err := g.ensure(msg.AccountId); err != nil {
+		return &actorpb.ConversationPage{Error: toInboxError(err)}
+	}
+	q, err := url.ParseQuery(msg.Query)
+	if err != nil {
+		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, "malformed query string")}
+	}
+	f, sort, limit, cursor, err := inbox.ParseFilter(q, msg.AgentId)
+	if err != nil {
+		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, err.Error())}
+	}
+	page, err := g.st.List(f, sort, limit, cursor)
+	if err != nil {
+		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, err.Error())}
+	}
+	convs := g.encodePage(page.Conversations)
+	return &actorpb.ConversationPage{ConversationsJson: convs, NextCursor: page.NextCursor,
+		Total: int64(page.Total), Epoch: g.st.Epoch(), Seq: g.st.Seq()}
+}
+
+func (g *inboxGrain) remember(id string, version int64, raw []byte) {
+	if g.encoded == nil || len(g.encoded) > 2*g.st.Len()+1024 {
+		// Entries of conversations the state no longer holds (evicted
+		// closed ones) are dropped wholesale rather than tracked.
+		g.encoded = make(map[string]encodedSummary, g.st.Len())
+	}
+	g.encoded[id] = encodedSummary{version: version, raw: raw}
+}
+
+// encodePage renders summaries as a JSON array from the cached encodings,
+// encoding (and caching) only those not seen at their current version.
+func (g *inboxGrain) encodePage(convs []conversation.Summary) []byte {
+	buf := make([]byte, 0, 2+len(convs)*768)
+	buf = append(buf, '[')
+	for i := range convs {
+		s := &convs[i]
+		e, ok := g.encoded[s.ID]
+		if !ok || e.version != s.Version {
+			raw, err := json.Marshal(s)
+			if err != nil {
+				continue // a Summary always encodes; nothing to send if not
+			}
+			g.remember(s.ID, s.Version, raw)
+			e = encodedSummary{version: s.Version, raw: raw}
+		}
+		if len(buf) > 1 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, e.raw...)
+	}
+	return append(buf, ']')
+}

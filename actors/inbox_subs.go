@@ -1,0 +1,196 @@
+package actors
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/inbox"
+)
+
+// subscriber is a websocket session subscribed to this inbox. Sessions are
+// plain actors, possibly on another node; the inbox only ever Sends to them.
+type subscriber struct {
+	pid     *actor.PID
+	id      uint64
+	agentID string
+	filter  inbox.Filter
+	sort    inbox.Sort
+	limit   int
+	lastSeq int64 // seq of the last update sent to it (prev_seq of the next)
+}
+
+// PIDOf converts the wire PID.
+func PIDOf(p *actorpb.Pid) *actor.PID {
+	if p == nil || p.Id == "" {
+		return nil
+	}
+	return actor.NewPID(p.Address, p.Id)
+}
+
+// PbPID converts a PID for the wire.
+func PbPID(p *actor.PID) *actorpb.Pid {
+	if p == nil {
+		return nil
+	}
+	return &actorpb.Pid{Address: p.Address, Id: p.Id}
+}
+
+func pidKey(p *actor.PID) string { return p.Address + "/" + p.Id }
+
+// subscribe registers a session and Sends it InboxSubscribed: the missed
+// updates when it resumes the current epoch from a seq the ring still holds,
+// else a snapshot. Both are read in this one message, so there is no gap
+// between what the subscriber gets now and the updates that follow.
+func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *actorpb.Ack {
+	if err := g.ensure(msg.AccountId); err != nil {
+		return &actorpb.Ack{Error: toInboxError(err)}
+	}
+	pid := PIDOf(msg.Subscriber)
+	if pid == nil {
+		return &actorpb.Ack{Error: pbError(CodeInvalid, "subscriber is required")}
+	}
+	q, err := url.ParseQuery(msg.Filter)
+	if err != nil {
+		return &actorpb.Ack{Error: pbError(CodeInvalid, "malformed filter")}
+	}
+	q.Del("cursor") // a subscription starts at the first page
+	f, sort, limit, _, err := inbox.ParseFilter(q, msg.AgentId)
+	if err != nil {
+		return &actorpb.Ack{Error: pbError(CodeInvalid, err.Error())}
+	}
+	key := pidKey(pid)
+	if old := g.subs[key]; old != nil && old.id == msg.SubscriptionId {
+		// The cluster resent a request we served: the subscriber has its
+		// answer already, and a second one would repeat its snapshot.
+		return &actorpb.Ack{}
+	}
+	if g.subs == nil {
+		g.subs = make(map[string]*subscriber)
+	}
+	if g.subs[key] == nil {
+		ctx.Watch(pid)
+	}
+	sub := &subscriber{pid: pid, id: msg.SubscriptionId, agentID: msg.AgentId, filter: f, sort: sort, limit: limit}
+	g.subs[key] = sub
+
+	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: PbPID(ctx.Self()),
+		Epoch: g.st.Epoch(), Seq: g.st.Seq()}
+	if msg.Resume && msg.ResumeEpoch == g.st.Epoch() {
+		if missed, ok := g.st.Since(msg.ResumeSeq); ok {
+			res.Resumed = true
+			res.Updates = g.replay(sub, msg.ResumeSeq, missed)
+		}
+	}
+	if !res.Resumed {
+		page, err := g.st.List(f, sort, limit, "")
+		if err != nil {
+			delete(g.subs, key)
+			return &actorpb.Ack{Error: pbError(CodeInvalid, err.Error())}
+		}
+		res.ConversationsJson = g.encodePage(page.Conversations)
+		res.Total = int64(page.Total)
+		res.CountsJson, _ = json.Marshal(g.st.Counts(sub.agentID))
+	}
+	sub.lastSeq = g.st.Seq()
+	ctx.Send(pid, res)
+	return &actorpb.Ack{}
+}
+
+// replay renders the missed updates a subscriber's filter lets through.
+// The ring does not keep the version before each update, so a conversation
+// that left the filter is recognized by an earlier matching update in the
+// window; its first update in the window is sent when it does not match,
+// because the client may hold it from before (a superset is harmless: a
+// client drops what does not match its filter).
+func (g *inboxGrain) replay(sub *subscriber, from int64, missed []inbox.Update) []*actorpb.InboxUpdate {
+	counts, _ := json.Marshal(g.st.Counts(sub.agentID))
+	matched := map[string]bool{}
+	prev := from
+	var out []*actorpb.InboxUpdate
+	for _, u := range missed {
+		m := sub.filter.Matches(u.Summary)
+		was, seen := matched[u.Summary.ID]
+		matched[u.Summary.ID] = m
+		if !m && seen && !was {
+			continue
+		}
+		sum, _ := json.Marshal(u.Summary)
+		out = append(out, &actorpb.InboxUpdate{SubscriptionId: sub.id, InboxId: g.id, Epoch: g.st.Epoch(),
+			Seq: u.Seq, PrevSeq: prev, ConversationId: u.Summary.ID, Version: u.Summary.Version,
+			FrameJson: updateFrame(g.id, g.st.Epoch(), u.Seq, sum, counts)})
+		prev = u.Seq
+	}
+	// The next live update follows the last seq of the stream, sent or not.
+	return out
+}
+
+func (g *inboxGrain) unsubscribe(ctx actor.Context, msg *actorpb.UnsubscribeInbox) {
+	pid := PIDOf(msg.Subscriber)
+	if pid == nil {
+		return
+	}
+	key := pidKey(pid)
+	if sub := g.subs[key]; sub != nil && (msg.SubscriptionId == 0 || sub.id == msg.SubscriptionId) {
+		delete(g.subs, key)
+		ctx.Unwatch(pid)
+	}
+}
+
+func (g *inboxGrain) terminated(msg *actor.Terminated) {
+	if msg.Who != nil {
+		delete(g.subs, pidKey(msg.Who))
+	}
+}
+
+// fanout Sends one applied update to every subscriber whose filter matches
+// the new summary or matched the previous one (so that clients learn that a
+// conversation left their list). The frame is encoded once per distinct
+// agent (counts carry "mine"), not per subscriber, and sending never waits.
+func (g *inboxGrain) fanout(ctx actor.Context, prev *conversation.Summary, up inbox.Update, summaryJSON []byte) {
+	if len(g.subs) == 0 {
+		return
+	}
+	epoch := g.st.Epoch()
+	frames := make(map[string][]byte, 1)
+	for _, sub := range g.subs {
+		if !sub.filter.Matches(up.Summary) && (prev == nil || !sub.filter.Matches(*prev)) {
+			continue
+		}
+		frame, ok := frames[sub.agentID]
+		if !ok {
+			counts, _ := json.Marshal(g.st.Counts(sub.agentID))
+			frame = updateFrame(g.id, epoch, up.Seq, summaryJSON, counts)
+			frames[sub.agentID] = frame
+		}
+		ctx.Send(sub.pid, &actorpb.InboxUpdate{SubscriptionId: sub.id, InboxId: g.id, Epoch: epoch, Seq: up.Seq,
+			PrevSeq: sub.lastSeq, ConversationId: up.Summary.ID, Version: up.Summary.Version, FrameJson: frame})
+		sub.lastSeq = up.Seq
+	}
+}
+
+// updateFrame renders the websocket `update` frame around the summary's API
+// JSON, which is forwarded as-is rather than re-encoded.
+func updateFrame(inboxID, epoch string, seq int64, summary, counts []byte) []byte {
+	b := make([]byte, 0, 96+len(inboxID)+len(epoch)+len(summary)+len(counts))
+	b = append(b, `{"type":"update","inbox_id":`...)
+	b = appendJSONString(b, inboxID)
+	b = append(b, `,"epoch":`...)
+	b = appendJSONString(b, epoch)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `,"conversation":`...)
+	b = append(b, summary...)
+	b = append(b, `,"counts":`...)
+	b = append(b, counts...)
+	return append(b, '}')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}

@@ -1,0 +1,197 @@
+// Package inbox is the inbox state as pure, I/O-free code: every summary of
+// an inbox's conversations held in ordered indexes, incremental counts, and a
+// ring of recent updates for resumable streams. The inbox actor wraps one
+// State and is its only caller, so State is not safe for concurrent use.
+package inbox
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+)
+
+// ErrInvalid marks a bad list query or cursor; the gateway maps it to
+// invalid_argument (400).
+var ErrInvalid = errors.New("invalid argument")
+
+// List limits, as API.md defines them.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// Sort orders a conversation list. Every order breaks ties by id ascending
+// so that pages are deterministic.
+type Sort string
+
+const (
+	// SortRecent: newest last_activity_at first (the default).
+	SortRecent Sort = "recent"
+	// SortOldest: oldest last_activity_at first.
+	SortOldest Sort = "oldest"
+	// SortLongestWait: oldest waiting_since first; addressed conversations
+	// (nil waiting_since) last.
+	SortLongestWait Sort = "longest_wait"
+)
+
+// Valid reports whether s is one of the API's sorts.
+func (s Sort) Valid() bool {
+	switch s {
+	case SortRecent, SortOldest, SortLongestWait:
+		return true
+	}
+	return false
+}
+
+// AssigneeNone is the Filter.Assignee value selecting unassigned conversations.
+const AssigneeNone = "none"
+
+// Filter selects conversations of an inbox list. It has no JSON form on
+// purpose: the websocket filter uses the list query's keys, so a gateway
+// turns it into url.Values and calls ParseFilter. The zero Filter selects
+// every conversation that is not closed.
+type Filter struct {
+	// Statuses selects these statuses; empty means all but closed.
+	Statuses []conversation.Status
+	// Addressed, when set, selects only (un)addressed conversations.
+	Addressed *bool
+	// Assignee: "" any, "none" unassigned, else an agent id. The caller
+	// resolves "me" to the agent's id before it gets here.
+	Assignee string
+	// Channel: "" any.
+	Channel conversation.Channel
+	// Tag: "" any, else conversations carrying this tag.
+	Tag string
+}
+
+// Matches reports whether s passes every part of the filter.
+func (f Filter) Matches(s conversation.Summary) bool {
+	if len(f.Statuses) == 0 {
+		if s.Status == conversation.StatusClosed {
+			return false
+		}
+	} else if !slices.Contains(f.Statuses, s.Status) {
+		return false
+	}
+	return f.matchesRest(&s)
+}
+
+// matchesRest checks everything but the status, which List already settled
+// by choosing which status indexes to walk.
+func (f *Filter) matchesRest(s *conversation.Summary) bool {
+	if f.Addressed != nil && s.Addressed != *f.Addressed {
+		return false
+	}
+	switch f.Assignee {
+	case "":
+	case AssigneeNone:
+		if assigneeKey(s) != "" {
+			return false
+		}
+	default:
+		if assigneeKey(s) != f.Assignee {
+			return false
+		}
+	}
+	if f.Channel != "" && s.Channel != f.Channel {
+		return false
+	}
+	if f.Tag != "" && !slices.Contains(s.Tags, f.Tag) {
+		return false
+	}
+	return true
+}
+
+// onlyCountable reports whether the counters alone can give the total for
+// this filter (no channel or tag, which are not counted per value).
+func (f *Filter) onlyCountable() bool { return f.Channel == "" && f.Tag == "" }
+
+// statuses returns the statuses to walk, deduplicated, in a fixed order.
+func (f *Filter) statuses() []conversation.Status {
+	if len(f.Statuses) == 0 {
+		return []conversation.Status{conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending}
+	}
+	out := make([]conversation.Status, 0, len(f.Statuses))
+	for _, st := range allStatuses() {
+		if slices.Contains(f.Statuses, st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// ParseFilter reads the API's list query (status, addressed, assignee,
+// channel, tag, sort, limit, cursor). agentID is the caller's agent id, or ""
+// for an account key, which cannot ask for assignee=me. Unknown keys are
+// ignored because the same query string carries access_token and the like.
+func ParseFilter(q url.Values, agentID string) (Filter, Sort, int, string, error) {
+	var f Filter
+	if v := q.Get("status"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			st := conversation.Status(strings.TrimSpace(part))
+			if !st.Valid() {
+				return Filter{}, "", 0, "", fmt.Errorf("%w: status: unknown value %q", ErrInvalid, part)
+			}
+			if !slices.Contains(f.Statuses, st) {
+				f.Statuses = append(f.Statuses, st)
+			}
+		}
+	}
+	if v := q.Get("addressed"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil || (v != "true" && v != "false") {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: addressed: want true or false, got %q", ErrInvalid, v)
+		}
+		f.Addressed = &b
+	}
+	switch v := q.Get("assignee"); v {
+	case "":
+	case "me":
+		if agentID == "" {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: assignee: \"me\" needs an agent token", ErrInvalid)
+		}
+		f.Assignee = agentID
+	default:
+		f.Assignee = v
+	}
+	if v := q.Get("channel"); v != "" {
+		c := conversation.Channel(v)
+		if !c.Valid() {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: channel: unknown value %q", ErrInvalid, v)
+		}
+		f.Channel = c
+	}
+	f.Tag = q.Get("tag")
+	sort := SortRecent
+	if v := q.Get("sort"); v != "" {
+		sort = Sort(v)
+		if !sort.Valid() {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: sort: unknown value %q", ErrInvalid, v)
+		}
+	}
+	limit := DefaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLimit {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: limit: want an integer in 1..%d, got %q", ErrInvalid, MaxLimit, v)
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if cursor != "" {
+		// Checked here too so that a bad cursor fails before the actor is asked.
+		c, err := decodeCursor(cursor)
+		if err != nil {
+			return Filter{}, "", 0, "", err
+		}
+		if c.sort != sort {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: cursor: made for sort %q, not %q", ErrInvalid, c.sort, sort)
+		}
+	}
+	return f, sort, limit, cursor, nil
+}

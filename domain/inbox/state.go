@@ -1,0 +1,643 @@
+package inbox
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/google/btree"
+
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+)
+
+// Config sizes the memory an inbox holds. Zero values take the defaults.
+type Config struct {
+	// ClosedKept is how many closed conversations stay in memory (the most
+	// recently active); older ones are only counted. Default 5000.
+	ClosedKept int
+	// RingSize is how many recent updates are kept for resume. Default 4096.
+	RingSize int
+}
+
+func (c Config) withDefaults() Config {
+	if c.ClosedKept <= 0 {
+		c.ClosedKept = 5000
+	}
+	if c.RingSize <= 0 {
+		c.RingSize = 4096
+	}
+	return c
+}
+
+// Page is one page of a conversation list.
+type Page struct {
+	Conversations []conversation.Summary `json:"conversations"`
+	// NextCursor continues the list; "" at the end.
+	NextCursor string `json:"next_cursor"`
+	// Total is how many conversations match the filter now, including closed
+	// ones no longer held in memory when the filter is by status only.
+	Total int `json:"total"`
+	// Partial is set on the last page when the list asked for closed
+	// conversations and older closed ones exist that are not held in memory:
+	// the caller pages those from the read model if it wants them.
+	Partial bool `json:"-"`
+}
+
+// Counts are the inbox's badge numbers. Unaddressed, Unassigned, Mine and
+// MineUnaddressed count only conversations that are not closed.
+type Counts struct {
+	Open            int `json:"open"`
+	New             int `json:"new"`
+	Pending         int `json:"pending"`
+	Closed          int `json:"closed"`
+	Unaddressed     int `json:"unaddressed"`
+	Unassigned      int `json:"unassigned"`
+	Mine            int `json:"mine"`
+	MineUnaddressed int `json:"mine_unaddressed"`
+}
+
+// Update is one change the inbox emits: Seq grows by exactly 1 per update.
+type Update struct {
+	Seq     int64                `json:"seq"`
+	Summary conversation.Summary `json:"conversation"`
+}
+
+// Status indexes are arrays indexed by statusIdx, so that a status lookup on
+// the hot path is a switch rather than a map access.
+const nStatus = 4
+
+func allStatuses() [nStatus]conversation.Status {
+	return [nStatus]conversation.Status{
+		conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending, conversation.StatusClosed,
+	}
+}
+
+func statusIdx(s conversation.Status) int {
+	switch s {
+	case conversation.StatusNew:
+		return 0
+	case conversation.StatusOpen:
+		return 1
+	case conversation.StatusPending:
+		return 2
+	case conversation.StatusClosed:
+		return 3
+	}
+	return -1
+}
+
+const closedIdx = 3
+
+// noWait is the wait key of an addressed conversation: larger than any real
+// time, so that longest_wait puts them last without a special case.
+const noWait = math.MaxInt64
+
+// entry is one held conversation. It is immutable once indexed: a change
+// replaces the entry, because the B-trees order by its keys and a key that
+// changed in place would corrupt them.
+type entry struct {
+	sum      conversation.Summary // private deep copy, never handed out
+	at       int64                // last_activity_at in Unix ns, clamped
+	wait     int64                // waiting_since in Unix ns, or noWait
+	assignee string               // "" when unassigned
+	seq      int64                // inbox seq of its last change; 0 if loaded
+}
+
+func (e *entry) key(s Sort) int64 {
+	if s == SortLongestWait {
+		return e.wait
+	}
+	return e.at
+}
+
+// nanos clamps to the range UnixNano can express (years 1678..2262), keeping
+// MaxInt64 free for noWait; the zero time sorts as the oldest.
+func nanos(t time.Time) int64 {
+	const lim = math.MaxInt64 / int64(time.Second)
+	switch sec := t.Unix(); {
+	case sec <= -lim:
+		return math.MinInt64
+	case sec >= lim:
+		return math.MaxInt64 - 1
+	}
+	return t.UnixNano()
+}
+
+func assigneeKey(s *conversation.Summary) string {
+	if s.AssigneeID == nil {
+		return ""
+	}
+	return *s.AssigneeID
+}
+
+// cloneSummary deep-copies everything a caller could mutate through a
+// Summary (pointers and the Tags slice), so held state stays private.
+func cloneSummary(s conversation.Summary) conversation.Summary {
+	c := s
+	if s.AssigneeID != nil {
+		v := *s.AssigneeID
+		c.AssigneeID = &v
+	}
+	if s.Tags != nil {
+		c.Tags = slices.Clone(s.Tags)
+	}
+	if s.LastMessage != nil {
+		v := *s.LastMessage
+		c.LastMessage = &v
+	}
+	if s.WaitingSince != nil {
+		v := *s.WaitingSince
+		c.WaitingSince = &v
+	}
+	if s.ActiveCall != nil {
+		v := *s.ActiveCall
+		c.ActiveCall = &v
+	}
+	return c
+}
+
+func newEntry(sum conversation.Summary, seq int64) *entry {
+	e := &entry{sum: cloneSummary(sum), at: nanos(sum.LastActivityAt), wait: noWait, seq: seq}
+	if sum.WaitingSince != nil {
+		e.wait = nanos(*sum.WaitingSince)
+	}
+	e.assignee = assigneeKey(&e.sum)
+	if e.assignee == "" {
+		// An empty assignee means "cleared" in a Change; treat it as nil so
+		// the unassigned count and the "none" filter agree.
+		e.sum.AssigneeID = nil
+	}
+	return e
+}
+
+// Orders of the three indexes. Every one breaks ties by id ascending.
+func lessRecent(a, b *entry) bool {
+	if a.at != b.at {
+		return a.at > b.at
+	}
+	return a.sum.ID < b.sum.ID
+}
+
+func lessOldest(a, b *entry) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.sum.ID < b.sum.ID
+}
+
+func lessWait(a, b *entry) bool {
+	if a.wait != b.wait {
+		return a.wait < b.wait
+	}
+	return a.sum.ID < b.sum.ID
+}
+
+func lessFor(s Sort) func(a, b *entry) bool {
+	switch s {
+	case SortOldest:
+		return lessOldest
+	case SortLongestWait:
+		return lessWait
+	}
+	return lessRecent
+}
+
+// btreeDegree: 32 keeps nodes within a few cache lines of pointers while
+// keeping the tree shallow (about 4 levels at 100k).
+const btreeDegree = 32
+
+// statusIndex orders the conversations of one status by each sort, so a
+// page is a walk from the cursor rather than a sort of the whole inbox.
+type statusIndex struct {
+	recent, oldest, wait *btree.BTreeG[*entry]
+}
+
+func newStatusIndex() statusIndex {
+	return statusIndex{
+		recent: btree.NewG(btreeDegree, lessRecent),
+		oldest: btree.NewG(btreeDegree, lessOldest),
+		wait:   btree.NewG(btreeDegree, lessWait),
+	}
+}
+
+func (x *statusIndex) tree(s Sort) *btree.BTreeG[*entry] {
+	switch s {
+	case SortOldest:
+		return x.oldest
+	case SortLongestWait:
+		return x.wait
+	}
+	return x.recent
+}
+
+// pair counts all and unaddressed conversations of one group.
+type pair struct{ all, unaddressed int }
+
+func (p *pair) add(e *entry, d int) {
+	p.all += d
+	if !e.sum.Addressed {
+		p.unaddressed += d
+	}
+}
+
+// counter holds the counts of one status, per assignee too ("" =
+// unassigned), so that counts and most totals never scan.
+type counter struct {
+	pair
+	byAssignee map[string]pair
+}
+
+func (c *counter) add(e *entry, d int) {
+	c.pair.add(e, d)
+	p := c.byAssignee[e.assignee]
+	p.add(e, d)
+	if p.all == 0 {
+		// Keeps the map bounded by the assignees that hold something.
+		delete(c.byAssignee, e.assignee)
+	} else {
+		c.byAssignee[e.assignee] = p
+	}
+}
+
+// State is one inbox: its held conversations, indexes, counts, epoch, seq
+// and the ring of recent updates. Not safe for concurrent use: the inbox
+// actor serializes every call.
+type State struct {
+	inboxID string
+	epoch   string
+	cfg     Config
+
+	seq  int64
+	byID map[string]*entry
+	idx  [nStatus]statusIndex
+	cnt  [nStatus]counter
+	// closedNotHeld counts closed conversations that exist but are not in
+	// memory: not loaded at activation, or evicted since.
+	closedNotHeld int
+
+	// ring is a circular buffer of the last cfg.RingSize updates; the newest
+	// has seq s.seq.
+	ring     []Update
+	ringHead int // index of the oldest update
+	ringLen  int
+}
+
+// New returns an empty inbox state for one activation; epoch names it.
+func New(inboxID, epoch string, cfg Config) *State {
+	s := &State{inboxID: inboxID, epoch: epoch, cfg: cfg.withDefaults()}
+	s.reset()
+	return s
+}
+
+func (s *State) reset() {
+	s.seq = 0
+	s.byID = make(map[string]*entry)
+	for i := range s.idx {
+		s.idx[i] = newStatusIndex()
+		s.cnt[i] = counter{byAssignee: make(map[string]pair)}
+	}
+	s.closedNotHeld = 0
+	// Allocated lazily in push: an inbox that never changes keeps no ring.
+	s.ring = nil
+	s.ringHead, s.ringLen = 0, 0
+}
+
+// Load replaces the state with what the read model holds: every active
+// conversation, the most recent closed ones, and how many closed ones exist
+// in all. It starts the stream afresh (seq 0, empty ring); the epoch stays.
+func (s *State) Load(active, closedRecent []conversation.Summary, closedTotal int) {
+	s.reset()
+	for _, list := range [][]conversation.Summary{active, closedRecent} {
+		for i := range list {
+			sum := &list[i]
+			if !s.accepts(sum) {
+				continue
+			}
+			if old := s.byID[sum.ID]; old != nil {
+				if sum.Version <= old.sum.Version {
+					continue
+				}
+				s.remove(old)
+			}
+			s.insert(newEntry(*sum, 0))
+		}
+	}
+	s.evictClosed()
+	s.closedNotHeld = max(0, closedTotal-s.cnt[closedIdx].all)
+}
+
+// accepts rejects what cannot be indexed or belongs to another inbox; a
+// summary of another inbox reaching this one is a routing bug, and holding it
+// would leak it across tenants.
+func (s *State) accepts(sum *conversation.Summary) bool {
+	if sum.ID == "" || statusIdx(sum.Status) < 0 {
+		return false
+	}
+	return s.inboxID == "" || sum.InboxID == "" || sum.InboxID == s.inboxID
+}
+
+func (s *State) insert(e *entry) {
+	i := statusIdx(e.sum.Status)
+	x := &s.idx[i]
+	x.recent.ReplaceOrInsert(e)
+	x.oldest.ReplaceOrInsert(e)
+	x.wait.ReplaceOrInsert(e)
+	s.cnt[i].add(e, 1)
+	s.byID[e.sum.ID] = e
+}
+
+func (s *State) remove(e *entry) {
+	i := statusIdx(e.sum.Status)
+	x := &s.idx[i]
+	x.recent.Delete(e)
+	x.oldest.Delete(e)
+	x.wait.Delete(e)
+	s.cnt[i].add(e, -1)
+	delete(s.byID, e.sum.ID)
+}
+
+// evictClosed drops the least recently active closed conversations beyond
+// ClosedKept; they stay counted in Closed through closedNotHeld.
+func (s *State) evictClosed() {
+	x := &s.idx[closedIdx]
+	for x.oldest.Len() > s.cfg.ClosedKept {
+		e, _ := x.oldest.Min()
+		s.remove(e)
+		s.closedNotHeld++
+	}
+}
+
+// Apply takes a conversation's newest summary. It applies it only when its
+// version is higher than the one held (stale never overwrites fresh,
+// invariant 5), then emits an update with the next seq and keeps it in the
+// ring. It returns false, changing nothing, for a stale, duplicate or
+// foreign summary.
+//
+// A conversation that is not held but has a version above 1 can only be a
+// closed one that was not in memory (Load holds every active conversation,
+// and a conversation's first event is version 1), so it moves from
+// closedNotHeld into memory. This keeps Closed exact when an old closed
+// conversation reopens, at the price that a stale summary of an evicted
+// conversation cannot be recognized as stale (no tombstones are kept).
+func (s *State) Apply(sum conversation.Summary) (Update, bool) {
+	if !s.accepts(&sum) {
+		return Update{}, false
+	}
+	old := s.byID[sum.ID]
+	if old != nil {
+		if sum.Version <= old.sum.Version {
+			return Update{}, false
+		}
+		s.remove(old)
+	} else if sum.Version > 1 && s.closedNotHeld > 0 {
+		s.closedNotHeld--
+	}
+	s.seq++
+	e := newEntry(sum, s.seq)
+	s.insert(e)
+	u := Update{Seq: s.seq, Summary: e.sum}
+	s.push(u)
+	if e.sum.Status == conversation.StatusClosed {
+		s.evictClosed()
+	}
+	u.Summary = cloneSummary(u.Summary)
+	return u, true
+}
+
+func (s *State) push(u Update) {
+	if s.ring == nil {
+		s.ring = make([]Update, s.cfg.RingSize)
+	}
+	if s.ringLen < len(s.ring) {
+		s.ring[(s.ringHead+s.ringLen)%len(s.ring)] = u
+		s.ringLen++
+		return
+	}
+	s.ring[s.ringHead] = u
+	s.ringHead = (s.ringHead + 1) % len(s.ring)
+}
+
+// Since returns the updates with Seq > seq, oldest first, when the ring still
+// holds every one of them. ok is false when it does not (the gap is older
+// than the ring, or seq is ahead of this state): the caller sends a snapshot.
+// Checking the epoch is the caller's part.
+func (s *State) Since(seq int64) ([]Update, bool) {
+	if seq < 0 || seq > s.seq {
+		return nil, false
+	}
+	missing := s.seq - seq
+	if missing > int64(s.ringLen) {
+		return nil, false
+	}
+	out := make([]Update, 0, missing)
+	for i := s.ringLen - int(missing); i < s.ringLen; i++ {
+		u := s.ring[(s.ringHead+i)%len(s.ring)]
+		u.Summary = cloneSummary(u.Summary)
+		out = append(out, u)
+	}
+	return out, true
+}
+
+// Get returns a held conversation.
+func (s *State) Get(id string) (conversation.Summary, bool) {
+	e := s.byID[id]
+	if e == nil {
+		return conversation.Summary{}, false
+	}
+	return cloneSummary(e.sum), true
+}
+
+// Epoch names this activation's stream.
+func (s *State) Epoch() string { return s.epoch }
+
+// Seq is the seq of the last update emitted (0 before any).
+func (s *State) Seq() int64 { return s.seq }
+
+// Len is how many conversations are held in memory.
+func (s *State) Len() int { return len(s.byID) }
+
+// Counts returns the badge numbers; agentID ("" for none) selects mine.
+// O(statuses): everything is maintained by Apply.
+func (s *State) Counts(agentID string) Counts {
+	c := Counts{
+		New:     s.cnt[0].all,
+		Open:    s.cnt[1].all,
+		Pending: s.cnt[2].all,
+		Closed:  s.cnt[closedIdx].all + s.closedNotHeld,
+	}
+	for i := range closedIdx {
+		k := &s.cnt[i]
+		c.Unaddressed += k.unaddressed
+		c.Unassigned += k.byAssignee[""].all
+		if agentID != "" {
+			m := k.byAssignee[agentID]
+			c.Mine += m.all
+			c.MineUnaddressed += m.unaddressed
+		}
+	}
+	return c
+}
+
+// List returns one page of the conversations matching f in the given order.
+// limit is clamped to 1..MaxLimit (0 means DefaultLimit); sort "" means
+// recent. A cursor that does not decode or was made for another sort is
+// ErrInvalid. See cursor for the semantics of paging under changes.
+//
+// Cost: each requested status index is walked from the cursor, applying the
+// rest of the filter while walking, until limit+1 matches are found; the
+// walks are then merged. That is O(k·(page + skipped) + k·log n) for k
+// statuses, where skipped counts the conversations a selective filter
+// passes over. Total comes from the counters in O(k) unless the filter
+// names a channel or tag, which needs one scan of the requested statuses.
+func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
+	if sort == "" {
+		sort = SortRecent
+	}
+	if !sort.Valid() {
+		return Page{}, fmt.Errorf("%w: sort: unknown value %q", ErrInvalid, sort)
+	}
+	for _, st := range f.Statuses {
+		if !st.Valid() {
+			return Page{}, fmt.Errorf("%w: status: unknown value %q", ErrInvalid, st)
+		}
+	}
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 1:
+		limit = 1
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	var pivot *entry
+	pageSeq := s.seq
+	changedAfter := int64(-1) // seq above which entries are skipped; -1: none
+	if cur != "" {
+		c, err := decodeCursor(cur)
+		if err != nil {
+			return Page{}, err
+		}
+		if c.sort != sort {
+			return Page{}, fmt.Errorf("%w: cursor: made for sort %q, not %q", ErrInvalid, c.sort, sort)
+		}
+		pivot = &entry{sum: conversation.Summary{ID: c.id}, at: c.key, wait: c.key}
+		if c.epoch == s.epoch && c.seq <= s.seq {
+			pageSeq = c.seq
+			changedAfter = c.seq
+		}
+	}
+
+	statuses := f.statuses()
+	less := lessFor(sort)
+	want := limit + 1
+	runs := make([][]*entry, 0, len(statuses))
+	for _, st := range statuses {
+		run := make([]*entry, 0, min(want, 64))
+		visit := func(e *entry) bool {
+			if pivot != nil && !less(pivot, e) {
+				return true // the cursor's own conversation
+			}
+			if changedAfter >= 0 && e.seq > changedAfter {
+				return true
+			}
+			if !f.matchesRest(&e.sum) {
+				return true
+			}
+			run = append(run, e)
+			return len(run) < want
+		}
+		t := s.idx[statusIdx(st)].tree(sort)
+		if pivot != nil {
+			t.AscendGreaterOrEqual(pivot, visit)
+		} else {
+			t.Ascend(visit)
+		}
+		if len(run) > 0 {
+			runs = append(runs, run)
+		}
+	}
+	merged := mergeRuns(runs, want, less)
+
+	p := Page{Total: s.total(&f, statuses)}
+	n := min(len(merged), limit)
+	p.Conversations = make([]conversation.Summary, n)
+	for i, e := range merged[:n] {
+		p.Conversations[i] = cloneSummary(e.sum)
+	}
+	if len(merged) > limit {
+		last := merged[limit-1]
+		p.NextCursor = cursor{sort: sort, key: last.key(sort), id: last.sum.ID, seq: pageSeq, epoch: s.epoch}.encode()
+	} else if s.closedNotHeld > 0 && slices.Contains(statuses, conversation.StatusClosed) {
+		p.Partial = true
+	}
+	return p, nil
+}
+
+// mergeRuns is a k-way merge of sorted runs, stopping at want entries; k is
+// at most 4, so a linear pick of the smallest head beats a heap.
+func mergeRuns(runs [][]*entry, want int, less func(a, b *entry) bool) []*entry {
+	if len(runs) == 1 {
+		return runs[0][:min(len(runs[0]), want)]
+	}
+	out := make([]*entry, 0, want)
+	for len(out) < want {
+		best := -1
+		for i, r := range runs {
+			if len(r) > 0 && (best < 0 || less(r[0], runs[best][0])) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out = append(out, runs[best][0])
+		runs[best] = runs[best][1:]
+	}
+	return out
+}
+
+// total counts the conversations matching f now. Counters answer any
+// combination of statuses, addressed and assignee; channel and tag are not
+// counted per value, so they cost one scan of the requested statuses. With
+// addressed or assignee set, closed conversations not held in memory cannot
+// be counted and are left out.
+func (s *State) total(f *Filter, statuses []conversation.Status) int {
+	n := 0
+	if !f.onlyCountable() {
+		for _, st := range statuses {
+			s.idx[statusIdx(st)].oldest.Ascend(func(e *entry) bool {
+				if f.matchesRest(&e.sum) {
+					n++
+				}
+				return true
+			})
+		}
+		return n
+	}
+	for _, st := range statuses {
+		i := statusIdx(st)
+		k := &s.cnt[i]
+		var p pair
+		switch f.Assignee {
+		case "":
+			p = k.pair
+			if i == closedIdx && f.Addressed == nil {
+				p.all += s.closedNotHeld
+			}
+		case AssigneeNone:
+			p = k.byAssignee[""]
+		default:
+			p = k.byAssignee[f.Assignee]
+		}
+		switch {
+		case f.Addressed == nil:
+			n += p.all
+		case *f.Addressed:
+			n += p.all - p.unaddressed
+		default:
+			n += p.unaddressed
+		}
+	}
+	return n
+}

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts Debian's headless Chromium for a test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed (make test installs it): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+func TestAdminPageShowsClusterAndStats(t *testing.T) {
+	n := testNode(t)
+	ctx := browser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(n.URL()+"/admin/"),
+		chromedp.SendKeys("#token", "wrong-token"),
+		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.WaitVisible(`#login-error:not(:empty)`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loginError := text(t, ctx, "#login-error")
+	err = chromedp.Do(ctx,
+		chromedp.SetValue("#token", testAdminToken),
+		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.WaitVisible(`#members tr`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := text(t, ctx, "#members")
+	ingest := text(t, ctx, `#stats dd[data-key="ingest_per_s"]`)
+	if !strings.Contains(loginError, "failed") {
+		t.Errorf("a wrong token should show an error, got %q", loginError)
+	}
+	if !strings.Contains(members, n.Member().Address()) || !strings.Contains(members, "this node") {
+		t.Errorf("members table %q does not list this node %s", members, n.Member().Address())
+	}
+	if ingest == "" {
+		t.Error("stats do not show ingest_per_s")
+	}
+	if os.Getenv("SWITCHBOARD_SCREENSHOTS") != "" {
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			_ = os.WriteFile("admin.png", png, 0o644)
+		}
+	}
+}
+
+func TestConsoleShowsInboxLive(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Console")
+	c.with(tn.key).must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
+		map[string]any{"contact": map[string]any{"phone": "+14155550111", "name": "Grace"}, "body": "first message"})
+	ctx := browser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(n.URL()+"/"),
+		chromedp.SendKeys("#token", tn.agentToken),
+		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.WaitVisible(`#conversations li`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := text(t, ctx, "#conversations")
+	if !strings.Contains(list, "Grace") || !strings.Contains(list, "first message") {
+		t.Fatalf("snapshot list = %q", list)
+	}
+	// A message that arrives while the page is open shows up without a reload.
+	c.with(tn.key).must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
+		map[string]any{"contact": map[string]any{"phone": "+14155550112", "name": "Linus"}, "body": "live one"})
+	err = chromedp.Do(ctx,
+		waitTrue(`document.querySelector("#conversations").innerText.includes("live one")`),
+		chromedp.Click(`#conversations li:first-child`),
+		chromedp.WaitVisible(`#messages li`),
+		chromedp.SendKeys("#reply", "hello from the console"),
+		chromedp.Click(`#reply-form button[type="submit"]`),
+		waitTrue(`document.querySelector("#messages").innerText.includes("hello from the console")`),
+	)
+	if err != nil {
+		t.Fatalf("live update and reply: %v", err)
+	}
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	return s
+}
+
+// waitTrue waits until a page expression is true: the page changes on a
+// websocket frame, which the test cannot observe more directly.
+func waitTrue(expr string) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))
+	return func(ctx context.Context, target *chromedp.Target) (chromedp.Void, error) {
+		_, err := poll(ctx, target)
+		return chromedp.Void{}, err
+	}
+}

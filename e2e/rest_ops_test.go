@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+// Operations endpoints (API.md "Operations") and unknown paths.
+
+func TestRESTOperations(t *testing.T) {
+	f := newFixture(t)
+	// Some traffic so that the metrics have observations.
+	conv := str(t, f.inbound(obj{"phone": "+14155550123"}, "hello"), "conversation_id")
+	f.reply(conv, obj{"body": "hi"})
+	f.settle()
+
+	t.Run("healthz and readyz need no credentials", func(t *testing.T) {
+		c := f.in(t).c
+		h := c.must(200, "GET", "/healthz", nil)
+		if h == nil {
+			t.Error("healthz: empty body")
+		}
+		r := c.must(200, "GET", "/readyz", nil)
+		if r["ready"] != true {
+			t.Errorf("readyz: %v", r)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		r := f.in(t).c.do("GET", "/metrics", nil)
+		if r.Status != 200 {
+			t.Fatalf("metrics: status %d", r.Status)
+		}
+		body := string(r.Body)
+		for _, name := range []string{"http_request_duration_seconds", "commit_batch_size", "actor_activations"} {
+			if !strings.Contains(body, "\n"+name) && !strings.HasPrefix(body, name) {
+				t.Errorf("metrics lack %s", name)
+			}
+		}
+		// Prometheus text format: HELP/TYPE lines and at least one sample.
+		if !strings.Contains(body, "# TYPE http_request_duration_seconds histogram") ||
+			!strings.Contains(body, "http_request_duration_seconds_bucket{") {
+			t.Errorf("http_request_duration_seconds is not a histogram with samples")
+		}
+		if !strings.Contains(body, "commit_batch_size_count") {
+			t.Errorf("commit_batch_size has no samples")
+		}
+	})
+
+	t.Run("unknown paths under /v1 are JSON 404", func(t *testing.T) {
+		f := f.in(t)
+		for _, c := range []api{f.c, f.k} {
+			for _, p := range []string{"/v1/nope", "/v1/", "/v1/inboxes/" + f.tn.inbox + "/nope", "/v1/conversations/" + conv + "/nope/deeper"} {
+				expectErr(t, c, 404, "not_found", "GET", p, nil)
+			}
+			expectErr(t, c, 404, "not_found", "POST", "/v1/nope", obj{"x": 1})
+		}
+		// A method the path does not serve: an error in the API's shape.
+		r := f.k.do("DELETE", "/v1/conversations/"+conv, nil)
+		if r.Status != 404 && r.Status != 405 {
+			t.Errorf("DELETE conversation: status %d, want 404 or 405", r.Status)
+		} else {
+			checkErr(t, r, r.Status, map[int]string{404: "not_found", 405: "invalid_argument"}[r.Status], "DELETE conversation")
+		}
+		// Nothing was deleted.
+		f.get(conv)
+	})
+}

@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"fmt"
+	"github.com/switchboard-dev/switchboard/server"
+	"net/url"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/search/typesensefake"
+)
+
+// awaitSearch polls GET /v1/search until want hits are found: indexing is
+// asynchronous by design and has no event a REST client can wait on.
+func awaitSearch(t *testing.T, c api, query string, want int) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := c.must(200, "GET", "/v1/search?"+query, nil)
+		if int(r["found"].(float64)) >= want {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search %s: found %v, want %d", query, r["found"], want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSearchFindsEveryMessageWithinTheCallersInboxes(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	a := newTenant(t, c, "Alpha")
+	b := newTenant(t, c, "Beta")
+	ka, kb := c.with(a.key), c.with(b.key)
+	// A second inbox of account A that A's agent does not belong to.
+	other := ka.must(201, "POST", "/v1/inboxes", map[string]any{"name": "Sales"})["id"].(string)
+
+	for i := range 5 {
+		ka.must(201, "POST", "/v1/inboxes/"+a.inbox+"/messages", map[string]any{
+			"contact": map[string]any{"phone": fmt.Sprintf("+1415555%04d", i)}, "body": fmt.Sprintf("refund for order %d please", i)})
+	}
+	ka.must(201, "POST", "/v1/inboxes/"+other+"/messages", map[string]any{
+		"contact": map[string]any{"handle": "visitor-1"}, "body": "refund requested in sales"})
+	kb.must(201, "POST", "/v1/inboxes/"+b.inbox+"/messages", map[string]any{
+		"contact": map[string]any{"email": "x@example.com"}, "body": "refund from another account"})
+	conv := ka.must(201, "POST", "/v1/inboxes/"+a.inbox+"/messages", map[string]any{
+		"contact": map[string]any{"phone": "+14155550999"}, "body": "where is my parcel"})["conversation_id"].(string)
+	ka.must(201, "POST", "/v1/conversations/"+conv+"/messages", map[string]any{"body": "Your parcel ships tomorrow"})
+
+	// The account key sees both of its inboxes, never the other account.
+	r := awaitSearch(t, ka, "q=refund", 6)
+	if r["found"].(float64) != 6 {
+		t.Fatalf("account A found %v refund messages, want 6: %v", r["found"], r)
+	}
+	for _, h := range r["hits"].([]any) {
+		hit := h.(map[string]any)
+		if hit["inbox_id"] != a.inbox && hit["inbox_id"] != other {
+			t.Fatalf("hit from another account's inbox: %v", hit)
+		}
+		for _, k := range []string{"conversation_id", "message_id", "seq", "body", "snippet", "created_at"} {
+			if _, ok := hit[k]; !ok {
+				t.Fatalf("hit lacks %s: %v", k, hit)
+			}
+		}
+	}
+	// The agent of inbox A sees only inbox A.
+	r = awaitSearch(t, c.with(a.agentToken), "q=refund", 5)
+	if r["found"].(float64) != 5 {
+		t.Fatalf("agent found %v, want 5 (its own inbox only)", r["found"])
+	}
+	c.with(a.agentToken).must(404, "GET", "/v1/search?q=refund&inbox_id="+other, nil)
+	c.with(b.key).must(404, "GET", "/v1/search?q=refund&inbox_id="+a.inbox, nil)
+	r = awaitSearch(t, kb, "q=refund", 1)
+	if r["found"].(float64) != 1 {
+		t.Fatalf("account B found %v, want its 1", r["found"])
+	}
+	// Outbound replies are searchable too, and the last word matches as a prefix.
+	awaitSearch(t, ka, "q=parcel", 2)
+	if r := awaitSearch(t, ka, "q="+url.QueryEscape("parcel ship"), 1); r["found"].(float64) != 1 {
+		t.Fatalf("prefix search found %v, want only the reply", r["found"])
+	}
+	// Bad input.
+	ka.must(400, "GET", "/v1/search", nil)
+	ka.must(400, "GET", "/v1/search?q=x&limit=101", nil)
+	c.must(401, "GET", "/v1/search?q=x", nil)
+}
+
+// TestSearchOutageNeverTouchesIngestion fails the Typesense backend for a
+// stretch under steady load: acks keep coming at the healthy pace, the
+// indexer backs off without dropping anything, and after the backend returns
+// every message is indexed.
+func TestSearchOutageNeverTouchesIngestion(t *testing.T) {
+	fake := typesensefake.New("ts-key")
+	defer fake.Close()
+	n := testNode(t, func(c *server.Config) {
+		c.Search, c.TypesenseURL, c.TypesenseAPIKey = "typesense", fake.URL(), "ts-key"
+	})
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Outage")
+	k := c.with(tn.key)
+
+	// A subscribed agent measures inbox freshness: send → its update.
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	ws.subscribe(tn.inbox, nil)
+	var mu sync.Mutex
+	sentAt := map[string]time.Time{} // message body → when its send started
+	var fresh []time.Duration
+	received := make(chan struct{}, 1024)
+	go func() {
+		for f := range ws.frames {
+			if f.typ() != "update" {
+				continue
+			}
+			body := lastMessageBody(f)
+			mu.Lock()
+			if t0, ok := sentAt[body]; ok {
+				fresh = append(fresh, f.at.Sub(t0))
+				delete(sentAt, body)
+			}
+			mu.Unlock()
+			select {
+			case received <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// takeFresh waits until every update of the phase arrived (each one is
+	// an event the reader reports) and returns the phase's freshness.
+	takeFresh := func() []time.Duration {
+		deadline := time.After(30 * time.Second)
+		for {
+			mu.Lock()
+			left := len(sentAt)
+			mu.Unlock()
+			if left == 0 {
+				break
+			}
+			select {
+			case <-received:
+			case <-deadline:
+				t.Fatalf("%d updates never reached the subscriber", left)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		out := fresh
+		fresh = nil
+		return out
+	}
+	sent := 0
+	// phase sends messages from 8 clients and returns the ack latencies.
+	phase := func(label string, count int) []time.Duration {
+		var lat []time.Duration
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range count / 8 {
+					body := fmt.Sprintf("outagecheck %s %d %d", label, w, i)
+					start := time.Now()
+					mu.Lock()
+					sentAt[body] = start
+					mu.Unlock()
+					k.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages", map[string]any{
+						"contact": map[string]any{"handle": fmt.Sprintf("%s-%d", label, w)}, "body": body})
+					d := time.Since(start)
+					mu.Lock()
+					lat, sent = append(lat, d), sent+1
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return lat
+	}
+	healthy := phase("healthy", 400)
+	healthyFresh := takeFresh()
+	fake.SetUnavailable(true)
+	failuresBefore := fake.Failures()
+	down := phase("down", 400)
+	downFresh := takeFresh()
+	if fake.Failures() == failuresBefore {
+		t.Fatal("the indexer never tried the failing backend during the outage")
+	}
+	// Hanging instead of failing must not matter either.
+	fake.SetUnavailable(false)
+	fake.SetLatency(3 * time.Second)
+	slow := phase("slow", 200)
+	slowFresh := takeFresh()
+	fake.SetLatency(0)
+
+	p := func(l []time.Duration, q float64) time.Duration {
+		s := append([]time.Duration(nil), l...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[int(q*float64(len(s)-1))]
+	}
+	t.Logf("ack latency p50/p99: healthy %v/%v, backend 503 %v/%v, backend hanging 3s %v/%v",
+		p(healthy, .5), p(healthy, .99), p(down, .5), p(down, .99), p(slow, .5), p(slow, .99))
+	t.Logf("inbox freshness p50/p99: healthy %v/%v, backend 503 %v/%v, backend hanging 3s %v/%v",
+		p(healthyFresh, .5), p(healthyFresh, .99), p(downFresh, .5), p(downFresh, .99), p(slowFresh, .5), p(slowFresh, .99))
+	// A coupling to the backend would show as acks or updates waiting for it (3 s).
+	if m := max(p(slow, 1), p(slowFresh, 1)); m >= 3*time.Second {
+		t.Errorf("an ack or update waited %v while the backend hung for 3s: ingestion is coupled to search", m)
+	}
+	// The 20% bound, on medians of the same test run; with an
+	// absolute floor because on a shared 2-core machine 20% of a
+	// sub-millisecond median is below scheduler noise.
+	limit := func(base time.Duration) time.Duration { return max(base*12/10, base+2*time.Millisecond) }
+	if p(down, .5) > limit(p(healthy, .5)) {
+		t.Errorf("ack p50 during the outage %v is more than 20%% above healthy %v", p(down, .5), p(healthy, .5))
+	}
+	if p(downFresh, .5) > limit(p(healthyFresh, .5)) {
+		t.Errorf("freshness p50 during the outage %v is more than 20%% above healthy %v", p(downFresh, .5), p(healthyFresh, .5))
+	}
+	// Catch-up: every message sent becomes searchable, none missing.
+	r := awaitSearch(t, k, "q=outagecheck&limit=1", sent)
+	if int(r["found"].(float64)) != sent {
+		t.Fatalf("found %v of %d messages after the outage", r["found"], sent)
+	}
+	if got := fake.Count("switchboard_messages"); got != sent {
+		t.Fatalf("typesense holds %d documents, want %d (one per message, no duplicates)", got, sent)
+	}
+}

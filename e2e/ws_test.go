@@ -1,0 +1,470 @@
+package e2e
+
+import (
+	"fmt"
+	"github.com/switchboard-dev/switchboard/server"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestWSBasic(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	inbound(k, tn.inbox, phoneN(1), "first")
+
+	ws := mustWS(t, n.URL(), wsOpts{query: tn.agentToken})
+	sub, snap := ws.subscribe(tn.inbox, nil)
+	if snap == nil || snap.num("total") != 1 || sub.num("seq") != snap.num("seq") {
+		t.Fatalf("subscribed %v snapshot %v", sub.m, snap)
+	}
+	r := inbound(k, tn.inbox, phoneN(1), "second")
+	up := ws.expect("update")
+	conv := up.obj("conversation")
+	if up.num("seq") != sub.num("seq")+1 || conv["id"] != r["conversation_id"] || conv["version"].(float64) != 2 {
+		t.Fatalf("update %v", up.m)
+	}
+	if up.obj("counts")["new"].(float64) != 1 {
+		t.Fatalf("counts %v", up.obj("counts"))
+	}
+	ws.ping("p1")
+	if f := ws.expect("pong"); f.str("ref") != "p1" {
+		t.Fatalf("pong %v", f.m)
+	}
+}
+
+// TestWSBadFrames: malformed, unknown, incomplete and oversized frames get
+// an invalid_argument error frame and the connection stays usable.
+func TestWSBadFrames(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	bad := []string{
+		`not json`,
+		`{"type":"nope","id":1}`,
+		`{"id":2}`,
+		`{"type":"subscribe","id":3}`,
+		`{"type":"watch","id":4}`,
+		`{"type":"send","id":5,"conversation_id":"x","body":""}`,
+		`{"type":"subscribe","id":6,"inbox_id":"` + tn.inbox + `","filter":{"status":"bogus"}}`,
+		`{"type":"subscribe","id":7,"inbox_id":"` + tn.inbox + `","resume":{"epoch":"e"}}`,
+		`{"type":"ping","id":8} {"type":"ping"}`,
+		`{"type":"subscribe","id":9,"inbox_id":12}`,
+		`{"type":"ping","id":10,"body":"` + strings.Repeat("x", 70<<10) + `"}`,
+	}
+	for i, raw := range bad {
+		ws.sendRaw([]byte(raw))
+		f := ws.expect("error")
+		if f.obj("error")["code"] != "invalid_argument" {
+			t.Fatalf("frame %d: %v", i, f.m)
+		}
+	}
+	ws.ping("alive")
+	if f := ws.expect("pong"); f.str("ref") != "alive" {
+		t.Fatalf("pong %v", f.m)
+	}
+}
+
+func TestWSAuthAndLimits(t *testing.T) {
+	n := testNode(t, func(c *server.Config) { c.WS.MaxConnections = 3; c.WS.MaxSubscriptions = 1 })
+	c := api{t: t, base: n.URL()}
+	a := newTenant(t, c, "A")
+	b := newTenant(t, c, "B")
+	rb := inbound(c.with(b.key), b.inbox, phoneN(1), "secret")
+
+	if _, res, err := dialWS(t, n.URL(), wsOpts{token: "nope"}); err == nil || res == nil || res.StatusCode != 401 {
+		t.Fatalf("bad token: err %v", err)
+	}
+	if _, res, err := dialWS(t, n.URL(), wsOpts{token: a.agentToken, origin: "https://evil.example"}); err == nil || res == nil || res.StatusCode != 403 {
+		t.Fatalf("foreign origin: err %v", err)
+	}
+	ws := mustWS(t, n.URL(), wsOpts{token: a.agentToken})
+	// Another tenant's inbox and conversation: not_found, no data.
+	ws.send(map[string]any{"type": "subscribe", "id": "s", "inbox_id": b.inbox})
+	if f := ws.expect("error"); f.str("ref") != "s" || f.obj("error")["code"] != "not_found" {
+		t.Fatalf("foreign subscribe: %v", f.m)
+	}
+	ws.send(map[string]any{"type": "watch", "id": "w", "conversation_id": rb["conversation_id"]})
+	if f := ws.expect("error"); f.str("ref") != "w" || f.obj("error")["code"] != "not_found" {
+		t.Fatalf("foreign watch: %v", f.m)
+	}
+	ws.send(map[string]any{"type": "send", "id": "x", "conversation_id": rb["conversation_id"], "body": "hi"})
+	if f := ws.expect("error"); f.str("ref") != "x" || f.obj("error")["code"] != "not_found" {
+		t.Fatalf("foreign send: %v", f.m)
+	}
+	inbound(c.with(b.key), b.inbox, phoneN(1), "more secret")
+	ws.ping("p")
+	if f := ws.expect("pong"); f.str("ref") != "p" {
+		t.Fatalf("leaked %v", f.m)
+	}
+	// Per-connection subscription limit.
+	ws = mustWS(t, n.URL(), wsOpts{token: a.key})
+	ws.subscribe(a.inbox, nil)
+	ib2 := c.with(a.key).must(201, "POST", "/v1/inboxes", map[string]any{"name": "second"})
+	ws.send(map[string]any{"type": "subscribe", "id": "two", "inbox_id": ib2["id"]})
+	if f := ws.until(10*time.Second, func(f wsFrame) bool { return f.typ() == "error" }); f.obj("error")["code"] != "rate_limited" {
+		t.Fatalf("limit: %v", f.m)
+	}
+	// Per-node connection limit (3): 503 unavailable before the upgrade.
+	mustWS(t, n.URL(), wsOpts{token: a.key})
+	_, res, err := dialWS(t, n.URL(), wsOpts{token: a.key})
+	if err == nil || res == nil || res.StatusCode != 503 {
+		t.Fatalf("over the node limit: %v", err)
+	}
+}
+
+// TestWSOrdering: under concurrent writes to many conversations every
+// subscriber sees contiguous seqs, strictly increasing versions per
+// conversation, and ends at the committed version of each.
+func TestWSOrdering(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	const subs, writers, perWriter, convs = 4, 8, 40, 25
+	clients := make([]*wsClient, subs)
+	start := make([]int64, subs)
+	for i := range clients {
+		clients[i] = mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+		sub, _ := clients[i].subscribe(tn.inbox, nil)
+		start[i] = sub.num("seq")
+	}
+	var mu sync.Mutex
+	committed := map[string]float64{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				r := inbound(k, tn.inbox, phoneN((w*perWriter+i)%convs), fmt.Sprintf("w%d-%d", w, i))
+				conv := r["conversation"].(map[string]any)
+				mu.Lock()
+				id := conv["id"].(string)
+				committed[id] = max(committed[id], conv["version"].(float64))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	total := writers * perWriter
+	for i, ws := range clients {
+		seq := start[i]
+		seen := map[string]float64{}
+		for got := 0; got < total; got++ {
+			f := ws.expect("update")
+			if f.num("seq") != seq+1 {
+				t.Fatalf("client %d: seq %d after %d", i, f.num("seq"), seq)
+			}
+			seq = f.num("seq")
+			conv := f.obj("conversation")
+			id, v := conv["id"].(string), conv["version"].(float64)
+			if v <= seen[id] {
+				t.Fatalf("client %d: conversation %s version %v after %v", i, id, v, seen[id])
+			}
+			seen[id] = v
+		}
+		for id, v := range committed {
+			if seen[id] != v {
+				t.Fatalf("client %d: conversation %s ends at %v, committed %v", i, id, seen[id], v)
+			}
+		}
+	}
+}
+
+// TestWSResume: reconnecting with (epoch, seq) replays exactly the missed
+// updates; an unknown epoch gets resumed:false and a current snapshot.
+func TestWSResume(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	sub, _ := ws.subscribe(tn.inbox, nil)
+	epoch := sub.str("epoch")
+	inbound(k, tn.inbox, phoneN(0), "before")
+	last := ws.expect("update").num("seq")
+	_ = ws.c.CloseNow()
+
+	versions := map[string]float64{}
+	for i := range 100 {
+		r := inbound(k, tn.inbox, phoneN(i%10), fmt.Sprintf("missed %d", i))
+		conv := r["conversation"].(map[string]any)
+		versions[conv["id"].(string)] = conv["version"].(float64)
+	}
+	ws2 := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	sub2, snap := ws2.subscribe(tn.inbox, map[string]any{"resume": map[string]any{"epoch": epoch, "seq": last}})
+	if snap != nil || sub2.m["resumed"] != true || sub2.num("seq") != last+100 {
+		t.Fatalf("resume: %v", sub2.m)
+	}
+	for i := range 100 {
+		f := ws2.expect("update")
+		if f.num("seq") != last+1+int64(i) {
+			t.Fatalf("replayed seq %d, want %d (last %d, subscribed %v)", f.num("seq"), last+1+int64(i), last, sub2.m)
+		}
+		if body := f.obj("conversation")["last_message"].(map[string]any)["body"]; body != fmt.Sprintf("missed %d", i) {
+			t.Fatalf("replayed %v", body)
+		}
+	}
+	ws2.ping("end")
+	if f := ws2.expect("pong"); f.str("ref") != "end" {
+		t.Fatalf("extra frame after the replay: %v", f.m)
+	}
+
+	ws3 := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	sub3, snap3 := ws3.subscribe(tn.inbox, map[string]any{"resume": map[string]any{"epoch": "unknown", "seq": 5}})
+	if sub3.m["resumed"] != false || snap3 == nil {
+		t.Fatalf("unknown epoch: %v", sub3.m)
+	}
+	list := snap3.m["conversations"].([]any)
+	if len(list) != 10 || snap3.num("total") != 10 {
+		t.Fatalf("snapshot: %d conversations, total %d", len(list), snap3.num("total"))
+	}
+	for _, x := range list {
+		conv := x.(map[string]any)
+		if conv["version"].(float64) != versions[conv["id"].(string)] {
+			t.Fatalf("snapshot conversation %v at version %v, want %v", conv["id"], conv["version"], versions[conv["id"].(string)])
+		}
+	}
+}
+
+// TestWSFilter: a subscription sees the conversations of its filter, and an
+// update when one leaves it.
+func TestWSFilter(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	r1 := inbound(k, tn.inbox, phoneN(1), "one")
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	_, snap := ws.subscribe(tn.inbox, map[string]any{"filter": map[string]any{"assignee": "me"}})
+	if snap.num("total") != 0 {
+		t.Fatalf("snapshot %v", snap.m)
+	}
+	id := r1["conversation_id"].(string)
+	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"assignee_id": tn.agentID})
+	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != tn.agentID || f.obj("counts")["mine"].(float64) != 1 {
+		t.Fatalf("joined: %v", f.m)
+	}
+	inbound(k, tn.inbox, phoneN(2), "not mine") // never sent: not in the filter, never was
+	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"assignee_id": nil})
+	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != nil {
+		t.Fatalf("left: %v", f.m)
+	}
+}
+
+// TestWSWatchSendTyping: watch gets items of commits (REST or websocket),
+// send/update_conversation are acknowledged after commit, typing reaches the
+// other watchers, rate-limited.
+func TestWSWatchSendTyping(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	r := inbound(k, tn.inbox, phoneN(1), "hello")
+	id := r["conversation_id"].(string)
+	a := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	b := mustWS(t, n.URL(), wsOpts{token: tn.key})
+	for _, ws := range []*wsClient{a, b} {
+		ws.send(map[string]any{"type": "watch", "id": "w", "conversation_id": id})
+		if f := ws.expect("watching"); f.str("ref") != "w" || f.num("version") != 1 {
+			t.Fatalf("watching %v", f.m)
+		}
+	}
+	a.send(map[string]any{"type": "send", "id": 7, "conversation_id": id, "body": "on it", "client_id": "c1"})
+	var ack wsFrame
+	sawItem := false
+	for range 2 { // the ack and a's own item, in either order
+		f := a.next(10 * time.Second)
+		switch f.typ() {
+		case "ack":
+			ack = f
+		case "item":
+			sawItem = true
+		default:
+			t.Fatalf("unexpected %v", f.m)
+		}
+	}
+	if ack.num("ref") != 7 || ack.obj("message")["body"] != "on it" || !sawItem {
+		t.Fatalf("ack %v item %v", ack.m, sawItem)
+	}
+	if f := b.expect("item"); f.str("conversation_id") != id || f.obj("item")["body"] != "on it" {
+		t.Fatalf("item %v", f.m)
+	}
+	inbound(k, tn.inbox, phoneN(1), "thanks")
+	if f := b.expect("item"); f.obj("item")["body"] != "thanks" {
+		t.Fatalf("inbound item %v", f.m)
+	}
+	a.expect("item")
+	a.send(map[string]any{"type": "update_conversation", "id": "u", "conversation_id": id, "status": "pending", "if_version": 3})
+	if f := a.expect("ack"); f.obj("conversation")["status"] != "pending" {
+		t.Fatalf("update ack %v", f.m)
+	}
+	a.send(map[string]any{"type": "update_conversation", "id": "u2", "conversation_id": id, "status": "open", "if_version": 1})
+	if f := a.expect("error"); f.str("ref") != "u2" || f.obj("error")["code"] != "conflict" {
+		t.Fatalf("stale if_version %v", f.m)
+	}
+	for range 5 {
+		a.send(map[string]any{"type": "typing", "conversation_id": id})
+	}
+	if f := b.expect("typing"); f.str("agent_id") != tn.agentID || f.str("conversation_id") != id {
+		t.Fatalf("typing %v", f.m)
+	}
+	b.ping("p")
+	if f := b.expect("pong"); f.str("ref") != "p" {
+		t.Fatalf("typing not rate limited: %v", f.m)
+	}
+	a.send(map[string]any{"type": "unwatch", "conversation_id": id})
+	a.ping("q")
+	a.expect("pong")
+	k.must(201, "POST", "/v1/conversations/"+id+"/messages", map[string]any{"body": "after unwatch"})
+	b.expect("item")
+	a.ping("r")
+	if f := a.expect("pong"); f.str("ref") != "r" {
+		t.Fatalf("item after unwatch: %v", f.m)
+	}
+}
+
+// TestWSIsolation: a connection that never reads does not delay the others,
+// its queue stays bounded, and when it reads again it gets resync + snapshot.
+func TestWSIsolation(t *testing.T) {
+	const maxFrames = 64
+	n := testNode(t, func(c *server.Config) {
+		c.WS.Queue.MaxFrames = maxFrames
+		c.WS.WriteTimeout = time.Minute
+		c.WS.SocketSendBuffer = 8 << 10
+	})
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	healthy := make([]*wsClient, 3)
+	for i := range healthy {
+		healthy[i] = mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+		healthy[i].subscribe(tn.inbox, nil)
+	}
+	// Freshness of the healthy subscribers over `count` messages to distinct
+	// conversations (so that a stalled queue cannot coalesce them).
+	phase := func(name string, base, count int) []time.Duration {
+		var out []time.Duration
+		for i := range count {
+			body := fmt.Sprintf("%s-%d", name, i)
+			sent := time.Now()
+			inbound(k, tn.inbox, phoneN(base+i), body)
+			for _, ws := range healthy {
+				f := ws.until(20*time.Second, func(f wsFrame) bool {
+					lm, _ := f.obj("conversation")["last_message"].(map[string]any)
+					return f.typ() == "update" && lm["body"] == body
+				})
+				out = append(out, f.at.Sub(sent))
+			}
+		}
+		return out
+	}
+	without := phase("alone", 0, 150)
+
+	stalled := mustWS(t, n.URL(), wsOpts{token: tn.agentToken, stalled: true, rcvBuf: 4096})
+	stalled.send(map[string]any{"type": "subscribe", "id": "s", "inbox_id": tn.inbox})
+	with := phase("stalled", 1000, 600)
+
+	p50a, p99a, maxa := percentiles(without)
+	p50b, p99b, maxb := percentiles(with)
+	t.Logf("healthy freshness without a stalled peer: p50 %v p99 %v max %v (%d samples)", p50a, p99a, maxa, len(without))
+	t.Logf("healthy freshness with a stalled peer:    p50 %v p99 %v max %v (%d samples)", p50b, p99b, maxb, len(with))
+	st := n.Gateway().WSStats()
+	t.Logf("outbound queue high water %d (bound %d), slow-consumer resyncs %d", st.QueueHighWater, maxFrames, st.Resyncs)
+	if st.QueueHighWater > maxFrames+2 {
+		t.Fatalf("queue grew to %d frames, bound %d", st.QueueHighWater, maxFrames)
+	}
+	if st.Resyncs == 0 {
+		t.Fatal("the stalled connection never overflowed")
+	}
+	if p99b > 10*p99a+50*time.Millisecond {
+		t.Fatalf("a stalled peer slowed the others: p99 %v vs %v", p99b, p99a)
+	}
+	// It reads again: subscribed, snapshot, some updates, then resync and a
+	// fresh snapshot with the newest state.
+	stalled.startReading()
+	stalled.until(30*time.Second, func(f wsFrame) bool {
+		return f.typ() == "resync" && f.str("reason") == "slow_consumer" && f.str("inbox_id") == tn.inbox
+	})
+	snap := stalled.until(30*time.Second, func(f wsFrame) bool { return f.typ() == "snapshot" })
+	if snap.num("total") != 750 {
+		t.Fatalf("snapshot after resync: total %d", snap.num("total"))
+	}
+}
+
+// TestWSManyConnections: 2,000 connections on one node, each subscribed,
+// each receiving an update.
+func TestWSManyConnections(t *testing.T) {
+	const conns, inboxes = 2000, 20
+	raiseNoFile(t, 3*conns+1000)
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	ids := []string{tn.inbox}
+	for i := 1; i < inboxes; i++ {
+		ids = append(ids, k.must(201, "POST", "/v1/inboxes", map[string]any{"name": fmt.Sprint("inbox ", i)})["id"].(string))
+	}
+	clients := make([]*wsClient, conns)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ws, _, err := dialWS(t, n.URL(), wsOpts{token: tn.key})
+			if err != nil {
+				t.Errorf("dial %d: %v", i, err)
+				return
+			}
+			clients[i] = ws
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, ws := range clients {
+		ws.send(map[string]any{"type": "subscribe", "id": "s", "inbox_id": ids[i%inboxes]})
+	}
+	for _, ws := range clients {
+		ws.expect("subscribed")
+		ws.expect("snapshot")
+	}
+	if got := n.Gateway().WSStats().Connections; got != conns {
+		t.Fatalf("node counts %d connections", got)
+	}
+	start := time.Now()
+	for _, id := range ids {
+		inbound(k, id, phoneN(1), "to everyone")
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, ws := range clients {
+		if f := ws.next(time.Until(deadline)); f.typ() != "update" {
+			t.Fatalf("got %v", f.m)
+		}
+	}
+	t.Logf("%d connections subscribed to %d inboxes all received their update %v after the first write", conns, inboxes, time.Since(start))
+}
+
+func raiseNoFile(t testing.TB, want uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur >= want {
+		return
+	}
+	lim.Cur = min(want, lim.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < want {
+		t.Fatalf("need %d file descriptors, have %d (raise the hard limit): %v", want, lim.Cur, err)
+	}
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+
+	"github.com/switchboard-dev/switchboard/gateway"
+)
+
+// Config is the whole configuration of a node: every setting comes from a
+// SWITCHBOARD_* variable, and a flag of the same name (lower case, dashes)
+// overrides it.
+type Config struct {
+	HTTPAddr        string
+	DatabaseURL     string
+	AdminToken      string
+	Search          string // postgres or typesense
+	TypesenseURL    string
+	TypesenseAPIKey string
+	ClusterProvider string
+	ClusterName     string
+	NodeAddr        string
+	Seeds           []string
+	AutomanagedPort int
+	EtcdEndpoints   []string
+	AllowedOrigins  []string
+	IdleTimeout     time.Duration
+	SnapshotEvery   int
+	CommitWindow    time.Duration
+	CommitMaxBatch  int
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	// WS tunes websocket sessions (two of its limits have variables).
+	WS gateway.WSConfig
+
+	// ClusterAgent, set by tests, makes nodes of one process one cluster.
+	ClusterAgent *test.InMemAgent
+}
+
+type setting struct {
+	name, help, def string
+	set             func(string) error
+}
+
+func (c *Config) settings() []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	list := func(p *[]string) func(string) error {
+		return func(v string) error {
+			*p = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					*p = append(*p, s)
+				}
+			}
+			return nil
+		}
+	}
+	num := func(p *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not an integer: %q", v)
+			}
+			*p = n
+			return nil
+		}
+	}
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration (like 10m or 500ms): %q", v)
+			}
+			*p = d
+			return nil
+		}
+	}
+	return []setting{
+		{"HTTP_ADDR", "where REST, websocket, metrics and pages listen", "127.0.0.1:8080", str(&c.HTTPAddr)},
+		{"DATABASE_URL", "PostgreSQL connection string (required)", "", str(&c.DatabaseURL)},
+		{"ADMIN_TOKEN", "the admin token for /v1/admin/* and /admin/", "", str(&c.AdminToken)},
+		{"SEARCH", "search backend: postgres (embedded) or typesense", "postgres", str(&c.Search)},
+		{"TYPESENSE_URL", "the Typesense server", "", str(&c.TypesenseURL)},
+		{"TYPESENSE_API_KEY", "the Typesense API key", "", str(&c.TypesenseAPIKey)},
+		{"CLUSTER_PROVIDER", "single, automanaged or etcd", "single", str(&c.ClusterProvider)},
+		{"CLUSTER_NAME", "nodes with the same name form one cluster", "switchboard", str(&c.ClusterName)},
+		{"NODE_ADDR", "host:port actor remoting listens on", "127.0.0.1:0", str(&c.NodeAddr)},
+		{"SEEDS", "automanaged: the other nodes' automanaged addresses, comma separated", "", list(&c.Seeds)},
+		{"AUTOMANAGED_PORT", "automanaged: the port this node's membership endpoint listens on", "6330", num(&c.AutomanagedPort)},
+		{"ETCD_ENDPOINTS", "etcd: endpoints, comma separated", "", list(&c.EtcdEndpoints)},
+		{"ALLOWED_ORIGINS", "websocket origins allowed besides the page's own, comma separated host patterns", "", list(&c.AllowedOrigins)},
+		{"IDLE_TIMEOUT", "passivate a conversation actor idle this long", "10m", dur(&c.IdleTimeout)},
+		{"SNAPSHOT_EVERY", "snapshot a conversation every N events", "100", num(&c.SnapshotEvery)},
+		{"COMMIT_WINDOW", "group commit: longest wait for a batch to fill", "1ms", dur(&c.CommitWindow)},
+		{"COMMIT_MAX_BATCH", "group commit: most appends in one transaction", "512", num(&c.CommitMaxBatch)},
+		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
+		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
+		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
+		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
+	}
+}
+
+// LoadConfig reads defaults, then the environment, then flags.
+func LoadConfig(name string, args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	for _, s := range c.settings() {
+		if err := s.set(s.def); err != nil {
+			return c, err
+		}
+		if v := getenv("SWITCHBOARD_" + s.name); v != "" {
+			if err := s.set(v); err != nil {
+				return c, fmt.Errorf("SWITCHBOARD_%s: %w", s.name, err)
+			}
+		}
+		fs.Func(strings.ToLower(strings.ReplaceAll(s.name, "_", "-")), s.help+" (SWITCHBOARD_"+s.name+")", s.set)
+	}
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("SWITCHBOARD_DATABASE_URL is required"))
+	}
+	switch c.Search {
+	case "postgres":
+	case "typesense":
+		if c.TypesenseURL == "" {
+			errs = append(errs, errors.New("SWITCHBOARD_SEARCH=typesense needs SWITCHBOARD_TYPESENSE_URL"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_SEARCH must be postgres or typesense, not %q", c.Search))
+	}
+	switch c.ClusterProvider {
+	case "single", "automanaged", "etcd":
+	default:
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_CLUSTER_PROVIDER must be single, automanaged or etcd, not %q", c.ClusterProvider))
+	}
+	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,190 @@
+// Package server wires one Switchboard node together: configuration, database,
+// group-commit writer, search backend and indexer, cluster member with its
+// actors, and the HTTP gateway; and stops it gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchboard-dev/switchboard/actors"
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/consumers/indexer"
+	"github.com/switchboard-dev/switchboard/gateway"
+	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/search"
+	"github.com/switchboard-dev/switchboard/search/pgsearch"
+	"github.com/switchboard-dev/switchboard/search/typesense"
+)
+
+// Node is one running Switchboard process: database, group-commit writer,
+// cluster member with its actors, and the HTTP gateway.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *persistence.Store
+	writer   *persistence.Writer
+	member   *cluster.Node
+	http     *http.Server
+	listener net.Listener
+	gw       *gateway.Server
+	served   chan struct{} // closed when the HTTP server returns
+	serveErr error
+
+	backend     search.Backend
+	indexer     *indexer.Indexer
+	stopIndexer context.CancelFunc
+	indexerDone chan struct{}
+}
+
+// Start brings a node up: schema, database, actors, cluster, HTTP.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
+	n := &Node{cfg: cfg, log: log, served: make(chan struct{})}
+	if err := persistence.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	store, err := persistence.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	n.store = store
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow}, reg)
+
+	if n.backend, err = newSearchBackend(ctx, cfg, store, log); err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	// Every node runs an indexer; an advisory lock in PostgreSQL makes
+	// exactly one of them index at a time (see consumers/indexer).
+	n.indexer = indexer.New(store.Pool(), n.backend, indexer.Config{}, log.With("component", "indexer"), reg)
+	ixCtx, stopIx := context.WithCancel(context.Background())
+	n.stopIndexer, n.indexerDone = stopIx, make(chan struct{})
+	go func() {
+		defer close(n.indexerDone)
+		if err := n.indexer.Run(ixCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("indexer stopped", "err", err)
+		}
+	}()
+
+	deps := &actors.Deps{
+		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
+		Store:  store, Writer: n.writer, Log: log, Metrics: actors.NewMetrics(reg),
+	}
+	member, err := cluster.Start(ctx, cluster.Config{
+		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
+		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.ClusterAgent,
+	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps))
+	if err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	deps.SetNode(member)
+	n.member = member
+
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
+		Store: store, Engine: actors.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
+		Indexer: n.indexer, Search: n.backend,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		n.member.Stop()
+		n.closeStorage()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	n.listener = ln
+	n.http = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Shutdown does not track hijacked connections: close websockets with it.
+	n.http.RegisterOnShutdown(gw.CloseWebsockets)
+	n.gw = gw
+	go func() { n.serveErr = n.http.Serve(ln); close(n.served) }()
+	return n, nil
+}
+
+// Failed is closed when the HTTP server stops on its own; ServeErr then says why.
+func (n *Node) Failed() <-chan struct{} { return n.served }
+
+// ServeErr is the HTTP server's error once Failed is closed.
+func (n *Node) ServeErr() error { <-n.served; return n.serveErr }
+
+// Config is the configuration the node was started with.
+func (n *Node) Config() Config { return n.cfg }
+
+// Store is the node's database handle.
+func (n *Node) Store() *persistence.Store { return n.store }
+
+// Member is the node's cluster membership.
+func (n *Node) Member() *cluster.Node { return n.member }
+
+// Gateway is the node's HTTP gateway.
+func (n *Node) Gateway() *gateway.Server { return n.gw }
+
+// URL is where the node serves HTTP.
+func (n *Node) URL() string { return "http://" + n.listener.Addr().String() }
+
+// Stop is the graceful stop: stop accepting and finish in-flight requests,
+// stop the actors (each snapshots in Stopped) and leave the cluster, flush
+// pending commits, close the database.
+func (n *Node) Stop(ctx context.Context) error {
+	var errs []error
+	shutdownCtx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := n.http.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	<-n.served
+	if err := n.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	n.member.Stop()
+	if err := n.closeStorage(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) closeStorage() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if n.writer != nil {
+		err = n.writer.Close(ctx)
+	}
+	if n.stopIndexer != nil {
+		n.stopIndexer()
+		<-n.indexerDone
+	}
+	if n.backend != nil {
+		n.backend.Close()
+	}
+	n.store.Close()
+	return err
+}
+
+// newSearchBackend returns the configured search backend. A Typesense server
+// that is down at start is not fatal: search is a consumer, and the indexer
+// catches up when it returns.
+func newSearchBackend(ctx context.Context, cfg Config, store *persistence.Store, log *slog.Logger) (search.Backend, error) {
+	if cfg.Search != "typesense" {
+		return pgsearch.New(store.Pool()), nil
+	}
+	b, err := typesense.New(typesense.Config{URL: cfg.TypesenseURL, APIKey: cfg.TypesenseAPIKey})
+	if err != nil {
+		return nil, fmt.Errorf("typesense: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.EnsureCollection(ctx); err != nil {
+		log.Warn("typesense is not reachable yet; indexing will retry", "url", cfg.TypesenseURL, "err", err)
+	}
+	return b, nil
+}
