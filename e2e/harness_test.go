@@ -119,6 +119,7 @@ func (a api) send(method, path, contentType string, body io.Reader) response {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	checkResponse(a.t, req, res.StatusCode, res.Header, raw)
 	return response{Status: res.StatusCode, Body: raw}
 }
 

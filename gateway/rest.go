@@ -110,7 +110,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"agent": map[string]any{
-		"id": agent.ID, "name": agent.Name, "email": agent.Email, "inbox_ids": agent.InboxIDs}, "token": token})
+		"id": agent.ID, "name": agent.Name, "email": agent.Email, "inbox_ids": agent.InboxIDs, "status": "available"}, "token": token})
 	return nil
 }
 

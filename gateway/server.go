@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/gateway/apidoc"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -53,6 +55,7 @@ type Server struct {
 	commitP99     *windowQuantile
 	wsConnections atomic.Int64
 	ws            *wsHub
+	routes        []string // the patterns Handler serves, for Routes
 }
 
 type convRef struct{ accountID, inboxID string }
@@ -87,9 +90,14 @@ func New(cfg Config, d Deps) *Server {
 // Handler routes every endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.metrics.instrument(pattern, h)) }
+	s.routes = s.routes[:0]
+	route := func(pattern string, h http.HandlerFunc) {
+		s.routes = append(s.routes, pattern)
+		mux.Handle(pattern, s.metrics.instrument(pattern, h))
+	}
 
 	route("GET /healthz", s.healthz)
+	route("GET /v1/openapi.json", s.openAPI)
 	route("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 
@@ -122,6 +130,21 @@ func (s *Server) Handler() http.Handler {
 		return errorf(codeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
 	return mux
+}
+
+// Routes lists the patterns ("METHOD /path/{param}") that Handler serves,
+// so that a test can hold the OpenAPI document to them.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
+	doc, err := apidoc.JSON()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(doc)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
