@@ -33,6 +33,10 @@ type conversationGrain struct {
 
 	watchers   map[string]*watcher  // websocket sessions, by PID
 	lastTyping map[string]time.Time // agent → last typing forwarded
+
+	// assignPending: the last event started a wait that round-robin must
+	// assign (automation.go), once the event's reply has gone out.
+	assignPending bool
 }
 
 // NewConversationKind is the cluster kind of conversation actors.
@@ -89,6 +93,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			g.publishItem(ctx, reply.ItemJson)
 			g.notifyInbox(notify)
 		}
+		g.autoAssign(ctx)
 	case *actorpb.WatchConversation:
 		ctx.Respond(g.watch(ctx, msg))
 	case *actorpb.UnwatchConversation:
@@ -181,17 +186,26 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
-	ev, err := conversation.Decide(st, dc, time.Now(), newItemID)
+	settings, err := g.commandSettings(ctx, cmd)
+	if err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}, nil
+	}
+	dc.Settings = settings
+	ev, err := conversation.Decide(st, dc, decideTime(cmd), newItemID)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
 	if ev == nil { // nothing changes
+		if dc.Tick != nil {
+			g.rearm(ctx, settings)
+		}
 		return g.reply(nil, false), nil
 	}
 	next := st.Clone()
 	conversation.Apply(next, ev)
 	err = g.deps.Writer.Append(ctx, persistence.Append{
 		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
+		DueAt: conversation.NextDue(&next.Summary, settings),
 	})
 	switch {
 	case err == nil:
@@ -207,6 +221,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		g.log.Error("append failed", "err", err)
 		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit failed: "+err.Error())}, nil
 	}
+	g.assignPending = conversation.ShouldAutoAssign(&st.Summary, &next.Summary, ev, settings)
 	g.state = next
 	g.dirty++
 	if g.dirty >= g.deps.Config.SnapshotEvery {
@@ -308,7 +323,7 @@ func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persist
 			State: conversation.CallState(m.State), DurationS: m.DurationS, RecordingURL: m.RecordingUrl}
 	case *actorpb.ConversationCommand_Reply:
 		m := c.Reply
-		cmd.Reply = &conversation.ReplyCommand{Body: m.Body, Kind: conversation.ItemKind(m.Kind), ClientID: m.ClientId}
+		cmd.Reply = &conversation.ReplyCommand{Body: m.Body, Kind: conversation.ItemKind(m.Kind), ClientID: m.ClientId, IfVersion: m.IfVersion}
 		if m.ClientId != "" {
 			keys = append(keys, persistence.IdempotencyKey{Scope: "client:" + pb.ConversationId, Key: m.ClientId})
 		}
@@ -321,11 +336,25 @@ func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persist
 		}
 		u.Addressed, u.AssigneeID = m.Addressed, m.AssigneeId
 		u.TagsAdd, u.TagsRemove = m.TagsAdd, m.TagsRemove
+		u.Snooze = snoozeOf(m)
 		cmd.Update = u
+	case *actorpb.ConversationCommand_Tick:
+		cmd.Tick = &conversation.TickCommand{}
 	default:
 		return cmd, nil, fmt.Errorf("%w: empty command", conversation.ErrInvalid)
 	}
 	return cmd, keys, nil
+}
+
+func snoozeOf(m *actorpb.Update) *conversation.SnoozeRequest {
+	switch {
+	case m.SnoozeUntilMs != nil:
+		t := time.UnixMilli(*m.SnoozeUntilMs).UTC()
+		return &conversation.SnoozeRequest{Until: &t}
+	case m.ClearSnooze:
+		return &conversation.SnoozeRequest{}
+	}
+	return nil
 }
 
 func contactOf(c *actorpb.Contact) conversation.Contact {

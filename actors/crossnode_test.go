@@ -262,6 +262,16 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	if counts.Error != nil || json.Unmarshal(counts.CountsJson, &c) != nil || c["pending"] != 1 || c["mine"] != 1 || counts.Seq != page.Seq || counts.Epoch != page.Epoch {
 		t.Fatalf("counts: %+v (%s)", counts, counts.CountsJson)
 	}
+	// Automation: a tick decides nothing here (the inbox has no timers
+	// set), and the inbox answers for its round-robin rotation.
+	s, _ = ok("tick", conv(&actorpb.ConversationCommand{Command: &actorpb.ConversationCommand_Tick{
+		Tick: &actorpb.Tick{NowMs: time.Now().UnixMilli(), SettingsVersion: 0}}}))
+	if s.Version != 5 {
+		t.Fatalf("tick with nothing due: version %d, want 5", s.Version)
+	}
+	if as := ask(KindInbox, tnB.inbox, &actorpb.NextAssignee{AccountId: tnB.account, InboxId: tnB.inbox}).(*actorpb.Assignee); as.Error != nil {
+		t.Fatalf("next assignee: %v", as.Error)
+	}
 	other := staleSummary(tnB, "cv_xnode_other", 2, conversation.StatusOpen, "other")
 	if ack := ask(KindInbox, tnB.inbox, summaryChanged(t, other)).(*actorpb.SummaryAck); !ack.Applied || ack.Seq != page.Seq+1 {
 		t.Fatalf("summary v2: %+v", ack)

@@ -69,6 +69,8 @@ type Deps struct {
 	Metrics *Metrics
 
 	node atomic.Pointer[cluster.Node]
+	// settings caches inbox automation settings (automation.go).
+	settings settingsCache
 }
 
 // SetNode binds the started cluster member.

@@ -92,6 +92,8 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.terminated(msg)
 	case *actorpb.ListConversations:
 		ctx.Respond(g.list(msg))
+	case *actorpb.NextAssignee:
+		ctx.Respond(g.nextAssignee(msg))
 	case *actorpb.GetCounts:
 		if err := g.ensure(msg.AccountId); err != nil {
 			ctx.Respond(&actorpb.InboxCounts{Error: toInboxError(err)})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
@@ -110,7 +111,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"agent": map[string]any{
-		"id": agent.ID, "name": agent.Name, "email": agent.Email, "inbox_ids": agent.InboxIDs, "status": "available"}, "token": token})
+		"id": agent.ID, "name": agent.Name, "email": agent.Email, "inbox_ids": agent.InboxIDs, "status": agent.Status}, "token": token})
 	return nil
 }
 
@@ -308,9 +309,10 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in struct {
-		Body     string `json:"body"`
-		Kind     string `json:"kind"`
-		ClientID string `json:"client_id"`
+		Body      string `json:"body"`
+		Kind      string `json:"kind"`
+		ClientID  string `json:"client_id"`
+		IfVersion *int64 `json:"if_version"`
 	}
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -318,7 +320,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	if err := validateReply(in.Body, in.Kind, in.ClientID); err != nil {
 		return err
 	}
-	res, err := s.sendReply(r.Context(), ref, id, in.Body, in.Kind, in.ClientID)
+	res, err := s.sendReply(r.Context(), ref, id, in.Body, in.Kind, in.ClientID, in.IfVersion)
 	if err != nil {
 		return err
 	}
@@ -343,12 +345,10 @@ func validateReply(body, kind, clientID string) error {
 	return validKey("client_id", clientID)
 }
 
-func (s *Server) sendReply(ctx context.Context, ref convRef, id, body, kind, clientID string) (res replyResult, err error) {
+func (s *Server) sendReply(ctx context.Context, ref convRef, id, body, kind, clientID string, ifVersion *int64) (res replyResult, err error) {
 	p := principalFrom(ctx)
-	out, err := s.engine.Command(ctx, &actorpb.ConversationCommand{
-		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID, ActorId: p.AgentID,
-		Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: body, Kind: kind, ClientId: clientID}},
-	})
+	out, err := s.engine.Reply(ctx, actors.ReplyArgs{ConversationID: id, AccountID: ref.accountID, InboxID: ref.inboxID,
+		ActorID: p.AgentID, Body: body, Kind: kind, ClientID: clientID, IfVersion: ifVersion})
 	return replyResult{Item: out.Item, Summary: out.Summary, Duplicate: out.Duplicate}, err
 }
 
@@ -366,6 +366,8 @@ type updateIn struct {
 	TagsAdd    []string        `json:"tags_add"`
 	TagsRemove []string        `json:"tags_remove"`
 	IfVersion  *int64          `json:"if_version"`
+	// SnoozeUntil distinguishes absent from null (clear) like assignee_id.
+	SnoozeUntil json.RawMessage `json:"snooze_until"`
 }
 
 func (in *updateIn) toPB() (*actorpb.Update, error) {
@@ -394,6 +396,15 @@ func (in *updateIn) toPB() (*actorpb.Update, error) {
 	if len(in.TagsAdd)+len(in.TagsRemove) > 100 {
 		return nil, errorf(codeInvalid, "at most 100 tags per update")
 	}
+	until, clear, err := in.snooze()
+	if err != nil {
+		return nil, err
+	}
+	if until != nil {
+		ms := until.UnixMilli()
+		u.SnoozeUntilMs = &ms
+	}
+	u.ClearSnooze = clear
 	return u, nil
 }
 

@@ -266,7 +266,7 @@ func (wc *wsConn) send(f *clientFrame) error {
 	}
 	ctx, cancel := context.WithTimeout(wc.ctx, wc.cfg.CommandTimeout)
 	defer cancel()
-	res, err := wc.s.sendReply(ctx, ref, f.ConversationID, f.Body, f.Kind, f.ClientID)
+	res, err := wc.s.sendReply(ctx, ref, f.ConversationID, f.Body, f.Kind, f.ClientID, f.IfVersion)
 	if err != nil {
 		return err
 	}

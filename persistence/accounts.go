@@ -40,6 +40,8 @@ type Agent struct {
 	Name      string   `json:"name"`
 	Email     string   `json:"email"`
 	InboxIDs  []string `json:"inbox_ids"`
+	// Status is available or away (round-robin assigns available agents).
+	Status string `json:"status"`
 }
 
 // Principal is who a credential authenticates. AgentID is "" for an account
@@ -150,7 +152,7 @@ func (s *Store) CreateAgent(ctx context.Context, accountID, name, email string, 
 	if ids == nil {
 		ids = []string{}
 	}
-	ag := Agent{ID: newID("ag_"), AccountID: accountID, Name: name, Email: email, InboxIDs: ids}
+	ag := Agent{ID: newID("ag_"), AccountID: accountID, Name: name, Email: email, InboxIDs: ids, Status: AgentAvailable}
 	token := newSecret(agentTokenPrefix)
 	h := sha256.Sum256([]byte(token))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

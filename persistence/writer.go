@@ -35,6 +35,9 @@ type Append struct {
 	// Keys are durable idempotency keys. If any exists already, the whole
 	// append is rejected with ErrDuplicate and nothing of it is written.
 	Keys []IdempotencyKey
+	// DueAt is the conversation's next due time (conversation.NextDue),
+	// stored in the read model's due_at for the timer scanner; nil: none.
+	DueAt *time.Time
 }
 
 // IdempotencyKey is a client-supplied key in its scope, e.g.
@@ -554,6 +557,7 @@ func batchArgs(batch []*request) []any {
 		assignee       = make([]pgtype.Text, n)
 		lastActivity   = make([]time.Time, n)
 		waiting        = make([]pgtype.Timestamptz, n)
+		due            = make([]pgtype.Timestamptz, n) // automation: due_at
 		keyIdx         []int64
 		keyScope, keys []string
 	)
@@ -580,6 +584,9 @@ func batchArgs(batch []*request) []any {
 		if s.WaitingSince != nil {
 			waiting[i] = pgtype.Timestamptz{Time: *s.WaitingSince, Valid: true}
 		}
+		if r.a.DueAt != nil {
+			due[i] = pgtype.Timestamptz{Time: *r.a.DueAt, Valid: true}
+		}
 		for _, k := range r.keys {
 			keyIdx = append(keyIdx, int64(i+1))
 			keyScope = append(keyScope, k.Scope)
@@ -590,7 +597,7 @@ func batchArgs(batch []*request) []any {
 		keyIdx, keyScope, keys = []int64{}, []string{}, []string{}
 	}
 	return []any{conv, epoch, version, account, inbox, etype, event, itemSeq, item, contactKey,
-		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys, tags}
+		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys, tags, due}
 }
 
 // appendBatchSQL applies a whole batch in one statement. Each append either
@@ -612,10 +619,10 @@ const appendBatchSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
 		$8::int8[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::text[],
-		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[])
+		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[], $22::timestamptz[])
 		WITH ORDINALITY AS t(conv, epoch, version, account_id, inbox_id, event_type, event,
 			item_seq, item, contact_key, status, addressed, assignee_id, channel,
-			last_activity_at, waiting_since, summary, tags, idx)
+			last_activity_at, waiting_since, summary, tags, due_at, idx)
 ),
 keys AS (
 	SELECT * FROM unnest($18::int8[], $19::text[], $20::text[]) AS k(idx, scope, key)
@@ -641,11 +648,12 @@ item_rows AS (
 ),
 read_model AS (
 	INSERT INTO conversations (id, account_id, inbox_id, contact_key, version, status, addressed,
-		assignee_id, channel, tags, last_activity_at, waiting_since, summary)
+		assignee_id, channel, tags, last_activity_at, waiting_since, summary, due_at)
 	SELECT conv, account_id, inbox_id, contact_key, version, status, addressed, assignee_id, channel,
-		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary::jsonb
+		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary::jsonb, due_at
 	FROM advanced
-	ON CONFLICT (id) DO UPDATE SET ` + conversationUpdateSet + `
+	ON CONFLICT (id) DO UPDATE SET ` + conversationUpdateSet + `,
+		due_at = excluded.due_at -- automation: the timer scanner's due index
 	WHERE conversations.version < excluded.version
 ),
 key_rows AS (

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/consumers/indexer"
+	"github.com/switchboard-dev/switchboard/consumers/timers"
 	"github.com/switchboard-dev/switchboard/gateway"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/search"
@@ -43,6 +45,11 @@ type Node struct {
 	indexer     *indexer.Indexer
 	stopIndexer context.CancelFunc
 	indexerDone chan struct{}
+
+	// Automation: the timer scanner and the inbox settings listener.
+	timers         *timers.Scanner
+	stopAutomation context.CancelFunc
+	automationDone sync.WaitGroup
 }
 
 // Start brings a node up: schema, database, actors, cluster, HTTP.
@@ -90,13 +97,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	deps.SetNode(member)
 	n.member = member
+	engine := actors.NewEngine(deps)
+	n.startAutomation(deps, engine, reg)
 
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
-		Store: store, Engine: actors.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
+		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: n.indexer, Search: n.backend,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		n.stopAutomationNow()
 		n.member.Stop()
 		n.closeStorage()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -108,6 +118,25 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.gw = gw
 	go func() { n.serveErr = n.http.Serve(ln); close(n.served) }()
 	return n, nil
+}
+
+// startAutomation runs the inbox settings listener and the timer scanner
+// (one active per cluster, see consumers/timers) until stopAutomationNow.
+func (n *Node) startAutomation(deps *actors.Deps, engine *actors.Engine, reg prometheus.Registerer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopAutomation = cancel
+	n.timers = timers.New(n.store.Pool(), func(ctx context.Context, d timers.Due) error {
+		return engine.Tick(ctx, d.ConversationID, d.AccountID, d.InboxID, d.Now, d.SettingsVersion)
+	}, timers.Config{}, n.log.With("component", "timers"), reg)
+	n.automationDone.Go(func() { deps.FollowSettings(ctx) })
+	n.automationDone.Go(func() { _ = n.timers.Run(ctx) })
+}
+
+func (n *Node) stopAutomationNow() {
+	if n.stopAutomation != nil {
+		n.stopAutomation()
+		n.automationDone.Wait()
+	}
 }
 
 // Failed is closed when the HTTP server stops on its own; ServeErr then says why.
@@ -145,6 +174,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)
 	}
+	n.stopAutomationNow()
 	n.member.Stop()
 	if err := n.closeStorage(); err != nil {
 		errs = append(errs, err)

@@ -167,6 +167,7 @@ type ConversationCommand struct {
 	//	*ConversationCommand_Reply
 	//	*ConversationCommand_Update
 	//	*ConversationCommand_Get
+	//	*ConversationCommand_Tick
 	Command       isConversationCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -289,6 +290,15 @@ func (x *ConversationCommand) GetGet() *GetConversation {
 	return nil
 }
 
+func (x *ConversationCommand) GetTick() *Tick {
+	if x != nil {
+		if x, ok := x.Command.(*ConversationCommand_Tick); ok {
+			return x.Tick
+		}
+	}
+	return nil
+}
+
 type isConversationCommand_Command interface {
 	isConversationCommand_Command()
 }
@@ -313,6 +323,11 @@ type ConversationCommand_Get struct {
 	Get *GetConversation `protobuf:"bytes,14,opt,name=get,proto3,oneof"`
 }
 
+type ConversationCommand_Tick struct {
+	// Automation (30-39).
+	Tick *Tick `protobuf:"bytes,30,opt,name=tick,proto3,oneof"`
+}
+
 func (*ConversationCommand_Inbound) isConversationCommand_Command() {}
 
 func (*ConversationCommand_Call) isConversationCommand_Command() {}
@@ -322,6 +337,8 @@ func (*ConversationCommand_Reply) isConversationCommand_Command() {}
 func (*ConversationCommand_Update) isConversationCommand_Command() {}
 
 func (*ConversationCommand_Get) isConversationCommand_Command() {}
+
+func (*ConversationCommand_Tick) isConversationCommand_Command() {}
 
 type InboundMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -472,6 +489,7 @@ type Reply struct {
 	Body          string                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
 	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	IfVersion     *int64                 `protobuf:"varint,30,opt,name=if_version,json=ifVersion,proto3,oneof" json:"if_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,15 +545,26 @@ func (x *Reply) GetClientId() string {
 	return ""
 }
 
+func (x *Reply) GetIfVersion() int64 {
+	if x != nil && x.IfVersion != nil {
+		return *x.IfVersion
+	}
+	return 0
+}
+
 type Update struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Status    *string                `protobuf:"bytes,1,opt,name=status,proto3,oneof" json:"status,omitempty"`
 	Addressed *bool                  `protobuf:"varint,2,opt,name=addressed,proto3,oneof" json:"addressed,omitempty"`
 	// An empty assignee_id clears the assignee.
-	AssigneeId    *string  `protobuf:"bytes,3,opt,name=assignee_id,json=assigneeId,proto3,oneof" json:"assignee_id,omitempty"`
-	TagsAdd       []string `protobuf:"bytes,4,rep,name=tags_add,json=tagsAdd,proto3" json:"tags_add,omitempty"`
-	TagsRemove    []string `protobuf:"bytes,5,rep,name=tags_remove,json=tagsRemove,proto3" json:"tags_remove,omitempty"`
-	IfVersion     *int64   `protobuf:"varint,6,opt,name=if_version,json=ifVersion,proto3,oneof" json:"if_version,omitempty"`
+	AssigneeId *string  `protobuf:"bytes,3,opt,name=assignee_id,json=assigneeId,proto3,oneof" json:"assignee_id,omitempty"`
+	TagsAdd    []string `protobuf:"bytes,4,rep,name=tags_add,json=tagsAdd,proto3" json:"tags_add,omitempty"`
+	TagsRemove []string `protobuf:"bytes,5,rep,name=tags_remove,json=tagsRemove,proto3" json:"tags_remove,omitempty"`
+	IfVersion  *int64   `protobuf:"varint,6,opt,name=if_version,json=ifVersion,proto3,oneof" json:"if_version,omitempty"`
+	// snooze_until_ms sets snooze_until (Unix milliseconds); clear_snooze
+	// clears it.
+	SnoozeUntilMs *int64 `protobuf:"varint,30,opt,name=snooze_until_ms,json=snoozeUntilMs,proto3,oneof" json:"snooze_until_ms,omitempty"`
+	ClearSnooze   bool   `protobuf:"varint,31,opt,name=clear_snooze,json=clearSnooze,proto3" json:"clear_snooze,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +639,20 @@ func (x *Update) GetIfVersion() int64 {
 		return *x.IfVersion
 	}
 	return 0
+}
+
+func (x *Update) GetSnoozeUntilMs() int64 {
+	if x != nil && x.SnoozeUntilMs != nil {
+		return *x.SnoozeUntilMs
+	}
+	return 0
+}
+
+func (x *Update) GetClearSnooze() bool {
+	if x != nil {
+		return x.ClearSnooze
+	}
+	return false
 }
 
 type GetConversation struct {
@@ -1940,6 +1983,169 @@ func (x *ConversationEvent) GetFrameJson() []byte {
 	return nil
 }
 
+// Tick wakes a conversation for its due times (the timer scanner sends it).
+// now_ms is the database's clock when the row was found due, so a node
+// whose clock lags does not find the tick early; settings_version is the
+// inbox settings' version then, so the actor refreshes an older cached copy.
+type Tick struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	NowMs           int64                  `protobuf:"varint,1,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	SettingsVersion int64                  `protobuf:"varint,2,opt,name=settings_version,json=settingsVersion,proto3" json:"settings_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Tick) Reset() {
+	*x = Tick{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tick) ProtoMessage() {}
+
+func (x *Tick) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tick.ProtoReflect.Descriptor instead.
+func (*Tick) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Tick) GetNowMs() int64 {
+	if x != nil {
+		return x.NowMs
+	}
+	return 0
+}
+
+func (x *Tick) GetSettingsVersion() int64 {
+	if x != nil {
+		return x.SettingsVersion
+	}
+	return 0
+}
+
+// NextAssignee asks an inbox actor for the next available agent in its
+// round-robin rotation; the answer is recorded as the rotation's position.
+type NextAssignee struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	InboxId       string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NextAssignee) Reset() {
+	*x = NextAssignee{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NextAssignee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NextAssignee) ProtoMessage() {}
+
+func (x *NextAssignee) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NextAssignee.ProtoReflect.Descriptor instead.
+func (*NextAssignee) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *NextAssignee) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *NextAssignee) GetInboxId() string {
+	if x != nil {
+		return x.InboxId
+	}
+	return ""
+}
+
+type Assignee struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// agent_id is empty when no agent of the inbox is available.
+	AgentId       string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Assignee) Reset() {
+	*x = Assignee{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Assignee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Assignee) ProtoMessage() {}
+
+func (x *Assignee) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
+func (*Assignee) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Assignee) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *Assignee) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
 var File_actors_actorpb_messages_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_messages_proto_rawDesc = "" +
@@ -1952,7 +2158,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
 	"\x06handle\x18\x03 \x01(\tR\x06handle\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"\xde\x03\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\x8e\x04\n" +
 	"\x13ConversationCommand\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
@@ -1965,7 +2171,8 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x04call\x18\v \x01(\v2\x1d.switchboard.actors.CallEventH\x00R\x04call\x121\n" +
 	"\x05reply\x18\f \x01(\v2\x19.switchboard.actors.ReplyH\x00R\x05reply\x124\n" +
 	"\x06update\x18\r \x01(\v2\x1a.switchboard.actors.UpdateH\x00R\x06update\x127\n" +
-	"\x03get\x18\x0e \x01(\v2#.switchboard.actors.GetConversationH\x00R\x03getB\t\n" +
+	"\x03get\x18\x0e \x01(\v2#.switchboard.actors.GetConversationH\x00R\x03get\x12.\n" +
+	"\x04tick\x18\x1e \x01(\v2\x18.switchboard.actors.TickH\x00R\x04tickB\t\n" +
 	"\acommand\"\x96\x01\n" +
 	"\x0eInboundMessage\x125\n" +
 	"\acontact\x18\x01 \x01(\v2\x1b.switchboard.actors.ContactR\acontact\x12\x12\n" +
@@ -1979,11 +2186,14 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1d\n" +
 	"\n" +
 	"duration_s\x18\x04 \x01(\x03R\tdurationS\x12#\n" +
-	"\rrecording_url\x18\x05 \x01(\tR\frecordingUrl\"L\n" +
+	"\rrecording_url\x18\x05 \x01(\tR\frecordingUrl\"\x7f\n" +
 	"\x05Reply\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
-	"\tclient_id\x18\x03 \x01(\tR\bclientId\"\x86\x02\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\"\n" +
+	"\n" +
+	"if_version\x18\x1e \x01(\x03H\x00R\tifVersion\x88\x01\x01B\r\n" +
+	"\v_if_version\"\xea\x02\n" +
 	"\x06Update\x12\x1b\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x88\x01\x01\x12!\n" +
 	"\taddressed\x18\x02 \x01(\bH\x01R\taddressed\x88\x01\x01\x12$\n" +
@@ -1993,12 +2203,15 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\vtags_remove\x18\x05 \x03(\tR\n" +
 	"tagsRemove\x12\"\n" +
 	"\n" +
-	"if_version\x18\x06 \x01(\x03H\x03R\tifVersion\x88\x01\x01B\t\n" +
+	"if_version\x18\x06 \x01(\x03H\x03R\tifVersion\x88\x01\x01\x12+\n" +
+	"\x0fsnooze_until_ms\x18\x1e \x01(\x03H\x04R\rsnoozeUntilMs\x88\x01\x01\x12!\n" +
+	"\fclear_snooze\x18\x1f \x01(\bR\vclearSnoozeB\t\n" +
 	"\a_statusB\f\n" +
 	"\n" +
 	"_addressedB\x0e\n" +
 	"\f_assignee_idB\r\n" +
-	"\v_if_version\"\x11\n" +
+	"\v_if_versionB\x12\n" +
+	"\x10_snooze_until_ms\"\x11\n" +
 	"\x0fGetConversation\"\xa2\x01\n" +
 	"\x11ConversationReply\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12!\n" +
@@ -2111,7 +2324,17 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x11ConversationEvent\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
-	"frame_json\x18\x02 \x01(\fR\tframeJsonB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
+	"frame_json\x18\x02 \x01(\fR\tframeJson\"H\n" +
+	"\x04Tick\x12\x15\n" +
+	"\x06now_ms\x18\x01 \x01(\x03R\x05nowMs\x12)\n" +
+	"\x10settings_version\x18\x02 \x01(\x03R\x0fsettingsVersion\"H\n" +
+	"\fNextAssignee\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
+	"\binbox_id\x18\x02 \x01(\tR\ainboxId\"V\n" +
+	"\bAssignee\x12/\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentIdB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
 
 var (
 	file_actors_actorpb_messages_proto_rawDescOnce sync.Once
@@ -2125,7 +2348,7 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 	return file_actors_actorpb_messages_proto_rawDescData
 }
 
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*Error)(nil),               // 0: switchboard.actors.Error
 	(*Contact)(nil),             // 1: switchboard.actors.Contact
@@ -2153,6 +2376,9 @@ var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*UnwatchConversation)(nil), // 23: switchboard.actors.UnwatchConversation
 	(*Typing)(nil),              // 24: switchboard.actors.Typing
 	(*ConversationEvent)(nil),   // 25: switchboard.actors.ConversationEvent
+	(*Tick)(nil),                // 26: switchboard.actors.Tick
+	(*NextAssignee)(nil),        // 27: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 28: switchboard.actors.Assignee
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	3,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
@@ -2160,25 +2386,27 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	5,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
 	6,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
 	7,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	1,  // 5: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
-	1,  // 6: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
-	0,  // 7: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	0,  // 8: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	0,  // 9: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	15, // 10: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	0,  // 11: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	15, // 12: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	19, // 13: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	15, // 14: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	15, // 15: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	15, // 16: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	15, // 17: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	15, // 18: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	26, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
+	1,  // 6: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
+	1,  // 7: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
+	0,  // 8: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
+	0,  // 9: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	0,  // 10: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	15, // 11: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	0,  // 12: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	15, // 13: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	19, // 14: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	15, // 15: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	15, // 16: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	15, // 17: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	15, // 18: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	15, // 19: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	0,  // 20: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2192,7 +2420,9 @@ func file_actors_actorpb_messages_proto_init() {
 		(*ConversationCommand_Reply)(nil),
 		(*ConversationCommand_Update)(nil),
 		(*ConversationCommand_Get)(nil),
+		(*ConversationCommand_Tick)(nil),
 	}
+	file_actors_actorpb_messages_proto_msgTypes[5].OneofWrappers = []any{}
 	file_actors_actorpb_messages_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2200,7 +2430,7 @@ func file_actors_actorpb_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -37,8 +37,11 @@ type Event struct {
 
 	Item   *Item   `json:"item,omitempty"`
 	Change *Change `json:"change,omitempty"`
-	// ActorID is the agent who caused an outbound or update event, if any.
+	// ActorID is the agent who caused an outbound or update event, if any;
+	// ActorAutomation for what timers and round-robin decide.
 	ActorID string `json:"actor_id,omitempty"`
+	// Timers, when set, are the snooze and SLA fields after the event.
+	Timers *Timers `json:"timers,omitempty"`
 }
 
 // Change is the effect of an update command. Nil fields are unchanged.

@@ -96,6 +96,11 @@ type Command struct {
 	Call    *CallCommand
 	Reply   *ReplyCommand
 	Update  *UpdateCommand
+	Tick    *TickCommand
+
+	// Settings are the inbox's automation settings, which decide the
+	// snooze and SLA fields of every event (automation.go).
+	Settings Settings
 }
 
 // InboundCommand: the contact sent a message.
@@ -120,6 +125,9 @@ type ReplyCommand struct {
 	Body     string
 	Kind     ItemKind // KindMessage or KindNote
 	ClientID string
+	// IfVersion, when set, must equal the current version: the agent
+	// drafted against that version.
+	IfVersion *int64
 }
 
 // UpdateCommand changes status, addressed, assignee or tags. IfVersion, when
@@ -127,13 +135,26 @@ type ReplyCommand struct {
 type UpdateCommand struct {
 	Change
 	IfVersion *int64
+	// Snooze, when set, sets (Until) or clears snooze_until.
+	Snooze *SnoozeRequest
 }
 
 // Decide validates cmd against s and returns the event it produces, with
 // Version = s.Version()+1. It returns (nil, nil) when the command changes
 // nothing (an update to the values already held). newID makes item ids.
 func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, error) {
-	now = now.UTC()
+	ev, err := decide(s, cmd, now.UTC(), newID)
+	if ev == nil || err != nil {
+		return ev, err
+	}
+	finishTimers(s, ev, cmd, now.UTC())
+	if ev.Type == EventUpdate && ev.Change.empty() && ev.Timers == nil {
+		return nil, nil // a tick or snooze that changes nothing
+	}
+	return ev, nil
+}
+
+func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, error) {
 	ev := &Event{Version: s.Version() + 1, At: now, IdempotencyKey: cmd.IdempotencyKey, ActorID: cmd.ActorID}
 	switch {
 	case cmd.Inbound != nil:
@@ -185,6 +206,9 @@ func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		if !s.Exists() {
 			return nil, ErrNotFound
 		}
+		if c.IfVersion != nil && *c.IfVersion != s.Version() {
+			return nil, fmt.Errorf("%w: if_version %d, current version %d", ErrConflict, *c.IfVersion, s.Version())
+		}
 		if err := ValidateBody(c.Body); err != nil {
 			return nil, err
 		}
@@ -214,12 +238,25 @@ func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 				return nil, fmt.Errorf("%w: tags must be 1 to 64 bytes", ErrInvalid)
 			}
 		}
+		if err := validateSnooze(s, c, now); err != nil {
+			return nil, err
+		}
 		change := effectiveChange(&s.Summary, c.Change)
 		if change == nil {
-			return nil, nil
+			if c.Snooze == nil {
+				return nil, nil
+			}
+			change = &Change{} // the snooze alone; Decide drops it if it changes nothing
 		}
 		ev.Type = EventUpdate
 		ev.Change = change
+	case cmd.Tick != nil:
+		if !s.Exists() {
+			return nil, ErrNotFound
+		}
+		ev.Type = EventUpdate
+		ev.Change = decideTick(s, cmd.Settings, now)
+		ev.ActorID = ActorAutomation
 	default:
 		return nil, fmt.Errorf("%w: empty command", ErrInvalid)
 	}
@@ -403,6 +440,9 @@ func Apply(s *State, ev *Event) {
 			sum.Tags = tags
 		}
 	}
+	if ev.Timers != nil {
+		applyTimers(sum, ev.Timers)
+	}
 	sum.Version = ev.Version
 	if ev.IdempotencyKey != "" {
 		ref := KeyRef{Key: ev.IdempotencyKey, Version: ev.Version}
@@ -466,5 +506,6 @@ func (s Summary) Clone() Summary {
 		v := *s.ActiveCall
 		out.ActiveCall = &v
 	}
+	out.SnoozeUntil, out.SLADueAt = cloneTime(s.SnoozeUntil), cloneTime(s.SLADueAt)
 	return out
 }

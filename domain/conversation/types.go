@@ -173,4 +173,9 @@ type Summary struct {
 	UnreadCount    int64        `json:"unread_count"`
 	ActiveCall     *ActiveCall  `json:"active_call"`
 	Version        int64        `json:"version"`
+
+	// Automation (automation.go): set only through an event's Timers.
+	SnoozeUntil *time.Time `json:"snooze_until"`
+	SLADueAt    *time.Time `json:"sla_due_at"`
+	SLABreached bool       `json:"sla_breached"`
 }

@@ -38,6 +38,8 @@ func sortCode(s Sort) byte {
 		return 1
 	case SortLongestWait:
 		return 2
+	case SortSLADue:
+		return 3
 	}
 	return 0
 }
@@ -50,6 +52,8 @@ func sortFromCode(b byte) (Sort, bool) {
 		return SortOldest, true
 	case 2:
 		return SortLongestWait, true
+	case 3:
+		return SortSLADue, true
 	}
 	return "", false
 }

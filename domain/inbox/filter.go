@@ -37,12 +37,14 @@ const (
 	// SortLongestWait: oldest waiting_since first; addressed conversations
 	// (nil waiting_since) last.
 	SortLongestWait Sort = "longest_wait"
+	// SortSLADue: soonest sla_due_at first; conversations without one last.
+	SortSLADue Sort = "sla_due"
 )
 
 // Valid reports whether s is one of the API's sorts.
 func (s Sort) Valid() bool {
 	switch s {
-	case SortRecent, SortOldest, SortLongestWait:
+	case SortRecent, SortOldest, SortLongestWait, SortSLADue:
 		return true
 	}
 	return false

@@ -55,6 +55,8 @@ type Counts struct {
 	Unassigned      int `json:"unassigned"`
 	Mine            int `json:"mine"`
 	MineUnaddressed int `json:"mine_unaddressed"`
+	// SLABreached counts conversations, not closed, past their first-response SLA.
+	SLABreached int `json:"sla_breached"`
 }
 
 // Update is one change the inbox emits: Seq grows by exactly 1 per update.
@@ -100,13 +102,17 @@ type entry struct {
 	sum      conversation.Summary // private deep copy, never handed out
 	at       int64                // last_activity_at in Unix ns, clamped
 	wait     int64                // waiting_since in Unix ns, or noWait
+	sla      int64                // sla_due_at in Unix ns, or noWait
 	assignee string               // "" when unassigned
 	seq      int64                // inbox seq of its last change; 0 if loaded
 }
 
 func (e *entry) key(s Sort) int64 {
-	if s == SortLongestWait {
+	switch s {
+	case SortLongestWait:
 		return e.wait
+	case SortSLADue:
+		return e.sla
 	}
 	return e.at
 }
@@ -154,13 +160,25 @@ func cloneSummary(s conversation.Summary) conversation.Summary {
 		v := *s.ActiveCall
 		c.ActiveCall = &v
 	}
+	c.SnoozeUntil, c.SLADueAt = cloneTime(s.SnoozeUntil), cloneTime(s.SLADueAt)
 	return c
 }
 
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := *t
+	return &v
+}
+
 func newEntry(sum conversation.Summary, seq int64) *entry {
-	e := &entry{sum: cloneSummary(sum), at: nanos(sum.LastActivityAt), wait: noWait, seq: seq}
+	e := &entry{sum: cloneSummary(sum), at: nanos(sum.LastActivityAt), wait: noWait, sla: noWait, seq: seq}
 	if sum.WaitingSince != nil {
 		e.wait = nanos(*sum.WaitingSince)
+	}
+	if sum.SLADueAt != nil {
+		e.sla = nanos(*sum.SLADueAt)
 	}
 	e.assignee = assigneeKey(&e.sum)
 	if e.assignee == "" {
@@ -193,8 +211,17 @@ func lessWait(a, b *entry) bool {
 	return a.sum.ID < b.sum.ID
 }
 
+func lessSLA(a, b *entry) bool {
+	if a.sla != b.sla {
+		return a.sla < b.sla
+	}
+	return a.sum.ID < b.sum.ID
+}
+
 func lessFor(s Sort) func(a, b *entry) bool {
 	switch s {
+	case SortSLADue:
+		return lessSLA
 	case SortOldest:
 		return lessOldest
 	case SortLongestWait:
@@ -210,7 +237,7 @@ const btreeDegree = 32
 // statusIndex orders the conversations of one status by each sort, so a
 // page is a walk from the cursor rather than a sort of the whole inbox.
 type statusIndex struct {
-	recent, oldest, wait *btree.BTreeG[*entry]
+	recent, oldest, wait, sla *btree.BTreeG[*entry]
 }
 
 func newStatusIndex() statusIndex {
@@ -218,6 +245,7 @@ func newStatusIndex() statusIndex {
 		recent: btree.NewG(btreeDegree, lessRecent),
 		oldest: btree.NewG(btreeDegree, lessOldest),
 		wait:   btree.NewG(btreeDegree, lessWait),
+		sla:    btree.NewG(btreeDegree, lessSLA),
 	}
 }
 
@@ -227,17 +255,22 @@ func (x *statusIndex) tree(s Sort) *btree.BTreeG[*entry] {
 		return x.oldest
 	case SortLongestWait:
 		return x.wait
+	case SortSLADue:
+		return x.sla
 	}
 	return x.recent
 }
 
-// pair counts all and unaddressed conversations of one group.
-type pair struct{ all, unaddressed int }
+// pair counts all, unaddressed and SLA-breached conversations of one group.
+type pair struct{ all, unaddressed, breached int }
 
 func (p *pair) add(e *entry, d int) {
 	p.all += d
 	if !e.sum.Addressed {
 		p.unaddressed += d
+	}
+	if e.sum.SLABreached {
+		p.breached += d
 	}
 }
 
@@ -343,6 +376,7 @@ func (s *State) insert(e *entry) {
 	x.recent.ReplaceOrInsert(e)
 	x.oldest.ReplaceOrInsert(e)
 	x.wait.ReplaceOrInsert(e)
+	x.sla.ReplaceOrInsert(e)
 	s.cnt[i].add(e, 1)
 	s.byID[e.sum.ID] = e
 }
@@ -353,6 +387,7 @@ func (s *State) remove(e *entry) {
 	x.recent.Delete(e)
 	x.oldest.Delete(e)
 	x.wait.Delete(e)
+	x.sla.Delete(e)
 	s.cnt[i].add(e, -1)
 	delete(s.byID, e.sum.ID)
 }
@@ -469,6 +504,7 @@ func (s *State) Counts(agentID string) Counts {
 	for i := range closedIdx {
 		k := &s.cnt[i]
 		c.Unaddressed += k.unaddressed
+		c.SLABreached += k.breached
 		c.Unassigned += k.byAssignee[""].all
 		if agentID != "" {
 			m := k.byAssignee[agentID]
@@ -521,7 +557,7 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 		if c.sort != sort {
 			return Page{}, fmt.Errorf("%w: cursor: made for sort %q, not %q", ErrInvalid, c.sort, sort)
 		}
-		pivot = &entry{sum: conversation.Summary{ID: c.id}, at: c.key, wait: c.key}
+		pivot = &entry{sum: conversation.Summary{ID: c.id}, at: c.key, wait: c.key, sla: c.key}
 		if c.epoch == s.epoch && c.seq <= s.seq {
 			pageSeq = c.seq
 			changedAfter = c.seq

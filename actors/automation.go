@@ -1,0 +1,278 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+// Automation in the actors: the inbox settings every conversation command
+// is decided under, the tick the timer scanner sends, round-robin after a
+// contact starts waiting, and the Engine methods the gateway uses for them.
+
+// settingsTTL bounds how long a cached copy of an inbox's settings is used
+// without hearing of a change. Changes are announced on
+// persistence.SettingsChannel and drop the copy at once on every node
+// (FollowSettings); the TTL only covers a listener that is reconnecting.
+const settingsTTL = 5 * time.Second
+
+// rearmBatch is how many conversations one re-arm statement touches.
+const rearmBatch = 1000
+
+type cachedSettings struct {
+	st      conversation.Settings
+	version int64
+	at      time.Time
+}
+
+// settingsCache holds inbox settings for every conversation activation of
+// the node. The zero value is ready.
+type settingsCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedSettings
+}
+
+func (c *settingsCache) get(inboxID string, minVersion int64, now time.Time) (cachedSettings, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.m[inboxID]
+	return e, ok && e.version >= minVersion && now.Sub(e.at) < settingsTTL
+}
+
+func (c *settingsCache) put(inboxID string, e cachedSettings) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]cachedSettings)
+	}
+	if old, ok := c.m[inboxID]; ok && old.version > e.version {
+		return
+	}
+	c.m[inboxID] = e
+}
+
+// invalidate drops one inbox's copy, or every copy for "".
+func (c *settingsCache) invalidate(inboxID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if inboxID == "" {
+		c.m = nil
+		return
+	}
+	delete(c.m, inboxID)
+}
+
+// inboxSettings returns the inbox's settings at least at minVersion.
+func (d *Deps) inboxSettings(ctx context.Context, inboxID string, minVersion int64) (conversation.Settings, error) {
+	now := time.Now()
+	if e, ok := d.settings.get(inboxID, minVersion, now); ok {
+		return e.st, nil
+	}
+	ps, err := d.Store.GetInboxSettings(ctx, inboxID)
+	if err != nil {
+		return conversation.Settings{}, err
+	}
+	st := ToSettings(ps)
+	d.settings.put(inboxID, cachedSettings{st: st, version: ps.Version, at: now})
+	return st, nil
+}
+
+// ToSettings converts stored settings into the state machine's.
+func ToSettings(ps persistence.InboxSettings) conversation.Settings {
+	st := conversation.Settings{AutoAssign: conversation.AutoAssign(ps.AutoAssign)}
+	if ps.AutoCloseAfterS != nil {
+		st.AutoCloseAfter = time.Duration(*ps.AutoCloseAfterS) * time.Second
+	}
+	if ps.SLAFirstResponseS != nil {
+		st.SLAFirstResponse = time.Duration(*ps.SLAFirstResponseS) * time.Second
+	}
+	return st
+}
+
+// FollowSettings listens for inbox settings changes and drops the node's
+// cached copies, until ctx ends. Run it once per node.
+func (d *Deps) FollowSettings(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := d.followSettings(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		// Whatever was announced while disconnected is unknown.
+		d.settings.invalidate("")
+		d.Log.Warn("inbox settings listener lost its connection; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (d *Deps) followSettings(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, d.Store.Pool().Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+persistence.SettingsChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	d.settings.invalidate("") // changes before LISTEN took effect
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		d.settings.invalidate(n.Payload)
+	}
+}
+
+// commandSettings resolves the settings a command is decided under; a tick
+// carries the version the scanner saw, so an older cached copy is refreshed.
+func (g *conversationGrain) commandSettings(ctx context.Context, cmd *actorpb.ConversationCommand) (conversation.Settings, error) {
+	inboxID := cmd.InboxId
+	if g.state.Exists() {
+		inboxID = g.state.Summary.InboxID
+	}
+	if inboxID == "" {
+		return conversation.Settings{}, nil
+	}
+	return g.deps.inboxSettings(ctx, inboxID, cmd.GetTick().GetSettingsVersion())
+}
+
+// decideTime is the clock a command is decided at: a tick's is at least the
+// database time at which the scanner found it due.
+func decideTime(cmd *actorpb.ConversationCommand) time.Time {
+	now := time.Now()
+	if t := cmd.GetTick(); t != nil {
+		if db := time.UnixMilli(t.NowMs); db.After(now) {
+			return db
+		}
+	}
+	return now
+}
+
+// rearm rewrites the due time of a conversation whose tick decided
+// nothing, so the scanner does not find it due again.
+func (g *conversationGrain) rearm(ctx context.Context, st conversation.Settings) {
+	if err := g.deps.Store.SetDue(ctx, g.id, g.state.Version(), conversation.NextDue(&g.state.Summary, st)); err != nil {
+		g.log.Warn("re-arming the timer failed; the scanner will tick again", "err", err)
+	}
+}
+
+// autoAssign runs round-robin for the event just committed, if it asked for
+// it: the inbox actor names the next available agent (and records its
+// rotation), and the assignment is this conversation's own event.
+func (g *conversationGrain) autoAssign(ctx actor.Context) {
+	if !g.assignPending {
+		return
+	}
+	g.assignPending = false
+	node := g.deps.Node()
+	if node == nil || g.stopped {
+		return
+	}
+	sum := &g.state.Summary
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := node.Request(rctx, KindInbox, sum.InboxID, &actorpb.NextAssignee{AccountId: sum.AccountID, InboxId: sum.InboxID})
+	a, ok := res.(*actorpb.Assignee)
+	if err != nil || !ok || a.Error != nil {
+		g.log.Warn("round-robin: no answer from the inbox", "inbox", sum.InboxID, "err", errors.Join(err, fromPB(a.GetError())))
+		return
+	}
+	if a.AgentId == "" {
+		return // nobody available: it stays unassigned
+	}
+	cmd := &actorpb.ConversationCommand{ConversationId: g.id, AccountId: sum.AccountID, InboxId: sum.InboxID,
+		ActorId: conversation.ActorAutomation, IdempotencyKey: "rr_" + randomID(),
+		Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{AssigneeId: &a.AgentId}}}
+	reply, notify := g.handle(cmd)
+	if reply.Error != nil {
+		g.log.Warn("round-robin assignment not committed", "agent", a.AgentId, "err", reply.Error.Message)
+		if reply.Error.Code == codeRetry {
+			g.stopped = true
+			ctx.Poison(ctx.Self())
+		}
+		return
+	}
+	if notify != nil {
+		g.notifyInbox(notify)
+	}
+}
+
+// nextAssignee answers NextAssignee: the rotation's position lives in the
+// inboxes row, advanced by the inbox actor, its one writer.
+func (g *inboxGrain) nextAssignee(msg *actorpb.NextAssignee) *actorpb.Assignee {
+	if err := g.ensure(msg.AccountId); err != nil {
+		return &actorpb.Assignee{Error: toInboxError(err)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, ok, err := g.deps.Store.NextRoundRobin(ctx, g.id)
+	if err != nil {
+		return &actorpb.Assignee{Error: toPB(err)}
+	}
+	if !ok {
+		return &actorpb.Assignee{}
+	}
+	return &actorpb.Assignee{AgentId: id}
+}
+
+// Tick wakes a conversation the timer scanner found due at dbNow (the
+// database's clock), with the inbox settings' version of then.
+func (e *Engine) Tick(ctx context.Context, conversationID, accountID, inboxID string, dbNow time.Time, settingsVersion int64) error {
+	_, err := e.Command(ctx, &actorpb.ConversationCommand{
+		ConversationId: conversationID, AccountId: accountID, InboxId: inboxID, ActorId: conversation.ActorAutomation,
+		Command: &actorpb.ConversationCommand_Tick{Tick: &actorpb.Tick{NowMs: dbNow.UnixMilli(), SettingsVersion: settingsVersion}},
+	})
+	return err
+}
+
+// ReplyArgs is a reply or note for Engine.Reply.
+type ReplyArgs struct {
+	ConversationID, AccountID, InboxID string
+	// ActorID is the agent replying, "" for an integration.
+	ActorID              string
+	Body, Kind, ClientID string
+	// IfVersion, when set, must be the conversation's current version.
+	IfVersion *int64
+}
+
+// Reply sends a reply or internal note to a conversation.
+func (e *Engine) Reply(ctx context.Context, a ReplyArgs) (Result, error) {
+	return e.Command(ctx, &actorpb.ConversationCommand{
+		ConversationId: a.ConversationID, AccountId: a.AccountID, InboxId: a.InboxID, ActorId: a.ActorID,
+		Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: a.Body, Kind: a.Kind, ClientId: a.ClientID, IfVersion: a.IfVersion}},
+	})
+}
+
+// UpdateInbox changes an inbox's name and automation settings. When the
+// timers' settings change it re-arms the inbox's open conversations in
+// bounded batches before answering, so that once it has answered every
+// conversation is decided under the new settings by its next tick.
+func (e *Engine) UpdateInbox(ctx context.Context, accountID, inboxID string, p persistence.InboxPatch) (persistence.Inbox, persistence.InboxSettings, error) {
+	in, st, rearm, err := e.deps.Store.UpdateInbox(ctx, accountID, inboxID, p)
+	if err != nil {
+		return in, st, err
+	}
+	e.deps.settings.invalidate(inboxID)
+	if rearm {
+		if _, err := e.deps.Store.RearmInbox(ctx, inboxID, rearmBatch); err != nil {
+			return in, st, err
+		}
+	}
+	return in, st, nil
+}

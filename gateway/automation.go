@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+// Automation endpoints: inbox settings (GET/PATCH /v1/inboxes/{id}) and
+// agent availability (PATCH /v1/agents/{id}).
+
+func inboxSettingsJSON(in persistence.Inbox, st persistence.InboxSettings) map[string]any {
+	out := inboxJSON(in)
+	out["auto_close_after_s"] = st.AutoCloseAfterS
+	out["sla_first_response_s"] = st.SLAFirstResponseS
+	out["auto_assign"] = st.AutoAssign
+	return out
+}
+
+func (s *Server) getInbox(w http.ResponseWriter, r *http.Request) error {
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	// Read afresh: the cached inbox is for tenancy, which never changes;
+	// the name and settings do.
+	fresh, err := s.store.GetInbox(r.Context(), ib.ID)
+	if err != nil {
+		return err
+	}
+	st, err := s.store.GetInboxSettings(r.Context(), ib.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, inboxSettingsJSON(fresh, st))
+	return nil
+}
+
+// optionalSeconds is a duration field of the inbox PATCH: absent, null
+// (off) or whole seconds ≥ 1.
+type optionalSeconds struct {
+	set   bool
+	value *int64
+}
+
+func (o *optionalSeconds) UnmarshalJSON(b []byte) error {
+	o.set = true
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	return json.Unmarshal(b, &o.value)
+}
+
+func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	if isAgent(p) {
+		return errForbidden
+	}
+	var in struct {
+		Name              *string         `json:"name"`
+		AutoCloseAfterS   optionalSeconds `json:"auto_close_after_s"`
+		SLAFirstResponseS optionalSeconds `json:"sla_first_response_s"`
+		AutoAssign        *string         `json:"auto_assign"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	patch := persistence.InboxPatch{Name: in.Name, AutoAssign: in.AutoAssign}
+	if in.Name != nil {
+		if err := validName("name", *in.Name); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		v     optionalSeconds
+		set   **int64
+		clear *bool
+	}{
+		{"auto_close_after_s", in.AutoCloseAfterS, &patch.AutoCloseAfterS, &patch.ClearAutoClose},
+		{"sla_first_response_s", in.SLAFirstResponseS, &patch.SLAFirstResponseS, &patch.ClearSLA},
+	} {
+		switch {
+		case !f.v.set:
+		case f.v.value == nil:
+			*f.clear = true
+		case *f.v.value < 1 || *f.v.value > maxAutomationSeconds:
+			return errorf(codeInvalid, "%s must be whole seconds from 1 to %d, or null", f.name, maxAutomationSeconds)
+		default:
+			*f.set = f.v.value
+		}
+	}
+	if in.AutoAssign != nil && !conversation.AutoAssign(*in.AutoAssign).Valid() {
+		return errorf(codeInvalid, "auto_assign must be none or round_robin")
+	}
+	updated, st, err := s.engine.UpdateInbox(r.Context(), ib.AccountID, ib.ID, patch)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return notFound("inbox")
+	}
+	if err != nil {
+		return err
+	}
+	s.inboxes.Store(ib.ID, updated)
+	writeJSON(w, http.StatusOK, inboxSettingsJSON(updated, st))
+	return nil
+}
+
+// maxAutomationSeconds caps the durations at ten years: beyond that a
+// deadline overflows nothing but means nothing either.
+const maxAutomationSeconds = 10 * 365 * 24 * 3600
+
+func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	id := r.PathValue("agent_id")
+	var in struct {
+		Status string `json:"status"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.Status != persistence.AgentAvailable && in.Status != persistence.AgentAway {
+		return errorf(codeInvalid, "status must be available or away")
+	}
+	if isAgent(p) && p.AgentID != id {
+		return errForbidden
+	}
+	ag, err := s.store.SetAgentStatus(r.Context(), p.AccountID, id, in.Status)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return notFound("agent")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ag)
+	return nil
+}
+
+// snoozeIn reads the snooze_until of a conversation PATCH or
+// update_conversation frame into the update: a time sets it, null clears it.
+func (in *updateIn) snooze() (until *time.Time, clear bool, err error) {
+	if len(in.SnoozeUntil) == 0 {
+		return nil, false, nil
+	}
+	if bytes.Equal(in.SnoozeUntil, []byte("null")) {
+		return nil, true, nil
+	}
+	var t time.Time
+	if err := json.Unmarshal(in.SnoozeUntil, &t); err != nil {
+		return nil, false, errorf(codeInvalid, "snooze_until must be an RFC 3339 time or null")
+	}
+	return &t, false, nil
+}
