@@ -39,6 +39,11 @@ type Event struct {
 	Change *Change `json:"change,omitempty"`
 	// ActorID is the agent who caused an outbound or update event, if any.
 	ActorID string `json:"actor_id,omitempty"`
+	// Summary is the conversation as it is after the event, set by the
+	// actor before the append so that journal consumers (the webhook
+	// deliverer) can tell what the conversation looked like at that version.
+	// Apply ignores it.
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // Change is the effect of an update command. Nil fields are unchanged.
