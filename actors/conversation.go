@@ -181,15 +181,19 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
+	if err := g.loadStatusTarget(ctx, dc.Status); err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}, nil
+	}
 	ev, err := conversation.Decide(st, dc, time.Now(), newItemID)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
 	if ev == nil { // nothing changes
-		return g.reply(nil, false), nil
+		return g.reply(unchangedItem(dc), false), nil
 	}
 	next := st.Clone()
 	conversation.Apply(next, ev)
+	ev.Summary = &next.Summary // for journal consumers (webhooks)
 	err = g.deps.Writer.Append(ctx, persistence.Append{
 		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
 	})
@@ -322,6 +326,10 @@ func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persist
 		u.Addressed, u.AssigneeID = m.Addressed, m.AssigneeId
 		u.TagsAdd, u.TagsRemove = m.TagsAdd, m.TagsRemove
 		cmd.Update = u
+	case *actorpb.ConversationCommand_MessageStatus:
+		m := c.MessageStatus
+		cmd.Status = &conversation.StatusCommand{MessageID: m.MessageId, Status: conversation.DeliveryStatus(m.Status),
+			ErrorCode: m.ErrorCode, ProviderMessageID: m.ProviderMessageId}
 	default:
 		return cmd, nil, fmt.Errorf("%w: empty command", conversation.ErrInvalid)
 	}

@@ -113,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/conversations/{id}/messages", s.authenticated(s.listMessages))
 	route("GET /v1/search", s.authenticated(s.searchMessages))
 	route("GET /v1/ws", s.authenticated(s.websocket))
+	route("POST /v1/conversations/{id}/messages/{message_id}/status", s.authenticated(s.messageStatus))
 
 	route("GET /{$}", s.page("console.html"))
 	route("GET /admin/{$}", s.page("admin.html"))
