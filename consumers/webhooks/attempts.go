@@ -117,7 +117,7 @@ func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outc
 		if !c.allows(now, d.cfg.CircuitThreshold) {
 			continue
 		}
-		if c.open(now, d.cfg.CircuitThreshold) || c.failures >= d.cfg.CircuitThreshold {
+		if c.failures >= d.cfg.CircuitThreshold {
 			c.probing = true // half-open: this attempt decides
 		}
 		d.inflight[j.key] = true
@@ -160,7 +160,9 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	case errors.Is(err, errGone), ctx.Err() != nil:
 	default:
 		c.failures++
-		if c.failures >= d.cfg.CircuitThreshold {
+		// Failures of attempts that were already in flight when the
+		// circuit opened do not lengthen its cooldown.
+		if c.failures >= d.cfg.CircuitThreshold && !now.Before(c.openUntil) {
 			c.cooldown = min(max(2*c.cooldown, d.cfg.CircuitMin), d.cfg.CircuitMax)
 			c.openUntil = now.Add(c.cooldown)
 		}
