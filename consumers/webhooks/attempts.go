@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -59,10 +60,15 @@ func (d *Deliverer) dispatchLoop(ctx context.Context, attempts *sync.WaitGroup, 
 	}
 }
 
+// dueSQL takes at most $3 heads per endpoint, so that the heads of an
+// endpoint that may only take a few (a half-open circuit, at its cap) never
+// fill the window and starve the other endpoints.
 const dueSQL = `
 SELECT webhook_id, event_id, conversation_id, version, payload, attempts, committed_at, created_at
-FROM webhook_deliveries
-WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))
+FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
+	FROM webhook_deliveries
+	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))) due
+WHERE rn <= $3
 ORDER BY next_attempt_at
 LIMIT $2`
 
@@ -70,6 +76,7 @@ LIMIT $2`
 // endpoints whose circuit is open or that are at their cap.
 func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outcomes chan<- outcome) error {
 	d.mu.Lock()
+	gen := d.gen
 	free := d.cfg.Workers - len(d.inflight)
 	var skip []string
 	now := time.Now()
@@ -83,7 +90,10 @@ func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outc
 			skip = append(skip, hook)
 		}
 	}
-	inflight := len(d.inflight)
+	// The window holds the heads in flight too (they stay due until their
+	// outcome is recorded), and up to perHook rows of each endpoint.
+	perHook := 2 * d.cfg.MaxPerEndpoint
+	window := free + len(d.inflight) + perHook*len(d.perHook)
 	d.mu.Unlock()
 	if free <= 0 {
 		return nil
@@ -91,7 +101,7 @@ func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outc
 	if skip == nil {
 		skip = []string{}
 	}
-	rows, err := d.pool.Query(ctx, dueSQL, skip, free+inflight)
+	rows, err := d.pool.Query(ctx, dueSQL, skip, window, perHook)
 	if err != nil {
 		return fmt.Errorf("due deliveries: %w", err)
 	}
@@ -105,8 +115,14 @@ func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outc
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A head whose outcome was recorded while the query ran may still show
+	// as due in its result: it must not be sent again.
+	defer maps.DeleteFunc(d.finished, func(_ key, g uint64) bool { return g <= gen })
 	now = time.Now()
 	for _, j := range jobs {
+		if d.finished[j.key] > gen {
+			continue
+		}
 		if len(d.inflight) >= d.cfg.Workers {
 			break
 		}
@@ -321,7 +337,9 @@ func (d *Deliverer) recordLoop(ctx context.Context, outcomes <-chan outcome) {
 			}
 		}
 		d.mu.Lock()
+		d.gen++
 		for _, o := range batch {
+			d.finished[o.key] = d.gen
 			delete(d.inflight, o.key)
 			if d.perHook[o.webhook]--; d.perHook[o.webhook] <= 0 {
 				delete(d.perHook, o.webhook)

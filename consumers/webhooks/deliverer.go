@@ -148,8 +148,13 @@ type Deliverer struct {
 	pending   int64
 	lastError string
 	inflight  map[key]bool
-	perHook   map[string]int
-	circuits  map[string]*circuit
+	// finished holds the generation (a count of recorded outcome batches)
+	// at which a head's outcome was recorded, until the dispatcher has
+	// looked past it.
+	finished map[key]uint64
+	gen      uint64
+	perHook  map[string]int
+	circuits map[string]*circuit
 
 	delivered, failed atomic.Int64
 }
@@ -221,6 +226,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.mu.Lock()
 	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
+	d.finished = map[key]uint64{}
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
 	ctx, cancel := context.WithCancel(ctx)
