@@ -99,8 +99,8 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	num(&c.BatchSize, 500)
-	num(&c.Workers, 64)
-	num(&c.MaxPerEndpoint, 16)
+	num(&c.Workers, 128)
+	num(&c.MaxPerEndpoint, 48)
 	num(&c.CircuitThreshold, 5)
 	set(&c.PollInterval, time.Second)
 	set(&c.DispatchInterval, 200*time.Millisecond)
