@@ -191,6 +191,9 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
 	dc.Settings = settings
+	if err := g.loadStatusTarget(ctx, dc.Status); err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}, nil
+	}
 	ev, err := conversation.Decide(st, dc, decideTime(cmd), newItemID)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
@@ -199,10 +202,11 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		if dc.Tick != nil {
 			g.rearm(ctx, settings)
 		}
-		return g.reply(nil, false), nil
+		return g.reply(unchangedItem(dc), false), nil
 	}
 	next := st.Clone()
 	conversation.Apply(next, ev)
+	ev.Summary = &next.Summary // for journal consumers (webhooks)
 	err = g.deps.Writer.Append(ctx, persistence.Append{
 		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
 		DueAt: conversation.NextDue(&next.Summary, settings),
@@ -340,6 +344,10 @@ func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persist
 		cmd.Update = u
 	case *actorpb.ConversationCommand_Tick:
 		cmd.Tick = &conversation.TickCommand{}
+	case *actorpb.ConversationCommand_MessageStatus:
+		m := c.MessageStatus
+		cmd.Status = &conversation.StatusCommand{MessageID: m.MessageId, Status: conversation.DeliveryStatus(m.Status),
+			ErrorCode: m.ErrorCode, ProviderMessageID: m.ProviderMessageId}
 	default:
 		return cmd, nil, fmt.Errorf("%w: empty command", conversation.ErrInvalid)
 	}

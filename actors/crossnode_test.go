@@ -224,6 +224,7 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	if s.Version != 4 || !s.Addressed || it.Direction != conversation.Outbound || it.ClientID != "cl-1" || it.AuthorID != "ag_1" {
 		t.Fatalf("reply: %+v %+v", s, it)
 	}
+	replyItem := it
 	pending, addressed, assignee, ifv := "pending", false, "ag_1", int64(4)
 	s, _ = ok("update", conv(&actorpb.ConversationCommand{Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{
 		Status: &pending, Addressed: &addressed, AssigneeId: &assignee, TagsAdd: []string{"vip", "billing"}, TagsRemove: []string{"none"}, IfVersion: &ifv}}}))
@@ -375,6 +376,12 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	tr := true
 	ok("update after unsubscribing", conv(&actorpb.ConversationCommand{Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{Addressed: &tr}}}))
 	subscribe(8)
+	// A delivery status report updates the reply in place.
+	st, sit := ok("message status", conv(&actorpb.ConversationCommand{Command: &actorpb.ConversationCommand_MessageStatus{
+		MessageStatus: &actorpb.MessageStatus{MessageId: replyItem.ID, Status: "delivered", ProviderMessageId: "SM1"}}}))
+	if sit.ID != replyItem.ID || sit.Seq != replyItem.Seq || sit.Status != conversation.DeliveryDelivered || sit.ProviderMessageID != "SM1" || st.Version < 7 {
+		t.Fatalf("message status: %+v %+v", st, sit)
+	}
 
 	// Grain to grain: a conversation on B whose inbox lives on A sends its
 	// SummaryChanged across.

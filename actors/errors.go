@@ -35,7 +35,12 @@ func pbError(code, msg string) *actorpb.Error { return &actorpb.Error{Code: code
 
 // toPB classifies a Go error for a reply.
 func toPB(err error) *actorpb.Error {
+	var optedOut conversation.ErrOptedOut
 	switch {
+	case errors.As(err, &optedOut):
+		return pbError(CodeConflict, err.Error())
+	case errors.Is(err, conversation.ErrMessageNotFound):
+		return pbError(CodeNotFound, "message not found: not an outbound message of this conversation")
 	case errors.Is(err, conversation.ErrInvalid), errors.Is(err, persistence.ErrInvalid):
 		return pbError(CodeInvalid, err.Error())
 	case errors.Is(err, conversation.ErrNotFound), errors.Is(err, persistence.ErrNotFound):

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -27,6 +28,7 @@ func testNode(t testing.TB, mutate ...func(*server.Config)) *server.Node {
 		"SWITCHBOARD_DATABASE_URL": url,
 		"SWITCHBOARD_ADMIN_TOKEN":  testAdminToken,
 		"SWITCHBOARD_HTTP_ADDR":    "127.0.0.1:0",
+		"SWITCHBOARD_SECRET_KEY":   webhooks.NewKey(),
 	}
 	cfg, err := server.LoadConfig("test", nil, func(k string) string { return env[k] })
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/gateway/apidoc"
+	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -56,6 +57,8 @@ type Server struct {
 	wsConnections atomic.Int64
 	ws            *wsHub
 	routes        []string // the patterns Handler serves, for Routes
+
+	hooks *webhookAPI
 }
 
 type convRef struct{ accountID, inboxID string }
@@ -72,6 +75,10 @@ type Deps struct {
 	Indexer Indexer
 	// Search answers GET /v1/search.
 	Search Searcher
+	// Webhooks stores webhook endpoints; Deliverer reports delivery state.
+	Webhooks            *webhooks.Endpoints
+	Deliverer           Deliverer
+	WebhookAllowPrivate bool
 }
 
 // New builds a gateway.
@@ -82,6 +89,8 @@ func New(cfg Config, d Deps) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.hooks = &webhookAPI{endpoints: d.Webhooks, deliverer: d.Deliverer, allowPrivate: d.WebhookAllowPrivate,
+		lagP99: newWindowQuantile(d.Registry, webhooks.LagMetric)}
 	s.metrics = newHTTPMetrics(d.Registry)
 	s.ws = newWSHub(cfg.WS)
 	return s
@@ -124,6 +133,12 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/conversations/{id}/messages", s.authenticated(s.listMessages))
 	route("GET /v1/search", s.authenticated(s.searchMessages))
 	route("GET /v1/ws", s.authenticated(s.websocket))
+	route("POST /v1/conversations/{id}/messages/{message_id}/status", s.authenticated(s.messageStatus))
+	route("POST /v1/webhooks", s.authenticated(s.createWebhook))
+	route("GET /v1/webhooks", s.authenticated(s.listWebhooks))
+	route("DELETE /v1/webhooks/{id}", s.authenticated(s.deleteWebhook))
+	route("GET /v1/webhooks/{id}/deliveries", s.authenticated(s.listDeliveries))
+	route("POST /v1/webhooks/{id}/deliveries/{event_id}/retry", s.authenticated(s.retryDelivery))
 
 	route("GET /{$}", s.page("console.html"))
 	route("GET /admin/{$}", s.page("admin.html"))

@@ -55,6 +55,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 		out["index_lag_ms"], out["index_backlog"], out["indexer_paused"] = st.LagMs, st.Backlog, st.Paused
 		out["indexed_total"], out["index_last_error"] = st.Indexed, st.LastError
 	}
+	s.webhookStats(out)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

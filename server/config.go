@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
+	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/gateway"
 )
 
@@ -39,6 +40,12 @@ type Config struct {
 	LogLevel        string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
+	// SecretKey seals webhook secrets at rest (base64 of 32 bytes).
+	SecretKey string
+	// WebhookAllowPrivate lets webhooks call loopback and private addresses.
+	WebhookAllowPrivate bool
+	// Webhooks tunes the deliverer (tests shorten its waits).
+	Webhooks webhooks.Config
 
 	// ClusterAgent, set by tests, makes nodes of one process one cluster.
 	ClusterAgent *test.InMemAgent
@@ -82,6 +89,16 @@ func (c *Config) settings() []setting {
 			return nil
 		}
 	}
+	boolean := func(p *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not true or false: %q", v)
+			}
+			*p = b
+			return nil
+		}
+	}
 	return []setting{
 		{"HTTP_ADDR", "where REST, websocket, metrics and pages listen", "127.0.0.1:8080", str(&c.HTTPAddr)},
 		{"DATABASE_URL", "PostgreSQL connection string (required)", "", str(&c.DatabaseURL)},
@@ -103,6 +120,8 @@ func (c *Config) settings() []setting {
 		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
 		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
+		{"SECRET_KEY", "key sealing webhook secrets at rest: base64 of 32 bytes (openssl rand -base64 32)", "", str(&c.SecretKey)},
+		{"WEBHOOK_ALLOW_PRIVATE", "allow webhook destinations on loopback, private and link-local addresses", "false", boolean(&c.WebhookAllowPrivate)},
 		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
 	}
 }
@@ -147,6 +166,9 @@ func (c *Config) validate() error {
 	case "single", "automanaged", "etcd":
 	default:
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_CLUSTER_PROVIDER must be single, automanaged or etcd, not %q", c.ClusterProvider))
+	}
+	if _, err := webhooks.NewSealer(c.SecretKey); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))

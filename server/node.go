@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/consumers/indexer"
 	"github.com/switchboard-dev/switchboard/consumers/timers"
+	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/gateway"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/search"
@@ -50,6 +51,9 @@ type Node struct {
 	timers         *timers.Scanner
 	stopAutomation context.CancelFunc
 	automationDone sync.WaitGroup
+	deliverer     *webhooks.Deliverer
+	stopDeliverer context.CancelFunc
+	delivererDone chan struct{}
 }
 
 // Start brings a node up: schema, database, actors, cluster, HTTP.
@@ -83,6 +87,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		}
 	}()
 
+	sealer, err := webhooks.NewSealer(cfg.SecretKey)
+	if err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	if sealer == nil {
+		log.Warn("SWITCHBOARD_SECRET_KEY is not set: webhooks cannot be created or signed")
+	}
+	// Like the indexer: every node runs a deliverer, one delivers.
+	whCfg := cfg.Webhooks
+	whCfg.AllowPrivate = cfg.WebhookAllowPrivate
+	n.deliverer = webhooks.New(store.Pool(), sealer, whCfg, log, reg)
+	n.StartDeliverer()
+
 	deps := &actors.Deps{
 		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
 		Store:  store, Writer: n.writer, Log: log, Metrics: actors.NewMetrics(reg),
@@ -103,6 +121,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: n.indexer, Search: n.backend,
+		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -193,11 +212,35 @@ func (n *Node) closeStorage() error {
 		n.stopIndexer()
 		<-n.indexerDone
 	}
+	n.StopDeliverer()
 	if n.backend != nil {
 		n.backend.Close()
 	}
 	n.store.Close()
 	return err
+}
+
+// StartDeliverer runs the node's webhook deliverer (Start does; tests
+// restart it in-process after StopDeliverer).
+func (n *Node) StartDeliverer() {
+	ctx, stop := context.WithCancel(context.Background())
+	n.stopDeliverer, n.delivererDone = stop, make(chan struct{})
+	go func() {
+		defer close(n.delivererDone)
+		if err := n.deliverer.Run(ctx); err != nil {
+			n.log.Error("webhook deliverer stopped", "err", err)
+		}
+	}()
+}
+
+// StopDeliverer stops the deliverer and waits for it: attempts in flight
+// are abandoned (their deliveries stay pending, so nothing is lost).
+func (n *Node) StopDeliverer() {
+	if n.stopDeliverer != nil {
+		n.stopDeliverer()
+		<-n.delivererDone
+		n.stopDeliverer = nil
+	}
 }
 
 // newSearchBackend returns the configured search backend. A Typesense server

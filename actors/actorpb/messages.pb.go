@@ -168,6 +168,7 @@ type ConversationCommand struct {
 	//	*ConversationCommand_Update
 	//	*ConversationCommand_Get
 	//	*ConversationCommand_Tick
+	//	*ConversationCommand_MessageStatus
 	Command       isConversationCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -299,6 +300,15 @@ func (x *ConversationCommand) GetTick() *Tick {
 	return nil
 }
 
+func (x *ConversationCommand) GetMessageStatus() *MessageStatus {
+	if x != nil {
+		if x, ok := x.Command.(*ConversationCommand_MessageStatus); ok {
+			return x.MessageStatus
+		}
+	}
+	return nil
+}
+
 type isConversationCommand_Command interface {
 	isConversationCommand_Command()
 }
@@ -328,6 +338,11 @@ type ConversationCommand_Tick struct {
 	Tick *Tick `protobuf:"bytes,30,opt,name=tick,proto3,oneof"`
 }
 
+type ConversationCommand_MessageStatus struct {
+	// 20–29: webhooks, delivery status and consent (issue 11).
+	MessageStatus *MessageStatus `protobuf:"bytes,20,opt,name=message_status,json=messageStatus,proto3,oneof"`
+}
+
 func (*ConversationCommand_Inbound) isConversationCommand_Command() {}
 
 func (*ConversationCommand_Call) isConversationCommand_Command() {}
@@ -339,6 +354,77 @@ func (*ConversationCommand_Update) isConversationCommand_Command() {}
 func (*ConversationCommand_Get) isConversationCommand_Command() {}
 
 func (*ConversationCommand_Tick) isConversationCommand_Command() {}
+
+func (*ConversationCommand_MessageStatus) isConversationCommand_Command() {}
+
+// MessageStatus reports how delivery of an outbound message went.
+type MessageStatus struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	MessageId         string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Status            string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	ErrorCode         string                 `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ProviderMessageId string                 `protobuf:"bytes,4,opt,name=provider_message_id,json=providerMessageId,proto3" json:"provider_message_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *MessageStatus) Reset() {
+	*x = MessageStatus{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageStatus) ProtoMessage() {}
+
+func (x *MessageStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageStatus.ProtoReflect.Descriptor instead.
+func (*MessageStatus) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MessageStatus) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetProviderMessageId() string {
+	if x != nil {
+		return x.ProviderMessageId
+	}
+	return ""
+}
 
 type InboundMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -352,7 +438,7 @@ type InboundMessage struct {
 
 func (x *InboundMessage) Reset() {
 	*x = InboundMessage{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[3]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +450,7 @@ func (x *InboundMessage) String() string {
 func (*InboundMessage) ProtoMessage() {}
 
 func (x *InboundMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[3]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +463,7 @@ func (x *InboundMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundMessage.ProtoReflect.Descriptor instead.
 func (*InboundMessage) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{3}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *InboundMessage) GetContact() *Contact {
@@ -421,7 +507,7 @@ type CallEvent struct {
 
 func (x *CallEvent) Reset() {
 	*x = CallEvent{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[4]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +519,7 @@ func (x *CallEvent) String() string {
 func (*CallEvent) ProtoMessage() {}
 
 func (x *CallEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[4]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +532,7 @@ func (x *CallEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallEvent.ProtoReflect.Descriptor instead.
 func (*CallEvent) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{4}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CallEvent) GetContact() *Contact {
@@ -496,7 +582,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[5]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +594,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[5]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +607,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{5}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Reply) GetBody() string {
@@ -571,7 +657,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[6]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +669,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[6]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +682,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{6}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Update) GetStatus() string {
@@ -663,7 +749,7 @@ type GetConversation struct {
 
 func (x *GetConversation) Reset() {
 	*x = GetConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[7]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +761,7 @@ func (x *GetConversation) String() string {
 func (*GetConversation) ProtoMessage() {}
 
 func (x *GetConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[7]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +774,7 @@ func (x *GetConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversation.ProtoReflect.Descriptor instead.
 func (*GetConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{7}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{8}
 }
 
 type ConversationReply struct {
@@ -706,7 +792,7 @@ type ConversationReply struct {
 
 func (x *ConversationReply) Reset() {
 	*x = ConversationReply{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[8]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +804,7 @@ func (x *ConversationReply) String() string {
 func (*ConversationReply) ProtoMessage() {}
 
 func (x *ConversationReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[8]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +817,7 @@ func (x *ConversationReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationReply.ProtoReflect.Descriptor instead.
 func (*ConversationReply) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{8}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConversationReply) GetError() *Error {
@@ -778,7 +864,7 @@ type SummaryChanged struct {
 
 func (x *SummaryChanged) Reset() {
 	*x = SummaryChanged{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[9]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +876,7 @@ func (x *SummaryChanged) String() string {
 func (*SummaryChanged) ProtoMessage() {}
 
 func (x *SummaryChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[9]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +889,7 @@ func (x *SummaryChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryChanged.ProtoReflect.Descriptor instead.
 func (*SummaryChanged) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{9}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SummaryChanged) GetAccountId() string {
@@ -852,7 +938,7 @@ type SummaryAck struct {
 
 func (x *SummaryAck) Reset() {
 	*x = SummaryAck{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[10]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +950,7 @@ func (x *SummaryAck) String() string {
 func (*SummaryAck) ProtoMessage() {}
 
 func (x *SummaryAck) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[10]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +963,7 @@ func (x *SummaryAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryAck.ProtoReflect.Descriptor instead.
 func (*SummaryAck) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{10}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SummaryAck) GetApplied() bool {
@@ -909,7 +995,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1007,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1020,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{11}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListConversations) GetAccountId() string {
@@ -980,7 +1066,7 @@ type ConversationPage struct {
 
 func (x *ConversationPage) Reset() {
 	*x = ConversationPage{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1078,7 @@ func (x *ConversationPage) String() string {
 func (*ConversationPage) ProtoMessage() {}
 
 func (x *ConversationPage) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1091,7 @@ func (x *ConversationPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationPage.ProtoReflect.Descriptor instead.
 func (*ConversationPage) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{12}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConversationPage) GetError() *Error {
@@ -1061,7 +1147,7 @@ type GetCounts struct {
 
 func (x *GetCounts) Reset() {
 	*x = GetCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1159,7 @@ func (x *GetCounts) String() string {
 func (*GetCounts) ProtoMessage() {}
 
 func (x *GetCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1172,7 @@ func (x *GetCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounts.ProtoReflect.Descriptor instead.
 func (*GetCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{13}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCounts) GetAccountId() string {
@@ -1122,7 +1208,7 @@ type InboxCounts struct {
 
 func (x *InboxCounts) Reset() {
 	*x = InboxCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1220,7 @@ func (x *InboxCounts) String() string {
 func (*InboxCounts) ProtoMessage() {}
 
 func (x *InboxCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1233,7 @@ func (x *InboxCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCounts.ProtoReflect.Descriptor instead.
 func (*InboxCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{14}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InboxCounts) GetError() *Error {
@@ -1191,7 +1277,7 @@ type Pid struct {
 
 func (x *Pid) Reset() {
 	*x = Pid{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1289,7 @@ func (x *Pid) String() string {
 func (*Pid) ProtoMessage() {}
 
 func (x *Pid) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1302,7 @@ func (x *Pid) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pid.ProtoReflect.Descriptor instead.
 func (*Pid) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Pid) GetAddress() string {
@@ -1257,7 +1343,7 @@ type SubscribeInbox struct {
 
 func (x *SubscribeInbox) Reset() {
 	*x = SubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1355,7 @@ func (x *SubscribeInbox) String() string {
 func (*SubscribeInbox) ProtoMessage() {}
 
 func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1368,7 @@ func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeInbox.ProtoReflect.Descriptor instead.
 func (*SubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubscribeInbox) GetAccountId() string {
@@ -1358,7 +1444,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1456,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1469,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ack) GetError() *Error {
@@ -1414,7 +1500,7 @@ type InboxSubscribed struct {
 
 func (x *InboxSubscribed) Reset() {
 	*x = InboxSubscribed{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1512,7 @@ func (x *InboxSubscribed) String() string {
 func (*InboxSubscribed) ProtoMessage() {}
 
 func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1525,7 @@ func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSubscribed.ProtoReflect.Descriptor instead.
 func (*InboxSubscribed) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InboxSubscribed) GetSubscriptionId() uint64 {
@@ -1532,7 +1618,7 @@ type InboxUpdate struct {
 
 func (x *InboxUpdate) Reset() {
 	*x = InboxUpdate{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1630,7 @@ func (x *InboxUpdate) String() string {
 func (*InboxUpdate) ProtoMessage() {}
 
 func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1643,7 @@ func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxUpdate.ProtoReflect.Descriptor instead.
 func (*InboxUpdate) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InboxUpdate) GetSubscriptionId() uint64 {
@@ -1627,7 +1713,7 @@ type UnsubscribeInbox struct {
 
 func (x *UnsubscribeInbox) Reset() {
 	*x = UnsubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1725,7 @@ func (x *UnsubscribeInbox) String() string {
 func (*UnsubscribeInbox) ProtoMessage() {}
 
 func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1652,7 +1738,7 @@ func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeInbox.ProtoReflect.Descriptor instead.
 func (*UnsubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnsubscribeInbox) GetInboxId() string {
@@ -1691,7 +1777,7 @@ type WatchConversation struct {
 
 func (x *WatchConversation) Reset() {
 	*x = WatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1789,7 @@ func (x *WatchConversation) String() string {
 func (*WatchConversation) ProtoMessage() {}
 
 func (x *WatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1802,7 @@ func (x *WatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConversation.ProtoReflect.Descriptor instead.
 func (*WatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchConversation) GetAccountId() string {
@@ -1758,7 +1844,7 @@ type ConversationWatched struct {
 
 func (x *ConversationWatched) Reset() {
 	*x = ConversationWatched{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1856,7 @@ func (x *ConversationWatched) String() string {
 func (*ConversationWatched) ProtoMessage() {}
 
 func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1869,7 @@ func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationWatched.ProtoReflect.Descriptor instead.
 func (*ConversationWatched) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ConversationWatched) GetConversationId() string {
@@ -1817,7 +1903,7 @@ type UnwatchConversation struct {
 
 func (x *UnwatchConversation) Reset() {
 	*x = UnwatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1915,7 @@ func (x *UnwatchConversation) String() string {
 func (*UnwatchConversation) ProtoMessage() {}
 
 func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1928,7 @@ func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwatchConversation.ProtoReflect.Descriptor instead.
 func (*UnwatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UnwatchConversation) GetConversationId() string {
@@ -1873,7 +1959,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1971,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1984,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Typing) GetAccountId() string {
@@ -1941,7 +2027,7 @@ type ConversationEvent struct {
 
 func (x *ConversationEvent) Reset() {
 	*x = ConversationEvent{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2039,7 @@ func (x *ConversationEvent) String() string {
 func (*ConversationEvent) ProtoMessage() {}
 
 func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2052,7 @@ func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationEvent.ProtoReflect.Descriptor instead.
 func (*ConversationEvent) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ConversationEvent) GetConversationId() string {
@@ -1997,7 +2083,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2095,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2108,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Tick) GetNowMs() int64 {
@@ -2051,7 +2137,7 @@ type NextAssignee struct {
 
 func (x *NextAssignee) Reset() {
 	*x = NextAssignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2149,7 @@ func (x *NextAssignee) String() string {
 func (*NextAssignee) ProtoMessage() {}
 
 func (x *NextAssignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2162,7 @@ func (x *NextAssignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextAssignee.ProtoReflect.Descriptor instead.
 func (*NextAssignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NextAssignee) GetAccountId() string {
@@ -2104,7 +2190,7 @@ type Assignee struct {
 
 func (x *Assignee) Reset() {
 	*x = Assignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2202,7 @@ func (x *Assignee) String() string {
 func (*Assignee) ProtoMessage() {}
 
 func (x *Assignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2215,7 @@ func (x *Assignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
 func (*Assignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Assignee) GetError() *Error {
@@ -2158,7 +2244,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
 	"\x06handle\x18\x03 \x01(\tR\x06handle\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"\x8e\x04\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\xda\x04\n" +
 	"\x13ConversationCommand\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
@@ -2172,8 +2258,16 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05reply\x18\f \x01(\v2\x19.switchboard.actors.ReplyH\x00R\x05reply\x124\n" +
 	"\x06update\x18\r \x01(\v2\x1a.switchboard.actors.UpdateH\x00R\x06update\x127\n" +
 	"\x03get\x18\x0e \x01(\v2#.switchboard.actors.GetConversationH\x00R\x03get\x12.\n" +
-	"\x04tick\x18\x1e \x01(\v2\x18.switchboard.actors.TickH\x00R\x04tickB\t\n" +
-	"\acommand\"\x96\x01\n" +
+	"\x04tick\x18\x1e \x01(\v2\x18.switchboard.actors.TickH\x00R\x04tick\x12J\n" +
+	"\x0emessage_status\x18\x14 \x01(\v2!.switchboard.actors.MessageStatusH\x00R\rmessageStatusB\t\n" +
+	"\acommand\"\x95\x01\n" +
+	"\rMessageStatus\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\tR\terrorCode\x12.\n" +
+	"\x13provider_message_id\x18\x04 \x01(\tR\x11providerMessageId\"\x96\x01\n" +
 	"\x0eInboundMessage\x125\n" +
 	"\acontact\x18\x01 \x01(\v2\x1b.switchboard.actors.ContactR\acontact\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12\x18\n" +
@@ -2348,65 +2442,67 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 	return file_actors_actorpb_messages_proto_rawDescData
 }
 
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*Error)(nil),               // 0: switchboard.actors.Error
 	(*Contact)(nil),             // 1: switchboard.actors.Contact
 	(*ConversationCommand)(nil), // 2: switchboard.actors.ConversationCommand
-	(*InboundMessage)(nil),      // 3: switchboard.actors.InboundMessage
-	(*CallEvent)(nil),           // 4: switchboard.actors.CallEvent
-	(*Reply)(nil),               // 5: switchboard.actors.Reply
-	(*Update)(nil),              // 6: switchboard.actors.Update
-	(*GetConversation)(nil),     // 7: switchboard.actors.GetConversation
-	(*ConversationReply)(nil),   // 8: switchboard.actors.ConversationReply
-	(*SummaryChanged)(nil),      // 9: switchboard.actors.SummaryChanged
-	(*SummaryAck)(nil),          // 10: switchboard.actors.SummaryAck
-	(*ListConversations)(nil),   // 11: switchboard.actors.ListConversations
-	(*ConversationPage)(nil),    // 12: switchboard.actors.ConversationPage
-	(*GetCounts)(nil),           // 13: switchboard.actors.GetCounts
-	(*InboxCounts)(nil),         // 14: switchboard.actors.InboxCounts
-	(*Pid)(nil),                 // 15: switchboard.actors.Pid
-	(*SubscribeInbox)(nil),      // 16: switchboard.actors.SubscribeInbox
-	(*Ack)(nil),                 // 17: switchboard.actors.Ack
-	(*InboxSubscribed)(nil),     // 18: switchboard.actors.InboxSubscribed
-	(*InboxUpdate)(nil),         // 19: switchboard.actors.InboxUpdate
-	(*UnsubscribeInbox)(nil),    // 20: switchboard.actors.UnsubscribeInbox
-	(*WatchConversation)(nil),   // 21: switchboard.actors.WatchConversation
-	(*ConversationWatched)(nil), // 22: switchboard.actors.ConversationWatched
-	(*UnwatchConversation)(nil), // 23: switchboard.actors.UnwatchConversation
-	(*Typing)(nil),              // 24: switchboard.actors.Typing
-	(*ConversationEvent)(nil),   // 25: switchboard.actors.ConversationEvent
-	(*Tick)(nil),                // 26: switchboard.actors.Tick
-	(*NextAssignee)(nil),        // 27: switchboard.actors.NextAssignee
-	(*Assignee)(nil),            // 28: switchboard.actors.Assignee
+	(*MessageStatus)(nil),       // 3: switchboard.actors.MessageStatus
+	(*InboundMessage)(nil),      // 4: switchboard.actors.InboundMessage
+	(*CallEvent)(nil),           // 5: switchboard.actors.CallEvent
+	(*Reply)(nil),               // 6: switchboard.actors.Reply
+	(*Update)(nil),              // 7: switchboard.actors.Update
+	(*GetConversation)(nil),     // 8: switchboard.actors.GetConversation
+	(*ConversationReply)(nil),   // 9: switchboard.actors.ConversationReply
+	(*SummaryChanged)(nil),      // 10: switchboard.actors.SummaryChanged
+	(*SummaryAck)(nil),          // 11: switchboard.actors.SummaryAck
+	(*ListConversations)(nil),   // 12: switchboard.actors.ListConversations
+	(*ConversationPage)(nil),    // 13: switchboard.actors.ConversationPage
+	(*GetCounts)(nil),           // 14: switchboard.actors.GetCounts
+	(*InboxCounts)(nil),         // 15: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 16: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 17: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 18: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 19: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 20: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 21: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 22: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 23: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 24: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 25: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 26: switchboard.actors.ConversationEvent
+	(*Tick)(nil),                // 27: switchboard.actors.Tick
+	(*NextAssignee)(nil),        // 28: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 29: switchboard.actors.Assignee
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
-	3,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
-	4,  // 1: switchboard.actors.ConversationCommand.call:type_name -> switchboard.actors.CallEvent
-	5,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
-	6,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
-	7,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	26, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
-	1,  // 6: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
-	1,  // 7: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
-	0,  // 8: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	0,  // 9: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	0,  // 10: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	15, // 11: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	0,  // 12: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	15, // 13: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	19, // 14: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	15, // 15: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	15, // 16: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	15, // 17: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	15, // 18: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	15, // 19: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	0,  // 20: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	4,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
+	5,  // 1: switchboard.actors.ConversationCommand.call:type_name -> switchboard.actors.CallEvent
+	6,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
+	7,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
+	8,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
+	27, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
+	3,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
+	1,  // 7: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
+	1,  // 8: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
+	0,  // 9: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
+	0,  // 10: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	0,  // 11: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	16, // 12: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	0,  // 13: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	16, // 14: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	20, // 15: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	16, // 16: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	16, // 17: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	16, // 18: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	16, // 19: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	16, // 20: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	0,  // 21: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2421,16 +2517,17 @@ func file_actors_actorpb_messages_proto_init() {
 		(*ConversationCommand_Update)(nil),
 		(*ConversationCommand_Get)(nil),
 		(*ConversationCommand_Tick)(nil),
+		(*ConversationCommand_MessageStatus)(nil),
 	}
-	file_actors_actorpb_messages_proto_msgTypes[5].OneofWrappers = []any{}
 	file_actors_actorpb_messages_proto_msgTypes[6].OneofWrappers = []any{}
+	file_actors_actorpb_messages_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/persistence/localpg"
 	"github.com/switchboard-dev/switchboard/server"
 )
@@ -63,6 +64,11 @@ func dev(ctx context.Context, args []string) int {
 			return 1
 		}
 	}
+	secretKey, err := readOrCreateSecretKey(filepath.Join(dataDir, "secret_key"))
+	if err != nil {
+		log.Error("webhook secret key", "err", err)
+		return 1
+	}
 	getenv := func(k string) string {
 		switch k {
 		case "SWITCHBOARD_DATABASE_URL":
@@ -70,7 +76,18 @@ func dev(ctx context.Context, args []string) int {
 		case "SWITCHBOARD_ADMIN_TOKEN":
 			return adminToken
 		}
-		return os.Getenv(k)
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		switch k {
+		case "SWITCHBOARD_SECRET_KEY":
+			return secretKey
+		case "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE":
+			// make run is for trying things on one machine, where the
+			// receiver is usually on localhost.
+			return "true"
+		}
+		return ""
 	}
 	cfg, err := server.LoadConfig("switchboard dev", args, getenv)
 	if err != nil {
@@ -132,6 +149,16 @@ func readOrCreateSecret(path string) (string, error) {
 	}
 	token := "adm_" + hex.EncodeToString(b[:])
 	return token, os.WriteFile(path, []byte(token+"\n"), 0o600)
+}
+
+// readOrCreateSecretKey keeps the key that seals webhook secrets in .data/,
+// so webhooks created in one run still sign in the next.
+func readOrCreateSecretKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	key := webhooks.NewKey()
+	return key, os.WriteFile(path, []byte(key+"\n"), 0o600)
 }
 
 type demoData struct {

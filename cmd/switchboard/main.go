@@ -4,6 +4,7 @@
 //	switchboard migrate [flags]   apply the database schema and exit
 //	switchboard loadtest [flags]  drive a running node and measure it
 //	switchboard dev [flags]       make run: local PostgreSQL in .data/, a node, demo data
+//	switchboard webhook-echo      a webhook receiver that verifies signatures and prints events
 package main
 
 import (
@@ -48,6 +49,8 @@ func run(args []string) int {
 		return 0
 	case "dev":
 		return dev(ctx, args)
+	case "webhook-echo":
+		return webhookEcho(ctx, args)
 	case "loadtest":
 		return loadtest.Main(ctx, args, os.Stdout, os.Stderr)
 	case "help", "-h", "--help":

@@ -42,6 +42,11 @@ type Event struct {
 	ActorID string `json:"actor_id,omitempty"`
 	// Timers, when set, are the snooze and SLA fields after the event.
 	Timers *Timers `json:"timers,omitempty"`
+	// Summary is the conversation as it is after the event, set by the
+	// actor before the append so that journal consumers (the webhook
+	// deliverer) can tell what the conversation looked like at that version.
+	// Apply ignores it.
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // Change is the effect of an update command. Nil fields are unchanged.

@@ -101,6 +101,7 @@ type Command struct {
 	// Settings are the inbox's automation settings, which decide the
 	// snooze and SLA fields of every event (automation.go).
 	Settings Settings
+	Status  *StatusCommand
 }
 
 // InboundCommand: the contact sent a message.
@@ -219,9 +220,15 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		if kind != KindMessage && kind != KindNote {
 			return nil, fmt.Errorf("%w: kind must be message or note", ErrInvalid)
 		}
+		if err := checkConsent(s, kind); err != nil {
+			return nil, err
+		}
 		ev.Type = EventOutbound
 		ev.Item = &Item{ID: newID(), Seq: ev.Version, Direction: Outbound, Kind: kind, Channel: s.Summary.Channel,
 			Body: c.Body, CreatedAt: now, ClientID: c.ClientID, AuthorID: cmd.ActorID}
+		if kind == KindMessage {
+			ev.Item.Status = DeliveryPending
+		}
 	case cmd.Update != nil:
 		c := cmd.Update
 		if !s.Exists() {
@@ -257,6 +264,8 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		ev.Type = EventUpdate
 		ev.Change = decideTick(s, cmd.Settings, now)
 		ev.ActorID = ActorAutomation
+	case cmd.Status != nil:
+		return decideStatus(s, ev, cmd.Status, now)
 	default:
 		return nil, fmt.Errorf("%w: empty command", ErrInvalid)
 	}
@@ -382,6 +391,7 @@ func Apply(s *State, ev *Event) {
 		sum.Channel = ev.Item.Channel
 		sum.LastActivityAt = ev.At
 		sum.LastMessage = lastMessage(ev.Item)
+		applyConsent(sum, ev.Item)
 	case EventOutbound:
 		if ev.Item.Kind == KindMessage {
 			if sum.Status == StatusNew {

@@ -752,12 +752,13 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestContactJSON(t *testing.T) {
-	// API.md lists id, phone, email, handle, name: all present, null when unset.
+	// API.md lists id, phone, email, handle, name: all present, null when
+	// unset; and opted_out (SMS consent).
 	raw, err := json.Marshal(Contact{ID: "ct_1", Email: "a@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(raw) != `{"id":"ct_1","phone":null,"email":"a@example.com","handle":null,"name":null}` {
+	if string(raw) != `{"id":"ct_1","phone":null,"email":"a@example.com","handle":null,"name":null,"opted_out":false}` {
 		t.Fatalf("contact JSON %s", raw)
 	}
 	var back Contact
@@ -766,7 +767,7 @@ func TestContactJSON(t *testing.T) {
 	}
 	// Through a pointer (Event.Contact) and inside a summary.
 	raw, _ = json.Marshal(Event{Contact: &Contact{ID: "ct_2", Handle: "h", Name: "N"}})
-	if !strings.Contains(string(raw), `"contact":{"id":"ct_2","phone":null,"email":null,"handle":"h","name":"N"}`) {
+	if !strings.Contains(string(raw), `"contact":{"id":"ct_2","phone":null,"email":null,"handle":"h","name":"N","opted_out":false}`) {
 		t.Fatalf("event JSON %s", raw)
 	}
 }

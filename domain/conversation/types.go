@@ -95,6 +95,8 @@ type Contact struct {
 	Email  string `json:"email,omitempty"`
 	Handle string `json:"handle,omitempty"`
 	Name   string `json:"name,omitempty"`
+	// OptedOut: the contact texted STOP (SMS consent, consent.go).
+	OptedOut bool `json:"opted_out"`
 }
 
 // MarshalJSON writes every field API.md lists for a contact (id, phone,
@@ -108,12 +110,13 @@ func (c Contact) MarshalJSON() ([]byte, error) {
 		return &s
 	}
 	return json.Marshal(struct {
-		ID     string  `json:"id"`
-		Phone  *string `json:"phone"`
-		Email  *string `json:"email"`
-		Handle *string `json:"handle"`
-		Name   *string `json:"name"`
-	}{c.ID, orNull(c.Phone), orNull(c.Email), orNull(c.Handle), orNull(c.Name)})
+		ID       string  `json:"id"`
+		Phone    *string `json:"phone"`
+		Email    *string `json:"email"`
+		Handle   *string `json:"handle"`
+		Name     *string `json:"name"`
+		OptedOut bool    `json:"opted_out"`
+	}{c.ID, orNull(c.Phone), orNull(c.Email), orNull(c.Handle), orNull(c.Name), c.OptedOut})
 }
 
 // Item is one entry of a conversation's timeline: a message, a note or a
@@ -137,6 +140,11 @@ type Item struct {
 	DurationS    int64     `json:"duration_s,omitempty"`
 	RecordingURL string    `json:"recording_url,omitempty"`
 	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+
+	// Delivery fields, set on outbound messages (delivery.go).
+	Status            DeliveryStatus `json:"status,omitempty"`
+	ErrorCode         string         `json:"error_code,omitempty"`
+	ProviderMessageID string         `json:"provider_message_id,omitempty"`
 }
 
 // LastMessage is the summary's view of the newest timeline item.

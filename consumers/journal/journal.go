@@ -1,0 +1,147 @@
+// Package journal is what consumers of the committed journal share: a
+// cursor in the journal's commit order that skips nothing, reading batches
+// after it, persisting it, and electing the one active consumer of a kind
+// per cluster.
+//
+// Journal rows carry txid, the id of the transaction that wrote them. Ids
+// are handed out when transactions start writing, not when they commit, so a
+// cursor that moves past the largest id seen would skip a transaction that
+// commits late. Reads are therefore in (txid, conversation_id, version)
+// order and only below pg_snapshot_xmin(pg_current_snapshot()), computed in
+// the same statement: every transaction below that horizon has finished, so
+// no row can appear behind the cursor later. (consumers/indexer follows the
+// same rule with its own copy; the two are to be unified.)
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Channel is the NOTIFY channel the journal writer signals commits on.
+const Channel = "journal_appended"
+
+// Cursor is a position in the journal's (txid, conversation_id, version)
+// order: everything at or before it has been consumed.
+type Cursor struct {
+	TxID           uint64
+	ConversationID string
+	Version        int64
+}
+
+func (c Cursor) String() string {
+	return fmt.Sprintf("(%d, %s, %d)", c.TxID, c.ConversationID, c.Version)
+}
+
+// Entry is one journal row.
+type Entry struct {
+	Cursor
+	AccountID string
+	InboxID   string
+	EventType string
+	Event     []byte // the event JSON
+	CreatedAt time.Time
+}
+
+const readBatchSQL = `
+SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type, event::text, created_at
+FROM journal
+WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
+	AND txid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+ORDER BY txid, conversation_id, version
+LIMIT $4`
+
+// ReadBatch returns up to limit committed entries after c, in cursor order.
+func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) ([]Entry, error) {
+	rows, err := conn.Query(ctx, readBatchSQL, strconv.FormatUint(after.TxID, 10), after.ConversationID, after.Version, limit)
+	if err != nil {
+		return nil, fmt.Errorf("journal: read after %s: %w", after, err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var txid, event string
+		if err := rows.Scan(&txid, &e.ConversationID, &e.Version, &e.AccountID, &e.InboxID, &e.EventType, &event, &e.CreatedAt); err != nil {
+			return nil, fmt.Errorf("journal: read after %s: %w", after, err)
+		}
+		if e.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+			return nil, fmt.Errorf("journal: read: txid %q: %w", txid, err)
+		}
+		e.Event = []byte(event)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("journal: read after %s: %w", after, err)
+	}
+	return out, nil
+}
+
+// PendingAfter reports whether rows exist after c at all, committed or not
+// yet below the horizon: then a short re-poll beats waiting for a NOTIFY.
+func PendingAfter(ctx context.Context, conn *pgx.Conn, c Cursor) (bool, error) {
+	var ok bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM journal WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3))`,
+		strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("journal: check pending after %s: %w", c, err)
+	}
+	return ok, nil
+}
+
+// LoadCursor reads the named consumer's cursor (the journal's start if none).
+func LoadCursor(ctx context.Context, conn *pgx.Conn, name string) (Cursor, error) {
+	var c Cursor
+	var txid string
+	err := conn.QueryRow(ctx, `SELECT txid::text, conversation_id, version FROM journal_cursors WHERE name = $1`, name).
+		Scan(&txid, &c.ConversationID, &c.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Cursor{}, nil
+	}
+	if err != nil {
+		return Cursor{}, fmt.Errorf("journal: load cursor %s: %w", name, err)
+	}
+	if c.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+		return Cursor{}, fmt.Errorf("journal: load cursor %s: txid %q: %w", name, txid, err)
+	}
+	return c, nil
+}
+
+// SaveCursor moves the named cursor to c inside tx, only ever forward, so
+// that the consumer's writes for the entries up to c commit with it.
+func SaveCursor(ctx context.Context, tx pgx.Tx, name string, c Cursor) error {
+	_, err := tx.Exec(ctx, `
+INSERT INTO journal_cursors (name, txid, conversation_id, version, updated_at)
+VALUES ($1, $2::text::xid8, $3, $4, now())
+ON CONFLICT (name) DO UPDATE
+	SET txid = excluded.txid, conversation_id = excluded.conversation_id,
+		version = excluded.version, updated_at = excluded.updated_at
+	WHERE (journal_cursors.txid, journal_cursors.conversation_id, journal_cursors.version)
+		< (excluded.txid, excluded.conversation_id, excluded.version)`,
+		name, strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version)
+	if err != nil {
+		return fmt.Errorf("journal: save cursor %s at %s: %w", name, c, err)
+	}
+	return nil
+}
+
+// WaitNotification waits up to d for a NOTIFY on conn and returns it (nil
+// on a timeout, which is normal).
+func WaitNotification(ctx context.Context, conn *pgx.Conn, d time.Duration) (*pgconn.Notification, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	n, err := conn.WaitForNotification(wctx)
+	if err == nil {
+		return n, nil
+	}
+	if ctx.Err() != nil || wctx.Err() != nil {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("journal: wait for notification: %w", err)
+}

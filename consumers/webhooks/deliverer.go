@@ -1,0 +1,442 @@
+// Package webhooks delivers conversation events to the webhook endpoints of
+// their account (API.md "Webhooks"), and manages those endpoints.
+//
+// The Deliverer is a consumer of the committed journal, like the search
+// indexer (DESIGN.md invariant 12): every node runs one, and a PostgreSQL
+// advisory lock makes exactly one of them active (consumers/journal.Lead);
+// a standby takes over when the leader's connection goes.
+//
+// # Durability: fan-out, then attempts
+//
+// The active deliverer follows the journal with a persisted cursor that
+// skips nothing (consumers/journal). For each batch it writes one row per
+// (matching webhook, event) into webhook_deliveries in the same transaction
+// that moves the cursor: a crash before the commit re-reads the batch, after
+// it the rows exist. Attempts then work from that table only, so a restart,
+// a takeover or a receiver that is down for hours loses nothing.
+//
+// # Order per (webhook, conversation), concurrency across them
+//
+// Only the head of each (webhook, conversation) queue — its lowest pending
+// version — has next_attempt_at set; the next one is promoted in the same
+// transaction that records the head as delivered or failed for good. Both
+// the fan-out and the recording of outcomes take a transaction-level
+// advisory lock per (webhook, conversation) before choosing a head, so a
+// promotion and a concurrent insert cannot both miss each other. Different
+// conversations are independent heads and are attempted concurrently, up to
+// Config.Workers at once and Config.MaxPerEndpoint per endpoint.
+//
+// # A dead receiver does not slow the others
+//
+// Each endpoint has a circuit: after Config.CircuitThreshold consecutive
+// failures it opens and no attempt goes to it until a cooldown has passed
+// (doubling up to CircuitMax); then one probe decides. With the per-endpoint
+// cap this keeps a receiver that times out from holding the workers that
+// healthy receivers need. Failed attempts back off per delivery with
+// exponential backoff and jitter (RetryMin doubling up to RetryMax), and
+// after Horizon the delivery is failed and listed.
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/consumers/journal"
+)
+
+// Config tunes the deliverer. Zero values take the defaults.
+type Config struct {
+	BatchSize        int           // journal entries per fan-out transaction; default 500
+	PollInterval     time.Duration // idle journal poll without a NOTIFY; default 1 s
+	DispatchInterval time.Duration // look for due deliveries at least this often; default 200 ms
+	LockRetry        time.Duration // standby's lock attempts; default 2 s
+	LockKey          int64         // advisory lock electing the active deliverer; default DefaultLockKey
+	CursorName       string        // its row in journal_cursors; default "webhooks"
+	Workers          int           // attempts in flight; default 64
+	MaxPerEndpoint   int           // attempts in flight per endpoint; default 16
+	Timeout          time.Duration // one attempt; default 10 s
+	RetryMin         time.Duration // first retry after at most this; default 1 s
+	RetryMax         time.Duration // longest wait between attempts; default 10 min
+	Horizon          time.Duration // retry this long, then fail; default 24 h
+	CircuitThreshold int           // consecutive failures that open an endpoint's circuit; default 5
+	CircuitMin       time.Duration // first cooldown of an open circuit; default 1 s
+	CircuitMax       time.Duration // longest cooldown; default 60 s
+	StatsInterval    time.Duration // pending counts; default 2 s
+	// AllowPrivate lets deliveries connect to loopback and private
+	// addresses (SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE).
+	AllowPrivate bool
+}
+
+// DefaultLockKey: "sbwebhk" in ASCII, apart from the indexer's key.
+const DefaultLockKey int64 = 0x73627765626b68
+
+// lockClass is the first key of the per-(webhook, conversation)
+// transaction locks ("wh"); two-key advisory locks do not collide with the
+// one-key leadership locks.
+const lockClass = 0x7768
+
+func (c Config) withDefaults() Config {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	num := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	num(&c.BatchSize, 500)
+	num(&c.Workers, 128)
+	num(&c.MaxPerEndpoint, 48)
+	num(&c.CircuitThreshold, 5)
+	set(&c.PollInterval, time.Second)
+	set(&c.DispatchInterval, 200*time.Millisecond)
+	set(&c.LockRetry, 2*time.Second)
+	set(&c.Timeout, 10*time.Second)
+	set(&c.RetryMin, time.Second)
+	set(&c.RetryMax, 10*time.Minute)
+	set(&c.Horizon, 24*time.Hour)
+	set(&c.CircuitMin, time.Second)
+	set(&c.CircuitMax, time.Minute)
+	set(&c.StatsInterval, 2*time.Second)
+	if c.LockKey == 0 {
+		c.LockKey = DefaultLockKey
+	}
+	if c.CursorName == "" {
+		c.CursorName = "webhooks"
+	}
+	return c
+}
+
+// Stats is the deliverer's state for the admin API.
+type Stats struct {
+	Active    bool   `json:"active"`     // this node is the one delivering
+	Pending   int64  `json:"pending"`    // deliveries waiting, all endpoints (every node measures)
+	Delivered int64  `json:"delivered"`  // successful attempts by this process
+	Failed    int64  `json:"failed"`     // failed attempts by this process
+	OpenCircs int    `json:"open"`       // endpoints whose circuit is open
+	LastError string `json:"last_error"` // the last failed attempt's error
+}
+
+// Deliverer sends journal events to webhooks. Create it with New, run it
+// with Run; Stats may be called from any goroutine.
+type Deliverer struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+	cfg    Config
+	log    *slog.Logger
+	m      metrics
+	client *http.Client
+
+	wake chan struct{}
+
+	mu        sync.Mutex
+	active    bool
+	pending   int64
+	lastError string
+	inflight  map[key]bool
+	// finished holds the generation (a count of recorded outcome batches)
+	// at which a head's outcome was recorded, until the dispatcher has
+	// looked past it.
+	finished map[key]uint64
+	gen      uint64
+	perHook  map[string]int
+	circuits map[string]*circuit
+
+	delivered, failed atomic.Int64
+}
+
+type key struct{ webhook, event string }
+
+// New returns a deliverer. Metrics are registered on reg (nil: not).
+func New(pool *pgxpool.Pool, sealer *Sealer, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Deliverer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	transport := &http.Transport{
+		DialContext:         Dialer(cfg.AllowPrivate).DialContext,
+		MaxIdleConnsPerHost: cfg.MaxPerEndpoint,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 5 * time.Second,
+	}
+	return &Deliverer{
+		pool: pool, sealer: sealer, cfg: cfg, log: logger.With("component", "webhooks"), m: newMetrics(reg),
+		client: &http.Client{Transport: transport, Timeout: cfg.Timeout,
+			// A redirect is an answer that is not 2xx: following it would
+			// let a receiver point deliveries anywhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// Stats returns the current state.
+func (d *Deliverer) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	open := 0
+	now := time.Now()
+	for _, c := range d.circuits {
+		if c.open(now, d.cfg.CircuitThreshold) {
+			open++
+		}
+	}
+	return Stats{Active: d.active, Pending: d.pending, Delivered: d.delivered.Load(), Failed: d.failed.Load(),
+		OpenCircs: open, LastError: d.lastError}
+}
+
+// Run delivers until ctx is done: it competes for leadership and, while it
+// leads, fans out the journal and attempts deliveries. It returns nil once
+// ctx is done.
+func (d *Deliverer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { d.statsLoop(ctx) })
+	defer wg.Wait()
+	cfg := d.pool.Config().ConnConfig
+	wait := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		err := journal.Lead(ctx, cfg, d.cfg.LockKey, d.cfg.LockRetry, d.lead)
+		if ctx.Err() != nil {
+			break
+		}
+		d.log.Warn("webhook deliverer lost its database session; retrying", "err", err, "retry_in", wait)
+		if sleep(ctx, wait) != nil {
+			break
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	return nil
+}
+
+// lead runs while this node holds the lock: the fan-out on conn, the
+// dispatcher and the recorder of outcomes on the pool.
+func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
+	d.mu.Lock()
+	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
+	d.finished = map[key]uint64{}
+	d.mu.Unlock()
+	d.log.Info("webhook deliverer active on this node")
+	ctx, cancel := context.WithCancel(ctx)
+	outcomes := make(chan outcome, d.cfg.Workers)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.mu.Lock()
+		d.active = false
+		d.mu.Unlock()
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+journal.Channel); err != nil {
+		return fmt.Errorf("webhooks: listen: %w", err)
+	}
+	// A leader that died between recording an outcome and promoting the
+	// next one cannot exist (one transaction), but heads left by an older
+	// version or a manual edit would stall their queue: set every missing
+	// head once per leadership.
+	if _, err := d.pool.Exec(ctx, repairHeadsSQL); err != nil {
+		return fmt.Errorf("webhooks: repair heads: %w", err)
+	}
+	cur, err := journal.LoadCursor(ctx, conn, d.cfg.CursorName)
+	if err != nil {
+		return err
+	}
+	var attempts sync.WaitGroup
+	wg.Go(func() { d.dispatchLoop(ctx, &attempts, outcomes) })
+	wg.Go(func() {
+		d.recordLoop(ctx, outcomes)
+		attempts.Wait()
+	})
+	return d.fanOutLoop(ctx, conn, cur)
+}
+
+// fanOutLoop follows the journal from cur on conn.
+func (d *Deliverer) fanOutLoop(ctx context.Context, conn *pgx.Conn, cur journal.Cursor) error {
+	pendingWait := time.Duration(0)
+	for {
+		batch, err := journal.ReadBatch(ctx, conn, cur, d.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			wait := d.cfg.PollInterval
+			pending, err := journal.PendingAfter(ctx, conn, cur)
+			if err != nil {
+				return err
+			}
+			if pending {
+				// Rows above the horizon: the transactions before them
+				// usually finish within milliseconds.
+				pendingWait = min(max(2*pendingWait, time.Millisecond), wait)
+				wait = pendingWait
+			} else {
+				pendingWait = 0
+			}
+			if _, err := journal.WaitNotification(ctx, conn, wait); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		pendingWait = 0
+		n, err := d.fanOut(ctx, conn, batch)
+		if err != nil {
+			return err
+		}
+		cur = batch[len(batch)-1].Cursor
+		if n > 0 {
+			d.m.fannedOut.Add(float64(n))
+			d.poke()
+		}
+	}
+}
+
+const insertDeliveriesSQL = `
+INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type, payload, committed_at)
+SELECT w.id, e.event_id, e.account_id, e.conversation_id, e.version, e.type, e.payload, e.committed_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+	AS e(event_id, account_id, conversation_id, version, type, payload, txid, committed_at)
+JOIN webhooks w ON w.account_id = e.account_id AND e.type = ANY (w.events)
+	AND NOT pg_visible_in_snapshot(e.txid::xid8, w.created_snapshot)
+ON CONFLICT DO NOTHING
+RETURNING webhook_id, conversation_id`
+
+// setHeadsSQL gives each named (webhook, conversation) queue its head: the
+// lowest pending version becomes due if it is not already.
+const setHeadsSQL = `
+UPDATE webhook_deliveries d SET next_attempt_at = now()
+FROM unnest($1::text[], $2::text[]) AS p(webhook_id, conversation_id),
+LATERAL (SELECT q.event_id, q.next_attempt_at FROM webhook_deliveries q
+	WHERE q.webhook_id = p.webhook_id AND q.conversation_id = p.conversation_id AND q.status = 'pending'
+	ORDER BY q.version LIMIT 1) h
+WHERE d.webhook_id = p.webhook_id AND d.event_id = h.event_id AND h.next_attempt_at IS NULL`
+
+const repairHeadsSQL = `
+UPDATE webhook_deliveries d SET next_attempt_at = now()
+FROM (SELECT DISTINCT ON (webhook_id, conversation_id) webhook_id, event_id, next_attempt_at
+	FROM webhook_deliveries WHERE status = 'pending' ORDER BY webhook_id, conversation_id, version) h
+WHERE d.webhook_id = h.webhook_id AND d.event_id = h.event_id AND h.next_attempt_at IS NULL`
+
+// fanOut writes the deliveries of a batch and moves the cursor past it, in
+// one transaction. It returns how many deliveries it wrote.
+func (d *Deliverer) fanOut(ctx context.Context, conn *pgx.Conn, batch []journal.Entry) (int, error) {
+	accounts := make([]string, 0, len(batch))
+	for _, e := range batch {
+		accounts = append(accounts, e.AccountID)
+	}
+	slices.Sort(accounts)
+	accounts = slices.Compact(accounts)
+	n := 0
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// Only events of accounts with webhooks are worth encoding.
+		rows, err := tx.Query(ctx, `SELECT DISTINCT account_id FROM webhooks WHERE account_id = ANY ($1)`, accounts)
+		if err != nil {
+			return fmt.Errorf("accounts with webhooks: %w", err)
+		}
+		hooked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("accounts with webhooks: %w", err)
+		}
+		if len(hooked) > 0 {
+			if n, err = d.insert(ctx, tx, batch, hooked); err != nil {
+				return err
+			}
+		}
+		return journal.SaveCursor(ctx, tx, d.cfg.CursorName, batch[len(batch)-1].Cursor)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("webhooks: fan out up to %s: %w", batch[len(batch)-1].Cursor, err)
+	}
+	return n, nil
+}
+
+func (d *Deliverer) insert(ctx context.Context, tx pgx.Tx, batch []journal.Entry, hooked []string) (int, error) {
+	var ids, accts, convs, types, payloads, txids []string
+	var versions []int64
+	var committed []time.Time
+	for _, e := range batch {
+		if !slices.Contains(hooked, e.AccountID) {
+			continue
+		}
+		typ, body, err := payload(e.ConversationID, e.Version, e.EventType, e.AccountID, e.InboxID, e.Event, e.CreatedAt)
+		if err != nil {
+			// The journal is written by this program; an event it cannot
+			// read is a bug to see, not a reason to stop every delivery.
+			d.log.Error("webhooks: skipped an undecodable journal event", "err", err)
+			continue
+		}
+		ids, accts, convs = append(ids, EventID(e.ConversationID, e.Version)), append(accts, e.AccountID), append(convs, e.ConversationID)
+		versions, types, payloads = append(versions, e.Version), append(types, typ), append(payloads, body)
+		txids, committed = append(txids, strconv.FormatUint(e.TxID, 10)), append(committed, e.CreatedAt)
+	}
+	rows, err := tx.Query(ctx, insertDeliveriesSQL, ids, accts, convs, versions, types, payloads, txids, committed)
+	if err != nil {
+		return 0, fmt.Errorf("insert deliveries: %w", err)
+	}
+	var p pairs
+	var hook, conv string
+	if _, err := pgx.ForEachRow(rows, []any{&hook, &conv}, func() error { p.add(hook, conv); return nil }); err != nil {
+		return 0, fmt.Errorf("insert deliveries: %w", err)
+	}
+	if err := p.setHeads(ctx, tx); err != nil {
+		return 0, err
+	}
+	return p.inserted, nil
+}
+
+// pairs are the (webhook, conversation) queues a transaction touched.
+type pairs struct {
+	hooks, convs []string
+	seen         map[[2]string]bool
+	inserted     int
+}
+
+func (p *pairs) add(hook, conv string) {
+	p.inserted++
+	if p.seen == nil {
+		p.seen = map[[2]string]bool{}
+	}
+	if k := [2]string{hook, conv}; !p.seen[k] {
+		p.seen[k] = true
+		p.hooks, p.convs = append(p.hooks, hook), append(p.convs, conv)
+	}
+}
+
+// setHeads locks the queues (in key order, so two transactions never wait
+// on each other in a cycle) and gives each its head.
+func (p *pairs) setHeads(ctx context.Context, tx pgx.Tx) error {
+	if len(p.hooks) == 0 {
+		return nil
+	}
+	keys := make([]int32, len(p.hooks))
+	for i := range p.hooks {
+		h := fnv.New32a()
+		h.Write([]byte(p.hooks[i]))
+		h.Write([]byte{0})
+		h.Write([]byte(p.convs[i]))
+		keys[i] = int32(h.Sum32())
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k`, lockClass, keys); err != nil {
+		return fmt.Errorf("lock queues: %w", err)
+	}
+	if _, err := tx.Exec(ctx, setHeadsSQL, p.hooks, p.convs); err != nil {
+		return fmt.Errorf("set queue heads: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package webhooks
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors of the endpoint API.
+var (
+	ErrNotFound = errors.New("webhooks: not found")
+	// ErrDelivered: a retry of a delivery that succeeded.
+	ErrDelivered = errors.New("webhooks: delivery already succeeded")
+)
+
+// Webhook is an endpoint as the API shows it (never with its secret).
+type Webhook struct {
+	ID          string    `json:"id"`
+	URL         string    `json:"url"`
+	Events      []string  `json:"events"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Delivery is one event's delivery to one webhook, as the API lists it.
+type Delivery struct {
+	EventID        string     `json:"event_id"`
+	Type           string     `json:"type"`
+	ConversationID string     `json:"conversation_id"`
+	Version        int64      `json:"version"`
+	Status         string     `json:"status"`
+	Attempts       int        `json:"attempts"`
+	LastError      string     `json:"last_error"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+}
+
+// Endpoints manages webhook endpoints and their deliveries in PostgreSQL.
+type Endpoints struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+}
+
+// NewEndpoints returns the endpoint store; sealer may be nil (then Create
+// answers ErrNoSecretKey).
+func NewEndpoints(pool *pgxpool.Pool, sealer *Sealer) *Endpoints {
+	return &Endpoints{pool: pool, sealer: sealer}
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s%x", prefix, b[:])
+}
+
+// Create stores a webhook (url and events already validated) and returns it
+// with its secret, which is shown this once.
+func (e *Endpoints) Create(ctx context.Context, accountID, url string, events []string, description string) (Webhook, string, error) {
+	id := newID("wh_")
+	secret := NewSecret()
+	sealed, err := e.sealer.Seal(id, secret)
+	if err != nil {
+		return Webhook{}, "", err
+	}
+	w := Webhook{ID: id, URL: url, Events: events, Description: description}
+	err = e.pool.QueryRow(ctx, `INSERT INTO webhooks (id, account_id, url, events, description, secret_sealed)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`, id, accountID, url, events, description, sealed).Scan(&w.CreatedAt)
+	if err != nil {
+		return Webhook{}, "", fmt.Errorf("webhooks: create: %w", err)
+	}
+	return w, secret, nil
+}
+
+// List returns an account's webhooks, oldest first.
+func (e *Endpoints) List(ctx context.Context, accountID string) ([]Webhook, error) {
+	rows, err := e.pool.Query(ctx, `SELECT id, url, events, description, created_at FROM webhooks
+WHERE account_id = $1 ORDER BY created_at, id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: list: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Webhook, error) {
+		var w Webhook
+		err := r.Scan(&w.ID, &w.URL, &w.Events, &w.Description, &w.CreatedAt)
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: list: %w", err)
+	}
+	return out, nil
+}
+
+// Delete removes a webhook and its deliveries. The deliverer reads the row
+// right before every attempt, so no attempt starts once this returned.
+func (e *Endpoints) Delete(ctx context.Context, accountID, id string) error {
+	tag, err := e.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND account_id = $2`, id, accountID)
+	if err != nil {
+		return fmt.Errorf("webhooks: delete %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Deliveries lists a webhook's pending or failed deliveries ("" for both),
+// oldest first, at most limit.
+func (e *Endpoints) Deliveries(ctx context.Context, accountID, id, status string, limit int) ([]Delivery, error) {
+	var exists bool
+	if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND account_id = $2)`, id, accountID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
+	}
+	if !exists {
+		return nil, ErrNotFound
+	}
+	statuses := []string{"pending", "failed"}
+	if status != "" {
+		statuses = []string{status}
+	}
+	rows, err := e.pool.Query(ctx, `SELECT event_id, type, conversation_id, version, status, attempts, last_error, next_attempt_at
+FROM webhook_deliveries WHERE webhook_id = $1 AND status = ANY($2) ORDER BY created_at, conversation_id, version LIMIT $3`,
+		id, statuses, limit)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
+		var d Delivery
+		err := r.Scan(&d.EventID, &d.Type, &d.ConversationID, &d.Version, &d.Status, &d.Attempts, &d.LastError, &d.NextAttemptAt)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Retry sends a failed delivery again, with a fresh retry horizon. A
+// pending one is left as it is (it is being retried already).
+func (e *Endpoints) Retry(ctx context.Context, accountID, id, eventID string) error {
+	var status string
+	err := e.pool.QueryRow(ctx, `
+WITH d AS (
+	SELECT d.webhook_id, d.event_id, d.status FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+	WHERE d.webhook_id = $1 AND d.event_id = $2 AND w.account_id = $3 FOR UPDATE OF d
+), u AS (
+	UPDATE webhook_deliveries x SET status = 'pending', next_attempt_at = now(), created_at = now(), last_error = ''
+	FROM d WHERE x.webhook_id = d.webhook_id AND x.event_id = d.event_id AND d.status = 'failed'
+)
+SELECT status FROM d`, id, eventID, accountID).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("webhooks: retry %s/%s: %w", id, eventID, err)
+	}
+	if status == "delivered" {
+		return ErrDelivered
+	}
+	return nil
+}

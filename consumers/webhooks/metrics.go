@@ -1,0 +1,114 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	results   *prometheus.CounterVec
+	lag       prometheus.Histogram
+	duration  prometheus.Histogram
+	pending   *prometheus.GaugeVec
+	fannedOut prometheus.Counter
+}
+
+// LagMetric is the delivery lag histogram's full name (the admin stats read
+// its p99).
+const LagMetric = "switchboard_webhook_delivery_lag_seconds"
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "deliveries_total",
+			Help: "Delivery attempts by result: delivered, retry (failed, will retry), failed (given up after the horizon).",
+		}, []string{"result"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "delivery_lag_seconds",
+			Help:    "From an event's commit to its receiver's 2xx answer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 22),
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "attempt_duration_seconds",
+			Help:    "Duration of successful delivery attempts (the receiver's answer time).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "pending",
+			Help: "Deliveries waiting, per webhook endpoint.",
+		}, []string{"webhook_id"}),
+		fannedOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "fanned_out_total",
+			Help: "Deliveries written from the journal by this node.",
+		}),
+	}
+	for _, r := range []string{"delivered", "retry", "failed"} {
+		m.results.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m
+	}
+	m.results = register(reg, m.results)
+	m.lag = register(reg, m.lag)
+	m.duration = register(reg, m.duration)
+	m.pending = register(reg, m.pending)
+	m.fannedOut = register(reg, m.fannedOut)
+	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("webhooks: register metrics: %v", err))
+	}
+	return c
+}
+
+// statsLoop measures pending deliveries per endpoint on every node, so that
+// any node's admin page shows the cluster's state.
+func (d *Deliverer) statsLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		if err := d.measure(ctx); err != nil && ctx.Err() == nil {
+			d.log.Debug("webhooks: could not measure pending deliveries", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Deliverer) measure(ctx context.Context) error {
+	rows, err := d.pool.Query(ctx, `SELECT webhook_id, count(*) FROM webhook_deliveries WHERE status = 'pending' GROUP BY webhook_id`)
+	if err != nil {
+		return fmt.Errorf("webhooks: measure: %w", err)
+	}
+	var hook string
+	var n, total int64
+	d.m.pending.Reset()
+	_, err = pgx.ForEachRow(rows, []any{&hook, &n}, func() error {
+		d.m.pending.WithLabelValues(hook).Set(float64(n))
+		total += n
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("webhooks: measure: %w", err)
+	}
+	d.mu.Lock()
+	d.pending = total
+	d.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,136 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSignVerify(t *testing.T) {
+	secret := NewSecret()
+	body := []byte(`{"id":"evt_1"}`)
+	ts := time.Now().Unix()
+	sig, err := Sign(secret, "evt_1", ts, body)
+	if err != nil || !strings.HasPrefix(sig, "v1,") {
+		t.Fatalf("Sign: %q, %v", sig, err)
+	}
+	h := http.Header{}
+	h.Set("webhook-id", "evt_1")
+	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	h.Set("webhook-signature", "v1,bogus "+sig)
+	if err := Verify(secret, h, body, time.Now(), time.Minute); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if Verify(secret, h, []byte(`{"id":"evt_2"}`), time.Now(), time.Minute) == nil {
+		t.Error("a changed body must not verify")
+	}
+	if Verify(NewSecret(), h, body, time.Now(), time.Minute) == nil {
+		t.Error("another secret must not verify")
+	}
+	if Verify(secret, h, body, time.Now().Add(time.Hour), time.Minute) == nil {
+		t.Error("an old timestamp must not verify")
+	}
+}
+
+// The Standard Webhooks specification's published example.
+func TestSignMatchesSpecExample(t *testing.T) {
+	sig, err := Sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+		[]byte(`{"test": 2432232314}`))
+	if err != nil || sig != "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" {
+		t.Fatalf("Sign = %q, %v", sig, err)
+	}
+}
+
+func TestSealer(t *testing.T) {
+	s, err := NewSealer(NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := s.Seal("wh_1", "whsec_abc")
+	if err != nil || strings.Contains(string(sealed), "whsec_abc") {
+		t.Fatalf("Seal: %v", err)
+	}
+	if got, err := s.Open("wh_1", sealed); err != nil || got != "whsec_abc" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := s.Open("wh_2", sealed); err == nil {
+		t.Error("a sealed secret must not open under another webhook id")
+	}
+	other, _ := NewSealer(NewKey())
+	if _, err := other.Open("wh_1", sealed); err == nil {
+		t.Error("another key must not open it")
+	}
+	if _, err := NewSealer("c2hvcnQ="); err == nil {
+		t.Error("a short key must be refused")
+	}
+	var none *Sealer
+	if _, err := none.Seal("wh_1", "x"); !errors.Is(err, ErrNoSecretKey) {
+		t.Errorf("no key: %v", err)
+	}
+}
+
+func TestValidateURL(t *testing.T) {
+	ctx := context.Background()
+	for _, u := range []string{"http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.1/", "http://192.168.1.1/",
+		"http://172.16.0.1/", "http://169.254.169.254/", "http://[::1]/", "http://[fe80::1]/", "http://0.0.0.0/", "http://100.64.0.1/"} {
+		if err := ValidateURL(ctx, u, false); !errors.Is(err, ErrForbiddenDestination) {
+			t.Errorf("%s: %v, want refused", u, err)
+		}
+		if err := ValidateURL(ctx, u, true); err != nil {
+			t.Errorf("%s with private allowed: %v", u, err)
+		}
+	}
+	for _, u := range []string{"ftp://example.com/", "example.com/x", "http://user:pw@93.184.215.14/", "", "http://" + strings.Repeat("a", 2050)} {
+		if err := ValidateURL(ctx, u, true); err == nil {
+			t.Errorf("%q must be refused", u)
+		}
+	}
+	if err := ValidateURL(ctx, "https://93.184.215.14/hook", false); err != nil {
+		t.Errorf("a public address: %v", err)
+	}
+}
+
+// The dialer refuses private addresses at connect time, whatever DNS said.
+func TestDialerRefusesPrivateAtConnect(t *testing.T) {
+	d := Dialer(false)
+	_, err := d.DialContext(context.Background(), "tcp", "127.0.0.1:9")
+	if !errors.Is(err, ErrForbiddenDestination) {
+		t.Fatalf("dial loopback: %v", err)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	for n := 1; n <= 30; n++ {
+		d := retryDelay(time.Second, 10*time.Minute, n)
+		if n == 1 && d > 2*time.Second {
+			t.Errorf("first retry after %v, want ≤ 2 s", d)
+		}
+		if d > 10*time.Minute || d <= 0 {
+			t.Errorf("retry %d after %v", n, d)
+		}
+	}
+}
+
+func TestCircuit(t *testing.T) {
+	c := &circuit{}
+	now := time.Now()
+	if !c.allows(now, 3) {
+		t.Fatal("a closed circuit allows")
+	}
+	c.failures, c.openUntil = 3, now.Add(time.Second)
+	if c.allows(now, 3) || !c.open(now, 3) {
+		t.Fatal("an open circuit refuses")
+	}
+	later := now.Add(2 * time.Second)
+	if !c.allows(later, 3) {
+		t.Fatal("a cooled-down circuit allows a probe")
+	}
+	c.probing = true
+	if c.allows(later, 3) {
+		t.Fatal("only one probe at a time")
+	}
+}

@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/switchboard-dev/switchboard/consumers/webhooks"
+)
+
+// Deliverer is the webhook deliverer as the admin API shows it.
+type Deliverer interface {
+	Stats() webhooks.Stats
+}
+
+type webhookAPI struct {
+	endpoints    *webhooks.Endpoints
+	deliverer    Deliverer
+	allowPrivate bool
+	lagP99       *windowQuantile
+}
+
+// webhookAccount is the account of a caller that may manage webhooks: an
+// account key (agents may not).
+func (s *Server) webhookAccount(r *http.Request) (string, error) {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return "", errForbidden
+	}
+	if s.hooks.endpoints == nil {
+		return "", errorf(codeUnavailable, "webhooks are not configured on this node")
+	}
+	return p.AccountID, nil
+}
+
+func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
+	account, err := s.webhookAccount(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		URL         string    `json:"url"`
+		Events      *[]string `json:"events"`
+		Description string    `json:"description"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if hasControl(in.URL) {
+		return errorf(codeInvalid, "url must be an absolute http or https URL")
+	}
+	if err := webhooks.ValidateURL(r.Context(), in.URL, s.hooks.allowPrivate); err != nil {
+		if errors.Is(err, webhooks.ErrForbiddenDestination) {
+			return errorf(codeInvalid, "url: webhook destinations on loopback, private and link-local addresses are refused")
+		}
+		return errorf(codeInvalid, "%s", err.Error())
+	}
+	events := slices.Clone(webhooks.Types)
+	if in.Events != nil {
+		if len(*in.Events) == 0 {
+			return errorf(codeInvalid, "events must name at least one type (or be left out for all)")
+		}
+		events = nil
+		for _, t := range *in.Events {
+			if !webhooks.ValidType(t) {
+				return errorf(codeInvalid, "events: unknown type %q (want message.created, message.updated, call.updated, conversation.updated)", t)
+			}
+			if !slices.Contains(events, t) {
+				events = append(events, t)
+			}
+		}
+	}
+	if len(in.Description) > 1000 || !utf8.ValidString(in.Description) || hasControl(in.Description) {
+		return errorf(codeInvalid, "description must be at most 1000 characters without control characters")
+	}
+	hook, secret, err := s.hooks.endpoints.Create(r.Context(), account, in.URL, events, in.Description)
+	if errors.Is(err, webhooks.ErrNoSecretKey) {
+		return errorf(codeUnavailable, "webhooks need SWITCHBOARD_SECRET_KEY on the server")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"webhook": hook, "secret": secret})
+	return nil
+}
+
+func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
+	account, err := s.webhookAccount(r)
+	if err != nil {
+		return err
+	}
+	hooks, err := s.hooks.endpoints.List(r.Context(), account)
+	if err != nil {
+		return err
+	}
+	if hooks == nil {
+		hooks = []webhooks.Webhook{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"webhooks": hooks})
+	return nil
+}
+
+func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
+	account, err := s.webhookAccount(r)
+	if err != nil {
+		return err
+	}
+	err = s.hooks.endpoints.Delete(r.Context(), account, r.PathValue("id"))
+	if errors.Is(err, webhooks.ErrNotFound) {
+		return notFound("webhook")
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	account, err := s.webhookAccount(r)
+	if err != nil {
+		return err
+	}
+	status := r.URL.Query().Get("status")
+	if status != "" && status != "pending" && status != "failed" {
+		return errorf(codeInvalid, "status must be pending or failed")
+	}
+	limit, err := intParam(r.URL.Query().Get("limit"), 100, 1, 1000, "limit")
+	if err != nil {
+		return err
+	}
+	list, err := s.hooks.endpoints.Deliveries(r.Context(), account, r.PathValue("id"), status, limit)
+	if errors.Is(err, webhooks.ErrNotFound) {
+		return notFound("webhook")
+	}
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []webhooks.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": list})
+	return nil
+}
+
+func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
+	account, err := s.webhookAccount(r)
+	if err != nil {
+		return err
+	}
+	err = s.hooks.endpoints.Retry(r.Context(), account, r.PathValue("id"), r.PathValue("event_id"))
+	switch {
+	case errors.Is(err, webhooks.ErrNotFound):
+		return notFound("delivery")
+	case errors.Is(err, webhooks.ErrDelivered):
+		return errorf(codeConflict, "this delivery already succeeded")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": "pending"})
+	return nil
+}
+
+// webhookStats adds the deliverer's figures to /v1/admin/stats.
+func (s *Server) webhookStats(out map[string]any) {
+	out["webhook_pending"], out["webhook_lag_p99_ms"], out["webhook_active"] = nil, nil, false
+	if s.hooks.deliverer == nil {
+		return
+	}
+	st := s.hooks.deliverer.Stats()
+	out["webhook_pending"], out["webhook_active"] = st.Pending, st.Active
+	out["webhook_delivered_total"], out["webhook_failed_attempts_total"] = st.Delivered, st.Failed
+	out["webhook_open_circuits"], out["webhook_last_error"] = st.OpenCircs, st.LastError
+	out["webhook_lag_p99_ms"] = s.hooks.lagP99.quantileMs(0.99)
+}
