@@ -182,6 +182,10 @@ func (s *Store) CreateAgent(ctx context.Context, accountID, name, email string, 
 	return ag, token, nil
 }
 
+// IsAgentToken reports whether secret has the form of an agent token (not
+// whether it is valid).
+func IsAgentToken(secret string) bool { return strings.HasPrefix(secret, agentTokenPrefix) }
+
 // Authenticate resolves an API key or agent token to its principal, or
 // ErrUnauthorized. Secrets are looked up by SHA-256: they are 256-bit random
 // values, so a slow password hash would only add latency. Nothing is cached:

@@ -39,6 +39,12 @@ type Config struct {
 	LogLevel        string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
+	// Limits per credential: SWITCHBOARD_RATE_AGENT, SWITCHBOARD_RATE_KEY,
+	// SWITCHBOARD_WS_MAX_PER_CREDENTIAL.
+	Limits gateway.Limits
+	// HTTPTimeouts bound slow clients (headers, body, idle keep-alive); zero
+	// values take the defaults of API.md, tests shorten them.
+	HTTPTimeouts gateway.Timeouts
 
 	// ClusterAgent, set by tests, makes nodes of one process one cluster.
 	ClusterAgent *test.InMemAgent
@@ -69,6 +75,16 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("not an integer: %q", v)
 			}
 			*p = n
+			return nil
+		}
+	}
+	rate := func(p *float64) func(string) error {
+		return func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return fmt.Errorf("not a rate per second ≥ 0: %q", v)
+			}
+			*p = f
 			return nil
 		}
 	}
@@ -104,6 +120,9 @@ func (c *Config) settings() []setting {
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
 		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
 		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
+		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s (0 = none)", "20", rate(&c.Limits.AgentRate)},
+		{"RATE_KEY", "requests/s per account API key (0 = none)", "10000", rate(&c.Limits.KeyRate)},
+		{"WS_MAX_PER_CREDENTIAL", "websockets one credential holds open on a node (more get 429)", "20", num(&c.Limits.WSPerCredential)},
 	}
 }
 
@@ -147,6 +166,9 @@ func (c *Config) validate() error {
 	case "single", "automanaged", "etcd":
 	default:
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_CLUSTER_PROVIDER must be single, automanaged or etcd, not %q", c.ClusterProvider))
+	}
+	if c.Limits.WSPerCredential < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_WS_MAX_PER_CREDENTIAL must be at least 1"))
 	}
 	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))

@@ -39,6 +39,9 @@ type Node struct {
 	served   chan struct{} // closed when the HTTP server returns
 	serveErr error
 
+	stopRevocations context.CancelFunc
+	revocationsDone chan struct{}
+
 	backend     search.Backend
 	indexer     *indexer.Indexer
 	stopIndexer context.CancelFunc
@@ -91,7 +94,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	deps.SetNode(member)
 	n.member = member
 
-	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits}, gateway.Deps{
 		Store: store, Engine: actors.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: n.indexer, Search: n.backend,
 	})
@@ -102,10 +105,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	n.listener = ln
-	n.http = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Slow clients are cut (API.md): headers, then the body, each within its
+	// time; idle keep-alive connections close.
+	to := cfg.HTTPTimeouts.WithDefaults()
+	n.http = &http.Server{Handler: gateway.BodyDeadline(gw.Handler(), to.Body), ReadHeaderTimeout: to.Header, IdleTimeout: to.Idle,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	// Shutdown does not track hijacked connections: close websockets with it.
 	n.http.RegisterOnShutdown(gw.CloseWebsockets)
 	n.gw = gw
+	// Revocations on other nodes close this node's websockets too.
+	revCtx, stopRev := context.WithCancel(context.Background())
+	n.stopRevocations, n.revocationsDone = stopRev, make(chan struct{})
+	go func() { defer close(n.revocationsDone); gw.FollowRevocations(revCtx) }()
 	go func() { n.serveErr = n.http.Serve(ln); close(n.served) }()
 	return n, nil
 }
@@ -145,6 +156,8 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)
 	}
+	n.stopRevocations()
+	<-n.revocationsDone
 	n.member.Stop()
 	if err := n.closeStorage(); err != nil {
 		errs = append(errs, err)
