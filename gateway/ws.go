@@ -277,9 +277,7 @@ func (wc *wsConn) readLoop() {
 		} else if err == nil {
 			if typ != websocket.MessageText {
 				wc.sendError(nil, errorf(codeInvalid, "frames are JSON text, not binary"))
-			} else if err := wc.s.allowFrame(wc.ctx); err != nil {
-				wc.sendError(refOf(buf.Bytes()), err)
-			} else {
+			} else if wc.admitFrame(buf.Bytes()) {
 				wc.handle(buf.Bytes())
 			}
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coder/websocket"
 
@@ -41,6 +42,9 @@ type wsSlot struct {
 	generation uint64
 	wc         *wsConn
 	once       sync.Once
+	// revoked is set when the credential is found revoked: the connection
+	// is closing, and no further frame of it is handled.
+	revoked atomic.Bool
 }
 
 type wsGenerationKey struct{}
@@ -120,8 +124,33 @@ func (s *Server) closeRevoked(rv persistence.Revocation) {
 		return rv.AgentID != "" && p.AgentID == rv.AgentID || rv.CredentialID != "" && p.CredentialID == rv.CredentialID
 	})
 	for wc := range conns {
-		go wc.shutdown(websocket.StatusPolicyViolation, "credentials revoked")
+		wc.closeRevoked()
 	}
+}
+
+// closeRevoked stops handling the connection's frames and closes it with
+// 1008, waiting for the client's close frame (the close code tells the
+// client why) before the session is torn down.
+func (wc *wsConn) closeRevoked() {
+	wc.slot.revoked.Store(true)
+	go func() {
+		_ = wc.c.Close(websocket.StatusPolicyViolation, "credentials revoked")
+		wc.shutdown(websocket.StatusPolicyViolation, "credentials revoked")
+	}()
+}
+
+// admitFrame says whether to handle a client frame: not once the
+// credential is revoked, and not over an agent's frame rate (the client
+// gets a rate_limited error frame; the connection stays).
+func (wc *wsConn) admitFrame(raw []byte) bool {
+	if wc.slot != nil && wc.slot.revoked.Load() {
+		return false
+	}
+	if err := wc.s.allowFrame(wc.ctx); err != nil {
+		wc.sendError(refOf(raw), err)
+		return false
+	}
+	return true
 }
 
 // recheckWebsockets closes every open websocket (or only one) whose
@@ -147,7 +176,7 @@ func (s *Server) recheckWebsockets(ctx context.Context, only *wsConn) {
 			live[p.CredentialID] = ok
 		}
 		if !ok {
-			go wc.shutdown(websocket.StatusPolicyViolation, "credentials revoked")
+			wc.closeRevoked()
 		}
 	}
 }
