@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/gateway/ratelimit"
@@ -91,17 +93,39 @@ func (t Timeouts) WithDefaults() Timeouts {
 	return t
 }
 
-// BodyDeadline wraps the node's handler: the body must arrive within d of
-// the headers. http.Server.ReadTimeout cannot say that (it counts from the
-// first byte, headers included); websocket upgrades are exempt, since their
-// connection outlives the request and keeps itself alive with pings.
+// BodyDeadline wraps the node's handler: a body must arrive within d of the
+// headers. http.Server.ReadTimeout cannot say that (it counts from the
+// first byte, headers included), and it would also cut every handler that
+// runs longer (net/http cancels a request whose connection's read deadline
+// passes). So the deadline is set only while a body is being read, and
+// cleared once it is whole; requests without a body, and websocket
+// upgrades, whose connection outlives the request, get none.
 func BodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isUpgrade(r) {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		if r.ContentLength == 0 || isUpgrade(r) {
+			h.ServeHTTP(w, r)
+			return
 		}
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+		r.Body = &deadlineBody{ReadCloser: r.Body, whole: func() { _ = rc.SetReadDeadline(time.Time{}) }}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// deadlineBody calls whole once its body has been read to the end.
+type deadlineBody struct {
+	io.ReadCloser
+	whole func()
+	once  sync.Once
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.whole)
+	}
+	return n, err
 }
 
 func isUpgrade(r *http.Request) bool {
