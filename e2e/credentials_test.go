@@ -94,8 +94,9 @@ func TestAgentsTokensAndDeletion(t *testing.T) {
 	if got := listedIDs(t, all, "agents"); !slices.Equal(got, []string{a.agentID, bobID}) {
 		t.Fatalf("agents %v, want [%s %s]", got, a.agentID, bobID)
 	}
-	if in := list(t, list(t, all, "agents")[1].(obj), "inbox_ids"); len(in) != 1 || in[0] != a.inbox {
-		t.Fatalf("bob's inbox_ids %v", in)
+	listedBob := list(t, all, "agents")[1].(obj)
+	if in := list(t, listedBob, "inbox_ids"); len(in) != 1 || in[0] != a.inbox || str(t, listedBob, "email") != "bob@example.com" {
+		t.Fatalf("bob listed as %v", listedBob)
 	}
 	if got := listedIDs(t, c.with(bobToken).must(200, "GET", "/v1/agents", nil), "agents"); !slices.Equal(got, []string{bobID}) {
 		t.Fatalf("an agent lists %v, want only itself", got)

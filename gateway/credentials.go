@@ -13,21 +13,16 @@ import (
 // Every revocation closes the credential's websockets here at once, and on
 // the other nodes when the database's notice reaches them.
 
-func agentJSON(ag persistence.Agent) map[string]any {
-	return map[string]any{"id": ag.ID, "name": ag.Name, "email": ag.Email, "inbox_ids": ag.InboxIDs}
-}
-
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
 	agents, err := s.store.ListAgents(r.Context(), p.AccountID, p.AgentID)
 	if err != nil {
 		return err
 	}
-	out := make([]map[string]any, 0, len(agents))
-	for _, ag := range agents {
-		out = append(out, agentJSON(ag))
+	if agents == nil {
+		agents = []persistence.Agent{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
 	return nil
 }
 

@@ -31,9 +31,10 @@ type APIKey struct {
 }
 
 // ListAgents returns the account's agents that are not deleted, oldest first;
-// with agentID set, only that one.
+// with agentID set, only that one. AccountID is left empty: the agents are
+// rendered as they are, and the caller knows its account.
 func (s *Store) ListAgents(ctx context.Context, accountID, agentID string) ([]Agent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT a.id, a.account_id, a.name, a.email,
+	rows, err := s.pool.Query(ctx, `SELECT a.id, a.name, a.email,
 			coalesce(array_agg(ai.inbox_id ORDER BY ai.inbox_id) FILTER (WHERE ai.inbox_id IS NOT NULL), '{}')
 		FROM agents a LEFT JOIN agent_inboxes ai ON ai.agent_id = a.id
 		WHERE a.account_id = $1 AND a.deleted_at IS NULL AND ($2 = '' OR a.id = $2)
@@ -43,7 +44,7 @@ func (s *Store) ListAgents(ctx context.Context, accountID, agentID string) ([]Ag
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Agent, error) {
 		var ag Agent
-		err := r.Scan(&ag.ID, &ag.AccountID, &ag.Name, &ag.Email, &ag.InboxIDs)
+		err := r.Scan(&ag.ID, &ag.Name, &ag.Email, &ag.InboxIDs)
 		return ag, err
 	})
 	if err != nil {
