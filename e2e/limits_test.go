@@ -82,6 +82,10 @@ func TestRateLimitPerCredential(t *testing.T) {
 	if secs, err := strconv.Atoi(firstLimited.Header.Get("Retry-After")); err != nil || secs < 1 {
 		t.Fatalf("Retry-After %q: want whole seconds ≥ 1", firstLimited.Header.Get("Retry-After"))
 	}
+	metrics := string(c.do("GET", "/metrics", nil).Body)
+	if !strings.Contains(metrics, `rate_limited_total{kind="agent"}`) || strings.Contains(metrics, `rate_limited_total{kind="key"}`) {
+		t.Errorf("rate_limited_total should count the agent's refusals and none of the key's")
+	}
 	poll.Until(t, 10*time.Second, "the flooding agent's bucket to refill", func() bool {
 		return c.with(a.agentToken).do("GET", "/v1/inboxes", nil).Status == http.StatusOK
 	})

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-dev/switchboard/gateway/ratelimit"
 )
 
@@ -30,24 +32,34 @@ type Limits struct {
 // REST budget.
 type limiters struct {
 	agent, key, frames *ratelimit.Limiter
+	// refused counts what the limits turned away, by kind (agent, key, frame).
+	refused *prometheus.CounterVec
 }
 
-func newLimiters(l Limits) *limiters {
-	return &limiters{
+func newLimiters(l Limits, reg prometheus.Registerer) *limiters {
+	ls := &limiters{
 		agent:  ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
 		key:    ratelimit.New(l.KeyRate, int(l.KeyRate), 0),
 		frames: ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rate_limited_total", Help: "Requests (agent, key) and websocket frames (frame) refused by a per-credential rate limit.",
+		}, []string{"kind"}),
 	}
+	if reg != nil {
+		reg.MustRegister(ls.refused)
+	}
+	return ls
 }
 
 // allowRequest takes one request from p's bucket; over the limit it sets
 // Retry-After and returns the 429.
 func (s *Server) allowRequest(w http.ResponseWriter, p principal) error {
-	lim := s.limits.key
+	lim, kind := s.limits.key, "key"
 	if isAgent(p) {
-		lim = s.limits.agent
+		lim, kind = s.limits.agent, "agent"
 	}
 	if ok, wait := lim.Allow(p.CredentialID); !ok {
+		s.limits.refused.WithLabelValues(kind).Inc()
 		secs := ratelimit.RetryAfterSeconds(wait)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return errorf(codeRateLimited, "this credential is over its rate limit; retry in %d s", secs)
@@ -63,6 +75,7 @@ func (s *Server) allowFrame(ctx context.Context) error {
 		return nil
 	}
 	if ok, wait := s.limits.frames.Allow(p.CredentialID); !ok {
+		s.limits.refused.WithLabelValues("frame").Inc()
 		return errorf(codeRateLimited, "over %g frames/s; frame dropped, retry in %d s", s.cfg.Limits.AgentRate, ratelimit.RetryAfterSeconds(wait))
 	}
 	return nil

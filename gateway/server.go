@@ -85,7 +85,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s.metrics = newHTTPMetrics(d.Registry)
 	s.ws = newWSHub(cfg.WS)
-	s.limits = newLimiters(cfg.Limits)
+	s.limits = newLimiters(cfg.Limits, d.Registry)
 	s.wsCreds = newWSCredentials(cfg.Limits.WSPerCredential)
 	return s
 }
