@@ -62,7 +62,7 @@ func (s *Server) wsAuthenticated(next func(http.ResponseWriter, *http.Request) e
 			return s.authorize(w, r, secret, next)
 		}
 		secret := r.URL.Query().Get("access_token")
-		if !persistence.IsAgentToken(secret) {
+		if secret != "" && !persistence.IsAgentToken(secret) {
 			return errorf(codeUnauthorized, "access_token takes an agent token only")
 		}
 		return s.authorize(w, r, secret, next)
