@@ -19,7 +19,8 @@ import (
 // that carries it, at increasing rates (run with -benchtime=1x; each rate
 // runs for a few seconds).
 func BenchmarkWSFreshness(b *testing.B) {
-	n := testNode(b)
+	// One key holds all 40 connections: lift its per-credential cap.
+	n := testNode(b, func(c *server.Config) { c.Limits.WSPerCredential = 100 })
 	c := api{t: b, base: n.URL()}
 	tn := newTenant(b, c, "Bench")
 	k := c.with(tn.key)
@@ -122,7 +123,10 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 	const conns = 2000
 	raiseNoFile(b, 2*conns+1000)
 	// The bare clients answer no pings: keep the keepalive out of the way.
-	n := testNode(b, func(c *server.Config) { c.WS.PingInterval = time.Hour; c.WS.IdleTimeout = 2 * time.Hour })
+	// One key holds every connection: lift its per-credential cap.
+	n := testNode(b, func(c *server.Config) {
+		c.WS.PingInterval, c.WS.IdleTimeout, c.Limits.WSPerCredential = time.Hour, 2*time.Hour, 2*conns
+	})
 	c := api{t: b, base: n.URL()}
 	tn := newTenant(b, c, "Bench")
 	addr := strings.TrimPrefix(n.URL(), "http://")
@@ -161,7 +165,7 @@ func rawWS(tb testing.TB, addr, token, inbox string) net.Conn {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fmt.Fprintf(conn, "GET /v1/ws?access_token=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+	fmt.Fprintf(conn, "GET /v1/ws HTTP/1.1\r\nAuthorization: Bearer %s\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", token, addr)
 	br := bufio.NewReaderSize(conn, 256)
 	status, err := br.ReadString('\n')

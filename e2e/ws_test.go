@@ -403,7 +403,8 @@ func TestWSIsolation(t *testing.T) {
 func TestWSManyConnections(t *testing.T) {
 	const conns, inboxes = 2000, 20
 	raiseNoFile(t, 3*conns+1000)
-	n := testNode(t)
+	// One key holds every connection: lift its per-credential cap.
+	n := testNode(t, func(c *server.Config) { c.Limits.WSPerCredential = conns })
 	c := api{t: t, base: n.URL()}
 	tn := newTenant(t, c, "Acme")
 	k := c.with(tn.key)

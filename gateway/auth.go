@@ -39,26 +39,51 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// authenticated resolves the API key or agent token (header, or
-// ?access_token= for websockets, which browsers cannot give headers).
+// authenticated resolves the API key or agent token of the Authorization
+// header and takes one request from the credential's rate limit. A token in
+// the query string is refused outright: URLs end up in logs and histories,
+// so only the websocket, which browsers cannot give headers, accepts one.
 func (s *Server) authenticated(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		secret := bearer(r)
-		if secret == "" {
-			secret = r.URL.Query().Get("access_token")
+		if r.URL.Query().Has("access_token") {
+			return errorf(codeUnauthorized, "access_token is accepted on GET /v1/ws only; send Authorization: Bearer")
 		}
-		if secret == "" {
-			return errUnauthorized
-		}
-		p, err := s.store.Authenticate(r.Context(), secret)
-		if errors.Is(err, persistence.ErrUnauthorized) {
-			return errUnauthorized
-		}
-		if err != nil {
-			return errorf(codeUnavailable, "authentication unavailable")
-		}
-		return next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		return s.authorize(w, r, bearer(r), next)
 	})
+}
+
+// wsAuthenticated is authenticated for GET /v1/ws: the header, or else
+// ?access_token= with an agent token (never an API key, which is not meant
+// to sit in a browser).
+func (s *Server) wsAuthenticated(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		r = r.WithContext(s.wsCreds.noteGeneration(r.Context()))
+		if secret := bearer(r); secret != "" {
+			return s.authorize(w, r, secret, next)
+		}
+		secret := r.URL.Query().Get("access_token")
+		if secret != "" && !persistence.IsAgentToken(secret) {
+			return errorf(codeUnauthorized, "access_token takes an agent token only")
+		}
+		return s.authorize(w, r, secret, next)
+	})
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, secret string, next func(http.ResponseWriter, *http.Request) error) error {
+	if secret == "" {
+		return errUnauthorized
+	}
+	p, err := s.store.Authenticate(r.Context(), secret)
+	if errors.Is(err, persistence.ErrUnauthorized) {
+		return errUnauthorized
+	}
+	if err != nil {
+		return errorf(codeUnavailable, "authentication unavailable")
+	}
+	if err := s.allowRequest(w, p); err != nil {
+		return err
+	}
+	return next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
 
 // admin accepts the admin token only.

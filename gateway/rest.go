@@ -27,7 +27,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"account": map[string]string{"id": acc.ID, "name": acc.Name}, "api_key": key})
+	writeJSON(w, http.StatusCreated, map[string]any{"account": map[string]string{"id": acc.ID, "name": acc.Name}, "api_key": key, "api_key_id": acc.APIKeyID})
 	return nil
 }
 

@@ -31,6 +31,8 @@ type Config struct {
 	AllowedOrigins []string
 	// WS tunes websocket sessions; zero values take the defaults.
 	WS WSConfig
+	// Limits are the per-credential rate limits (limits.go).
+	Limits Limits
 }
 
 // Server serves the API. Create it with New and mount Handler().
@@ -59,6 +61,8 @@ type Server struct {
 	routes        []string // the patterns Handler serves, for Routes
 
 	hooks *webhookAPI
+	limits        *limiters
+	wsCreds       *wsCredentials
 }
 
 type convRef struct{ accountID, inboxID string }
@@ -93,6 +97,8 @@ func New(cfg Config, d Deps) *Server {
 		lagP99: newWindowQuantile(d.Registry, webhooks.LagMetric)}
 	s.metrics = newHTTPMetrics(d.Registry)
 	s.ws = newWSHub(cfg.WS)
+	s.limits = newLimiters(cfg.Limits, d.Registry)
+	s.wsCreds = newWSCredentials(cfg.Limits.WSPerCredential)
 	return s
 }
 
@@ -132,13 +138,20 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/conversations/{id}", s.authenticated(s.getConversation))
 	route("GET /v1/conversations/{id}/messages", s.authenticated(s.listMessages))
 	route("GET /v1/search", s.authenticated(s.searchMessages))
-	route("GET /v1/ws", s.authenticated(s.websocket))
 	route("POST /v1/conversations/{id}/messages/{message_id}/status", s.authenticated(s.messageStatus))
 	route("POST /v1/webhooks", s.authenticated(s.createWebhook))
 	route("GET /v1/webhooks", s.authenticated(s.listWebhooks))
 	route("DELETE /v1/webhooks/{id}", s.authenticated(s.deleteWebhook))
 	route("GET /v1/webhooks/{id}/deliveries", s.authenticated(s.listDeliveries))
 	route("POST /v1/webhooks/{id}/deliveries/{event_id}/retry", s.authenticated(s.retryDelivery))
+	route("GET /v1/agents", s.authenticated(s.listAgents))
+	route("DELETE /v1/agents/{agent_id}", s.authenticated(s.deleteAgent))
+	route("POST /v1/agents/{agent_id}/tokens", s.authenticated(s.createAgentToken))
+	route("DELETE /v1/agents/{agent_id}/tokens", s.authenticated(s.revokeAgentTokens))
+	route("POST /v1/api-keys", s.authenticated(s.createAPIKey))
+	route("GET /v1/api-keys", s.authenticated(s.listAPIKeys))
+	route("DELETE /v1/api-keys/{id}", s.authenticated(s.deleteAPIKey))
+	route("GET /v1/ws", s.wsAuthenticated(s.websocket))
 
 	route("GET /{$}", s.page("console.html"))
 	route("GET /admin/{$}", s.page("admin.html"))

@@ -150,6 +150,7 @@ type wsConn struct {
 	lastRead atomic.Int64 // unix nanos of the last frame or pong
 	timer    *time.Timer
 	once     sync.Once
+	slot     *wsSlot // the credential's place (ws_creds.go)
 }
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
@@ -157,14 +158,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		return errorf(codeUnavailable, "websockets need a cluster member")
 	}
 	cfg := &s.ws.cfg
+	slot, err := s.wsCreds.reserve(r.Context())
+	if err != nil {
+		return err
+	}
 	if n := s.wsConnections.Add(1); n > int64(cfg.MaxConnections) {
 		s.wsConnections.Add(-1)
+		slot.release()
 		return errorf(codeUnavailable, "this node holds its maximum of %d websocket connections; retry on another node or later", cfg.MaxConnections)
 	}
 	counted := true
 	defer func() {
 		if counted {
 			s.wsConnections.Add(-1)
+			slot.release()
 		}
 	}()
 	s.ws.mu.Lock()
@@ -209,6 +216,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	s.ws.conns[wc] = struct{}{}
 	s.ws.mu.Unlock()
 	counted = false // released by wc.shutdown
+	if wc.slot = slot; slot.attach(wc) {
+		go s.recheckWebsockets(ctx, wc)
+	}
 	wc.timer = time.AfterFunc(cfg.PingInterval, wc.keepalive)
 	// A fresh goroutine rather than this handler's: its stack starts small,
 	// which matters when a node holds tens of thousands of idle connections.
@@ -267,7 +277,7 @@ func (wc *wsConn) readLoop() {
 		} else if err == nil {
 			if typ != websocket.MessageText {
 				wc.sendError(nil, errorf(codeInvalid, "frames are JSON text, not binary"))
-			} else {
+			} else if wc.admitFrame(buf.Bytes()) {
 				wc.handle(buf.Bytes())
 			}
 		}
@@ -328,6 +338,7 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 		delete(wc.s.ws.conns, wc)
 		wc.s.ws.mu.Unlock()
 		wc.s.wsConnections.Add(-1)
+		wc.slot.release()
 		if code == websocket.StatusNormalClosure && reason == "" {
 			_ = wc.c.CloseNow() // the peer went away: no handshake to wait for
 			return

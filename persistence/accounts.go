@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,12 +16,17 @@ import (
 const (
 	apiKeyPrefix     = "sk_"
 	agentTokenPrefix = "at_"
+	// Public ids of the credentials (not secret).
+	apiKeyIDPrefix = "key_"
+	tokenIDPrefix  = "tok_"
 )
 
 // Account is a tenant.
 type Account struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// APIKeyID is the id of the key CreateAccount made with the account.
+	APIKeyID string `json:"-"`
 }
 
 // Inbox is one phone number / channel endpoint of an account.
@@ -46,11 +50,13 @@ type Agent struct {
 
 // Principal is who a credential authenticates. AgentID is "" for an account
 // API key, which may use every inbox of the account; an agent may use only
-// InboxIDs.
+// InboxIDs. CredentialID names the key or token itself (rate limits and
+// revocation are per credential), never its secret.
 type Principal struct {
-	AccountID string
-	AgentID   string
-	InboxIDs  []string
+	AccountID    string
+	AgentID      string
+	InboxIDs     []string
+	CredentialID string
 }
 
 // CanUseInbox reports whether the principal may act on the inbox, given the
@@ -62,25 +68,20 @@ func (p Principal) CanUseInbox(accountID, inboxID string) bool {
 	return p.AgentID == "" || slices.Contains(p.InboxIDs, inboxID)
 }
 
-func (p Principal) clone() Principal {
-	p.InboxIDs = slices.Clone(p.InboxIDs)
-	return p
-}
-
 // CreateAccount creates an account and its API key. The key is returned once
 // and only its hash is stored.
 func (s *Store) CreateAccount(ctx context.Context, name string) (Account, string, error) {
 	if strings.TrimSpace(name) == "" {
 		return Account{}, "", fmt.Errorf("persistence: create account: empty name: %w", ErrInvalid)
 	}
-	a := Account{ID: newID("acc_"), Name: name}
+	a := Account{ID: newID("acc_"), Name: name, APIKeyID: newID(apiKeyIDPrefix)}
 	key := newSecret(apiKeyPrefix)
 	h := sha256.Sum256([]byte(key))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, name) VALUES ($1, $2)`, a.ID, a.Name); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_hash, account_id) VALUES ($1, $2)`, h[:], a.ID)
+		_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, key_hash, account_id) VALUES ($1, $2, $3)`, a.APIKeyID, h[:], a.ID)
 		return err
 	})
 	if err != nil {
@@ -174,7 +175,7 @@ func (s *Store) CreateAgent(ctx context.Context, accountID, name, email string, 
 		if tag.RowsAffected() != int64(len(ids)) {
 			return fmt.Errorf("inbox outside account %s: %w", accountID, ErrNotFound)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO agent_tokens (token_hash, agent_id) VALUES ($1, $2)`, h[:], ag.ID)
+		_, err = tx.Exec(ctx, `INSERT INTO agent_tokens (id, token_hash, agent_id) VALUES ($1, $2, $3)`, newID(tokenIDPrefix), h[:], ag.ID)
 		return err
 	})
 	if err != nil {
@@ -183,29 +184,33 @@ func (s *Store) CreateAgent(ctx context.Context, accountID, name, email string, 
 	return ag, token, nil
 }
 
+// IsAgentToken reports whether secret has the form of an agent token (not
+// whether it is valid).
+func IsAgentToken(secret string) bool { return strings.HasPrefix(secret, agentTokenPrefix) }
+
 // Authenticate resolves an API key or agent token to its principal, or
 // ErrUnauthorized. Secrets are looked up by SHA-256: they are 256-bit random
-// values, so a slow password hash would only add latency.
+// values, so a slow password hash would only add latency. Nothing is cached:
+// a deleted key or revoked token must fail at once on every node, and one
+// primary-key lookup per request is cheaper than making a cache coherent
+// across nodes (BenchmarkAuthenticate).
 func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, error) {
 	isKey := strings.HasPrefix(secret, apiKeyPrefix)
 	if !isKey && !strings.HasPrefix(secret, agentTokenPrefix) || len(secret) > 128 {
 		return Principal{}, fmt.Errorf("persistence: authenticate: unknown credential format: %w", ErrUnauthorized)
 	}
 	h := sha256.Sum256([]byte(secret))
-	now := time.Now()
-	if p, ok := s.auth.get(h, now); ok {
-		return p, nil
-	}
 	var p Principal
 	var err error
 	if isKey {
-		err = s.pool.QueryRow(ctx, `SELECT account_id FROM api_keys WHERE key_hash = $1`, h[:]).Scan(&p.AccountID)
+		err = s.pool.QueryRow(ctx, `SELECT account_id, id FROM api_keys WHERE key_hash = $1`, h[:]).Scan(&p.AccountID, &p.CredentialID)
 	} else {
-		err = s.pool.QueryRow(ctx, `SELECT a.account_id, a.id,
+		err = s.pool.QueryRow(ctx, `SELECT a.account_id, a.id, t.id,
 				coalesce(array_agg(ai.inbox_id ORDER BY ai.inbox_id) FILTER (WHERE ai.inbox_id IS NOT NULL), '{}')
 			FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
 			LEFT JOIN agent_inboxes ai ON ai.agent_id = a.id
-			WHERE t.token_hash = $1 GROUP BY a.account_id, a.id`, h[:]).Scan(&p.AccountID, &p.AgentID, &p.InboxIDs)
+			WHERE t.token_hash = $1 AND a.deleted_at IS NULL GROUP BY a.account_id, a.id, t.id`, h[:]).
+			Scan(&p.AccountID, &p.AgentID, &p.CredentialID, &p.InboxIDs)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, fmt.Errorf("persistence: authenticate: %w", ErrUnauthorized)
@@ -213,7 +218,6 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, err
 	if err != nil {
 		return Principal{}, fmt.Errorf("persistence: authenticate: %w", err)
 	}
-	s.auth.put(h, p, now)
 	return p, nil
 }
 

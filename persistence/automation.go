@@ -166,7 +166,7 @@ func (s *Store) SetAgentStatus(ctx context.Context, accountID, agentID, status s
 	}
 	ag := Agent{ID: agentID, AccountID: accountID}
 	err := s.pool.QueryRow(ctx, `WITH upd AS (
-			UPDATE agents SET status = $3 WHERE id = $1 AND account_id = $2 RETURNING id, name, email, status
+			UPDATE agents SET status = $3 WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING id, name, email, status
 		)
 		SELECT upd.name, upd.email, upd.status,
 			coalesce((SELECT array_agg(inbox_id ORDER BY inbox_id) FROM agent_inboxes WHERE agent_id = upd.id), '{}')

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,8 +76,6 @@ type Store struct {
 	// JournalRowsRead counts journal rows LoadEvents has read, so tests can
 	// prove that activation reads only the tail after the snapshot.
 	JournalRowsRead atomic.Int64
-
-	auth authCache
 }
 
 // Open connects a pool. Without pool_max_conns in the URL the pool is sized
@@ -101,9 +98,7 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("persistence: open: ping: %w", err)
 	}
-	s := &Store{pool: pool}
-	s.auth.init(authCacheSize, authCacheTTL)
-	return s, nil
+	return &Store{pool: pool}, nil
 }
 
 // Pool is the underlying connection pool (the Writer and the indexer use it).
@@ -135,65 +130,4 @@ func newSecret(prefix string) string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return prefix + lowerBase32.EncodeToString(b[:])
-}
-
-// authCache remembers successful authentications for a short time: every
-// request authenticates, and the principal of a credential only changes when
-// it is created. Only successes are cached, so a junk-token flood cannot
-// evict real entries faster than it could by hitting the database.
-type authCache struct {
-	mu      sync.Mutex
-	entries map[[32]byte]authEntry
-	size    int
-	ttl     time.Duration
-}
-
-type authEntry struct {
-	p       Principal
-	expires time.Time
-}
-
-const (
-	authCacheSize = 10000
-	authCacheTTL  = 30 * time.Second
-)
-
-func (c *authCache) init(size int, ttl time.Duration) {
-	c.entries = make(map[[32]byte]authEntry)
-	c.size, c.ttl = size, ttl
-}
-
-func (c *authCache) get(h [32]byte, now time.Time) (Principal, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[h]
-	if !ok {
-		return Principal{}, false
-	}
-	if now.After(e.expires) {
-		delete(c.entries, h)
-		return Principal{}, false
-	}
-	return e.p.clone(), true
-}
-
-func (c *authCache) put(h [32]byte, p Principal, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.size {
-		// Expired entries go first; if none, evict arbitrary ones (map order
-		// is random), which is good enough for a cache this small and short.
-		for k, e := range c.entries {
-			if now.After(e.expires) {
-				delete(c.entries, k)
-			}
-		}
-		for k := range c.entries {
-			if len(c.entries) < c.size {
-				break
-			}
-			delete(c.entries, k)
-		}
-	}
-	c.entries[h] = authEntry{p: p.clone(), expires: now.Add(c.ttl)}
 }

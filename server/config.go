@@ -46,6 +46,12 @@ type Config struct {
 	WebhookAllowPrivate bool
 	// Webhooks tunes the deliverer (tests shorten its waits).
 	Webhooks webhooks.Config
+	// Limits per credential: SWITCHBOARD_RATE_AGENT, SWITCHBOARD_RATE_KEY,
+	// SWITCHBOARD_WS_MAX_PER_CREDENTIAL.
+	Limits gateway.Limits
+	// HTTPTimeouts bound slow clients (headers, body, idle keep-alive); zero
+	// values take the defaults of API.md, tests shorten them.
+	HTTPTimeouts gateway.Timeouts
 
 	// ClusterAgent, set by tests, makes nodes of one process one cluster.
 	ClusterAgent *test.InMemAgent
@@ -76,6 +82,16 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("not an integer: %q", v)
 			}
 			*p = n
+			return nil
+		}
+	}
+	rate := func(p *float64) func(string) error {
+		return func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return fmt.Errorf("not a rate per second ≥ 0: %q", v)
+			}
+			*p = f
 			return nil
 		}
 	}
@@ -123,6 +139,9 @@ func (c *Config) settings() []setting {
 		{"SECRET_KEY", "key sealing webhook secrets at rest: base64 of 32 bytes (openssl rand -base64 32)", "", str(&c.SecretKey)},
 		{"WEBHOOK_ALLOW_PRIVATE", "allow webhook destinations on loopback, private and link-local addresses", "false", boolean(&c.WebhookAllowPrivate)},
 		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
+		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s (0 = none)", "20", rate(&c.Limits.AgentRate)},
+		{"RATE_KEY", "requests/s per account API key (0 = none)", "10000", rate(&c.Limits.KeyRate)},
+		{"WS_MAX_PER_CREDENTIAL", "websockets one credential holds open on a node (more get 429)", "20", num(&c.Limits.WSPerCredential)},
 	}
 }
 
@@ -169,6 +188,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := webhooks.NewSealer(c.SecretKey); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Limits.WSPerCredential < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_WS_MAX_PER_CREDENTIAL must be at least 1"))
 	}
 	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))

@@ -42,6 +42,9 @@ type Node struct {
 	served   chan struct{} // closed when the HTTP server returns
 	serveErr error
 
+	stopRevocations context.CancelFunc
+	revocationsDone chan struct{}
+
 	backend     search.Backend
 	indexer     *indexer.Indexer
 	stopIndexer context.CancelFunc
@@ -118,7 +121,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	engine := actors.NewEngine(deps)
 	n.startAutomation(deps, engine, reg)
 
-	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: n.indexer, Search: n.backend,
 		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
@@ -131,10 +134,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	n.listener = ln
-	n.http = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Slow clients are cut (API.md): headers, then the body, each within its
+	// time; idle keep-alive connections close.
+	to := cfg.HTTPTimeouts.WithDefaults()
+	n.http = &http.Server{Handler: gateway.BodyDeadline(gw.Handler(), to.Body), ReadHeaderTimeout: to.Header, IdleTimeout: to.Idle,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	// Shutdown does not track hijacked connections: close websockets with it.
 	n.http.RegisterOnShutdown(gw.CloseWebsockets)
 	n.gw = gw
+	// Revocations on other nodes close this node's websockets too.
+	revCtx, stopRev := context.WithCancel(context.Background())
+	n.stopRevocations, n.revocationsDone = stopRev, make(chan struct{})
+	go func() { defer close(n.revocationsDone); gw.FollowRevocations(revCtx) }()
 	go func() { n.serveErr = n.http.Serve(ln); close(n.served) }()
 	return n, nil
 }
@@ -194,6 +205,8 @@ func (n *Node) Stop(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	n.stopAutomationNow()
+	n.stopRevocations()
+	<-n.revocationsDone
 	n.member.Stop()
 	if err := n.closeStorage(); err != nil {
 		errs = append(errs, err)

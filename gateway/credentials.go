@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/persistence"
+)
+
+// The credential endpoints of API.md "Set-up": agents listed and deleted,
+// agent tokens issued and revoked, API keys issued, listed and deleted.
+// Every revocation closes the credential's websockets here at once, and on
+// the other nodes when the database's notice reaches them.
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	agents, err := s.store.ListAgents(r.Context(), p.AccountID, p.AgentID)
+	if err != nil {
+		return err
+	}
+	if agents == nil {
+		agents = []persistence.Agent{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
+	return nil
+}
+
+// agentTarget is the path's agent for an account-key-only endpoint.
+func agentTarget(r *http.Request) (principal, string, error) {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return p, "", errForbidden
+	}
+	return p, r.PathValue("agent_id"), nil
+}
+
+func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
+	p, id, err := agentTarget(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteAgent(r.Context(), p.AccountID, id); err != nil {
+		return agentErr(err)
+	}
+	s.closeRevoked(persistence.Revocation{AccountID: p.AccountID, AgentID: id})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error {
+	p, id, err := agentTarget(r)
+	if err != nil {
+		return err
+	}
+	token, err := s.store.CreateAgentToken(r.Context(), p.AccountID, id)
+	if err != nil {
+		return agentErr(err)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"token": token})
+	return nil
+}
+
+// revokeAgentTokens is for the account key, and for an agent signing itself
+// out everywhere.
+func (s *Server) revokeAgentTokens(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	id := r.PathValue("agent_id")
+	if isAgent(p) && p.AgentID != id {
+		return errForbidden
+	}
+	if err := s.store.RevokeAgentTokens(r.Context(), p.AccountID, id); err != nil {
+		return agentErr(err)
+	}
+	s.closeRevoked(persistence.Revocation{AccountID: p.AccountID, AgentID: id})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func agentErr(err error) error {
+	if errors.Is(err, persistence.ErrNotFound) {
+		return notFound("agent")
+	}
+	return err
+}
+
+func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return errForbidden
+	}
+	k, secret, err := s.store.CreateAPIKey(r.Context(), p.AccountID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": k.ID, "api_key": secret, "created_at": k.CreatedAt.UTC().Format(time.RFC3339Nano)})
+	return nil
+}
+
+func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return errForbidden
+	}
+	keys, err := s.store.ListAPIKeys(r.Context(), p.AccountID)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, map[string]any{"id": k.ID, "created_at": k.CreatedAt.UTC().Format(time.RFC3339Nano)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_keys": out})
+	return nil
+}
+
+func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	if isAgent(p) {
+		return errForbidden
+	}
+	id := r.PathValue("id")
+	err := s.store.DeleteAPIKey(r.Context(), p.AccountID, id)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return notFound("api key")
+	}
+	if err != nil {
+		return err
+	}
+	s.closeRevoked(persistence.Revocation{AccountID: p.AccountID, CredentialID: id})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

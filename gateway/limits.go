@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/gateway/ratelimit"
+)
+
+// Limits are the per-credential limits of API.md "Limits and bad input".
+// Rates are per second per credential, 0 = none; every limit is per node.
+type Limits struct {
+	// AgentRate limits each agent token's requests (bursts of twice the
+	// rate) and, separately, its websocket frames.
+	AgentRate float64
+	// KeyRate limits each account API key's requests (bursts of one second).
+	KeyRate float64
+	// WSPerCredential is the most websockets one credential holds open on a
+	// node; the next upgrade gets 429. Default 20.
+	WSPerCredential int
+}
+
+// limiters hold the token buckets of every credential kind; the kinds are
+// apart so that, for instance, an agent's websocket frames do not use up its
+// REST budget.
+type limiters struct {
+	agent, key, frames *ratelimit.Limiter
+	// refused counts what the limits turned away, by kind (agent, key, frame).
+	refused *prometheus.CounterVec
+}
+
+func newLimiters(l Limits, reg prometheus.Registerer) *limiters {
+	ls := &limiters{
+		agent:  ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
+		key:    ratelimit.New(l.KeyRate, int(l.KeyRate), 0),
+		frames: ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rate_limited_total", Help: "Requests (agent, key) and websocket frames (frame) refused by a per-credential rate limit.",
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(ls.refused)
+	}
+	return ls
+}
+
+// allowRequest takes one request from p's bucket; over the limit it sets
+// Retry-After and returns the 429.
+func (s *Server) allowRequest(w http.ResponseWriter, p principal) error {
+	lim, kind := s.limits.key, "key"
+	if isAgent(p) {
+		lim, kind = s.limits.agent, "agent"
+	}
+	if ok, wait := lim.Allow(p.CredentialID); !ok {
+		s.limits.refused.WithLabelValues(kind).Inc()
+		secs := ratelimit.RetryAfterSeconds(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return errorf(codeRateLimited, "this credential is over its rate limit; retry in %d s", secs)
+	}
+	return nil
+}
+
+// allowFrame takes one websocket frame from an agent's frame bucket; account
+// keys are limited per request only.
+func (s *Server) allowFrame(ctx context.Context) error {
+	p := principalFrom(ctx)
+	if !isAgent(p) {
+		return nil
+	}
+	if ok, wait := s.limits.frames.Allow(p.CredentialID); !ok {
+		s.limits.refused.WithLabelValues("frame").Inc()
+		return errorf(codeRateLimited, "over %g frames/s; frame dropped, retry in %d s", s.cfg.Limits.AgentRate, ratelimit.RetryAfterSeconds(wait))
+	}
+	return nil
+}
+
+// Timeouts bound how long a client may take to send a request (API.md "Slow
+// clients"). Zero values take the defaults.
+type Timeouts struct {
+	// Header: the request line and headers. Default 10s.
+	Header time.Duration
+	// Body: the body, counted from the end of the headers. Default 30s.
+	Body time.Duration
+	// Idle: a keep-alive connection waiting for its next request. Default 120s.
+	Idle time.Duration
+}
+
+// WithDefaults fills the zero values.
+func (t Timeouts) WithDefaults() Timeouts {
+	if t.Header <= 0 {
+		t.Header = 10 * time.Second
+	}
+	if t.Body <= 0 {
+		t.Body = 30 * time.Second
+	}
+	if t.Idle <= 0 {
+		t.Idle = 120 * time.Second
+	}
+	return t
+}
+
+// BodyDeadline wraps the node's handler: a body must arrive within d of the
+// headers. http.Server.ReadTimeout cannot say that (it counts from the
+// first byte, headers included), and it would also cut every handler that
+// runs longer (net/http cancels a request whose connection's read deadline
+// passes). So the deadline is set only while a body is being read, and
+// cleared once it is whole; requests without a body, and websocket
+// upgrades, whose connection outlives the request, get none.
+func BodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 || isUpgrade(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+		r.Body = &deadlineBody{ReadCloser: r.Body, whole: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody calls whole once its body has been read to the end.
+type deadlineBody struct {
+	io.ReadCloser
+	whole func()
+	once  sync.Once
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.whole)
+	}
+	return n, err
+}
+
+func isUpgrade(r *http.Request) bool {
+	for _, v := range r.Header.Values("Connection") {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}

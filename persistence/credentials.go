@@ -1,0 +1,242 @@
+package persistence
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RevocationChannel is the PostgreSQL NOTIFY channel on which a revocation is
+// announced, in the transaction that revokes: every node closes the
+// websockets of the credentials it names (HTTP requests need no notice,
+// since Authenticate caches nothing).
+const RevocationChannel = "credentials_revoked"
+
+// Revocation names what stopped working: one credential (CredentialID), or
+// every credential of an agent (AgentID).
+type Revocation struct {
+	AccountID    string `json:"account_id"`
+	AgentID      string `json:"agent_id,omitempty"`
+	CredentialID string `json:"credential_id,omitempty"`
+}
+
+// APIKey is a listed API key (its secret is shown only when created).
+type APIKey struct {
+	ID        string
+	CreatedAt time.Time
+}
+
+// ListAgents returns the account's agents that are not deleted, oldest first;
+// with agentID set, only that one. AccountID is left empty: the agents are
+// rendered as they are, and the caller knows its account.
+func (s *Store) ListAgents(ctx context.Context, accountID, agentID string) ([]Agent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.id, a.name, a.email, a.status,
+			coalesce(array_agg(ai.inbox_id ORDER BY ai.inbox_id) FILTER (WHERE ai.inbox_id IS NOT NULL), '{}')
+		FROM agents a LEFT JOIN agent_inboxes ai ON ai.agent_id = a.id
+		WHERE a.account_id = $1 AND a.deleted_at IS NULL AND ($2 = '' OR a.id = $2)
+		GROUP BY a.id ORDER BY a.created_at, a.id`, accountID, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("persistence: list agents of %s: %w", accountID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Agent, error) {
+		var ag Agent
+		err := r.Scan(&ag.ID, &ag.Name, &ag.Email, &ag.Status, &ag.InboxIDs)
+		return ag, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("persistence: list agents of %s: %w", accountID, err)
+	}
+	return out, nil
+}
+
+// DeleteAgent deletes an agent of the account: its tokens and inbox
+// memberships go, the row stays (conversations keep it as their assignee).
+// ErrNotFound when there is no such live agent in the account.
+func (s *Store) DeleteAgent(ctx context.Context, accountID, agentID string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE agents SET deleted_at = now() WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`,
+			agentID, accountID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM agent_tokens WHERE agent_id = $1`, agentID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM agent_inboxes WHERE agent_id = $1`, agentID); err != nil {
+			return err
+		}
+		return notifyRevocation(ctx, tx, Revocation{AccountID: accountID, AgentID: agentID})
+	})
+	if err != nil {
+		return fmt.Errorf("persistence: delete agent: %w", err)
+	}
+	return nil
+}
+
+// CreateAgentToken gives a live agent of the account a further token, returned
+// once (only its hash is stored).
+func (s *Store) CreateAgentToken(ctx context.Context, accountID, agentID string) (string, error) {
+	token := newSecret(agentTokenPrefix)
+	h := sha256.Sum256([]byte(token))
+	tag, err := s.pool.Exec(ctx, `INSERT INTO agent_tokens (id, token_hash, agent_id)
+		SELECT $1, $2, id FROM agents WHERE id = $3 AND account_id = $4 AND deleted_at IS NULL`,
+		newID(tokenIDPrefix), h[:], agentID, accountID)
+	if err != nil {
+		return "", fmt.Errorf("persistence: create agent token: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return "", fmt.Errorf("persistence: create agent token: agent %s: %w", agentID, ErrNotFound)
+	}
+	return token, nil
+}
+
+// RevokeAgentTokens deletes every token of a live agent of the account.
+func (s *Store) RevokeAgentTokens(ctx context.Context, accountID, agentID string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var live bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`,
+			agentID, accountID).Scan(&live)
+		if err != nil {
+			return err
+		}
+		if !live {
+			return fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM agent_tokens WHERE agent_id = $1`, agentID); err != nil {
+			return err
+		}
+		return notifyRevocation(ctx, tx, Revocation{AccountID: accountID, AgentID: agentID})
+	})
+	if err != nil {
+		return fmt.Errorf("persistence: revoke agent tokens: %w", err)
+	}
+	return nil
+}
+
+// CreateAPIKey adds an API key to the account; the secret is returned once.
+func (s *Store) CreateAPIKey(ctx context.Context, accountID string) (APIKey, string, error) {
+	key := newSecret(apiKeyPrefix)
+	h := sha256.Sum256([]byte(key))
+	k := APIKey{ID: newID(apiKeyIDPrefix)}
+	err := s.pool.QueryRow(ctx, `INSERT INTO api_keys (id, key_hash, account_id) VALUES ($1, $2, $3) RETURNING created_at`,
+		k.ID, h[:], accountID).Scan(&k.CreatedAt)
+	if isForeignKeyViolation(err) {
+		return APIKey{}, "", fmt.Errorf("persistence: create api key: account %s: %w", accountID, ErrNotFound)
+	}
+	if err != nil {
+		return APIKey{}, "", fmt.Errorf("persistence: create api key: %w", err)
+	}
+	return k, key, nil
+}
+
+// ListAPIKeys returns the account's keys, oldest first.
+func (s *Store) ListAPIKeys(ctx context.Context, accountID string) ([]APIKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, created_at FROM api_keys WHERE account_id = $1 ORDER BY created_at, id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("persistence: list api keys of %s: %w", accountID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[APIKey])
+	if err != nil {
+		return nil, fmt.Errorf("persistence: list api keys of %s: %w", accountID, err)
+	}
+	return out, nil
+}
+
+// DeleteAPIKey deletes a key of the account (ErrNotFound if it has none by
+// that id). The account's last key may go too: that is the owner's call.
+func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM api_keys WHERE id = $1 AND account_id = $2`, keyID, accountID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("api key %s: %w", keyID, ErrNotFound)
+		}
+		return notifyRevocation(ctx, tx, Revocation{AccountID: accountID, CredentialID: keyID})
+	})
+	if err != nil {
+		return fmt.Errorf("persistence: delete api key: %w", err)
+	}
+	return nil
+}
+
+// CredentialLive reports whether the key or token with this id still exists
+// (and, for a token, its agent is not deleted).
+func (s *Store) CredentialLive(ctx context.Context, credentialID string) (bool, error) {
+	var live bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)
+		OR EXISTS (SELECT 1 FROM agent_tokens t JOIN agents a ON a.id = t.agent_id WHERE t.id = $1 AND a.deleted_at IS NULL)`,
+		credentialID).Scan(&live)
+	if err != nil {
+		return false, fmt.Errorf("persistence: credential %s: %w", credentialID, err)
+	}
+	return live, nil
+}
+
+func notifyRevocation(ctx context.Context, tx pgx.Tx, r Revocation) error {
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, RevocationChannel, string(payload))
+	return err
+}
+
+// FollowRevocations calls revoked for every revocation announced by any node
+// until ctx ends. A notification sent while no connection listens is lost, so
+// after every (re)connection, once listening, it calls resync: the caller
+// re-checks what it holds (CredentialLive). Connection failures are retried
+// with backoff; the returned error is ctx's.
+func (s *Store) FollowRevocations(ctx context.Context, revoked func(Revocation), resync func(context.Context)) error {
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
+	for {
+		// Whatever the error, the next round reconnects and resyncs.
+		if listened, _ := s.listenRevocations(ctx, revoked, resync); listened {
+			backoff = firstBackoff
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// listenRevocations reports whether it got as far as listening.
+func (s *Store) listenRevocations(ctx context.Context, revoked func(Revocation), resync func(context.Context)) (bool, error) {
+	// A connection of its own: a pooled one held forever would shrink the pool.
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return false, fmt.Errorf("persistence: follow revocations: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+RevocationChannel); err != nil {
+		return false, fmt.Errorf("persistence: follow revocations: listen: %w", err)
+	}
+	resync(ctx)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, fmt.Errorf("persistence: follow revocations: %w", err)
+		}
+		var r Revocation
+		if json.Unmarshal([]byte(n.Payload), &r) != nil {
+			resync(ctx) // not ours to parse: re-check everything instead
+			continue
+		}
+		revoked(r)
+	}
+}
