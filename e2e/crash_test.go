@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,9 +35,11 @@ type crashServer struct {
 // buildSwitchboard compiles this package's binary once for the test.
 func buildSwitchboard(t *testing.T) string {
 	t.Helper()
+	// go test puts its own GOROOT/bin first on PATH, so this finds the
+	// toolchain that is running the test.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go toolchain: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "switchboard")
 	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
