@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -100,26 +101,27 @@ func startSwitchboard(t *testing.T, bin, dbURL, name string) *crashServer {
 			<-s.exited
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, s.tail())
+		}
+	}()
+	// Readiness is announced only by /readyz; an exit ends the wait early.
+	poll.Until(t, 60*time.Second, name+" to be ready", func() bool {
 		select {
 		case <-s.exited:
-			t.Fatalf("%s exited before it was ready: %v\n%s", name, s.err, s.tail())
+			t.Fatalf("%s exited before it was ready: %v", name, s.err)
 		default:
 		}
 		res, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60s\n%s", name, s.tail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	return s
 }
 
 func (s *crashServer) tail() string {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -152,14 +153,10 @@ type httpMetrics struct {
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "http_request_duration_seconds", Help: "REST request latency by route and status.",
+	return &httpMetrics{duration: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metrics.Namespace, Name: "http_request_duration_seconds", Help: "REST request latency by route and status.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
-	}, []string{"route", "code"})}
-	if reg != nil {
-		reg.MustRegister(m.duration)
-	}
-	return m
+	}, []string{"route", "code"}))}
 }
 
 func (m *httpMetrics) instrument(route string, h http.Handler) http.Handler {

@@ -19,3 +19,21 @@ func Until(t testing.TB, within time.Duration, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// UntilSignaled fails t unless cond holds within the given time, checking it
+// once at first and then each time wake delivers: for conditions that an
+// event announces (a membership change, say) but whose event may have fired
+// before the caller subscribed. The caller subscribes before calling, so no
+// change can fall between the first check and the wait.
+func UntilSignaled(t testing.TB, within time.Duration, what string, wake <-chan struct{}, cond func() bool) {
+	t.Helper()
+	timeout := time.NewTimer(within)
+	defer timeout.Stop()
+	for !cond() {
+		select {
+		case <-wake:
+		case <-timeout.C:
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+	}
+}
