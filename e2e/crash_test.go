@@ -33,7 +33,7 @@ type crashServer struct {
 	err    error
 }
 
-// buildSwitchboard compiles this package's binary once for the test.
+// buildSwitchboard compiles the switchboard binary for the test.
 func buildSwitchboard(t *testing.T) string {
 	t.Helper()
 	// go test puts its own GOROOT/bin first on PATH, so this finds the
@@ -43,7 +43,7 @@ func buildSwitchboard(t *testing.T) string {
 		t.Fatalf("go toolchain: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "switchboard")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/switchboard-dev/switchboard/cmd/switchboard").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
