@@ -29,6 +29,9 @@ type Config struct {
 	AllowedOrigins []string
 	// WS tunes websocket sessions; zero values take the defaults.
 	WS WSConfig
+	// CacheSize bounds each lookup cache (inboxes, conversations) in
+	// entries; zero takes DefaultCacheSize.
+	CacheSize int
 }
 
 // Server serves the API. Create it with New and mount Handler().
@@ -43,11 +46,8 @@ type Server struct {
 	metrics  *httpMetrics
 	started  time.Time
 
-	// Which account and inbox a thing belongs to never changes, so the
-	// answers are cached rather than read per request.
-	inboxes sync.Map // inbox id → persistence.Inbox
-	convs   sync.Map // conversation id → convRef
-	ingest  *rateMeter
+	refs   *refCache
+	ingest *rateMeter
 
 	indexer       Indexer
 	searcher      Searcher
@@ -55,8 +55,6 @@ type Server struct {
 	wsConnections atomic.Int64
 	ws            *wsHub
 }
-
-type convRef struct{ accountID, inboxID string }
 
 // Deps are the parts the gateway fronts.
 type Deps struct {
@@ -75,7 +73,7 @@ type Deps struct {
 // New builds a gateway.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
-		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
+		gatherer: d.Registry, started: time.Now(), refs: newRefCache(cfg.CacheSize), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
 		commitP99: newWindowQuantile(d.Registry, "commit_duration_seconds")}
 	if s.log == nil {
 		s.log = slog.Default()

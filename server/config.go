@@ -39,6 +39,9 @@ type Config struct {
 	LogLevel        string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
+	// GatewayCacheSize bounds the gateway's inbox and conversation lookup
+	// caches (entries each).
+	GatewayCacheSize int
 
 	// ClusterAgent, set by tests, makes nodes of one process one cluster.
 	ClusterAgent *test.InMemAgent
@@ -104,6 +107,7 @@ func (c *Config) settings() []setting {
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
 		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
 		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
+		{"GATEWAY_CACHE_SIZE", "inboxes and conversations (each) whose account and inbox the gateway keeps in memory", strconv.Itoa(gateway.DefaultCacheSize), num(&c.GatewayCacheSize)},
 	}
 }
 
@@ -150,6 +154,9 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))
+	}
+	if c.GatewayCacheSize < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_GATEWAY_CACHE_SIZE must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	deps.SetNode(member)
 	n.member = member
 
-	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, CacheSize: cfg.GatewayCacheSize}, gateway.Deps{
 		Store: store, Engine: actors.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: n.indexer, Search: n.backend,
 	})
