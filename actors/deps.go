@@ -81,7 +81,7 @@ func (d *Deps) Node() *cluster.Node { return d.node.Load() }
 var errNoNode = errors.New("actors: cluster member not started")
 
 // Metrics are the actors' own gauges and counters: the library does not
-// export mailbox lengths or per-kind activations (PROTOACTOR.md 9).
+// export mailbox lengths or per-kind activations.
 type Metrics struct {
 	Activations    *prometheus.GaugeVec
 	Passivations   prometheus.Counter

@@ -154,7 +154,7 @@ type crashAck struct {
 	} `json:"conversation"`
 }
 
-// TestCrashSafety is DESIGN.md invariant 2 end to end: the real binary takes
+// TestCrashSafety is invariant 2 (durable before visible, docs/architecture.md) end to end: the real binary takes
 // 2,000 inbound messages over 50 conversations from 16 concurrent clients
 // and is SIGKILLed mid-stream; restarted on the same database, it has every
 // acknowledged message exactly once, every conversation's versions

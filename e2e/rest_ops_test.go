@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Operations endpoints (API.md "Operations") and unknown paths.
+// Operations endpoints (the API's operations) and unknown paths.
 
 func TestRESTOperations(t *testing.T) {
 	f := newFixture(t)

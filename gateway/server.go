@@ -1,5 +1,5 @@
-// Package gateway is Switchboard's HTTP face: the REST API and websocket
-// sessions of API.md, authentication of its three credentials, the admin
+// Package gateway is Switchboard's HTTP face: the public REST API and
+// websocket sessions, authentication of its three credentials, the admin
 // API, health, metrics and the embedded web pages.
 package gateway
 

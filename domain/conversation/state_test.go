@@ -752,7 +752,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestContactJSON(t *testing.T) {
-	// API.md lists id, phone, email, handle, name: all present, null when unset.
+	// The API lists id, phone, email, handle, name: all present, null when unset.
 	raw, err := json.Marshal(Contact{ID: "ct_1", Email: "a@example.com"})
 	if err != nil {
 		t.Fatal(err)
