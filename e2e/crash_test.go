@@ -156,9 +156,10 @@ type crashAck struct {
 
 // TestCrashSafety is durable-before-visible (docs/architecture.md, invariant
 // 2) end to end: the real binary takes 2,000 inbound messages over 50
-// conversations from 16 concurrent clients and is SIGKILLed mid-stream; restarted on the same database, it has every
-// acknowledged message exactly once, every conversation's versions
-// contiguous from 1, and an inbox list that agrees with the journal.
+// conversations from 16 concurrent clients and is SIGKILLed mid-stream;
+// restarted on the same database, it has every acknowledged message exactly
+// once, every conversation's versions contiguous from 1, and an inbox list
+// that agrees with the journal.
 // Retrying the unacknowledged messages (same external_id) either creates
 // them (201) or answers with the original (200) — never a second copy.
 func TestCrashSafety(t *testing.T) {
