@@ -2,8 +2,8 @@
 # runs every test. Both install what they need first.
 GO ?= go
 # Packages whose tests start the protoactor runtime run without the race
-# detector (the library has races of its own); every other
-# package runs with it.
+# detector (the library has races of its own); every other package runs
+# with it.
 MODULE := github.com/switchboard-dev/switchboard
 ACTOR_PKGS := $(MODULE)/actors $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/e2e
 RACE_PKGS = $(filter-out $(ACTOR_PKGS),$(shell $(GO) list ./...))

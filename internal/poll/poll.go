@@ -1,6 +1,7 @@
-// Package poll waits in tests for conditions that no event announces
-// (index contents, metrics, membership): it re-checks until the condition
-// holds or the deadline passes.
+// Package poll is how tests wait: Until re-checks a condition that no event
+// announces (index contents, metrics, a port opening) until it holds or the
+// deadline passes; UntilSignaled re-checks one on each signal of the event
+// that changes it (a membership change), so it neither sleeps nor spins.
 package poll
 
 import (
