@@ -12,7 +12,7 @@ import (
 
 // TestActivationReadsSnapshotAndTail activates a conversation with 100,000
 // events in its journal and a snapshot 7 events behind the head: activation
-// reads the snapshot and exactly the 7 tail rows (DESIGN.md invariant 8).
+// reads the snapshot and exactly the 7 tail rows (docs/architecture.md, invariant 8).
 func TestActivationReadsSnapshotAndTail(t *testing.T) {
 	const events, tail = 100_000, 7
 	url := newDatabase(t)

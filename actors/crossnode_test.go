@@ -105,7 +105,7 @@ func fill(m protoreflect.Message, depth int) {
 // TestCrossNodeEveryMessage runs two nodes in one process (one shared test
 // agent, one cluster) and sends every actor message type from node A to
 // actors owned by node B, checking each reply. Plain Go structs would be
-// dropped by remoting (PROTOACTOR.md 1); these arrive and answer correctly.
+// dropped by remoting (docs/architecture.md); these arrive and answer correctly.
 func TestCrossNodeEveryMessage(t *testing.T) {
 	url := newDatabase(t)
 	agent := test.NewInMemAgent()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -82,7 +83,7 @@ func (d *Deps) Node() *cluster.Node { return d.node.Load() }
 var errNoNode = errors.New("actors: cluster member not started")
 
 // Metrics are the actors' own gauges and counters: the library does not
-// export mailbox lengths or per-kind activations (PROTOACTOR.md 9).
+// export mailbox lengths or per-kind activations.
 type Metrics struct {
 	Activations    *prometheus.GaugeVec
 	Passivations   prometheus.Counter
@@ -97,32 +98,30 @@ type Metrics struct {
 	inboxActive atomic.Int64
 }
 
-// NewMetrics registers the actor metrics on reg.
+// NewMetrics registers the actor metrics on reg (nil: not registered); a
+// second engine on the same registry shares them.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		Activations: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "actor_activations",
-			Help: "Live virtual-actor activations on this node, by kind."}, []string{"kind"}),
-		Passivations: prometheus.NewCounter(prometheus.CounterOpts{Name: "conversation_passivations_total",
-			Help: "Conversation actors stopped after being idle."}),
-		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "conversation_fenced_total",
-			Help: "Appends refused because a newer activation of the conversation exists."}),
-		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "actor_panics_total",
-			Help: "Panics turned into error replies, by kind."}, []string{"kind"}),
-		InboxDelivery: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inbox_summary_deliveries_total",
-			Help: "Summaries sent from conversations to inboxes, by result."}, []string{"result"}),
-		JournalReplay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "conversation_activation_replayed_events",
+	ns := metrics.Namespace
+	return &Metrics{
+		Activations: metrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "actor_activations",
+			Help: "Live virtual-actor activations on this node, by kind."}, []string{"kind"})),
+		Passivations: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "conversation_passivations_total",
+			Help: "Conversation actors stopped after being idle."})),
+		Fenced: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "conversation_fenced_total",
+			Help: "Appends refused because a newer activation of the conversation exists."})),
+		Panics: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_panics_total",
+			Help: "Panics turned into error replies, by kind."}, []string{"kind"})),
+		InboxDelivery: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "inbox_summary_deliveries_total",
+			Help: "Summaries sent from conversations to inboxes, by result."}, []string{"result"})),
+		JournalReplay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "conversation_activation_replayed_events",
 			Help:    "Journal events replayed on top of the snapshot when a conversation activates.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
-		ActivationTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "conversation_activation_seconds",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)})),
+		ActivationTime: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "conversation_activation_seconds",
 			Help:    "Time to restore a conversation (claim epoch, snapshot, tail).",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		Backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "actor_requests_in_flight",
-			Help: "Requests sent to actors and not yet answered, by kind: the mailbox backlog seen from outside."}, []string{"kind"}),
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})),
+		Backlog: metrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "actor_requests_in_flight",
+			Help: "Requests sent to actors and not yet answered, by kind: the mailbox backlog seen from outside."}, []string{"kind"})),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Activations, m.Passivations, m.Fenced, m.Panics, m.InboxDelivery, m.JournalReplay, m.ActivationTime, m.Backlog)
-	}
-	return m
 }
 
 // ActiveConversations is the number of conversation activations on this node.

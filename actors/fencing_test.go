@@ -15,7 +15,7 @@ import (
 )
 
 // TestFencingTwoActivations forces what disthash does on a membership change
-// or after a paused node resumes (PROTOACTOR.md 2): two live activations of
+// or after a paused node resumes (docs/architecture.md): two live activations of
 // one conversation against one database. Two clusters that cannot see each
 // other (separate agents) each activate the same identity. PostgreSQL is the
 // arbiter: the activation with the older epoch fails its append, stops, the

@@ -20,8 +20,8 @@ import (
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
-// These tests start the actor runtime: they run without -race (Makefile,
-// PROTOACTOR.md 10).
+// These tests start the actor runtime: they run without -race (Makefile; the
+// library has races of its own, docs/architecture.md).
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 

@@ -10,7 +10,7 @@ import (
 // recoverMiddleware turns a panic in a grain into an error reply and stops
 // the activation. Left alone, protoactor restarts the grain with a fresh
 // instance under the same PID, its state gone and the request unanswered
-// (PROTOACTOR.md 5); stopping instead makes the next request activate and
+// (docs/architecture.md); stopping instead makes the next request activate and
 // reload a clean one, and fencing keeps the two from both writing.
 func recoverMiddleware(deps *Deps, kind string, errReply func(error) any) actor.ReceiverMiddleware {
 	return func(next actor.ReceiverFunc) actor.ReceiverFunc {

@@ -33,7 +33,7 @@ func summaryChanged(t *testing.T, s conversation.Summary) *actorpb.SummaryChange
 
 // TestStaleNeverOverwritesFresh delivers a conversation's summaries out of
 // order to the inbox actor and to the read model: both keep the higher
-// version (DESIGN.md invariant 5).
+// version (docs/architecture.md, invariant 5).
 func TestStaleNeverOverwritesFresh(t *testing.T) {
 	url := newDatabase(t)
 	n := startNode(t, url, nil, Config{})

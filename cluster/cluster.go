@@ -1,6 +1,6 @@
 // Package cluster starts this node's protoactor-go cluster member and is the
 // one way the rest of Switchboard talks to virtual actors: Request, a small
-// wrapper with its own deadline and retries (PROTOACTOR.md: RequestFuture
+// wrapper with its own deadline and retries (docs/architecture.md: RequestFuture
 // options leak into a process-global default, and a dead letter is not
 // retried by the library for us).
 package cluster

@@ -15,6 +15,8 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
 // echoKind answers a StringValue with "<node address>:<identity>:<value>",
@@ -50,29 +52,30 @@ func startNode(t *testing.T, cfg Config) *Node {
 	return n
 }
 
-// awaitMembers polls the membership (it changes through gossip, which has
-// no event a test can subscribe to cheaply) until every node sees want.
+// awaitMembers waits until every node sees want members, re-checking on
+// each topology change any of them applies.
 func awaitMembers(t *testing.T, want int, nodes ...*Node) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok := true
+	wake := make(chan struct{}, 1)
+	for _, n := range nodes {
+		defer n.NotifyTopology(wake)()
+	}
+	converged := func() bool {
 		for _, n := range nodes {
 			if len(n.Members()) != want {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
+		return true
+	}
+	defer func() {
+		if t.Failed() {
 			for _, n := range nodes {
 				t.Logf("%s sees %v", n.Address(), n.Members())
 			}
-			t.Fatalf("members did not converge to %d", want)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}()
+	poll.UntilSignaled(t, 30*time.Second, fmt.Sprintf("members to converge to %d", want), wake, converged)
 }
 
 // crossNode finds an identity owned by the other node and shows that a
@@ -139,18 +142,16 @@ func startEtcd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", client))
+	addr := fmt.Sprintf("127.0.0.1:%d", client)
+	// etcd announces nothing the test can wait on; its port opening is the sign.
+	poll.Until(t, 20*time.Second, "etcd to listen on "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return fmt.Sprintf("127.0.0.1:%d", client)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd did not listen: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return addr
 }
 
 func TestEtcdProvider(t *testing.T) {

@@ -3,13 +3,15 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"github.com/switchboard-dev/switchboard/server"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 // scrapeMetric reads one sample of the node's /metrics ("name" or
@@ -68,16 +70,19 @@ func TestPassivationKeepsState(t *testing.T) {
 		}
 		return v
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !(scrapeMetric(t, n.URL(), "conversation_passivations_total") >= 1 &&
-		scrapeMetric(t, n.URL(), `actor_activations{kind="conversation"}`) == 0 && snapshotAt() == 4) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no passivation within 10s: passivations %v, active %v, snapshot at %d",
-				scrapeMetric(t, n.URL(), "conversation_passivations_total"),
-				scrapeMetric(t, n.URL(), `actor_activations{kind="conversation"}`), snapshotAt())
+	var passivations, active float64
+	var snapshot int64
+	defer func() {
+		if t.Failed() {
+			t.Logf("last seen: passivations %v, active %v, snapshot at %d", passivations, active, snapshot)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	poll.Until(t, 10*time.Second, "passivation", func() bool {
+		passivations = scrapeMetric(t, n.URL(), "switchboard_conversation_passivations_total")
+		active = scrapeMetric(t, n.URL(), `switchboard_actor_activations{kind="conversation"}`)
+		snapshot = snapshotAt()
+		return passivations >= 1 && active == 0 && snapshot == 4
+	})
 
 	// Reactivation restores the same state from the snapshot (no tail to read).
 	rowsRead := n.Store().JournalRowsRead.Load()
@@ -88,7 +93,7 @@ func TestPassivationKeepsState(t *testing.T) {
 	if read := n.Store().JournalRowsRead.Load() - rowsRead; read != 0 {
 		t.Fatalf("reactivation read %d journal rows; the snapshot is at the head", read)
 	}
-	if active := scrapeMetric(t, n.URL(), `actor_activations{kind="conversation"}`); active != 1 {
+	if active := scrapeMetric(t, n.URL(), `switchboard_actor_activations{kind="conversation"}`); active != 1 {
 		t.Fatalf("active conversations after reactivation: %v", active)
 	}
 	// Idempotency survives: the first external_id answers with the original.

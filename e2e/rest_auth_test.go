@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Set-up endpoints, credentials and tenancy (API.md "Credentials", "Set-up").
+// Set-up endpoints, credentials and tenancy (the API's credentials and set-up).
 
 func TestRESTSetup(t *testing.T) {
 	n := testNode(t)

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Bad input (API.md "Errors"): the documented 4xx with the error shape, and
+// Bad input (the API's errors): the documented 4xx with the error shape, and
 // nothing written.
 
 func TestRESTBadInput(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Conversation endpoints of API.md: inbound messages, calls, replies and
+// Conversation endpoints of the API: inbound messages, calls, replies and
 // notes, PATCH, GET, and the timeline.
 
 func TestRESTInboundMessage(t *testing.T) {

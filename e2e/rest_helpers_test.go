@@ -120,7 +120,7 @@ func checkErr(t testing.TB, r response, status int, code, what string) {
 	}
 }
 
-// summaryKeys are the conversation summary's fields (API.md).
+// summaryKeys are the conversation summary's fields, as the API lists them.
 var summaryKeys = []string{"id", "inbox_id", "contact", "status", "addressed", "assignee_id", "tags", "channel",
 	"last_message", "last_activity_at", "waiting_since", "unread_count", "active_call", "version"}
 
@@ -193,7 +193,7 @@ func checkSummary(t testing.TB, s obj) {
 	for _, k := range []string{"phone", "email", "handle", "name"} {
 		v, present := c[k]
 		if !present {
-			t.Errorf("contact lacks %q (API.md lists id, phone, email, handle, name): %v", k, c)
+			t.Errorf("contact lacks %q (the API lists id, phone, email, handle, name): %v", k, c)
 			continue
 		}
 		if v == nil {
@@ -259,7 +259,7 @@ const allStatuses = "status=new,open,pending,closed"
 
 // settle waits until the inbox actor holds at least the given version of
 // every conversation. The conversation actor acknowledges a command before
-// it hands the summary to its inbox (API.md: the list is the inbox actor's
+// it hands the summary to its inbox (the API: the list is the inbox actor's
 // view), so a test that reads a list right after a write waits on this
 // observable condition, with a deadline, rather than sleeping.
 func settle(t testing.TB, c api, inbox string, want map[string]int64) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Operations endpoints (API.md "Operations") and unknown paths.
+// Operations endpoints (the API's operations) and unknown paths.
 
 func TestRESTOperations(t *testing.T) {
 	f := newFixture(t)
@@ -32,15 +32,15 @@ func TestRESTOperations(t *testing.T) {
 			t.Fatalf("metrics: status %d", r.Status)
 		}
 		body := string(r.Body)
-		for _, name := range []string{"http_request_duration_seconds", "commit_batch_size", "actor_activations"} {
+		for _, name := range []string{"switchboard_http_request_duration_seconds", "commit_batch_size", "switchboard_actor_activations"} {
 			if !strings.Contains(body, "\n"+name) && !strings.HasPrefix(body, name) {
 				t.Errorf("metrics lack %s", name)
 			}
 		}
 		// Prometheus text format: HELP/TYPE lines and at least one sample.
-		if !strings.Contains(body, "# TYPE http_request_duration_seconds histogram") ||
-			!strings.Contains(body, "http_request_duration_seconds_bucket{") {
-			t.Errorf("http_request_duration_seconds is not a histogram with samples")
+		if !strings.Contains(body, "# TYPE switchboard_http_request_duration_seconds histogram") ||
+			!strings.Contains(body, "switchboard_http_request_duration_seconds_bucket{") {
+			t.Errorf("switchboard_http_request_duration_seconds is not a histogram with samples")
 		}
 		if !strings.Contains(body, "commit_batch_size_count") {
 			t.Errorf("commit_batch_size has no samples")

@@ -2,31 +2,27 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/switchboard-dev/switchboard/server"
 	"net/url"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/search/typesensefake"
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 // awaitSearch polls GET /v1/search until want hits are found: indexing is
 // asynchronous by design and has no event a REST client can wait on.
 func awaitSearch(t *testing.T, c api, query string, want int) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := c.must(200, "GET", "/v1/search?"+query, nil)
-		if int(r["found"].(float64)) >= want {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("search %s: found %v, want %d", query, r["found"], want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var r map[string]any
+	poll.Until(t, 30*time.Second, fmt.Sprintf("search %s to find %d", query, want), func() bool {
+		r = c.must(200, "GET", "/v1/search?"+query, nil)
+		return int(r["found"].(float64)) >= want
+	})
+	return r
 }
 
 func TestSearchFindsEveryMessageWithinTheCallersInboxes(t *testing.T) {

@@ -1,13 +1,14 @@
 package e2e
 
 import (
-	"github.com/switchboard-dev/switchboard/server"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
 	"github.com/switchboard-dev/switchboard/actors"
+	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 // TestWSCrossNode: sessions on node A subscribe to an inbox and watch a
@@ -19,13 +20,12 @@ func TestWSCrossNode(t *testing.T) {
 	agent := test.NewInMemAgent()
 	a := testNode(t, func(c *server.Config) { c.ClusterAgent = agent })
 	b := testNode(t, func(c *server.Config) { c.ClusterAgent = agent; c.DatabaseURL = a.Config().DatabaseURL })
-	deadline := time.Now().Add(20 * time.Second)
-	for len(a.Member().Members()) < 2 || len(b.Member().Members()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("nodes did not see each other")
-		}
-		time.Sleep(20 * time.Millisecond) // membership has no event to wait on
-	}
+	joined := make(chan struct{}, 1)
+	defer a.Member().NotifyTopology(joined)()
+	defer b.Member().NotifyTopology(joined)()
+	poll.UntilSignaled(t, 20*time.Second, "the nodes to see each other", joined, func() bool {
+		return len(a.Member().Members()) >= 2 && len(b.Member().Members()) >= 2
+	})
 	ca := api{t: t, base: a.URL()}
 	tn := newTenant(t, ca, "Acme")
 	k := ca.with(tn.key)

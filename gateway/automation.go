@@ -109,7 +109,7 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.inboxes.Store(ib.ID, updated)
+	s.refs.inboxes.Add(ib.ID, updated)
 	writeJSON(w, http.StatusOK, inboxSettingsJSON(updated, st))
 	return nil
 }

@@ -124,7 +124,7 @@ func (s *Server) inbox(r *http.Request, id string) (persistence.Inbox, error) {
 // inboxFor is inbox for a context carrying the principal (REST or websocket).
 func (s *Server) inboxFor(ctx context.Context, id string) (persistence.Inbox, error) {
 	p := principalFrom(ctx)
-	ib, ok := s.cachedInbox(id)
+	ib, ok := s.refs.inboxes.Get(id)
 	if !ok {
 		var err error
 		ib, err = s.store.GetInbox(ctx, id)
@@ -134,20 +134,12 @@ func (s *Server) inboxFor(ctx context.Context, id string) (persistence.Inbox, er
 		if err != nil {
 			return ib, err
 		}
-		s.inboxes.Store(id, ib)
+		s.refs.inboxes.Add(id, ib)
 	}
 	if !canSeeInbox(p, ib.AccountID, ib.ID) {
 		return ib, notFound("inbox")
 	}
 	return ib, nil
-}
-
-func (s *Server) cachedInbox(id string) (persistence.Inbox, bool) {
-	v, ok := s.inboxes.Load(id)
-	if !ok {
-		return persistence.Inbox{}, false
-	}
-	return v.(persistence.Inbox), true
 }
 
 // conversationRef returns the account and inbox of a conversation the
@@ -159,8 +151,7 @@ func (s *Server) conversationRef(r *http.Request, id string) (convRef, error) {
 // conversationRefFor is conversationRef for a context carrying the principal.
 func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, error) {
 	p := principalFrom(ctx)
-	v, ok := s.convs.Load(id)
-	ref, _ := v.(convRef)
+	ref, ok := s.refs.convs.Get(id)
 	if !ok {
 		acc, ib, err := s.store.ConversationRef(ctx, id)
 		if errors.Is(err, persistence.ErrNotFound) {
@@ -170,7 +161,7 @@ func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, er
 			return ref, err
 		}
 		ref = convRef{accountID: acc, inboxID: ib}
-		s.convs.Store(id, ref)
+		s.refs.convs.Add(id, ref)
 	}
 	if !canSeeInbox(p, ref.accountID, ref.inboxID) {
 		return ref, notFound("conversation")
@@ -231,7 +222,7 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 	if res.Duplicate { // only then may the answer be another contact's conversation
 		answered = conversationIDOf(res.Summary, convID)
 	}
-	s.convs.Store(answered, convRef{accountID: ib.AccountID, inboxID: ib.ID})
+	s.refs.convs.Add(answered, convRef{accountID: ib.AccountID, inboxID: ib.ID})
 	writeJSON(w, status, map[string]any{"conversation_id": answered,
 		"message": res.Item, "conversation": res.Summary})
 	return nil
@@ -297,7 +288,7 @@ func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.convs.Store(convID, convRef{accountID: ib.AccountID, inboxID: ib.ID})
+	s.refs.convs.Add(convID, convRef{accountID: ib.AccountID, inboxID: ib.ID})
 	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": convID, "call": res.Item, "conversation": res.Summary})
 	return nil
 }

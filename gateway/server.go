@@ -1,5 +1,5 @@
-// Package gateway is Switchboard's HTTP face: the REST API and websocket
-// sessions of API.md, authentication of its three credentials, the admin
+// Package gateway is Switchboard's HTTP face: the public REST API and
+// websocket sessions, authentication of its three credentials, the admin
 // API, health, metrics and the embedded web pages.
 package gateway
 
@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/gateway/apidoc"
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
+	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	WS WSConfig
 	// Limits are the per-credential rate limits (limits.go).
 	Limits Limits
+	// CacheSize bounds each lookup cache (inboxes, conversations) in
+	// entries; zero takes DefaultCacheSize.
+	CacheSize int
 }
 
 // Server serves the API. Create it with New and mount Handler().
@@ -47,11 +51,8 @@ type Server struct {
 	metrics  *httpMetrics
 	started  time.Time
 
-	// Which account and inbox a thing belongs to never changes, so the
-	// answers are cached rather than read per request.
-	inboxes sync.Map // inbox id → persistence.Inbox
-	convs   sync.Map // conversation id → convRef
-	ingest  *rateMeter
+	refs   *refCache
+	ingest *rateMeter
 
 	indexer       Indexer
 	searcher      Searcher
@@ -64,8 +65,6 @@ type Server struct {
 	limits        *limiters
 	wsCreds       *wsCredentials
 }
-
-type convRef struct{ accountID, inboxID string }
 
 // Deps are the parts the gateway fronts.
 type Deps struct {
@@ -88,7 +87,7 @@ type Deps struct {
 // New builds a gateway.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
-		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
+		gatherer: d.Registry, started: time.Now(), refs: newRefCache(cfg.CacheSize), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
 		commitP99: newWindowQuantile(d.Registry, "commit_duration_seconds")}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -206,14 +205,10 @@ type httpMetrics struct {
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "http_request_duration_seconds", Help: "REST request latency by route and status.",
+	return &httpMetrics{duration: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metrics.Namespace, Name: "http_request_duration_seconds", Help: "REST request latency by route and status.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
-	}, []string{"route", "code"})}
-	if reg != nil {
-		reg.MustRegister(m.duration)
-	}
-	return m
+	}, []string{"route", "code"}))}
 }
 
 func (m *httpMetrics) instrument(route string, h http.Handler) http.Handler {

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// apiClient speaks the REST half of API.md. Every request carries its own
+// apiClient speaks the REST half of the public API. Every request carries its own
 // deadline (no http.Client timeout) so one client serves both REST calls
 // and the long-lived websocket handshakes.
 type apiClient struct {
@@ -33,7 +33,7 @@ func newAPIClient(base string, timeout time.Duration, conns int) *apiClient {
 
 func (c *apiClient) close() { c.http.CloseIdleConnections() }
 
-// apiError is a response with an error status, in API.md's error shape.
+// apiError is a response with an error status, in the API's error shape.
 type apiError struct {
 	Method, Path string
 	Status       int
@@ -176,7 +176,7 @@ type callResp struct {
 	Conversation summaryRef `json:"conversation"`
 }
 
-// replyResp accepts both readings of API.md's "→ 201 message": the bare
+// replyResp accepts both readings of the API's "→ 201 message": the bare
 // message, or the message wrapped like the inbound answer.
 type replyResp struct {
 	messageRef

@@ -1,5 +1,5 @@
 // Package loadtest is `switchboard loadtest`: it drives a running server
-// purely through the public API (../shared/API.md) and measures what the
+// purely through the public API (README, "The API in brief") and measures what the
 // design promises, in numbers.
 //
 // It creates its own accounts (admin token), inboxes (account API key) and
@@ -44,7 +44,7 @@
 //     conversation version (a forked history); a subscriber receiving one
 //     version of a conversation twice with different contents. The same
 //     version twice with identical contents is harmless: "redelivered".
-//   - gaps: inbox-stream discontinuities not allowed by API.md. A slow
+//   - gaps: inbox-stream discontinuities the API does not allow. A slow
 //     connection may have updates coalesced, so seqs may skip, but an update
 //     is only dropped when a newer one of the same conversation replaces it:
 //     every skipped seq must be matched by a skipped conversation version.

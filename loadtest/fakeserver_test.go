@@ -15,7 +15,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// fakeServer implements the part of API.md the load tool uses, in memory,
+// fakeServer implements the part of the API the load tool uses, in memory,
 // with the ordering guarantees of the real design (one lock orders every
 // change; per-connection queues coalesce per conversation), and faults to
 // inject so the tests can see each counter catch what it is meant to.
@@ -92,7 +92,7 @@ type fakeQueued struct {
 }
 
 // push queues a frame, replacing a queued update of the same conversation:
-// the coalescing API.md allows.
+// the coalescing the API allows.
 func (c *fakeConn) push(conv string, data []byte) {
 	c.mu.Lock()
 	if conv != "" {
@@ -411,7 +411,7 @@ func (s *fakeServer) reply(w http.ResponseWriter, r *http.Request) {
 	s.bump(c)
 	m := &fakeMsg{id: s.id("msg"), conv: c.id, seq: c.version}
 	s.idem[key] = m
-	// The bare message: the literal reading of API.md's "→ 201 message".
+	// The bare message: the literal reading of the API's "→ 201 message".
 	writeJSON(w, 201, map[string]any{"id": m.id, "seq": m.seq, "direction": "outbound"})
 }
 

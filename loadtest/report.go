@@ -280,9 +280,7 @@ func ratio(a, b float64) float64 {
 func (r *Report) judge() {
 	r.Failures = nil
 	if err := r.Validate(); err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			r.Failures = append(r.Failures, line)
-		}
+		r.Failures = append(r.Failures, strings.Split(err.Error(), "\n")...)
 	}
 	for _, t := range r.Thresholds {
 		if !t.OK {

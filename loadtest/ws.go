@@ -14,7 +14,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// flexString accepts a JSON string or number: API.md says epoch is a
+// flexString accepts a JSON string or number: the API says epoch is a
 // string, and a number there should not make every frame undecodable.
 type flexString string
 

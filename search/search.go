@@ -1,7 +1,7 @@
 // Package search is the full-text index of messages: the small interface the
 // indexer writes to and GET /v1/search reads from, and the types they share.
 //
-// Search is a consumer, never on the hot path (DESIGN.md): the index is fed
+// Search is a consumer, never on the hot path (docs/architecture.md): the index is fed
 // from committed journal entries by consumers/indexer, may lag behind, and is
 // never read to build an inbox list. Backends: search/pgsearch (embedded, on
 // PostgreSQL, the default) and search/typesense.
@@ -41,7 +41,7 @@ type Query struct {
 	Limit int
 }
 
-// Limits of Query.Limit, as API.md states them for GET /v1/search.
+// Limits of Query.Limit, as the API states them for GET /v1/search.
 const (
 	DefaultLimit = 20
 	MaxLimit     = 100
@@ -69,7 +69,7 @@ func (q Query) Empty() bool {
 	return q.AccountID == "" || len(q.InboxIDs) == 0 || strings.TrimSpace(q.Text) == ""
 }
 
-// Hit is one matching message, as API.md's hits show it. Snippet is HTML:
+// Hit is one matching message, as the API's hits show it. Snippet is HTML:
 // the matching part of the body, escaped, with the matched words in
 // <mark>…</mark>; Body is the raw text.
 type Hit struct {

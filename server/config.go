@@ -52,6 +52,9 @@ type Config struct {
 	// HTTPTimeouts bound slow clients (headers, body, idle keep-alive); zero
 	// values take the defaults of API.md, tests shorten them.
 	HTTPTimeouts gateway.Timeouts
+	// GatewayCacheSize bounds the gateway's inbox and conversation lookup
+	// caches (entries each).
+	GatewayCacheSize int
 
 	// ClusterAgent, set by tests, makes nodes of one process one cluster.
 	ClusterAgent *test.InMemAgent
@@ -142,6 +145,7 @@ func (c *Config) settings() []setting {
 		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s (0 = none)", "20", rate(&c.Limits.AgentRate)},
 		{"RATE_KEY", "requests/s per account API key (0 = none)", "10000", rate(&c.Limits.KeyRate)},
 		{"WS_MAX_PER_CREDENTIAL", "websockets one credential holds open on a node (more get 429)", "20", num(&c.Limits.WSPerCredential)},
+		{"GATEWAY_CACHE_SIZE", "inboxes and conversations (each) whose account and inbox the gateway keeps in memory", strconv.Itoa(gateway.DefaultCacheSize), num(&c.GatewayCacheSize)},
 	}
 }
 
@@ -194,6 +198,9 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))
+	}
+	if c.GatewayCacheSize < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_GATEWAY_CACHE_SIZE must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -121,7 +121,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	engine := actors.NewEngine(deps)
 	n.startAutomation(deps, engine, reg)
 
-	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits}, gateway.Deps{
+	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits, CacheSize: cfg.GatewayCacheSize}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: n.indexer, Search: n.backend,
 		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,

@@ -99,7 +99,7 @@ type Contact struct {
 	OptedOut bool `json:"opted_out"`
 }
 
-// MarshalJSON writes every field API.md lists for a contact (id, phone,
+// MarshalJSON writes every field the API lists for a contact (id, phone,
 // email, handle, name), null when unset, rather than dropping absent ones.
 // Decoding needs no counterpart: null leaves a string field empty.
 func (c Contact) MarshalJSON() ([]byte, error) {

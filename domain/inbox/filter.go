@@ -19,7 +19,7 @@ import (
 // invalid_argument (400).
 var ErrInvalid = errors.New("invalid argument")
 
-// List limits, as API.md defines them.
+// List limits, as the API defines them.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 200

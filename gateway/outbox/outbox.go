@@ -1,5 +1,5 @@
 // Package outbox is a websocket connection's bounded outbound queue
-// (DESIGN.md invariant 7). Producers (the session actor, the frame handler)
+// (docs/architecture.md, invariant 7). Producers (the session actor, the frame handler)
 // push frames and never block; a writer goroutine exists only while there is
 // something to write, and it takes every queued frame in one batch. When a
 // connection falls behind, queued updates of one conversation are coalesced
@@ -50,7 +50,7 @@ type Config struct {
 	MaxBytes int
 	// CoalesceAt is the queue length from which updates of a conversation
 	// already queued are replaced rather than appended: below it, a
-	// connection that keeps up receives every seq (API.md), and a resume
+	// connection that keeps up receives every seq (the API promises it), and a resume
 	// replay of up to CoalesceAt updates arrives whole. Default MaxFrames/2.
 	CoalesceAt int
 }

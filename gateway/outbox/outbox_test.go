@@ -35,7 +35,8 @@ type snapshotData map[string]int64
 
 func (c *client) WriteBatch(frames []Frame) error {
 	c.stall.Lock()
-	c.stall.Unlock() //nolint:staticcheck // waits while the test stalls the peer
+	//lint:ignore SA2001 the empty section waits while the test stalls the peer
+	c.stall.Unlock()
 	if c.fail.Load() {
 		return errors.New("broken pipe")
 	}
@@ -121,8 +122,7 @@ func TestProperties(t *testing.T) {
 			c := newClient(t)
 			m := &model{truth: map[string]int64{}, inbox: map[string]string{}}
 			cfg := Config{MaxFrames: 16 + rng.IntN(48), MaxBytes: 8 << 10}
-			var q *Queue
-			q = New(cfg, c, Hooks{Resynced: func(inbox string) { go m.snapshot(inbox) }},
+			q := New(cfg, c, Hooks{Resynced: func(inbox string) { go m.snapshot(inbox) }},
 				func(inbox string) []byte { return []byte(`{"type":"resync","inbox_id":"` + inbox + `"}`) })
 			m.q = q
 			inboxes := []string{"a", "b", "c"}

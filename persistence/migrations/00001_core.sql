@@ -44,7 +44,7 @@ CREATE TABLE agent_tokens (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The fencing row of a conversation (DESIGN.md invariant 4). Every
+-- The fencing row of a conversation (docs/architecture.md, invariant 4). Every
 -- activation bumps epoch; every append is conditional on (epoch, version-1).
 CREATE TABLE conversation_heads (
     conversation_id  text PRIMARY KEY,

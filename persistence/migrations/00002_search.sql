@@ -1,7 +1,7 @@
 -- +goose Up
 
 -- Search: the embedded full-text index, the indexer's cursor and its record
--- of documents it had to skip (DESIGN.md invariant 9).
+-- of documents it had to skip (docs/architecture.md, invariant 9).
 
 -- btree_gin lets one GIN index hold the account id next to the words, so a
 -- search scoped to one tenant intersects the tenant's entry with the words'

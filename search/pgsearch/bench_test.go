@@ -37,7 +37,7 @@ func benchRareWord(k int) string     { return fmt.Sprintf("zq%dx", k) }
 func benchRareWordOf(i int) string   { return benchRareWord(i % 5000) }
 func benchAccountOf(i, m int) int    { return i % m }
 func benchInboxOf(i, m int) int      { return (i / m) % benchInboxes }
-func benchCreatedAt(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+func benchCreatedAt(i int) time.Time { return searchtest.T0.Add(time.Duration(i) * time.Second) }
 
 func benchDoc(i, m int) search.Document {
 	r := rand.New(rand.NewPCG(uint64(i), 42))

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 	"github.com/switchboard-dev/switchboard/search"
@@ -22,152 +21,49 @@ func newBackend(t testing.TB) *Backend {
 	return b
 }
 
-var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
-func doc(id, account, inbox, body string, minute int) search.Document {
-	return search.Document{
-		ID: id, AccountID: account, InboxID: inbox, ConversationID: "conv_" + id, Seq: 1,
-		Direction: "inbound", Kind: "message", Body: body, CreatedAt: t0.Add(time.Duration(minute) * time.Minute),
-	}
+// TestConformance: the behaviour every backend owes (search/searchtest).
+func TestConformance(t *testing.T) {
+	searchtest.Run(t, func(t *testing.T) search.Backend { return newBackend(t) })
 }
 
-func upsert(t testing.TB, b search.Backend, docs ...search.Document) {
-	t.Helper()
-	bad, err := b.Upsert(context.Background(), docs)
-	if err != nil || len(bad) > 0 {
-		t.Fatalf("upsert: %v %v", bad, err)
-	}
-}
-
-func ids(r search.Result) []string {
-	out := make([]string, len(r.Hits))
-	for i, h := range r.Hits {
-		out[i] = h.MessageID
-	}
-	return out
-}
-
-func run(t testing.TB, b search.Backend, q search.Query) search.Result {
-	t.Helper()
-	r, err := b.Search(context.Background(), q)
-	if err != nil {
-		t.Fatalf("search %+v: %v", q, err)
-	}
-	return r
-}
-
-func TestSearchScopedToAccountAndInboxes(t *testing.T) {
-	b := newBackend(t)
-	upsert(t, b,
-		doc("m1", "acc_a", "ib_a1", "my parcel never arrived", 1),
-		doc("m2", "acc_a", "ib_a2", "parcel tracking number please", 2),
-		doc("m3", "acc_b", "ib_b1", "where is my parcel", 3),
-	)
-	cases := []struct {
-		name string
-		q    search.Query
-		want []string
-	}{
-		{"both inboxes", search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_a1", "ib_a2"}, Text: "parcel"}, []string{"m2", "m1"}},
-		{"one inbox", search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_a2"}, Text: "parcel"}, []string{"m2"}},
-		{"other account", search.Query{AccountID: "acc_b", InboxIDs: []string{"ib_b1"}, Text: "parcel"}, []string{"m3"}},
-		{"other account's inbox id", search.Query{AccountID: "acc_b", InboxIDs: []string{"ib_a1", "ib_a2"}, Text: "parcel"}, nil},
-		{"foreign inbox in own account scope", search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_b1"}, Text: "parcel"}, nil},
-		{"no inboxes", search.Query{AccountID: "acc_a", Text: "parcel"}, nil},
-		{"no text", search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_a1"}, Text: "  "}, nil},
-		{"unknown account", search.Query{AccountID: "acc_x", InboxIDs: []string{"ib_a1"}, Text: "parcel"}, nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := run(t, b, c.q)
-			if got := ids(r); strings.Join(got, ",") != strings.Join(c.want, ",") || r.Found != len(c.want) {
-				t.Fatalf("got %v found %d, want %v", got, r.Found, c.want)
-			}
-			if r.Hits == nil {
-				t.Fatal("Hits is nil; the API wants []")
-			}
-		})
-	}
-}
-
-func TestSearchPrefixRankingSnippet(t *testing.T) {
+// TestRankingAndSnippet: what this backend does beyond the conformance
+// suite — ts_rank weighs how often the words occur (then newest first), and
+// ts_headline drops what its parser takes for HTML tags and escapes the rest.
+func TestRankingAndSnippet(t *testing.T) {
 	b := newBackend(t)
 	in := []string{"ib_1"}
-	upsert(t, b,
-		doc("old", "acc", "ib_1", "refund refund refund for order 1234", 1),
-		doc("new", "acc", "ib_1", "refund for order 5678 <script>alert(1)</script> & 1 < 2", 5),
-		doc("newer", "acc", "ib_1", "a refund was issued", 9),
-		doc("other", "acc", "ib_1", "ordering pizza tonight", 10),
-		doc("mail", "acc", "ib_1", "write to John.Doe@example.com about it", 11),
+	searchtest.MustUpsert(t, b,
+		searchtest.Doc("old", "acc", "ib_1", "refund refund refund for order 1234", 1),
+		searchtest.Doc("new", "acc", "ib_1", "refund for order 5678 <script>alert(1)</script> & 1 < 2", 5),
+		searchtest.Doc("newer", "acc", "ib_1", "a refund was issued", 9),
+		searchtest.Doc("other", "acc", "ib_1", "ordering pizza tonight", 10),
 	)
 	// Relevance first: "old" mentions refund three times; then newest first.
-	r := run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "refund"})
-	if got := strings.Join(ids(r), ","); got != "old,newer,new" {
+	if got := searchtest.HitIDs(searchtest.MustSearch(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "refund"})); got != "old,newer,new" {
 		t.Fatalf("ranking: got %s", got)
 	}
-	// The last word is a prefix; earlier words are whole words.
-	r = run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "ord"})
-	if r.Found != 3 {
-		t.Fatalf("prefix ord: found %d %v", r.Found, ids(r))
-	}
-	r = run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "ord refu"})
-	if r.Found != 0 {
-		t.Fatalf("non-last word must be whole: %v", ids(r))
-	}
-	r = run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "REFUND ord"})
-	if got := strings.Join(ids(r), ","); got != "old,new" {
+	if got := searchtest.HitIDs(searchtest.MustSearch(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "REFUND ord"})); got != "old,new" {
 		t.Fatalf("two words: got %s", got)
 	}
-	// Punctuation and quotes in user text are literal, never query syntax.
-	for _, text := range []string{"refund & !", "it's", `back\slash`, "a:*", "(", "'"} {
-		if _, err := b.Search(context.Background(), search.Query{AccountID: "acc", InboxIDs: in, Text: text}); err != nil {
-			t.Fatalf("query %q: %v", text, err)
-		}
-	}
-	r = run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "john.doe@example.com"})
-	if got := strings.Join(ids(r), ","); got != "mail" {
-		t.Fatalf("e-mail: got %s", got)
-	}
-	// Snippet: matches marked, the rest escaped.
-	r = run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "5678"})
+	r := searchtest.MustSearch(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "5678"})
 	if len(r.Hits) != 1 {
-		t.Fatalf("5678: %v", ids(r))
+		t.Fatalf("5678: %s", searchtest.HitIDs(r))
 	}
-	h := r.Hits[0]
-	// (ts_headline drops what its parser takes for HTML tags; what remains is escaped.)
-	if !strings.Contains(h.Snippet, "<mark>5678</mark>") || strings.Contains(h.Snippet, "<script>") || !strings.Contains(h.Snippet, "&amp; 1 &lt; 2") {
-		t.Fatalf("snippet %q", h.Snippet)
-	}
-	if h.Body != "refund for order 5678 <script>alert(1)</script> & 1 < 2" || h.ConversationID != "conv_new" || h.InboxID != "ib_1" ||
-		h.Seq != 1 || !h.CreatedAt.Equal(t0.Add(5*time.Minute)) || h.CreatedAt.Location() != time.UTC {
-		t.Fatalf("hit %+v", h)
-	}
-	// Limit.
-	r = run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "refund", Limit: 2})
-	if len(r.Hits) != 2 || r.Found != 3 {
-		t.Fatalf("limit: %d hits, found %d", len(r.Hits), r.Found)
+	if h := r.Hits[0].Snippet; !strings.Contains(h, "<mark>5678</mark>") || strings.Contains(h, "<script>") || !strings.Contains(h, "&amp; 1 &lt; 2") {
+		t.Fatalf("snippet %q", h)
 	}
 }
 
-func TestUpsertIsIdempotentAndReplaces(t *testing.T) {
+// TestUpsertKeepsOneRowPerID: replays and replacements (checked for every
+// backend by the conformance suite) leave one row per document id.
+func TestUpsertKeepsOneRowPerID(t *testing.T) {
 	b := newBackend(t)
-	in := []string{"ib"}
-	d := doc("m1", "acc", "ib", "first version", 1)
+	d := searchtest.Doc("m1", "acc", "ib", "first version", 1)
 	for range 3 {
-		upsert(t, b, d, d) // duplicates inside one batch too
-	}
-	r := run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "first"})
-	if r.Found != 1 {
-		t.Fatalf("found %d", r.Found)
+		searchtest.MustUpsert(t, b, d, d) // duplicates inside one batch too
 	}
 	d.Body = "second version"
-	upsert(t, b, d)
-	if r := run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "first"}); r.Found != 0 {
-		t.Fatalf("old body still found")
-	}
-	if r := run(t, b, search.Query{AccountID: "acc", InboxIDs: in, Text: "second"}); r.Found != 1 {
-		t.Fatalf("new body not found")
-	}
+	searchtest.MustUpsert(t, b, d)
 	var n int
 	if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM search_messages").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("rows %d %v", n, err)
@@ -177,10 +73,10 @@ func TestUpsertIsIdempotentAndReplaces(t *testing.T) {
 func TestUpsertIsolatesPoisonDocuments(t *testing.T) {
 	b := newBackend(t)
 	docs := []search.Document{
-		doc("ok1", "acc", "ib", "fine message", 1),
-		doc("nul", "acc", "ib", "bad \x00 byte", 2),
-		doc("utf", "acc", "ib", "bad \xff utf8", 3),
-		doc("ok2", "acc", "ib", "another fine message", 4),
+		searchtest.Doc("ok1", "acc", "ib", "fine message", 1),
+		searchtest.Doc("nul", "acc", "ib", "bad \x00 byte", 2),
+		searchtest.Doc("utf", "acc", "ib", "bad \xff utf8", 3),
+		searchtest.Doc("ok2", "acc", "ib", "another fine message", 4),
 	}
 	bad, err := b.Upsert(context.Background(), docs)
 	if err != nil {
@@ -189,7 +85,7 @@ func TestUpsertIsolatesPoisonDocuments(t *testing.T) {
 	if len(bad) != 2 || bad[0].ID != "nul" || bad[1].ID != "utf" || bad[0].Reason == "" {
 		t.Fatalf("doc errors %+v", bad)
 	}
-	if r := run(t, b, search.Query{AccountID: "acc", InboxIDs: []string{"ib"}, Text: "fine"}); r.Found != 2 {
+	if r := searchtest.MustSearch(t, b, search.Query{AccountID: "acc", InboxIDs: []string{"ib"}, Text: "fine"}); r.Found != 2 {
 		t.Fatalf("found %d", r.Found)
 	}
 }
@@ -197,7 +93,7 @@ func TestUpsertIsolatesPoisonDocuments(t *testing.T) {
 func TestUpsertWholeBatchErrorWhenDatabaseDown(t *testing.T) {
 	b := newBackend(t)
 	b.pool.Close()
-	bad, err := b.Upsert(context.Background(), []search.Document{doc("m", "a", "i", "x", 1)})
+	bad, err := b.Upsert(context.Background(), []search.Document{searchtest.Doc("m", "a", "i", "x", 1)})
 	if err == nil || bad != nil {
 		t.Fatalf("want a batch error, got %v %v", bad, err)
 	}
@@ -237,7 +133,7 @@ func TestScopedSearchUsesGINIndex(t *testing.T) {
 		if !strings.Contains(plan, "account_id = ") || !strings.Contains(plan, "tsv @@") {
 			t.Fatalf("query %q: account and words should both be index conditions:\n%s", text, plan)
 		}
-		if r := run(t, b, q); r.Found == 0 && text == "the" {
+		if r := searchtest.MustSearch(t, b, q); r.Found == 0 && text == "the" {
 			t.Fatalf("query %q found nothing", text)
 		}
 	}

@@ -3,8 +3,9 @@ package typesense_test
 // The contract suite: the same assertions run against the fake
 // (search/typesensefake) always, and against a real Typesense server when
 // TYPESENSE_URL (and TYPESENSE_API_KEY) are set. What passes on both is what
-// the fake may be trusted for; the backend's own behaviour is checked on top
-// of the same targets.
+// the fake may be trusted for; on top of the same targets run the HTTP
+// behaviour the backend relies on and the conformance suite every search
+// backend passes (search/searchtest).
 
 import (
 	"context"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/search"
+	"github.com/switchboard-dev/switchboard/search/searchtest"
 	"github.com/switchboard-dev/switchboard/search/typesense"
 	"github.com/switchboard-dev/switchboard/search/typesensefake"
 )
@@ -92,45 +94,14 @@ func newBackend(t *testing.T, tg target) (*typesense.Backend, string) {
 	return b, name
 }
 
-var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
-func doc(id, account, inbox, body string, minute int) search.Document {
-	return search.Document{
-		ID: id, AccountID: account, InboxID: inbox, ConversationID: "conv_" + id, Seq: int64(minute),
-		Direction: "inbound", Kind: "message", Body: body, CreatedAt: t0.Add(time.Duration(minute) * time.Minute),
-	}
-}
-
-func mustUpsert(t *testing.T, b search.Backend, docs ...search.Document) {
-	t.Helper()
-	bad, err := b.Upsert(context.Background(), docs)
-	if err != nil || len(bad) > 0 {
-		t.Fatalf("upsert: %v %v", bad, err)
-	}
-}
-
-func hitIDs(r search.Result) string {
-	ids := make([]string, len(r.Hits))
-	for i, h := range r.Hits {
-		ids[i] = h.MessageID
-	}
-	return strings.Join(ids, ",")
-}
-
-func mustSearch(t *testing.T, b search.Backend, q search.Query) search.Result {
-	t.Helper()
-	r, err := b.Search(context.Background(), q)
-	if err != nil {
-		t.Fatalf("search %+v: %v", q, err)
-	}
-	return r
-}
-
 func TestContract(t *testing.T) {
 	for _, tg := range targets(t) {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Run("HTTP", func(t *testing.T) { httpContract(t, tg) })
-			t.Run("Backend", func(t *testing.T) { backendContract(t, tg) })
+			t.Run("EnsureCollection", func(t *testing.T) { ensureCollectionRace(t, tg) })
+			t.Run("Conformance", func(t *testing.T) {
+				searchtest.Run(t, func(t *testing.T) search.Backend { b, _ := newBackend(t, tg); return b })
+			})
 		})
 	}
 }
@@ -239,11 +210,10 @@ func httpContract(t *testing.T, tg target) {
 	}
 }
 
-func backendContract(t *testing.T, tg target) {
+// ensureCollectionRace: nodes racing to create the collection all succeed.
+func ensureCollectionRace(t *testing.T, tg target) {
 	ctx := context.Background()
-	b, name := newBackend(t, tg)
-
-	// Nodes racing to create the collection all succeed.
+	_, name := newBackend(t, tg)
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	for i := range errs {
@@ -260,63 +230,6 @@ func backendContract(t *testing.T, tg target) {
 		if err != nil {
 			t.Fatalf("ensure collection: %v", err)
 		}
-	}
-
-	mustUpsert(t, b,
-		doc("m1", "acc_a", "ib_a1", "my parcel never arrived", 1),
-		doc("m2", "acc_a", "ib_a2", "parcel tracking number please", 2),
-		doc("m3", "acc_b", "ib_b1", "where is my parcel", 3),
-		doc("m4", "acc_a", "ib_a1", "Refund for order 5678 <i>now</i> & 1 < 2", 4),
-	)
-	both := []string{"ib_a1", "ib_a2"}
-	cases := []struct {
-		name string
-		q    search.Query
-		want string
-	}{
-		{"scoped, newest first", search.Query{AccountID: "acc_a", InboxIDs: both, Text: "parcel"}, "m2,m1"},
-		{"one inbox", search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_a2"}, Text: "parcel"}, "m2"},
-		{"other account", search.Query{AccountID: "acc_b", InboxIDs: []string{"ib_b1"}, Text: "parcel"}, "m3"},
-		{"other account, foreign inboxes", search.Query{AccountID: "acc_b", InboxIDs: both, Text: "parcel"}, ""},
-		{"own account, foreign inbox", search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_b1"}, Text: "parcel"}, ""},
-		{"no inboxes", search.Query{AccountID: "acc_a", Text: "parcel"}, ""},
-		{"prefix last word", search.Query{AccountID: "acc_a", InboxIDs: both, Text: "parc"}, "m2,m1"},
-		{"every word required", search.Query{AccountID: "acc_a", InboxIDs: both, Text: "parcel refund"}, ""},
-		{"case-insensitive", search.Query{AccountID: "acc_a", InboxIDs: both, Text: "REFUND ord"}, "m4"},
-		{"query syntax is literal", search.Query{AccountID: "acc_a", InboxIDs: both, Text: `"parcel -never *`}, "m1"},
-		{"limit", search.Query{AccountID: "acc_a", InboxIDs: both, Text: "parcel", Limit: 1}, "m2"},
-	}
-	for _, c := range cases {
-		r := mustSearch(t, b, c.q)
-		if hitIDs(r) != c.want {
-			t.Errorf("%s: got %q, want %q", c.name, hitIDs(r), c.want)
-		}
-		if r.Hits == nil {
-			t.Errorf("%s: Hits is nil", c.name)
-		}
-	}
-	if r := mustSearch(t, b, search.Query{AccountID: "acc_a", InboxIDs: both, Text: "parcel", Limit: 1}); r.Found != 2 {
-		t.Errorf("found with limit: %d", r.Found)
-	}
-
-	r := mustSearch(t, b, search.Query{AccountID: "acc_a", InboxIDs: both, Text: "refund"})
-	if len(r.Hits) != 1 {
-		t.Fatalf("refund: %s", hitIDs(r))
-	}
-	h := r.Hits[0]
-	if h.ConversationID != "conv_m4" || h.InboxID != "ib_a1" || h.Seq != 4 || !h.CreatedAt.Equal(t0.Add(4*time.Minute)) ||
-		h.Body != "Refund for order 5678 <i>now</i> & 1 < 2" {
-		t.Fatalf("hit %+v", h)
-	}
-	if !strings.Contains(h.Snippet, "<mark>Refund</mark>") || strings.Contains(h.Snippet, "<i>") {
-		t.Fatalf("snippet %q", h.Snippet)
-	}
-
-	// Upserts are idempotent and replace.
-	mustUpsert(t, b, doc("m1", "acc_a", "ib_a1", "my parcel never arrived", 1))
-	mustUpsert(t, b, doc("m2", "acc_a", "ib_a2", "tracking number please", 2))
-	if r := mustSearch(t, b, search.Query{AccountID: "acc_a", InboxIDs: both, Text: "parcel"}); hitIDs(r) != "m1" || r.Found != 1 {
-		t.Fatalf("after re-upsert: %s found %d", hitIDs(r), r.Found)
 	}
 }
 
@@ -339,7 +252,7 @@ func TestUpsertReportsRefusedDocuments(t *testing.T) {
 		return 400, "Document is too large.", strings.Contains(body, "poison")
 	})
 	bad, err := b.Upsert(context.Background(), []search.Document{
-		doc("ok1", "a", "i", "fine", 1), doc("bad", "a", "i", "poison pill", 2), doc("ok2", "a", "i", "fine too", 3),
+		searchtest.Doc("ok1", "a", "i", "fine", 1), searchtest.Doc("bad", "a", "i", "poison pill", 2), searchtest.Doc("ok2", "a", "i", "fine too", 3),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +265,7 @@ func TestUpsertReportsRefusedDocuments(t *testing.T) {
 	}
 	// A per-document failure that is the server's fault fails the batch.
 	fake.RejectDocuments(func(map[string]any) (int, string, bool) { return 503, "Not Ready or Lagging", true })
-	if bad, err := b.Upsert(context.Background(), []search.Document{doc("x", "a", "i", "y", 1)}); err == nil {
+	if bad, err := b.Upsert(context.Background(), []search.Document{searchtest.Doc("x", "a", "i", "y", 1)}); err == nil {
 		t.Fatalf("want a batch error, got %v", bad)
 	}
 }
@@ -360,7 +273,7 @@ func TestUpsertReportsRefusedDocuments(t *testing.T) {
 func TestFaultsAreBatchErrorsAndRecover(t *testing.T) {
 	fake, b, coll := fakeBackend(t)
 	ctx := context.Background()
-	d := []search.Document{doc("m1", "a", "i", "hello", 1)}
+	d := []search.Document{searchtest.Doc("m1", "a", "i", "hello", 1)}
 	q := search.Query{AccountID: "a", InboxIDs: []string{"i"}, Text: "hello"}
 
 	fake.SetUnavailable(true)
@@ -387,9 +300,9 @@ func TestFaultsAreBatchErrorsAndRecover(t *testing.T) {
 	}
 	fake.SetLatency(0)
 
-	mustUpsert(t, b, d...)
-	if r := mustSearch(t, b, q); hitIDs(r) != "m1" || fake.Count(coll) != 1 {
-		t.Fatalf("after recovery: %s", hitIDs(r))
+	searchtest.MustUpsert(t, b, d...)
+	if r := searchtest.MustSearch(t, b, q); searchtest.HitIDs(r) != "m1" || fake.Count(coll) != 1 {
+		t.Fatalf("after recovery: %s", searchtest.HitIDs(r))
 	}
 	if fake.Failures() < 3 {
 		t.Fatalf("failures %d", fake.Failures())
@@ -399,15 +312,15 @@ func TestFaultsAreBatchErrorsAndRecover(t *testing.T) {
 func TestCollectionRecreatedAfterDeletion(t *testing.T) {
 	fake, b, coll := fakeBackend(t)
 	ctx := context.Background()
-	mustUpsert(t, b, doc("m1", "a", "i", "hello", 1))
+	searchtest.MustUpsert(t, b, searchtest.Doc("m1", "a", "i", "hello", 1))
 	tg := target{url: fake.URL(), key: "k"}
 	if code, _ := raw(t, tg, http.MethodDelete, "/collections/"+coll, "", "", true); code != 200 {
 		t.Fatal("delete")
 	}
-	if _, err := b.Upsert(ctx, []search.Document{doc("m2", "a", "i", "hello", 2)}); err == nil {
+	if _, err := b.Upsert(ctx, []search.Document{searchtest.Doc("m2", "a", "i", "hello", 2)}); err == nil {
 		t.Fatal("first upsert after deletion should fail (and be retried)")
 	}
-	mustUpsert(t, b, doc("m2", "a", "i", "hello", 2))
+	searchtest.MustUpsert(t, b, searchtest.Doc("m2", "a", "i", "hello", 2))
 	if fake.Count(coll) != 1 {
 		t.Fatalf("count %d", fake.Count(coll))
 	}

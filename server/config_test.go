@@ -1,0 +1,30 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/switchboard-dev/switchboard/gateway"
+)
+
+func TestGatewayCacheSize(t *testing.T) {
+	load := func(env map[string]string) (Config, error) {
+		env["SWITCHBOARD_DATABASE_URL"] = "postgres://localhost/x"
+		return LoadConfig("test", nil, func(k string) string { return env[k] })
+	}
+	c, err := load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GatewayCacheSize != gateway.DefaultCacheSize {
+		t.Fatalf("default %d, want gateway.DefaultCacheSize %d", c.GatewayCacheSize, gateway.DefaultCacheSize)
+	}
+	if c, err = load(map[string]string{"SWITCHBOARD_GATEWAY_CACHE_SIZE": "500"}); err != nil || c.GatewayCacheSize != 500 {
+		t.Fatalf("set to 500: %d, %v", c.GatewayCacheSize, err)
+	}
+	for _, bad := range []string{"0", "-1", "lots"} {
+		if _, err := load(map[string]string{"SWITCHBOARD_GATEWAY_CACHE_SIZE": bad}); err == nil || !strings.Contains(err.Error(), "GATEWAY_CACHE_SIZE") {
+			t.Errorf("%q: err %v, want one naming SWITCHBOARD_GATEWAY_CACHE_SIZE", bad, err)
+		}
+	}
+}
