@@ -57,6 +57,12 @@ type Server struct {
 
 type convRef struct{ accountID, inboxID string }
 
+// target names the conversation id (of this ref) for a command by agent
+// ("" for an integration).
+func (r convRef) target(id, agent string) actors.Target {
+	return actors.Target{ConversationID: id, AccountID: r.accountID, InboxID: r.inboxID, ActorID: agent}
+}
+
 // Deps are the parts the gateway fronts.
 type Deps struct {
 	Store        *persistence.Store
