@@ -8,7 +8,9 @@ import (
 	"github.com/switchboard-dev/switchboard/wire"
 )
 
-func (wc *wsConn) sendError(ref json.RawMessage, err error) { wc.push(frameOf(wire.ErrorFrame(ref, err))) }
+func (wc *wsConn) sendError(ref json.RawMessage, err error) {
+	wc.push(frameOf(wire.ErrorFrame(ref, err)))
+}
 
 // handle runs one client frame to completion (its reply queued) before the
 // next frame is read.
