@@ -180,7 +180,9 @@ func TestSubscriptions(t *testing.T) {
 		}},
 		{name: "a refused subscribe is the client's error; nothing is kept", steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, nil},
-			{func(s *Session) []Effect { return s.Fail(Failed{Inbox: "in1", ID: 1, Err: wire.Errorf(wire.CodeNotFound, "no")}) },
+			{func(s *Session) []Effect {
+				return s.Fail(Failed{Inbox: "in1", ID: 1, Err: wire.Errorf(wire.CodeNotFound, "no")})
+			},
 				[]string{"push reply error not_found", "done"}},
 			{func(s *Session) []Effect { return s.Subscribed(subscribed(1, inboxPID, 5)) }, []string{"unsubscribe in1 #1 at nodeB"}},
 			{func(s *Session) []Effect { return s.Unsubscribe("in1") }, none},
@@ -262,7 +264,9 @@ func TestWatches(t *testing.T) {
 	s = New(self, "ag1", 50)
 	run(t, s, []step{
 		{func(s *Session) []Effect { return s.Watch(watch("1")) }, []string{"watch c1 #1"}},
-		{func(s *Session) []Effect { return s.Fail(Failed{Conv: "c1", ID: 1, Err: wire.Errorf(wire.CodeNotFound, "no")}) },
+		{func(s *Session) []Effect {
+			return s.Fail(Failed{Conv: "c1", ID: 1, Err: wire.Errorf(wire.CodeNotFound, "no")})
+		},
 			[]string{"push reply error not_found", "done"}},
 		// A late answer for a watch nobody holds is withdrawn.
 		{func(s *Session) []Effect { return s.Watched(watched) }, []string{"unwatch c1 at nodeB"}},
