@@ -93,7 +93,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *actorpb.WatchConversation:
 		ctx.Respond(g.watch(ctx, msg))
 	case *actorpb.UnwatchConversation:
-		g.unwatch(ctx, PIDOf(msg.Watcher))
+		g.unwatch(ctx, pidOf(msg.Watcher))
 	case *actorpb.Typing:
 		g.typing(ctx, msg)
 	case *actor.Terminated:

@@ -34,7 +34,7 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 	if !g.state.Exists() || msg.AccountId != g.state.Summary.AccountID {
 		return &actorpb.Ack{Error: pbError(wire.CodeNotFound, "conversation not found")}
 	}
-	pid := PIDOf(msg.Watcher)
+	pid := pidOf(msg.Watcher)
 	if pid == nil {
 		return &actorpb.Ack{Error: pbError(wire.CodeInvalid, "watcher is required")}
 	}
@@ -47,7 +47,7 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 	}
 	g.watchers[key] = &watcher{pid: pid, agentID: msg.AgentId}
 	ctx.Watch(pid)
-	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: PbPID(ctx.Self()), Version: g.state.Version()})
+	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: pbPID(ctx.Self()), Version: g.state.Version()})
 	return &actorpb.Ack{}
 }
 
@@ -85,7 +85,7 @@ func (g *conversationGrain) typing(ctx actor.Context, msg *actorpb.Typing) {
 	}
 	g.lastTyping[msg.AgentId] = now
 	from := ""
-	if p := PIDOf(msg.Watcher); p != nil {
+	if p := pidOf(msg.Watcher); p != nil {
 		from = pidKey(p)
 	}
 	ev := conversationEvent(g.id, wire.Typing(g.id, msg.AgentId))

@@ -314,7 +314,7 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	subscribe := func(subID uint64) *actorpb.InboxSubscribed {
 		t.Helper()
 		ack := ask(KindInbox, tnB.inbox, &actorpb.SubscribeInbox{AccountId: tnB.account, InboxId: tnB.inbox, AgentId: "ag_1",
-			Subscriber: PbPID(session), SubscriptionId: subID, Filter: &actorpb.ListFilter{Statuses: []string{"new", "open", "pending", "closed"}}}).(*actorpb.Ack)
+			Subscriber: pbPID(session), SubscriptionId: subID, Filter: &actorpb.ListFilter{Statuses: []string{"new", "open", "pending", "closed"}}}).(*actorpb.Ack)
 		if ack.Error != nil {
 			t.Fatalf("subscribe: %v", ack.Error)
 		}
@@ -327,7 +327,7 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	}
 	subscribe(7)
 	wack := ask(KindConversation, id, &actorpb.WatchConversation{AccountId: tnB.account, ConversationId: id, AgentId: "ag_1",
-		Watcher: PbPID(session)}).(*actorpb.Ack)
+		Watcher: pbPID(session)}).(*actorpb.Ack)
 	if wack.Error != nil {
 		t.Fatalf("watch: %v", wack.Error)
 	}
@@ -364,8 +364,8 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	}
 	// Unwatch and unsubscribe; a later change reaches the session no more:
 	// the next thing it receives is the answer to a new subscription.
-	tell(KindConversation, id, &actorpb.UnwatchConversation{ConversationId: id, Watcher: PbPID(session)})
-	tell(KindInbox, tnB.inbox, &actorpb.UnsubscribeInbox{InboxId: tnB.inbox, Subscriber: PbPID(session), SubscriptionId: 7})
+	tell(KindConversation, id, &actorpb.UnwatchConversation{ConversationId: id, Watcher: pbPID(session)})
+	tell(KindInbox, tnB.inbox, &actorpb.UnsubscribeInbox{InboxId: tnB.inbox, Subscriber: pbPID(session), SubscriptionId: 7})
 	tr := true
 	ok("update after unsubscribing", conv(&actorpb.ConversationCommand{Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{Addressed: &tr}}}))
 	subscribe(8)

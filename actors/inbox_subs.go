@@ -23,16 +23,16 @@ type subscriber struct {
 	lastSeq int64 // seq of the last update sent to it (prev_seq of the next)
 }
 
-// PIDOf converts the wire PID.
-func PIDOf(p *actorpb.Pid) *actor.PID {
+// pidOf converts the wire PID.
+func pidOf(p *actorpb.Pid) *actor.PID {
 	if p == nil || p.Id == "" {
 		return nil
 	}
 	return actor.NewPID(p.Address, p.Id)
 }
 
-// PbPID converts a PID for the wire.
-func PbPID(p *actor.PID) *actorpb.Pid {
+// pbPID converts a PID for the wire.
+func pbPID(p *actor.PID) *actorpb.Pid {
 	if p == nil {
 		return nil
 	}
@@ -49,7 +49,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	if err := g.ensure(msg.AccountId); err != nil {
 		return &actorpb.Ack{Error: toInboxError(err)}
 	}
-	pid := PIDOf(msg.Subscriber)
+	pid := pidOf(msg.Subscriber)
 	if pid == nil {
 		return &actorpb.Ack{Error: pbError(wire.CodeInvalid, "subscriber is required")}
 	}
@@ -74,7 +74,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	sub := &subscriber{pid: pid, id: msg.SubscriptionId, agentID: msg.AgentId, filter: f, sort: sort, limit: limit}
 	g.subs[key] = sub
 
-	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: PbPID(ctx.Self()),
+	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: pbPID(ctx.Self()),
 		Epoch: g.st.Epoch(), Seq: g.st.Seq()}
 	if msg.Resume && msg.ResumeEpoch == g.st.Epoch() {
 		if missed, ok := g.st.Since(msg.ResumeSeq); ok {
@@ -126,7 +126,7 @@ func (g *inboxGrain) replay(sub *subscriber, from int64, missed []inbox.Update) 
 }
 
 func (g *inboxGrain) unsubscribe(ctx actor.Context, msg *actorpb.UnsubscribeInbox) {
-	pid := PIDOf(msg.Subscriber)
+	pid := pidOf(msg.Subscriber)
 	if pid == nil {
 		return
 	}

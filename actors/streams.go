@@ -61,7 +61,7 @@ type ConversationEvent struct {
 func StreamMessage(msg any) (v any, ok bool) {
 	switch m := msg.(type) {
 	case *actorpb.InboxSubscribed:
-		s := InboxSubscribed{SubscriptionID: m.SubscriptionId, InboxID: m.InboxId, Inbox: PIDOf(m.Inbox), Epoch: m.Epoch,
+		s := InboxSubscribed{SubscriptionID: m.SubscriptionId, InboxID: m.InboxId, Inbox: pidOf(m.Inbox), Epoch: m.Epoch,
 			Seq: m.Seq, Resumed: m.Resumed, Conversations: m.ConversationsJson, Total: m.Total, Counts: m.CountsJson}
 		for _, u := range m.Updates {
 			s.Updates = append(s.Updates, inboxUpdate(u))
@@ -70,7 +70,7 @@ func StreamMessage(msg any) (v any, ok bool) {
 	case *actorpb.InboxUpdate:
 		return inboxUpdate(m), true
 	case *actorpb.ConversationWatched:
-		return ConversationWatched{ConversationID: m.ConversationId, Conversation: PIDOf(m.Conversation), Version: m.Version}, true
+		return ConversationWatched{ConversationID: m.ConversationId, Conversation: pidOf(m.Conversation), Version: m.Version}, true
 	case *actorpb.ConversationEvent:
 		return ConversationEvent{ConversationID: m.ConversationId, Frame: wire.Frame{Kind: wire.Kind(m.FrameKind), Data: m.FrameJson}}, true
 	}
@@ -98,7 +98,7 @@ type Subscription struct {
 // InboxSubscribed to the subscriber before any update.
 func (e *Engine) Subscribe(ctx context.Context, s Subscription) error {
 	ack, err := request[*actorpb.Ack](ctx, e.deps, KindInbox, s.InboxID, &actorpb.SubscribeInbox{
-		AccountId: s.AccountID, InboxId: s.InboxID, AgentId: s.AgentID, Subscriber: PbPID(s.Subscriber),
+		AccountId: s.AccountID, InboxId: s.InboxID, AgentId: s.AgentID, Subscriber: pbPID(s.Subscriber),
 		SubscriptionId: s.ID, Filter: filterPB(s.Query), Resume: s.Resume, ResumeEpoch: s.Epoch, ResumeSeq: s.Seq})
 	if err != nil {
 		return err
@@ -110,7 +110,7 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) error {
 // ConversationWatched to it before any event.
 func (e *Engine) Watch(ctx context.Context, accountID, conversationID, agentID string, watcher *actor.PID) error {
 	ack, err := request[*actorpb.Ack](ctx, e.deps, KindConversation, conversationID, &actorpb.WatchConversation{
-		AccountId: accountID, ConversationId: conversationID, AgentId: agentID, Watcher: PbPID(watcher)})
+		AccountId: accountID, ConversationId: conversationID, AgentId: agentID, Watcher: pbPID(watcher)})
 	if err != nil {
 		return err
 	}
@@ -120,18 +120,18 @@ func (e *Engine) Watch(ctx context.Context, accountID, conversationID, agentID s
 // UnsubscribeMessage is what a subscriber Sends its inbox actor to end a
 // subscription (id 0: whichever it holds).
 func UnsubscribeMessage(inboxID string, subscriber *actor.PID, id uint64) any {
-	return &actorpb.UnsubscribeInbox{InboxId: inboxID, Subscriber: PbPID(subscriber), SubscriptionId: id}
+	return &actorpb.UnsubscribeInbox{InboxId: inboxID, Subscriber: pbPID(subscriber), SubscriptionId: id}
 }
 
 // UnwatchMessage is what a watcher Sends its conversation actor to stop.
 func UnwatchMessage(conversationID string, watcher *actor.PID) any {
-	return &actorpb.UnwatchConversation{ConversationId: conversationID, Watcher: PbPID(watcher)}
+	return &actorpb.UnwatchConversation{ConversationId: conversationID, Watcher: pbPID(watcher)}
 }
 
 // TypingMessage is an agent typing; watcher (the sender's session) does not
 // get its own typing back.
 func TypingMessage(accountID, conversationID, agentID string, watcher *actor.PID) any {
-	return &actorpb.Typing{AccountId: accountID, ConversationId: conversationID, AgentId: agentID, Watcher: PbPID(watcher)}
+	return &actorpb.Typing{AccountId: accountID, ConversationId: conversationID, AgentId: agentID, Watcher: pbPID(watcher)}
 }
 
 // SendTyping Sends a typing message to a conversation actor by identity, for
