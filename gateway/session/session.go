@@ -272,9 +272,9 @@ func (s *Session) Resynced(inbox string) []Effect {
 
 // Subscribed installs a registration: subscribed (for the client's own
 // subscribe) or resync (when continuity was lost), then the missed updates
-// or the snapshot. Updates of this registration can only follow it. After
-// a resumed answer, the actor asks its queue whether the replay overflowed
-// it, and if so calls Resynced.
+// or the snapshot. Updates of this registration can only follow it. A
+// resumed answer ends with ResyncIfStale: the replay may have overflowed
+// the queue, which only the queue knows.
 func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 	sb := s.subs[m.InboxID]
 	if sb == nil || sb.gen != m.SubscriptionID || !sb.pending {
