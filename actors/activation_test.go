@@ -28,7 +28,7 @@ func TestActivationReadsSnapshotAndTail(t *testing.T) {
 	defer cancel()
 	before := n.store.JournalRowsRead.Load()
 	start = time.Now()
-	res, err := n.engine.Command(ctx, getCmd(tn, id))
+	res, err := n.engine.command(ctx, getCmd(tn, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestActivationReadsSnapshotAndTail(t *testing.T) {
 	t.Logf("activation of a %d-event history: %s (first command to reply)", events, took)
 
 	// The restored activation continues the history at the next version.
-	res, err = n.engine.Command(ctx, inboundCmd(tn, phone, "after the tail", "k-next"))
+	res, err = n.engine.command(ctx, inboundCmd(tn, phone, "after the tail", "k-next"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func BenchmarkActivation1M(b *testing.B) {
 		read0 := n.store.JournalRowsRead.Load()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			res, err := n.engine.Command(ctx, getCmd(tn, id))
+			res, err := n.engine.command(ctx, getCmd(tn, id))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchboard-dev/switchboard/wire"
 	"sync"
 	"time"
 
@@ -202,7 +203,7 @@ func (g *conversationGrain) autoAssign(ctx actor.Context) {
 	reply, notify := g.handle(cmd)
 	if reply.Error != nil {
 		g.log.Warn("round-robin assignment not committed", "agent", a.AgentId, "err", reply.Error.Message)
-		if reply.Error.Code == codeRetry {
+		if wire.Code(reply.Error.Code) == codeRetry {
 			g.stopped = true
 			ctx.Poison(ctx.Self())
 		}
@@ -234,29 +235,11 @@ func (g *inboxGrain) nextAssignee(msg *actorpb.NextAssignee) *actorpb.Assignee {
 // Tick wakes a conversation the timer scanner found due at dbNow (the
 // database's clock), with the inbox settings' version of then.
 func (e *Engine) Tick(ctx context.Context, conversationID, accountID, inboxID string, dbNow time.Time, settingsVersion int64) error {
-	_, err := e.Command(ctx, &actorpb.ConversationCommand{
+	_, err := e.command(ctx, &actorpb.ConversationCommand{
 		ConversationId: conversationID, AccountId: accountID, InboxId: inboxID, ActorId: conversation.ActorAutomation,
 		Command: &actorpb.ConversationCommand_Tick{Tick: &actorpb.Tick{NowMs: dbNow.UnixMilli(), SettingsVersion: settingsVersion}},
 	})
 	return err
-}
-
-// ReplyArgs is a reply or note for Engine.Reply.
-type ReplyArgs struct {
-	ConversationID, AccountID, InboxID string
-	// ActorID is the agent replying, "" for an integration.
-	ActorID              string
-	Body, Kind, ClientID string
-	// IfVersion, when set, must be the conversation's current version.
-	IfVersion *int64
-}
-
-// Reply sends a reply or internal note to a conversation.
-func (e *Engine) Reply(ctx context.Context, a ReplyArgs) (Result, error) {
-	return e.Command(ctx, &actorpb.ConversationCommand{
-		ConversationId: a.ConversationID, AccountId: a.AccountID, InboxId: a.InboxID, ActorId: a.ActorID,
-		Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: a.Body, Kind: a.Kind, ClientId: a.ClientID, IfVersion: a.IfVersion}},
-	})
 }
 
 // UpdateInbox changes an inbox's name and automation settings. When the

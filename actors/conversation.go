@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // conversationGrain is one activation of a conversation. It holds the
@@ -82,7 +83,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		reply, notify := g.handle(msg)
 		ctx.Respond(reply)
-		if reply.Error != nil && reply.Error.Code == codeRetry {
+		if reply.Error != nil && wire.Code(reply.Error.Code) == codeRetry {
 			// Fenced or unknown outcome: this activation's memory can no
 			// longer be trusted; the next request activates a fresh one.
 			g.stopped = true
@@ -97,7 +98,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *actorpb.WatchConversation:
 		ctx.Respond(g.watch(ctx, msg))
 	case *actorpb.UnwatchConversation:
-		g.unwatch(ctx, PIDOf(msg.Watcher))
+		g.unwatch(ctx, pidOf(msg.Watcher))
 	case *actorpb.Typing:
 		g.typing(ctx, msg)
 	case *actor.Terminated:
@@ -165,17 +166,17 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	if !g.loaded {
 		if err := g.load(ctx); err != nil {
 			g.log.Error("activation failed", "err", err)
-			return &actorpb.ConversationReply{Error: pbError(CodeUnavailable, "conversation unavailable: "+err.Error())}, nil
+			return &actorpb.ConversationReply{Error: pbError(wire.CodeUnavailable, "conversation unavailable: "+err.Error())}, nil
 		}
 	}
 	st := g.state
 	// Tenancy: an existing conversation answers only its own account.
 	if st.Exists() && (cmd.AccountId != st.Summary.AccountID || (cmd.InboxId != "" && cmd.InboxId != st.Summary.InboxID)) {
-		return &actorpb.ConversationReply{Error: pbError(CodeNotFound, "conversation not found")}, nil
+		return &actorpb.ConversationReply{Error: pbError(wire.CodeNotFound, "conversation not found")}, nil
 	}
 	if _, ok := cmd.Command.(*actorpb.ConversationCommand_Get); ok {
 		if !st.Exists() {
-			return &actorpb.ConversationReply{Error: pbError(CodeNotFound, "conversation not found")}, nil
+			return &actorpb.ConversationReply{Error: pbError(wire.CodeNotFound, "conversation not found")}, nil
 		}
 		return g.reply(nil, false), nil
 	}

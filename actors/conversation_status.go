@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"github.com/switchboard-dev/switchboard/wire"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
@@ -40,15 +41,15 @@ func unchangedItem(c conversation.Command) *conversation.Item {
 // and answers the message and the conversation as they are afterwards.
 func (e *Engine) ReportStatus(ctx context.Context, accountID, inboxID, conversationID, messageID, status, errorCode, providerMessageID string) (Result, error) {
 	if messageID == "" {
-		return Result{}, &Error{Code: CodeNotFound, Message: "message not found"}
+		return Result{}, &wire.Error{Code: wire.CodeNotFound, Message: "message not found"}
 	}
-	res, err := e.Command(ctx, &actorpb.ConversationCommand{
+	res, err := e.command(ctx, &actorpb.ConversationCommand{
 		ConversationId: conversationID, AccountId: accountID, InboxId: inboxID,
 		Command: &actorpb.ConversationCommand_MessageStatus{MessageStatus: &actorpb.MessageStatus{
 			MessageId: messageID, Status: status, ErrorCode: errorCode, ProviderMessageId: providerMessageID}},
 	})
 	if err == nil && len(res.Item) == 0 {
-		return Result{}, &Error{Code: CodeInternal, Message: "status report answered without the message"}
+		return Result{}, &wire.Error{Code: wire.CodeInternal, Message: "status report answered without the message"}
 	}
 	return res, err
 }

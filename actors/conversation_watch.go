@@ -2,12 +2,12 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // watcher is a websocket session watching this conversation.
@@ -28,15 +28,15 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 		cancel()
 		if err != nil {
 			g.log.Error("activation failed", "err", err)
-			return &actorpb.Ack{Error: pbError(CodeUnavailable, "conversation unavailable: "+err.Error())}
+			return &actorpb.Ack{Error: pbError(wire.CodeUnavailable, "conversation unavailable: "+err.Error())}
 		}
 	}
 	if !g.state.Exists() || msg.AccountId != g.state.Summary.AccountID {
-		return &actorpb.Ack{Error: pbError(CodeNotFound, "conversation not found")}
+		return &actorpb.Ack{Error: pbError(wire.CodeNotFound, "conversation not found")}
 	}
-	pid := PIDOf(msg.Watcher)
+	pid := pidOf(msg.Watcher)
 	if pid == nil {
-		return &actorpb.Ack{Error: pbError(CodeInvalid, "watcher is required")}
+		return &actorpb.Ack{Error: pbError(wire.CodeInvalid, "watcher is required")}
 	}
 	key := pidKey(pid)
 	if g.watchers[key] != nil {
@@ -47,7 +47,7 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 	}
 	g.watchers[key] = &watcher{pid: pid, agentID: msg.AgentId}
 	ctx.Watch(pid)
-	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: PbPID(ctx.Self()), Version: g.state.Version()})
+	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: pbPID(ctx.Self()), Version: g.state.Version()})
 	return &actorpb.Ack{}
 }
 
@@ -84,12 +84,11 @@ func (g *conversationGrain) typing(ctx actor.Context, msg *actorpb.Typing) {
 		g.lastTyping = make(map[string]time.Time)
 	}
 	g.lastTyping[msg.AgentId] = now
-	frame, _ := json.Marshal(map[string]string{"type": "typing", "conversation_id": g.id, "agent_id": msg.AgentId})
 	from := ""
-	if p := PIDOf(msg.Watcher); p != nil {
+	if p := pidOf(msg.Watcher); p != nil {
 		from = pidKey(p)
 	}
-	ev := &actorpb.ConversationEvent{ConversationId: g.id, FrameJson: frame}
+	ev := conversationEvent(g.id, wire.Typing(g.id, msg.AgentId))
 	for key, w := range g.watchers {
 		if key != from {
 			ctx.Send(w.pid, ev)
@@ -102,14 +101,12 @@ func (g *conversationGrain) publishItem(ctx actor.Context, item []byte) {
 	if len(g.watchers) == 0 || len(item) == 0 {
 		return
 	}
-	b := make([]byte, 0, 64+len(g.id)+len(item))
-	b = append(b, `{"type":"item","conversation_id":`...)
-	b = appendJSONString(b, g.id)
-	b = append(b, `,"item":`...)
-	b = append(b, item...)
-	b = append(b, '}')
-	ev := &actorpb.ConversationEvent{ConversationId: g.id, FrameJson: b}
+	ev := conversationEvent(g.id, wire.Item(g.id, item))
 	for _, w := range g.watchers {
 		ctx.Send(w.pid, ev)
 	}
+}
+
+func conversationEvent(id string, f wire.Frame) *actorpb.ConversationEvent {
+	return &actorpb.ConversationEvent{ConversationId: id, FrameJson: f.Data, FrameKind: uint32(f.Kind)}
 }

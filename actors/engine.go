@@ -3,20 +3,33 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
-// Engine is the gateway's door into the actors: it routes a request to the
-// owning virtual actor and turns replies into Go values and errors.
+// Engine is the gateway's door into the actors: it takes domain commands
+// and plain values, builds the actor messages, routes them to the owning
+// virtual actor and turns replies into Go values and wire.Errors. Nothing
+// outside this package builds or reads an actorpb message.
 type Engine struct {
 	deps *Deps
 }
 
 // NewEngine returns an engine over deps (whose node must be set before use).
 func NewEngine(deps *Deps) *Engine { return &Engine{deps: deps} }
+
+// Target names the conversation a command is for and who issues it.
+type Target struct {
+	ConversationID string
+	AccountID      string
+	InboxID        string
+	// ActorID is the agent issuing the command; "" for an integration.
+	ActorID string
+}
 
 // Result is a conversation actor's answer to a command.
 type Result struct {
@@ -25,42 +38,89 @@ type Result struct {
 	Duplicate bool            // answered from an earlier command with the same key
 }
 
-// Command runs a conversation command. A reply asking for a retry (the
+// Inbound delivers a contact's message.
+func (e *Engine) Inbound(ctx context.Context, t Target, c conversation.InboundCommand) (Result, error) {
+	cmd := t.pb()
+	cmd.Command = &actorpb.ConversationCommand_Inbound{Inbound: &actorpb.InboundMessage{
+		Contact: contactPB(c.Contact), Body: c.Body, Channel: string(c.Channel), ExternalId: c.ExternalID}}
+	return e.command(ctx, cmd)
+}
+
+// Call delivers a call event.
+func (e *Engine) Call(ctx context.Context, t Target, c conversation.CallCommand) (Result, error) {
+	cmd := t.pb()
+	cmd.Command = &actorpb.ConversationCommand_Call{Call: &actorpb.CallEvent{
+		Contact: contactPB(c.Contact), CallId: c.CallID, State: string(c.State), DurationS: c.DurationS, RecordingUrl: c.RecordingURL}}
+	return e.command(ctx, cmd)
+}
+
+// Reply appends an agent's reply or note.
+func (e *Engine) Reply(ctx context.Context, t Target, c conversation.ReplyCommand) (Result, error) {
+	cmd := t.pb()
+	cmd.Command = &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{
+		Body: c.Body, Kind: string(c.Kind), ClientId: c.ClientID, IfVersion: c.IfVersion}}
+	return e.command(ctx, cmd)
+}
+
+// Update changes status, addressed, assignee or tags.
+func (e *Engine) Update(ctx context.Context, t Target, c conversation.UpdateCommand) (Result, error) {
+	u := &actorpb.Update{Addressed: c.Addressed, AssigneeId: c.AssigneeID, TagsAdd: c.TagsAdd, TagsRemove: c.TagsRemove, IfVersion: c.IfVersion}
+	if c.Status != nil {
+		s := string(*c.Status)
+		u.Status = &s
+	}
+	if c.Snooze != nil {
+		if c.Snooze.Until != nil {
+			ms := c.Snooze.Until.UnixMilli()
+			u.SnoozeUntilMs = &ms
+		} else {
+			u.ClearSnooze = true
+		}
+	}
+	cmd := t.pb()
+	cmd.Command = &actorpb.ConversationCommand_Update{Update: u}
+	return e.command(ctx, cmd)
+}
+
+// Get reads a conversation's summary.
+func (e *Engine) Get(ctx context.Context, t Target) (Result, error) {
+	t.ActorID = ""
+	cmd := t.pb()
+	cmd.Command = &actorpb.ConversationCommand_Get{Get: &actorpb.GetConversation{}}
+	return e.command(ctx, cmd)
+}
+
+func (t Target) pb() *actorpb.ConversationCommand {
+	return &actorpb.ConversationCommand{ConversationId: t.ConversationID, AccountId: t.AccountID, InboxId: t.InboxID, ActorId: t.ActorID}
+}
+
+func contactPB(c conversation.Contact) *actorpb.Contact {
+	return &actorpb.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
+}
+
+// command runs a conversation command. A reply asking for a retry (the
 // activation was fenced, or its commit outcome is unknown) is resent: the
 // command's idempotency key makes that safe.
-func (e *Engine) Command(ctx context.Context, cmd *actorpb.ConversationCommand) (Result, error) {
-	node := e.deps.Node()
-	if node == nil {
-		return Result{}, errNoNode
-	}
+func (e *Engine) command(ctx context.Context, cmd *actorpb.ConversationCommand) (Result, error) {
 	if cmd.IdempotencyKey == "" {
 		cmd.IdempotencyKey = "rq_" + randomID()
 	}
 	backoff := 5 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		e.deps.Metrics.Backlog.WithLabelValues(KindConversation).Inc()
-		res, err := node.Request(ctx, KindConversation, cmd.ConversationId, cmd)
-		e.deps.Metrics.Backlog.WithLabelValues(KindConversation).Dec()
+		r, err := request[*actorpb.ConversationReply](ctx, e.deps, KindConversation, cmd.ConversationId, cmd)
 		if err != nil {
-			return Result{}, &Error{Code: CodeUnavailable, Message: err.Error()}
+			return Result{}, err
 		}
-		r, ok := res.(*actorpb.ConversationReply)
-		if !ok {
-			return Result{}, unexpected(KindConversation, res)
-		}
-		if r.Error != nil && r.Error.Code == codeRetry && attempt < 8 {
+		if r.Error != nil && wire.Code(r.Error.Code) == codeRetry && attempt < 8 {
 			select {
 			case <-ctx.Done():
-				return Result{}, &Error{Code: CodeUnavailable, Message: ctx.Err().Error()}
+				return Result{}, unavailable(ctx.Err())
 			case <-time.After(backoff):
 			}
 			backoff *= 2
 			continue
 		}
 		if r.Error != nil {
-			if r.Error.Code == codeRetry {
-				r.Error.Code = CodeUnavailable
-			}
 			return Result{}, fromPB(r.Error)
 		}
 		return Result{Summary: r.SummaryJson, Item: r.ItemJson, Duplicate: r.Duplicate}, nil
@@ -77,14 +137,11 @@ type Page struct {
 }
 
 // List reads a page of an inbox's conversation list from its actor.
-func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID, query string) (Page, error) {
-	res, err := e.inboxRequest(ctx, inboxID, &actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Query: query})
+func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query) (Page, error) {
+	p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID,
+		&actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q)})
 	if err != nil {
 		return Page{}, err
-	}
-	p, ok := res.(*actorpb.ConversationPage)
-	if !ok {
-		return Page{}, unexpected(KindInbox, res)
 	}
 	if p.Error != nil {
 		return Page{}, fromPB(p.Error)
@@ -98,13 +155,10 @@ func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID, query st
 
 // Counts reads an inbox's counts from its actor's memory.
 func (e *Engine) Counts(ctx context.Context, accountID, inboxID, agentID string) (json.RawMessage, string, int64, error) {
-	res, err := e.inboxRequest(ctx, inboxID, &actorpb.GetCounts{AccountId: accountID, InboxId: inboxID, AgentId: agentID})
+	c, err := request[*actorpb.InboxCounts](ctx, e.deps, KindInbox, inboxID,
+		&actorpb.GetCounts{AccountId: accountID, InboxId: inboxID, AgentId: agentID})
 	if err != nil {
 		return nil, "", 0, err
-	}
-	c, ok := res.(*actorpb.InboxCounts)
-	if !ok {
-		return nil, "", 0, unexpected(KindInbox, res)
 	}
 	if c.Error != nil {
 		return nil, "", 0, fromPB(c.Error)
@@ -112,23 +166,47 @@ func (e *Engine) Counts(ctx context.Context, accountID, inboxID, agentID string)
 	return c.CountsJson, c.Epoch, c.Seq, nil
 }
 
-func (e *Engine) inboxRequest(ctx context.Context, inboxID string, msg any) (any, error) {
-	node := e.deps.Node()
+// request asks the actor kind/id and returns its reply as R: the one place
+// a reply is type-asserted.
+func request[R any](ctx context.Context, d *Deps, kind, id string, msg any) (R, error) {
+	var zero R
+	node := d.Node()
 	if node == nil {
-		return nil, errNoNode
+		return zero, errNoNode
 	}
-	e.deps.Metrics.Backlog.WithLabelValues(KindInbox).Inc()
-	defer e.deps.Metrics.Backlog.WithLabelValues(KindInbox).Dec()
-	res, err := node.Request(ctx, KindInbox, inboxID, msg)
+	d.Metrics.Backlog.WithLabelValues(kind).Inc()
+	defer d.Metrics.Backlog.WithLabelValues(kind).Dec()
+	res, err := node.Request(ctx, kind, id, msg)
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: err.Error()}
+		return zero, unavailable(err)
 	}
-	return res, nil
+	r, ok := res.(R)
+	if !ok {
+		return zero, unexpected(kind, res)
+	}
+	return r, nil
 }
 
-// AsError extracts an actor error's code.
-func AsError(err error) (*Error, bool) {
-	var e *Error
-	ok := errors.As(err, &e)
-	return e, ok
+// filterPB and queryOf convert a list query for the wire and back. A limit
+// out of range stays out of range (clamped into int32), for the inbox actor
+// to refuse.
+func filterPB(q inbox.Query) *actorpb.ListFilter {
+	f := &actorpb.ListFilter{Addressed: q.Addressed, Assignee: q.Assignee, Channel: string(q.Channel), Tag: q.Tag,
+		Sort: string(q.Sort), Limit: int32(min(max(q.Limit, -1), inbox.MaxLimit+1)), Cursor: q.Cursor}
+	for _, s := range q.Statuses {
+		f.Statuses = append(f.Statuses, string(s))
+	}
+	return f
+}
+
+func queryOf(f *actorpb.ListFilter) inbox.Query {
+	if f == nil {
+		return inbox.Query{}
+	}
+	q := inbox.Query{Addressed: f.Addressed, Assignee: f.Assignee, Channel: conversation.Channel(f.Channel), Tag: f.Tag,
+		Sort: inbox.Sort(f.Sort), Limit: int(f.Limit), Cursor: f.Cursor}
+	for _, s := range f.Statuses {
+		q.Statuses = append(q.Statuses, conversation.Status(s))
+	}
+	return q
 }

@@ -9,60 +9,59 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
-// Error codes, the API's.
-const (
-	CodeInvalid     = "invalid_argument"
-	CodeNotFound    = "not_found"
-	CodeConflict    = "conflict"
-	CodeUnavailable = "unavailable"
-	CodeInternal    = "internal"
-	// codeRetry: the activation that answered was fenced or lost its state;
-	// the request is safe to resend and reaches the live activation.
-	codeRetry = "retry"
-)
+// codeRetry is an actor-to-actor code, never an API one: the activation
+// that answered was fenced or lost its state, and the request is safe to
+// resend; it reaches the live activation. The Engine resends, and maps it
+// to unavailable when it gives up.
+const codeRetry wire.Code = "retry"
 
-// Error is an actor's refusal, with an API error code.
-type Error struct {
-	Code    string
-	Message string
+func pbError(code wire.Code, msg string) *actorpb.Error {
+	return &actorpb.Error{Code: string(code), Message: msg}
 }
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-func pbError(code, msg string) *actorpb.Error { return &actorpb.Error{Code: code, Message: msg} }
 
 // toPB classifies a Go error for a reply.
 func toPB(err error) *actorpb.Error {
 	var optedOut conversation.ErrOptedOut
 	switch {
 	case errors.As(err, &optedOut):
-		return pbError(CodeConflict, err.Error())
+		return pbError(wire.CodeConflict, err.Error())
 	case errors.Is(err, conversation.ErrMessageNotFound):
-		return pbError(CodeNotFound, "message not found: not an outbound message of this conversation")
+		return pbError(wire.CodeNotFound, "message not found: not an outbound message of this conversation")
 	case errors.Is(err, conversation.ErrInvalid), errors.Is(err, persistence.ErrInvalid):
-		return pbError(CodeInvalid, err.Error())
+		return pbError(wire.CodeInvalid, err.Error())
 	case errors.Is(err, conversation.ErrNotFound), errors.Is(err, persistence.ErrNotFound):
-		return pbError(CodeNotFound, "conversation not found")
+		return pbError(wire.CodeNotFound, "conversation not found")
 	case errors.Is(err, conversation.ErrConflict):
-		return pbError(CodeConflict, err.Error())
+		return pbError(wire.CodeConflict, err.Error())
 	case errors.Is(err, persistence.ErrFenced):
 		return pbError(codeRetry, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrUnavailable):
-		return pbError(CodeUnavailable, err.Error())
+		return pbError(wire.CodeUnavailable, err.Error())
 	default:
-		return pbError(CodeUnavailable, err.Error())
+		return pbError(wire.CodeUnavailable, err.Error())
 	}
 }
 
+// fromPB turns a reply's error into a wire.Error; codes the API does not
+// define (codeRetry) become unavailable.
 func fromPB(e *actorpb.Error) error {
 	if e == nil {
 		return nil
 	}
-	return &Error{Code: e.Code, Message: e.Message}
+	code := wire.Code(e.Code)
+	if !code.Known() {
+		code = wire.CodeUnavailable
+	}
+	return &wire.Error{Code: code, Message: e.Message}
+}
+
+func unavailable(err error) error {
+	return &wire.Error{Code: wire.CodeUnavailable, Message: err.Error()}
 }
 
 func unexpected(kind string, res any) error {
-	return &Error{Code: CodeInternal, Message: fmt.Sprintf("%s actor answered %T", kind, res)}
+	return &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%s actor answered %T", kind, res)}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // TestFencingTwoActivations forces what disthash does on a membership change
@@ -33,7 +34,7 @@ func TestFencingTwoActivations(t *testing.T) {
 
 	send := func(n *tnode, body, key string) Result {
 		t.Helper()
-		res, err := n.engine.Command(ctx, inboundCmd(tn, phone, body, key))
+		res, err := n.engine.command(ctx, inboundCmd(tn, phone, body, key))
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
@@ -61,7 +62,7 @@ func TestFencingTwoActivations(t *testing.T) {
 		t.Fatal(err)
 	}
 	reply := res.(*actorpb.ConversationReply)
-	if reply.Error == nil || reply.Error.Code != codeRetry || !strings.Contains(reply.Error.Message, "fenced") {
+	if reply.Error == nil || wire.Code(reply.Error.Code) != codeRetry || !strings.Contains(reply.Error.Message, "fenced") {
 		t.Fatalf("stale activation's append: reply %v, want a fenced retry", reply)
 	}
 	if n := testutil.ToFloat64(a.deps.Metrics.Fenced); n != 1 {
@@ -78,7 +79,7 @@ func TestFencingTwoActivations(t *testing.T) {
 
 	// The caller's retry (same command, same idempotency key) reaches a
 	// fresh activation, which restores v2 and appends the message as v3.
-	res2, err := a.engine.Command(ctx, cmdA2)
+	res2, err := a.engine.command(ctx, cmdA2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestFencingTwoActivations(t *testing.T) {
 		t.Fatalf("items %d (want 4), epoch %d (want 4: four activations)", items, epoch)
 	}
 	// The live activation (B's) serves the head.
-	res4, err := b.engine.Command(ctx, getCmd(tn, id))
+	res4, err := b.engine.command(ctx, getCmd(tn, id))
 	if err != nil {
 		t.Fatal(err)
 	}

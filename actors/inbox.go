@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // inboxGrain is one activation of an inbox: every non-closed conversation
@@ -46,7 +46,7 @@ func NewInboxKind(deps *Deps) *protocluster.Kind {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &inboxGrain{deps: deps}
 	}, actor.WithReceiverMiddleware(recoverMiddleware(deps, KindInbox, func(err error) any {
-		return &actorpb.ConversationPage{Error: pbError(CodeUnavailable, err.Error())}
+		return &actorpb.ConversationPage{Error: pbError(wire.CodeUnavailable, err.Error())}
 	})))
 	return protocluster.NewKind(KindInbox, props)
 }
@@ -135,7 +135,7 @@ func (g *inboxGrain) ensure(accountID string) error {
 
 func toInboxError(err error) *actorpb.Error {
 	if errors.Is(err, errWrongAccount) {
-		return pbError(CodeNotFound, "inbox not found")
+		return pbError(wire.CodeNotFound, "inbox not found")
 	}
 	return toPB(err)
 }
@@ -144,17 +144,13 @@ func (g *inboxGrain) list(msg *actorpb.ListConversations) *actorpb.ConversationP
 	if err := g.ensure(msg.AccountId); err != nil {
 		return &actorpb.ConversationPage{Error: toInboxError(err)}
 	}
-	q, err := url.ParseQuery(msg.Query)
+	f, sort, limit, cursor, err := queryOf(msg.Filter).Resolve(msg.AgentId)
 	if err != nil {
-		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, "malformed query string")}
-	}
-	f, sort, limit, cursor, err := inbox.ParseFilter(q, msg.AgentId)
-	if err != nil {
-		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, err.Error())}
+		return &actorpb.ConversationPage{Error: pbError(wire.CodeInvalid, err.Error())}
 	}
 	page, err := g.st.List(f, sort, limit, cursor)
 	if err != nil {
-		return &actorpb.ConversationPage{Error: pbError(CodeInvalid, err.Error())}
+		return &actorpb.ConversationPage{Error: pbError(wire.CodeInvalid, err.Error())}
 	}
 	convs := g.encodePage(page.Conversations)
 	return &actorpb.ConversationPage{ConversationsJson: convs, NextCursor: page.NextCursor,

@@ -271,7 +271,7 @@ func startWriteLoad(b *testing.B, e *Engine, tn tenantIDs) *writeLoad {
 			for n := range jobs {
 				phone := fmt.Sprintf("+1999%07d", n%screenLoadConvs)
 				cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-				_, err := e.Command(cctx, inboundCmd(tn, phone, fmt.Sprintf("load message %d", n), fmt.Sprintf("load-%d", n)))
+				_, err := e.command(cctx, inboundCmd(tn, phone, fmt.Sprintf("load message %d", n), fmt.Sprintf("load-%d", n)))
 				ccancel()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -359,7 +359,7 @@ func BenchmarkInboxScreen(b *testing.B) {
 	// read model.
 	start = time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
-	first, err := n.engine.List(wctx, tn.account, tn.inbox, "", "limit=50")
+	first, err := n.engine.List(wctx, tn.account, tn.inbox, "", inbox.Query{Limit: 50})
 	wcancel()
 	if err != nil {
 		b.Fatal(err)
@@ -419,7 +419,7 @@ func BenchmarkInboxScreen(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			actorPath := func() {
 				t0 := time.Now()
-				p, err := n.engine.List(rctx, tn.account, tn.inbox, "", "limit=50")
+				p, err := n.engine.List(rctx, tn.account, tn.inbox, "", inbox.Query{Limit: 50})
 				if err != nil {
 					b.Fatal(err)
 				}

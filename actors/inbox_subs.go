@@ -2,14 +2,13 @@ package actors
 
 import (
 	"encoding/json"
-	"net/url"
-	"strconv"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // subscriber is a websocket session subscribed to this inbox. Sessions are
@@ -24,16 +23,16 @@ type subscriber struct {
 	lastSeq int64 // seq of the last update sent to it (prev_seq of the next)
 }
 
-// PIDOf converts the wire PID.
-func PIDOf(p *actorpb.Pid) *actor.PID {
+// pidOf converts the wire PID.
+func pidOf(p *actorpb.Pid) *actor.PID {
 	if p == nil || p.Id == "" {
 		return nil
 	}
 	return actor.NewPID(p.Address, p.Id)
 }
 
-// PbPID converts a PID for the wire.
-func PbPID(p *actor.PID) *actorpb.Pid {
+// pbPID converts a PID for the wire.
+func pbPID(p *actor.PID) *actorpb.Pid {
 	if p == nil {
 		return nil
 	}
@@ -50,18 +49,15 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	if err := g.ensure(msg.AccountId); err != nil {
 		return &actorpb.Ack{Error: toInboxError(err)}
 	}
-	pid := PIDOf(msg.Subscriber)
+	pid := pidOf(msg.Subscriber)
 	if pid == nil {
-		return &actorpb.Ack{Error: pbError(CodeInvalid, "subscriber is required")}
+		return &actorpb.Ack{Error: pbError(wire.CodeInvalid, "subscriber is required")}
 	}
-	q, err := url.ParseQuery(msg.Filter)
+	q := queryOf(msg.Filter)
+	q.Cursor = "" // a subscription starts at the first page
+	f, sort, limit, _, err := q.Resolve(msg.AgentId)
 	if err != nil {
-		return &actorpb.Ack{Error: pbError(CodeInvalid, "malformed filter")}
-	}
-	q.Del("cursor") // a subscription starts at the first page
-	f, sort, limit, _, err := inbox.ParseFilter(q, msg.AgentId)
-	if err != nil {
-		return &actorpb.Ack{Error: pbError(CodeInvalid, err.Error())}
+		return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}
 	}
 	key := pidKey(pid)
 	if old := g.subs[key]; old != nil && old.id == msg.SubscriptionId {
@@ -78,7 +74,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	sub := &subscriber{pid: pid, id: msg.SubscriptionId, agentID: msg.AgentId, filter: f, sort: sort, limit: limit}
 	g.subs[key] = sub
 
-	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: PbPID(ctx.Self()),
+	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: pbPID(ctx.Self()),
 		Epoch: g.st.Epoch(), Seq: g.st.Seq()}
 	if msg.Resume && msg.ResumeEpoch == g.st.Epoch() {
 		if missed, ok := g.st.Since(msg.ResumeSeq); ok {
@@ -90,7 +86,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 		page, err := g.st.List(f, sort, limit, "")
 		if err != nil {
 			delete(g.subs, key)
-			return &actorpb.Ack{Error: pbError(CodeInvalid, err.Error())}
+			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}
 		}
 		res.ConversationsJson = g.encodePage(page.Conversations)
 		res.Total = int64(page.Total)
@@ -122,7 +118,7 @@ func (g *inboxGrain) replay(sub *subscriber, from int64, missed []inbox.Update) 
 		sum, _ := json.Marshal(u.Summary)
 		out = append(out, &actorpb.InboxUpdate{SubscriptionId: sub.id, InboxId: g.id, Epoch: g.st.Epoch(),
 			Seq: u.Seq, PrevSeq: prev, ConversationId: u.Summary.ID, Version: u.Summary.Version,
-			FrameJson: updateFrame(g.id, g.st.Epoch(), u.Seq, sum, counts)})
+			FrameJson: wire.Update(g.id, g.st.Epoch(), u.Seq, sum, counts).Data})
 		prev = u.Seq
 	}
 	// The next live update follows the last seq of the stream, sent or not.
@@ -130,7 +126,7 @@ func (g *inboxGrain) replay(sub *subscriber, from int64, missed []inbox.Update) 
 }
 
 func (g *inboxGrain) unsubscribe(ctx actor.Context, msg *actorpb.UnsubscribeInbox) {
-	pid := PIDOf(msg.Subscriber)
+	pid := pidOf(msg.Subscriber)
 	if pid == nil {
 		return
 	}
@@ -164,33 +160,11 @@ func (g *inboxGrain) fanout(ctx actor.Context, prev *conversation.Summary, up in
 		frame, ok := frames[sub.agentID]
 		if !ok {
 			counts, _ := json.Marshal(g.st.Counts(sub.agentID))
-			frame = updateFrame(g.id, epoch, up.Seq, summaryJSON, counts)
+			frame = wire.Update(g.id, epoch, up.Seq, summaryJSON, counts).Data
 			frames[sub.agentID] = frame
 		}
 		ctx.Send(sub.pid, &actorpb.InboxUpdate{SubscriptionId: sub.id, InboxId: g.id, Epoch: epoch, Seq: up.Seq,
 			PrevSeq: sub.lastSeq, ConversationId: up.Summary.ID, Version: up.Summary.Version, FrameJson: frame})
 		sub.lastSeq = up.Seq
 	}
-}
-
-// updateFrame renders the websocket `update` frame around the summary's API
-// JSON, which is forwarded as-is rather than re-encoded.
-func updateFrame(inboxID, epoch string, seq int64, summary, counts []byte) []byte {
-	b := make([]byte, 0, 96+len(inboxID)+len(epoch)+len(summary)+len(counts))
-	b = append(b, `{"type":"update","inbox_id":`...)
-	b = appendJSONString(b, inboxID)
-	b = append(b, `,"epoch":`...)
-	b = appendJSONString(b, epoch)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, seq, 10)
-	b = append(b, `,"conversation":`...)
-	b = append(b, summary...)
-	b = append(b, `,"counts":`...)
-	b = append(b, counts...)
-	return append(b, '}')
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // TestPanicBecomesErrorReply: a grain that panics answers the request with
@@ -32,7 +33,7 @@ func TestPanicBecomesErrorReply(t *testing.T) {
 		t.Fatalf("the caller got no answer: %v", err)
 	}
 	reply, ok := res.(*actorpb.ConversationReply)
-	if !ok || reply.Error == nil || reply.Error.Code != codeRetry {
+	if !ok || reply.Error == nil || wire.Code(reply.Error.Code) != codeRetry {
 		t.Fatalf("reply = %#v, want a retry error", res)
 	}
 	if got := testutil.ToFloat64(deps.Metrics.Panics.WithLabelValues(KindConversation)); got != 1 {

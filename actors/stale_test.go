@@ -42,7 +42,7 @@ func TestStaleNeverOverwritesFresh(t *testing.T) {
 
 	list := func(tn tenantIDs) []conversation.Summary {
 		t.Helper()
-		res, err := n.node.Request(ctx, KindInbox, tn.inbox, &actorpb.ListConversations{AccountId: tn.account, InboxId: tn.inbox, Query: "status=new,open,pending,closed"})
+		res, err := n.node.Request(ctx, KindInbox, tn.inbox, &actorpb.ListConversations{AccountId: tn.account, InboxId: tn.inbox, Filter: &actorpb.ListFilter{Statuses: []string{"new", "open", "pending", "closed"}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 type principalKey struct{}
@@ -101,7 +102,7 @@ func (s *Server) admin(next func(http.ResponseWriter, *http.Request) error) http
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			ae := asAPIError(err)
+			ae := wire.ToError(err)
 			if ae.Code == codeInternal {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}

@@ -3,50 +3,30 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/actors"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
-// API error codes and their statuses (API.md "Errors").
+// Short names for wire's error codes, which are the API's one vocabulary
+// (wire owns them, their statuses and the error type).
 const (
-	codeInvalid         = "invalid_argument"
-	codeUnauthorized    = "unauthorized"
-	codeForbidden       = "forbidden"
-	codeNotFound        = "not_found"
-	codeConflict        = "conflict"
-	codePayloadTooLarge = "payload_too_large"
-	codeRateLimited     = "rate_limited"
-	codeUnavailable     = "unavailable"
-	codeInternal        = "internal"
+	codeInvalid         = wire.CodeInvalid
+	codeUnauthorized    = wire.CodeUnauthorized
+	codeForbidden       = wire.CodeForbidden
+	codeNotFound        = wire.CodeNotFound
+	codeConflict        = wire.CodeConflict
+	codePayloadTooLarge = wire.CodePayloadTooLarge
+	codeRateLimited     = wire.CodeRateLimited
+	codeUnavailable     = wire.CodeUnavailable
+	codeInternal        = wire.CodeInternal
 )
 
-var statusOf = map[string]int{
-	codeInvalid:         http.StatusBadRequest,
-	codeUnauthorized:    http.StatusUnauthorized,
-	codeForbidden:       http.StatusForbidden,
-	codeNotFound:        http.StatusNotFound,
-	codeConflict:        http.StatusConflict,
-	codePayloadTooLarge: http.StatusRequestEntityTooLarge,
-	codeRateLimited:     http.StatusTooManyRequests,
-	codeUnavailable:     http.StatusServiceUnavailable,
-	codeInternal:        http.StatusInternalServerError,
-}
-
-// apiError is an error with an API code; handlers return it and writeErr
-// renders it.
-type apiError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
-
-func errorf(code, format string, args ...any) *apiError {
-	return &apiError{Code: code, Message: fmt.Sprintf(format, args...)}
+// errorf is wire.Errorf: handlers return the error and writeErr renders it.
+func errorf(code wire.Code, format string, args ...any) *wire.Error {
+	return wire.Errorf(code, format, args...)
 }
 
 var (
@@ -54,22 +34,7 @@ var (
 	errForbidden    = errorf(codeForbidden, "this credential may not do that")
 )
 
-func notFound(what string) *apiError { return errorf(codeNotFound, "%s not found", what) }
-
-// asAPIError maps any error onto the API's codes.
-func asAPIError(err error) *apiError {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if ge, ok := actors.AsError(err); ok {
-		if _, known := statusOf[ge.Code]; known {
-			return &apiError{Code: ge.Code, Message: ge.Message}
-		}
-		return &apiError{Code: codeUnavailable, Message: ge.Message}
-	}
-	return &apiError{Code: codeInternal, Message: "internal error"}
-}
+func notFound(what string) *wire.Error { return errorf(codeNotFound, "%s not found", what) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -78,12 +43,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, err error) {
-	ae := asAPIError(err)
-	status, ok := statusOf[ae.Code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	writeJSON(w, status, map[string]any{"error": ae})
+	e := wire.ToError(err)
+	writeJSON(w, e.Code.Status(), struct {
+		Error *wire.Error `json:"error"`
+	}{e})
 }
 
 // maxBody is the largest request body accepted (API.md: over 1 MiB → 413).

@@ -8,9 +8,9 @@ import (
 	"strconv"
 
 	"github.com/switchboard-dev/switchboard/actors"
-	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
@@ -169,8 +169,8 @@ func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, er
 	return ref, nil
 }
 
-func toContact(c *contactIn) *actorpb.Contact {
-	return &actorpb.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
+func toContact(c *contactIn) conversation.Contact {
+	return conversation.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
 }
 
 func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
@@ -201,11 +201,8 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := principalFrom(r.Context())
 	convID := conversation.ID(ib.ID, contactKey(in.Contact))
-	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
-		ConversationId: convID, AccountId: ib.AccountID, InboxId: ib.ID, ActorId: p.AgentID,
-		Command: &actorpb.ConversationCommand_Inbound{Inbound: &actorpb.InboundMessage{
-			Contact: toContact(in.Contact), Body: in.Body, Channel: in.Channel, ExternalId: in.ExternalID}},
-	})
+	res, err := s.engine.Inbound(r.Context(), actors.Target{ConversationID: convID, AccountID: ib.AccountID, InboxID: ib.ID, ActorID: p.AgentID},
+		conversation.InboundCommand{Contact: toContact(in.Contact), Body: in.Body, Channel: conversation.Channel(in.Channel), ExternalID: in.ExternalID})
 	if err != nil {
 		return err
 	}
@@ -280,11 +277,8 @@ func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := principalFrom(r.Context())
 	convID := conversation.ID(ib.ID, contactKey(in.Contact))
-	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
-		ConversationId: convID, AccountId: ib.AccountID, InboxId: ib.ID, ActorId: p.AgentID,
-		Command: &actorpb.ConversationCommand_Call{Call: &actorpb.CallEvent{
-			Contact: toContact(in.Contact), CallId: in.CallID, State: in.State, DurationS: dur, RecordingUrl: in.RecordingURL}},
-	})
+	res, err := s.engine.Call(r.Context(), actors.Target{ConversationID: convID, AccountID: ib.AccountID, InboxID: ib.ID, ActorID: p.AgentID},
+		conversation.CallCommand{Contact: toContact(in.Contact), CallID: in.CallID, State: conversation.CallState(in.State), DurationS: dur, RecordingURL: in.RecordingURL})
 	if err != nil {
 		return err
 	}
@@ -338,8 +332,7 @@ func validateReply(body, kind, clientID string) error {
 
 func (s *Server) sendReply(ctx context.Context, ref convRef, id, body, kind, clientID string, ifVersion *int64) (res replyResult, err error) {
 	p := principalFrom(ctx)
-	out, err := s.engine.Reply(ctx, actors.ReplyArgs{ConversationID: id, AccountID: ref.accountID, InboxID: ref.inboxID,
-		ActorID: p.AgentID, Body: body, Kind: kind, ClientID: clientID, IfVersion: ifVersion})
+	out, err := s.engine.Reply(ctx, ref.target(id, p.AgentID), conversation.ReplyCommand{Body: body, Kind: conversation.ItemKind(kind), ClientID: clientID, IfVersion: ifVersion})
 	return replyResult{Item: out.Item, Summary: out.Summary, Duplicate: out.Duplicate}, err
 }
 
@@ -361,41 +354,44 @@ type updateIn struct {
 	SnoozeUntil json.RawMessage `json:"snooze_until"`
 }
 
-func (in *updateIn) toPB() (*actorpb.Update, error) {
-	u := &actorpb.Update{Status: in.Status, Addressed: in.Addressed, TagsAdd: in.TagsAdd, TagsRemove: in.TagsRemove, IfVersion: in.IfVersion}
-	if in.Status != nil && !conversation.Status(*in.Status).Valid() {
-		return nil, errorf(codeInvalid, "status must be one of new, open, pending, closed")
+func (in *updateIn) toCommand() (conversation.UpdateCommand, error) {
+	u := conversation.UpdateCommand{IfVersion: in.IfVersion}
+	u.Addressed, u.TagsAdd, u.TagsRemove = in.Addressed, in.TagsAdd, in.TagsRemove
+	if in.Status != nil {
+		st := conversation.Status(*in.Status)
+		if !st.Valid() {
+			return u, errorf(codeInvalid, "status must be one of new, open, pending, closed")
+		}
+		u.Status = &st
 	}
 	if len(in.AssigneeID) > 0 {
 		var a *string
 		if err := json.Unmarshal(in.AssigneeID, &a); err != nil {
-			return nil, errorf(codeInvalid, "assignee_id must be a string or null")
+			return u, errorf(codeInvalid, "assignee_id must be a string or null")
 		}
 		empty := ""
 		if a == nil {
 			a = &empty
 		} else if *a == "" || len(*a) > 200 {
-			return nil, errorf(codeInvalid, "assignee_id must be an agent id or null")
+			return u, errorf(codeInvalid, "assignee_id must be an agent id or null")
 		}
-		u.AssigneeId = a
+		u.AssigneeID = a
 	}
 	for _, t := range append(append([]string{}, in.TagsAdd...), in.TagsRemove...) {
 		if t == "" || len(t) > 64 {
-			return nil, errorf(codeInvalid, "tags must be 1 to 64 characters")
+			return u, errorf(codeInvalid, "tags must be 1 to 64 characters")
 		}
 	}
 	if len(in.TagsAdd)+len(in.TagsRemove) > 100 {
-		return nil, errorf(codeInvalid, "at most 100 tags per update")
+		return u, errorf(codeInvalid, "at most 100 tags per update")
 	}
 	until, clear, err := in.snooze()
 	if err != nil {
-		return nil, err
+		return u, err
 	}
-	if until != nil {
-		ms := until.UnixMilli()
-		u.SnoozeUntilMs = &ms
+	if until != nil || clear {
+		u.Snooze = &conversation.SnoozeRequest{Until: until}
 	}
-	u.ClearSnooze = clear
 	return u, nil
 }
 
@@ -419,15 +415,12 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) update(ctx context.Context, ref convRef, id string, in *updateIn) (json.RawMessage, error) {
-	u, err := in.toPB()
+	u, err := in.toCommand()
 	if err != nil {
 		return nil, err
 	}
 	p := principalFrom(ctx)
-	res, err := s.engine.Command(ctx, &actorpb.ConversationCommand{
-		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID, ActorId: p.AgentID,
-		Command: &actorpb.ConversationCommand_Update{Update: u},
-	})
+	res, err := s.engine.Update(ctx, ref.target(id, p.AgentID), u)
 	return res.Summary, err
 }
 
@@ -437,10 +430,7 @@ func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.engine.Command(r.Context(), &actorpb.ConversationCommand{
-		ConversationId: id, AccountId: ref.accountID, InboxId: ref.inboxID,
-		Command: &actorpb.ConversationCommand_Get{Get: &actorpb.GetConversation{}},
-	})
+	res, err := s.engine.Get(r.Context(), ref.target(id, ""))
 	if err != nil {
 		return err
 	}
@@ -490,8 +480,12 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	q, err := wire.ListQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	p := principalFrom(r.Context())
-	page, err := s.engine.List(r.Context(), ib.AccountID, ib.ID, p.AgentID, r.URL.RawQuery)
+	page, err := s.engine.List(r.Context(), ib.AccountID, ib.ID, p.AgentID, q)
 	if err != nil {
 		return err
 	}

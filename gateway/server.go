@@ -18,8 +18,8 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
-	"github.com/switchboard-dev/switchboard/gateway/apidoc"
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
+	"github.com/switchboard-dev/switchboard/gateway/apidoc"
 	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
@@ -61,9 +61,15 @@ type Server struct {
 	ws            *wsHub
 	routes        []string // the patterns Handler serves, for Routes
 
-	hooks *webhookAPI
-	limits        *limiters
-	wsCreds       *wsCredentials
+	hooks   *webhookAPI
+	limits  *limiters
+	wsCreds *wsCredentials
+}
+
+// target names the conversation id (of this ref) for a command by agent
+// ("" for an integration).
+func (r convRef) target(id, agent string) actors.Target {
+	return actors.Target{ConversationID: id, AccountID: r.accountID, InboxID: r.inboxID, ActorID: agent}
 }
 
 // Deps are the parts the gateway fronts.

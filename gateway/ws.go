@@ -1,13 +1,11 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -17,6 +15,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/gateway/outbox"
+	"github.com/switchboard-dev/switchboard/gateway/wsconn"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // WSConfig tunes websocket sessions. Zero values take the defaults.
@@ -140,17 +140,19 @@ type wsConn struct {
 	s      *Server
 	cfg    *WSConfig
 	c      *websocket.Conn
-	cork   *corkConn
+	cork   *wsconn.Cork
 	ctx    context.Context // carries the principal; ends with the connection
 	cancel context.CancelFunc
 	q      *outbox.Queue
 	root   *actor.RootContext
 	pid    *actor.PID
 
-	lastRead atomic.Int64 // unix nanos of the last frame or pong
-	timer    *time.Timer
-	once     sync.Once
-	slot     *wsSlot // the credential's place (ws_creds.go)
+	// alive is set once the connection is registered, before the reader
+	// starts; shutdown may run concurrently from CloseWebsockets, hence
+	// the atomic.
+	alive atomic.Pointer[wsconn.Keepalive]
+	once  sync.Once
+	slot  *wsSlot // the credential's place (ws_creds.go)
 }
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
@@ -184,8 +186,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	// The connection outlives the request: its context is not r.Context().
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), principalKey{}, principalFrom(r.Context())))
 	wc := &wsConn{s: s, cfg: cfg, ctx: ctx, cancel: cancel, root: s.node.System.Root}
-	wc.touch()
-	hw := &hijackWriter{ResponseWriter: w, writeTimeout: cfg.WriteTimeout, sendBuffer: cfg.SocketSendBuffer}
+	hw := &wsconn.Hijacker{ResponseWriter: w, WriteTimeout: cfg.WriteTimeout, SendBuffer: cfg.SocketSendBuffer}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.AllowedOrigins,
 		OnPongReceived: func(context.Context, []byte) { wc.touch() },
@@ -195,13 +196,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		return nil // Accept wrote the response (400, 403, ...)
 	}
 	c.SetReadLimit(cfg.HardReadLimit)
-	wc.c, wc.cork = c, hw.cork
+	wc.c, wc.cork = c, hw.Cork
 	wc.q = outbox.New(cfg.Queue, wc, outbox.Hooks{
 		Resynced: func(inbox string) { wc.root.Send(wc.pid, &resynced{inbox: inbox}) },
 		Failed:   func(error) { _ = wc.c.CloseNow() },
 	}, func(inbox string) []byte {
 		s.ws.resyncs.Add(1)
-		return encodeFrame(resyncOut{Type: "resync", InboxID: inbox, Reason: "slow_consumer"})
+		return wire.Resync(inbox, wire.ReasonSlowConsumer).Data
 	})
 	wc.pid = wc.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSession(wc) }))
 
@@ -219,34 +220,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	if wc.slot = slot; slot.attach(wc) {
 		go s.recheckWebsockets(ctx, wc)
 	}
-	wc.timer = time.AfterFunc(cfg.PingInterval, wc.keepalive)
+	wc.alive.Store(wsconn.StartKeepalive(ctx, cfg.PingInterval, cfg.IdleTimeout, wc.c.Ping, func(reason string) {
+		wc.shutdown(websocket.StatusPolicyViolation, reason)
+	}))
 	// A fresh goroutine rather than this handler's: its stack starts small,
 	// which matters when a node holds tens of thousands of idle connections.
 	go wc.readLoop()
 	return nil
 }
 
-func (wc *wsConn) touch() { wc.lastRead.Store(time.Now().UnixNano()) }
-
-// keepalive runs on a timer, never on a goroutine of its own: it pings the
-// client and closes the connection when nothing arrived for IdleTimeout.
-func (wc *wsConn) keepalive() {
-	if wc.ctx.Err() != nil {
-		return
+// touch records that something arrived from the client.
+func (wc *wsConn) touch() {
+	if k := wc.alive.Load(); k != nil {
+		k.Touch()
 	}
-	idle := time.Since(time.Unix(0, wc.lastRead.Load()))
-	if idle >= wc.cfg.IdleTimeout {
-		wc.shutdown(websocket.StatusPolicyViolation, "idle timeout")
-		return
-	}
-	ctx, cancel := context.WithTimeout(wc.ctx, wc.cfg.IdleTimeout-idle)
-	err := wc.c.Ping(ctx)
-	cancel()
-	if err != nil {
-		wc.shutdown(websocket.StatusPolicyViolation, "idle timeout: no pong")
-		return
-	}
-	wc.timer.Reset(wc.cfg.PingInterval)
 }
 
 // readLoop reads the client's frames and handles each before reading the
@@ -306,22 +293,23 @@ func (wc *wsConn) push(f outbox.Frame) {
 	}
 }
 
-func (wc *wsConn) pushFrame(v any) { wc.push(outbox.Frame{Kind: outbox.Other, Data: encodeFrame(v)}) }
+// frameOf queues a frame that belongs to no inbox.
+func frameOf(f wire.Frame) outbox.Frame { return outbox.Frame{Kind: f.Kind, Data: f.Data} }
 
 // WriteBatch writes a batch of frames, one websocket message each, in one
 // write to the socket: the frames go to the corked connection's buffer, and
 // uncorking sends them together.
 func (wc *wsConn) WriteBatch(frames []outbox.Frame) error {
-	wc.cork.cork()
+	wc.cork.Cork()
 	for _, f := range frames {
 		// Background: the write only fills the cork buffer; the blocking
-		// write and its deadline are uncork's.
+		// write and its deadline are Uncork's.
 		if err := wc.c.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
-			_ = wc.cork.uncork()
+			_ = wc.cork.Uncork()
 			return err
 		}
 	}
-	return wc.cork.uncork()
+	return wc.cork.Uncork()
 }
 
 // shutdown ends the connection once: the session actor stops (it
@@ -329,8 +317,8 @@ func (wc *wsConn) WriteBatch(frames []outbox.Frame) error {
 func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 	wc.once.Do(func() {
 		wc.cancel()
-		if wc.timer != nil {
-			wc.timer.Stop()
+		if k := wc.alive.Load(); k != nil {
+			k.Stop()
 		}
 		wc.q.Close()
 		wc.root.Stop(wc.pid)
@@ -345,115 +333,4 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 		}
 		_ = wc.c.Close(code, reason)
 	})
-}
-
-// hijackWriter hands the websocket library a corked connection and small
-// buffers instead of net/http's 4 KiB reader and writer: batching happens in
-// the cork, so the buffers only need to hold a frame header.
-type hijackWriter struct {
-	http.ResponseWriter
-	writeTimeout time.Duration
-	sendBuffer   int
-	cork         *corkConn
-}
-
-const (
-	wsReadBuffer  = 1024
-	wsWriteBuffer = 256 // holds any control frame whole (≤ 131 bytes)
-)
-
-func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if tc, ok := nc.(*net.TCPConn); ok && h.sendBuffer > 0 {
-		_ = tc.SetWriteBuffer(h.sendBuffer)
-	}
-	cc := &corkConn{Conn: nc, writeTimeout: h.writeTimeout}
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		cc.pending = bytes.Clone(b)
-	}
-	h.cork = cc
-	return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, wsReadBuffer), bufio.NewWriterSize(cc, wsWriteBuffer)), nil
-}
-
-// corkConn is a net.Conn whose writes can be held back and sent as one: the
-// websocket library flushes after every message, and a batch of frames
-// should cost one system call, not one each.
-type corkConn struct {
-	net.Conn
-	writeTimeout time.Duration
-	pending      []byte // bytes the HTTP server read past the handshake
-
-	mu     sync.Mutex
-	corked bool
-	buf    *bytes.Buffer
-}
-
-var corkPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func (c *corkConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		if len(c.pending) == 0 {
-			c.pending = nil
-		}
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// Write buffers while corked. Uncorked writes (pongs, close frames from the
-// reader goroutine) hold the lock too, so that they never interleave with a
-// batch being written.
-func (c *corkConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.corked {
-		return c.buf.Write(p)
-	}
-	return c.writeLocked(p)
-}
-
-func (c *corkConn) writeLocked(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-		return 0, err
-	}
-	n, err := c.Conn.Write(p)
-	_ = c.Conn.SetWriteDeadline(time.Time{})
-	return n, err
-}
-
-func (c *corkConn) cork() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = true
-	if c.buf == nil {
-		c.buf = corkPool.Get().(*bytes.Buffer)
-		c.buf.Reset()
-	}
-}
-
-// uncork writes what was buffered in one write and returns the buffer to
-// the pool: an idle connection holds none.
-func (c *corkConn) uncork() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = false
-	buf := c.buf
-	c.buf = nil
-	if buf == nil {
-		return nil
-	}
-	var err error
-	if buf.Len() > 0 {
-		_, err = c.writeLocked(buf.Bytes())
-	}
-	if buf.Cap() <= 256<<10 {
-		corkPool.Put(buf)
-	}
-	return err
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"github.com/switchboard-dev/switchboard/wire"
 	"sync"
 	"sync/atomic"
 
@@ -147,7 +148,7 @@ func (wc *wsConn) admitFrame(raw []byte) bool {
 		return false
 	}
 	if err := wc.s.allowFrame(wc.ctx); err != nil {
-		wc.sendError(refOf(raw), err)
+		wc.sendError(wire.RefOf(raw), err)
 		return false
 	}
 	return true

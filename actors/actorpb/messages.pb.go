@@ -980,22 +980,125 @@ func (x *SummaryAck) GetSeq() int64 {
 	return 0
 }
 
-// ListConversations asks an inbox actor for a page of its list. query holds
-// the API's query string (status, addressed, assignee, channel, tag, sort,
-// limit, cursor).
+// ListFilter is a list request's filter in typed values (the list query's
+// keys, parsed by the gateway: never a query string, which may hold a
+// credential). Empty fields take the API's defaults; the inbox actor checks
+// the values.
+type ListFilter struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Statuses  []string               `protobuf:"bytes,1,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	Addressed *bool                  `protobuf:"varint,2,opt,name=addressed,proto3,oneof" json:"addressed,omitempty"`
+	// assignee: "" any, "none", "me" (the request's agent_id), or an agent id.
+	Assignee      string `protobuf:"bytes,3,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	Channel       string `protobuf:"bytes,4,opt,name=channel,proto3" json:"channel,omitempty"`
+	Tag           string `protobuf:"bytes,5,opt,name=tag,proto3" json:"tag,omitempty"`
+	Sort          string `protobuf:"bytes,6,opt,name=sort,proto3" json:"sort,omitempty"`
+	Limit         int32  `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor        string `protobuf:"bytes,8,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilter) Reset() {
+	*x = ListFilter{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilter) ProtoMessage() {}
+
+func (x *ListFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilter.ProtoReflect.Descriptor instead.
+func (*ListFilter) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListFilter) GetStatuses() []string {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListFilter) GetAddressed() bool {
+	if x != nil && x.Addressed != nil {
+		return *x.Addressed
+	}
+	return false
+}
+
+func (x *ListFilter) GetAssignee() string {
+	if x != nil {
+		return x.Assignee
+	}
+	return ""
+}
+
+func (x *ListFilter) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ListFilter) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *ListFilter) GetSort() string {
+	if x != nil {
+		return x.Sort
+	}
+	return ""
+}
+
+func (x *ListFilter) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListFilter) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// ListConversations asks an inbox actor for a page of its list.
 type ListConversations struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	InboxId       string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
-	Query         string                 `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
 	AgentId       string                 `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Filter        *ListFilter            `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1110,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1123,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{12}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListConversations) GetAccountId() string {
@@ -1037,18 +1140,18 @@ func (x *ListConversations) GetInboxId() string {
 	return ""
 }
 
-func (x *ListConversations) GetQuery() string {
-	if x != nil {
-		return x.Query
-	}
-	return ""
-}
-
 func (x *ListConversations) GetAgentId() string {
 	if x != nil {
 		return x.AgentId
 	}
 	return ""
+}
+
+func (x *ListConversations) GetFilter() *ListFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
 }
 
 type ConversationPage struct {
@@ -1066,7 +1169,7 @@ type ConversationPage struct {
 
 func (x *ConversationPage) Reset() {
 	*x = ConversationPage{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1181,7 @@ func (x *ConversationPage) String() string {
 func (*ConversationPage) ProtoMessage() {}
 
 func (x *ConversationPage) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1194,7 @@ func (x *ConversationPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationPage.ProtoReflect.Descriptor instead.
 func (*ConversationPage) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{13}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConversationPage) GetError() *Error {
@@ -1147,7 +1250,7 @@ type GetCounts struct {
 
 func (x *GetCounts) Reset() {
 	*x = GetCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1262,7 @@ func (x *GetCounts) String() string {
 func (*GetCounts) ProtoMessage() {}
 
 func (x *GetCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1275,7 @@ func (x *GetCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounts.ProtoReflect.Descriptor instead.
 func (*GetCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{14}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCounts) GetAccountId() string {
@@ -1208,7 +1311,7 @@ type InboxCounts struct {
 
 func (x *InboxCounts) Reset() {
 	*x = InboxCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1323,7 @@ func (x *InboxCounts) String() string {
 func (*InboxCounts) ProtoMessage() {}
 
 func (x *InboxCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1336,7 @@ func (x *InboxCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCounts.ProtoReflect.Descriptor instead.
 func (*InboxCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InboxCounts) GetError() *Error {
@@ -1277,7 +1380,7 @@ type Pid struct {
 
 func (x *Pid) Reset() {
 	*x = Pid{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1392,7 @@ func (x *Pid) String() string {
 func (*Pid) ProtoMessage() {}
 
 func (x *Pid) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1405,7 @@ func (x *Pid) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pid.ProtoReflect.Descriptor instead.
 func (*Pid) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Pid) GetAddress() string {
@@ -1323,8 +1426,8 @@ func (x *Pid) GetId() string {
 // earlier subscription of the same subscriber). The inbox answers the request
 // with an Ack and, when it succeeds, Sends InboxSubscribed to the subscriber
 // before any InboxUpdate of that subscription, so the two arrive in order.
-// filter is the list query string (status, addressed, assignee, channel,
-// tag, sort, limit). With resume set and resume_epoch equal to the inbox's
+// filter selects the conversations of the subscription (its cursor is
+// ignored: a subscription starts at the first page). With resume set and resume_epoch equal to the inbox's
 // epoch, the inbox replays the missed updates; otherwise it sends a snapshot.
 type SubscribeInbox struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1333,17 +1436,17 @@ type SubscribeInbox struct {
 	AgentId        string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	Subscriber     *Pid                   `protobuf:"bytes,4,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
 	SubscriptionId uint64                 `protobuf:"varint,5,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
-	Filter         string                 `protobuf:"bytes,6,opt,name=filter,proto3" json:"filter,omitempty"`
 	Resume         bool                   `protobuf:"varint,7,opt,name=resume,proto3" json:"resume,omitempty"`
 	ResumeEpoch    string                 `protobuf:"bytes,8,opt,name=resume_epoch,json=resumeEpoch,proto3" json:"resume_epoch,omitempty"`
 	ResumeSeq      int64                  `protobuf:"varint,9,opt,name=resume_seq,json=resumeSeq,proto3" json:"resume_seq,omitempty"`
+	Filter         *ListFilter            `protobuf:"bytes,10,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubscribeInbox) Reset() {
 	*x = SubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1458,7 @@ func (x *SubscribeInbox) String() string {
 func (*SubscribeInbox) ProtoMessage() {}
 
 func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1471,7 @@ func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeInbox.ProtoReflect.Descriptor instead.
 func (*SubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubscribeInbox) GetAccountId() string {
@@ -1406,13 +1509,6 @@ func (x *SubscribeInbox) GetSubscriptionId() uint64 {
 	return 0
 }
 
-func (x *SubscribeInbox) GetFilter() string {
-	if x != nil {
-		return x.Filter
-	}
-	return ""
-}
-
 func (x *SubscribeInbox) GetResume() bool {
 	if x != nil {
 		return x.Resume
@@ -1434,6 +1530,13 @@ func (x *SubscribeInbox) GetResumeSeq() int64 {
 	return 0
 }
 
+func (x *SubscribeInbox) GetFilter() *ListFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
 // Ack answers SubscribeInbox and WatchConversation.
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1444,7 +1547,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1559,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1572,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Ack) GetError() *Error {
@@ -1500,7 +1603,7 @@ type InboxSubscribed struct {
 
 func (x *InboxSubscribed) Reset() {
 	*x = InboxSubscribed{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1615,7 @@ func (x *InboxSubscribed) String() string {
 func (*InboxSubscribed) ProtoMessage() {}
 
 func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1628,7 @@ func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSubscribed.ProtoReflect.Descriptor instead.
 func (*InboxSubscribed) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InboxSubscribed) GetSubscriptionId() uint64 {
@@ -1618,7 +1721,7 @@ type InboxUpdate struct {
 
 func (x *InboxUpdate) Reset() {
 	*x = InboxUpdate{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1733,7 @@ func (x *InboxUpdate) String() string {
 func (*InboxUpdate) ProtoMessage() {}
 
 func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1746,7 @@ func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxUpdate.ProtoReflect.Descriptor instead.
 func (*InboxUpdate) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *InboxUpdate) GetSubscriptionId() uint64 {
@@ -1713,7 +1816,7 @@ type UnsubscribeInbox struct {
 
 func (x *UnsubscribeInbox) Reset() {
 	*x = UnsubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1828,7 @@ func (x *UnsubscribeInbox) String() string {
 func (*UnsubscribeInbox) ProtoMessage() {}
 
 func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1841,7 @@ func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeInbox.ProtoReflect.Descriptor instead.
 func (*UnsubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UnsubscribeInbox) GetInboxId() string {
@@ -1777,7 +1880,7 @@ type WatchConversation struct {
 
 func (x *WatchConversation) Reset() {
 	*x = WatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1892,7 @@ func (x *WatchConversation) String() string {
 func (*WatchConversation) ProtoMessage() {}
 
 func (x *WatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1905,7 @@ func (x *WatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConversation.ProtoReflect.Descriptor instead.
 func (*WatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchConversation) GetAccountId() string {
@@ -1844,7 +1947,7 @@ type ConversationWatched struct {
 
 func (x *ConversationWatched) Reset() {
 	*x = ConversationWatched{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1959,7 @@ func (x *ConversationWatched) String() string {
 func (*ConversationWatched) ProtoMessage() {}
 
 func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +1972,7 @@ func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationWatched.ProtoReflect.Descriptor instead.
 func (*ConversationWatched) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConversationWatched) GetConversationId() string {
@@ -1903,7 +2006,7 @@ type UnwatchConversation struct {
 
 func (x *UnwatchConversation) Reset() {
 	*x = UnwatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2018,7 @@ func (x *UnwatchConversation) String() string {
 func (*UnwatchConversation) ProtoMessage() {}
 
 func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2031,7 @@ func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwatchConversation.ProtoReflect.Descriptor instead.
 func (*UnwatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UnwatchConversation) GetConversationId() string {
@@ -1959,7 +2062,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2074,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2087,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Typing) GetAccountId() string {
@@ -2016,18 +2119,20 @@ func (x *Typing) GetWatcher() *Pid {
 }
 
 // ConversationEvent carries one `item` or `typing` websocket frame, encoded
-// once by the conversation actor for all its watchers.
+// once by the conversation actor for all its watchers, and its kind (a
+// wire.Kind), so that the session's queue never inspects the bytes.
 type ConversationEvent struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	FrameJson      []byte                 `protobuf:"bytes,2,opt,name=frame_json,json=frameJson,proto3" json:"frame_json,omitempty"`
+	FrameKind      uint32                 `protobuf:"varint,3,opt,name=frame_kind,json=frameKind,proto3" json:"frame_kind,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConversationEvent) Reset() {
 	*x = ConversationEvent{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2144,7 @@ func (x *ConversationEvent) String() string {
 func (*ConversationEvent) ProtoMessage() {}
 
 func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2157,7 @@ func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationEvent.ProtoReflect.Descriptor instead.
 func (*ConversationEvent) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ConversationEvent) GetConversationId() string {
@@ -2069,6 +2174,13 @@ func (x *ConversationEvent) GetFrameJson() []byte {
 	return nil
 }
 
+func (x *ConversationEvent) GetFrameKind() uint32 {
+	if x != nil {
+		return x.FrameKind
+	}
+	return 0
+}
+
 // Tick wakes a conversation for its due times (the timer scanner sends it).
 // now_ms is the database's clock when the row was found due, so a node
 // whose clock lags does not find the tick early; settings_version is the
@@ -2083,7 +2195,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2207,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2220,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Tick) GetNowMs() int64 {
@@ -2137,7 +2249,7 @@ type NextAssignee struct {
 
 func (x *NextAssignee) Reset() {
 	*x = NextAssignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2261,7 @@ func (x *NextAssignee) String() string {
 func (*NextAssignee) ProtoMessage() {}
 
 func (x *NextAssignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2274,7 @@ func (x *NextAssignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextAssignee.ProtoReflect.Descriptor instead.
 func (*NextAssignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NextAssignee) GetAccountId() string {
@@ -2190,7 +2302,7 @@ type Assignee struct {
 
 func (x *Assignee) Reset() {
 	*x = Assignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2314,7 @@ func (x *Assignee) String() string {
 func (*Assignee) ProtoMessage() {}
 
 func (x *Assignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2327,7 @@ func (x *Assignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
 func (*Assignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Assignee) GetError() *Error {
@@ -2322,13 +2434,25 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\n" +
 	"SummaryAck\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\"~\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xe3\x01\n" +
+	"\n" +
+	"ListFilter\x12\x1a\n" +
+	"\bstatuses\x18\x01 \x03(\tR\bstatuses\x12!\n" +
+	"\taddressed\x18\x02 \x01(\bH\x00R\taddressed\x88\x01\x01\x12\x1a\n" +
+	"\bassignee\x18\x03 \x01(\tR\bassignee\x12\x18\n" +
+	"\achannel\x18\x04 \x01(\tR\achannel\x12\x10\n" +
+	"\x03tag\x18\x05 \x01(\tR\x03tag\x12\x12\n" +
+	"\x04sort\x18\x06 \x01(\tR\x04sort\x12\x14\n" +
+	"\x05limit\x18\a \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\b \x01(\tR\x06cursorB\f\n" +
+	"\n" +
+	"_addressed\"\xa6\x01\n" +
 	"\x11ListConversations\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
-	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x14\n" +
-	"\x05query\x18\x03 \x01(\tR\x05query\x12\x19\n" +
-	"\bagent_id\x18\x04 \x01(\tR\aagentId\"\xd1\x01\n" +
+	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x19\n" +
+	"\bagent_id\x18\x04 \x01(\tR\aagentId\x126\n" +
+	"\x06filter\x18\x05 \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filterJ\x04\b\x03\x10\x04\"\xd1\x01\n" +
 	"\x10ConversationPage\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12-\n" +
 	"\x12conversations_json\x18\x02 \x01(\fR\x11conversationsJson\x12\x1f\n" +
@@ -2350,7 +2474,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x03seq\x18\x04 \x01(\x03R\x03seq\"/\n" +
 	"\x03Pid\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xb9\x02\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xdf\x02\n" +
 	"\x0eSubscribeInbox\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
@@ -2360,11 +2484,12 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"subscriber\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\n" +
 	"subscriber\x12'\n" +
 	"\x0fsubscription_id\x18\x05 \x01(\x04R\x0esubscriptionId\x12\x16\n" +
-	"\x06filter\x18\x06 \x01(\tR\x06filter\x12\x16\n" +
 	"\x06resume\x18\a \x01(\bR\x06resume\x12!\n" +
 	"\fresume_epoch\x18\b \x01(\tR\vresumeEpoch\x12\x1d\n" +
 	"\n" +
-	"resume_seq\x18\t \x01(\x03R\tresumeSeq\"6\n" +
+	"resume_seq\x18\t \x01(\x03R\tresumeSeq\x126\n" +
+	"\x06filter\x18\n" +
+	" \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filterJ\x04\b\x06\x10\a\"6\n" +
 	"\x03Ack\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\"\xe7\x02\n" +
 	"\x0fInboxSubscribed\x12'\n" +
@@ -2414,11 +2539,13 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x121\n" +
-	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"[\n" +
+	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"z\n" +
 	"\x11ConversationEvent\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
-	"frame_json\x18\x02 \x01(\fR\tframeJson\"H\n" +
+	"frame_json\x18\x02 \x01(\fR\tframeJson\x12\x1d\n" +
+	"\n" +
+	"frame_kind\x18\x03 \x01(\rR\tframeKind\"H\n" +
 	"\x04Tick\x12\x15\n" +
 	"\x06now_ms\x18\x01 \x01(\x03R\x05nowMs\x12)\n" +
 	"\x10settings_version\x18\x02 \x01(\x03R\x0fsettingsVersion\"H\n" +
@@ -2442,7 +2569,7 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 	return file_actors_actorpb_messages_proto_rawDescData
 }
 
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*Error)(nil),               // 0: switchboard.actors.Error
 	(*Contact)(nil),             // 1: switchboard.actors.Contact
@@ -2456,24 +2583,25 @@ var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*ConversationReply)(nil),   // 9: switchboard.actors.ConversationReply
 	(*SummaryChanged)(nil),      // 10: switchboard.actors.SummaryChanged
 	(*SummaryAck)(nil),          // 11: switchboard.actors.SummaryAck
-	(*ListConversations)(nil),   // 12: switchboard.actors.ListConversations
-	(*ConversationPage)(nil),    // 13: switchboard.actors.ConversationPage
-	(*GetCounts)(nil),           // 14: switchboard.actors.GetCounts
-	(*InboxCounts)(nil),         // 15: switchboard.actors.InboxCounts
-	(*Pid)(nil),                 // 16: switchboard.actors.Pid
-	(*SubscribeInbox)(nil),      // 17: switchboard.actors.SubscribeInbox
-	(*Ack)(nil),                 // 18: switchboard.actors.Ack
-	(*InboxSubscribed)(nil),     // 19: switchboard.actors.InboxSubscribed
-	(*InboxUpdate)(nil),         // 20: switchboard.actors.InboxUpdate
-	(*UnsubscribeInbox)(nil),    // 21: switchboard.actors.UnsubscribeInbox
-	(*WatchConversation)(nil),   // 22: switchboard.actors.WatchConversation
-	(*ConversationWatched)(nil), // 23: switchboard.actors.ConversationWatched
-	(*UnwatchConversation)(nil), // 24: switchboard.actors.UnwatchConversation
-	(*Typing)(nil),              // 25: switchboard.actors.Typing
-	(*ConversationEvent)(nil),   // 26: switchboard.actors.ConversationEvent
-	(*Tick)(nil),                // 27: switchboard.actors.Tick
-	(*NextAssignee)(nil),        // 28: switchboard.actors.NextAssignee
-	(*Assignee)(nil),            // 29: switchboard.actors.Assignee
+	(*ListFilter)(nil),          // 12: switchboard.actors.ListFilter
+	(*ListConversations)(nil),   // 13: switchboard.actors.ListConversations
+	(*ConversationPage)(nil),    // 14: switchboard.actors.ConversationPage
+	(*GetCounts)(nil),           // 15: switchboard.actors.GetCounts
+	(*InboxCounts)(nil),         // 16: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 17: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 18: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 19: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 20: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 21: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 22: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 23: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 24: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 25: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 26: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 27: switchboard.actors.ConversationEvent
+	(*Tick)(nil),                // 28: switchboard.actors.Tick
+	(*NextAssignee)(nil),        // 29: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 30: switchboard.actors.Assignee
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	4,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
@@ -2481,28 +2609,30 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	6,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
 	7,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
 	8,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	27, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
+	28, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
 	3,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
 	1,  // 7: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
 	1,  // 8: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
 	0,  // 9: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	0,  // 10: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	0,  // 11: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	16, // 12: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	0,  // 13: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	16, // 14: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	20, // 15: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	16, // 16: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	16, // 17: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	16, // 18: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	16, // 19: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	16, // 20: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	0,  // 21: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	12, // 10: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
+	0,  // 11: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	0,  // 12: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	17, // 13: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	12, // 14: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
+	0,  // 15: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	17, // 16: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	21, // 17: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	17, // 18: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	17, // 19: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	17, // 20: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	17, // 21: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	17, // 22: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	0,  // 23: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2521,13 +2651,14 @@ func file_actors_actorpb_messages_proto_init() {
 	}
 	file_actors_actorpb_messages_proto_msgTypes[6].OneofWrappers = []any{}
 	file_actors_actorpb_messages_proto_msgTypes[7].OneofWrappers = []any{}
+	file_actors_actorpb_messages_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

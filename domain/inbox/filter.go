@@ -7,10 +7,7 @@ package inbox
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 )
@@ -53,10 +50,8 @@ func (s Sort) Valid() bool {
 // AssigneeNone is the Filter.Assignee value selecting unassigned conversations.
 const AssigneeNone = "none"
 
-// Filter selects conversations of an inbox list. It has no JSON form on
-// purpose: the websocket filter uses the list query's keys, so a gateway
-// turns it into url.Values and calls ParseFilter. The zero Filter selects
-// every conversation that is not closed.
+// Filter selects conversations of an inbox list; Query.Resolve makes one.
+// The zero Filter selects every conversation that is not closed.
 type Filter struct {
 	// Statuses selects these statuses; empty means all but closed.
 	Statuses []conversation.Status
@@ -127,67 +122,72 @@ func (f *Filter) statuses() []conversation.Status {
 	return out
 }
 
-// ParseFilter reads the API's list query (status, addressed, assignee,
-// channel, tag, sort, limit, cursor). agentID is the caller's agent id, or ""
-// for an account key, which cannot ask for assignee=me. Unknown keys are
-// ignored because the same query string carries access_token and the like.
-func ParseFilter(q url.Values, agentID string) (Filter, Sort, int, string, error) {
+// Query is a list request in typed values: the list query's keys (API.md)
+// after the gateway parsed them from a URL or a websocket filter. Resolve
+// checks the values; the zero Query is the default list.
+type Query struct {
+	// Statuses, empty for all but closed; duplicates are ignored.
+	Statuses []conversation.Status
+	// Addressed, when set, selects only (un)addressed conversations.
+	Addressed *bool
+	// Assignee: "" any, "none" unassigned, "me" the caller, else an agent id.
+	Assignee string
+	Channel  conversation.Channel
+	Tag      string
+	// Sort: "" for SortRecent.
+	Sort Sort
+	// Limit: 0 for DefaultLimit, else 1..MaxLimit.
+	Limit  int
+	Cursor string
+}
+
+// AssigneeMe is the Query.Assignee value naming the calling agent.
+const AssigneeMe = "me"
+
+// Resolve checks q and returns the filter, sort, page size and cursor it
+// names. agentID is the caller's agent id, or "" for an account key, which
+// cannot ask for assignee=me.
+func (q Query) Resolve(agentID string) (Filter, Sort, int, string, error) {
 	var f Filter
-	if v := q.Get("status"); v != "" {
-		for _, part := range strings.Split(v, ",") {
-			st := conversation.Status(strings.TrimSpace(part))
-			if !st.Valid() {
-				return Filter{}, "", 0, "", fmt.Errorf("%w: status: unknown value %q", ErrInvalid, part)
-			}
-			if !slices.Contains(f.Statuses, st) {
-				f.Statuses = append(f.Statuses, st)
-			}
+	for _, st := range q.Statuses {
+		if !st.Valid() {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: status: unknown value %q", ErrInvalid, st)
+		}
+		if !slices.Contains(f.Statuses, st) {
+			f.Statuses = append(f.Statuses, st)
 		}
 	}
-	if v := q.Get("addressed"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil || (v != "true" && v != "false") {
-			return Filter{}, "", 0, "", fmt.Errorf("%w: addressed: want true or false, got %q", ErrInvalid, v)
-		}
-		f.Addressed = &b
-	}
-	switch v := q.Get("assignee"); v {
-	case "":
-	case "me":
+	f.Addressed = q.Addressed
+	switch q.Assignee {
+	case AssigneeMe:
 		if agentID == "" {
 			return Filter{}, "", 0, "", fmt.Errorf("%w: assignee: \"me\" needs an agent token", ErrInvalid)
 		}
 		f.Assignee = agentID
 	default:
-		f.Assignee = v
+		f.Assignee = q.Assignee
 	}
-	if v := q.Get("channel"); v != "" {
-		c := conversation.Channel(v)
-		if !c.Valid() {
-			return Filter{}, "", 0, "", fmt.Errorf("%w: channel: unknown value %q", ErrInvalid, v)
-		}
-		f.Channel = c
+	if q.Channel != "" && !q.Channel.Valid() {
+		return Filter{}, "", 0, "", fmt.Errorf("%w: channel: unknown value %q", ErrInvalid, q.Channel)
 	}
-	f.Tag = q.Get("tag")
+	f.Channel, f.Tag = q.Channel, q.Tag
 	sort := SortRecent
-	if v := q.Get("sort"); v != "" {
-		sort = Sort(v)
-		if !sort.Valid() {
-			return Filter{}, "", 0, "", fmt.Errorf("%w: sort: unknown value %q", ErrInvalid, v)
+	if q.Sort != "" {
+		if !q.Sort.Valid() {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: sort: unknown value %q", ErrInvalid, q.Sort)
 		}
+		sort = q.Sort
 	}
 	limit := DefaultLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxLimit {
-			return Filter{}, "", 0, "", fmt.Errorf("%w: limit: want an integer in 1..%d, got %q", ErrInvalid, MaxLimit, v)
+	if q.Limit != 0 {
+		if q.Limit < 1 || q.Limit > MaxLimit {
+			return Filter{}, "", 0, "", fmt.Errorf("%w: limit: want an integer in 1..%d, got %d", ErrInvalid, MaxLimit, q.Limit)
 		}
-		limit = n
+		limit = q.Limit
 	}
-	cursor := q.Get("cursor")
-	if cursor != "" {
-		// Checked here too so that a bad cursor fails before the actor is asked.
-		c, err := decodeCursor(cursor)
+	if q.Cursor != "" {
+		// Checked here too so that a bad cursor fails before any page is read.
+		c, err := decodeCursor(q.Cursor)
 		if err != nil {
 			return Filter{}, "", 0, "", err
 		}
@@ -195,5 +195,5 @@ func ParseFilter(q url.Values, agentID string) (Filter, Sort, int, string, error
 			return Filter{}, "", 0, "", fmt.Errorf("%w: cursor: made for sort %q, not %q", ErrInvalid, c.sort, sort)
 		}
 	}
-	return f, sort, limit, cursor, nil
+	return f, sort, limit, q.Cursor, nil
 }

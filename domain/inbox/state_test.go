@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -553,46 +552,47 @@ func slicesOf(s *State) []conversation.Summary {
 	return out
 }
 
-func TestParseFilter(t *testing.T) {
-	f, so, limit, cur, err := ParseFilter(url.Values{}, "")
+func TestQueryResolve(t *testing.T) {
+	f, so, limit, cur, err := Query{}.Resolve("")
 	if err != nil || so != SortRecent || limit != 50 || cur != "" || len(f.Statuses) != 0 || f.Addressed != nil {
 		t.Fatalf("defaults: %+v %s %d %q %v", f, so, limit, cur, err)
 	}
-	q, _ := url.ParseQuery("status=open,new,open&addressed=false&assignee=me&channel=chat&tag=vip&sort=longest_wait&limit=200&access_token=x")
-	f, so, limit, _, err = ParseFilter(q, "ag7")
+	no := false
+	f, so, limit, _, err = Query{Statuses: []conversation.Status{"open", "new", "open"}, Addressed: &no, Assignee: AssigneeMe,
+		Channel: "chat", Tag: "vip", Sort: SortLongestWait, Limit: 200}.Resolve("ag7")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Filter{Statuses: []conversation.Status{"open", "new"}, Assignee: "ag7", Channel: "chat", Tag: "vip"}
 	if !slices.Equal(f.Statuses, want.Statuses) || f.Assignee != "ag7" || f.Channel != "chat" || f.Tag != "vip" ||
 		f.Addressed == nil || *f.Addressed || so != SortLongestWait || limit != 200 {
-		t.Fatalf("parsed %+v %s %d", f, so, limit)
+		t.Fatalf("resolved %+v %s %d", f, so, limit)
 	}
-	if f, _, _, _, _ := ParseFilter(url.Values{"assignee": {"none"}}, ""); f.Assignee != AssigneeNone {
+	if f, _, _, _, _ := (Query{Assignee: AssigneeNone}).Resolve(""); f.Assignee != AssigneeNone {
 		t.Fatalf("assignee none: %q", f.Assignee)
 	}
 	s := New("in1", "e1", Config{})
 	mustApply(t, s, mk("a", conversation.StatusOpen, 1, 1))
 	mustApply(t, s, mk("b", conversation.StatusOpen, 2, 1))
 	oldestCur := mustList(t, s, Filter{}, SortOldest, 1, "").NextCursor
-	for _, c := range []struct{ query, key string }{
-		{"status=open,archived", "status"},
-		{"status=,", "status"},
-		{"addressed=yes", "addressed"},
-		{"addressed=1", "addressed"},
-		{"assignee=me", "assignee"},
-		{"channel=fax", "channel"},
-		{"sort=newest", "sort"},
-		{"limit=0", "limit"},
-		{"limit=201", "limit"},
-		{"limit=ten", "limit"},
-		{"cursor=***", "cursor"},
-		{"cursor=" + oldestCur, "cursor"}, // made for oldest, used with recent
+	for _, c := range []struct {
+		name string
+		q    Query
+		key  string
+	}{
+		{"unknown status", Query{Statuses: []conversation.Status{"open", "archived"}}, "status"},
+		{"empty status", Query{Statuses: []conversation.Status{""}}, "status"},
+		{"me without agent", Query{Assignee: AssigneeMe}, "assignee"},
+		{"unknown channel", Query{Channel: "fax"}, "channel"},
+		{"unknown sort", Query{Sort: "newest"}, "sort"},
+		{"negative limit", Query{Limit: -1}, "limit"},
+		{"limit over max", Query{Limit: 201}, "limit"},
+		{"bad cursor", Query{Cursor: "***"}, "cursor"},
+		{"cursor of another sort", Query{Cursor: oldestCur}, "cursor"}, // made for oldest, used with recent
 	} {
-		q, _ := url.ParseQuery(c.query)
-		_, _, _, _, err := ParseFilter(q, "")
+		_, _, _, _, err := c.q.Resolve("")
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.key) {
-			t.Errorf("%s: err %v, want ErrInvalid naming %q", c.query, err, c.key)
+			t.Errorf("%s: err %v, want ErrInvalid naming %q", c.name, err, c.key)
 		}
 	}
 }

@@ -12,24 +12,27 @@ package outbox
 
 import (
 	"sync"
+
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
-// Kind classifies a frame for the queue's policies.
-type Kind uint8
+// Kind classifies a frame for the queue's policies: the kind its wire
+// constructor gave it. The queue never looks at a frame's bytes.
+type Kind = wire.Kind
 
 const (
 	// Other frames (acks, errors, pongs, subscribed, items) are never
 	// dropped or coalesced; a queue that cannot hold them fails.
-	Other Kind = iota
+	Other = wire.KindReply
 	// Update frames belong to (Inbox, Conv) and carry Version; they are
 	// coalesced per conversation and dropped on overflow.
-	Update
+	Update = wire.KindUpdate
 	// Snapshot frames of Inbox end its resync: updates flow again after it.
-	Snapshot
+	Snapshot = wire.KindSnapshot
 	// Resync frames are made by the queue itself on overflow.
-	Resync
+	Resync = wire.KindResync
 	// Typing frames are ephemeral: dropped when the queue is full.
-	Typing
+	Typing = wire.KindTyping
 )
 
 // Frame is one websocket text frame and what the queue needs to know of it.

@@ -1,0 +1,302 @@
+package wsconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/poll"
+)
+
+func TestCorkSendsABatchInOneWrite(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	c := NewCork(server, time.Second, nil)
+
+	c.Cork()
+	for _, s := range []string{"one ", "two ", "three"} {
+		if _, err := c.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing left while corked: net.Pipe is unbuffered, so a write that
+	// reached it would block here, not return.
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 64)
+		n, _ := client.Read(buf)
+		got <- string(buf[:n])
+	}()
+	if err := c.Uncork(); err != nil {
+		t.Fatal(err)
+	}
+	// One read of the peer sees the whole batch: it was one write.
+	if s := <-got; s != "one two three" {
+		t.Fatalf("peer read %q in one read", s)
+	}
+
+	// Uncorked, a write goes straight through.
+	go func() { _, _ = c.Write([]byte("pong")) }()
+	buf := make([]byte, 16)
+	if n, err := client.Read(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("uncorked write: %q %v", buf[:n], err)
+	}
+	if err := c.Uncork(); err != nil { // nothing held: a no-op
+		t.Fatal(err)
+	}
+}
+
+func TestCorkWriteTimesOutOnAPeerThatDoesNotRead(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	c := NewCork(server, 20*time.Millisecond, nil)
+	c.Cork()
+	_, _ = c.Write([]byte("nobody reads this"))
+	if err := c.Uncork(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("uncork to a stalled peer: %v, want a deadline error", err)
+	}
+}
+
+func TestCorkReadsPendingBytesFirst(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	c := NewCork(server, time.Second, []byte("early "))
+	go func() {
+		_, _ = client.Write([]byte("late"))
+		client.Close()
+	}()
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "early late" {
+		t.Fatalf("read %q %v", b, err)
+	}
+}
+
+// Writes from other goroutines (the websocket library's pongs and close
+// frames) during a batch, corked or being uncorked, stay whole: every write
+// reaches the peer contiguously.
+func TestCorkKeepsEveryWriteWhole(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	c := NewCork(server, time.Second, nil)
+	const unit = 8
+	var wg sync.WaitGroup
+	for _, ch := range []byte("ab") {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				c.Cork()
+				_, _ = c.Write(bytes.Repeat([]byte{ch}, unit))
+				_, _ = c.Write(bytes.Repeat([]byte{ch + 1}, unit))
+				_ = c.Uncork()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			_, _ = c.Write(bytes.Repeat([]byte("."), unit))
+		}
+	}()
+	go func() { wg.Wait(); client.Close() }()
+	b, _ := io.ReadAll(client)
+	if len(b) != 250*unit {
+		t.Fatalf("%d bytes, want %d", len(b), 250*unit)
+	}
+	for i := 0; i < len(b); i += unit {
+		if chunk := b[i : i+unit]; !bytes.Equal(chunk, bytes.Repeat(chunk[:1], unit)) {
+			t.Fatalf("a write was split at byte %d: %q", i, chunk)
+		}
+	}
+}
+
+// pipeListener hands an http.Server the server end of one net.Pipe.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
+
+// dialPipe opens a real websocket over net.Pipe to handler, whose
+// connection goes through Hijacker.
+func dialPipe(t *testing.T, handler func(w http.ResponseWriter, r *http.Request)) *websocket.Conn {
+	t.Helper()
+	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: http.HandlerFunc(handler)}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		server, client := net.Pipe()
+		select {
+		case l.conns <- server:
+			return client, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://pipe/", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+// TestKeepalive: a client that reads answers pings and stays; one that
+// stops reading stops answering and is given up on.
+func TestKeepalive(t *testing.T) {
+	pongs := atomic.Int64{}
+	dead := make(chan string, 1)
+	ready := make(chan *Keepalive, 1)
+	client := dialPipe(t, func(w http.ResponseWriter, r *http.Request) {
+		h := &Hijacker{ResponseWriter: w, WriteTimeout: time.Second}
+		var k *Keepalive
+		var mu sync.Mutex
+		c, err := websocket.Accept(h, r, &websocket.AcceptOptions{OnPongReceived: func(context.Context, []byte) {
+			pongs.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			k.Touch()
+		}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if h.Cork == nil {
+			t.Error("Hijacker did not set its Cork")
+		}
+		mu.Lock()
+		k = StartKeepalive(context.Background(), 10*time.Millisecond, 150*time.Millisecond, c.Ping, func(reason string) {
+			dead <- reason
+			_ = c.CloseNow()
+		})
+		mu.Unlock()
+		ready <- k
+		// The server reads too: pongs are handled by a reader.
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	k := <-ready
+	readCtx, stopReading := context.WithCancel(context.Background())
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		_, _, _ = client.Read(readCtx) // answers pings while it reads
+	}()
+	// Several rounds of pings outlast the idle timeout without dying.
+	poll.Until(t, 10*time.Second, "20 pongs", func() bool {
+		select {
+		case reason := <-dead:
+			t.Fatalf("a client that answers pings was given up on: %s", reason)
+		default:
+		}
+		return pongs.Load() >= 20
+	})
+	stopReading()
+	<-readerDone
+	select {
+	case reason := <-dead:
+		if reason != ReasonNoPong && reason != ReasonIdle {
+			t.Fatalf("reason %q", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client that stopped answering pings was not given up on")
+	}
+	k.Stop() // after dead: harmless
+}
+
+// Stop, from any goroutine and at any time, is final: no tick re-arms and
+// dead is never called after it.
+func TestKeepaliveStopIsFinal(t *testing.T) {
+	var deaths, pings atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := StartKeepalive(context.Background(), time.Microsecond, time.Hour,
+				func(context.Context) error { pings.Add(1); return nil },
+				func(string) { deaths.Add(1) })
+			k.Stop()
+			k.Stop()
+		}()
+	}
+	wg.Wait()
+	// A tick already running when Stop came may ping once more, but none
+	// re-arms: the count settles. Nothing announces "no more ticks", so
+	// this watches for a while.
+	settled := pings.Load()
+	for range 5 {
+		time.Sleep(5 * time.Millisecond)
+		settled = max(settled, pings.Load())
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := pings.Load(); n != settled || n > 50 {
+		t.Fatalf("stopped keepalives kept pinging: %d then %d pings", settled, n)
+	}
+	if deaths.Load() != 0 {
+		t.Fatalf("dead called %d times for stopped keepalives", deaths.Load())
+	}
+}
+
+// A keepalive whose context ended does nothing more.
+func TestKeepaliveEndsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pinged := make(chan struct{}, 1)
+	k := StartKeepalive(ctx, time.Microsecond, time.Hour, func(context.Context) error { pinged <- struct{}{}; return nil }, func(string) {
+		t.Error("dead called after the context ended")
+	})
+	defer k.Stop()
+	select {
+	case <-pinged:
+		t.Fatal("pinged after the context ended")
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// The idle deadline counts from the last Touch: a peer from which nothing
+// arrived for idle is dead even when pings seem to succeed.
+func TestKeepaliveIdle(t *testing.T) {
+	dead := make(chan string, 1)
+	k := StartKeepalive(context.Background(), 5*time.Millisecond, 30*time.Millisecond, func(context.Context) error { return nil },
+		func(reason string) { dead <- reason })
+	defer k.Stop()
+	select {
+	case reason := <-dead:
+		if reason != ReasonIdle {
+			t.Fatalf("reason %q, want %q", reason, ReasonIdle)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("never gave up on a silent peer")
+	}
+}

@@ -1,0 +1,127 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/switchboard-dev/switchboard/domain/inbox"
+)
+
+// Client frame types (API.md, client → server).
+const (
+	TypePing               = "ping"
+	TypeSubscribe          = "subscribe"
+	TypeUnsubscribe        = "unsubscribe"
+	TypeWatch              = "watch"
+	TypeUnwatch            = "unwatch"
+	TypeTyping             = "typing"
+	TypeSend               = "send"
+	TypeUpdateConversation = "update_conversation"
+)
+
+// ClientFrame is a decoded client → server frame. Each type uses the fields
+// API.md gives it; DecodeClientFrame has checked that the ones it requires
+// are there.
+type ClientFrame struct {
+	Type           string          `json:"type"`
+	ID             json.RawMessage `json:"id"`
+	InboxID        string          `json:"inbox_id"`
+	ConversationID string          `json:"conversation_id"`
+	// Filter is a subscribe's filter as sent; Query is what it says.
+	Filter map[string]json.RawMessage `json:"filter"`
+	Query  inbox.Query                `json:"-"`
+	Resume *Resume                    `json:"resume"`
+	// send
+	Body     string `json:"body"`
+	Kind     string `json:"kind"`
+	ClientID string `json:"client_id"`
+	// update_conversation (IfVersion also on send)
+	UpdateFields
+}
+
+// Resume is a subscribe's position to resume from.
+type Resume struct {
+	Epoch string `json:"epoch"`
+	Seq   *int64 `json:"seq"`
+}
+
+// UpdateFields are update_conversation's fields, as PATCH
+// /v1/conversations/{id} has them. AssigneeID is raw so that null (unassign)
+// and absent (unchanged) differ.
+type UpdateFields struct {
+	Status     *string         `json:"status"`
+	Addressed  *bool           `json:"addressed"`
+	AssigneeID json.RawMessage `json:"assignee_id"`
+	TagsAdd    []string        `json:"tags_add"`
+	TagsRemove []string        `json:"tags_remove"`
+	IfVersion  *int64          `json:"if_version"`
+	// SnoozeUntil is raw like AssigneeID: null clears it.
+	SnoozeUntil json.RawMessage `json:"snooze_until"`
+}
+
+// DecodeClientFrame decodes one client frame. On error it returns what it
+// could read of the frame (its ID, to answer with as ref) and an
+// invalid_argument Error: a bad frame gets an error frame, never a dropped
+// connection.
+func DecodeClientFrame(raw []byte) (ClientFrame, error) {
+	var f ClientFrame
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&f); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "field %q has the wrong type", typeErr.Field)
+		}
+		return ClientFrame{}, Errorf(CodeInvalid, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return ClientFrame{ID: f.ID}, Errorf(CodeInvalid, "one JSON object per frame")
+	}
+	if err := f.check(); err != nil {
+		return ClientFrame{Type: f.Type, ID: f.ID}, err
+	}
+	return f, nil
+}
+
+// check requires each type's fields, in the order a client would fix them.
+func (f *ClientFrame) check() error {
+	switch f.Type {
+	case TypePing:
+		return nil
+	case TypeSubscribe:
+		if f.InboxID == "" {
+			return Errorf(CodeInvalid, "inbox_id is required")
+		}
+		q, err := FilterQuery(f.Filter)
+		if err != nil {
+			return err
+		}
+		f.Query = q
+		if f.Resume != nil && (f.Resume.Epoch == "" || f.Resume.Seq == nil || *f.Resume.Seq < 0) {
+			return Errorf(CodeInvalid, "resume needs epoch and seq")
+		}
+		return nil
+	case TypeUnsubscribe:
+		if f.InboxID == "" {
+			return Errorf(CodeInvalid, "inbox_id is required")
+		}
+		return nil
+	case TypeWatch, TypeUnwatch, TypeTyping, TypeSend, TypeUpdateConversation:
+		if f.ConversationID == "" {
+			return Errorf(CodeInvalid, "conversation_id is required")
+		}
+		return nil
+	case "":
+		return Errorf(CodeInvalid, "type is required")
+	}
+	return Errorf(CodeInvalid, "unknown frame type %q", f.Type)
+}
+
+// RefOf digs the id out of a frame that did not decode as a whole.
+func RefOf(raw []byte) json.RawMessage {
+	var v struct {
+		ID json.RawMessage `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &v)
+	return v.ID
+}

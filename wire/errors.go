@@ -1,0 +1,87 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is an API error code (API.md "Errors"). REST answers and websocket
+// error frames carry the same codes.
+type Code string
+
+// The API's error codes.
+const (
+	CodeInvalid         Code = "invalid_argument"
+	CodeUnauthorized    Code = "unauthorized"
+	CodeForbidden       Code = "forbidden"
+	CodeNotFound        Code = "not_found"
+	CodeConflict        Code = "conflict"
+	CodePayloadTooLarge Code = "payload_too_large"
+	CodeRateLimited     Code = "rate_limited"
+	CodeUnavailable     Code = "unavailable"
+	CodeInternal        Code = "internal"
+)
+
+// Status is the HTTP status a code is answered with; 0 for a code the API
+// does not define.
+func (c Code) Status() int {
+	switch c {
+	case CodeInvalid:
+		return http.StatusBadRequest
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeConflict:
+		return http.StatusConflict
+	case CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return 0
+}
+
+// Known reports whether the API defines c.
+func (c Code) Known() bool { return c.Status() != 0 }
+
+// Error is an error with an API code: what REST handlers return, what actors
+// answer with, and the "error" object of a REST body or websocket frame.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf returns an Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError finds an Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// ToError maps any error onto the API's codes: an Error with a code the API
+// defines is kept, one with another code (an actor's internal one) becomes
+// unavailable, and anything else is internal, with no detail leaked.
+func ToError(err error) *Error {
+	if e, ok := AsError(err); ok {
+		if e.Code.Known() {
+			return e
+		}
+		return &Error{Code: CodeUnavailable, Message: e.Message}
+	}
+	return &Error{Code: CodeInternal, Message: "internal error"}
+}
