@@ -76,11 +76,10 @@ func (s *Server) admin(next func(http.ResponseWriter, *http.Request) error) http
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			ae := asAPIError(err)
-			if ae.Code == codeInternal {
+			if withheld(err) {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			writeErr(w, ae)
+			writeErr(w, err)
 		}
 	}
 }

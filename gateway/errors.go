@@ -1,14 +1,17 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/actors"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // API error codes and their statuses (API.md "Errors").
@@ -56,20 +59,34 @@ var (
 
 func notFound(what string) *apiError { return errorf(codeNotFound, "%s not found", what) }
 
-// asAPIError maps any error onto the API's codes.
+// errWithheld is all a client learns of a failure inside the server: the
+// failure's own text may describe the database, or other tenants' requests
+// that shared a commit, so it goes to the log only.
+var errWithheld = errorf(codeUnavailable, "the service is temporarily unavailable; retry the request")
+
+// asAPIError maps any error onto the API's codes. Only the gateway's own
+// errors and the actors' client-facing refusals keep their text.
 func asAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
 	}
 	if ge, ok := actors.AsError(err); ok {
-		if _, known := statusOf[ge.Code]; known {
+		switch ge.Code {
+		case codeInvalid, codeNotFound, codeConflict, codeForbidden:
 			return &apiError{Code: ge.Code, Message: ge.Message}
 		}
-		return &apiError{Code: codeUnavailable, Message: ge.Message}
+		return errWithheld
 	}
-	return &apiError{Code: codeInternal, Message: "internal error"}
+	if errors.Is(err, validate.ErrInvalid) {
+		return &apiError{Code: codeInvalid, Message: err.Error()}
+	}
+	return errWithheld
 }
+
+// withheld reports whether err's text is kept from the client, so the
+// caller logs it instead.
+func withheld(err error) bool { return asAPIError(err) == errWithheld }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -94,13 +111,26 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errorf(codeInvalid, "Content-Type must be application/json")
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
 		}
+		return errorf(codeInvalid, "request body could not be read")
+	}
+	return decodeJSON(raw, v)
+}
+
+// decodeJSON decodes one JSON object (a REST body or a websocket frame).
+// Invalid UTF-8 is refused here because encoding/json would silently turn
+// it into U+FFFD, and API.md asks for invalid_argument.
+func decodeJSON(raw []byte, v any) error {
+	if !utf8.Valid(raw) {
+		return errorf(codeInvalid, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errorf(codeInvalid, "request body is empty")
 		}
@@ -112,12 +142,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if dec.More() {
 		return errorf(codeInvalid, "malformed JSON: trailing data")
-	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
-		}
 	}
 	return nil
 }

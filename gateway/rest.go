@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -19,7 +21,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.Name); err != nil {
+	if err := checked(validate.Name("name", in.Name)); err != nil {
 		return err
 	}
 	acc, key, err := s.store.CreateAccount(r.Context(), in.Name)
@@ -42,11 +44,13 @@ func (s *Server) createInbox(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.Name); err != nil {
+	if err := checked(validate.Name("name", in.Name)); err != nil {
 		return err
 	}
-	if in.PhoneNumber != "" && !validPhone(in.PhoneNumber) {
-		return errorf(codeInvalid, "phone_number must be an E.164 number like +14155550100")
+	if in.PhoneNumber != "" {
+		if err := checked(validate.Phone("phone_number", in.PhoneNumber)); err != nil {
+			return err
+		}
 	}
 	ib, err := s.store.CreateInbox(r.Context(), p.AccountID, in.Name, in.PhoneNumber)
 	if err != nil {
@@ -93,14 +97,19 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.Name); err != nil {
+	if err := checked(validate.Name("name", in.Name)); err != nil {
 		return err
 	}
-	if err := validateContact(&contactIn{Email: in.Email}); err != nil {
-		return errorf(codeInvalid, "email is not a valid address")
+	if err := checked(validate.Email("email", in.Email)); err != nil {
+		return err
 	}
 	if in.InboxIDs == nil {
 		in.InboxIDs = []string{}
+	}
+	for i, id := range in.InboxIDs {
+		if err := checked(validate.ID(fmt.Sprintf("inbox_ids[%d]", i), id)); err != nil {
+			return err
+		}
 	}
 	agent, token, err := s.store.CreateAgent(r.Context(), p.AccountID, in.Name, in.Email, in.InboxIDs)
 	if errors.Is(err, persistence.ErrNotFound) {
@@ -123,6 +132,9 @@ func (s *Server) inbox(r *http.Request, id string) (persistence.Inbox, error) {
 // inboxFor is inbox for a context carrying the principal (REST or websocket).
 func (s *Server) inboxFor(ctx context.Context, id string) (persistence.Inbox, error) {
 	p := principalFrom(ctx)
+	if validate.ID("inbox_id", id) != nil {
+		return persistence.Inbox{}, notFound("inbox") // no such id was ever issued
+	}
 	ib, ok := s.cachedInbox(id)
 	if !ok {
 		var err error
@@ -158,6 +170,9 @@ func (s *Server) conversationRef(r *http.Request, id string) (convRef, error) {
 // conversationRefFor is conversationRef for a context carrying the principal.
 func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, error) {
 	p := principalFrom(ctx)
+	if validate.ID("conversation_id", id) != nil {
+		return convRef{}, notFound("conversation") // no such id was ever issued
+	}
 	v, ok := s.convs.Load(id)
 	ref, _ := v.(convRef)
 	if !ok {
@@ -181,30 +196,53 @@ func toContact(c *contactIn) *actorpb.Contact {
 	return &actorpb.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
 }
 
+// inboundIn is POST /v1/inboxes/{inbox_id}/messages.
+type inboundIn struct {
+	Contact    *contactIn `json:"contact"`
+	Body       string     `json:"body"`
+	Channel    string     `json:"channel"`
+	ExternalID string     `json:"external_id"`
+}
+
+func (in *inboundIn) validate() error {
+	if in.Contact == nil {
+		return errNoContact
+	}
+	return checked((&conversation.InboundCommand{Contact: in.Contact.domain(), Body: in.Body,
+		Channel: conversation.Channel(in.Channel), ExternalID: in.ExternalID}).Validate())
+}
+
+// callIn is POST /v1/inboxes/{inbox_id}/calls.
+type callIn struct {
+	Contact      *contactIn `json:"contact"`
+	CallID       string     `json:"call_id"`
+	State        string     `json:"state"`
+	DurationS    *int64     `json:"duration_s"`
+	RecordingURL string     `json:"recording_url"`
+}
+
+func (in *callIn) validate() error {
+	if in.Contact == nil {
+		return errNoContact
+	}
+	var dur int64
+	if in.DurationS != nil {
+		dur = *in.DurationS
+	}
+	return checked((&conversation.CallCommand{Contact: in.Contact.domain(), CallID: in.CallID,
+		State: conversation.CallState(in.State), DurationS: dur, RecordingURL: in.RecordingURL}).Validate())
+}
+
 func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 	ib, err := s.inbox(r, r.PathValue("inbox_id"))
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Contact    *contactIn `json:"contact"`
-		Body       string     `json:"body"`
-		Channel    string     `json:"channel"`
-		ExternalID string     `json:"external_id"`
-	}
+	var in inboundIn
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateContact(in.Contact); err != nil {
-		return err
-	}
-	if err := validateBody(in.Body); err != nil {
-		return err
-	}
-	if ch := conversation.Channel(in.Channel); in.Channel != "" && (!ch.Valid() || ch == conversation.ChannelVoice) {
-		return errorf(codeInvalid, "channel must be sms, chat or email")
-	}
-	if err := validKey("external_id", in.ExternalID); err != nil {
+	if err := in.validate(); err != nil {
 		return err
 	}
 	p := principalFrom(r.Context())
@@ -257,34 +295,16 @@ func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Contact      *contactIn `json:"contact"`
-		CallID       string     `json:"call_id"`
-		State        string     `json:"state"`
-		DurationS    *int64     `json:"duration_s"`
-		RecordingURL string     `json:"recording_url"`
-	}
+	var in callIn
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateContact(in.Contact); err != nil {
+	if err := in.validate(); err != nil {
 		return err
-	}
-	if in.CallID == "" || len(in.CallID) > 200 {
-		return errorf(codeInvalid, "call_id must be 1 to 200 characters")
-	}
-	if !conversation.CallState(in.State).Valid() {
-		return errorf(codeInvalid, "state must be one of ringing, in_progress, completed, missed, voicemail")
 	}
 	var dur int64
 	if in.DurationS != nil {
-		if *in.DurationS < 0 {
-			return errorf(codeInvalid, "duration_s must not be negative")
-		}
 		dur = *in.DurationS
-	}
-	if len(in.RecordingURL) > 2048 {
-		return errorf(codeInvalid, "recording_url is too long")
 	}
 	p := principalFrom(r.Context())
 	convID := conversation.ID(ib.ID, contactKey(in.Contact))
@@ -307,15 +327,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Body     string `json:"body"`
-		Kind     string `json:"kind"`
-		ClientID string `json:"client_id"`
-	}
+	var in replyIn
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateReply(in.Body, in.Kind, in.ClientID); err != nil {
+	if err := in.validate(); err != nil {
 		return err
 	}
 	res, err := s.sendReply(r.Context(), ref, id, in.Body, in.Kind, in.ClientID)
@@ -332,15 +348,15 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// validateReply checks a reply or note (REST and websocket `send`).
-func validateReply(body, kind, clientID string) error {
-	if err := validateBody(body); err != nil {
-		return err
-	}
-	if kind != "" && kind != "message" && kind != "note" {
-		return errorf(codeInvalid, "kind must be message or note")
-	}
-	return validKey("client_id", clientID)
+// replyIn is a reply or note (REST body and websocket `send`).
+type replyIn struct {
+	Body     string `json:"body"`
+	Kind     string `json:"kind"`
+	ClientID string `json:"client_id"`
+}
+
+func (in *replyIn) validate() error {
+	return checked((&conversation.ReplyCommand{Body: in.Body, Kind: conversation.ItemKind(in.Kind), ClientID: in.ClientID}).Validate())
 }
 
 func (s *Server) sendReply(ctx context.Context, ref convRef, id, body, kind, clientID string) (res replyResult, err error) {
@@ -368,11 +384,9 @@ type updateIn struct {
 	IfVersion  *int64          `json:"if_version"`
 }
 
+// toPB validates the update (the domain's rules) and converts it.
 func (in *updateIn) toPB() (*actorpb.Update, error) {
 	u := &actorpb.Update{Status: in.Status, Addressed: in.Addressed, TagsAdd: in.TagsAdd, TagsRemove: in.TagsRemove, IfVersion: in.IfVersion}
-	if in.Status != nil && !conversation.Status(*in.Status).Valid() {
-		return nil, errorf(codeInvalid, "status must be one of new, open, pending, closed")
-	}
 	if len(in.AssigneeID) > 0 {
 		var a *string
 		if err := json.Unmarshal(in.AssigneeID, &a); err != nil {
@@ -381,18 +395,19 @@ func (in *updateIn) toPB() (*actorpb.Update, error) {
 		empty := ""
 		if a == nil {
 			a = &empty
-		} else if *a == "" || len(*a) > 200 {
+		} else if *a == "" {
 			return nil, errorf(codeInvalid, "assignee_id must be an agent id or null")
 		}
 		u.AssigneeId = a
 	}
-	for _, t := range append(append([]string{}, in.TagsAdd...), in.TagsRemove...) {
-		if t == "" || len(t) > 64 {
-			return nil, errorf(codeInvalid, "tags must be 1 to 64 characters")
-		}
+	dc := conversation.UpdateCommand{Change: conversation.Change{Addressed: in.Addressed, AssigneeID: u.AssigneeId,
+		TagsAdd: in.TagsAdd, TagsRemove: in.TagsRemove}}
+	if in.Status != nil {
+		st := conversation.Status(*in.Status)
+		dc.Status = &st
 	}
-	if len(in.TagsAdd)+len(in.TagsRemove) > 100 {
-		return nil, errorf(codeInvalid, "at most 100 tags per update")
+	if err := checked(dc.Validate()); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
@@ -419,6 +434,9 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) erro
 func (s *Server) update(ctx context.Context, ref convRef, id string, in *updateIn) (json.RawMessage, error) {
 	u, err := in.toPB()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkAssignee(ctx, ref.inboxID, u.AssigneeId); err != nil {
 		return nil, err
 	}
 	p := principalFrom(ctx)

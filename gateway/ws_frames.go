@@ -8,8 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/gateway/outbox"
 )
 
@@ -25,9 +25,7 @@ type clientFrame struct {
 		Epoch string `json:"epoch"`
 		Seq   *int64 `json:"seq"`
 	} `json:"resume"`
-	Body     string `json:"body"`
-	Kind     string `json:"kind"`
-	ClientID string `json:"client_id"`
+	replyIn
 	updateIn
 }
 
@@ -89,6 +87,9 @@ func encodeFrame(v any) []byte {
 }
 
 func (wc *wsConn) sendError(ref json.RawMessage, err error) {
+	if withheld(err) {
+		wc.s.log.Error("websocket request failed", "err", err)
+	}
 	wc.pushFrame(errorOut{Type: "error", Ref: ref, Error: asAPIError(err)})
 }
 
@@ -96,6 +97,10 @@ func (wc *wsConn) sendError(ref json.RawMessage, err error) {
 // next frame is read.
 func (wc *wsConn) handle(raw []byte) {
 	var f clientFrame
+	if !utf8.Valid(raw) {
+		wc.sendError(nil, errorf(codeInvalid, "frame is not valid UTF-8"))
+		return
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&f); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -257,7 +262,7 @@ func (wc *wsConn) send(f *clientFrame) error {
 	if f.ConversationID == "" {
 		return errorf(codeInvalid, "conversation_id is required")
 	}
-	if err := validateReply(f.Body, f.Kind, f.ClientID); err != nil {
+	if err := f.replyIn.validate(); err != nil {
 		return err
 	}
 	ref, err := wc.s.conversationRefFor(wc.ctx, f.ConversationID)
@@ -295,11 +300,4 @@ func (wc *wsConn) updateConversation(f *clientFrame) error {
 // pushUpdate queues an inbox update frame encoded by the inbox actor.
 func (wc *wsConn) pushUpdate(inbox, conv string, version int64, frame []byte) {
 	wc.push(outbox.Frame{Kind: outbox.Update, Inbox: inbox, Conv: conv, Version: version, Data: frame})
-}
-
-func actorError(err error) error {
-	if ge, ok := actors.AsError(err); ok {
-		return ge
-	}
-	return errorf(codeUnavailable, "%v", err)
 }

@@ -230,7 +230,7 @@ func (se *session) failed(ctx actor.Context, m *requestFailed) {
 			return
 		}
 		if w.done != nil {
-			se.wc.sendError(w.ref, actorError(m.err))
+			se.wc.sendError(w.ref, m.err)
 			finish(&w.done)
 			delete(se.watches, m.conv)
 			return
@@ -244,7 +244,7 @@ func (se *session) failed(ctx actor.Context, m *requestFailed) {
 	}
 	if sub.done != nil {
 		// The client's own subscribe: tell it, keep nothing.
-		se.wc.sendError(sub.ref, actorError(m.err))
+		se.wc.sendError(sub.ref, m.err)
 		finish(&sub.done)
 		delete(se.subs, m.inbox)
 		return
