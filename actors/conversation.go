@@ -227,15 +227,20 @@ func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.Co
 }
 
 // replayed answers a command delivered twice from the item it produced.
+// The idempotency key is the engine's own, so a second delivery is the
+// cluster or the engine retrying (a timeout, a lost reply, a fenced
+// activation), not the client repeating itself: it keeps the first
+// attempt's meaning and is not reported as a duplicate. Only a
+// client-supplied key seen before (external_id, client_id) is.
 func (g *conversationGrain) replayed(ctx context.Context, itemSeq int64) *actorpb.ConversationReply {
 	if itemSeq == 0 {
-		return g.reply(nil, true)
+		return g.reply(nil, false)
 	}
 	item, err := g.deps.Store.GetItemAt(ctx, g.id, itemSeq)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}
 	}
-	return g.reply(&item, true)
+	return g.reply(&item, false)
 }
 
 // duplicate answers a command whose external_id or client_id was used
