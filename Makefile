@@ -8,7 +8,7 @@ MODULE := github.com/switchboard-dev/switchboard
 ACTOR_PKGS := $(MODULE)/actors $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/e2e
 RACE_PKGS = $(filter-out $(ACTOR_PKGS),$(shell $(GO) list ./...))
 
-.PHONY: run test build vet proto bench deps
+.PHONY: run test build vet proto bench deps fuzz
 
 deps:
 	@./scripts/ensure-deps.sh
@@ -32,6 +32,18 @@ test:
 	@$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	@echo "==> tests that start the actor runtime (no race detector)"
 	@$(GO) test -count=1 -timeout 30m $(ACTOR_PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target runs for FUZZTIME on top of its committed seed corpus
+# (testdata/fuzz/); README "Fuzzing" says how to run them for longer.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./domain/validate:FuzzRules ./domain/conversation:FuzzDecideIsSafeToStore ./gateway:FuzzRESTBodies
+fuzz:
+	@echo "==> fuzzing, $(FUZZTIME) per target"
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
 
 proto:
 	@./scripts/ensure-deps.sh protoc
