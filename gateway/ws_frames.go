@@ -98,7 +98,7 @@ func (wc *wsConn) sendError(ref json.RawMessage, err error) {
 func (wc *wsConn) handle(raw []byte) {
 	var f clientFrame
 	if !utf8.Valid(raw) {
-		wc.sendError(nil, errorf(codeInvalid, "frame is not valid UTF-8"))
+		wc.sendError(refOf(raw), errorf(codeInvalid, "frame is not valid UTF-8"))
 		return
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
