@@ -129,6 +129,11 @@ func TestBadStringsInEveryFieldCostNoOneElse(t *testing.T) {
 			r := cl.send(pc.method, pc.path, "application/json", strings.NewReader(pc.body()))
 			checkErr(t, r, 400, "invalid_argument", fmt.Sprintf("REST %s %s, %s %s", pc.method, pc.path, pc.field, pc.what()))
 		}
+		// Query strings obey the same rule.
+		for _, p := range []string{inbox + "/conversations?tag=vip%00", inbox + "/conversations?assignee=a%1Fb",
+			"/v1/search?q=hello%00", "/v1/search?q=%FF", conv + "/messages?limit=5&x=%7F"} {
+			checkErr(t, ak.do("GET", p, nil), 400, "invalid_argument", p)
+		}
 		// Ids in paths that cannot exist are simply not found.
 		for _, p := range []string{"/v1/inboxes/ib%00x/conversations", "/v1/conversations/cv%7Fx", "/v1/conversations/" + strings.Repeat("c", 300)} {
 			checkErr(t, ak.do("GET", p, nil), 404, "not_found", p)

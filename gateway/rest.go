@@ -466,6 +466,9 @@ func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+	if err := cleanQuery(r); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	if _, err := s.conversationRef(r, id); err != nil {
 		return err
@@ -502,6 +505,9 @@ func intParam(v string, def, lo, hi int, name string) (int, error) {
 }
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) error {
+	if err := cleanQuery(r); err != nil {
+		return err
+	}
 	ib, err := s.inbox(r, r.PathValue("inbox_id"))
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/validate"
@@ -58,6 +59,23 @@ func (s *Server) checkAssignee(ctx context.Context, inboxID string, assignee *st
 	}
 	if !ok {
 		return errorf(codeInvalid, "assignee_id is not an agent of this conversation's inbox")
+	}
+	return nil
+}
+
+// cleanQuery applies the rule every string obeys to a request's query
+// parameters, so that a control character in a filter or a search is
+// refused here rather than passed on to an actor or the search backend.
+func cleanQuery(r *http.Request) error {
+	for k, vs := range r.URL.Query() {
+		if err := checked(validate.Text("query parameter name", k, validate.MaxTag)); err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if err := checked(validate.Text(k, v, validate.MaxURL)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
