@@ -124,8 +124,9 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			g.deliver(ctx, notify)
 		} else if g.announce && g.state.Exists() {
 			st := g.state.Summary
+			raw, _ := json.Marshal(st) // the reply may be an error, without it
 			g.deliver(ctx, &actorpb.SummaryChanged{AccountId: st.AccountID, InboxId: st.InboxID, ConversationId: g.id,
-				Version: st.Version, SummaryJson: reply.SummaryJson, WasStatus: string(st.Status)})
+				Version: st.Version, SummaryJson: raw, WasStatus: string(st.Status)})
 		}
 		g.announce = false
 	case *actorpb.WatchConversation:

@@ -133,3 +133,59 @@ func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
 		t.Fatalf("counts %s, want open 2 (c1, c2) and closed 2 (x1 not held, x2)", raw)
 	}
 }
+
+// An activation that stops with a summary its inbox never acknowledged (its
+// node lost, say) leaves the repair to the next activation: its first
+// command, whatever it is, sends the restored summary to the inbox.
+func TestNewActivationAnnouncesItsSummary(t *testing.T) {
+	url := newDatabase(t)
+	n := startNode(t, url, nil, Config{})
+	tn := newTenantIDs(t, n.store, "Announce")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const phone = "+14155550021"
+	id := convID(tn.inbox, phone)
+	if _, err := n.engine.Command(ctx, inboundCmd(tn, phone, "first", "")); err != nil {
+		t.Fatal(err)
+	}
+	inboxVersion := func() int64 {
+		page, err := n.engine.List(ctx, tn.account, tn.inbox, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var convs []conversation.Summary
+		if err := json.Unmarshal(page.Conversations, &convs); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range convs {
+			if c.ID == id {
+				return c.Version
+			}
+		}
+		return 0
+	}
+	if v := inboxVersion(); v != 1 {
+		t.Fatalf("inbox holds version %d, want 1", v)
+	}
+
+	fault := func(*actorpb.SummaryChanged) error { return errors.New("injected: inbox unreachable") }
+	n.deps.deliveryFault.Store(&fault)
+	if _, err := n.engine.Command(ctx, inboundCmd(tn, phone, "second", "")); err != nil {
+		t.Fatal(err)
+	}
+	// The activation goes away with version 2 undelivered (its last attempt
+	// fails too), as if its node had died.
+	pid := n.node.Cluster.Get(id, KindConversation)
+	if err := n.node.System.Root.PoisonFuture(pid).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	n.deps.deliveryFault.Store(nil)
+	if v := inboxVersion(); v != 1 {
+		t.Fatalf("inbox holds version %d before the repair, want 1 (the fault held version 2 back)", v)
+	}
+	// A read is enough: the new activation announces what it restored.
+	if _, err := n.engine.Command(ctx, getCmd(tn, id)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the inbox to receive version 2", func() bool { return inboxVersion() == 2 })
+}
