@@ -106,3 +106,22 @@ func TestAtMostFiftyTags(t *testing.T) {
 	}
 	m.run(update(Change{TagsRemove: []string{"z1"}}))
 }
+
+// Validation runs on every command, twice (gateway and Decide): it should
+// cost next to nothing beside a commit.
+func BenchmarkValidateInbound(b *testing.B) {
+	for _, size := range []int{32, validateBodyMax} {
+		cmd := Command{AccountID: acct, InboxID: inbx, Inbound: &InboundCommand{
+			Contact: Contact{Phone: phone, Name: "Ada Lovelace"}, Body: strings.Repeat("é", size/2), ExternalID: "sms-123"}}
+		b.Run(fmt.Sprintf("body %d bytes", size), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := cmd.Validate(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+const validateBodyMax = MaxBodyBytes

@@ -68,12 +68,14 @@ func clean(field, v string, inBody bool) error {
 	if !utf8.ValidString(v) {
 		return fail(field, "must be valid UTF-8")
 	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			if inBody && (r == '\t' || r == '\n' || r == '\r') {
+	// Every control character is one ASCII byte, and no byte of a
+	// multi-byte UTF-8 sequence is below 0x80: scanning bytes is enough.
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			if inBody && (c == '\t' || c == '\n' || c == '\r') {
 				continue
 			}
-			return fail(field, "must not contain control characters (U+%04X)", r)
+			return fail(field, "must not contain control characters (U+%04X)", c)
 		}
 	}
 	return nil
