@@ -13,7 +13,7 @@ TOOLS := $(CURDIR)/bin/tools
 STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build vet check tools proto bench deps
+.PHONY: run test build vet check tools proto bench deps fuzz
 
 deps:
 	@./scripts/ensure-deps.sh
@@ -58,6 +58,18 @@ test:
 	@$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	@echo "==> tests that start the actor runtime (no race detector)"
 	@$(GO) test -count=1 -timeout 30m $(ACTOR_PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target runs for FUZZTIME on top of its committed seed corpus
+# (testdata/fuzz/); README "Fuzzing" says how to run them for longer.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./domain/validate:FuzzRules ./domain/conversation:FuzzDecideIsSafeToStore ./gateway:FuzzRESTBodies
+fuzz:
+	@echo "==> fuzzing, $(FUZZTIME) per target"
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
 
 proto:
 	@./scripts/ensure-deps.sh protoc

@@ -38,7 +38,30 @@ type conversationGrain struct {
 	// assignPending: the last event started a wait that round-robin must
 	// assign (automation.go), once the event's reply has gone out.
 	assignPending bool
+	// undelivered is the newest summary the inbox has not acknowledged; it
+	// is sent again until it is, or a newer one replaces it (inbox.go keeps
+	// only higher versions, so repeats are harmless).
+	undelivered *actorpb.SummaryChanged
+	retryIn     time.Duration // backoff before the next redelivery
+	retrying    bool          // a redelivery is scheduled
+	// announce: the activation just loaded, and its predecessor may have
+	// died between a commit and its delivery; the current summary goes to
+	// the inbox once.
+	announce bool
 }
+
+// redeliverSummary wakes the grain to send its undelivered summary again.
+type redeliverSummary struct{}
+
+// Summary redelivery: each attempt waits at most deliveryAttempt (the
+// cluster request retries inside it), then backs off from retryFirst up to
+// retryMax. An inbox that recovers is therefore current again within about
+// retryMax plus one delivery (README, "An inbox cannot stay stale").
+const (
+	deliveryAttempt = 3 * time.Second
+	retryFirst      = 50 * time.Millisecond
+	retryMax        = time.Second
+)
 
 // NewConversationKind is the cluster kind of conversation actors.
 func NewConversationKind(deps *Deps) *protocluster.Kind {
@@ -61,9 +84,11 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		// Loading is lazy (first command) so that a database hiccup during
 		// activation becomes an error reply rather than a broken actor.
 	case *actor.ReceiveTimeout:
-		if len(g.watchers) > 0 {
+		if len(g.watchers) > 0 || g.undelivered != nil {
 			// Watched conversations stay active: passivating would cut
-			// their watchers' stream for nothing.
+			// their watchers' stream for nothing. Neither does one whose
+			// inbox has not acknowledged its summary: its redelivery would
+			// stop with it.
 			ctx.SetReceiveTimeout(g.deps.Config.IdleTimeout)
 			return
 		}
@@ -74,8 +99,16 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		if g.id != "" {
 			g.snapshot()
+			if g.undelivered != nil {
+				// A last attempt; if it fails, the next activation
+				// announces its summary when it loads.
+				_ = g.notifyInbox(g.undelivered)
+			}
 			g.deps.Metrics.activated(KindConversation, -1)
 		}
+	case redeliverSummary:
+		g.retrying = false
+		g.tryDeliver(ctx)
 	case *actorpb.ConversationCommand:
 		if g.stopped {
 			ctx.Respond(&actorpb.ConversationReply{Error: pbError(codeRetry, "conversation activation is stopping")})
@@ -92,9 +125,15 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		if notify != nil {
 			g.publishItem(ctx, reply.ItemJson)
-			g.notifyInbox(notify)
+			g.deliver(ctx, notify)
+		} else if g.announce && g.state.Exists() {
+			st := g.state.Summary
+			raw, _ := json.Marshal(st) // the reply may be an error, without it
+			g.deliver(ctx, &actorpb.SummaryChanged{AccountId: st.AccountID, InboxId: st.InboxID, ConversationId: g.id,
+				Version: st.Version, SummaryJson: raw, WasStatus: string(st.Status)})
 		}
 		g.autoAssign(ctx)
+		g.announce = false
 	case *actorpb.WatchConversation:
 		ctx.Respond(g.watch(ctx, msg))
 	case *actorpb.UnwatchConversation:
@@ -137,6 +176,7 @@ func (g *conversationGrain) load(ctx context.Context) error {
 		return fmt.Errorf("restored version %d but head is at %d", st.Version(), head)
 	}
 	g.state, g.epoch, g.loaded = st, epoch, true
+	g.announce = st.Exists()
 	g.dirty = len(events)
 	g.deps.Metrics.JournalReplay.Observe(float64(len(events)))
 	g.deps.Metrics.ActivationTime.Observe(time.Since(start).Seconds())
@@ -205,6 +245,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		}
 		return g.reply(unchangedItem(dc), false), nil
 	}
+	was := st.Summary.Status // "" for a new conversation
 	next := st.Clone()
 	conversation.Apply(next, ev)
 	ev.Summary = &next.Summary // for journal consumers (webhooks)
@@ -234,7 +275,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	}
 	reply := g.reply(ev.Item, false)
 	return reply, &actorpb.SummaryChanged{AccountId: next.Summary.AccountID, InboxId: next.Summary.InboxID,
-		ConversationId: g.id, Version: next.Version(), SummaryJson: reply.SummaryJson}
+		ConversationId: g.id, Version: next.Version(), SummaryJson: reply.SummaryJson, WasStatus: string(was)}
 }
 
 func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.ConversationReply {
@@ -247,15 +288,20 @@ func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.Co
 }
 
 // replayed answers a command delivered twice from the item it produced.
+// The idempotency key is the engine's own, so a second delivery is the
+// cluster or the engine retrying (a timeout, a lost reply, a fenced
+// activation), not the client repeating itself: it keeps the first
+// attempt's meaning and is not reported as a duplicate. Only a
+// client-supplied key seen before (external_id, client_id) is.
 func (g *conversationGrain) replayed(ctx context.Context, itemSeq int64) *actorpb.ConversationReply {
 	if itemSeq == 0 {
-		return g.reply(nil, true)
+		return g.reply(nil, false)
 	}
 	item, err := g.deps.Store.GetItemAt(ctx, g.id, itemSeq)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}
 	}
-	return g.reply(&item, true)
+	return g.reply(&item, false)
 }
 
 // duplicate answers a command whose external_id or client_id was used
@@ -288,25 +334,64 @@ func (g *conversationGrain) duplicate(ctx context.Context, keys []persistence.Id
 	return &actorpb.ConversationReply{Error: pbError(codeRetry, "duplicate key vanished")}
 }
 
-// notifyInbox delivers the new summary to the inbox actor, retrying until it
-// is acknowledged or the deadline passes. The conversation waits for it, so
-// one conversation's summaries reach its inbox in version order.
-func (g *conversationGrain) notifyInbox(msg *actorpb.SummaryChanged) {
+// deliver makes msg the summary the inbox must acknowledge and sends it.
+func (g *conversationGrain) deliver(ctx actor.Context, msg *actorpb.SummaryChanged) {
+	if p := g.undelivered; p != nil {
+		// msg supersedes a summary the inbox never acknowledged, so the
+		// inbox's last known status is that one's base.
+		msg.WasStatus = p.WasStatus
+	}
+	g.undelivered = msg
+	g.tryDeliver(ctx)
+}
+
+// tryDeliver sends the undelivered summary; on failure it schedules another
+// attempt with backoff, so an active inbox cannot stay behind the read model
+// for longer than the failure lasts plus about retryMax.
+func (g *conversationGrain) tryDeliver(ctx actor.Context) {
+	msg := g.undelivered
+	if msg == nil {
+		return
+	}
+	if err := g.notifyInbox(msg); err == nil {
+		g.undelivered, g.retryIn = nil, 0
+		return
+	}
+	g.retryIn = min(max(2*g.retryIn, retryFirst), retryMax)
+	if g.retrying {
+		return
+	}
+	g.retrying = true
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(g.retryIn, func() { root.Send(self, redeliverSummary{}) })
+}
+
+// notifyInbox sends a summary to the inbox actor once (the cluster request
+// retries within deliveryAttempt) and reports whether it was acknowledged.
+// The conversation waits for it, so one conversation's summaries reach its
+// inbox in version order.
+func (g *conversationGrain) notifyInbox(msg *actorpb.SummaryChanged) error {
 	node := g.deps.Node()
 	if node == nil {
-		return
+		return errNoNode
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := node.Request(ctx, KindInbox, msg.InboxId, msg)
-	if _, ok := res.(*actorpb.SummaryAck); err != nil || !ok {
-		// The read model already holds this version: an inbox that
-		// activates later rebuilds from it, so nothing is lost for good.
+	err := g.deps.beforeDelivery(msg)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), deliveryAttempt)
+		defer cancel()
+		var res any
+		res, err = node.Request(ctx, KindInbox, msg.InboxId, msg)
+		if _, ok := res.(*actorpb.SummaryAck); err == nil && !ok {
+			err = fmt.Errorf("inbox answered %T", res)
+		}
+	}
+	if err != nil {
 		g.deps.Metrics.InboxDelivery.WithLabelValues("failed").Inc()
-		g.log.Warn("summary not delivered to inbox", "inbox", msg.InboxId, "version", msg.Version, "err", err)
-		return
+		g.log.Warn("summary not delivered to inbox; will retry", "inbox", msg.InboxId, "version", msg.Version, "err", err)
+		return err
 	}
 	g.deps.Metrics.InboxDelivery.WithLabelValues("ok").Inc()
+	return nil
 }
 
 // toCommand converts the wire command into the state machine's, with the

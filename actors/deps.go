@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
@@ -72,6 +73,16 @@ type Deps struct {
 	node atomic.Pointer[cluster.Node]
 	// settings caches inbox automation settings (automation.go).
 	settings settingsCache
+	// deliveryFault, when set (tests only), fails summary deliveries to
+	// inboxes for as long as it returns an error.
+	deliveryFault atomic.Pointer[func(*actorpb.SummaryChanged) error]
+}
+
+func (d *Deps) beforeDelivery(msg *actorpb.SummaryChanged) error {
+	if f := d.deliveryFault.Load(); f != nil {
+		return (*f)(msg)
+	}
+	return nil
 }
 
 // SetNode binds the started cluster member.

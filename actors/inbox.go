@@ -78,7 +78,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 				prev = &p
 			}
 		}
-		up, applied := g.st.Apply(sum)
+		up, applied := g.st.Apply(sum, conversation.Status(msg.WasStatus))
 		ctx.Respond(&actorpb.SummaryAck{Applied: applied, Seq: up.Seq})
 		if applied {
 			g.remember(sum.ID, sum.Version, msg.SummaryJson)

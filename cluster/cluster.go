@@ -18,7 +18,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
@@ -84,6 +83,8 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		return nil, err
 	}
 	var provider cluster.ClusterProvider
+	var c *cluster.Cluster // the automanaged endpoint reads it once started
+	closeOnFail := func() {}
 	switch cfg.Provider {
 	case "", ProviderSingle:
 		agent := cfg.Agent
@@ -95,7 +96,11 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		if cfg.AutomanagedPort == 0 {
 			return nil, errors.New("cluster: automanaged needs an automanaged port")
 		}
-		provider = automanaged.NewWithConfig(2*time.Second, cfg.AutomanagedPort, cfg.Seeds...)
+		p, l, err := automanagedProvider(host, cfg.AutomanagedPort, cfg.Seeds, &c)
+		if err != nil {
+			return nil, err
+		}
+		provider, closeOnFail = p, func() { _ = l.Close() }
 	case ProviderEtcd:
 		if len(cfg.EtcdEndpoints) == 0 {
 			return nil, errors.New("cluster: etcd needs SWITCHBOARD_ETCD_ENDPOINTS")
@@ -119,7 +124,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	}))
 	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port),
 		cluster.WithKinds(kinds...), cluster.WithRequestTimeout(cfg.RequestTimeout))
-	c := cluster.New(system, ccfg)
+	c = cluster.New(system, ccfg)
 
 	started := make(chan any, 1)
 	go func() {
@@ -131,11 +136,14 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	select {
 	case p := <-started:
 		if p != nil {
+			closeOnFail()
 			return nil, fmt.Errorf("cluster: start member: %v", p)
 		}
 	case <-timer.C:
+		closeOnFail()
 		return nil, fmt.Errorf("cluster: joining with provider %s took longer than %s", cfg.Provider, cfg.StartTimeout)
 	case <-ctx.Done():
+		closeOnFail()
 		return nil, ctx.Err()
 	}
 	return &Node{Cluster: c, System: system, cfg: cfg, log: log}, nil

@@ -16,13 +16,15 @@ type listFixture struct {
 	*fixture
 	// the six conversations of the set-up, by role
 	cNew, cEmail, cChat, cClosed, cVoice, cOpen string
+	// other is a second agent of the inbox
+	other string
 }
 
 // newListFixture builds an inbox holding:
 //
 //	cNew     sms   new      unaddressed  unassigned
 //	cEmail   email open     addressed    agent       vip
-//	cChat    chat  pending  unaddressed  ag_other    billing
+//	cChat    chat  pending  unaddressed  other       billing
 //	cClosed  sms   closed   addressed    unassigned
 //	cVoice   voice new      unaddressed  agent       vip      (ringing call)
 //	cOpen    sms   open     unaddressed  unassigned  billing
@@ -35,8 +37,10 @@ func newListFixture(t *testing.T) *listFixture {
 	f.reply(f.cEmail, obj{"body": "answered"})
 	f.patch(f.k, f.cEmail, obj{"assignee_id": f.tn.agentID, "tags_add": []string{"vip"}})
 
+	other := f.k.must(201, "POST", "/v1/agents", obj{"name": "Other", "email": "other@example.com", "inbox_ids": []string{f.tn.inbox}})
+	f.other = str(t, other, "agent.id")
 	f.cChat = id(f.inbound(obj{"handle": "visitor-1"}, "chat"))
-	f.patch(f.k, f.cChat, obj{"status": "pending", "assignee_id": "ag_other", "tags_add": []string{"billing"}})
+	f.patch(f.k, f.cChat, obj{"status": "pending", "assignee_id": f.other, "tags_add": []string{"billing"}})
 
 	f.cClosed = id(f.inbound(obj{"phone": "+14155550002"}, "bye"))
 	f.reply(f.cClosed, obj{"body": "bye"})
@@ -75,7 +79,7 @@ func TestRESTListFilters(t *testing.T) {
 		{"assignee=none", false, set(f.cNew, f.cOpen)},
 		{"assignee=" + f.tn.agentID, false, set(f.cEmail, f.cVoice)},
 		{"assignee=me", true, set(f.cEmail, f.cVoice)},
-		{"assignee=ag_other", false, set(f.cChat)},
+		{"assignee=" + f.other, false, set(f.cChat)},
 		{"assignee=ag_nobody", false, set()},
 		{"channel=email", false, set(f.cEmail)},
 		{"channel=chat", false, set(f.cChat)},

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/switchboard-dev/switchboard/persistence"
-	"github.com/switchboard-dev/switchboard/wire"
 )
 
 type principalKey struct{}
@@ -102,11 +101,10 @@ func (s *Server) admin(next func(http.ResponseWriter, *http.Request) error) http
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			ae := wire.ToError(err)
-			if ae.Code == codeInternal {
+			if withheld(err) {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			writeErr(w, ae)
+			writeErr(w, err)
 		}
 	}
 }

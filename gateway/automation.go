@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 	"net/http"
 	"time"
 
@@ -76,7 +77,7 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 	}
 	patch := persistence.InboxPatch{Name: in.Name, AutoAssign: in.AutoAssign}
 	if in.Name != nil {
-		if err := validName("name", *in.Name); err != nil {
+		if err := checked(validate.Name("name", *in.Name)); err != nil {
 			return err
 		}
 	}

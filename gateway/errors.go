@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/switchboard-dev/switchboard/domain/validate"
 	"github.com/switchboard-dev/switchboard/wire"
 )
 
@@ -42,8 +45,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// asAPIError maps any error onto what the client may see (wire.ToError); a
+// domain validation error that reached here unwrapped is still the
+// client's own mistake, with the rule's words.
+func asAPIError(err error) *wire.Error {
+	if _, ok := wire.AsError(err); !ok && errors.Is(err, validate.ErrInvalid) {
+		return errorf(codeInvalid, "%s", err.Error())
+	}
+	return wire.ToError(err)
+}
+
+// withheld reports whether err's text is kept from the client, so that the
+// caller logs it instead.
+func withheld(err error) bool { return asAPIError(err) == wire.Withheld }
+
 func writeErr(w http.ResponseWriter, err error) {
-	e := wire.ToError(err)
+	e := asAPIError(err)
 	writeJSON(w, e.Code.Status(), struct {
 		Error *wire.Error `json:"error"`
 	}{e})
@@ -57,13 +74,26 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errorf(codeInvalid, "Content-Type must be application/json")
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
 		}
+		return errorf(codeInvalid, "request body could not be read")
+	}
+	return decodeJSON(raw, v)
+}
+
+// decodeJSON decodes one JSON object. Invalid UTF-8 is refused here because
+// encoding/json would silently turn it into U+FFFD, and the API asks for
+// invalid_argument.
+func decodeJSON(raw []byte, v any) error {
+	if !utf8.Valid(raw) {
+		return errorf(codeInvalid, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errorf(codeInvalid, "request body is empty")
 		}
@@ -75,12 +105,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if dec.More() {
 		return errorf(codeInvalid, "malformed JSON: trailing data")
-	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
-		}
 	}
 	return nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/wire"
 )
@@ -20,7 +22,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.Name); err != nil {
+	if err := checked(validate.Name("name", in.Name)); err != nil {
 		return err
 	}
 	acc, key, err := s.store.CreateAccount(r.Context(), in.Name)
@@ -43,11 +45,13 @@ func (s *Server) createInbox(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.Name); err != nil {
+	if err := checked(validate.Name("name", in.Name)); err != nil {
 		return err
 	}
-	if in.PhoneNumber != "" && !validPhone(in.PhoneNumber) {
-		return errorf(codeInvalid, "phone_number must be an E.164 number like +14155550100")
+	if in.PhoneNumber != "" {
+		if err := checked(validate.Phone("phone_number", in.PhoneNumber)); err != nil {
+			return err
+		}
 	}
 	ib, err := s.store.CreateInbox(r.Context(), p.AccountID, in.Name, in.PhoneNumber)
 	if err != nil {
@@ -94,14 +98,19 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.Name); err != nil {
+	if err := checked(validate.Name("name", in.Name)); err != nil {
 		return err
 	}
-	if err := validateContact(&contactIn{Email: in.Email}); err != nil {
-		return errorf(codeInvalid, "email is not a valid address")
+	if err := checked(validate.Email("email", in.Email)); err != nil {
+		return err
 	}
 	if in.InboxIDs == nil {
 		in.InboxIDs = []string{}
+	}
+	for i, id := range in.InboxIDs {
+		if err := checked(validate.ID(fmt.Sprintf("inbox_ids[%d]", i), id)); err != nil {
+			return err
+		}
 	}
 	agent, token, err := s.store.CreateAgent(r.Context(), p.AccountID, in.Name, in.Email, in.InboxIDs)
 	if errors.Is(err, persistence.ErrNotFound) {
@@ -124,6 +133,9 @@ func (s *Server) inbox(r *http.Request, id string) (persistence.Inbox, error) {
 // inboxFor is inbox for a context carrying the principal (REST or websocket).
 func (s *Server) inboxFor(ctx context.Context, id string) (persistence.Inbox, error) {
 	p := principalFrom(ctx)
+	if validate.ID("inbox_id", id) != nil {
+		return persistence.Inbox{}, notFound("inbox") // no such id was ever issued
+	}
 	ib, ok := s.refs.inboxes.Get(id)
 	if !ok {
 		var err error
@@ -151,6 +163,9 @@ func (s *Server) conversationRef(r *http.Request, id string) (convRef, error) {
 // conversationRefFor is conversationRef for a context carrying the principal.
 func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, error) {
 	p := principalFrom(ctx)
+	if validate.ID("conversation_id", id) != nil {
+		return convRef{}, notFound("conversation") // no such id was ever issued
+	}
 	ref, ok := s.refs.convs.Get(id)
 	if !ok {
 		acc, ib, err := s.store.ConversationRef(ctx, id)
@@ -169,8 +184,41 @@ func (s *Server) conversationRefFor(ctx context.Context, id string) (convRef, er
 	return ref, nil
 }
 
-func toContact(c *contactIn) conversation.Contact {
-	return conversation.Contact{Phone: c.Phone, Email: c.Email, Handle: c.Handle, Name: c.Name}
+// inboundIn is POST /v1/inboxes/{inbox_id}/messages.
+type inboundIn struct {
+	Contact    *contactIn `json:"contact"`
+	Body       string     `json:"body"`
+	Channel    string     `json:"channel"`
+	ExternalID string     `json:"external_id"`
+}
+
+func (in *inboundIn) validate() error {
+	if in.Contact == nil {
+		return errNoContact
+	}
+	return checked((&conversation.InboundCommand{Contact: in.Contact.domain(), Body: in.Body,
+		Channel: conversation.Channel(in.Channel), ExternalID: in.ExternalID}).Validate())
+}
+
+// callIn is POST /v1/inboxes/{inbox_id}/calls.
+type callIn struct {
+	Contact      *contactIn `json:"contact"`
+	CallID       string     `json:"call_id"`
+	State        string     `json:"state"`
+	DurationS    *int64     `json:"duration_s"`
+	RecordingURL string     `json:"recording_url"`
+}
+
+func (in *callIn) validate() error {
+	if in.Contact == nil {
+		return errNoContact
+	}
+	var dur int64
+	if in.DurationS != nil {
+		dur = *in.DurationS
+	}
+	return checked((&conversation.CallCommand{Contact: in.Contact.domain(), CallID: in.CallID,
+		State: conversation.CallState(in.State), DurationS: dur, RecordingURL: in.RecordingURL}).Validate())
 }
 
 func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
@@ -178,31 +226,17 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Contact    *contactIn `json:"contact"`
-		Body       string     `json:"body"`
-		Channel    string     `json:"channel"`
-		ExternalID string     `json:"external_id"`
-	}
+	var in inboundIn
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateContact(in.Contact); err != nil {
-		return err
-	}
-	if err := validateBody(in.Body); err != nil {
-		return err
-	}
-	if ch := conversation.Channel(in.Channel); in.Channel != "" && (!ch.Valid() || ch == conversation.ChannelVoice) {
-		return errorf(codeInvalid, "channel must be sms, chat or email")
-	}
-	if err := validKey("external_id", in.ExternalID); err != nil {
+	if err := in.validate(); err != nil {
 		return err
 	}
 	p := principalFrom(r.Context())
 	convID := conversation.ID(ib.ID, contactKey(in.Contact))
 	res, err := s.engine.Inbound(r.Context(), actors.Target{ConversationID: convID, AccountID: ib.AccountID, InboxID: ib.ID, ActorID: p.AgentID},
-		conversation.InboundCommand{Contact: toContact(in.Contact), Body: in.Body, Channel: conversation.Channel(in.Channel), ExternalID: in.ExternalID})
+		conversation.InboundCommand{Contact: in.Contact.domain(), Body: in.Body, Channel: conversation.Channel(in.Channel), ExternalID: in.ExternalID})
 	if err != nil {
 		return err
 	}
@@ -246,39 +280,21 @@ func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Contact      *contactIn `json:"contact"`
-		CallID       string     `json:"call_id"`
-		State        string     `json:"state"`
-		DurationS    *int64     `json:"duration_s"`
-		RecordingURL string     `json:"recording_url"`
-	}
+	var in callIn
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateContact(in.Contact); err != nil {
+	if err := in.validate(); err != nil {
 		return err
-	}
-	if in.CallID == "" || len(in.CallID) > 200 {
-		return errorf(codeInvalid, "call_id must be 1 to 200 characters")
-	}
-	if !conversation.CallState(in.State).Valid() {
-		return errorf(codeInvalid, "state must be one of ringing, in_progress, completed, missed, voicemail")
 	}
 	var dur int64
 	if in.DurationS != nil {
-		if *in.DurationS < 0 {
-			return errorf(codeInvalid, "duration_s must not be negative")
-		}
 		dur = *in.DurationS
-	}
-	if len(in.RecordingURL) > 2048 {
-		return errorf(codeInvalid, "recording_url is too long")
 	}
 	p := principalFrom(r.Context())
 	convID := conversation.ID(ib.ID, contactKey(in.Contact))
 	res, err := s.engine.Call(r.Context(), actors.Target{ConversationID: convID, AccountID: ib.AccountID, InboxID: ib.ID, ActorID: p.AgentID},
-		conversation.CallCommand{Contact: toContact(in.Contact), CallID: in.CallID, State: conversation.CallState(in.State), DurationS: dur, RecordingURL: in.RecordingURL})
+		conversation.CallCommand{Contact: in.Contact.domain(), CallID: in.CallID, State: conversation.CallState(in.State), DurationS: dur, RecordingURL: in.RecordingURL})
 	if err != nil {
 		return err
 	}
@@ -293,16 +309,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Body      string `json:"body"`
-		Kind      string `json:"kind"`
-		ClientID  string `json:"client_id"`
-		IfVersion *int64 `json:"if_version"`
-	}
+	var in replyIn
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := validateReply(in.Body, in.Kind, in.ClientID); err != nil {
+	if err := in.validate(); err != nil {
 		return err
 	}
 	res, err := s.sendReply(r.Context(), ref, id, in.Body, in.Kind, in.ClientID, in.IfVersion)
@@ -319,15 +330,16 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// validateReply checks a reply or note (REST and websocket `send`).
-func validateReply(body, kind, clientID string) error {
-	if err := validateBody(body); err != nil {
-		return err
-	}
-	if kind != "" && kind != "message" && kind != "note" {
-		return errorf(codeInvalid, "kind must be message or note")
-	}
-	return validKey("client_id", clientID)
+// replyIn is a reply or note (REST body and websocket `send`).
+type replyIn struct {
+	Body      string `json:"body"`
+	Kind      string `json:"kind"`
+	ClientID  string `json:"client_id"`
+	IfVersion *int64 `json:"if_version"`
+}
+
+func (in *replyIn) validate() error {
+	return checked((&conversation.ReplyCommand{Body: in.Body, Kind: conversation.ItemKind(in.Kind), ClientID: in.ClientID}).Validate())
 }
 
 func (s *Server) sendReply(ctx context.Context, ref convRef, id, body, kind, clientID string, ifVersion *int64) (res replyResult, err error) {
@@ -354,14 +366,12 @@ type updateIn struct {
 	SnoozeUntil json.RawMessage `json:"snooze_until"`
 }
 
+// toCommand decodes the update and validates it with the domain's rules.
 func (in *updateIn) toCommand() (conversation.UpdateCommand, error) {
 	u := conversation.UpdateCommand{IfVersion: in.IfVersion}
 	u.Addressed, u.TagsAdd, u.TagsRemove = in.Addressed, in.TagsAdd, in.TagsRemove
 	if in.Status != nil {
 		st := conversation.Status(*in.Status)
-		if !st.Valid() {
-			return u, errorf(codeInvalid, "status must be one of new, open, pending, closed")
-		}
 		u.Status = &st
 	}
 	if len(in.AssigneeID) > 0 {
@@ -372,18 +382,10 @@ func (in *updateIn) toCommand() (conversation.UpdateCommand, error) {
 		empty := ""
 		if a == nil {
 			a = &empty
-		} else if *a == "" || len(*a) > 200 {
+		} else if *a == "" {
 			return u, errorf(codeInvalid, "assignee_id must be an agent id or null")
 		}
 		u.AssigneeID = a
-	}
-	for _, t := range append(append([]string{}, in.TagsAdd...), in.TagsRemove...) {
-		if t == "" || len(t) > 64 {
-			return u, errorf(codeInvalid, "tags must be 1 to 64 characters")
-		}
-	}
-	if len(in.TagsAdd)+len(in.TagsRemove) > 100 {
-		return u, errorf(codeInvalid, "at most 100 tags per update")
 	}
 	until, clear, err := in.snooze()
 	if err != nil {
@@ -391,6 +393,9 @@ func (in *updateIn) toCommand() (conversation.UpdateCommand, error) {
 	}
 	if until != nil || clear {
 		u.Snooze = &conversation.SnoozeRequest{Until: until}
+	}
+	if err := checked(u.Validate()); err != nil {
+		return u, err
 	}
 	return u, nil
 }
@@ -419,6 +424,9 @@ func (s *Server) update(ctx context.Context, ref convRef, id string, in *updateI
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkAssignee(ctx, ref.inboxID, u.AssigneeID); err != nil {
+		return nil, err
+	}
 	p := principalFrom(ctx)
 	res, err := s.engine.Update(ctx, ref.target(id, p.AgentID), u)
 	return res.Summary, err
@@ -440,6 +448,9 @@ func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+	if err := cleanQuery(r); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	if _, err := s.conversationRef(r, id); err != nil {
 		return err
@@ -476,6 +487,9 @@ func intParam(v string, def, lo, hi int, name string) (int, error) {
 }
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) error {
+	if err := cleanQuery(r); err != nil {
+		return err
+	}
 	ib, err := s.inbox(r, r.PathValue("inbox_id"))
 	if err != nil {
 		return err

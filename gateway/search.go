@@ -20,6 +20,9 @@ func (s *Server) searchMessages(w http.ResponseWriter, r *http.Request) error {
 	if s.searcher == nil {
 		return errorf(codeUnavailable, "search is not configured on this node")
 	}
+	if err := cleanQuery(r); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	text := strings.TrimSpace(q.Get("q"))
 	if text == "" {

@@ -9,7 +9,10 @@ import (
 )
 
 func (wc *wsConn) sendError(ref json.RawMessage, err error) {
-	wc.push(frameOf(wire.ErrorFrame(ref, err)))
+	if withheld(err) {
+		wc.s.log.Error("websocket request failed", "err", err)
+	}
+	wc.push(frameOf(wire.ErrorFrame(ref, asAPIError(err))))
 }
 
 // handle runs one client frame to completion (its reply queued) before the
@@ -92,7 +95,7 @@ func (wc *wsConn) typing(f *wire.ClientFrame) error {
 }
 
 func (wc *wsConn) send(f *wire.ClientFrame) error {
-	if err := validateReply(f.Body, f.Kind, f.ClientID); err != nil {
+	if err := (&replyIn{Body: f.Body, Kind: f.Kind, ClientID: f.ClientID}).validate(); err != nil {
 		return err
 	}
 	ref, err := wc.s.conversationRefFor(wc.ctx, f.ConversationID)

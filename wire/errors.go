@@ -73,15 +73,26 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
-// ToError maps any error onto the API's codes: an Error with a code the API
-// defines is kept, one with another code (an actor's internal one) becomes
-// unavailable, and anything else is internal, with no detail leaked.
+// Withheld is all a client learns of a failure inside the server. Such a
+// failure's own text may describe the database, or other tenants' requests
+// that shared a commit; it goes to the log only (see IsWithheld).
+var Withheld = &Error{Code: CodeUnavailable, Message: "the service is temporarily unavailable; retry the request"}
+
+// ToError maps any error onto what a client may see: an Error whose code is
+// about the client's own request (invalid, unauthorized, forbidden, not
+// found, conflict, too large, rate limited) keeps its text; everything else
+// — unavailable, internal, an actor's internal code, a plain Go error — is
+// Withheld.
 func ToError(err error) *Error {
 	if e, ok := AsError(err); ok {
-		if e.Code.Known() {
+		switch e.Code {
+		case CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeRateLimited:
 			return e
 		}
-		return &Error{Code: CodeUnavailable, Message: e.Message}
 	}
-	return &Error{Code: CodeInternal, Message: "internal error"}
+	return Withheld
 }
+
+// IsWithheld reports whether ToError keeps err's text from the client, so
+// that the caller logs it instead.
+func IsWithheld(err error) bool { return ToError(err) == Withheld }

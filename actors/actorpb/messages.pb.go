@@ -858,8 +858,13 @@ type SummaryChanged struct {
 	ConversationId string                 `protobuf:"bytes,3,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	Version        int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	SummaryJson    []byte                 `protobuf:"bytes,5,opt,name=summary_json,json=summaryJson,proto3" json:"summary_json,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// was_status is the conversation's status before the change(s) this
+	// summary carries, as the sender knows it ("" for a new conversation): an
+	// inbox that does not hold the conversation learns from it whether it was
+	// counted among its closed conversations not held.
+	WasStatus     string `protobuf:"bytes,50,opt,name=was_status,json=wasStatus,proto3" json:"was_status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SummaryChanged) Reset() {
@@ -925,6 +930,13 @@ func (x *SummaryChanged) GetSummaryJson() []byte {
 		return x.SummaryJson
 	}
 	return nil
+}
+
+func (x *SummaryChanged) GetWasStatus() string {
+	if x != nil {
+		return x.WasStatus
+	}
+	return ""
 }
 
 type SummaryAck struct {
@@ -2423,14 +2435,16 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12!\n" +
 	"\fsummary_json\x18\x02 \x01(\fR\vsummaryJson\x12\x1b\n" +
 	"\titem_json\x18\x03 \x01(\fR\bitemJson\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\xb0\x01\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\xcf\x01\n" +
 	"\x0eSummaryChanged\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12'\n" +
 	"\x0fconversation_id\x18\x03 \x01(\tR\x0econversationId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12!\n" +
-	"\fsummary_json\x18\x05 \x01(\fR\vsummaryJson\"8\n" +
+	"\fsummary_json\x18\x05 \x01(\fR\vsummaryJson\x12\x1d\n" +
+	"\n" +
+	"was_status\x182 \x01(\tR\twasStatus\"8\n" +
 	"\n" +
 	"SummaryAck\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x10\n" +

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // Errors Decide returns. The gateway maps them onto API error codes.
 var (
-	ErrInvalid  = errors.New("invalid argument")
+	ErrInvalid  = validate.ErrInvalid
 	ErrNotFound = errors.New("conversation not found")
 	ErrConflict = errors.New("version conflict")
 )
@@ -19,7 +21,7 @@ var (
 const (
 	recentKeysKept = 256
 	callsKept      = 256
-	MaxBodyBytes   = 16 << 10
+	MaxBodyBytes   = validate.MaxBodyBytes
 )
 
 // State is everything the conversation actor holds in memory. It is saved as
@@ -144,11 +146,15 @@ type UpdateCommand struct {
 // Version = s.Version()+1. It returns (nil, nil) when the command changes
 // nothing (an update to the values already held). newID makes item ids.
 func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, error) {
-	ev, err := decide(s, cmd, now.UTC(), newID)
+	now = now.UTC()
+	if err := cmd.Validate(); err != nil {
+		return nil, err
+	}
+	ev, err := decide(s, cmd, now, newID)
 	if ev == nil || err != nil {
 		return ev, err
 	}
-	finishTimers(s, ev, cmd, now.UTC())
+	finishTimers(s, ev, cmd, now)
 	if ev.Type == EventUpdate && ev.Change.empty() && ev.Timers == nil {
 		return nil, nil // a tick or snooze that changes nothing
 	}
@@ -160,15 +166,9 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 	switch {
 	case cmd.Inbound != nil:
 		c := cmd.Inbound
-		if err := ValidateBody(c.Body); err != nil {
-			return nil, err
-		}
 		ch := c.Channel
 		if ch == "" {
 			ch = defaultChannel(c.Contact)
-		}
-		if !ch.Valid() || ch == ChannelVoice {
-			return nil, fmt.Errorf("%w: channel must be sms, chat or email", ErrInvalid)
 		}
 		ev.Type = EventInbound
 		identify(s, ev, cmd, c.Contact)
@@ -176,15 +176,6 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 			Body: c.Body, CreatedAt: now, ExternalID: c.ExternalID}
 	case cmd.Call != nil:
 		c := cmd.Call
-		if c.CallID == "" {
-			return nil, fmt.Errorf("%w: call_id is required", ErrInvalid)
-		}
-		if !c.State.Valid() {
-			return nil, fmt.Errorf("%w: unknown call state %q", ErrInvalid, c.State)
-		}
-		if c.DurationS < 0 {
-			return nil, fmt.Errorf("%w: duration_s must not be negative", ErrInvalid)
-		}
 		ev.Type = EventCall
 		identify(s, ev, cmd, c.Contact)
 		item, ok := s.Call(c.CallID)
@@ -210,15 +201,9 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		if c.IfVersion != nil && *c.IfVersion != s.Version() {
 			return nil, fmt.Errorf("%w: if_version %d, current version %d", ErrConflict, *c.IfVersion, s.Version())
 		}
-		if err := ValidateBody(c.Body); err != nil {
-			return nil, err
-		}
 		kind := c.Kind
 		if kind == "" {
 			kind = KindMessage
-		}
-		if kind != KindMessage && kind != KindNote {
-			return nil, fmt.Errorf("%w: kind must be message or note", ErrInvalid)
 		}
 		if err := checkConsent(s, kind); err != nil {
 			return nil, err
@@ -237,14 +222,6 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		if c.IfVersion != nil && *c.IfVersion != s.Version() {
 			return nil, fmt.Errorf("%w: if_version %d, current version %d", ErrConflict, *c.IfVersion, s.Version())
 		}
-		if c.Status != nil && !c.Status.Valid() {
-			return nil, fmt.Errorf("%w: unknown status %q", ErrInvalid, *c.Status)
-		}
-		for _, t := range append(slices.Clone(c.TagsAdd), c.TagsRemove...) {
-			if t == "" || len(t) > 64 {
-				return nil, fmt.Errorf("%w: tags must be 1 to 64 bytes", ErrInvalid)
-			}
-		}
 		if err := validateSnooze(s, c, now); err != nil {
 			return nil, err
 		}
@@ -254,6 +231,11 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 				return nil, nil
 			}
 			change = &Change{} // the snooze alone; Decide drops it if it changes nothing
+		}
+		// Only growth is refused: a conversation tagged before the limit
+		// existed can still shed tags.
+		if n := len(s.Summary.Tags) + len(change.TagsAdd) - len(change.TagsRemove); len(change.TagsAdd) > 0 && n > validate.MaxTags {
+			return nil, &validate.Error{Field: "tags_add", Reason: fmt.Sprintf("would give the conversation %d tags; at most %d", n, validate.MaxTags)}
 		}
 		ev.Type = EventUpdate
 		ev.Change = change
@@ -266,21 +248,8 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		ev.ActorID = ActorAutomation
 	case cmd.Status != nil:
 		return decideStatus(s, ev, cmd.Status, now)
-	default:
-		return nil, fmt.Errorf("%w: empty command", ErrInvalid)
 	}
 	return ev, nil
-}
-
-// ValidateBody checks a message body against the API's limits.
-func ValidateBody(body string) error {
-	if body == "" {
-		return fmt.Errorf("%w: body must not be empty", ErrInvalid)
-	}
-	if len(body) > MaxBodyBytes {
-		return fmt.Errorf("%w: body is over 16 KiB", ErrInvalid)
-	}
-	return nil
 }
 
 // identify puts the conversation's identity on its first event, and the

@@ -127,7 +127,7 @@ func BenchmarkApply100k(b *testing.B) {
 		sum := sums[k]
 		sum.Version = versions[k]
 		sum.LastActivityAt = sum.LastActivityAt.Add(time.Second)
-		if _, ok := s.Apply(sum); !ok {
+		if _, ok := s.Apply(sum, sum.Status); !ok {
 			b.Fatal("not applied")
 		}
 	}

@@ -409,13 +409,16 @@ func (s *State) evictClosed() {
 // ring. It returns false, changing nothing, for a stale, duplicate or
 // foreign summary.
 //
-// A conversation that is not held but has a version above 1 can only be a
-// closed one that was not in memory (Load holds every active conversation,
-// and a conversation's first event is version 1), so it moves from
-// closedNotHeld into memory. This keeps Closed exact when an old closed
-// conversation reopens, at the price that a stale summary of an evicted
-// conversation cannot be recognized as stale (no tombstones are kept).
-func (s *State) Apply(sum conversation.Summary) (Update, bool) {
+// was is the conversation's status before the change(s) sum carries, as its
+// sender knows it ("" for a new conversation). It matters only for a
+// conversation that is not held: one that was closed is counted in
+// closedNotHeld (not loaded, or evicted) and moves from there into memory,
+// which keeps Closed exact when an old closed conversation reopens. The
+// version alone cannot tell: a conversation whose version 1 never reached
+// this inbox arrives at version 2 without ever having been counted. A stale
+// summary of an evicted conversation cannot be recognized as stale (no
+// tombstones are kept).
+func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update, bool) {
 	if !s.accepts(&sum) {
 		return Update{}, false
 	}
@@ -425,7 +428,7 @@ func (s *State) Apply(sum conversation.Summary) (Update, bool) {
 			return Update{}, false
 		}
 		s.remove(old)
-	} else if sum.Version > 1 && s.closedNotHeld > 0 {
+	} else if was == conversation.StatusClosed && s.closedNotHeld > 0 {
 		s.closedNotHeld--
 	}
 	s.seq++

@@ -49,9 +49,15 @@ func ids(p Page) []string {
 	return out
 }
 
+// mustApply applies sum as the next change of its conversation, the status
+// held (if any) being the one before it.
 func mustApply(t testing.TB, s *State, sum conversation.Summary) Update {
 	t.Helper()
-	u, ok := s.Apply(sum)
+	var was conversation.Status
+	if held, ok := s.Get(sum.ID); ok {
+		was = held.Status
+	}
+	u, ok := s.Apply(sum, was)
 	if !ok {
 		t.Fatalf("apply %s v%d: not applied", sum.ID, sum.Version)
 	}
@@ -285,7 +291,7 @@ func TestStaleDropped(t *testing.T) {
 	s := New("in1", "e1", Config{})
 	mustApply(t, s, mk("a", conversation.StatusOpen, 1, 5))
 	for _, v := range []int64{5, 4, 1} {
-		if _, ok := s.Apply(mk("a", conversation.StatusClosed, 9, v)); ok {
+		if _, ok := s.Apply(mk("a", conversation.StatusClosed, 9, v), conversation.StatusOpen); ok {
 			t.Fatalf("version %d applied over 5", v)
 		}
 	}
@@ -305,10 +311,10 @@ func TestStaleDropped(t *testing.T) {
 	// Foreign inbox and unindexable summaries are refused.
 	other := mk("b", conversation.StatusOpen, 1, 1)
 	other.InboxID = "in2"
-	if _, ok := s.Apply(other); ok {
+	if _, ok := s.Apply(other, ""); ok {
 		t.Fatal("summary of another inbox applied")
 	}
-	if _, ok := s.Apply(mk("c", "bogus", 1, 1)); ok {
+	if _, ok := s.Apply(mk("c", "bogus", 1, 1), ""); ok {
 		t.Fatal("summary with unknown status applied")
 	}
 	if s.Seq() != 2 {
@@ -396,7 +402,8 @@ func TestCountsProperty(t *testing.T) {
 			versions[id]++
 			sum = randomSummary(r, id, versions[id])
 		}
-		_, ok := s.Apply(sum)
+		was := model[id].Status // "" for a conversation not seen yet
+		_, ok := s.Apply(sum, was)
 		if ok == stale {
 			t.Fatalf("step %d: %s v%d applied=%v, stale=%v", step, id, sum.Version, ok, stale)
 		}
@@ -493,7 +500,9 @@ func TestClosedEviction(t *testing.T) {
 		t.Fatalf("closed list %v total %d partial %v", got, p.Total, p.Partial)
 	}
 	// An evicted conversation reopening moves out of the closed count.
-	mustApply(t, s, mk("x0", conversation.StatusOpen, 10, 2))
+	if _, ok := s.Apply(mk("x0", conversation.StatusOpen, 10, 2), conversation.StatusClosed); !ok {
+		t.Fatal("reopened x0 not applied")
+	}
 	if c := s.Counts(""); c.Closed != 4 || c.Open != 2 {
 		t.Fatalf("after reopen: counts %+v, want closed 4 open 2", c)
 	}
@@ -594,5 +603,32 @@ func TestQueryResolve(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.key) {
 			t.Errorf("%s: err %v, want ErrInvalid naming %q", c.name, err, c.key)
 		}
+	}
+}
+
+// A conversation whose version 1 never reached the inbox arrives unheld at
+// version 2: it was never counted among the closed ones not held, so Closed
+// must not drop. Only one that was closed moves out of that count.
+func TestUnheldConversationKeepsClosedExact(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 10})
+	s.Load(nil, []conversation.Summary{mk("x1", conversation.StatusClosed, 1, 3)}, 7)
+	if c := s.Counts(""); c.Closed != 7 {
+		t.Fatalf("after Load: closed %d, want 7", c.Closed)
+	}
+	if _, ok := s.Apply(mk("n", conversation.StatusOpen, 5, 2), conversation.StatusNew); !ok {
+		t.Fatal("n v2 not applied")
+	}
+	if c := s.Counts(""); c.Closed != 7 || c.Open != 1 {
+		t.Fatalf("a new conversation missing its version 1: counts %+v, want closed 7 open 1", c)
+	}
+	if _, ok := s.Apply(mk("old", conversation.StatusOpen, 6, 9), conversation.StatusClosed); !ok {
+		t.Fatal("old v9 not applied")
+	}
+	if c := s.Counts(""); c.Closed != 6 || c.Open != 2 {
+		t.Fatalf("a closed conversation not held reopening: counts %+v, want closed 6 open 2", c)
+	}
+	p := mustList(t, s, Filter{Statuses: []conversation.Status{conversation.StatusClosed}}, SortRecent, 50, "")
+	if p.Total != 6 {
+		t.Fatalf("closed list total %d, want 6", p.Total)
 	}
 }
