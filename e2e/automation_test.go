@@ -18,12 +18,15 @@ import (
 
 // nodeOn starts a node on an existing database; stop is idempotent and also
 // runs at cleanup, so a test can stop the node and start another.
-func nodeOn(t *testing.T, url string) (n *server.Node, stop func()) {
+func nodeOn(t *testing.T, url string, mutate ...func(*server.Config)) (n *server.Node, stop func()) {
 	t.Helper()
 	env := map[string]string{"SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_ADMIN_TOKEN": testAdminToken, "SWITCHBOARD_HTTP_ADDR": "127.0.0.1:0"}
 	cfg, err := server.LoadConfig("test", nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range mutate {
+		m(&cfg)
 	}
 	level := slog.LevelWarn
 	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {

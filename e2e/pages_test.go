@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -41,8 +40,9 @@ func TestAdminPageShowsClusterAndStats(t *testing.T) {
 	ctx := browser(t)
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(n.URL()+"/admin/"),
-		chromedp.SendKeys("#token", "wrong-token"),
-		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.EmulateViewport(1366, 900),
+		chromedp.SendKeys(`[data-testid="login-token"]`, "wrong-token"),
+		chromedp.Click(`[data-testid="login-submit"]`),
 		chromedp.WaitVisible(`#login-error:not(:empty)`),
 	)
 	if err != nil {
@@ -53,6 +53,9 @@ func TestAdminPageShowsClusterAndStats(t *testing.T) {
 		chromedp.SetValue("#token", testAdminToken),
 		chromedp.Click(`#login-form button[type="submit"]`),
 		chromedp.WaitVisible(`#members tr`),
+		// The plots start with the first sample.
+		chromedp.WaitVisible(`[data-chart="Ingest (events/s)"] canvas`),
+		chromedp.WaitVisible(`[data-chart="Activations"] canvas`),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -68,11 +71,21 @@ func TestAdminPageShowsClusterAndStats(t *testing.T) {
 	if ingest == "" {
 		t.Error("stats do not show ingest_per_s")
 	}
-	if os.Getenv("SWITCHBOARD_SCREENSHOTS") != "" {
-		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			_ = os.WriteFile("admin.png", png, 0o644)
+	// The answering member is recognised, whatever prefix member ids carry.
+	cl := api{t: t, base: n.URL(), token: testAdminToken}.must(200, "GET", "/v1/admin/cluster", nil)
+	selves := 0
+	for _, m := range list(t, cl, "members") {
+		if m.(obj)["self"] == true {
+			selves++
+			if isNull(t, m.(obj), "activations") {
+				t.Errorf("this node's activations are null: %v", m)
+			}
 		}
 	}
+	if selves != 1 {
+		t.Errorf("%d members marked self in %v", selves, cl)
+	}
+	screenshot(t, ctx, "admin.png")
 }
 
 func TestConsoleShowsInboxLive(t *testing.T) {

@@ -1,131 +1,473 @@
-// The agent console: one websocket, one subscribed inbox, live list, and the
-// selected conversation's timeline. It keeps the newest version of every
-// conversation and ignores anything older (stale never overwrites fresh).
-"use strict";
+// The agent console, on switchboard.js: one websocket subscribed to the
+// chosen inbox keeps the list live (the client's version guard means a stale
+// summary never overwrites a fresh one); the open conversation is watched
+// for its items, typing and presence; REST loads history, search and the
+// agent directory.
+import { Switchboard, States } from "/assets/switchboard.js";
+
 const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem("sb_agent_token") || "", ws: null, inbox: "", epoch: "", seq: 0,
-  convs: new Map(), selected: "", items: new Map(), nextId: 1, pending: new Map(), retry: 500 };
+const TABS = ["mine", "unassigned", "unaddressed", "all", "sla"];
+const LIST_LIMIT = 200;
+
+const ui = {
+  token: sessionStorage.getItem("sb_agent_token") || "",
+  sb: null,
+  me: null, // {id, name} when the server tells us (GET /v1/agents)
+  agents: new Map(), // id → agent, as far as this credential may see them
+  inbox: "",
+  tab: "all",
+  sort: "recent",
+  selected: "", // the open conversation
+  summary: null, // its newest summary
+  items: new Map(), // its timeline, id → item
+  target: null, // a message to scroll to (from search)
+  cursor: -1, // keyboard highlight in the list
+  typing: new Map(), // agent id → timer
+  presence: [],
+  counts: null,
+  total: 0,
+};
 
 async function api(path, opts = {}) {
-  const res = await fetch(path, { ...opts, headers: { "Authorization": "Bearer " + state.token, "Content-Type": "application/json" } });
+  const res = await fetch(path, {
+    ...opts,
+    headers: { Authorization: "Bearer " + ui.token, "Content-Type": "application/json" },
+    body: opts.body ? JSON.stringify(opts.body) : undefined,
+  });
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error((body.error && body.error.message) || res.statusText);
+  if (!res.ok) {
+    const err = new Error((body.error && body.error.message) || res.statusText);
+    err.status = res.status;
+    throw err;
+  }
   return body;
 }
 
-function setStatus(text, cls) { const s = $("status"); s.textContent = text; s.className = "pill " + (cls || ""); }
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role" || k === "title" || k === "datetime" || k === "type" || k === "tabindex") e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+}
+
+const who = (c) => (c && c.contact && (c.contact.name || c.contact.phone || c.contact.email || c.contact.handle)) || "Unknown contact";
+const agentName = (id) => (ui.me && id === ui.me.id ? "me" : (ui.agents.get(id) || {}).name || id);
+
+function ago(iso) {
+  if (!iso) return "";
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return "now";
+  if (s < 3600) return Math.floor(s / 60) + "m";
+  if (s < 86400) return Math.floor(s / 3600) + "h";
+  return Math.floor(s / 86400) + "d";
+}
+const clock = (iso) => new Date(iso).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+
+// ---- connection state ----------------------------------------------------
+
+const STATE_TEXT = {
+  [States.CONNECTING]: "connecting…", [States.LIVE]: "live", [States.RECONNECTING]: "reconnecting…",
+  [States.RESUMED]: "live · resumed", [States.RESYNCED]: "live · resynced", [States.CLOSED]: "signed out",
+};
+function showState(state) {
+  const s = $("status");
+  s.textContent = STATE_TEXT[state] || state;
+  s.dataset.state = state;
+  s.className = "pill " + ([States.LIVE, States.RESUMED, States.RESYNCED].includes(state) ? "live" : state === States.CLOSED ? "" : "down");
+}
+
+// ---- sign-in -------------------------------------------------------------
 
 async function signIn(token) {
-  state.token = token;
+  ui.token = token;
   const { inboxes } = await api("/v1/inboxes");
   sessionStorage.setItem("sb_agent_token", token);
-  $("login").hidden = true; $("app").hidden = false;
-  const sel = $("inbox"); sel.innerHTML = "";
-  for (const ib of inboxes) { const o = document.createElement("option"); o.value = ib.id; o.textContent = ib.name; sel.appendChild(o); }
-  if (inboxes.length) { state.inbox = inboxes[0].id; connect(); }
+  await loadAgents();
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("signout").hidden = $("help-btn").hidden = false;
+  $("me").textContent = ui.me ? ui.me.name : "";
+  $("assign-me").disabled = !ui.me;
+  if (!ui.me) $("assign-me").title = "This server does not tell an agent its own id (GET /v1/agents)";
+  const sel = $("inbox");
+  sel.replaceChildren(...inboxes.map((ib) => el("option", { value: ib.id, text: ib.name })));
+  ui.sb = new Switchboard({ token });
+  ui.sb.on("state", ({ state }) => showState(state));
+  ui.sb.on("snapshot", (s) => { if (s.inbox_id === ui.inbox) { ui.counts = s.counts; ui.total = s.total; renderList(); } });
+  ui.sb.on("counts", (c) => { if (c.inbox_id === ui.inbox) ui.counts = c.counts; });
+  ui.sb.on("conversation", ({ conversation }) => {
+    if (conversation.id === ui.selected) { ui.summary = conversation; renderThreadHead(); }
+    if (conversation.inbox_id === ui.inbox) scheduleList();
+  });
+  ui.sb.on("watching", ({ conversation_id }) => { if (conversation_id === ui.selected) loadHistory(); });
+  ui.sb.on("item", ({ conversation_id, item }) => {
+    if (conversation_id !== ui.selected) return;
+    ui.items.set(item.id, newer(ui.items.get(item.id), item));
+    renderMessages();
+  });
+  ui.sb.on("typing", ({ conversation_id, agent_id }) => { if (conversation_id === ui.selected) showTyping(agent_id); });
+  ui.sb.on("presence", ({ conversation_id, agents }) => {
+    if (conversation_id !== ui.selected) return;
+    ui.presence = agents;
+    renderPresence();
+  });
+  ui.sb.on("error", ({ error }) => console.warn("switchboard:", error));
+  ui.sb.connect();
+  if (inboxes.length) switchInbox(inboxes[0].id);
 }
 
-function send(frame) {
-  frame.id = String(state.nextId++);
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
-  return frame.id;
+async function loadAgents() {
+  ui.me = null;
+  ui.agents.clear();
+  try {
+    const { agents } = await api("/v1/agents");
+    for (const a of agents) ui.agents.set(a.id, a);
+    // An agent token sees itself only: that one is "me".
+    if (agents.length === 1) ui.me = agents[0];
+  } catch {
+    // An older server without GET /v1/agents: assigning by id still works.
+  }
+  renderAgentChoices();
 }
 
-function connect() {
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(proto + "//" + location.host + "/v1/ws?access_token=" + encodeURIComponent(state.token));
-  state.ws = ws;
-  ws.onopen = () => { setStatus("live", "live"); state.retry = 500; subscribe(); if (state.selected) send({ type: "watch", conversation_id: state.selected }); };
-  ws.onmessage = (ev) => handle(JSON.parse(ev.data));
-  ws.onclose = () => { setStatus("reconnecting…", "down"); setTimeout(connect, state.retry); state.retry = Math.min(state.retry * 2, 10000); };
+function renderAgentChoices() {
+  $("agents").replaceChildren(...[...ui.agents.values()].map((a) => el("option", { value: a.id, text: a.name })));
 }
 
-function subscribe() {
-  const frame = { type: "subscribe", inbox_id: state.inbox };
-  if (state.epoch) frame.resume = { epoch: state.epoch, seq: state.seq };
-  send(frame);
+function signOut() {
+  sessionStorage.removeItem("sb_agent_token");
+  if (ui.sb) ui.sb.close();
+  location.reload();
 }
 
-function apply(summary) {
-  const held = state.convs.get(summary.id);
-  if (held && held.version >= summary.version) return;
-  state.convs.set(summary.id, summary);
+function switchInbox(id) {
+  if (ui.inbox) ui.sb.unsubscribe(ui.inbox);
+  ui.inbox = id;
+  ui.counts = null;
+  ui.sb.subscribe(id, { filter: { limit: LIST_LIMIT } }).catch((err) => showState("error: " + err.message));
+  renderList();
 }
 
-function handle(f) {
-  switch (f.type) {
-    case "subscribed": state.epoch = f.epoch; state.seq = f.seq; break;
-    case "snapshot":
-      state.convs.clear(); state.epoch = f.epoch; state.seq = f.seq;
-      for (const c of f.conversations) apply(c);
-      renderCounts(f.counts); renderList(); break;
-    case "update":
-      if (f.inbox_id !== state.inbox) return;
-      state.seq = f.seq; apply(f.conversation); renderCounts(f.counts); renderList(); break;
-    case "resync": state.epoch = ""; break;
-    case "item":
-      if (f.conversation_id === state.selected) { state.items.set(f.item.id, f.item); renderThread(); }
-      break;
-    case "ack": if (state.pending.has(f.ref)) { state.pending.get(f.ref)(f); state.pending.delete(f.ref); } break;
-    case "error": console.warn("switchboard:", f.error); if (state.pending.has(f.ref)) { state.pending.delete(f.ref); alert(f.error.message); } break;
+// ---- the list ------------------------------------------------------------
+
+const byTab = {
+  mine: (c) => ui.me && c.assignee_id === ui.me.id,
+  unassigned: (c) => !c.assignee_id,
+  unaddressed: (c) => !c.addressed,
+  all: () => true,
+  sla: (c) => c.sla_breached,
+};
+const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+const nullsLast = (a, b) => (a == null ? (b == null ? 0 : 1) : b == null ? -1 : cmp(a, b));
+const bySort = {
+  recent: (a, b) => cmp(b.last_activity_at, a.last_activity_at),
+  oldest: (a, b) => cmp(a.last_activity_at, b.last_activity_at),
+  longest_wait: (a, b) => nullsLast(a.waiting_since, b.waiting_since),
+  sla_due: (a, b) => nullsLast(a.sla_due_at, b.sla_due_at),
+};
+
+function visible() {
+  return ui.sb.conversations(ui.inbox)
+    .filter((c) => c.status !== "closed" && byTab[ui.tab](c))
+    .sort((a, b) => bySort[ui.sort](a, b) || cmp(a.id, b.id));
+}
+
+// Bursts of updates render once per frame.
+let listQueued = false;
+function scheduleList() {
+  if (listQueued) return;
+  listQueued = true;
+  requestAnimationFrame(() => { listQueued = false; renderList(); });
+}
+
+function renderList() {
+  renderCounts();
+  const list = visible();
+  const hadFocus = $("conversations").contains(document.activeElement) ? document.activeElement.closest("li")?.dataset.conversationId : null;
+  $("conversations").replaceChildren(...list.map((c, i) => {
+    const badges = [el("span", { class: "badge status-" + c.status, text: c.status })];
+    if (c.active_call) badges.push(el("span", { class: "badge call", text: "call " + c.active_call.state }));
+    if (c.sla_breached) badges.push(el("span", { class: "badge sla", text: "SLA" }));
+    if (c.assignee_id) badges.push(el("span", { class: "badge", text: "→ " + agentName(c.assignee_id) }));
+    for (const t of c.tags || []) badges.push(el("span", { class: "badge tag", text: "#" + t }));
+    const li = el("li", {
+      "data-testid": "conversation-item", "data-conversation-id": c.id, "data-id": c.id, "data-version": c.version,
+      class: [c.addressed ? "" : "unaddressed", c.id === ui.selected ? "selected" : "", i === ui.cursor ? "cursor" : ""].join(" "),
+    },
+    el("button", { type: "button", class: "conv", "aria-current": c.id === ui.selected ? "true" : null,
+      "aria-label": `${who(c)}, ${c.status}${c.addressed ? "" : ", waiting for a reply"}: ${c.last_message ? c.last_message.body : "no messages"}` },
+    el("span", { class: "who" }, who(c), el("time", { datetime: c.last_activity_at, text: ago(c.last_activity_at), title: clock(c.last_activity_at) })),
+    el("span", { class: "preview", text: c.last_message ? (c.last_message.direction === "outbound" ? "You: " : "") + c.last_message.body : "" }),
+    el("span", { class: "badges" }, ...badges)));
+    return li;
+  }));
+  if (hadFocus) document.querySelector(`#conversations li[data-conversation-id="${CSS.escape(hadFocus)}"] button`)?.focus();
+  const held = ui.sb.conversations(ui.inbox).length;
+  $("list-more").textContent = ui.total > held ? `Showing the first ${held} of ${ui.total}; search finds the rest.` : "";
+  if (list.length === 0) $("list-more").textContent = "Nothing here.";
+}
+
+function renderCounts() {
+  const c = ui.counts;
+  for (const b of document.querySelectorAll("[data-count]")) {
+    const k = b.dataset.count;
+    b.textContent = !c ? "·" : k === "all" ? (c.new || 0) + (c.open || 0) + (c.pending || 0) : c[k] ?? 0;
+  }
+  for (const t of document.querySelectorAll("[data-tab]")) t.setAttribute("aria-selected", String(t.dataset.tab === ui.tab));
+}
+
+function setTab(tab) {
+  ui.tab = tab;
+  ui.cursor = -1;
+  renderList();
+}
+
+// ---- the thread ----------------------------------------------------------
+
+async function select(id, target = null) {
+  if (ui.selected && ui.selected !== id) ui.sb.unwatch(ui.selected);
+  const changed = ui.selected !== id;
+  ui.selected = id;
+  ui.target = target;
+  ui.presence = [];
+  if (changed) ui.items.clear();
+  ui.summary = ui.sb.conversations(ui.inbox).find((c) => c.id === id) || null;
+  $("thread-empty").hidden = true;
+  $("thread-body").hidden = false;
+  $("reply-error").textContent = "";
+  if (!ui.summary) ui.summary = await api(`/v1/conversations/${encodeURIComponent(id)}`).catch(() => null);
+  renderThreadHead();
+  renderPresence();
+  renderList();
+  if (changed) ui.sb.watch(id).catch((err) => console.warn("watch:", err.message));
+  await loadHistory();
+}
+
+// loadHistory reads the newest page of the timeline (and further back until
+// a search target is in it).
+async function loadHistory() {
+  const id = ui.selected;
+  let before = null;
+  for (let page = 0; page < 10; page++) {
+    const q = before ? `&before=${before}` : "";
+    const { messages, next_before } = await api(`/v1/conversations/${encodeURIComponent(id)}/messages?limit=50${q}`);
+    if (id !== ui.selected) return;
+    for (const m of messages) ui.items.set(m.id, newer(ui.items.get(m.id), m));
+    if (!ui.target || ui.items.has(ui.target.message_id) || next_before == null) break;
+    before = next_before;
+  }
+  renderMessages();
+}
+
+// Items change in place (a call through its states, a reply through its
+// delivery status) and only forward; a page read before an item frame
+// arrived must not undo it.
+const RANK = { pending: 0, queued: 1, sent: 2, delivered: 3, failed: 3, undelivered: 3, ringing: 0, in_progress: 1, completed: 2, missed: 2, voicemail: 2 };
+const rank = (m) => RANK[m.kind === "call" ? m.state : m.status] ?? 0;
+const newer = (held, m) => (held && rank(held) > rank(m) ? held : m);
+const TICKS = { pending: "◷", queued: "✓", sent: "✓", delivered: "✓✓", failed: "✕", undelivered: "✕" };
+
+function renderThreadHead() {
+  const c = ui.summary;
+  if (!c) return;
+  $("thread-title").textContent = who(c);
+  $("thread-status").textContent = c.status;
+  $("thread-status").className = "badge status-" + c.status;
+  $("thread-call").hidden = !c.active_call;
+  if (c.active_call) $("thread-call").textContent = "call " + c.active_call.state;
+  $("close-btn").hidden = c.status === "closed";
+  $("reopen-btn").hidden = c.status !== "closed";
+  const meta = [];
+  meta.push(el("span", { text: c.assignee_id ? "Assigned to " + agentName(c.assignee_id) : "Unassigned", "data-assignee": c.assignee_id || "" }));
+  if (c.snooze_until) meta.push(el("span", { text: "Snoozed until " + clock(c.snooze_until) }));
+  if (c.sla_due_at) meta.push(el("span", { class: c.sla_breached ? "error" : "", text: (c.sla_breached ? "SLA breached, was due " : "SLA due ") + clock(c.sla_due_at) }));
+  if (c.contact && c.contact.opted_out) meta.push(el("span", { class: "error", text: "Opted out of SMS" }));
+  const tags = el("span", { class: "tags", "aria-label": "Tags" }, ...(c.tags || []).map((t) =>
+    el("span", { class: "badge tag" }, "#" + t, el("button", { type: "button", class: "untag", "data-tag": t, "aria-label": "Remove tag " + t, text: "×" }))));
+  meta.push(tags);
+  $("thread-meta").replaceChildren(...meta);
+}
+
+function renderMessages() {
+  const items = [...ui.items.values()].sort((a, b) => a.seq - b.seq);
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  box.replaceChildren(...items.map((m) => {
+    const kind = m.kind || "message";
+    const head = [];
+    if (kind === "note") head.push(el("span", { class: "label", text: "Internal note" }));
+    else if (kind === "call") head.push(el("span", { class: "label", text: "Call" }));
+    else head.push(el("span", { class: "label", text: m.direction === "outbound" ? "Team" : who(ui.summary) }));
+    head.push(el("time", { datetime: m.created_at, text: clock(m.created_at) }));
+    let body;
+    if (kind === "call") {
+      body = el("span", { text: `${m.state}${m.duration_s ? ` · ${m.duration_s}s` : ""}` });
+      if (m.recording_url) body.append(" · ", el("a", { href: m.recording_url, text: "recording", rel: "noreferrer" }));
+    } else body = el("span", { class: "text", text: m.body });
+    const li = el("li", { class: `${m.direction || ""} ${kind}${ui.target && ui.target.message_id === m.id ? " hit" : ""}`, "data-id": m.id, "data-seq": m.seq },
+      el("div", { class: "head" }, ...head), body);
+    if (kind === "message" && m.direction === "outbound" && m.status) {
+      li.append(el("span", { class: "tick status-" + m.status, "data-status": m.status, title: m.status, "aria-label": "Delivery: " + m.status },
+        TICKS[m.status] || "", el("span", { class: "sr-only", text: " " + m.status })));
+      li.dataset.status = m.status;
+    }
+    return li;
+  }));
+  const hit = ui.target && box.querySelector(`li[data-id="${CSS.escape(ui.target.message_id)}"]`);
+  if (hit) hit.scrollIntoView({ block: "center" });
+  else if (atBottom || items.length < 60) box.scrollTop = box.scrollHeight;
+}
+
+function showTyping(agentId) {
+  clearTimeout(ui.typing.get(agentId));
+  ui.typing.set(agentId, setTimeout(() => { ui.typing.delete(agentId); renderTyping(); }, 4000));
+  renderTyping();
+}
+function renderTyping() {
+  const names = [...ui.typing.keys()].map(agentName);
+  $("typing").textContent = names.length ? names.join(", ") + (names.length > 1 ? " are" : " is") + " typing…" : "";
+}
+function renderPresence() {
+  const others = ui.presence.filter((id) => !ui.me || id !== ui.me.id);
+  $("thread-presence").textContent = others.length ? "Also viewing: " + others.map(agentName).join(", ") : "";
+  $("thread-presence").dataset.agents = ui.presence.join(",");
+}
+
+// ---- actions -------------------------------------------------------------
+
+async function act(changes) {
+  if (!ui.selected) return;
+  $("reply-error").textContent = "";
+  try {
+    const c = await ui.sb.update(ui.selected, changes);
+    if (c && c.version >= ((ui.summary && ui.summary.version) || 0)) { ui.summary = c; renderThreadHead(); }
+    renderList();
+  } catch (err) {
+    $("reply-error").textContent = err.message;
   }
 }
 
-function renderCounts(c) {
-  if (!c) return;
-  $("counts").innerHTML = ["new", "open", "pending", "unaddressed", "unassigned", "mine"]
-    .map((k) => `<span>${k} <b>${c[k] ?? 0}</b></span>`).join("");
+async function sendReply() {
+  const body = $("reply").value;
+  if (!body.trim() || !ui.selected) return;
+  const kind = document.querySelector('input[name="kind"]:checked').value;
+  $("reply-error").textContent = "";
+  try {
+    const m = await ui.sb.send(ui.selected, body, { kind });
+    $("reply").value = "";
+    ui.items.set(m.id, m);
+    renderMessages();
+  } catch (err) {
+    $("reply-error").textContent = "Not sent: " + err.message;
+  }
 }
 
-function text(s) { const d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
-
-function renderList() {
-  const list = [...state.convs.values()].filter((c) => c.status !== "closed")
-    .sort((a, b) => (b.last_activity_at > a.last_activity_at ? 1 : b.last_activity_at < a.last_activity_at ? -1 : a.id.localeCompare(b.id)));
-  $("conversations").innerHTML = list.map((c) => {
-    const who = c.contact.name || c.contact.phone || c.contact.email || c.contact.handle;
-    const call = c.active_call ? `<span class="badge call">${text(c.active_call.state)}</span>` : "";
-    const last = c.last_message ? c.last_message.body : "";
-    return `<li data-id="${text(c.id)}" data-version="${c.version}" class="${c.addressed ? "" : "unaddressed"} ${c.id === state.selected ? "selected" : ""}">
-      <div class="who">${text(who)}<span class="badge">${text(c.status)}</span>${call}</div>
-      <div class="preview">${text(last)}</div></li>`;
-  }).join("");
+async function search(q) {
+  const panel = $("search-panel");
+  if (!q.trim()) { panel.hidden = true; return; }
+  panel.hidden = false;
+  $("search-summary").textContent = "Searching…";
+  try {
+    const { hits, found } = await api(`/v1/search?q=${encodeURIComponent(q)}&inbox_id=${encodeURIComponent(ui.inbox)}&limit=20`);
+    $("search-summary").textContent = `${found} found`;
+    $("search-results").replaceChildren(...hits.map((h) => {
+      const snippet = el("span", { class: "snippet" });
+      // The snippet is the server's escaped text with <mark> around the
+      // match; keep only those tags.
+      snippet.innerHTML = String(h.snippet || "").replace(/<(?!\/?mark>)[^>]*>/g, "");
+      if (!snippet.textContent) snippet.textContent = h.body;
+      return el("li", { "data-conversation-id": h.conversation_id, "data-message-id": h.message_id },
+        el("button", { type: "button", class: "conv", "aria-label": `Open the conversation at: ${h.body}` },
+          snippet, el("time", { datetime: h.created_at, text: clock(h.created_at) })));
+    }));
+  } catch (err) {
+    $("search-summary").textContent = "Search failed: " + err.message;
+  }
 }
 
-async function select(id) {
-  if (state.selected && state.selected !== id) send({ type: "unwatch", conversation_id: state.selected });
-  state.selected = id; state.items.clear();
-  const c = state.convs.get(id);
-  $("thread-title").textContent = c ? (c.contact.name || c.contact.phone || c.contact.email || c.contact.handle) : id;
-  $("reply-form").hidden = false;
-  send({ type: "watch", conversation_id: id });
-  const { messages } = await api(`/v1/conversations/${encodeURIComponent(id)}/messages?limit=50`);
-  for (const m of messages) state.items.set(m.id, m);
-  renderThread(); renderList();
-}
-
-function renderThread() {
-  const items = [...state.items.values()].sort((a, b) => a.seq - b.seq);
-  $("messages").innerHTML = items.map((m) => `<li class="${m.direction} ${m.kind}">${text(m.body)}</li>`).join("");
-  $("messages").scrollTop = 1e9;
-}
+// ---- wiring --------------------------------------------------------------
 
 $("login-form").addEventListener("submit", async (e) => {
-  e.preventDefault(); $("login-error").textContent = "";
-  try { await signIn($("token").value.trim()); } catch (err) { $("login-error").textContent = "Sign-in failed: " + err.message; }
-});
-$("inbox").addEventListener("change", (e) => {
-  if (state.inbox) send({ type: "unsubscribe", inbox_id: state.inbox });
-  state.inbox = e.target.value; state.epoch = ""; state.convs.clear(); subscribe();
-});
-$("conversations").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) select(li.dataset.id); });
-$("reply-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  const body = $("reply").value.trim(); if (!body || !state.selected) return;
-  const ref = send({ type: "send", conversation_id: state.selected, body, client_id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) });
-  state.pending.set(ref, (ack) => { $("reply").value = ""; state.items.set(ack.message.id, ack.message); renderThread(); });
+  $("login-error").textContent = "";
+  try {
+    await signIn($("token").value.trim());
+  } catch (err) {
+    $("login-error").textContent = "Sign-in failed: " + err.message;
+  }
 });
-$("close-btn").addEventListener("click", () => {
-  if (state.selected) send({ type: "update_conversation", conversation_id: state.selected, status: "closed" });
+$("signout").addEventListener("click", signOut);
+$("help-btn").addEventListener("click", () => $("help").showModal());
+$("inbox").addEventListener("change", (e) => switchInbox(e.target.value));
+$("sort").addEventListener("change", (e) => { ui.sort = e.target.value; renderList(); });
+$("tabs").addEventListener("click", (e) => { const b = e.target.closest("[data-tab]"); if (b) setTab(b.dataset.tab); });
+$("conversations").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) select(li.dataset.conversationId); });
+$("search-form").addEventListener("submit", (e) => { e.preventDefault(); search($("search").value); });
+$("search-clear").addEventListener("click", () => { $("search").value = ""; $("search-panel").hidden = true; });
+$("search-results").addEventListener("click", (e) => {
+  const li = e.target.closest("li");
+  if (!li) return;
+  select(li.dataset.conversationId, { message_id: li.dataset.messageId });
 });
-if (state.token) signIn(state.token).catch(() => sessionStorage.removeItem("sb_agent_token"));
+$("reply-form").addEventListener("submit", (e) => { e.preventDefault(); sendReply(); });
+$("reply").addEventListener("input", () => { if (ui.selected) ui.sb.typing(ui.selected); });
+$("reply").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); sendReply(); } });
+$("assign-me").addEventListener("click", () => ui.me && act({ assignee_id: ui.me.id }));
+$("unassign").addEventListener("click", () => act({ assignee_id: null }));
+$("assign-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const id = $("assignee").value.trim();
+  if (id) act({ assignee_id: id }).then(() => { $("assignee").value = ""; });
+});
+$("tag-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const t = $("tag").value.trim();
+  if (t) act({ tags_add: [t] }).then(() => { $("tag").value = ""; });
+});
+$("thread-meta").addEventListener("click", (e) => { const b = e.target.closest(".untag"); if (b) act({ tags_remove: [b.dataset.tag] }); });
+$("close-btn").addEventListener("click", () => act({ status: "closed" }));
+$("reopen-btn").addEventListener("click", () => act({ status: "open" }));
+$("snooze").addEventListener("change", (e) => {
+  const s = Number(e.target.value);
+  e.target.value = "";
+  if (s) act({ status: "pending", snooze_until: new Date(Date.now() + s * 1000).toISOString() });
+});
+
+// Keyboard shortcuts, outside text boxes only.
+document.addEventListener("keydown", (e) => {
+  if ($("app").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+  const typingInField = e.target.closest("input, textarea, select");
+  if (e.key === "Escape") { if (typingInField) e.target.blur(); return; }
+  if (typingInField || $("help").open || (e.key === "Enter" && e.target.closest("button"))) return;
+  const list = visible();
+  const move = (d) => {
+    ui.cursor = Math.max(0, Math.min(list.length - 1, (ui.cursor < 0 ? list.findIndex((c) => c.id === ui.selected) : ui.cursor) + d));
+    renderList();
+    document.querySelector("#conversations li.cursor button")?.focus();
+  };
+  const keys = {
+    "/": () => $("search").focus(),
+    j: () => move(1),
+    k: () => move(-1),
+    Enter: () => { if (list[ui.cursor]) select(list[ui.cursor].id); },
+    r: () => { document.querySelector('input[name="kind"][value="message"]').checked = true; $("reply").focus(); },
+    n: () => { document.querySelector('input[name="kind"][value="note"]').checked = true; $("reply").focus(); },
+    a: () => ui.me && act({ assignee_id: ui.me.id }),
+    c: () => ui.summary && act({ status: ui.summary.status === "closed" ? "open" : "closed" }),
+    "?": () => $("help").showModal(),
+  };
+  TABS.forEach((t, i) => { keys[String(i + 1)] = () => setTab(t); });
+  const f = keys[e.key];
+  if (f) { e.preventDefault(); f(); }
+});
+
+// Relative times in the list age without updates.
+setInterval(() => { if (ui.sb && !$("app").hidden) scheduleList(); }, 30000);
+
+if (ui.token) signIn(ui.token).catch(() => sessionStorage.removeItem("sb_agent_token"));
