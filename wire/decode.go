@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 )
@@ -66,6 +67,11 @@ type UpdateFields struct {
 // connection.
 func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 	var f ClientFrame
+	// encoding/json would turn invalid UTF-8 into U+FFFD silently; the API
+	// refuses it like any other bad string.
+	if !utf8.Valid(raw) {
+		return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "frame is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&f); err != nil {
 		var typeErr *json.UnmarshalTypeError
