@@ -51,7 +51,7 @@ tools:
 	@GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
 test:
-	@./scripts/ensure-deps.sh chromium etcd
+	@./scripts/ensure-deps.sh chromium etcd node
 	@$(MAKE) --no-print-directory vet
 	@$(MAKE) --no-print-directory check
 	@echo "==> tests with the race detector: state machines, queues, persistence, search, load tool"
@@ -63,7 +63,7 @@ test:
 # Each fuzz target runs for FUZZTIME on top of its committed seed corpus
 # (testdata/fuzz/); README "Fuzzing" says how to run them for longer.
 FUZZTIME ?= 5s
-FUZZ_TARGETS := ./domain/validate:FuzzRules ./domain/conversation:FuzzDecideIsSafeToStore ./gateway:FuzzRESTBodies
+FUZZ_TARGETS := ./domain/validate:FuzzRules ./domain/conversation:FuzzDecideIsSafeToStore ./gateway:FuzzRESTBodies ./wire:FuzzDecodeClientFrame
 fuzz:
 	@echo "==> fuzzing, $(FUZZTIME) per target"
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -13,6 +13,10 @@ for tool in "$@"; do
     etcd) command -v etcd >/dev/null 2>&1 || want+=(etcd-server) ;;
     protoc) command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler) ;;
     jq) command -v jq >/dev/null 2>&1 || want+=(jq) ;;
+    # The JS client's tests use Node's built-in WebSocket (Node 20.10+ behind
+    # --experimental-websocket); Debian's nodejs is the fallback when none is
+    # installed.
+    node) command -v node >/dev/null 2>&1 || want+=(nodejs) ;;
   esac
 done
 if [ ${#want[@]} -eq 0 ]; then
