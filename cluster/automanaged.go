@@ -35,6 +35,8 @@ func automanagedProvider(host string, port int, seeds []string, mtls *MutualTLS,
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort, e.Listener = true, true, served
+	// A peer gets a few seconds for its handshake and request, not forever.
+	e.Server.ReadHeaderTimeout = 5 * time.Second
 	e.GET("/_health", func(ec echo.Context) error {
 		cl := *c
 		h, memberPort, err := cl.ActorSystem.GetHostPort()

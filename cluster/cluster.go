@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	var remoteOpts []remote.ConfigOption
 	if cfg.TLS != nil {
 		server, dial := cfg.TLS.remoteOptions(refused.refused)
-		remoteOpts = append(remoteOpts, remote.WithServerOptions(server), remote.WithDialOptions(dial))
+		remoteOpts = append(remoteOpts, remote.WithServerOptions(server...), remote.WithDialOptions(dial))
 	} else {
 		warnPlaintext(log, cfg.Provider, host)
 	}

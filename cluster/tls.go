@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -101,11 +102,16 @@ func (m *MutualTLS) ClientConfig(serverName string) *tls.Config {
 	}
 }
 
+// handshakeTimeout bounds a connection's TLS handshake on the remoting
+// port (gRPC's default is two minutes, long enough to hold many sockets).
+const handshakeTimeout = 10 * time.Second
+
 // remoteOptions are the gRPC credentials of actor remoting. onRefused hears
 // of every connection the server refused during the handshake.
-func (m *MutualTLS) remoteOptions(onRefused func(net.Addr, error)) (grpc.ServerOption, grpc.DialOption) {
+func (m *MutualTLS) remoteOptions(onRefused func(net.Addr, error)) ([]grpc.ServerOption, grpc.DialOption) {
 	server := refusals{credentials.NewTLS(m.ServerConfig()), onRefused}
-	return grpc.Creds(server), grpc.WithTransportCredentials(credentials.NewTLS(m.ClientConfig("")))
+	return []grpc.ServerOption{grpc.Creds(server), grpc.ConnectionTimeout(handshakeTimeout)},
+		grpc.WithTransportCredentials(credentials.NewTLS(m.ClientConfig("")))
 }
 
 // dialTLS dials addr and completes the handshake: the automanaged provider
