@@ -48,7 +48,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Agent, when set with the single provider, is shared by several nodes
 	// in one process (tests of cross-node behaviour).
-	Agent  *test.InMemAgent
+	Agent *test.InMemAgent
+	// TLS, when set, authenticates and encrypts all traffic between members
+	// (actor remoting and the automanaged membership endpoint) with mutual
+	// TLS from the cluster CA. Without it anyone who reaches the node
+	// address can send any actor message.
+	TLS    *MutualTLS
 	Logger *slog.Logger
 }
 
@@ -58,6 +63,7 @@ type Node struct {
 	System  *actor.ActorSystem
 	cfg     Config
 	log     *slog.Logger
+	refused *refusalCounter
 
 	stopOnce sync.Once
 }
@@ -96,7 +102,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		if cfg.AutomanagedPort == 0 {
 			return nil, errors.New("cluster: automanaged needs an automanaged port")
 		}
-		p, l, err := automanagedProvider(host, cfg.AutomanagedPort, cfg.Seeds, &c)
+		p, l, err := automanagedProvider(host, cfg.AutomanagedPort, cfg.Seeds, cfg.TLS, &c)
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +128,15 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(system *actor.ActorSystem) *slog.Logger {
 		return libLog
 	}))
-	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port),
+	refused := &refusalCounter{log: log}
+	var remoteOpts []remote.ConfigOption
+	if cfg.TLS != nil {
+		server, dial := cfg.TLS.remoteOptions(refused.refused)
+		remoteOpts = append(remoteOpts, remote.WithServerOptions(server...), remote.WithDialOptions(dial))
+	} else {
+		warnPlaintext(log, cfg.Provider, host)
+	}
+	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port, remoteOpts...),
 		cluster.WithKinds(kinds...), cluster.WithRequestTimeout(cfg.RequestTimeout))
 	c = cluster.New(system, ccfg)
 
@@ -146,8 +160,25 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		closeOnFail()
 		return nil, ctx.Err()
 	}
-	return &Node{Cluster: c, System: system, cfg: cfg, log: log}, nil
+	return &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused}, nil
 }
+
+// warnPlaintext says, once at start, when members talk without TLS where
+// someone else could reach them.
+func warnPlaintext(log *slog.Logger, provider, host string) {
+	if provider == ProviderAutomanaged || provider == ProviderEtcd {
+		log.Warn("node-to-node traffic is neither authenticated nor encrypted: anyone who reaches this node's remoting port can send any actor message for any account; set SWITCHBOARD_CLUSTER_CA, SWITCHBOARD_NODE_CERT and SWITCHBOARD_NODE_KEY", "provider", provider)
+		return
+	}
+	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
+		log.Warn("actor remoting listens beyond loopback without TLS: anyone who reaches it can send any actor message; set SWITCHBOARD_CLUSTER_CA, SWITCHBOARD_NODE_CERT and SWITCHBOARD_NODE_KEY", "host", host)
+	}
+}
+
+// RefusedConnections counts the connections to this node's remoting port
+// refused during the TLS handshake (no certificate, or one the cluster CA
+// did not sign).
+func (n *Node) RefusedConnections() int64 { return n.refused.n.Load() }
 
 func splitAddr(addr string) (string, int, error) {
 	if addr == "" {

@@ -154,11 +154,13 @@ func startEtcd(t *testing.T) string {
 	return addr
 }
 
+// Over etcd the members talk mutual TLS, as docker-compose runs them.
 func TestEtcdProvider(t *testing.T) {
 	endpoint := startEtcd(t)
 	name := "etcdtest" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	a := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}})
-	b := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}})
+	ca, dir := newCA(t, "cluster CA"), t.TempDir()
+	a := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}, TLS: loadTLS(t, memberFiles(t, ca, dir, "a"))})
+	b := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}, TLS: loadTLS(t, memberFiles(t, ca, dir, "b"))})
 	awaitMembers(t, 2, a, b)
 	crossNode(t, a, b)
 }

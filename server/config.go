@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
+	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/gateway"
 )
@@ -31,6 +32,11 @@ type Config struct {
 	Seeds           []string
 	AutomanagedPort int
 	EtcdEndpoints   []string
+	// ClusterTLS names the PEM files of mutual TLS between members; all
+	// three or none (server/cluster_tls.go).
+	ClusterTLS cluster.TLSFiles
+	// ClusterInsecure lets automanaged and etcd members talk without TLS.
+	ClusterInsecure bool
 	AllowedOrigins  []string
 	IdleTimeout     time.Duration
 	SnapshotEvery   int
@@ -131,6 +137,10 @@ func (c *Config) settings() []setting {
 		{"SEEDS", "automanaged: the other nodes' automanaged addresses, comma separated", "", list(&c.Seeds)},
 		{"AUTOMANAGED_PORT", "automanaged: the port this node's membership endpoint listens on", "6330", num(&c.AutomanagedPort)},
 		{"ETCD_ENDPOINTS", "etcd: endpoints, comma separated", "", list(&c.EtcdEndpoints)},
+		{"CLUSTER_CA", "PEM file of the CA that signs every member's certificate (mutual TLS between nodes)", "", str(&c.ClusterTLS.CA)},
+		{"NODE_CERT", "PEM file of this node's certificate, signed by the cluster CA for the host of NODE_ADDR", "", str(&c.ClusterTLS.Cert)},
+		{"NODE_KEY", "PEM file of this node's private key", "", str(&c.ClusterTLS.Key)},
+		{"CLUSTER_INSECURE", "let automanaged and etcd members talk without TLS (anyone reaching a node can then send any actor message)", "false", boolean(&c.ClusterInsecure)},
 		{"ALLOWED_ORIGINS", "websocket origins allowed besides the page's own, comma separated host patterns", "", list(&c.AllowedOrigins)},
 		{"IDLE_TIMEOUT", "passivate a conversation actor idle this long", "10m", dur(&c.IdleTimeout)},
 		{"SNAPSHOT_EVERY", "snapshot a conversation every N events", "100", num(&c.SnapshotEvery)},
@@ -189,6 +199,9 @@ func (c *Config) validate() error {
 	case "single", "automanaged", "etcd":
 	default:
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_CLUSTER_PROVIDER must be single, automanaged or etcd, not %q", c.ClusterProvider))
+	}
+	if err := c.validateClusterTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := webhooks.NewSealer(c.SecretKey); err != nil {
 		errs = append(errs, err)

@@ -108,9 +108,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
 		Store:  store, Writer: n.writer, Log: log, Metrics: actors.NewMetrics(reg),
 	}
+	mtls, err := cfg.clusterTLS()
+	if err != nil {
+		n.closeStorage()
+		return nil, err
+	}
 	member, err := cluster.Start(ctx, cluster.Config{
 		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
 		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.ClusterAgent,
+		TLS: mtls,
 	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps))
 	if err != nil {
 		n.closeStorage()

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
+	"github.com/switchboard-dev/switchboard/internal/certs"
 	"github.com/switchboard-dev/switchboard/persistence/localpg"
 	"github.com/switchboard-dev/switchboard/server"
 )
@@ -69,6 +70,13 @@ func dev(ctx context.Context, args []string) int {
 		log.Error("webhook secret key", "err", err)
 		return 1
 	}
+	// Remoting is TLS even on one node, with a CA of its own kept in
+	// .data/cluster (SWITCHBOARD_CLUSTER_CA and friends override it).
+	clusterCerts, err := certs.EnsureFiles(filepath.Join(dataDir, "cluster"), devCertHosts(os.Getenv("SWITCHBOARD_NODE_ADDR")))
+	if err != nil {
+		log.Error("cluster certificates", "err", err)
+		return 1
+	}
 	getenv := func(k string) string {
 		switch k {
 		case "SWITCHBOARD_DATABASE_URL":
@@ -82,6 +90,12 @@ func dev(ctx context.Context, args []string) int {
 		switch k {
 		case "SWITCHBOARD_SECRET_KEY":
 			return secretKey
+		case "SWITCHBOARD_CLUSTER_CA", "SWITCHBOARD_NODE_CERT", "SWITCHBOARD_NODE_KEY":
+			// Only when none is set: a half-set of the user's and
+			// ours would be a mismatched pair.
+			if os.Getenv("SWITCHBOARD_CLUSTER_CA")+os.Getenv("SWITCHBOARD_NODE_CERT")+os.Getenv("SWITCHBOARD_NODE_KEY") == "" {
+				return map[string]string{"SWITCHBOARD_CLUSTER_CA": clusterCerts.CA, "SWITCHBOARD_NODE_CERT": clusterCerts.Cert, "SWITCHBOARD_NODE_KEY": clusterCerts.Key}[k]
+			}
 		case "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE":
 			// make run is for trying things on one machine, where the
 			// receiver is usually on localhost.

@@ -5,6 +5,7 @@
 //	switchboard loadtest [flags]  drive a running node and measure it
 //	switchboard dev [flags]       make run: local PostgreSQL in .data/, a node, demo data
 //	switchboard webhook-echo      a webhook receiver that verifies signatures and prints events
+//	switchboard certs             a cluster CA and node certificates for mutual TLS between nodes
 package main
 
 import (
@@ -49,6 +50,8 @@ func run(args []string) int {
 		return 0
 	case "dev":
 		return dev(ctx, args)
+	case "certs":
+		return certsCmd(args)
 	case "webhook-echo":
 		return webhookEcho(ctx, args)
 	case "loadtest":
