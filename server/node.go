@@ -54,9 +54,9 @@ type Node struct {
 	timers         *timers.Scanner
 	stopAutomation context.CancelFunc
 	automationDone sync.WaitGroup
-	deliverer     *webhooks.Deliverer
-	stopDeliverer context.CancelFunc
-	delivererDone chan struct{}
+	deliverer      *webhooks.Deliverer
+	stopDeliverer  context.CancelFunc
+	delivererDone  chan struct{}
 }
 
 // Start brings a node up: schema, database, actors, cluster, HTTP.
