@@ -25,8 +25,16 @@ const adminToken = "adm_client_test"
 
 func startNode(t testing.TB, mutate ...func(*server.Config)) *server.Node {
 	t.Helper()
+	n, _ := startNodeOn(t, pgtest.NewDatabase(t), mutate...)
+	return n
+}
+
+// startNodeOn starts a node on the database at dbURL; stop stops it (and
+// cleanup does, unless stop did).
+func startNodeOn(t testing.TB, dbURL string, mutate ...func(*server.Config)) (n *server.Node, stop func()) {
+	t.Helper()
 	env := map[string]string{
-		"SWITCHBOARD_DATABASE_URL": pgtest.NewDatabase(t),
+		"SWITCHBOARD_DATABASE_URL": dbURL,
 		"SWITCHBOARD_ADMIN_TOKEN":  adminToken,
 		"SWITCHBOARD_HTTP_ADDR":    "127.0.0.1:0",
 		"SWITCHBOARD_SECRET_KEY":   webhooks.NewKey(),
@@ -44,16 +52,20 @@ func startNode(t testing.TB, mutate ...func(*server.Config)) *server.Node {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	n, err = server.Start(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := n.Stop(context.Background()); err != nil {
-			t.Errorf("stop node: %v", err)
-		}
-	})
-	return n
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := n.Stop(context.Background()); err != nil {
+				t.Errorf("stop node: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return n, stop
 }
 
 func newClient(t testing.TB, base, token string, opts ...client.Option) *client.Client {
@@ -71,6 +83,7 @@ type tenant struct {
 	inbox      *client.Inbox
 	agentID    string
 	agentToken string
+	keyToken   string
 }
 
 func newTenant(t testing.TB, base string) tenant {
@@ -89,15 +102,15 @@ func newTenant(t testing.TB, base string) tenant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tenant{key: key, agent: key.WithToken(ag.Token), inbox: ib, agentID: ag.Agent.ID, agentToken: ag.Token}
+	return tenant{key: key, agent: key.WithToken(ag.Token), inbox: ib, agentID: ag.Agent.ID, agentToken: ag.Token, keyToken: acc.APIKey}
 }
 
 // proxy forwards TCP connections to a node, and can cut them all as a
 // network failure would: neither end gets a close frame.
 type proxy struct {
 	ln     net.Listener
-	target string
 	mu     sync.Mutex
+	target string
 	conns  []net.Conn
 	wg     sync.WaitGroup
 }
@@ -126,7 +139,10 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		out, err := net.Dial("tcp", target)
 		if err != nil {
 			in.Close()
 			continue
@@ -142,6 +158,13 @@ func (p *proxy) accept() {
 		p.wg.Go(func() { pipe(out, in) })
 		p.wg.Go(func() { pipe(in, out) })
 	}
+}
+
+// retarget sends new connections to another node.
+func (p *proxy) retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
 }
 
 // cut closes every connection made so far.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/client"
+	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
 // events reads a Stream's events and checks, for every one it sees, the
@@ -234,6 +235,55 @@ func TestStreamWatchSendAndErrors(t *testing.T) {
 	}
 	if _, err := s.Send(ctx, conv, client.Reply{Body: "closed"}); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("send on a closed stream: %v", err)
+	}
+}
+
+func TestStreamResyncsAfterANodeRestart(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	n, stop := startNodeOn(t, db)
+	tn := newTenant(t, n.URL())
+	ctx := context.Background()
+	px := newProxy(t, strings.TrimPrefix(n.URL(), "http://"))
+	s, err := newClient(t, px.URL(), tn.agentToken).Connect(ctx, client.StreamOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := watchEvents(t, s)
+	first, err := tn.key.PostInbound(ctx, tn.inbox.ID, client.InboundMessage{Contact: client.ContactRef{Phone: "+14155550111"}, Body: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(ctx, tn.inbox.ID, &client.ListQuery{Sort: client.SortRecent}); err != nil {
+		t.Fatal(err)
+	}
+	ev.next("the first snapshot", func(e client.Event) bool { return e.Type == client.EventSnapshot })
+
+	// A new node on the same database: the inbox has a new epoch, so the
+	// subscription cannot resume and must come back with a snapshot that
+	// holds what changed while the client was away.
+	stop()
+	ev.next("reconnecting", state(client.StateReconnecting))
+	n2, _ := startNodeOn(t, db)
+	px.retarget(strings.TrimPrefix(n2.URL(), "http://"))
+	px.cut()
+	second, err := newClient(t, n2.URL(), tn.keyToken).PostInbound(ctx, tn.inbox.ID,
+		client.InboundMessage{Contact: client.ContactRef{Phone: "+14155550112"}, Body: "two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := ev.next("a snapshot after the restart", func(e client.Event) bool { return e.Type == client.EventSnapshot })
+	ev.next("resynced", state(client.StateResynced))
+	ids := map[string]bool{}
+	for _, c := range snap.Conversations {
+		ids[c.ID] = true
+	}
+	if !ids[first.ConversationID] {
+		t.Fatalf("the snapshot after the restart lacks the first conversation: %+v", snap.Conversations)
+	}
+	if !ids[second.ConversationID] {
+		// Posted after the snapshot was read: it arrives as an update.
+		ev.next("the conversation posted during the restart", conversationAt(second.ConversationID, second.Conversation.Version))
 	}
 }
 
