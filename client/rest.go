@@ -19,6 +19,19 @@ func (c *Client) CreateAccount(ctx context.Context, name string) (*NewAccount, e
 	return ret(&out, err)
 }
 
+// PauseIndexer stalls search indexing, for search-backend maintenance
+// (admin token).
+func (c *Client) PauseIndexer(ctx context.Context) error { return c.setIndexer(ctx, "pause") }
+
+// ResumeIndexer restarts search indexing (admin token).
+func (c *Client) ResumeIndexer(ctx context.Context) error { return c.setIndexer(ctx, "resume") }
+
+func (c *Client) setIndexer(ctx context.Context, verb string) error {
+	// Pausing a paused indexer (or resuming a running one) changes nothing.
+	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/admin/indexer/" + verb, body: struct{}{}, retry: true})
+	return err
+}
+
 // --- Inboxes ---
 
 // CreateInbox creates an inbox (account key).
