@@ -45,12 +45,15 @@ type Option func(*Client)
 // its context.
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
-// WithRetries sets how often a request refused with 429 or 503 (or lost to
-// the network) is sent again, and the longest wait before one retry: a
-// Retry-After beyond maxWait returns the error at once instead of sleeping.
-// Defaults: 3 retries, 30 s. Only requests that cannot be applied twice are
-// retried: GET, DELETE, and writes carrying an idempotency key (an inbound
-// message's external_id, a reply's client_id, a delivery report).
+// WithRetries sets how often a request refused with 429 or 503 (or that got
+// no answer at all) is sent again, and the longest wait before one retry: a
+// Retry-After beyond maxWait returns the error at once instead of sleeping,
+// and so does one that would end past the context's deadline. Defaults: 3
+// retries, 30 s; WithRetries(0, 0) turns retries off. Only requests that
+// cannot be applied twice are retried: reads, deletes, absolute settings
+// (an inbox's, an agent's status), and writes carrying an idempotency key
+// (an inbound message's external_id, a reply's client_id, a delivery
+// report, which only moves a status forward).
 func WithRetries(max int, maxWait time.Duration) Option {
 	return func(c *Client) { c.maxRetries, c.maxWait = max, maxWait }
 }
@@ -84,6 +87,9 @@ func (c *Client) WithToken(token string) *Client {
 	return &cp
 }
 
+// errTransport marks a request that got no answer.
+var errTransport = errors.New("no answer")
+
 // maxBody bounds what is read of a response: a page of 200 summaries is
 // far below it.
 const maxBody = 32 << 20
@@ -115,7 +121,7 @@ func (c *Client) do(ctx context.Context, r request) (int, error) {
 		if err == nil || !r.retry || attempt >= c.maxRetries || ctx.Err() != nil {
 			return status, err
 		}
-		wait, ok := retryWait(err, attempt)
+		wait, ok := retryWait(err, status, attempt)
 		if !ok || wait > c.maxWait {
 			return status, err
 		}
@@ -134,17 +140,23 @@ func (c *Client) do(ctx context.Context, r request) (int, error) {
 	}
 }
 
-// retryWait says whether err is worth another attempt and after how long:
-// Retry-After when the server named it, else exponential backoff with jitter.
-func retryWait(err error, attempt int) (time.Duration, bool) {
+// retryWait says whether a failed attempt is worth another and after how
+// long: Retry-After when the server named it, else exponential backoff with
+// jitter. Worth it: a 429 or 503, or no answer at all (status 0: the
+// connection was refused or broke, as while a node restarts). Not: any
+// other error status, or an answer that could not be read or decoded.
+func retryWait(err error, status, attempt int) (time.Duration, bool) {
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
 		if e.Status != http.StatusTooManyRequests && e.Status != http.StatusServiceUnavailable {
 			return 0, false
 		}
 		if e.RetryAfter > 0 {
 			return e.RetryAfter, true
 		}
+	case status != 0 || !errors.Is(err, errTransport):
+		return 0, false
 	}
 	// No Retry-After, or the request never got an answer (connection
 	// refused during a node's restart): back off, with jitter so that many
@@ -180,7 +192,7 @@ func (c *Client) once(ctx context.Context, r request, body []byte) (int, error) 
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("switchboard: %s %s: %w", r.method, r.path, err)
+		return 0, fmt.Errorf("switchboard: %s %s: %w: %w", r.method, r.path, errTransport, err)
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody))

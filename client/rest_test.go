@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -346,4 +347,30 @@ func TestRetryAfter(t *testing.T) {
 			t.Fatalf("got %v after %d attempts, want the 429 itself", err, tr.attempts.Load())
 		}
 	})
+}
+
+func TestNoAnswerIsRetriedForIdempotentRequestsOnly(t *testing.T) {
+	// A port nobody listens on: every attempt is refused, as while a node
+	// restarts.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tr := &counting{next: http.DefaultTransport}
+	c := newClient(t, "http://"+addr, "sk_x", client.WithHTTPClient(&http.Client{Transport: tr}), client.WithRetries(2, time.Second))
+	ctx := context.Background()
+	_, err = c.ListInboxes(ctx)
+	if err == nil || tr.attempts.Load() != 3 {
+		t.Fatalf("GET: %v after %d attempts, want an error after 3", err, tr.attempts.Load())
+	}
+	var e *client.Error
+	if errors.As(err, &e) {
+		t.Fatalf("no answer reported as an answer: %v", e)
+	}
+	tr.attempts.Store(0)
+	if _, err := c.PostCall(ctx, "ib", client.CallEvent{CallID: "CA1", State: client.CallRinging}); err == nil || tr.attempts.Load() != 1 {
+		t.Fatalf("POST without a key: %v after %d attempts, want an error after 1", err, tr.attempts.Load())
+	}
 }
