@@ -293,4 +293,25 @@ func TestStreamRefusedCredential(t *testing.T) {
 	if !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("connect with a wrong token: %v, want ErrUnauthorized", err)
 	}
+
+	// A token revoked while connected: the server closes the websocket,
+	// the reconnect is refused, and the stream ends rather than retrying
+	// forever.
+	tn := newTenant(t, n.URL())
+	s, err := tn.agent.Connect(context.Background(), client.StreamOptions{MinBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := tn.key.RevokeAgentTokens(context.Background(), tn.agentID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the stream of a revoked token is still %s", s.State())
+	}
+	if !errors.Is(s.Err(), client.ErrUnauthorized) || s.State() != client.StateClosed {
+		t.Fatalf("ended with %v in state %s, want ErrUnauthorized, closed", s.Err(), s.State())
+	}
 }
