@@ -5,7 +5,7 @@ GO ?= go
 # detector (the library has races of its own); every other package runs
 # with it.
 MODULE := github.com/switchboard-dev/switchboard
-ACTOR_PKGS := $(MODULE)/actors $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/e2e
+ACTOR_PKGS := $(MODULE)/actors $(MODULE)/cluster $(MODULE)/gateway $(MODULE)/e2e $(MODULE)/client
 RACE_PKGS = $(filter-out $(ACTOR_PKGS),$(shell $(GO) list ./...))
 # Code-generation and lint tools, pinned, installed into bin/tools so the
 # check does not depend on whatever happens to be on the machine's PATH.

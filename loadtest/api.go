@@ -11,24 +11,44 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/client"
 )
 
 // apiClient speaks the REST half of the public API. Every request carries its own
 // deadline (no http.Client timeout) so one client serves both REST calls
 // and the long-lived websocket handshakes.
+//
+// Set-up, search samples and the indexer pause go through the Go client
+// (sdk). The measured writes (do, via runner.send) do not: the tool counts
+// every attempt and its status itself, and retries on any 5xx, where the
+// Go client would hide both.
 type apiClient struct {
 	base    string
 	http    *http.Client
 	timeout time.Duration
+	sdk     *client.Client // no credential, no retries: as() adds the credential
 }
 
-func newAPIClient(base string, timeout time.Duration, conns int) *apiClient {
+func newAPIClient(base string, timeout time.Duration, conns int) (*apiClient, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Without enough idle connections every burst opens fresh sockets and
 	// the ack latency measures TCP handshakes and TIME_WAIT exhaustion.
 	tr.MaxIdleConns = conns
 	tr.MaxIdleConnsPerHost = conns
-	return &apiClient{base: base, http: &http.Client{Transport: tr}, timeout: timeout}
+	hc := &http.Client{Transport: tr}
+	sdk, err := client.New(base, "", client.WithHTTPClient(hc), client.WithRetries(0, 0), client.WithUserAgent("switchboard-loadtest"))
+	if err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
+	}
+	return &apiClient{base: base, http: hc, timeout: timeout, sdk: sdk}, nil
+}
+
+// as is the Go client with credential cred, and ctx bounded by the request
+// timeout.
+func (c *apiClient) as(ctx context.Context, cred string) (*client.Client, context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	return c.sdk.WithToken(cred), ctx, cancel
 }
 
 func (c *apiClient) close() { c.http.CloseIdleConnections() }
@@ -116,10 +136,13 @@ func retryable(err error) bool {
 // errorKind buckets a failure for the report.
 func errorKind(err error) string {
 	var ae *apiError
+	var ce *client.Error
 	var ne net.Error
 	switch {
 	case errors.As(err, &ae):
 		return fmt.Sprintf("http_%d", ae.Status)
+	case errors.As(err, &ce) && ce.Status != 0:
+		return fmt.Sprintf("http_%d", ce.Status)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case strings.Contains(err.Error(), "decode"):
@@ -130,24 +153,6 @@ func errorKind(err error) string {
 }
 
 // Wire types: only the fields the tool uses.
-
-type createAccountResp struct {
-	Account struct {
-		ID string `json:"id"`
-	} `json:"account"`
-	APIKey string `json:"api_key"`
-}
-
-type createInboxResp struct {
-	ID string `json:"id"`
-}
-
-type createAgentResp struct {
-	Agent struct {
-		ID string `json:"id"`
-	} `json:"agent"`
-	Token string `json:"token"`
-}
 
 type summaryRef struct {
 	ID      string `json:"id"`
@@ -197,12 +202,4 @@ func (r replyResp) version() int64 {
 		return r.Conversation.Version
 	}
 	return r.msg().Seq
-}
-
-type searchResp struct {
-	Hits []struct {
-		ConversationID string `json:"conversation_id"`
-		MessageID      string `json:"message_id"`
-		Seq            int64  `json:"seq"`
-	} `json:"hits"`
 }

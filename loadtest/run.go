@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/client"
 )
 
 // Bounds on waits that the scenario does not set.
@@ -164,9 +166,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
+	api, err := newAPIClient(cfg.URL, cfg.RequestTimeout, cfg.Workers+64)
+	if err != nil {
+		return nil, fmt.Errorf("invalid scenario: %w", err)
+	}
 	r := &runner{
 		cfg:      cfg,
-		api:      newAPIClient(cfg.URL, cfg.RequestTimeout, cfg.Workers+64),
+		api:      api,
 		runID:    newRunID(),
 		errKinds: map[string]int64{},
 		firstErr: map[string]string{},
@@ -531,16 +537,20 @@ func (r *runner) sampleSearch(ctx context.Context, in *inboxState, token, msgID,
 	paused := r.indexerPausedAt(ackAt)
 	timeout := r.cfg.SearchTimeout + r.cfg.PauseIndexerFor
 	deadline := ackAt.Add(timeout)
-	path := "/v1/search?" + url.Values{"q": {token}, "inbox_id": {in.id}, "limit": {"10"}}.Encode()
+	query := client.SearchQuery{Q: token, InboxID: in.id, Limit: 10}
 	for {
-		var res searchResp
-		_, err := r.api.do(ctx, "GET", path, in.apiKey, nil, &res)
+		c, sctx, cancel := r.api.as(ctx, in.apiKey)
+		res, err := c.Search(sctx, query)
+		cancel()
 		now := time.Now()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.fail("search", err)
+		}
+		if err != nil {
+			res = &client.SearchResult{}
 		}
 		for _, h := range res.Hits {
 			if h.MessageID == msgID || (h.MessageID == "" && h.ConversationID == convID && h.Seq == seq) {
@@ -573,7 +583,10 @@ func (r *runner) pauseIndexer(ctx context.Context) {
 	if err := (realClock{}).SleepUntil(ctx, r.measureStart); err != nil {
 		return
 	}
-	if _, err := r.api.do(ctx, "POST", "/v1/admin/indexer/pause", r.cfg.AdminToken, struct{}{}, nil); err != nil {
+	admin, pctx, cancel := r.api.as(ctx, r.cfg.AdminToken)
+	err := admin.PauseIndexer(pctx)
+	cancel()
+	if err != nil {
 		msg := fmt.Sprintf("pause indexer: %v", err)
 		r.pauseErr.Store(&msg)
 		r.fail("indexer", err)
@@ -585,7 +598,7 @@ func (r *runner) pauseIndexer(ctx context.Context) {
 		// after the tool exits, so resume even when the run is cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resumeTimeout)
 		defer cancel()
-		_, err := r.api.do(rctx, "POST", "/v1/admin/indexer/resume", r.cfg.AdminToken, struct{}{}, nil)
+		err := admin.ResumeIndexer(rctx)
 		r.resumedAt.Store(time.Now().UnixNano())
 		if err != nil {
 			msg := fmt.Sprintf("resume indexer: %v", err)
@@ -603,9 +616,10 @@ func (r *runner) setup(ctx context.Context) error {
 	defer cancel()
 	keys := make([]string, r.cfg.Accounts)
 	err := parallel(ctx, r.cfg.Accounts, min(r.cfg.Workers, 16), func(ctx context.Context, a int) error {
-		var res createAccountResp
-		if _, err := r.api.do(ctx, "POST", "/v1/admin/accounts", r.cfg.AdminToken,
-			map[string]string{"name": fmt.Sprintf("loadtest-%s-a%d", r.runID, a)}, &res); err != nil {
+		c, ctx, cancel := r.api.as(ctx, r.cfg.AdminToken)
+		defer cancel()
+		res, err := c.CreateAccount(ctx, fmt.Sprintf("loadtest-%s-a%d", r.runID, a))
+		if err != nil {
 			return fmt.Errorf("create account: %w", err)
 		}
 		if res.APIKey == "" {
@@ -621,9 +635,10 @@ func (r *runner) setup(ctx context.Context) error {
 	r.inboxes = make([]*inboxState, n)
 	err = parallel(ctx, n, min(r.cfg.Workers, 16), func(ctx context.Context, i int) error {
 		key := keys[i/r.cfg.Inboxes]
-		var res createInboxResp
-		if _, err := r.api.do(ctx, "POST", "/v1/inboxes", key,
-			map[string]string{"name": fmt.Sprintf("loadtest-%s-i%d", r.runID, i)}, &res); err != nil {
+		c, cctx, cancel := r.api.as(ctx, key)
+		res, err := c.CreateInbox(cctx, client.CreateInboxRequest{Name: fmt.Sprintf("loadtest-%s-i%d", r.runID, i)})
+		cancel()
+		if err != nil {
 			return fmt.Errorf("create inbox: %w", err)
 		}
 		if res.ID == "" {
@@ -631,12 +646,14 @@ func (r *runner) setup(ctx context.Context) error {
 		}
 		in := &inboxState{id: res.ID, apiKey: key, convs: map[int]string{}}
 		for g := range r.cfg.Agents {
-			var ag createAgentResp
-			if _, err := r.api.do(ctx, "POST", "/v1/agents", key, map[string]any{
-				"name":      fmt.Sprintf("loadtest agent %d.%d", i, g),
-				"email":     fmt.Sprintf("lt-%s-%d-%d@loadtest.invalid", r.runID, i, g),
-				"inbox_ids": []string{res.ID},
-			}, &ag); err != nil {
+			c, cctx, cancel := r.api.as(ctx, key)
+			ag, err := c.CreateAgent(cctx, client.CreateAgentRequest{
+				Name:     fmt.Sprintf("loadtest agent %d.%d", i, g),
+				Email:    fmt.Sprintf("lt-%s-%d-%d@loadtest.invalid", r.runID, i, g),
+				InboxIDs: []string{res.ID},
+			})
+			cancel()
+			if err != nil {
 				return fmt.Errorf("create agent: %w", err)
 			}
 			if ag.Token == "" {
