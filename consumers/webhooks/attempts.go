@@ -3,20 +3,19 @@ package webhooks
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// job is a due delivery: the head of its (webhook, conversation) queue.
+// job is a due delivery: the head of its (webhook, conversation) queue,
+// with its webhook's destination as read right before it is attempted.
 type job struct {
 	key
 	conversationID string
@@ -25,6 +24,13 @@ type job struct {
 	attempts       int
 	committedAt    time.Time
 	queuedAt       time.Time
+	url            string
+	sealed         []byte
+}
+
+// fields are the scan targets of jobColumns.
+func (j *job) fields() []any {
+	return []any{&j.webhook, &j.event, &j.conversationID, &j.version, &j.payload, &j.attempts, &j.committedAt, &j.queuedAt}
 }
 
 // outcome is what an attempt came to.
@@ -44,15 +50,96 @@ func (d *Deliverer) poke() {
 	}
 }
 
-func (d *Deliverer) dispatchLoop(ctx context.Context, attempts *sync.WaitGroup, outcomes chan<- outcome) {
+// beginRead notes that a read of due heads is about to start, and returns
+// the generation it starts at (endRead's argument).
+func (d *Deliverer) beginRead() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.beginReadLocked()
+}
+
+func (d *Deliverer) beginReadLocked() uint64 {
+	d.readers[d.gen]++
+	return d.gen
+}
+
+func (d *Deliverer) endRead(since uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.endReadLocked(since)
+}
+
+// endReadLocked forgets the outcomes that no outstanding read can return
+// as due any more.
+func (d *Deliverer) endReadLocked(since uint64) {
+	if d.readers[since]--; d.readers[since] <= 0 {
+		delete(d.readers, since)
+	}
+	oldest := d.gen
+	for g := range d.readers {
+		oldest = min(oldest, g)
+	}
+	maps.DeleteFunc(d.finished, func(_ key, g uint64) bool { return g <= oldest })
+}
+
+// start attempts heads read since generation since, as far as workers and
+// endpoints allow; the rest stay due for the dispatcher.
+func (d *Deliverer) start(r *run, heads []job, since uint64) {
+	if len(heads) == 0 {
+		return
+	}
+	d.mu.Lock()
+	now := time.Now()
+	for _, j := range heads {
+		d.launchLocked(r, j, since, now)
+	}
+	poke := d.backlog
+	d.mu.Unlock()
+	if poke {
+		d.poke()
+	}
+}
+
+// launchLocked starts an attempt for j unless its webhook is gone, it is
+// in flight, its outcome was recorded after the read that returned it, or
+// its endpoint may not take it now. It reports whether j was held back
+// for want of a worker or endpoint slot (then d.backlog is set).
+func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time) (held bool) {
+	if j.url == "" || d.finished[j.key] > since || d.inflight[j.key] || r.ctx.Err() != nil {
+		return false
+	}
+	if len(d.inflight) >= d.cfg.Workers || d.perHook[j.webhook] >= d.cfg.MaxPerEndpoint {
+		d.backlog = true
+		return true
+	}
+	c := d.circuit(j.webhook)
+	if !c.allows(now, d.cfg.CircuitThreshold) {
+		return false // the dispatcher's next look after the cooldown
+	}
+	if c.failures >= d.cfg.CircuitThreshold {
+		c.probing = true // half-open: this attempt decides
+	}
+	d.inflight[j.key] = true
+	d.perHook[j.webhook]++
+	r.attempts.Go(func() {
+		o := d.attempt(r.ctx, j)
+		select {
+		case r.outcomes <- o:
+		case <-r.ctx.Done():
+		}
+	})
+	return false
+}
+
+func (d *Deliverer) dispatchLoop(r *run) {
 	t := time.NewTicker(d.cfg.DispatchInterval)
 	defer t.Stop()
 	for {
-		if err := d.dispatch(ctx, attempts, outcomes); err != nil && ctx.Err() == nil {
+		if err := d.dispatch(r); err != nil && r.ctx.Err() == nil {
 			d.log.Warn("webhooks: looking for due deliveries failed", "err", err)
 		}
 		select {
-		case <-ctx.Done():
+		case <-r.ctx.Done():
 			return
 		case <-d.wake:
 		case <-t.C:
@@ -62,22 +149,28 @@ func (d *Deliverer) dispatchLoop(ctx context.Context, attempts *sync.WaitGroup, 
 
 // dueSQL takes at most $3 heads per endpoint, so that the heads of an
 // endpoint that may only take a few (a half-open circuit, at its cap) never
-// fill the window and starve the other endpoints.
+// fill the window and starve the other endpoints. The join with webhooks
+// is the check, right before the attempts, that the webhook still exists.
 const dueSQL = `
-SELECT webhook_id, event_id, conversation_id, version, payload, attempts, committed_at, created_at
+SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, due.created_at,
+	w.url, w.secret_sealed
 FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
 	FROM webhook_deliveries
 	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))) due
-WHERE rn <= $3
-ORDER BY next_attempt_at
+JOIN webhooks w ON w.id = due.webhook_id
+WHERE due.rn <= $3
+ORDER BY due.next_attempt_at
 LIMIT $2`
 
 // dispatch starts attempts for due heads while workers are free, skipping
 // endpoints whose circuit is open or that are at their cap.
-func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outcomes chan<- outcome) error {
+func (d *Deliverer) dispatch(r *run) error {
 	d.mu.Lock()
-	gen := d.gen
 	free := d.cfg.Workers - len(d.inflight)
+	if free <= 0 {
+		d.mu.Unlock()
+		return nil
+	}
 	var skip []string
 	now := time.Now()
 	for hook, c := range d.circuits {
@@ -94,59 +187,44 @@ func (d *Deliverer) dispatch(ctx context.Context, attempts *sync.WaitGroup, outc
 	// outcome is recorded), and up to perHook rows of each endpoint.
 	perHook := 2 * d.cfg.MaxPerEndpoint
 	window := free + len(d.inflight) + perHook*len(d.perHook)
+	// This read sees every head left over before it.
+	d.backlog = false
+	since := d.beginReadLocked()
 	d.mu.Unlock()
-	if free <= 0 {
-		return nil
-	}
 	if skip == nil {
 		skip = []string{}
 	}
-	rows, err := d.pool.Query(ctx, dueSQL, skip, window, perHook)
+	defer d.endRead(since)
+	rows, err := d.pool.Query(r.ctx, dueSQL, skip, window, perHook)
 	if err != nil {
+		d.setBacklog()
 		return fmt.Errorf("due deliveries: %w", err)
 	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (job, error) {
+	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (job, error) {
 		var j job
-		err := r.Scan(&j.webhook, &j.event, &j.conversationID, &j.version, &j.payload, &j.attempts, &j.committedAt, &j.queuedAt)
+		err := row.Scan(append(j.fields(), &j.url, &j.sealed)...)
 		return j, err
 	})
 	if err != nil {
+		d.setBacklog()
 		return fmt.Errorf("due deliveries: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// A head whose outcome was recorded while the query ran may still show
-	// as due in its result: it must not be sent again.
-	defer maps.DeleteFunc(d.finished, func(_ key, g uint64) bool { return g <= gen })
+	if len(jobs) >= window {
+		d.backlog = true // more than the window: look again when slots free
+	}
 	now = time.Now()
 	for _, j := range jobs {
-		if d.finished[j.key] > gen {
-			continue
-		}
-		if len(d.inflight) >= d.cfg.Workers {
-			break
-		}
-		if d.inflight[j.key] || d.perHook[j.webhook] >= d.cfg.MaxPerEndpoint {
-			continue
-		}
-		c := d.circuit(j.webhook)
-		if !c.allows(now, d.cfg.CircuitThreshold) {
-			continue
-		}
-		if c.failures >= d.cfg.CircuitThreshold {
-			c.probing = true // half-open: this attempt decides
-		}
-		d.inflight[j.key] = true
-		d.perHook[j.webhook]++
-		attempts.Go(func() {
-			o := d.attempt(ctx, j)
-			select {
-			case outcomes <- o:
-			case <-ctx.Done():
-			}
-		})
+		d.launchLocked(r, j, since, now)
 	}
 	return nil
+}
+
+func (d *Deliverer) setBacklog() {
+	d.mu.Lock()
+	d.backlog = true
+	d.mu.Unlock()
 }
 
 func (d *Deliverer) circuit(hook string) *circuit {
@@ -157,9 +235,6 @@ func (d *Deliverer) circuit(hook string) *circuit {
 	}
 	return c
 }
-
-// errGone: the webhook was deleted; its deliveries went with it.
-var errGone = errors.New("webhook deleted")
 
 // attempt sends one delivery and says what came of it.
 func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
@@ -173,7 +248,7 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	switch {
 	case err == nil:
 		c.failures, c.cooldown = 0, 0
-	case errors.Is(err, errGone), ctx.Err() != nil:
+	case ctx.Err() != nil:
 	default:
 		c.failures++
 		// Failures of attempts that were already in flight when the
@@ -192,8 +267,8 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 		d.m.results.WithLabelValues("delivered").Inc()
 		d.m.lag.Observe(now.Sub(j.committedAt).Seconds())
 		d.m.duration.Observe(now.Sub(start).Seconds())
-	case errors.Is(err, errGone), ctx.Err() != nil:
-		o.status = "gone" // nothing to record
+	case ctx.Err() != nil:
+		o.status = "gone" // stopped: the next leader attempts it again
 	default:
 		o.err = truncate(err.Error(), 500)
 		d.failed.Add(1)
@@ -210,19 +285,9 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	return o
 }
 
-// send makes one attempt. It reads the webhook's row right before, so that
-// no attempt starts after the webhook's DELETE answered, on any node.
+// send makes one attempt to the destination read with the job.
 func (d *Deliverer) send(ctx context.Context, j job) error {
-	var url string
-	var sealed []byte
-	err := d.pool.QueryRow(ctx, `SELECT url, secret_sealed FROM webhooks WHERE id = $1`, j.webhook).Scan(&url, &sealed)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errGone
-	}
-	if err != nil {
-		return fmt.Errorf("read webhook: %w", err)
-	}
-	secret, err := d.sealer.Open(j.webhook, sealed)
+	secret, err := d.sealer.Open(j.webhook, j.sealed)
 	if err != nil {
 		return err
 	}
@@ -234,7 +299,7 @@ func (d *Deliverer) send(ctx context.Context, j job) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, j.url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
@@ -245,14 +310,14 @@ func (d *Deliverer) send(ctx context.Context, j job) error {
 	req.Header.Set("webhook-signature", sig)
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", url, err)
+		return fmt.Errorf("POST %s: %w", j.url, err)
 	}
 	// Drain a little so the connection can be reused; never a whole
 	// unbounded body.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("POST %s: answered %s", url, resp.Status)
+		return fmt.Errorf("POST %s: answered %s", j.url, resp.Status)
 	}
 	return nil
 }
@@ -304,35 +369,44 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) A
 WHERE d.webhook_id = o.webhook_id AND d.event_id = o.event_id AND d.status = 'pending'`
 
 // recordLoop writes outcomes in batches (one transaction for all that
-// arrived meanwhile), promoting each finished head's successor, then lets
-// the dispatcher see the queues again.
-func (d *Deliverer) recordLoop(ctx context.Context, outcomes <-chan outcome) {
+// arrived meanwhile, like a group commit), promoting each finished head's
+// successor, and attempts the successors at once.
+func (d *Deliverer) recordLoop(r *run) {
+	ctx := r.ctx
 	for {
 		var batch []outcome
 		select {
 		case <-ctx.Done():
 			return
-		case o := <-outcomes:
+		case o := <-r.outcomes:
 			batch = append(batch, o)
 		}
 	drain:
 		for len(batch) < 512 {
 			select {
-			case o := <-outcomes:
+			case o := <-r.outcomes:
 				batch = append(batch, o)
 			default:
 				break drain
 			}
 		}
+		since := d.beginRead()
+		var heads []job
 		for {
-			err := d.record(ctx, batch)
-			if err == nil || ctx.Err() != nil {
+			var err error
+			heads, err = d.record(ctx, batch)
+			if err == nil {
 				break
+			}
+			if ctx.Err() != nil {
+				d.endRead(since)
+				return
 			}
 			// Keeping the batch in memory keeps its heads in flight, so
 			// nothing is sent twice meanwhile.
 			d.log.Warn("webhooks: recording outcomes failed; retrying", "err", err, "outcomes", len(batch))
 			if sleep(ctx, time.Second) != nil {
+				d.endRead(since)
 				return
 			}
 		}
@@ -345,12 +419,24 @@ func (d *Deliverer) recordLoop(ctx context.Context, outcomes <-chan outcome) {
 				delete(d.perHook, o.webhook)
 			}
 		}
+		now := time.Now()
+		for _, j := range heads {
+			d.launchLocked(r, j, since, now)
+		}
+		// Slots were freed: a head left waiting for one can go now.
+		poke := d.backlog
+		d.endReadLocked(since)
 		d.mu.Unlock()
-		d.poke()
+		if poke {
+			d.poke()
+		}
 	}
 }
 
-func (d *Deliverer) record(ctx context.Context, batch []outcome) error {
+// record writes a batch of outcomes and promotes the successors of the
+// heads that are done, in one transaction and one round trip, and returns
+// the promoted heads ready to attempt.
+func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) {
 	var hooks, events, statuses, errs []string
 	var nexts []*time.Time
 	var p pairs
@@ -365,14 +451,46 @@ func (d *Deliverer) record(ctx context.Context, batch []outcome) error {
 		}
 	}
 	if len(hooks) == 0 {
-		return nil
+		return nil, nil
 	}
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, recordSQL, hooks, events, statuses, errs, nexts); err != nil {
-			return fmt.Errorf("record outcomes: %w", err)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(recordSQL, hooks, events, statuses, errs, nexts)
+	if len(p.hooks) > 0 {
+		b.Queue(lockQueuesSQL, lockClass, p.keys())
+		b.Queue(setHeadsSQL, p.hooks, p.convs)
+	}
+	b.Queue("COMMIT")
+	if len(p.hooks) > 0 {
+		b.Queue(endpointsSQL, p.webhooks())
+	}
+	br := d.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for _, what := range []string{"begin", "record outcomes"} {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("webhooks: %s: %w", what, err)
 		}
-		return p.setHeads(ctx, tx)
-	})
+	}
+	if len(p.hooks) == 0 {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("webhooks: commit outcomes: %w", err)
+		}
+		return nil, nil
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("webhooks: lock queues: %w", err)
+	}
+	heads, err := collectJobs(br, nil)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: promote queue heads: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("webhooks: commit outcomes: %w", err)
+	}
+	if err := readEndpoints(br, heads); err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	return heads, nil
 }
 
 // sleep waits d or until ctx is done.
