@@ -3,11 +3,13 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -82,8 +84,36 @@ func (d *Deliverer) endReadLocked(since uint64) {
 	maps.DeleteFunc(d.finished, func(_ key, g uint64) bool { return g <= oldest })
 }
 
-// start attempts heads read since generation since, as far as workers and
-// endpoints allow; the rest stay due for the dispatcher.
+// pair names a (webhook, conversation) queue.
+type pair struct{ webhook, conversation string }
+
+// lane is a queue the leader works on in memory: its attempts run one
+// after another on one goroutine, and when a delivery succeeds the next one
+// known in memory is sent at once, before the outcome is recorded. A lane
+// started by the fan-out from a queue that had nothing pending is complete:
+// every later delivery of the queue comes through the fan-out in version
+// order and is appended, so its queue holds every pending delivery after
+// the one in flight. Any other lane (a head promoted by a recording or
+// found by the dispatcher) may have pending rows it does not know of, so
+// nothing is appended to it and its successors come from the database. A
+// lane lives until its last outcome is recorded: until then the database
+// still shows its deliveries pending and the fan-out cannot start another.
+// A lane with deliveries but no worker or endpoint slot waits in
+// Deliverer.waiting for one.
+type lane struct {
+	queue      []job
+	running    bool // a goroutine is attempting its deliveries
+	waiting    bool // in Deliverer.waiting
+	unrecorded int  // outcomes handed to the recorder, not yet committed
+	complete   bool
+	stop       bool // an attempt failed: nothing more is sent from memory
+}
+
+// maxLaneQueue bounds the deliveries a lane holds in memory; beyond it the
+// database holds them (and the lane is no longer complete).
+const maxLaneQueue = 256
+
+// start attempts heads read since generation since.
 func (d *Deliverer) start(r *run, heads []job, since uint64) {
 	if len(heads) == 0 {
 		return
@@ -91,50 +121,190 @@ func (d *Deliverer) start(r *run, heads []job, since uint64) {
 	d.mu.Lock()
 	now := time.Now()
 	for _, j := range heads {
-		d.launchLocked(r, j, since, now)
+		d.launchLocked(r, j, since, now, false)
 	}
-	poke := d.backlog
 	d.mu.Unlock()
-	if poke {
-		d.poke()
-	}
 }
 
-// launchLocked starts an attempt for j unless its webhook is gone, it is
-// in flight, its outcome was recorded after the read that returned it, or
-// its endpoint may not take it now. It reports whether j was held back
-// for want of a worker or endpoint slot (then d.backlog is set).
-func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time) (held bool) {
-	if j.url == "" || d.finished[j.key] > since || d.inflight[j.key] || r.ctx.Err() != nil {
-		return false
+// launchLocked starts a lane for head j unless its webhook is gone, it is
+// in memory already, its outcome was recorded after the read that returned
+// it, or its endpoint's circuit is open (then it stays due for the
+// dispatcher). Without a free slot the lane waits for one.
+func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, complete bool) {
+	p := pair{j.webhook, j.conversationID}
+	if j.url == "" || d.finished[j.key] > since || d.inflight[j.key] || d.lanes[p] != nil || r.ctx.Err() != nil {
+		return
 	}
-	if len(d.inflight) >= d.cfg.Workers || d.perHook[j.webhook] >= d.cfg.MaxPerEndpoint {
-		d.backlog = true
-		return true
+	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold) {
+		return
 	}
-	c := d.circuit(j.webhook)
+	l := &lane{complete: complete, queue: []job{j}}
+	d.lanes[p] = l
+	d.inflight[j.key] = true
+	d.runLocked(r, p, l, now)
+}
+
+// runLocked starts l's goroutine on its first queued delivery if a slot is
+// free and the circuit allows, else queues the lane for a slot.
+func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
+	if d.running >= d.cfg.Workers || d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
+		if !l.waiting {
+			l.waiting = true
+			d.waiting = append(d.waiting, p)
+		}
+		return
+	}
+	c := d.circuit(p.webhook)
 	if !c.allows(now, d.cfg.CircuitThreshold) {
-		return false // the dispatcher's next look after the cooldown
+		d.stopLocked(p, l) // its head stays due for the dispatcher
+		return
 	}
 	if c.failures >= d.cfg.CircuitThreshold {
 		c.probing = true // half-open: this attempt decides
 	}
+	d.running++
+	d.perHook[p.webhook]++
+	l.running, l.waiting = true, false
+	j := l.queue[0]
+	l.queue = l.queue[1:]
+	r.attempts.Go(func() { d.work(r, p, l, j) })
+}
+
+// startWaitingLocked gives freed slots to the lanes waiting for one, in
+// the order they began to wait.
+func (d *Deliverer) startWaitingLocked(r *run) {
+	now := time.Now()
+	for _, p := range d.waiting {
+		if d.running >= d.cfg.Workers {
+			break
+		}
+		l := d.lanes[p]
+		if l == nil || !l.waiting {
+			continue
+		}
+		if d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
+			continue // stays behind: kept by the rebuild below
+		}
+		l.waiting = false
+		d.runLocked(r, p, l, now)
+	}
+	// Keep those still waiting, in order.
+	kept := d.waiting[:0]
+	for _, p := range d.waiting {
+		if l := d.lanes[p]; l != nil && l.waiting {
+			kept = append(kept, p)
+		}
+	}
+	d.waiting = slices.Clip(kept)
+}
+
+// parkLocked appends a delivery the fan-out wrote behind a queue's head to
+// the queue's complete lane, starting the lane again if it had run dry.
+func (d *Deliverer) parkLocked(r *run, j job, now time.Time) {
+	p := pair{j.webhook, j.conversationID}
+	l := d.lanes[p]
+	if l == nil || !l.complete || l.stop || d.inflight[j.key] || r.ctx.Err() != nil {
+		return
+	}
+	if len(l.queue) >= maxLaneQueue {
+		// It stays pending in the database, promoted when its
+		// predecessor's outcome is recorded; the lane no longer knows
+		// every pending delivery.
+		l.complete = false
+		return
+	}
 	d.inflight[j.key] = true
-	d.perHook[j.webhook]++
-	r.attempts.Go(func() {
+	l.queue = append(l.queue, j)
+	if !l.running && !l.waiting {
+		d.runLocked(r, p, l, now)
+	}
+}
+
+// work attempts a lane's deliveries in order: the next one only after its
+// predecessor succeeded, each after reading its webhook (the first was
+// read with it), so that a deleted webhook gets no further attempt.
+func (d *Deliverer) work(r *run, p pair, l *lane, j job) {
+	for {
 		o := d.attempt(r.ctx, j)
+		d.mu.Lock()
+		l.unrecorded++
+		next, more := d.nextLocked(r, p, l, o)
+		d.mu.Unlock()
 		select {
 		case r.outcomes <- o:
 		case <-r.ctx.Done():
+			return
 		}
-	})
-	return false
+		if !more {
+			return
+		}
+		j = next
+		if err := d.refresh(r.ctx, &j); err != nil {
+			if r.ctx.Err() == nil && !errors.Is(err, pgx.ErrNoRows) {
+				d.log.Warn("webhooks: reading a webhook failed", "err", err)
+			}
+			// Nothing to record: the delivery stays pending (or went
+			// with its webhook); the dispatcher finds it once promoted.
+			d.mu.Lock()
+			delete(d.inflight, j.key)
+			d.stopLocked(p, l)
+			d.startWaitingLocked(r)
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+// refresh reads j's webhook right before its attempt.
+func (d *Deliverer) refresh(ctx context.Context, j *job) error {
+	return d.pool.QueryRow(ctx, `SELECT url, secret_sealed FROM webhooks WHERE id = $1`, j.webhook).Scan(&j.url, &j.sealed)
+}
+
+// nextLocked decides after an attempt: the lane's next delivery if this
+// one succeeded and the endpoint's circuit is closed, else the lane stops.
+func (d *Deliverer) nextLocked(r *run, p pair, l *lane, o outcome) (job, bool) {
+	if o.status == "delivered" && !l.stop && len(l.queue) > 0 && r.ctx.Err() == nil &&
+		d.circuit(p.webhook).failures < d.cfg.CircuitThreshold {
+		next := l.queue[0]
+		l.queue = l.queue[1:]
+		return next, true
+	}
+	if o.status != "delivered" {
+		l.stop = true
+	}
+	d.stopLocked(p, l)
+	d.startWaitingLocked(r)
+	return job{}, false
+}
+
+// stopLocked ends a lane's goroutine (or its wait) and frees its slot
+// (the caller then starts a waiting lane). Deliveries it still held stay pending in the database,
+// where recordings promote them.
+func (d *Deliverer) stopLocked(p pair, l *lane) {
+	for _, q := range l.queue {
+		delete(d.inflight, q.key)
+		l.complete = false
+	}
+	l.queue, l.waiting = nil, false
+	if l.running {
+		l.running = false
+		d.running--
+		if d.perHook[p.webhook]--; d.perHook[p.webhook] <= 0 {
+			delete(d.perHook, p.webhook)
+		}
+	}
+	if l.unrecorded == 0 {
+		delete(d.lanes, p)
+	}
 }
 
 func (d *Deliverer) dispatchLoop(r *run) {
 	t := time.NewTicker(d.cfg.DispatchInterval)
 	defer t.Stop()
 	for {
+		d.mu.Lock()
+		d.startWaitingLocked(r) // circuits that cooled down
+		d.mu.Unlock()
 		if err := d.dispatch(r); err != nil && r.ctx.Err() == nil {
 			d.log.Warn("webhooks: looking for due deliveries failed", "err", err)
 		}
@@ -166,7 +336,7 @@ LIMIT $2`
 // endpoints whose circuit is open or that are at their cap.
 func (d *Deliverer) dispatch(r *run) error {
 	d.mu.Lock()
-	free := d.cfg.Workers - len(d.inflight)
+	free := d.cfg.Workers - d.running
 	if free <= 0 {
 		d.mu.Unlock()
 		return nil
@@ -216,7 +386,7 @@ func (d *Deliverer) dispatch(r *run) error {
 	}
 	now = time.Now()
 	for _, j := range jobs {
-		d.launchLocked(r, j, since, now)
+		d.launchLocked(r, j, since, now, false)
 	}
 	return nil
 }
@@ -415,15 +585,17 @@ func (d *Deliverer) recordLoop(r *run) {
 		for _, o := range batch {
 			d.finished[o.key] = d.gen
 			delete(d.inflight, o.key)
-			if d.perHook[o.webhook]--; d.perHook[o.webhook] <= 0 {
-				delete(d.perHook, o.webhook)
+			p := pair{o.webhook, o.conversationID}
+			if l := d.lanes[p]; l != nil {
+				if l.unrecorded--; l.unrecorded <= 0 && !l.running && !l.waiting && len(l.queue) == 0 {
+					delete(d.lanes, p)
+				}
 			}
 		}
 		now := time.Now()
 		for _, j := range heads {
-			d.launchLocked(r, j, since, now)
+			d.launchLocked(r, j, since, now, false)
 		}
-		// Slots were freed: a head left waiting for one can go now.
 		poke := d.backlog
 		d.endReadLocked(since)
 		d.mu.Unlock()

@@ -53,6 +53,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -173,7 +174,10 @@ type Deliverer struct {
 	// backlog: a due head was left for the dispatcher (no worker or
 	// endpoint slot free), so it looks again as soon as slots free up.
 	backlog  bool
-	perHook  map[string]int
+	lanes    map[pair]*lane
+	waiting  []pair         // lanes waiting for a slot, oldest first
+	running  int            // lanes attempting (Config.Workers bounds it)
+	perHook  map[string]int // of those, per endpoint (Config.MaxPerEndpoint)
 	circuits map[string]*circuit
 
 	delivered, failed atomic.Int64
@@ -247,6 +251,7 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.mu.Lock()
 	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
 	d.finished, d.readers, d.backlog = map[key]uint64{}, map[uint64]int{}, true
+	d.lanes, d.running, d.waiting = map[pair]*lane{}, 0, nil
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
 	ctx, cancel := context.WithCancel(ctx)
@@ -446,8 +451,12 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 	b.Queue(endpointsSQL, p.webhooks())
 	since := d.beginRead()
 	defer d.endRead(since)
-	var heads []job
-	n := 0
+	t0 := time.Now()
+	defer func() {
+		d.log.Warn("DBG fanout", "ms", time.Since(t0).Milliseconds(), "batch", len(batch), "ids", len(ids), "pairs", len(p.hooks), "lag_ms", time.Since(batch[0].CreatedAt).Milliseconds())
+	}()
+	var heads, written []job
+	var isHead []bool
 	err = func() error {
 		br := conn.SendBatch(ctx, b)
 		defer br.Close()
@@ -463,15 +472,12 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 		var j job
 		var head bool
 		if _, err := pgx.ForEachRow(rows, append(j.fields(), &head), func() error {
-			n++
-			if head {
-				heads = append(heads, j)
-			}
+			written, isHead = append(written, j), append(isHead, head)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("insert deliveries: %w", err)
 		}
-		if heads, err = collectJobs(br, heads); err != nil {
+		if heads, err = collectJobs(br, nil); err != nil {
 			return fmt.Errorf("set queue heads: %w", err)
 		}
 		for _, what := range []string{"save cursor", "commit"} {
@@ -479,13 +485,37 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
-		return readEndpoints(br, heads)
+		return readEndpoints(br, written, heads)
 	}()
 	if err != nil {
 		return 0, fmt.Errorf("webhooks: fan out up to %s: %w", last, err)
 	}
+	// Per queue in version order: a head starts a complete lane, and what
+	// follows it joins that lane.
+	order := make([]int, len(written))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		x, y := written[a], written[b]
+		return cmp.Or(cmp.Compare(x.webhook, y.webhook), cmp.Compare(x.conversationID, y.conversationID), cmp.Compare(x.version, y.version))
+	})
+	d.mu.Lock()
+	now := time.Now()
+	for _, i := range order {
+		if isHead[i] {
+			d.launchLocked(r, written[i], since, now, true)
+		} else {
+			d.parkLocked(r, written[i], now)
+		}
+	}
+	poke := d.backlog
+	d.mu.Unlock()
 	d.start(r, heads, since)
-	return n, nil
+	if poke {
+		d.poke()
+	}
+	return len(written), nil
 }
 
 // collectJobs appends the rows of the batch's next result to jobs.
@@ -504,7 +534,7 @@ func collectJobs(br pgx.BatchResults, jobs []job) ([]job, error) {
 // readEndpoints fills in the jobs' webhooks from the batch's next result
 // (endpointsSQL); a job whose webhook is gone keeps an empty url and is
 // not attempted.
-func readEndpoints(br pgx.BatchResults, jobs []job) error {
+func readEndpoints(br pgx.BatchResults, lists ...[]job) error {
 	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("read webhooks: %w", err)
@@ -519,9 +549,11 @@ func readEndpoints(br pgx.BatchResults, jobs []job) error {
 	if _, err := pgx.ForEachRow(rows, []any{&id, &ep.url, &ep.sealed}, func() error { eps[id] = ep; return nil }); err != nil {
 		return fmt.Errorf("read webhooks: %w", err)
 	}
-	for i := range jobs {
-		ep := eps[jobs[i].webhook]
-		jobs[i].url, jobs[i].sealed = ep.url, ep.sealed
+	for _, jobs := range lists {
+		for i := range jobs {
+			ep := eps[jobs[i].webhook]
+			jobs[i].url, jobs[i].sealed = ep.url, ep.sealed
+		}
 	}
 	return nil
 }
