@@ -451,10 +451,6 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 	b.Queue(endpointsSQL, p.webhooks())
 	since := d.beginRead()
 	defer d.endRead(since)
-	t0 := time.Now()
-	defer func() {
-		d.log.Warn("DBG fanout", "ms", time.Since(t0).Milliseconds(), "batch", len(batch), "ids", len(ids), "pairs", len(p.hooks), "lag_ms", time.Since(batch[0].CreatedAt).Milliseconds())
-	}()
 	var heads, written []job
 	var isHead []bool
 	err = func() error {
