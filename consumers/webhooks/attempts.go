@@ -132,7 +132,17 @@ func (d *Deliverer) start(r *run, heads []job, since uint64) {
 // dispatcher). Without a free slot the lane waits for one.
 func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, complete bool) {
 	p := pair{j.webhook, j.conversationID}
-	if j.url == "" || d.finished[j.key] > since || d.inflight[j.key] || d.lanes[p] != nil || r.ctx.Err() != nil {
+	if j.url == "" || d.finished[j.key] > since || d.inflight[j.key] || r.ctx.Err() != nil {
+		return
+	}
+	if l := d.lanes[p]; l != nil {
+		if !complete {
+			return // the lane's recordings promote it, or the dispatcher
+		}
+		// The fan-out found nothing pending in the queue: this lane's
+		// deliveries are all recorded, and from here it knows everything.
+		l.complete, l.stop = true, false
+		d.parkLocked(r, j, now)
 		return
 	}
 	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold) {
@@ -247,6 +257,7 @@ func (d *Deliverer) work(r *run, p pair, l *lane, j job) {
 			// with its webhook); the dispatcher finds it once promoted.
 			d.mu.Lock()
 			delete(d.inflight, j.key)
+			l.complete, l.stop = false, true // j is no longer in memory
 			d.stopLocked(p, l)
 			d.startWaitingLocked(r)
 			d.mu.Unlock()
