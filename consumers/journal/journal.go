@@ -113,22 +113,30 @@ func LoadCursor(ctx context.Context, conn *pgx.Conn, name string) (Cursor, error
 	return c, nil
 }
 
-// SaveCursor moves the named cursor to c inside tx, only ever forward, so
-// that the consumer's writes for the entries up to c commit with it.
-func SaveCursor(ctx context.Context, tx pgx.Tx, name string, c Cursor) error {
-	_, err := tx.Exec(ctx, `
+const saveCursorSQL = `
 INSERT INTO journal_cursors (name, txid, conversation_id, version, updated_at)
 VALUES ($1, $2::text::xid8, $3, $4, now())
 ON CONFLICT (name) DO UPDATE
 	SET txid = excluded.txid, conversation_id = excluded.conversation_id,
 		version = excluded.version, updated_at = excluded.updated_at
 	WHERE (journal_cursors.txid, journal_cursors.conversation_id, journal_cursors.version)
-		< (excluded.txid, excluded.conversation_id, excluded.version)`,
-		name, strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version)
+		< (excluded.txid, excluded.conversation_id, excluded.version)`
+
+// SaveCursor moves the named cursor to c inside tx, only ever forward, so
+// that the consumer's writes for the entries up to c commit with it.
+func SaveCursor(ctx context.Context, tx pgx.Tx, name string, c Cursor) error {
+	_, err := tx.Exec(ctx, saveCursorSQL, name, strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version)
 	if err != nil {
 		return fmt.Errorf("journal: save cursor %s at %s: %w", name, c, err)
 	}
 	return nil
+}
+
+// QueueSaveCursor is SaveCursor as a statement of a pipelined batch that
+// carries its own transaction, for consumers that write a batch's effects
+// and the cursor in one round trip.
+func QueueSaveCursor(b *pgx.Batch, name string, c Cursor) {
+	b.Queue(saveCursorSQL, name, strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version)
 }
 
 // WaitNotification waits up to d for a NOTIFY on conn and returns it (nil

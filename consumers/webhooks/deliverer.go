@@ -20,11 +20,26 @@
 // Only the head of each (webhook, conversation) queue — its lowest pending
 // version — has next_attempt_at set; the next one is promoted in the same
 // transaction that records the head as delivered or failed for good. Both
-// the fan-out and the recording of outcomes take a transaction-level
-// advisory lock per (webhook, conversation) before choosing a head, so a
+// the fan-out (before its insert) and the recording of outcomes take a
+// transaction-level advisory lock per (webhook, conversation) before
+// choosing a head, so a
 // promotion and a concurrent insert cannot both miss each other. Different
 // conversations are independent heads and are attempted concurrently, up to
 // Config.Workers at once and Config.MaxPerEndpoint per endpoint.
+//
+// # Latency: heads go straight to a worker
+//
+// The statements that make a delivery a head return it: the fan-out's
+// insert returns the heads of queues that were empty, and the recording of
+// outcomes returns the successors it promoted, each transaction carried in
+// one pipelined round trip together with a read of the webhooks (so a
+// webhook deleted meanwhile is not attempted). Those heads are attempted at
+// once, without waiting for a query of due rows: a conversation's next
+// event leaves one recording after its predecessor's 2xx. The dispatcher
+// only picks up what was left over — retries that fell due, endpoints that
+// were at their cap or behind an open circuit, heads of an earlier leader —
+// every DispatchInterval, or at once when a slot frees up for a head that
+// had to wait.
 //
 // # A dead receiver does not slow the others
 //
@@ -38,6 +53,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -149,11 +165,19 @@ type Deliverer struct {
 	lastError string
 	inflight  map[key]bool
 	// finished holds the generation (a count of recorded outcome batches)
-	// at which a head's outcome was recorded, until the dispatcher has
-	// looked past it.
+	// at which a head's outcome was recorded, until no read that started
+	// before it (readers: start generation → reads) is outstanding: such a
+	// read may still return the head as due, and it must not be sent again.
 	finished map[key]uint64
+	readers  map[uint64]int
 	gen      uint64
-	perHook  map[string]int
+	// backlog: a due head was left for the dispatcher (no worker or
+	// endpoint slot free), so it looks again as soon as slots free up.
+	backlog  bool
+	lanes    map[pair]*lane
+	waiting  []pair         // lanes waiting for a slot, oldest first
+	running  int            // lanes attempting (Config.Workers bounds it)
+	perHook  map[string]int // of those, per endpoint (Config.MaxPerEndpoint)
 	circuits map[string]*circuit
 
 	delivered, failed atomic.Int64
@@ -226,15 +250,19 @@ func (d *Deliverer) Run(ctx context.Context) error {
 func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.mu.Lock()
 	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
-	d.finished = map[key]uint64{}
+	d.finished, d.readers, d.backlog = map[key]uint64{}, map[uint64]int{}, true
+	d.lanes, d.running, d.waiting = map[pair]*lane{}, 0, nil
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
 	ctx, cancel := context.WithCancel(ctx)
-	outcomes := make(chan outcome, d.cfg.Workers)
+	r := &run{ctx: ctx, outcomes: make(chan outcome, d.cfg.Workers)}
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
+		// The loops that start attempts end first, so that no attempt
+		// starts while they are waited for.
 		wg.Wait()
+		r.attempts.Wait()
 		d.mu.Lock()
 		d.active = false
 		d.mu.Unlock()
@@ -253,17 +281,21 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return err
 	}
-	var attempts sync.WaitGroup
-	wg.Go(func() { d.dispatchLoop(ctx, &attempts, outcomes) })
-	wg.Go(func() {
-		d.recordLoop(ctx, outcomes)
-		attempts.Wait()
-	})
-	return d.fanOutLoop(ctx, conn, cur)
+	wg.Go(func() { d.dispatchLoop(r) })
+	wg.Go(func() { d.recordLoop(r) })
+	return d.fanOutLoop(r, conn, cur)
+}
+
+// run is one leadership's attempt machinery.
+type run struct {
+	ctx      context.Context
+	attempts sync.WaitGroup
+	outcomes chan outcome
 }
 
 // fanOutLoop follows the journal from cur on conn.
-func (d *Deliverer) fanOutLoop(ctx context.Context, conn *pgx.Conn, cur journal.Cursor) error {
+func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error {
+	ctx := r.ctx
 	pendingWait := time.Duration(0)
 	for {
 		batch, err := journal.ReadBatch(ctx, conn, cur, d.cfg.BatchSize)
@@ -293,37 +325,48 @@ func (d *Deliverer) fanOutLoop(ctx context.Context, conn *pgx.Conn, cur journal.
 			continue
 		}
 		pendingWait = 0
-		n, err := d.fanOut(ctx, conn, batch)
+		n, err := d.fanOut(r, conn, batch)
 		if err != nil {
 			return err
 		}
 		cur = batch[len(batch)-1].Cursor
-		if n > 0 {
-			d.m.fannedOut.Add(float64(n))
-			d.poke()
-		}
+		d.m.fannedOut.Add(float64(n))
 	}
 }
 
+// insertDeliveriesSQL writes a batch's deliveries. The first new delivery
+// of a (webhook, conversation) queue with nothing pending is its head and
+// is due at once; the queues are locked before this runs, so no outcome
+// recorded meanwhile can promote a head of its own. It returns the rows it
+// wrote, heads flagged, so that they are attempted without another read.
 const insertDeliveriesSQL = `
-INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type, payload, committed_at)
-SELECT w.id, e.event_id, e.account_id, e.conversation_id, e.version, e.type, e.payload, e.committed_at
+INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type, payload, committed_at, next_attempt_at)
+SELECT w.id, e.event_id, e.account_id, e.conversation_id, e.version, e.type, e.payload, e.committed_at,
+	CASE WHEN row_number() OVER (PARTITION BY w.id, e.conversation_id ORDER BY e.version) = 1
+		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries q
+			WHERE q.webhook_id = w.id AND q.conversation_id = e.conversation_id AND q.status = 'pending')
+	THEN now() END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
 	AS e(event_id, account_id, conversation_id, version, type, payload, txid, committed_at)
 JOIN webhooks w ON w.account_id = e.account_id AND e.type = ANY (w.events)
 	AND NOT pg_visible_in_snapshot(e.txid::xid8, w.created_snapshot)
 ON CONFLICT DO NOTHING
-RETURNING webhook_id, conversation_id`
+RETURNING ` + jobColumns + `, next_attempt_at IS NOT NULL`
+
+// jobColumns are what an attempt needs of a delivery row.
+const jobColumns = `webhook_id, event_id, conversation_id, version, payload, attempts, committed_at, created_at`
 
 // setHeadsSQL gives each named (webhook, conversation) queue its head: the
-// lowest pending version becomes due if it is not already.
+// lowest pending version becomes due if it is not already. It returns the
+// heads it set.
 const setHeadsSQL = `
 UPDATE webhook_deliveries d SET next_attempt_at = now()
 FROM unnest($1::text[], $2::text[]) AS p(webhook_id, conversation_id),
 LATERAL (SELECT q.event_id, q.next_attempt_at FROM webhook_deliveries q
 	WHERE q.webhook_id = p.webhook_id AND q.conversation_id = p.conversation_id AND q.status = 'pending'
 	ORDER BY q.version LIMIT 1) h
-WHERE d.webhook_id = p.webhook_id AND d.event_id = h.event_id AND h.next_attempt_at IS NULL`
+WHERE d.webhook_id = p.webhook_id AND d.event_id = h.event_id AND h.next_attempt_at IS NULL
+RETURNING d.webhook_id, d.event_id, d.conversation_id, d.version, d.payload, d.attempts, d.committed_at, d.created_at`
 
 const repairHeadsSQL = `
 UPDATE webhook_deliveries d SET next_attempt_at = now()
@@ -331,45 +374,48 @@ FROM (SELECT DISTINCT ON (webhook_id, conversation_id) webhook_id, event_id, nex
 	FROM webhook_deliveries WHERE status = 'pending' ORDER BY webhook_id, conversation_id, version) h
 WHERE d.webhook_id = h.webhook_id AND d.event_id = h.event_id AND h.next_attempt_at IS NULL`
 
+// lockQueuesSQL takes the (webhook, conversation) queues' transaction
+// locks in key order, so that two transactions never wait on each other
+// in a cycle.
+const lockQueuesSQL = `SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k`
+
+// endpointsSQL reads the webhooks that heads are about to be attempted
+// for. It runs after the commit that made them heads, right before the
+// attempts: a webhook deleted by then is not attempted.
+const endpointsSQL = `SELECT id, url, secret_sealed FROM webhooks WHERE id = ANY ($1)`
+
 // fanOut writes the deliveries of a batch and moves the cursor past it, in
-// one transaction. It returns how many deliveries it wrote.
-func (d *Deliverer) fanOut(ctx context.Context, conn *pgx.Conn, batch []journal.Entry) (int, error) {
+// one transaction and one round trip, and starts the new heads' attempts.
+// It returns how many deliveries it wrote.
+func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, error) {
+	ctx := r.ctx
+	last := batch[len(batch)-1].Cursor
 	accounts := make([]string, 0, len(batch))
 	for _, e := range batch {
 		accounts = append(accounts, e.AccountID)
 	}
 	slices.Sort(accounts)
 	accounts = slices.Compact(accounts)
-	n := 0
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		// Only events of accounts with webhooks are worth encoding.
-		rows, err := tx.Query(ctx, `SELECT DISTINCT account_id FROM webhooks WHERE account_id = ANY ($1)`, accounts)
-		if err != nil {
-			return fmt.Errorf("accounts with webhooks: %w", err)
-		}
-		hooked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("accounts with webhooks: %w", err)
-		}
-		if len(hooked) > 0 {
-			if n, err = d.insert(ctx, tx, batch, hooked); err != nil {
-				return err
-			}
-		}
-		return journal.SaveCursor(ctx, tx, d.cfg.CursorName, batch[len(batch)-1].Cursor)
-	})
+	// Only events of accounts with webhooks are worth encoding, and their
+	// queues are locked before the insert.
+	rows, err := conn.Query(ctx, `SELECT id, account_id FROM webhooks WHERE account_id = ANY ($1)`, accounts)
 	if err != nil {
-		return 0, fmt.Errorf("webhooks: fan out up to %s: %w", batch[len(batch)-1].Cursor, err)
+		return 0, fmt.Errorf("webhooks: accounts with webhooks: %w", err)
 	}
-	return n, nil
-}
-
-func (d *Deliverer) insert(ctx context.Context, tx pgx.Tx, batch []journal.Entry, hooked []string) (int, error) {
+	hooksOf := map[string][]string{}
+	var hook, account string
+	if _, err := pgx.ForEachRow(rows, []any{&hook, &account}, func() error {
+		hooksOf[account] = append(hooksOf[account], hook)
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("webhooks: accounts with webhooks: %w", err)
+	}
 	var ids, accts, convs, types, payloads, txids []string
 	var versions []int64
 	var committed []time.Time
+	var p pairs
 	for _, e := range batch {
-		if !slices.Contains(hooked, e.AccountID) {
+		if hooksOf[e.AccountID] == nil {
 			continue
 		}
 		typ, body, err := payload(e.ConversationID, e.Version, e.EventType, e.AccountID, e.InboxID, e.Event, e.CreatedAt)
@@ -382,31 +428,139 @@ func (d *Deliverer) insert(ctx context.Context, tx pgx.Tx, batch []journal.Entry
 		ids, accts, convs = append(ids, EventID(e.ConversationID, e.Version)), append(accts, e.AccountID), append(convs, e.ConversationID)
 		versions, types, payloads = append(versions, e.Version), append(types, typ), append(payloads, body)
 		txids, committed = append(txids, strconv.FormatUint(e.TxID, 10)), append(committed, e.CreatedAt)
+		// Every webhook of the account: a superset of the queues the
+		// insert touches (types and creation time filter further).
+		for _, h := range hooksOf[e.AccountID] {
+			p.add(h, e.ConversationID)
+		}
 	}
-	rows, err := tx.Query(ctx, insertDeliveriesSQL, ids, accts, convs, versions, types, payloads, txids, committed)
+	b := &pgx.Batch{}
+	if len(ids) == 0 {
+		journal.QueueSaveCursor(b, d.cfg.CursorName, last)
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return 0, fmt.Errorf("webhooks: move cursor to %s: %w", last, err)
+		}
+		return 0, nil
+	}
+	b.Queue("BEGIN")
+	b.Queue(lockQueuesSQL, lockClass, p.keys())
+	b.Queue(insertDeliveriesSQL, ids, accts, convs, versions, types, payloads, txids, committed)
+	b.Queue(setHeadsSQL, p.hooks, p.convs)
+	journal.QueueSaveCursor(b, d.cfg.CursorName, last)
+	b.Queue("COMMIT")
+	b.Queue(endpointsSQL, p.webhooks())
+	since := d.beginRead()
+	defer d.endRead(since)
+	var heads, written []job
+	var isHead []bool
+	err = func() error {
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		for _, what := range []string{"begin", "lock queues"} {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
+		}
+		var j job
+		var head bool
+		if _, err := pgx.ForEachRow(rows, append(j.fields(), &head), func() error {
+			written, isHead = append(written, j), append(isHead, head)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
+		}
+		if heads, err = collectJobs(br, nil); err != nil {
+			return fmt.Errorf("set queue heads: %w", err)
+		}
+		for _, what := range []string{"save cursor", "commit"} {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		return readEndpoints(br, written, heads)
+	}()
 	if err != nil {
-		return 0, fmt.Errorf("insert deliveries: %w", err)
+		return 0, fmt.Errorf("webhooks: fan out up to %s: %w", last, err)
 	}
-	var p pairs
-	var hook, conv string
-	if _, err := pgx.ForEachRow(rows, []any{&hook, &conv}, func() error { p.add(hook, conv); return nil }); err != nil {
-		return 0, fmt.Errorf("insert deliveries: %w", err)
+	// Per queue in version order: a head starts a complete lane, and what
+	// follows it joins that lane.
+	order := make([]int, len(written))
+	for i := range order {
+		order[i] = i
 	}
-	if err := p.setHeads(ctx, tx); err != nil {
-		return 0, err
+	slices.SortFunc(order, func(a, b int) int {
+		x, y := written[a], written[b]
+		return cmp.Or(cmp.Compare(x.webhook, y.webhook), cmp.Compare(x.conversationID, y.conversationID), cmp.Compare(x.version, y.version))
+	})
+	d.mu.Lock()
+	now := time.Now()
+	for _, i := range order {
+		if isHead[i] {
+			d.launchLocked(r, written[i], since, now, true)
+		} else {
+			d.parkLocked(r, written[i], now)
+		}
 	}
-	return p.inserted, nil
+	poke := d.backlog
+	d.mu.Unlock()
+	d.start(r, heads, since)
+	if poke {
+		d.poke()
+	}
+	return len(written), nil
 }
 
-// pairs are the (webhook, conversation) queues a transaction touched.
+// collectJobs appends the rows of the batch's next result to jobs.
+func collectJobs(br pgx.BatchResults, jobs []job) ([]job, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	var j job
+	if _, err := pgx.ForEachRow(rows, j.fields(), func() error { jobs = append(jobs, j); return nil }); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// readEndpoints fills in the jobs' webhooks from the batch's next result
+// (endpointsSQL); a job whose webhook is gone keeps an empty url and is
+// not attempted.
+func readEndpoints(br pgx.BatchResults, lists ...[]job) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("read webhooks: %w", err)
+	}
+	type endpoint struct {
+		url    string
+		sealed []byte
+	}
+	eps := map[string]endpoint{}
+	var id string
+	var ep endpoint
+	if _, err := pgx.ForEachRow(rows, []any{&id, &ep.url, &ep.sealed}, func() error { eps[id] = ep; return nil }); err != nil {
+		return fmt.Errorf("read webhooks: %w", err)
+	}
+	for _, jobs := range lists {
+		for i := range jobs {
+			ep := eps[jobs[i].webhook]
+			jobs[i].url, jobs[i].sealed = ep.url, ep.sealed
+		}
+	}
+	return nil
+}
+
+// pairs are the (webhook, conversation) queues a transaction touches.
 type pairs struct {
 	hooks, convs []string
 	seen         map[[2]string]bool
-	inserted     int
 }
 
 func (p *pairs) add(hook, conv string) {
-	p.inserted++
 	if p.seen == nil {
 		p.seen = map[[2]string]bool{}
 	}
@@ -416,12 +570,8 @@ func (p *pairs) add(hook, conv string) {
 	}
 }
 
-// setHeads locks the queues (in key order, so two transactions never wait
-// on each other in a cycle) and gives each its head.
-func (p *pairs) setHeads(ctx context.Context, tx pgx.Tx) error {
-	if len(p.hooks) == 0 {
-		return nil
-	}
+// keys are the queues' lock keys, sorted and distinct.
+func (p *pairs) keys() []int32 {
 	keys := make([]int32, len(p.hooks))
 	for i := range p.hooks {
 		h := fnv.New32a()
@@ -431,12 +581,12 @@ func (p *pairs) setHeads(ctx context.Context, tx pgx.Tx) error {
 		keys[i] = int32(h.Sum32())
 	}
 	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k`, lockClass, keys); err != nil {
-		return fmt.Errorf("lock queues: %w", err)
-	}
-	if _, err := tx.Exec(ctx, setHeadsSQL, p.hooks, p.convs); err != nil {
-		return fmt.Errorf("set queue heads: %w", err)
-	}
-	return nil
+	return slices.Compact(keys)
+}
+
+// webhooks are the distinct webhooks of the queues.
+func (p *pairs) webhooks() []string {
+	hooks := slices.Clone(p.hooks)
+	slices.Sort(hooks)
+	return slices.Compact(hooks)
 }
