@@ -103,7 +103,7 @@ type Command struct {
 	// Settings are the inbox's automation settings, which decide the
 	// snooze and SLA fields of every event (automation.go).
 	Settings Settings
-	Status  *StatusCommand
+	Status   *StatusCommand
 }
 
 // InboundCommand: the contact sent a message.
