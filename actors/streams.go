@@ -50,7 +50,8 @@ type ConversationWatched struct {
 	Version        int64
 }
 
-// ConversationEvent is an item or typing frame of a watched conversation.
+// ConversationEvent is an item, typing or presence frame of a watched
+// conversation.
 type ConversationEvent struct {
 	ConversationID string
 	Frame          wire.Frame

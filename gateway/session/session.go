@@ -440,7 +440,7 @@ func (s *Session) Watched(m actors.ConversationWatched) []Effect {
 	return s.flush()
 }
 
-// Event is an item or typing frame of a watched conversation.
+// Event is an item, typing or presence frame of a watched conversation.
 func (s *Session) Event(m actors.ConversationEvent) []Effect {
 	if w := s.watches[m.ConversationID]; w != nil && !w.pending {
 		s.push(m.Frame)
