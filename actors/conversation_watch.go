@@ -77,7 +77,9 @@ func (g *conversationGrain) unwatch(ctx actor.Context, pid *actor.PID, terminate
 }
 
 func (g *conversationGrain) presenceEvent() *actorpb.ConversationEvent {
-	return conversationEvent(g.id, wire.Presence(g.id, g.presence.Agents()))
+	ev := conversationEvent(g.id, wire.Presence(g.id, g.presence.Agents()))
+	ev.Presence = true
+	return ev
 }
 
 // publishPresence Sends the agents watching now, encoded once, to every

@@ -34,7 +34,13 @@ func spawnPresenceSession(t *testing.T, n *tnode, name string) *presenceSession 
 			return
 		}
 		ev, ok := c.Message().(*actorpb.ConversationEvent)
-		if !ok || !strings.HasPrefix(string(ev.FrameJson), `{"type":"presence"`) {
+		if !ok {
+			return
+		}
+		if isPresence := strings.HasPrefix(string(ev.FrameJson), `{"type":"presence"`); isPresence != ev.Presence {
+			s.frames <- []string{fmt.Sprintf("presence %t on %s", ev.Presence, ev.FrameJson)}
+			return
+		} else if !isPresence {
 			return
 		}
 		var f struct {

@@ -60,6 +60,9 @@ func TestWSPresence(t *testing.T) {
 	watch(b)
 	b.expectPresence(id, tn.agentID, beaID)
 	a.expectPresence(id, tn.agentID, beaID)
+	// Watching again: watching, then presence, as after every watch.
+	watch(a)
+	a.expectPresence(id, tn.agentID, beaID)
 
 	// A second tab of A's, and the account key: each is told who is there,
 	// and nobody else hears of it.
