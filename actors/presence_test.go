@@ -76,6 +76,16 @@ func (s *presenceSession) expect(t *testing.T, who string, want ...string) {
 // leaves, the Terminated protoactor delivers for them takes that agent out
 // of the presence the others get.
 func TestPresenceCrossNode(t *testing.T) {
+	t.Run("node stops", func(t *testing.T) { testPresenceCrossNode(t, func(n *tnode) { n.node.Stop() }) })
+	// A crash: the node's remoting dies without a goodbye; the
+	// conversation's node loses its connection, and protoactor's endpoint
+	// watcher delivers Terminated (address terminated) for the PIDs there.
+	t.Run("node's remoting killed", func(t *testing.T) {
+		testPresenceCrossNode(t, func(n *tnode) { n.node.Cluster.Remote.Shutdown(false) })
+	})
+}
+
+func testPresenceCrossNode(t *testing.T, leave func(*tnode)) {
 	url := newDatabase(t)
 	agent := test.NewInMemAgent()
 	a := startNode(t, url, agent, Config{})
@@ -136,7 +146,7 @@ func TestPresenceCrossNode(t *testing.T) {
 	c.node.System.Root.Send(<-tab2.conv, UnwatchMessage(id, tab2.pid))
 
 	// ag_c's node leaves: its remaining session terminates with it.
-	c.node.Stop()
+	leave(c)
 	onA.expect(t, "A after C's node left", "ag_a")
 	key.expect(t, "the account key after C's node left", "ag_a")
 
