@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/presence"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/wire"
 )
@@ -33,6 +34,7 @@ type conversationGrain struct {
 	stopped bool
 
 	watchers   map[string]*watcher  // websocket sessions, by PID
+	presence   presence.Set         // the agents behind the watchers
 	lastTyping map[string]time.Time // agent → last typing forwarded
 
 	// assignPending: the last event started a wait that round-robin must
@@ -137,13 +139,11 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *actorpb.WatchConversation:
 		ctx.Respond(g.watch(ctx, msg))
 	case *actorpb.UnwatchConversation:
-		g.unwatch(ctx, pidOf(msg.Watcher))
+		g.unwatch(ctx, pidOf(msg.Watcher), false)
 	case *actorpb.Typing:
 		g.typing(ctx, msg)
 	case *actor.Terminated:
-		if msg.Who != nil {
-			delete(g.watchers, pidKey(msg.Who))
-		}
+		g.unwatch(ctx, msg.Who, true)
 	}
 }
 

@@ -12,8 +12,7 @@ import (
 
 // watcher is a websocket session watching this conversation.
 type watcher struct {
-	pid     *actor.PID
-	agentID string
+	pid *actor.PID
 }
 
 // watch registers a session for item and typing frames and Sends it
@@ -45,20 +44,53 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 	if g.watchers == nil {
 		g.watchers = make(map[string]*watcher)
 	}
-	g.watchers[key] = &watcher{pid: pid, agentID: msg.AgentId}
+	g.watchers[key] = &watcher{pid: pid}
 	ctx.Watch(pid)
 	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: pbPID(ctx.Self()), Version: g.state.Version()})
+	// Presence follows watching: to everyone when the agents changed, else
+	// to the newcomer only (a second tab, an account key).
+	if g.presence.Add(key, msg.AgentId) {
+		g.publishPresence(ctx)
+	} else {
+		ctx.Send(pid, g.presenceEvent())
+	}
 	return &actorpb.Ack{}
 }
 
-func (g *conversationGrain) unwatch(ctx actor.Context, pid *actor.PID) {
+// unwatch ends a watch: the session asked, or it terminated (its
+// connection closed, or its node died: protoactor then delivers Terminated
+// for every PID it held there).
+func (g *conversationGrain) unwatch(ctx actor.Context, pid *actor.PID, terminated bool) {
 	if pid == nil {
 		return
 	}
 	key := pidKey(pid)
 	if g.watchers[key] != nil {
 		delete(g.watchers, key)
-		ctx.Unwatch(pid)
+		if !terminated {
+			ctx.Unwatch(pid)
+		}
+	}
+	if g.presence.Remove(key) {
+		g.publishPresence(ctx)
+	}
+}
+
+func (g *conversationGrain) presenceEvent() *actorpb.ConversationEvent {
+	ev := conversationEvent(g.id, wire.Presence(g.id, g.presence.Agents()))
+	ev.Presence = true
+	return ev
+}
+
+// publishPresence Sends the agents watching now, encoded once, to every
+// watcher.
+func (g *conversationGrain) publishPresence(ctx actor.Context) {
+	if len(g.watchers) == 0 {
+		return
+	}
+	ev := g.presenceEvent()
+	for _, w := range g.watchers {
+		ctx.Send(w.pid, ev)
 	}
 }
 

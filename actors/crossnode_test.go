@@ -345,6 +345,10 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	if w, ok := next().(*actorpb.ConversationWatched); !ok || w.ConversationId != id || w.Version != 5 || w.Conversation.GetAddress() != b.node.Address() {
 		t.Fatalf("after watch: %v", w)
 	}
+	if ev, ok := next().(*actorpb.ConversationEvent); !ok || ev.ConversationId != id || wire.Kind(ev.FrameKind) != wire.KindReply || !ev.Presence ||
+		string(ev.FrameJson) != `{"type":"presence","conversation_id":"`+id+`","agents":["ag_1"]}` {
+		t.Fatalf("presence after watching: %v", ev)
+	}
 	tell(KindConversation, id, &actorpb.Typing{AccountId: tnB.account, ConversationId: id, AgentId: "ag_2",
 		Watcher: &actorpb.Pid{Address: a.node.Address(), Id: "another-session"}})
 	// The frame's kind travels with it: the session's queue may drop a

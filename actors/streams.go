@@ -50,10 +50,12 @@ type ConversationWatched struct {
 	Version        int64
 }
 
-// ConversationEvent is an item or typing frame of a watched conversation.
+// ConversationEvent is an item, typing or presence frame of a watched
+// conversation.
 type ConversationEvent struct {
 	ConversationID string
 	Frame          wire.Frame
+	Presence       bool // Frame is the conversation's presence
 }
 
 // StreamMessage converts what an inbox or conversation actor Sent a session
@@ -72,7 +74,8 @@ func StreamMessage(msg any) (v any, ok bool) {
 	case *actorpb.ConversationWatched:
 		return ConversationWatched{ConversationID: m.ConversationId, Conversation: pidOf(m.Conversation), Version: m.Version}, true
 	case *actorpb.ConversationEvent:
-		return ConversationEvent{ConversationID: m.ConversationId, Frame: wire.Frame{Kind: wire.Kind(m.FrameKind), Data: m.FrameJson}}, true
+		return ConversationEvent{ConversationID: m.ConversationId, Frame: wire.Frame{Kind: wire.Kind(m.FrameKind), Data: m.FrameJson},
+			Presence: m.Presence}, true
 	}
 	return nil, false
 }

@@ -78,7 +78,7 @@ func TestConsoleTwoAgents(t *testing.T) {
 	k := c.with(tn.key)
 	b := k.must(201, "POST", "/v1/agents", obj{"name": "Bea", "email": "bea@example.com", "inbox_ids": []string{tn.inbox}})
 	bID, bToken := str(t, sub(t, b, "agent"), "id"), str(t, b, "token")
-	k.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages", obj{"contact": obj{"phone": "+14155550120", "name": "Ada"}, "body": "an older one"})
+	olderConv := str(t, k.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages", obj{"contact": obj{"phone": "+14155550120", "name": "Ada"}, "body": "an older one"}), "conversation_id")
 
 	ctxA := browser(t)
 	consoleAt(t, ctxA, n.URL(), tn.agentToken)
@@ -149,6 +149,20 @@ func TestConsoleTwoAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each sees the other in presence (by id: an agent token may read only
+	// its own name), and not itself.
+	for _, p := range []struct {
+		ctx       context.Context
+		me, other string
+	}{{ctxA, tn.agentID, bID}, {ctxB, bID, tn.agentID}} {
+		err := chromedp.Do(p.ctx, waitTrue(`(() => { const e = document.getElementById("thread-presence");
+			const agents = e.dataset.agents.split(",");
+			return agents.includes(`+jsString(p.me)+`) && agents.includes(`+jsString(p.other)+`) &&
+				e.textContent.includes("Also viewing") && e.textContent.includes(`+jsString(p.other)+`) && !e.textContent.includes(`+jsString(p.me)+`); })()`))
+		if err != nil {
+			t.Fatalf("presence in %s's console: %v (shows %q)", p.me, err, text(t, p.ctx, "#thread-presence"))
+		}
+	}
 	if err := chromedp.Do(ctxA, chromedp.SendKeys(`[data-testid="reply-input"]`, "let me check")); err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +180,59 @@ func TestConsoleTwoAgents(t *testing.T) {
 	if err := chromedp.Do(ctxA, waitTrue(`[...document.querySelectorAll("#messages li.outbound")].some((li) => li.innerText.includes("on it, sorry for the wait"))`)); err != nil {
 		t.Fatalf("A does not see B's reply: %v", err)
 	}
+	// The integration reports the reply delivered; A's tick moves with it.
+	replyID, err := chromedp.Run(ctxA, chromedp.Evaluate[string](
+		`[...document.querySelectorAll("#messages li.outbound")].find((li) => li.innerText.includes("on it, sorry for the wait")).dataset.id`))
+	if err != nil || replyID == "" {
+		t.Fatalf("the reply's id in A's thread: %q %v", replyID, err)
+	}
+	tick := `document.querySelector('#messages li[data-id=` + jsString(replyID) + `] .tick')`
+	if before := text(t, ctxA, `#messages li[data-id=`+jsString(replyID)+`] .tick`); strings.Contains(before, "delivered") {
+		t.Fatalf("the tick says %q before any status report", before)
+	}
+	k.must(200, "POST", "/v1/conversations/"+conv+"/messages/"+replyID+"/status", obj{"status": "delivered"})
+	if err := chromedp.Do(ctxA, waitTrue(tick+`?.dataset.status === "delivered"`)); err != nil {
+		t.Fatalf("A's delivery tick after the status report: %v", err)
+	}
+	if label, _ := chromedp.Run(ctxA, chromedp.Evaluate[string](tick+`.getAttribute("aria-label")`)); label != "Delivery: delivered" {
+		t.Errorf("the tick's accessible name is %q", label)
+	}
 	got := k.must(200, "GET", "/v1/conversations/"+conv, nil)
 	if field(t, got, "addressed") != true || str(t, got, "assignee_id") != bID {
 		t.Errorf("after the console's moves the conversation is %v", got)
 	}
 	screenshot(t, ctxA, "console.png")
+
+	// "Assign to me": the console knows its agent from GET /v1/agents.
+	if me := text(t, ctxA, "#me"); me != "Agent" {
+		t.Errorf("A's console names its agent %q", me)
+	}
+	err = chromedp.Do(ctxA,
+		chromedp.Click(itemSel(olderConv)),
+		waitTrue(`document.getElementById("thread-title").textContent === "Ada"`),
+		chromedp.Click("#assign-me"),
+		waitTrue(`document.querySelector("#thread-meta [data-assignee]")?.dataset.assignee === `+jsString(tn.agentID)),
+		waitTrue(`document.querySelector('[data-count="mine"]').textContent === "1"`),
+		waitTrue(`document.querySelector(`+jsString(itemSel(olderConv))+`)?.innerText.includes("→ me")`),
+	)
+	if err != nil {
+		dump, _ := chromedp.Run(ctxA, chromedp.Evaluate[string](`JSON.stringify({me: document.getElementById("me").textContent, disabled: document.getElementById("assign-me").disabled,
+			meta: document.getElementById("thread-meta").innerHTML, mine: document.querySelector('[data-count="mine"]').textContent, err: document.getElementById("reply-error").textContent,
+			item: document.querySelector(`+jsString(itemSel(olderConv))+`)?.innerText})`))
+		t.Fatalf("assign to me: %v\n%s", err, dump)
+	}
+	if meta := text(t, ctxA, "#thread-meta [data-assignee]"); meta != "Assigned to me" {
+		t.Errorf("the thread says %q", meta)
+	}
+	if got := k.must(200, "GET", "/v1/conversations/"+olderConv, nil); str(t, got, "assignee_id") != tn.agentID {
+		t.Errorf("after assign to me the conversation is %v", got)
+	}
+	// A left B's conversation: B's presence no longer lists A.
+	err = chromedp.Do(ctxB, waitTrue(`document.getElementById("thread-presence").dataset.agents === `+jsString(bID)+
+		` && document.getElementById("thread-presence").textContent === ""`))
+	if err != nil {
+		t.Fatalf("B's presence after A left: %v (shows %q)", err, text(t, ctxB, "#thread-presence"))
+	}
 }
 
 func TestConsoleSurvivesNodeRestart(t *testing.T) {

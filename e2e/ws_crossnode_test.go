@@ -68,6 +68,7 @@ func TestWSCrossNode(t *testing.T) {
 	for _, c := range []*wsClient{ws, other} {
 		c.send(map[string]any{"type": "watch", "id": "w", "conversation_id": convID})
 		c.expect("watching")
+		c.expectPresence(convID, ag["agent"].(map[string]any)["id"].(string))
 	}
 	k.must(201, "POST", "/v1/conversations/"+convID+"/messages", map[string]any{"body": "reply"})
 	if f := ws.until(10*time.Second, func(f wsFrame) bool { return f.typ() == "item" }); f.obj("item")["body"] != "reply" {

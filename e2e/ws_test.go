@@ -275,6 +275,7 @@ func TestWSWatchSendTyping(t *testing.T) {
 		if f := ws.expect("watching"); f.str("ref") != "w" || f.num("version") != 1 {
 			t.Fatalf("watching %v", f.m)
 		}
+		ws.expectPresence(id, tn.agentID) // the account key is not listed
 	}
 	a.send(map[string]any{"type": "send", "id": 7, "conversation_id": id, "body": "on it", "client_id": "c1"})
 	var ack wsFrame
@@ -322,6 +323,7 @@ func TestWSWatchSendTyping(t *testing.T) {
 	a.send(map[string]any{"type": "unwatch", "conversation_id": id})
 	a.ping("q")
 	a.expect("pong")
+	b.expectPresence(id) // a's agent left
 	k.must(201, "POST", "/v1/conversations/"+id+"/messages", map[string]any{"body": "after unwatch"})
 	b.expect("item")
 	a.ping("r")

@@ -2130,7 +2130,7 @@ func (x *Typing) GetWatcher() *Pid {
 	return nil
 }
 
-// ConversationEvent carries one `item` or `typing` websocket frame, encoded
+// ConversationEvent carries one `item`, `typing` or `presence` websocket frame, encoded
 // once by the conversation actor for all its watchers, and its kind (a
 // wire.Kind), so that the session's queue never inspects the bytes.
 type ConversationEvent struct {
@@ -2138,8 +2138,11 @@ type ConversationEvent struct {
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	FrameJson      []byte                 `protobuf:"bytes,2,opt,name=frame_json,json=frameJson,proto3" json:"frame_json,omitempty"`
 	FrameKind      uint32                 `protobuf:"varint,3,opt,name=frame_kind,json=frameKind,proto3" json:"frame_kind,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// presence: the frame is the conversation's `presence`, which the session
+	// keeps to repeat after a repeated watch's `watching`.
+	Presence      bool `protobuf:"varint,60,opt,name=presence,proto3" json:"presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConversationEvent) Reset() {
@@ -2191,6 +2194,13 @@ func (x *ConversationEvent) GetFrameKind() uint32 {
 		return x.FrameKind
 	}
 	return 0
+}
+
+func (x *ConversationEvent) GetPresence() bool {
+	if x != nil {
+		return x.Presence
+	}
+	return false
 }
 
 // Tick wakes a conversation for its due times (the timer scanner sends it).
@@ -2553,13 +2563,14 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x121\n" +
-	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"z\n" +
+	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"\x96\x01\n" +
 	"\x11ConversationEvent\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
 	"frame_json\x18\x02 \x01(\fR\tframeJson\x12\x1d\n" +
 	"\n" +
-	"frame_kind\x18\x03 \x01(\rR\tframeKind\"H\n" +
+	"frame_kind\x18\x03 \x01(\rR\tframeKind\x12\x1a\n" +
+	"\bpresence\x18< \x01(\bR\bpresence\"H\n" +
 	"\x04Tick\x12\x15\n" +
 	"\x06now_ms\x18\x01 \x01(\x03R\x05nowMs\x12)\n" +
 	"\x10settings_version\x18\x02 \x01(\x03R\x0fsettingsVersion\"H\n" +

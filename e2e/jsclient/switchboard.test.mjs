@@ -205,13 +205,19 @@ test("watch: items, typing from another agent, re-watched after a reconnect", as
   a.connect(); b.connect();
   const m = await inbound("watch this");
   const id = m.conversation_id;
-  const items = [], typing = [], watching = [];
+  const items = [], typing = [], watching = [], presence = [];
   a.on("item", (f) => items.push(f.item));
+  a.on("presence", (f) => presence.push(f));
   a.on("typing", (f) => typing.push(f));
   a.on("watching", (f) => watching.push(f));
   const w = await a.watch(id);
   assert.equal(w.version, m.conversation.version);
+  await until(a, () => presence.length >= 1, "presence after watching");
+  assert.equal(presence[0].conversation_id, id);
+  assert.equal(presence[0].agents.length, 1);
   await b.watch(id);
+  await until(a, () => presence.at(-1).agents.length === 2, "presence with both agents");
+  assert.deepEqual(presence.at(-1).agents, [...presence.at(-1).agents].sort());
 
   await inbound("a new item", m.conversation.contact.phone);
   await until(a, () => items.some((i) => i.body === "a new item"), "the item");
@@ -224,6 +230,9 @@ test("watch: items, typing from another agent, re-watched after a reconnect", as
   await until(a, () => watching.length >= 2, "the watch re-established");
   await inbound("after the reconnect", m.conversation.contact.phone);
   await until(a, () => items.some((i) => i.body === "after the reconnect"), "the item after the reconnect");
+  b.unwatch(id);
+  await until(a, () => presence.at(-1).agents.length === 1, "presence without the agent that left");
+  assert.deepEqual(presence.at(-1).agents, presence[0].agents);
   a.unwatch(id);
   assert.equal(a.watches.has(id), false);
 });

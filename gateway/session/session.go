@@ -118,7 +118,8 @@ type watch struct {
 	ref             json.RawMessage
 	done            chan struct{}
 	pid             *actor.PID
-	version         int64 // at the last registration
+	version         int64      // at the last registration
+	presence        wire.Frame // the newest presence, repeated after a repeated watch
 }
 
 // Session is one connection's subscriptions and watches. Not safe for
@@ -388,8 +389,12 @@ type ClientWatch struct {
 // Watch handles a client's watch.
 func (s *Session) Watch(m ClientWatch) []Effect {
 	if w := s.watches[m.Conv]; w != nil && !w.pending {
-		// Already watching: confirm without registering twice.
+		// Already watching: confirm without registering twice. Presence
+		// comes once after every watching (API.md).
 		s.push(wire.Watching(m.Ref, m.Conv, w.version))
+		if w.presence.Data != nil {
+			s.push(w.presence)
+		}
 		s.emit(Done{m.Done})
 		return s.flush()
 	}
@@ -440,9 +445,12 @@ func (s *Session) Watched(m actors.ConversationWatched) []Effect {
 	return s.flush()
 }
 
-// Event is an item or typing frame of a watched conversation.
+// Event is an item, typing or presence frame of a watched conversation.
 func (s *Session) Event(m actors.ConversationEvent) []Effect {
 	if w := s.watches[m.ConversationID]; w != nil && !w.pending {
+		if m.Presence {
+			w.presence = m.Frame
+		}
 		s.push(m.Frame)
 	}
 	return s.flush()

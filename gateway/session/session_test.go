@@ -243,17 +243,20 @@ func TestWatches(t *testing.T) {
 	watched := actors.ConversationWatched{ConversationID: "c1", Conversation: convPID, Version: 4}
 	typing := actors.ConversationEvent{ConversationID: "c1", Frame: wire.Typing("c1", "ag2")}
 	item := actors.ConversationEvent{ConversationID: "c1", Frame: wire.Item("c1", json.RawMessage(`{}`))}
+	presence := actors.ConversationEvent{ConversationID: "c1", Frame: wire.Presence("c1", []string{"ag1"}), Presence: true}
 	s := New(self, "ag1", 50)
 	run(t, s, []step{
 		{func(s *Session) []Effect { return s.Typing("c1", "acc") }, []string{"typing c1 ag1 by identity"}},
 		{func(s *Session) []Effect { return s.Watch(watch("1")) }, []string{"watch c1 #1"}},
 		{func(s *Session) []Effect { return s.Event(typing) }, none}, // not registered yet
 		{func(s *Session) []Effect { return s.Watched(watched) }, []string{"monitor nodeB", "push reply watching", "done"}},
+		{func(s *Session) []Effect { return s.Event(presence) }, []string{"push reply presence"}},
 		{func(s *Session) []Effect { return s.Event(typing) }, []string{"push typing typing"}},
 		{func(s *Session) []Effect { return s.Event(item) }, []string{"push reply item"}},
 		{func(s *Session) []Effect { return s.Typing("c1", "acc") }, []string{"typing c1 ag1 at nodeB"}},
-		// Watching again confirms without registering twice.
-		{func(s *Session) []Effect { return s.Watch(watch("2")) }, []string{"push reply watching", "done"}},
+		// Watching again confirms without registering twice, and repeats
+		// the presence that follows every watching.
+		{func(s *Session) []Effect { return s.Watch(watch("2")) }, []string{"push reply watching", "push reply presence", "done"}},
 		// The activation stops: re-register; a refusal retries.
 		{func(s *Session) []Effect { return s.Terminated(convPID) }, []string{"watch c1 #2"}},
 		{func(s *Session) []Effect { return s.Fail(Failed{Conv: "c1", ID: 2, Err: errors.New("timeout")}) }, []string{"retry c1 #2 in 1s"}},

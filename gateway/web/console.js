@@ -100,7 +100,10 @@ async function signIn(token) {
   ui.sb = new Switchboard({ token });
   ui.sb.on("state", ({ state }) => showState(state));
   ui.sb.on("snapshot", (s) => { if (s.inbox_id === ui.inbox) { ui.counts = s.counts; ui.total = s.total; renderList(); } });
-  ui.sb.on("counts", (c) => { if (c.inbox_id === ui.inbox) ui.counts = c.counts; });
+  // Counts render on their own: when this console's own change was acked
+  // first, the update that carries the new counts brings no newer summary,
+  // so no "conversation" event would render them.
+  ui.sb.on("counts", (c) => { if (c.inbox_id === ui.inbox) { ui.counts = c.counts; renderCounts(); } });
   ui.sb.on("conversation", ({ conversation }) => {
     if (conversation.id === ui.selected) { ui.summary = conversation; renderThreadHead(); }
     if (conversation.inbox_id === ui.inbox) scheduleList();
