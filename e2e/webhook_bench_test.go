@@ -54,7 +54,7 @@ func BenchmarkWebhookLag(b *testing.B) {
 		off := load.run(rate, conversations, seconds*time.Second)
 		n.StartDeliverer()
 
-		p50, p99, mx := pct(lags)
+		p50, p99, mx := lagPercentiles(lags)
 		b.ReportMetric(ms(p50), "lag_p50_ms")
 		b.ReportMetric(ms(p99), "lag_p99_ms")
 		b.ReportMetric(ms(mx), "lag_max_ms")
@@ -64,8 +64,8 @@ func BenchmarkWebhookLag(b *testing.B) {
 			name string
 			r    loadResult
 		}{{"on", on}, {"off", off}} {
-			a50, a99, _ := pct(ph.r.acks)
-			f50, f99, fmx := pct(ph.r.fresh)
+			a50, a99, _ := lagPercentiles(ph.r.acks)
+			f50, f99, fmx := lagPercentiles(ph.r.fresh)
 			b.Logf("deliverer %-3s: %d msgs at %.0f/s: ack p50 %v p99 %v; freshness p50 %v p99 %v max %v (%d updates)",
 				ph.name, ph.r.sent, ph.r.achieved(), a50, a99, f50, f99, fmx, len(ph.r.fresh))
 			b.ReportMetric(ms(a99), "ack_p99_ms_"+ph.name)
@@ -84,7 +84,7 @@ func journalCount(tb testing.TB, n *server.Node) int {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func pct(ds []time.Duration) (p50, p99, mx time.Duration) {
+func lagPercentiles(ds []time.Duration) (p50, p99, mx time.Duration) {
 	if len(ds) == 0 {
 		return
 	}

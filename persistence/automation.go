@@ -133,6 +133,12 @@ func (s *Store) RearmInbox(ctx context.Context, inboxID string, batch int) (int,
 			return total, fmt.Errorf("persistence: re-arm inbox %s: %w", inboxID, err)
 		}
 		total += n
+		if n > 0 {
+			// Wake the scanner for this batch now rather than at its next poll.
+			if _, err := s.pool.Exec(ctx, notifyTimersSQL, TimersPayload(time.Now())); err != nil {
+				return total, fmt.Errorf("persistence: re-arm inbox %s: notify: %w", inboxID, err)
+			}
+		}
 		if n < batch || last == nil {
 			return total, nil
 		}
@@ -144,8 +150,17 @@ func (s *Store) RearmInbox(ctx context.Context, inboxID string, batch int) (int,
 // (early, repeated, or re-armed with settings that change nothing); the
 // version guard keeps a stale activation from overwriting a newer row.
 func (s *Store) SetDue(ctx context.Context, conversationID string, version int64, due *time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE conversations SET due_at = $3 WHERE id = $1 AND version = $2`,
-		conversationID, version, due)
+	var err error
+	if due != nil && due.Before(time.Now().Add(TimersHorizon)) {
+		// Soon: announce it to the scanner in the same statement (TimersChannel).
+		_, err = s.pool.Exec(ctx, `WITH upd AS (
+				UPDATE conversations SET due_at = $3 WHERE id = $1 AND version = $2 RETURNING 1
+			)
+			SELECT pg_notify('`+TimersChannel+`', $4) FROM upd`, conversationID, version, due, TimersPayload(*due))
+	} else {
+		_, err = s.pool.Exec(ctx, `UPDATE conversations SET due_at = $3 WHERE id = $1 AND version = $2`,
+			conversationID, version, due)
+	}
 	if err != nil {
 		return fmt.Errorf("persistence: set due %s@%d: %w", conversationID, version, err)
 	}

@@ -454,8 +454,9 @@ const (
 
 func (w *Writer) execWithRetry(batch []*request) ([]outcome, error) {
 	args := batchArgs(batch)
+	due, armsSoon := soonDue(batch, time.Now())
 	for attempt := 1; ; attempt++ {
-		outcomes, err := w.exec(args, len(batch))
+		outcomes, err := w.exec(args, len(batch), due, armsSoon)
 		if err == nil || attempt == maxBatchAttempts || !retryable(err) {
 			return outcomes, err
 		}
@@ -475,7 +476,9 @@ func retryable(err error) bool {
 	return false
 }
 
-func (w *Writer) exec(args []any, n int) (_ []outcome, err error) {
+// exec commits one batch; armsSoon adds the TimersChannel announcement of
+// due (see soonDue) to the transaction.
+func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (_ []outcome, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	conn, err := w.pool.Acquire(ctx)
@@ -495,6 +498,9 @@ func (w *Writer) exec(args []any, n int) (_ []outcome, err error) {
 	b.Queue("BEGIN")
 	b.Queue(appendBatchSQL, args...)
 	b.Queue("NOTIFY journal_appended")
+	if armsSoon {
+		b.Queue(notifyTimersSQL, TimersPayload(due))
+	}
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer func() {
@@ -533,6 +539,11 @@ func (w *Writer) exec(args []any, n int) (_ []outcome, err error) {
 	}
 	if _, err := br.Exec(); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
+	}
+	if armsSoon {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("notify timers: %w", err)
+		}
 	}
 	tag, err := br.Exec()
 	if err != nil {

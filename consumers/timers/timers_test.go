@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var testConfig = Config{PollInterval: 20 * time.Millisecond, LockRetry: 20 * time.Millisecond, RetryAfter: 50 * time.Millisecond, Batch: 3}
+var testConfig = Config{MaxWait: 20 * time.Millisecond, LockRetry: 20 * time.Millisecond, RetryAfter: 50 * time.Millisecond, Batch: 3}
 
 type env struct {
 	t     *testing.T
@@ -138,5 +138,40 @@ func TestScannerWakesDueOnceAndHandsOver(t *testing.T) {
 	poll.Until(t, 5*time.Second, "tick after the handover", func() bool { return len(convs.ticked("c-after")) > 0 })
 	if got := convs.ticked("c-after"); got[0] != "b" {
 		t.Fatalf("ticked by %v, want b", got)
+	}
+}
+
+// TestScannerSleepsUntilTheNextDueTime: with the fallback poll as far
+// apart as it may be (persistence.TimersHorizon), a timer fires at its due
+// time, whether the scanner read it as its next due time after a poll or
+// a commit announced it while the scanner slept.
+func TestScannerSleepsUntilTheNextDueTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	convs := &conversations{e: e, ticks: map[string][]string{}, fail: map[string]int{}}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := testConfig
+	cfg.MaxWait = time.Hour // capped at the horizon
+	// Read after a poll: armed before the scanner starts, written without
+	// an announcement.
+	e.arm("c-read", time.Now().Add(time.Hour))
+	readDue := time.Now().Add(500 * time.Millisecond)
+	if _, err := e.store.Pool().Exec(ctx, `UPDATE conversations SET due_at = $1 WHERE id = 'c-read'`, readDue); err != nil {
+		t.Fatal(err)
+	}
+	s := New(e.store.Pool(), convs.waker("s"), cfg, log, nil)
+	run(t, s)
+	poll.Until(t, 5*time.Second, "the scanner to lead", s.Active)
+	// A fallback poll would come only after the horizon: a tick well
+	// before it shows the scanner woke for the due time itself.
+	within := persistence.TimersHorizon / 2
+	poll.Until(t, within, "the tick of the timer read after a poll", func() bool { return len(convs.ticked("c-read")) == 1 })
+	// Announced: armed through SetDue (as a tick that decided nothing
+	// does) while the scanner sleeps with nothing else due.
+	announcedDue := time.Now().Add(300 * time.Millisecond)
+	e.arm("c-announced", announcedDue)
+	poll.Until(t, within, "the tick of the announced timer", func() bool { return len(convs.ticked("c-announced")) == 1 })
+	if !time.Now().After(announcedDue) {
+		t.Fatal("ticked before its due time")
 	}
 }
