@@ -60,8 +60,9 @@ func crashFreeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startSwitchboard starts the binary on the database and waits for /readyz.
-func startSwitchboard(t *testing.T, bin, dbURL, name string) *crashServer {
+// startSwitchboard starts the binary on the database and waits for /readyz;
+// env adds SWITCHBOARD_* settings (KEY=value).
+func startSwitchboard(t *testing.T, bin, dbURL, name string, env ...string) *crashServer {
 	t.Helper()
 	addr := crashFreeAddr(t)
 	logPath := filepath.Join(t.TempDir(), name+".log")
@@ -77,6 +78,7 @@ func startSwitchboard(t *testing.T, bin, dbURL, name string) *crashServer {
 		"SWITCHBOARD_ADMIN_TOKEN=" + testAdminToken,
 		"SWITCHBOARD_LOG_LEVEL=warn",
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
