@@ -46,6 +46,10 @@ type Config struct {
 	StartTimeout time.Duration
 	// RequestTimeout is the deadline of one try of a request.
 	RequestTimeout time.Duration
+	// LookupTimeout bounds asking a member to activate an identity (a spawn
+	// at most): one that takes longer is treated as unreachable and the
+	// try goes to the next member in rank.
+	LookupTimeout time.Duration
 	// Agent, when set with the single provider, is shared by several nodes
 	// in one process (tests of cross-node behaviour).
 	Agent *test.InMemAgent
@@ -64,6 +68,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	refused *refusalCounter
+	router  *router
 
 	stopOnce sync.Once
 }
@@ -79,6 +84,9 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.LookupTimeout == 0 {
+		cfg.LookupTimeout = time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -139,6 +147,9 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port, remoteOpts...),
 		cluster.WithKinds(kinds...), cluster.WithRequestTimeout(cfg.RequestTimeout))
 	c = cluster.New(system, ccfg)
+	// Subscribed before the member starts: the first topology must not be missed.
+	router := newRouter()
+	system.EventStream.Subscribe(router.observe)
 
 	started := make(chan any, 1)
 	go func() {
@@ -160,7 +171,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		closeOnFail()
 		return nil, ctx.Err()
 	}
-	return &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused}, nil
+	return &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused, router: router}, nil
 }
 
 // warnPlaintext says, once at start, when members talk without TLS where
@@ -205,8 +216,13 @@ var ErrUnavailable = errors.New("actor unavailable")
 // answer until ctx is done. A try that times out or reaches a dead
 // activation is retried with a fresh lookup: commands carry idempotency keys,
 // so a command that ran before its answer was lost is not applied twice.
+// A member that cannot be reached (its connection closed, or it did not
+// answer the activation within LookupTimeout) is left out for the next try,
+// which activates the identity on the member next in rank: where the
+// cluster moves it once the member is gone.
 func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any, error) {
 	backoff := 2 * time.Millisecond
+	var skip []string
 	for attempt := 1; ; attempt++ {
 		timeout := n.cfg.RequestTimeout
 		if dl, ok := ctx.Deadline(); ok {
@@ -217,17 +233,25 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 		if timeout <= 0 {
 			return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, ErrUnavailable)
 		}
-		pid := n.Cluster.Get(identity, kind)
-		if pid != nil {
-			res, err := n.System.Root.RequestFuture(pid, msg, timeout).Result()
+		owner := n.router.owner(kind, identity, skip)
+		if owner == "" {
+			skip = nil // every member failed this request once: ask them again
+		} else {
+			pid, err := n.activate(owner, kind, identity, min(n.cfg.LookupTimeout, timeout))
 			if err == nil {
-				if _, dead := res.(*actor.DeadLetterResponse); !dead {
-					return res, nil
+				var res any
+				res, err = n.await(n.System.Root.RequestFuture(pid, msg, timeout), pid.Address)
+				if err == nil {
+					if _, dead := res.(*actor.DeadLetterResponse); !dead {
+						return res, nil
+					}
+				} else if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, errLost) {
+					return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, err)
 				}
-			} else if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) {
-				return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, err)
 			}
-			n.Cluster.PidCache.RemoveByValue(identity, kind, pid)
+			if errors.Is(err, errUnreachable) || errors.Is(err, errLost) {
+				skip = append(skip, owner)
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cluster: request %s/%s after %d tries: %w", kind, identity, attempt, ErrUnavailable)
@@ -237,6 +261,56 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+var (
+	// errUnreachable: the owner did not answer an activation request in time.
+	errUnreachable = errors.New("member unreachable")
+	// errLost: the connection to the member closed while a request waited.
+	errLost = errors.New("connection to member lost")
+)
+
+// activate asks the owner's disthash placement actor for the activation of
+// (kind, identity), as the library's lookup does, but within timeout
+// rather than its fixed 5 s.
+func (n *Node) activate(owner, kind, identity string, timeout time.Duration) (*actor.PID, error) {
+	req := &cluster.ActivationRequest{ClusterIdentity: cluster.NewClusterIdentity(identity, kind)}
+	res, err := n.await(n.System.Root.RequestFuture(actor.NewPID(owner, disthash.PartitionActivatorActorName), req, timeout), owner)
+	switch {
+	case errors.Is(err, actor.ErrTimeout):
+		return nil, fmt.Errorf("activate %s/%s on %s: %w", kind, identity, owner, errUnreachable)
+	case err != nil:
+		return nil, fmt.Errorf("activate %s/%s on %s: %w", kind, identity, owner, err)
+	}
+	if r, ok := res.(*cluster.ActivationResponse); ok && r.Pid != nil {
+		return r.Pid, nil
+	}
+	return nil, fmt.Errorf("activate %s/%s on %s: answered %T: %w", kind, identity, owner, res, actor.ErrDeadLetter)
+}
+
+// await is f's result, or errLost as soon as the connection to the member
+// at addr closes: a dead member's requests would otherwise wait out their
+// whole timeout. A local request needs no watch.
+func (n *Node) await(f *actor.Future, addr string) (any, error) {
+	if addr == n.System.Address() {
+		return f.Result()
+	}
+	lost := n.router.lostSignal(addr)
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := f.Result()
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-lost:
+		return nil, errLost
 	}
 }
 

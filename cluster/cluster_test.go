@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/switchboard-dev/switchboard/internal/etcdtest"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
@@ -121,42 +119,9 @@ func TestAutomanagedProvider(t *testing.T) {
 	crossNode(t, a, b)
 }
 
-// startEtcd runs Debian's etcd on loopback in a temporary folder.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd is not installed (make test installs etcd-server): %v", err)
-	}
-	client, peer := freePort(t), freePort(t)
-	dir := t.TempDir()
-	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	cmd := exec.Command(bin, "--data-dir", filepath.Join(dir, "data"), "--name", "test",
-		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
-		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "test="+peerURL)
-	logf, _ := os.Create(filepath.Join(dir, "etcd.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", client)
-	// etcd announces nothing the test can wait on; its port opening is the sign.
-	poll.Until(t, 20*time.Second, "etcd to listen on "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return addr
-}
-
 // Over etcd the members talk mutual TLS, as docker-compose runs them.
 func TestEtcdProvider(t *testing.T) {
-	endpoint := startEtcd(t)
+	endpoint := etcdtest.Start(t)
 	name := "etcdtest" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	ca, dir := newCA(t, "cluster CA"), t.TempDir()
 	a := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}, TLS: loadTLS(t, memberFiles(t, ca, dir, "a"))})

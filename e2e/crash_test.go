@@ -61,7 +61,7 @@ func crashFreeAddr(t *testing.T) string {
 }
 
 // startSwitchboard starts the binary on the database and waits for /readyz;
-// env adds variables (NAME=value).
+// env adds SWITCHBOARD_* settings (KEY=value).
 func startSwitchboard(t *testing.T, bin, dbURL, name string, env ...string) *crashServer {
 	t.Helper()
 	addr := crashFreeAddr(t)
