@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-dev/switchboard/internal/certs"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
@@ -439,4 +440,16 @@ func TestCrashSafety(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no exit 30s after SIGTERM\n%s", srv.tail())
 	}
+}
+
+// clusterTLSEnv issues node a certificate from the cluster CA kept in caDir
+// (made on first use) and returns the settings that make the node talk
+// mutual TLS with the other members, as a multi-node provider requires.
+func clusterTLSEnv(t *testing.T, caDir, node string) []string {
+	t.Helper()
+	cert, key := filepath.Join(caDir, node+".pem"), filepath.Join(caDir, node+"-key.pem")
+	if err := certs.IssueFiles(caDir, node, []string{"127.0.0.1", "localhost"}, cert, key); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"SWITCHBOARD_CLUSTER_CA=" + certs.In(caDir).CA, "SWITCHBOARD_NODE_CERT=" + cert, "SWITCHBOARD_NODE_KEY=" + key}
 }

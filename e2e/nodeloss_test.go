@@ -73,12 +73,14 @@ func TestNodeLoss(t *testing.T) {
 		srv  *crashServer
 		addr string // actor remoting, the member's address
 	}
+	ca := t.TempDir() // the cluster CA: etcd members talk mutual TLS
 	nodes := make([]lossNode, 3)
 	var addrs []string
 	for i := range nodes {
 		addr := crashFreeAddr(t)
-		nodes[i] = lossNode{addr: addr, srv: startSwitchboard(t, bin, dbURL, fmt.Sprintf("node%d", i),
-			"SWITCHBOARD_CLUSTER_PROVIDER=etcd", "SWITCHBOARD_ETCD_ENDPOINTS="+etcd, "SWITCHBOARD_NODE_ADDR="+addr)}
+		env := append([]string{"SWITCHBOARD_CLUSTER_PROVIDER=etcd", "SWITCHBOARD_ETCD_ENDPOINTS=" + etcd, "SWITCHBOARD_NODE_ADDR=" + addr},
+			clusterTLSEnv(t, ca, fmt.Sprintf("node%d", i))...)
+		nodes[i] = lossNode{addr: addr, srv: startSwitchboard(t, bin, dbURL, fmt.Sprintf("node%d", i), env...)}
 		addrs = append(addrs, addr)
 	}
 	// Membership is only visible through the admin API: poll it.

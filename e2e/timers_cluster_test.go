@@ -4,11 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-dev/switchboard/internal/etcdtest"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
@@ -29,14 +26,15 @@ import (
 // the actor automation in its journal, whatever ticks were repeated.
 func TestTimersThreeNodesScannerKilled(t *testing.T) {
 	const convs = 90
-	etcd := startEtcdServer(t)
+	etcd := etcdtest.Start(t)
 	bin := buildSwitchboard(t)
 	dbURL := pgtest.NewDatabase(t)
 	clusterEnv := []string{"SWITCHBOARD_CLUSTER_PROVIDER=etcd", "SWITCHBOARD_ETCD_ENDPOINTS=" + etcd,
 		"SWITCHBOARD_CLUSTER_NAME=timers" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	ca := t.TempDir() // the cluster CA: etcd members talk mutual TLS
 	var nodes []*crashServer
 	for i := range 3 {
-		nodes = append(nodes, startSwitchboard(t, bin, dbURL, fmt.Sprint("node", i), clusterEnv...))
+		nodes = append(nodes, startSwitchboard(t, bin, dbURL, fmt.Sprint("node", i), append(clusterEnv, clusterTLSEnv(t, ca, fmt.Sprint("node", i))...)...))
 	}
 	for _, n := range nodes {
 		admin := api{t: t, base: n.base, token: testAdminToken}
@@ -147,38 +145,4 @@ func scannerActive(t *testing.T, n *crashServer) bool {
 		}
 	}
 	return false
-}
-
-// startEtcdServer runs Debian's etcd on loopback in a temporary folder and
-// returns its client address.
-func startEtcdServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd is not installed (make test installs etcd-server): %v", err)
-	}
-	client, peer := crashFreeAddr(t), crashFreeAddr(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--data-dir", filepath.Join(dir, "data"), "--name", "test",
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "test=http://"+peer)
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-	// etcd announces nothing the test can wait on; its port opening is the sign.
-	poll.Until(t, 20*time.Second, "etcd to listen on "+client, func() bool {
-		c, err := net.Dial("tcp", client)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return client
 }
