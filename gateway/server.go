@@ -50,7 +50,7 @@ type Server struct {
 
 	indexer       Indexer
 	searcher      Searcher
-	commitP99     *windowQuantile
+	commits       CommitLatency
 	wsConnections atomic.Int64
 	ws            *wsHub
 }
@@ -69,13 +69,15 @@ type Deps struct {
 	Indexer Indexer
 	// Search answers GET /v1/search.
 	Search Searcher
+	// Commits is the node's persistence actor, for the admin page's commit p99.
+	Commits CommitLatency
 }
 
 // New builds a gateway.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
 		gatherer: d.Registry, started: time.Now(), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
-		commitP99: newWindowQuantile(d.Registry, "commit_duration_seconds")}
+		commits: d.Commits}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

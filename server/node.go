@@ -58,7 +58,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.store = store
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow}, reg)
+	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow,
+		Log: log.With("component", "writer")}, reg)
 
 	if n.backend, err = newSearchBackend(ctx, cfg, store, log); err != nil {
 		n.closeStorage()
@@ -93,7 +94,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
 		Store: store, Engine: actors.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
-		Indexer: n.indexer, Search: n.backend,
+		Indexer: n.indexer, Search: n.backend, Commits: n.writer,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
