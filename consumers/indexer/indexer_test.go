@@ -291,7 +291,7 @@ func TestIndexesEveryCommittedMessageScoped(t *testing.T) {
 	if v := testutil.ToFloat64(r.ix.m.backlog); v != 0 {
 		t.Errorf("index_backlog %v", v)
 	}
-	if n, err := testutil.GatherAndCount(r.reg, "index_lag_seconds", "index_backlog", "indexed_documents_total", "index_errors_total"); err != nil || n != 6 {
+	if n, err := testutil.GatherAndCount(r.reg, "switchboard_index_lag_seconds", "switchboard_index_backlog", "switchboard_indexed_documents_total", "switchboard_index_errors_total"); err != nil || n != 6 {
 		t.Errorf("registered metrics: %d %v", n, err)
 	}
 }
