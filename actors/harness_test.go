@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
+	"github.com/switchboard-dev/switchboard/search/pgsearch"
 )
 
 // These tests start the actor runtime: they run without -race (Makefile,
@@ -68,7 +69,8 @@ func startNode(t testing.TB, url string, agent *test.InMemAgent, cfg Config) *tn
 	log := testLogger()
 	deps := &Deps{Config: cfg, Store: store, Writer: writer, Log: log, Metrics: NewMetrics(nil)}
 	node, err := cluster.Start(ctx, cluster.Config{Agent: agent, Logger: log, RequestTimeout: 5 * time.Second},
-		NewConversationKind(deps), NewInboxKind(deps))
+		NewConversationKind(deps), NewInboxKind(deps),
+		NewSearchKind(SearchDeps{Pool: store.Pool(), Backend: pgsearch.New(store.Pool()), Log: log}))
 	if err != nil {
 		_ = writer.Close(ctx)
 		store.Close()

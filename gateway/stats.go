@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -8,11 +9,11 @@ import (
 	"github.com/switchboard-dev/switchboard/consumers/indexer"
 )
 
-// Indexer is the search indexer as operators drive it.
+// Indexer is the search actor as operators drive it, from any node.
 type Indexer interface {
-	Pause()
-	Resume()
-	Stats() indexer.Stats
+	Pause(ctx context.Context) (indexer.Stats, error)
+	Resume(ctx context.Context) (indexer.Stats, error)
+	Stats(ctx context.Context) (indexer.Stats, error)
 }
 
 // CommitLatency is the persistence actor as the admin page reads it.
@@ -29,10 +30,12 @@ func (s *Server) setIndexerPaused(paused bool) func(http.ResponseWriter, *http.R
 		if s.indexer == nil {
 			return errorf(codeUnavailable, "no indexer runs on this node")
 		}
+		change := s.indexer.Resume
 		if paused {
-			s.indexer.Pause()
-		} else {
-			s.indexer.Resume()
+			change = s.indexer.Pause
+		}
+		if _, err := change(r.Context()); err != nil {
+			return err
 		}
 		s.log.Info("indexer changed by operator", "paused", paused)
 		writeJSON(w, http.StatusOK, map[string]any{"paused": paused})
@@ -57,10 +60,13 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 			out["commit_p99_ms"] = float64(d) / float64(time.Millisecond)
 		}
 	}
+	// A search actor that cannot be reached leaves its figures null: the
+	// rest of the page still says how the node is doing.
 	if s.indexer != nil {
-		st := s.indexer.Stats()
-		out["index_lag_ms"], out["index_backlog"], out["indexer_paused"] = st.LagMs, st.Backlog, st.Paused
-		out["indexed_total"], out["index_last_error"] = st.Indexed, st.LastError
+		if st, err := s.indexer.Stats(r.Context()); err == nil {
+			out["index_lag_ms"], out["index_backlog"], out["indexer_paused"] = st.LagMs, st.Backlog, st.Paused
+			out["indexed_total"], out["index_last_error"] = st.Indexed, st.LastError
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -17,7 +17,6 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
-	"github.com/switchboard-dev/switchboard/consumers/indexer"
 	"github.com/switchboard-dev/switchboard/gateway"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/search"
@@ -39,10 +38,9 @@ type Node struct {
 	served   chan struct{} // closed when the HTTP server returns
 	serveErr error
 
-	backend     search.Backend
-	indexer     *indexer.Indexer
-	stopIndexer context.CancelFunc
-	indexerDone chan struct{}
+	backend    search.Backend
+	stopKeeper context.CancelFunc
+	keeperDone chan struct{}
 }
 
 // Start brings a node up: schema, database, actors, cluster, HTTP.
@@ -65,18 +63,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		n.closeStorage()
 		return nil, err
 	}
-	// Every node runs an indexer; an advisory lock in PostgreSQL makes
-	// exactly one of them index at a time (see consumers/indexer).
-	n.indexer = indexer.New(store.Pool(), n.backend, indexer.Config{}, log.With("component", "indexer"), reg)
-	ixCtx, stopIx := context.WithCancel(context.Background())
-	n.stopIndexer, n.indexerDone = stopIx, make(chan struct{})
-	go func() {
-		defer close(n.indexerDone)
-		if err := n.indexer.Run(ixCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("indexer stopped", "err", err)
-		}
-	}()
-
 	deps := &actors.Deps{
 		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
 		Store:  store, Writer: n.writer, Log: log, Metrics: actors.NewMetrics(reg),
@@ -84,17 +70,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	member, err := cluster.Start(ctx, cluster.Config{
 		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
 		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.ClusterAgent,
-	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps))
+	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps), actors.NewSearchKind(actors.SearchDeps{
+		Pool: store.Pool(), Backend: n.backend, Log: log, Registry: reg,
+	}))
 	if err != nil {
 		n.closeStorage()
 		return nil, err
 	}
 	deps.SetNode(member)
 	n.member = member
+	// Every node keeps the search actor (the indexer) activated somewhere.
+	search := actors.NewSearch(deps)
+	keepCtx, stopKeeper := context.WithCancel(context.Background())
+	n.stopKeeper, n.keeperDone = stopKeeper, make(chan struct{})
+	go func() { defer close(n.keeperDone); search.KeepSearchActive(keepCtx, searchKeepAlive) }()
 
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS}, gateway.Deps{
 		Store: store, Engine: actors.NewEngine(deps), Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
-		Indexer: n.indexer, Search: n.backend, Commits: n.writer,
+		Indexer: search, Search: n.backend, Commits: n.writer,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -146,6 +139,10 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)
 	}
+	n.stopKeeper()
+	<-n.keeperDone
+	// Stopping the member stops its actors: conversations hand their last
+	// snapshots to the writer, the search actor releases its lock.
 	n.member.Stop()
 	if err := n.closeStorage(); err != nil {
 		errs = append(errs, err)
@@ -160,16 +157,17 @@ func (n *Node) closeStorage() error {
 	if n.writer != nil {
 		err = n.writer.Close(ctx)
 	}
-	if n.stopIndexer != nil {
-		n.stopIndexer()
-		<-n.indexerDone
-	}
 	if n.backend != nil {
 		n.backend.Close()
 	}
 	n.store.Close()
 	return err
 }
+
+// searchKeepAlive is how often every node pings the search actor: the
+// longest indexing pause after the node holding it dies, beyond the
+// cluster's own failure detection.
+const searchKeepAlive = 2 * time.Second
 
 // newSearchBackend returns the configured search backend. A Typesense server
 // that is down at start is not fatal: search is a consumer, and the indexer

@@ -27,6 +27,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SearchControl_Action int32
+
+const (
+	SearchControl_STATUS SearchControl_Action = 0
+	SearchControl_PAUSE  SearchControl_Action = 1
+	SearchControl_RESUME SearchControl_Action = 2
+)
+
+// Enum value maps for SearchControl_Action.
+var (
+	SearchControl_Action_name = map[int32]string{
+		0: "STATUS",
+		1: "PAUSE",
+		2: "RESUME",
+	}
+	SearchControl_Action_value = map[string]int32{
+		"STATUS": 0,
+		"PAUSE":  1,
+		"RESUME": 2,
+	}
+)
+
+func (x SearchControl_Action) Enum() *SearchControl_Action {
+	p := new(SearchControl_Action)
+	*p = x
+	return p
+}
+
+func (x SearchControl_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SearchControl_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_actors_actorpb_messages_proto_enumTypes[0].Descriptor()
+}
+
+func (SearchControl_Action) Type() protoreflect.EnumType {
+	return &file_actors_actorpb_messages_proto_enumTypes[0]
+}
+
+func (x SearchControl_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SearchControl_Action.Descriptor instead.
+func (SearchControl_Action) EnumDescriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26, 0}
+}
+
 // Error is a failed request's answer. code is an API error code
 // (invalid_argument, not_found, conflict, unavailable, ...).
 type Error struct {
@@ -1940,6 +1989,147 @@ func (x *ConversationEvent) GetFrameJson() []byte {
 	return nil
 }
 
+// SearchControl drives the search actor. Every node sends STATUS
+// periodically as well, which keeps the actor activated somewhere in the
+// cluster so indexing never stops.
+type SearchControl struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        SearchControl_Action   `protobuf:"varint,1,opt,name=action,proto3,enum=switchboard.actors.SearchControl_Action" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchControl) Reset() {
+	*x = SearchControl{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchControl) ProtoMessage() {}
+
+func (x *SearchControl) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchControl.ProtoReflect.Descriptor instead.
+func (*SearchControl) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SearchControl) GetAction() SearchControl_Action {
+	if x != nil {
+		return x.Action
+	}
+	return SearchControl_STATUS
+}
+
+// SearchStatus is the search actor's answer: the indexer's state after the
+// action.
+type SearchStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paused        bool                   `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	Active        bool                   `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	LagMs         int64                  `protobuf:"varint,3,opt,name=lag_ms,json=lagMs,proto3" json:"lag_ms,omitempty"`
+	Backlog       int64                  `protobuf:"varint,4,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	Indexed       int64                  `protobuf:"varint,5,opt,name=indexed,proto3" json:"indexed,omitempty"`
+	Skipped       int64                  `protobuf:"varint,6,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	LastError     string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchStatus) Reset() {
+	*x = SearchStatus{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchStatus) ProtoMessage() {}
+
+func (x *SearchStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchStatus.ProtoReflect.Descriptor instead.
+func (*SearchStatus) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SearchStatus) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *SearchStatus) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *SearchStatus) GetLagMs() int64 {
+	if x != nil {
+		return x.LagMs
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetBacklog() int64 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetIndexed() int64 {
+	if x != nil {
+		return x.Indexed
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 var File_actors_actorpb_messages_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_messages_proto_rawDesc = "" +
@@ -2111,7 +2301,24 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x11ConversationEvent\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
-	"frame_json\x18\x02 \x01(\fR\tframeJsonB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
+	"frame_json\x18\x02 \x01(\fR\tframeJson\"~\n" +
+	"\rSearchControl\x12@\n" +
+	"\x06action\x18\x01 \x01(\x0e2(.switchboard.actors.SearchControl.ActionR\x06action\"+\n" +
+	"\x06Action\x12\n" +
+	"\n" +
+	"\x06STATUS\x10\x00\x12\t\n" +
+	"\x05PAUSE\x10\x01\x12\n" +
+	"\n" +
+	"\x06RESUME\x10\x02\"\xc2\x01\n" +
+	"\fSearchStatus\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\bR\x06active\x12\x15\n" +
+	"\x06lag_ms\x18\x03 \x01(\x03R\x05lagMs\x12\x18\n" +
+	"\abacklog\x18\x04 \x01(\x03R\abacklog\x12\x18\n" +
+	"\aindexed\x18\x05 \x01(\x03R\aindexed\x12\x18\n" +
+	"\askipped\x18\x06 \x01(\x03R\askipped\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastErrorB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
 
 var (
 	file_actors_actorpb_messages_proto_rawDescOnce sync.Once
@@ -2125,60 +2332,65 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 	return file_actors_actorpb_messages_proto_rawDescData
 }
 
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_actors_actorpb_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_actors_actorpb_messages_proto_goTypes = []any{
-	(*Error)(nil),               // 0: switchboard.actors.Error
-	(*Contact)(nil),             // 1: switchboard.actors.Contact
-	(*ConversationCommand)(nil), // 2: switchboard.actors.ConversationCommand
-	(*InboundMessage)(nil),      // 3: switchboard.actors.InboundMessage
-	(*CallEvent)(nil),           // 4: switchboard.actors.CallEvent
-	(*Reply)(nil),               // 5: switchboard.actors.Reply
-	(*Update)(nil),              // 6: switchboard.actors.Update
-	(*GetConversation)(nil),     // 7: switchboard.actors.GetConversation
-	(*ConversationReply)(nil),   // 8: switchboard.actors.ConversationReply
-	(*SummaryChanged)(nil),      // 9: switchboard.actors.SummaryChanged
-	(*SummaryAck)(nil),          // 10: switchboard.actors.SummaryAck
-	(*ListConversations)(nil),   // 11: switchboard.actors.ListConversations
-	(*ConversationPage)(nil),    // 12: switchboard.actors.ConversationPage
-	(*GetCounts)(nil),           // 13: switchboard.actors.GetCounts
-	(*InboxCounts)(nil),         // 14: switchboard.actors.InboxCounts
-	(*Pid)(nil),                 // 15: switchboard.actors.Pid
-	(*SubscribeInbox)(nil),      // 16: switchboard.actors.SubscribeInbox
-	(*Ack)(nil),                 // 17: switchboard.actors.Ack
-	(*InboxSubscribed)(nil),     // 18: switchboard.actors.InboxSubscribed
-	(*InboxUpdate)(nil),         // 19: switchboard.actors.InboxUpdate
-	(*UnsubscribeInbox)(nil),    // 20: switchboard.actors.UnsubscribeInbox
-	(*WatchConversation)(nil),   // 21: switchboard.actors.WatchConversation
-	(*ConversationWatched)(nil), // 22: switchboard.actors.ConversationWatched
-	(*UnwatchConversation)(nil), // 23: switchboard.actors.UnwatchConversation
-	(*Typing)(nil),              // 24: switchboard.actors.Typing
-	(*ConversationEvent)(nil),   // 25: switchboard.actors.ConversationEvent
+	(SearchControl_Action)(0),   // 0: switchboard.actors.SearchControl.Action
+	(*Error)(nil),               // 1: switchboard.actors.Error
+	(*Contact)(nil),             // 2: switchboard.actors.Contact
+	(*ConversationCommand)(nil), // 3: switchboard.actors.ConversationCommand
+	(*InboundMessage)(nil),      // 4: switchboard.actors.InboundMessage
+	(*CallEvent)(nil),           // 5: switchboard.actors.CallEvent
+	(*Reply)(nil),               // 6: switchboard.actors.Reply
+	(*Update)(nil),              // 7: switchboard.actors.Update
+	(*GetConversation)(nil),     // 8: switchboard.actors.GetConversation
+	(*ConversationReply)(nil),   // 9: switchboard.actors.ConversationReply
+	(*SummaryChanged)(nil),      // 10: switchboard.actors.SummaryChanged
+	(*SummaryAck)(nil),          // 11: switchboard.actors.SummaryAck
+	(*ListConversations)(nil),   // 12: switchboard.actors.ListConversations
+	(*ConversationPage)(nil),    // 13: switchboard.actors.ConversationPage
+	(*GetCounts)(nil),           // 14: switchboard.actors.GetCounts
+	(*InboxCounts)(nil),         // 15: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 16: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 17: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 18: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 19: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 20: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 21: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 22: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 23: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 24: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 25: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 26: switchboard.actors.ConversationEvent
+	(*SearchControl)(nil),       // 27: switchboard.actors.SearchControl
+	(*SearchStatus)(nil),        // 28: switchboard.actors.SearchStatus
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
-	3,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
-	4,  // 1: switchboard.actors.ConversationCommand.call:type_name -> switchboard.actors.CallEvent
-	5,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
-	6,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
-	7,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	1,  // 5: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
-	1,  // 6: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
-	0,  // 7: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	0,  // 8: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	0,  // 9: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	15, // 10: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	0,  // 11: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	15, // 12: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	19, // 13: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	15, // 14: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	15, // 15: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	15, // 16: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	15, // 17: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	15, // 18: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	4,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
+	5,  // 1: switchboard.actors.ConversationCommand.call:type_name -> switchboard.actors.CallEvent
+	6,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
+	7,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
+	8,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
+	2,  // 5: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
+	2,  // 6: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
+	1,  // 7: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
+	1,  // 8: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	1,  // 9: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	16, // 10: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	1,  // 11: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	16, // 12: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	20, // 13: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	16, // 14: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	16, // 15: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	16, // 16: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	16, // 17: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	16, // 18: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	0,  // 19: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2199,13 +2411,14 @@ func file_actors_actorpb_messages_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   26,
+			NumEnums:      1,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_actors_actorpb_messages_proto_goTypes,
 		DependencyIndexes: file_actors_actorpb_messages_proto_depIdxs,
+		EnumInfos:         file_actors_actorpb_messages_proto_enumTypes,
 		MessageInfos:      file_actors_actorpb_messages_proto_msgTypes,
 	}.Build()
 	File_actors_actorpb_messages_proto = out.File
