@@ -689,3 +689,41 @@ func TestBackoffGrowsWithJitterUpToCap(t *testing.T) {
 		t.Fatal("no jitter")
 	}
 }
+
+// TestReadBatchOrdersTransactionIDsAsNumbers commits rows under transaction
+// ids 9 and 10 (set explicitly; both long finished): the read returns 9
+// first. Ordered as text, 10 came first, the cursor moved past it, and every
+// row of 9 was skipped for good — which a busy node hits each time the
+// transaction ids reach the next power of ten.
+func TestReadBatchOrdersTransactionIDsAsNumbers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, r := range []struct {
+		conv string
+		txid string
+	}{{"cv_late", "10"}, {"cv_early", "9"}} {
+		if _, err := e.pool.Exec(ctx, `INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event, txid)
+			VALUES ($1, 1, 'acc', 'ib', 'conversation_updated', '{}', $2::text::xid8)`, r.conv, r.txid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	first, err := readBatch(ctx, conn, cursor{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 1 || first[0].TxID != 9 {
+		t.Fatalf("first entry %+v, want the one of transaction 9", first)
+	}
+	rest, err := readBatch(ctx, conn, first[0].cursor, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != 1 || rest[0].TxID != 10 {
+		t.Fatalf("after transaction 9: %+v, want the one of transaction 10", rest)
+	}
+}

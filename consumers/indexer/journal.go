@@ -61,7 +61,10 @@ func (ix *Indexer) loadCursor(ctx context.Context, conn *pgx.Conn) (cursor, erro
 
 // readBatchSQL: see the package comment. The horizon is a one-time
 // sub-select, so it is an index condition next to the cursor's row
-// comparison and the scan stops at the horizon.
+// comparison and the scan stops at the horizon. ORDER BY names the table's
+// columns: a bare "txid" would mean the output column txid::text, whose
+// order ("1000" < "999") skips the rows of every transaction id that sorts
+// after the next power of ten.
 const readBatchSQL = `
 SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type,
 	CASE WHEN event_type IN ('inbound_message', 'outbound_message') THEN event::text END,
@@ -69,7 +72,7 @@ SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type,
 FROM journal
 WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
 	AND txid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-ORDER BY txid, conversation_id, version
+ORDER BY journal.txid, journal.conversation_id, journal.version
 LIMIT $4`
 
 func readBatch(ctx context.Context, conn *pgx.Conn, after cursor, limit int) ([]entry, error) {
