@@ -119,6 +119,10 @@ type Writer struct {
 
 	batches, appends, largest, retries, splits, refused, snapshots atomic.Int64
 
+	// stmt is the batch statement: appendStatement, or (set by the
+	// benchmark before the first Append) a minimal one to compare with.
+	stmt batchStatement
+
 	// enqueued, if set (by tests, before the first Append), is signalled
 	// when the actor has taken an append in, so a test can await it.
 	enqueued chan<- struct{}
@@ -158,6 +162,7 @@ func NewWriter(pool *pgxpool.Pool, cfg WriterConfig, reg prometheus.Registerer) 
 	w := &Writer{
 		pool:      pool,
 		cfg:       cfg,
+		stmt:      appendStatement,
 		done:      make(chan struct{}),
 		m:         newWriterMetrics(reg),
 		commitP99: newWindowQuantile(commitBuckets, time.Minute, 12),

@@ -108,7 +108,7 @@ func (w *Writer) execWithRetry(batch []*request) ([]outcome, error) {
 		}
 	}
 	w.m.batch.Observe(float64(n))
-	args := batchArgs(batch)
+	args := w.stmt.args(batch)
 	for attempt := 1; ; attempt++ {
 		outcomes, err := w.exec(args, len(batch))
 		if err == nil || attempt == maxBatchAttempts || !retryable(err) {
@@ -175,7 +175,7 @@ func (w *Writer) exec(args []any, n int) (_ []outcome, err error) {
 	// One round trip: the pipeline carries the whole transaction.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(appendBatchSQL, args...)
+	b.Queue(w.stmt.sql, args...)
 	b.Queue("NOTIFY journal_appended")
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
@@ -225,6 +225,17 @@ func (w *Writer) exec(args []any, n int) (_ []outcome, err error) {
 	}
 	return outcomes, nil
 }
+
+// batchStatement is the statement a batch runs: its SQL answers one row
+// (index, ok) per append that committed or was a duplicate; args lays the
+// batch out as its parameters.
+type batchStatement struct {
+	sql  string
+	args func([]*request) []any
+}
+
+// appendStatement writes everything an append commits (appendBatchSQL).
+var appendStatement = batchStatement{sql: appendBatchSQL, args: batchArgs}
 
 // batchArgs lays the batch out as column arrays for unnest.
 func batchArgs(batch []*request) []any {
