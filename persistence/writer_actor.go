@@ -36,6 +36,11 @@ type writerActor struct {
 
 	pending  []*request
 	inflight int
+	// lastBatch is the size of the batch started last. While it commits, the
+	// next batch starts only once it is as large: under load the batches
+	// stay large (PostgreSQL's cost per append falls with batch size); at low
+	// load they are single appends and go at once.
+	lastBatch int
 	// Conversations and keys of in-flight batches: an append for one of them
 	// waits for that batch, so two transactions of this writer never contend
 	// for the same head row or key.
@@ -55,6 +60,11 @@ func (a *writerActor) Receive(ctx actor.Context) {
 		a.pending = append(a.pending, m)
 		if a.w.enqueued != nil {
 			a.w.enqueued <- struct{}{}
+		}
+		if a.inflight == 0 && a.w.cfg.Window == 0 {
+			// Idle: nothing to wait for, so no hop through the mailbox.
+			a.dispatch(ctx)
+			return
 		}
 		a.schedule(ctx)
 	case snapshot:
@@ -97,8 +107,10 @@ func (a *writerActor) schedule(ctx actor.Context) {
 }
 
 // dispatch starts batches while committers are free (natural group commit:
-// whatever is pending goes now; while both committers are busy, appends
-// accumulate into the next batch), and one snapshot write at a time.
+// with nothing in flight whatever is pending goes now; while a batch
+// commits, appends accumulate into the next one, which starts beside it once
+// it is as large, or when a committer is free again), and one snapshot write
+// at a time.
 func (a *writerActor) dispatch(ctx actor.Context) {
 	w := a.w
 	if !a.snapInflight && len(a.snaps) > 0 {
@@ -115,6 +127,9 @@ func (a *writerActor) dispatch(ctx actor.Context) {
 		}()
 	}
 	for a.inflight < w.cfg.Committers && len(a.pending) > 0 {
+		if a.inflight > 0 && !a.closing && len(a.pending) < min(a.lastBatch, w.cfg.MaxBatch) {
+			break // batch while a commit runs; batchDone dispatches the rest
+		}
 		if w.cfg.Window > 0 && !a.closing && len(a.pending) < w.cfg.MaxBatch {
 			if wait := time.Until(a.pending[0].at.Add(w.cfg.Window)); wait > 0 {
 				if !a.timerArmed {
@@ -137,6 +152,7 @@ func (a *writerActor) dispatch(ctx actor.Context) {
 			}
 		}
 		a.inflight++
+		a.lastBatch = len(batch)
 		self := ctx.Self()
 		go func() {
 			answers := w.commit(batch)
