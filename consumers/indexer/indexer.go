@@ -22,13 +22,15 @@
 //
 // # One active indexer per cluster
 //
-// Every node runs an Indexer; they elect the active one with a PostgreSQL
-// session advisory lock (pg_try_advisory_lock) taken on a dedicated
-// connection. This was chosen over a cluster actor or sharding by account
-// because PostgreSQL is already the arbiter of everything durable here
-// (fencing, DESIGN.md invariant 4), needs no extra membership protocol, and
-// frees the lock the moment the holder's connection dies (process killed,
-// network cut), so a standby takes over within Config.LockRetry. The active
+// The indexer runs inside the search actor (package actors): one cluster
+// identity, so normally one Indexer in the cluster. The cluster can activate
+// an identity twice, though (on membership changes, after a pause), so the
+// active Indexer is still elected with a PostgreSQL session advisory lock
+// (pg_try_advisory_lock) taken on a dedicated connection: PostgreSQL is
+// already the arbiter of everything durable here (fencing, DESIGN.md
+// invariant 4), and it frees the lock the moment the holder's connection
+// dies (process killed, network cut), so a second activation takes over
+// within Config.LockRetry. The active
 // indexer reads the journal and writes the cursor on that same connection:
 // once it has lost the lock it has lost the connection, so it can never
 // move the cursor behind a newer holder's back. The cursor update is also
