@@ -121,7 +121,10 @@ type Search struct {
 // NewSearch returns a client of the search actor over deps' node.
 func NewSearch(deps *Deps) *Search { return &Search{deps: deps} }
 
-// Pause stops indexing cluster-wide after the batch in hand.
+// Pause stops indexing cluster-wide after the batch in hand. The pause is
+// the activation's: if the search actor moves to another node (its node
+// stopped or died), the new activation indexes — search is a consumer, and
+// an operator's pause must not outlive the node it was given to.
 func (s *Search) Pause(ctx context.Context) (indexer.Stats, error) {
 	return s.control(ctx, actorpb.SearchControl_PAUSE)
 }
