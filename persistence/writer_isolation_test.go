@@ -146,10 +146,12 @@ func TestWriterSplitKeepsOtherOutcomes(t *testing.T) {
 func TestWriterSnapshotsOffThePath(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	w := NewWriter(s.Pool(), WriterConfig{}, nil)
-	if err := s.SaveSnapshot(ctx, "cv_old", 9, []byte("nine")); err != nil {
+	seed := NewWriter(s.Pool(), WriterConfig{}, nil)
+	seed.SaveSnapshot("cv_old", 9, []byte("nine"))
+	if err := seed.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	w := NewWriter(s.Pool(), WriterConfig{}, nil)
 	for v := int64(1); v <= 5; v++ {
 		if !w.SaveSnapshot("cv_s", v, []byte(fmt.Sprint("v", v))) {
 			t.Fatal("snapshot refused by an open writer")

@@ -417,11 +417,15 @@ func TestSnapshotAndJournalTail(t *testing.T) {
 	if _, _, found, err := s.LoadSnapshot(ctx, "cv_s"); err != nil || found {
 		t.Fatalf("snapshot before any: %v %v", found, err)
 	}
-	if err := s.SaveSnapshot(ctx, "cv_s", 25, []byte(`{"v":25}`)); err != nil {
+	w.SaveSnapshot("cv_s", 25, []byte(`{"v":25}`))
+	// Close writes the pending snapshot.
+	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A late, older snapshot (a stale activation passivating) is ignored.
-	if err := s.SaveSnapshot(ctx, "cv_s", 20, []byte(`{"v":20}`)); err != nil {
+	late := NewWriter(s.Pool(), WriterConfig{}, nil)
+	late.SaveSnapshot("cv_s", 20, []byte(`{"v":20}`))
+	if err := late.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	v, state, found, err := s.LoadSnapshot(ctx, "cv_s")
