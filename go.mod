@@ -13,7 +13,6 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/pressly/goose/v3 v3.29.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/prometheus/client_model v0.6.3
 	github.com/typesense/typesense-go/v2 v2.0.0
 	go.etcd.io/etcd/client/v3 v3.5.10
 	golang.org/x/sync v0.24.0
@@ -21,6 +20,8 @@ require (
 	google.golang.org/protobuf v1.36.12
 	sigs.k8s.io/yaml v1.6.0
 )
+
+require github.com/prometheus/client_model v0.6.3 // indirect
 
 require (
 	github.com/Workiva/go-datastructures v1.1.3 // indirect

@@ -183,21 +183,21 @@ func (g *conversationGrain) load(ctx context.Context) error {
 	return nil
 }
 
+// snapshot hands the state to the persistence actor and goes on: the write
+// is off this actor's path, and a lost snapshot only lengthens the journal
+// tail the next activation reads.
 func (g *conversationGrain) snapshot() {
 	if !g.loaded || g.dirty == 0 {
 		return
 	}
 	raw, err := json.Marshal(g.state)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = g.deps.Store.SaveSnapshot(ctx, g.id, g.state.Version(), raw)
-		cancel()
-	}
 	if err != nil {
-		g.log.Warn("snapshot failed; the journal still has every event", "err", err)
+		g.log.Warn("snapshot not encoded; the journal still has every event", "err", err)
 		return
 	}
-	g.dirty = 0
+	if g.deps.Writer.SaveSnapshot(g.id, g.state.Version(), raw) {
+		g.dirty = 0
+	}
 }
 
 func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.ConversationReply, *actorpb.SummaryChanged) {
@@ -257,6 +257,10 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	case err == nil:
 	case errors.Is(err, persistence.ErrDuplicate):
 		return g.duplicate(ctx, keys), nil
+	case errors.Is(err, persistence.ErrInvalid):
+		// Refused for this command's own values; nothing was written and
+		// the state in memory is still the committed one.
+		return &actorpb.ConversationReply{Error: pbError(wire.CodeInvalid, "a value of this request cannot be stored")}, nil
 	case errors.Is(err, persistence.ErrFenced):
 		g.deps.Metrics.Fenced.Inc()
 		g.log.Warn("append fenced: a newer activation owns this conversation; stopping", "epoch", g.epoch)
@@ -264,8 +268,10 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	default:
 		// The outcome is unknown (the commit may have happened): the state
 		// is reloaded from PostgreSQL by a fresh activation.
+		// The database's text stays in the log: it may be about another
+		// append of the same batch.
 		g.log.Error("append failed", "err", err)
-		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit failed: "+err.Error())}, nil
+		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit outcome unknown")}, nil
 	}
 	g.assignPending = conversation.ShouldAutoAssign(&st.Summary, &next.Summary, ev, settings)
 	g.state = next

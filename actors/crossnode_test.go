@@ -422,6 +422,24 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 		t.Fatalf("node B has %d conversation activations", got)
 	}
 
+	// The search actor: any identity of its kind runs an indexer, so pick
+	// one owned by B.
+	searchID := ""
+	for i := 0; searchID == ""; i++ {
+		if i > 64 {
+			t.Fatal("no search identity owned by B")
+		}
+		if id := fmt.Sprintf("indexer-x%d", i); owner(id, KindSearch) == b.node.Address() {
+			searchID = id
+		}
+	}
+	for _, action := range []actorpb.SearchControl_Action{actorpb.SearchControl_PAUSE, actorpb.SearchControl_STATUS, actorpb.SearchControl_RESUME} {
+		st := ask(KindSearch, searchID, &actorpb.SearchControl{Action: action}).(*actorpb.SearchStatus)
+		if st.Paused != (action != actorpb.SearchControl_RESUME) {
+			t.Fatalf("search actor after %s: %+v", action, st)
+		}
+	}
+
 	// Every message type of actorpb, also those no actor answers yet (live
 	// streams), crosses the wire intact: an echo actor on B returns each,
 	// filled in every field, to A.

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
+	"github.com/switchboard-dev/switchboard/search/pgsearch"
 )
 
 // These tests start the actor runtime: they run without -race (Makefile; the
@@ -68,7 +69,8 @@ func startNode(t testing.TB, url string, agent *test.InMemAgent, cfg Config) *tn
 	log := testLogger()
 	deps := &Deps{Config: cfg, Store: store, Writer: writer, Log: log, Metrics: NewMetrics(nil)}
 	node, err := cluster.Start(ctx, cluster.Config{Agent: agent, Logger: log, RequestTimeout: 5 * time.Second},
-		NewConversationKind(deps), NewInboxKind(deps))
+		NewConversationKind(deps), NewInboxKind(deps),
+		NewSearchKind(SearchDeps{Pool: store.Pool(), Backend: pgsearch.New(store.Pool()), Log: log}))
 	if err != nil {
 		_ = writer.Close(ctx)
 		store.Close()
@@ -227,7 +229,8 @@ func bulkConversation(t testing.TB, s *persistence.Store, tn tenantIDs, phone st
 		id, n); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveSnapshot(ctx, id, int64(snapAt), snapshot); err != nil {
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO snapshots (conversation_id, version, state) VALUES ($1, $2, $3)`,
+		id, snapAt, snapshot); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := s.ApplySummary(ctx, st.Summary, st.ContactKey); err != nil || !ok {

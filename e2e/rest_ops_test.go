@@ -32,7 +32,7 @@ func TestRESTOperations(t *testing.T) {
 			t.Fatalf("metrics: status %d", r.Status)
 		}
 		body := string(r.Body)
-		for _, name := range []string{"switchboard_http_request_duration_seconds", "commit_batch_size", "switchboard_actor_activations"} {
+		for _, name := range []string{"switchboard_http_request_duration_seconds", "switchboard_commit_batch_size", "switchboard_actor_activations"} {
 			if !strings.Contains(body, "\n"+name) && !strings.HasPrefix(body, name) {
 				t.Errorf("metrics lack %s", name)
 			}
@@ -42,8 +42,8 @@ func TestRESTOperations(t *testing.T) {
 			!strings.Contains(body, "switchboard_http_request_duration_seconds_bucket{") {
 			t.Errorf("switchboard_http_request_duration_seconds is not a histogram with samples")
 		}
-		if !strings.Contains(body, "commit_batch_size_count") {
-			t.Errorf("commit_batch_size has no samples")
+		if !strings.Contains(body, "switchboard_commit_batch_size_count") {
+			t.Errorf("switchboard_commit_batch_size has no samples")
 		}
 	})
 

@@ -56,7 +56,7 @@ type Server struct {
 
 	indexer       Indexer
 	searcher      Searcher
-	commitP99     *windowQuantile
+	commits       CommitLatency
 	wsConnections atomic.Int64
 	ws            *wsHub
 	routes        []string // the patterns Handler serves, for Routes
@@ -88,18 +88,19 @@ type Deps struct {
 	Webhooks            *webhooks.Endpoints
 	Deliverer           Deliverer
 	WebhookAllowPrivate bool
+	// Commits is the node's persistence actor, for the admin page's commit p99.
+	Commits CommitLatency
 }
 
 // New builds a gateway.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
 		gatherer: d.Registry, started: time.Now(), refs: newRefCache(cfg.CacheSize), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
-		commitP99: newWindowQuantile(d.Registry, "commit_duration_seconds")}
+		commits: d.Commits}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.hooks = &webhookAPI{endpoints: d.Webhooks, deliverer: d.Deliverer, allowPrivate: d.WebhookAllowPrivate,
-		lagP99: newWindowQuantile(d.Registry, webhooks.LagMetric)}
+	s.hooks = &webhookAPI{endpoints: d.Webhooks, deliverer: d.Deliverer, allowPrivate: d.WebhookAllowPrivate}
 	s.metrics = newHTTPMetrics(d.Registry)
 	s.ws = newWSHub(cfg.WS)
 	s.limits = newLimiters(cfg.Limits, d.Registry)

@@ -1,23 +1,26 @@
 package gateway
 
 import (
-	"math"
+	"context"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-dev/switchboard/consumers/indexer"
 )
 
-// Indexer is the search indexer as operators drive it.
+// Indexer is the search actor as operators drive it, from any node.
 type Indexer interface {
-	Pause()
-	Resume()
-	Stats() indexer.Stats
+	Pause(ctx context.Context) (indexer.Stats, error)
+	Resume(ctx context.Context) (indexer.Stats, error)
+	Stats(ctx context.Context) (indexer.Stats, error)
+}
+
+// CommitLatency is the persistence actor as the admin page reads it.
+type CommitLatency interface {
+	// CommitP99 is the p99 commit duration over about the last minute,
+	// false when nothing committed in that time.
+	CommitP99() (time.Duration, bool)
 }
 
 // setIndexerPaused pauses or resumes indexing: operators stall it for
@@ -27,10 +30,12 @@ func (s *Server) setIndexerPaused(paused bool) func(http.ResponseWriter, *http.R
 		if s.indexer == nil {
 			return errorf(codeUnavailable, "no indexer runs on this node")
 		}
+		change := s.indexer.Resume
 		if paused {
-			s.indexer.Pause()
-		} else {
-			s.indexer.Resume()
+			change = s.indexer.Pause
+		}
+		if _, err := change(r.Context()); err != nil {
+			return err
 		}
 		s.log.Info("indexer changed by operator", "paused", paused)
 		writeJSON(w, http.StatusOK, map[string]any{"paused": paused})
@@ -41,7 +46,7 @@ func (s *Server) setIndexerPaused(paused bool) func(http.ResponseWriter, *http.R
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	out := map[string]any{
 		"ingest_per_s":         s.ingest.perSecond(),
-		"commit_p99_ms":        s.commitP99.quantileMs(0.99),
+		"commit_p99_ms":        nil,
 		"active_conversations": s.actorsM.ActiveConversations(),
 		"active_inboxes":       s.actorsM.ActiveInboxes(),
 		"ws_connections":       s.wsConnections.Load(),
@@ -50,90 +55,22 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 		"index_backlog":        nil,
 		"indexer_paused":       false,
 	}
+	if s.commits != nil {
+		if d, ok := s.commits.CommitP99(); ok {
+			out["commit_p99_ms"] = float64(d) / float64(time.Millisecond)
+		}
+	}
+	// A search actor that cannot be reached leaves its figures null: the
+	// rest of the page still says how the node is doing.
 	if s.indexer != nil {
-		st := s.indexer.Stats()
-		out["index_lag_ms"], out["index_backlog"], out["indexer_paused"] = st.LagMs, st.Backlog, st.Paused
-		out["indexed_total"], out["index_last_error"] = st.Indexed, st.LastError
+		if st, err := s.indexer.Stats(r.Context()); err == nil {
+			out["index_lag_ms"], out["index_backlog"], out["indexer_paused"] = st.LagMs, st.Backlog, st.Paused
+			out["indexed_total"], out["index_last_error"] = st.Indexed, st.LastError
+		}
 	}
 	s.webhookStats(out)
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// windowQuantile estimates a quantile of a Prometheus histogram over the
-// last minute or so, from the difference between two gathers: a lifetime
-// p99 would hide a recent problem behind hours of good history.
-type windowQuantile struct {
-	gatherer prometheus.Gatherer
-	name     string
-
-	mu   sync.Mutex
-	prev []snapshotAt
-}
-
-type snapshotAt struct {
-	at      time.Time
-	buckets []*dto.Bucket
-	count   uint64
-}
-
-func newWindowQuantile(g prometheus.Gatherer, name string) *windowQuantile {
-	return &windowQuantile{gatherer: g, name: name}
-}
-
-func (q *windowQuantile) read() (snapshotAt, bool) {
-	families, err := q.gatherer.Gather()
-	if err != nil {
-		return snapshotAt{}, false
-	}
-	for _, f := range families {
-		if f.GetName() != q.name || len(f.GetMetric()) == 0 {
-			continue
-		}
-		h := f.GetMetric()[0].GetHistogram()
-		return snapshotAt{at: time.Now(), buckets: h.GetBucket(), count: h.GetSampleCount()}, true
-	}
-	return snapshotAt{}, false
-}
-
-// quantileMs returns the quantile in milliseconds over the window (the
-// bucket's upper bound), or nil when there were no samples.
-func (q *windowQuantile) quantileMs(quantile float64) any {
-	if q.gatherer == nil {
-		return nil
-	}
-	cur, ok := q.read()
-	if !ok {
-		return nil
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	base := snapshotAt{}
-	// Keep snapshots for a minute; measure against the oldest one.
-	for len(q.prev) > 0 && time.Since(q.prev[0].at) > time.Minute {
-		q.prev = q.prev[1:]
-	}
-	if len(q.prev) > 0 {
-		base = q.prev[0]
-	}
-	if len(q.prev) == 0 || time.Since(q.prev[len(q.prev)-1].at) > 5*time.Second {
-		q.prev = append(q.prev, cur)
-	}
-	total := cur.count - base.count
-	if total == 0 {
-		return nil
-	}
-	want := uint64(math.Ceil(quantile * float64(total)))
-	for i, b := range cur.buckets {
-		n := b.GetCumulativeCount()
-		if i < len(base.buckets) {
-			n -= base.buckets[i].GetCumulativeCount()
-		}
-		if n >= want {
-			return b.GetUpperBound() * 1000
-		}
-	}
-	return math.Inf(1)
 }
 
 // profiles serves net/http/pprof behind the admin token: operators profile

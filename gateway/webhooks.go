@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
@@ -12,13 +13,14 @@ import (
 // Deliverer is the webhook deliverer as the admin API shows it.
 type Deliverer interface {
 	Stats() webhooks.Stats
+	// LagP99 is the delivery lag's p99 over about the last minute.
+	LagP99() (time.Duration, bool)
 }
 
 type webhookAPI struct {
 	endpoints    *webhooks.Endpoints
 	deliverer    Deliverer
 	allowPrivate bool
-	lagP99       *windowQuantile
 }
 
 // webhookAccount is the account of a caller that may manage webhooks: an
@@ -172,5 +174,7 @@ func (s *Server) webhookStats(out map[string]any) {
 	out["webhook_pending"], out["webhook_active"] = st.Pending, st.Active
 	out["webhook_delivered_total"], out["webhook_failed_attempts_total"] = st.Delivered, st.Failed
 	out["webhook_open_circuits"], out["webhook_last_error"] = st.OpenCircs, st.LastError
-	out["webhook_lag_p99_ms"] = s.hooks.lagP99.quantileMs(0.99)
+	if d, ok := s.hooks.deliverer.LagP99(); ok {
+		out["webhook_lag_p99_ms"] = float64(d) / float64(time.Millisecond)
+	}
 }

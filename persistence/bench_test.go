@@ -37,9 +37,14 @@ func benchStore(b *testing.B) *Store {
 // benchAppends drives the writer like many conversation actors: each
 // goroutine owns a conversation and awaits every commit before the next.
 func benchAppends(b *testing.B, cfg WriterConfig) {
+	benchAppendsWith(b, cfg, appendStatement)
+}
+
+func benchAppendsWith(b *testing.B, cfg WriterConfig, stmt batchStatement) {
 	ctx := context.Background()
 	s := benchStore(b)
 	w := NewWriter(s.Pool(), cfg, nil)
+	w.stmt = stmt
 	run := rand.Text()[:8] // conversation ids unique across runs on a shared database
 	var next atomic.Int64
 	b.SetParallelism(64) // 64 × GOMAXPROCS concurrent conversations
@@ -82,4 +87,62 @@ func BenchmarkAppendSingleCommit(b *testing.B) {
 // with its defaults.
 func BenchmarkAppendGroupCommit(b *testing.B) {
 	benchAppends(b, WriterConfig{})
+}
+
+// BenchmarkAppendJournalOnly is the floor the group-commit statement is
+// measured against: the same writer, batching and transaction (BEGIN,
+// statement, NOTIFY, COMMIT in one round trip), but a statement that only
+// inserts the journal row — no fencing head, read model, item or keys. Run
+// it beside BenchmarkAppendGroupCommit: the gap is what the real statement
+// costs.
+func BenchmarkAppendJournalOnly(b *testing.B) {
+	benchAppendsWith(b, WriterConfig{}, journalOnlyStatement)
+}
+
+var journalOnlyStatement = batchStatement{
+	sql: `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])
+		WITH ORDINALITY AS t(conv, version, account_id, inbox_id, event_type, event, idx)
+),
+journal_rows AS (
+	INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event)
+	SELECT conv, version, account_id, inbox_id, event_type, event::jsonb FROM input
+)
+SELECT idx, true FROM input`,
+	args: func(batch []*request) []any {
+		n := len(batch)
+		conv, account, inbox, etype, event := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		version := make([]int64, n)
+		for i, r := range batch {
+			conv[i], version[i], account[i], inbox[i] = r.a.Summary.ID, r.a.Event.Version, r.a.Summary.AccountID, r.a.Summary.InboxID
+			etype[i], event[i] = string(r.a.Event.Type), r.event
+		}
+		return []any{conv, version, account, inbox, etype, event}
+	},
+}
+
+// BenchmarkAppendIdle is one conversation appending alone, each append
+// awaited before the next: ns/op is an idle node's commit latency. Natural
+// group commit sends a lone append at once; a fixed batching window would
+// add itself to every op here.
+func BenchmarkAppendIdle(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	w := NewWriter(s.Pool(), WriterConfig{}, nil)
+	conv := "cv_idle_" + rand.Text()[:8]
+	epoch, _, err := s.ClaimEpoch(ctx, conv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for v := int64(1); v <= int64(b.N); v++ {
+		if err := w.Append(ctx, testAppend(conv, epoch, v, message(v, "benchmark message body of a typical length"))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if err := w.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
 }

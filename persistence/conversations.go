@@ -38,22 +38,6 @@ func (s *Store) LoadSnapshot(ctx context.Context, conversationID string) (versio
 	return version, state, true, nil
 }
 
-// SaveSnapshot stores a snapshot unless one of the same or a newer version
-// is already stored: a stale activation finishing late must not move the
-// restore point backwards.
-func (s *Store) SaveSnapshot(ctx context.Context, conversationID string, version int64, state []byte) error {
-	if state == nil {
-		state = []byte{}
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (conversation_id, version, state) VALUES ($1, $2, $3)
-		ON CONFLICT (conversation_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = now()
-		WHERE snapshots.version < excluded.version`, conversationID, version, state)
-	if err != nil {
-		return fmt.Errorf("persistence: save snapshot %s@%d: %w", conversationID, version, err)
-	}
-	return nil
-}
-
 // LoadEvents returns the journal entries after afterVersion, ascending.
 func (s *Store) LoadEvents(ctx context.Context, conversationID string, afterVersion int64) ([]conversation.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT version, event FROM journal

@@ -99,13 +99,13 @@ func TestWriterConcurrentAppendsAreContiguousAndBatched(t *testing.T) {
 		t.Fatalf("largest batch %d under 64 concurrent writers", st.LargestBatch)
 	}
 	t.Logf("stats: %+v, mean batch %.1f", st, float64(st.Appends)/float64(st.Batches))
-	if n := testutil.ToFloat64(w.mResults.WithLabelValues(resultOK)); n != convs*events {
+	if n := testutil.ToFloat64(w.m.results.WithLabelValues(resultOK)); n != convs*events {
 		t.Fatalf("appends_total{ok} = %v", n)
 	}
-	if n := testutil.ToFloat64(w.mPending); n != 0 {
+	if n := testutil.ToFloat64(w.m.pending); n != 0 {
 		t.Fatalf("commit_pending = %v after close", n)
 	}
-	if n, err := testutil.GatherAndCount(reg, "commit_batch_size", "commit_duration_seconds", "commit_pending", "appends_total"); err != nil || n != 4 {
+	if n, err := testutil.GatherAndCount(reg, "switchboard_commit_batch_size", "switchboard_commit_duration_seconds", "switchboard_commit_pending", "switchboard_appends_total"); err != nil || n != 4 {
 		t.Fatalf("metrics registered: %d %v", n, err)
 	}
 }
@@ -333,7 +333,7 @@ func TestWriterCanceledBeforeFlushIsNotWritten(t *testing.T) {
 	if vs := journalVersions(t, s, "cv_cancel"); len(vs) != 0 {
 		t.Fatalf("append canceled before its batch was built was written: %v", vs)
 	}
-	if n := testutil.ToFloat64(w.mResults.WithLabelValues(resultCanceled)); n != 1 {
+	if n := testutil.ToFloat64(w.m.results.WithLabelValues(resultCanceled)); n != 1 {
 		t.Fatalf("appends_total{canceled} = %v", n)
 	}
 }
@@ -417,11 +417,15 @@ func TestSnapshotAndJournalTail(t *testing.T) {
 	if _, _, found, err := s.LoadSnapshot(ctx, "cv_s"); err != nil || found {
 		t.Fatalf("snapshot before any: %v %v", found, err)
 	}
-	if err := s.SaveSnapshot(ctx, "cv_s", 25, []byte(`{"v":25}`)); err != nil {
+	w.SaveSnapshot("cv_s", 25, []byte(`{"v":25}`))
+	// Close writes the pending snapshot.
+	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A late, older snapshot (a stale activation passivating) is ignored.
-	if err := s.SaveSnapshot(ctx, "cv_s", 20, []byte(`{"v":20}`)); err != nil {
+	late := NewWriter(s.Pool(), WriterConfig{}, nil)
+	late.SaveSnapshot("cv_s", 20, []byte(`{"v":20}`))
+	if err := late.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	v, state, found, err := s.LoadSnapshot(ctx, "cv_s")

@@ -144,7 +144,7 @@ func (c *Config) settings() []setting {
 		{"ALLOWED_ORIGINS", "websocket origins allowed besides the page's own, comma separated host patterns", "", list(&c.AllowedOrigins)},
 		{"IDLE_TIMEOUT", "passivate a conversation actor idle this long", "10m", dur(&c.IdleTimeout)},
 		{"SNAPSHOT_EVERY", "snapshot a conversation every N events", "100", num(&c.SnapshotEvery)},
-		{"COMMIT_WINDOW", "group commit: longest wait for a batch to fill", "1ms", dur(&c.CommitWindow)},
+		{"COMMIT_WINDOW", "group commit: hold an append this long for company even when no commit runs (0: batch only while one runs)", "0s", dur(&c.CommitWindow)},
 		{"COMMIT_MAX_BATCH", "group commit: most appends in one transaction", "512", num(&c.CommitMaxBatch)},
 		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},

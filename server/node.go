@@ -18,7 +18,6 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/cluster"
-	"github.com/switchboard-dev/switchboard/consumers/indexer"
 	"github.com/switchboard-dev/switchboard/consumers/timers"
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/gateway"
@@ -45,10 +44,9 @@ type Node struct {
 	stopRevocations context.CancelFunc
 	revocationsDone chan struct{}
 
-	backend     search.Backend
-	indexer     *indexer.Indexer
-	stopIndexer context.CancelFunc
-	indexerDone chan struct{}
+	backend    search.Backend
+	stopKeeper context.CancelFunc
+	keeperDone chan struct{}
 
 	// Automation: the timer scanner and the inbox settings listener.
 	timers         *timers.Scanner
@@ -72,24 +70,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.store = store
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow}, reg)
+	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Window: cfg.CommitWindow,
+		Log: log.With("component", "writer")}, reg)
 
 	if n.backend, err = newSearchBackend(ctx, cfg, store, log); err != nil {
 		n.closeStorage()
 		return nil, err
 	}
-	// Every node runs an indexer; an advisory lock in PostgreSQL makes
-	// exactly one of them index at a time (see consumers/indexer).
-	n.indexer = indexer.New(store.Pool(), n.backend, indexer.Config{}, log.With("component", "indexer"), reg)
-	ixCtx, stopIx := context.WithCancel(context.Background())
-	n.stopIndexer, n.indexerDone = stopIx, make(chan struct{})
-	go func() {
-		defer close(n.indexerDone)
-		if err := n.indexer.Run(ixCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("indexer stopped", "err", err)
-		}
-	}()
-
 	sealer, err := webhooks.NewSealer(cfg.SecretKey)
 	if err != nil {
 		n.closeStorage()
@@ -117,7 +104,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
 		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.ClusterAgent,
 		TLS: mtls,
-	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps))
+	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps), actors.NewSearchKind(actors.SearchDeps{
+		Pool: store.Pool(), Backend: n.backend, Log: log, Registry: reg,
+	}))
 	if err != nil {
 		n.closeStorage()
 		return nil, err
@@ -127,9 +116,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	engine := actors.NewEngine(deps)
 	n.startAutomation(deps, engine, reg)
 
+	// Every node keeps the search actor (the indexer) activated somewhere.
+	search := actors.NewSearch(deps)
+	keepCtx, stopKeeper := context.WithCancel(context.Background())
+	n.stopKeeper, n.keeperDone = stopKeeper, make(chan struct{})
+	go func() { defer close(n.keeperDone); search.KeepSearchActive(keepCtx, searchKeepAlive) }()
+
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits, CacheSize: cfg.GatewayCacheSize}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
-		Indexer: n.indexer, Search: n.backend,
+		Indexer: search, Search: n.backend, Commits: n.writer,
 		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -213,6 +208,10 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.stopAutomationNow()
 	n.stopRevocations()
 	<-n.revocationsDone
+	n.stopKeeper()
+	<-n.keeperDone
+	// Stopping the member stops its actors: conversations hand their last
+	// snapshots to the writer, the search actor releases its lock.
 	n.member.Stop()
 	if err := n.closeStorage(); err != nil {
 		errs = append(errs, err)
@@ -226,10 +225,6 @@ func (n *Node) closeStorage() error {
 	var err error
 	if n.writer != nil {
 		err = n.writer.Close(ctx)
-	}
-	if n.stopIndexer != nil {
-		n.stopIndexer()
-		<-n.indexerDone
 	}
 	n.StopDeliverer()
 	if n.backend != nil {
@@ -261,6 +256,10 @@ func (n *Node) StopDeliverer() {
 		n.stopDeliverer = nil
 	}
 }
+// searchKeepAlive is how often every node pings the search actor: the
+// longest indexing pause after the node holding it dies, beyond the
+// cluster's own failure detection.
+const searchKeepAlive = 2 * time.Second
 
 // newSearchBackend returns the configured search backend. A Typesense server
 // that is down at start is not fatal: search is a consumer, and the indexer

@@ -27,6 +27,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SearchControl_Action int32
+
+const (
+	SearchControl_STATUS SearchControl_Action = 0
+	SearchControl_PAUSE  SearchControl_Action = 1
+	SearchControl_RESUME SearchControl_Action = 2
+)
+
+// Enum value maps for SearchControl_Action.
+var (
+	SearchControl_Action_name = map[int32]string{
+		0: "STATUS",
+		1: "PAUSE",
+		2: "RESUME",
+	}
+	SearchControl_Action_value = map[string]int32{
+		"STATUS": 0,
+		"PAUSE":  1,
+		"RESUME": 2,
+	}
+)
+
+func (x SearchControl_Action) Enum() *SearchControl_Action {
+	p := new(SearchControl_Action)
+	*p = x
+	return p
+}
+
+func (x SearchControl_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SearchControl_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_actors_actorpb_messages_proto_enumTypes[0].Descriptor()
+}
+
+func (SearchControl_Action) Type() protoreflect.EnumType {
+	return &file_actors_actorpb_messages_proto_enumTypes[0]
+}
+
+func (x SearchControl_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SearchControl_Action.Descriptor instead.
+func (SearchControl_Action) EnumDescriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31, 0}
+}
+
 // Error is a failed request's answer. code is an API error code
 // (invalid_argument, not_found, conflict, unavailable, ...).
 type Error struct {
@@ -2366,6 +2415,147 @@ func (x *Assignee) GetAgentId() string {
 	return ""
 }
 
+// SearchControl drives the search actor. Every node sends STATUS
+// periodically as well, which keeps the actor activated somewhere in the
+// cluster so indexing never stops.
+type SearchControl struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        SearchControl_Action   `protobuf:"varint,1,opt,name=action,proto3,enum=switchboard.actors.SearchControl_Action" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchControl) Reset() {
+	*x = SearchControl{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchControl) ProtoMessage() {}
+
+func (x *SearchControl) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchControl.ProtoReflect.Descriptor instead.
+func (*SearchControl) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SearchControl) GetAction() SearchControl_Action {
+	if x != nil {
+		return x.Action
+	}
+	return SearchControl_STATUS
+}
+
+// SearchStatus is the search actor's answer: the indexer's state after the
+// action.
+type SearchStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paused        bool                   `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	Active        bool                   `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	LagMs         int64                  `protobuf:"varint,3,opt,name=lag_ms,json=lagMs,proto3" json:"lag_ms,omitempty"`
+	Backlog       int64                  `protobuf:"varint,4,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	Indexed       int64                  `protobuf:"varint,5,opt,name=indexed,proto3" json:"indexed,omitempty"`
+	Skipped       int64                  `protobuf:"varint,6,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	LastError     string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchStatus) Reset() {
+	*x = SearchStatus{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchStatus) ProtoMessage() {}
+
+func (x *SearchStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchStatus.ProtoReflect.Descriptor instead.
+func (*SearchStatus) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SearchStatus) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *SearchStatus) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *SearchStatus) GetLagMs() int64 {
+	if x != nil {
+		return x.LagMs
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetBacklog() int64 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetIndexed() int64 {
+	if x != nil {
+		return x.Indexed
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *SearchStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 var File_actors_actorpb_messages_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_messages_proto_rawDesc = "" +
@@ -2580,7 +2770,24 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\"V\n" +
 	"\bAssignee\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x19\n" +
-	"\bagent_id\x18\x02 \x01(\tR\aagentIdB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\"~\n" +
+	"\rSearchControl\x12@\n" +
+	"\x06action\x18\x01 \x01(\x0e2(.switchboard.actors.SearchControl.ActionR\x06action\"+\n" +
+	"\x06Action\x12\n" +
+	"\n" +
+	"\x06STATUS\x10\x00\x12\t\n" +
+	"\x05PAUSE\x10\x01\x12\n" +
+	"\n" +
+	"\x06RESUME\x10\x02\"\xc2\x01\n" +
+	"\fSearchStatus\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\bR\x06active\x12\x15\n" +
+	"\x06lag_ms\x18\x03 \x01(\x03R\x05lagMs\x12\x18\n" +
+	"\abacklog\x18\x04 \x01(\x03R\abacklog\x12\x18\n" +
+	"\aindexed\x18\x05 \x01(\x03R\aindexed\x12\x18\n" +
+	"\askipped\x18\x06 \x01(\x03R\askipped\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastErrorB7Z5github.com/switchboard-dev/switchboard/actors/actorpbb\x06proto3"
 
 var (
 	file_actors_actorpb_messages_proto_rawDescOnce sync.Once
@@ -2594,70 +2801,75 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 	return file_actors_actorpb_messages_proto_rawDescData
 }
 
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_actors_actorpb_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_actors_actorpb_messages_proto_goTypes = []any{
-	(*Error)(nil),               // 0: switchboard.actors.Error
-	(*Contact)(nil),             // 1: switchboard.actors.Contact
-	(*ConversationCommand)(nil), // 2: switchboard.actors.ConversationCommand
-	(*MessageStatus)(nil),       // 3: switchboard.actors.MessageStatus
-	(*InboundMessage)(nil),      // 4: switchboard.actors.InboundMessage
-	(*CallEvent)(nil),           // 5: switchboard.actors.CallEvent
-	(*Reply)(nil),               // 6: switchboard.actors.Reply
-	(*Update)(nil),              // 7: switchboard.actors.Update
-	(*GetConversation)(nil),     // 8: switchboard.actors.GetConversation
-	(*ConversationReply)(nil),   // 9: switchboard.actors.ConversationReply
-	(*SummaryChanged)(nil),      // 10: switchboard.actors.SummaryChanged
-	(*SummaryAck)(nil),          // 11: switchboard.actors.SummaryAck
-	(*ListFilter)(nil),          // 12: switchboard.actors.ListFilter
-	(*ListConversations)(nil),   // 13: switchboard.actors.ListConversations
-	(*ConversationPage)(nil),    // 14: switchboard.actors.ConversationPage
-	(*GetCounts)(nil),           // 15: switchboard.actors.GetCounts
-	(*InboxCounts)(nil),         // 16: switchboard.actors.InboxCounts
-	(*Pid)(nil),                 // 17: switchboard.actors.Pid
-	(*SubscribeInbox)(nil),      // 18: switchboard.actors.SubscribeInbox
-	(*Ack)(nil),                 // 19: switchboard.actors.Ack
-	(*InboxSubscribed)(nil),     // 20: switchboard.actors.InboxSubscribed
-	(*InboxUpdate)(nil),         // 21: switchboard.actors.InboxUpdate
-	(*UnsubscribeInbox)(nil),    // 22: switchboard.actors.UnsubscribeInbox
-	(*WatchConversation)(nil),   // 23: switchboard.actors.WatchConversation
-	(*ConversationWatched)(nil), // 24: switchboard.actors.ConversationWatched
-	(*UnwatchConversation)(nil), // 25: switchboard.actors.UnwatchConversation
-	(*Typing)(nil),              // 26: switchboard.actors.Typing
-	(*ConversationEvent)(nil),   // 27: switchboard.actors.ConversationEvent
-	(*Tick)(nil),                // 28: switchboard.actors.Tick
-	(*NextAssignee)(nil),        // 29: switchboard.actors.NextAssignee
-	(*Assignee)(nil),            // 30: switchboard.actors.Assignee
+	(SearchControl_Action)(0),   // 0: switchboard.actors.SearchControl.Action
+	(*Error)(nil),               // 1: switchboard.actors.Error
+	(*Contact)(nil),             // 2: switchboard.actors.Contact
+	(*ConversationCommand)(nil), // 3: switchboard.actors.ConversationCommand
+	(*MessageStatus)(nil),       // 4: switchboard.actors.MessageStatus
+	(*InboundMessage)(nil),      // 5: switchboard.actors.InboundMessage
+	(*CallEvent)(nil),           // 6: switchboard.actors.CallEvent
+	(*Reply)(nil),               // 7: switchboard.actors.Reply
+	(*Update)(nil),              // 8: switchboard.actors.Update
+	(*GetConversation)(nil),     // 9: switchboard.actors.GetConversation
+	(*ConversationReply)(nil),   // 10: switchboard.actors.ConversationReply
+	(*SummaryChanged)(nil),      // 11: switchboard.actors.SummaryChanged
+	(*SummaryAck)(nil),          // 12: switchboard.actors.SummaryAck
+	(*ListFilter)(nil),          // 13: switchboard.actors.ListFilter
+	(*ListConversations)(nil),   // 14: switchboard.actors.ListConversations
+	(*ConversationPage)(nil),    // 15: switchboard.actors.ConversationPage
+	(*GetCounts)(nil),           // 16: switchboard.actors.GetCounts
+	(*InboxCounts)(nil),         // 17: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 18: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 19: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 20: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 21: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 22: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 23: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 24: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 25: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 26: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 27: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 28: switchboard.actors.ConversationEvent
+	(*Tick)(nil),                // 29: switchboard.actors.Tick
+	(*NextAssignee)(nil),        // 30: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 31: switchboard.actors.Assignee
+	(*SearchControl)(nil),       // 32: switchboard.actors.SearchControl
+	(*SearchStatus)(nil),        // 33: switchboard.actors.SearchStatus
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
-	4,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
-	5,  // 1: switchboard.actors.ConversationCommand.call:type_name -> switchboard.actors.CallEvent
-	6,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
-	7,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
-	8,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	28, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
-	3,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
-	1,  // 7: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
-	1,  // 8: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
-	0,  // 9: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	12, // 10: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
-	0,  // 11: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	0,  // 12: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	17, // 13: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	12, // 14: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
-	0,  // 15: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	17, // 16: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	21, // 17: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	17, // 18: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	17, // 19: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	17, // 20: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	17, // 21: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	17, // 22: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	0,  // 23: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	5,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
+	6,  // 1: switchboard.actors.ConversationCommand.call:type_name -> switchboard.actors.CallEvent
+	7,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
+	8,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
+	9,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
+	29, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
+	4,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
+	2,  // 7: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
+	2,  // 8: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
+	1,  // 9: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
+	13, // 10: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 11: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	1,  // 12: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	18, // 13: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	13, // 14: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 15: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	18, // 16: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	22, // 17: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	18, // 18: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	18, // 19: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	18, // 20: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	18, // 21: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	18, // 22: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	1,  // 23: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	0,  // 24: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2682,13 +2894,14 @@ func file_actors_actorpb_messages_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   31,
+			NumEnums:      1,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_actors_actorpb_messages_proto_goTypes,
 		DependencyIndexes: file_actors_actorpb_messages_proto_depIdxs,
+		EnumInfos:         file_actors_actorpb_messages_proto_enumTypes,
 		MessageInfos:      file_actors_actorpb_messages_proto_msgTypes,
 	}.Build()
 	File_actors_actorpb_messages_proto = out.File

@@ -291,7 +291,7 @@ func TestIndexesEveryCommittedMessageScoped(t *testing.T) {
 	if v := testutil.ToFloat64(r.ix.m.backlog); v != 0 {
 		t.Errorf("index_backlog %v", v)
 	}
-	if n, err := testutil.GatherAndCount(r.reg, "index_lag_seconds", "index_backlog", "indexed_documents_total", "index_errors_total"); err != nil || n != 6 {
+	if n, err := testutil.GatherAndCount(r.reg, "switchboard_index_lag_seconds", "switchboard_index_backlog", "switchboard_indexed_documents_total", "switchboard_index_errors_total"); err != nil || n != 6 {
 		t.Errorf("registered metrics: %d %v", n, err)
 	}
 }
@@ -687,5 +687,43 @@ func TestBackoffGrowsWithJitterUpToCap(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Fatal("no jitter")
+	}
+}
+
+// TestReadBatchOrdersTransactionIDsAsNumbers commits rows under transaction
+// ids 9 and 10 (set explicitly; both long finished): the read returns 9
+// first. Ordered as text, 10 came first, the cursor moved past it, and every
+// row of 9 was skipped for good — which a busy node hits each time the
+// transaction ids reach the next power of ten.
+func TestReadBatchOrdersTransactionIDsAsNumbers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, r := range []struct {
+		conv string
+		txid string
+	}{{"cv_late", "10"}, {"cv_early", "9"}} {
+		if _, err := e.pool.Exec(ctx, `INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event, txid)
+			VALUES ($1, 1, 'acc', 'ib', 'conversation_updated', '{}', $2::text::xid8)`, r.conv, r.txid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	first, err := readBatch(ctx, conn, cursor{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 1 || first[0].TxID != 9 {
+		t.Fatalf("first entry %+v, want the one of transaction 9", first)
+	}
+	rest, err := readBatch(ctx, conn, first[0].cursor, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != 1 || rest[0].TxID != 10 {
+		t.Fatalf("after transaction 9: %+v, want the one of transaction 10", rest)
 	}
 }

@@ -241,7 +241,7 @@ func (s *Scanner) lead(ctx context.Context, conn *pgx.Conn) error {
 			return fmt.Errorf("timers: next due: %w", err)
 		}
 		// Due times are on the database's clock; the sleep is on ours.
-		skew := dbNow.Sub(time.Now())
+		skew := time.Until(dbNow)
 		wakeAt := time.Now().Add(s.cfg.MaxWait)
 		if next != nil {
 			wakeAt = earliest(wakeAt, next.Add(-skew))

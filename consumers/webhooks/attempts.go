@@ -447,6 +447,7 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 		d.delivered.Add(1)
 		d.m.results.WithLabelValues("delivered").Inc()
 		d.m.lag.Observe(now.Sub(j.committedAt).Seconds())
+		d.m.lagWindow.Observe(now.Sub(j.committedAt), now)
 		d.m.duration.Observe(now.Sub(start).Seconds())
 	case ctx.Err() != nil:
 		o.status = "gone" // stopped: the next leader attempts it again

@@ -208,6 +208,11 @@ func New(pool *pgxpool.Pool, sealer *Sealer, cfg Config, logger *slog.Logger, re
 }
 
 // Stats returns the current state.
+// LagP99 is the 99th percentile of delivery lag (commit → the receiver's
+// 2xx) over about the last minute, and false when nothing was delivered in
+// that time.
+func (d *Deliverer) LagP99() (time.Duration, bool) { return d.m.lagWindow.Quantile(0.99, time.Now()) }
+
 func (d *Deliverer) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()

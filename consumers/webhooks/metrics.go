@@ -2,8 +2,8 @@ package webhooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	sbmetrics "github.com/switchboard-dev/switchboard/internal/metrics"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,39 +11,41 @@ import (
 )
 
 type metrics struct {
-	results   *prometheus.CounterVec
-	lag       prometheus.Histogram
+	results *prometheus.CounterVec
+	lag     prometheus.Histogram
+	// lagWindow answers the admin stats' p99 over the last minute.
+	lagWindow *sbmetrics.Window
 	duration  prometheus.Histogram
 	pending   *prometheus.GaugeVec
 	fannedOut prometheus.Counter
 }
 
-// LagMetric is the delivery lag histogram's full name (the admin stats read
-// its p99).
-const LagMetric = "switchboard_webhook_delivery_lag_seconds"
+// lagBuckets bound delivery lags, for the histogram and the window alike.
+var lagBuckets = prometheus.ExponentialBuckets(0.001, 2, 22)
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
+		lagWindow: sbmetrics.NewWindow(lagBuckets, time.Minute, 12),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "switchboard", Subsystem: "webhook", Name: "deliveries_total",
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "deliveries_total",
 			Help: "Delivery attempts by result: delivered, retry (failed, will retry), failed (given up after the horizon).",
 		}, []string{"result"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "switchboard", Subsystem: "webhook", Name: "delivery_lag_seconds",
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "delivery_lag_seconds",
 			Help:    "From an event's commit to its receiver's 2xx answer.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 22),
+			Buckets: lagBuckets,
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "switchboard", Subsystem: "webhook", Name: "attempt_duration_seconds",
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "attempt_duration_seconds",
 			Help:    "Duration of successful delivery attempts (the receiver's answer time).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "switchboard", Subsystem: "webhook", Name: "pending",
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "pending",
 			Help: "Deliveries waiting, per webhook endpoint.",
 		}, []string{"webhook_id"}),
 		fannedOut: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "switchboard", Subsystem: "webhook", Name: "fanned_out_total",
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "fanned_out_total",
 			Help: "Deliveries written from the journal by this node.",
 		}),
 	}
@@ -53,25 +55,12 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	if reg == nil {
 		return m
 	}
-	m.results = register(reg, m.results)
-	m.lag = register(reg, m.lag)
-	m.duration = register(reg, m.duration)
-	m.pending = register(reg, m.pending)
-	m.fannedOut = register(reg, m.fannedOut)
+	m.results = sbmetrics.Register(reg, m.results)
+	m.lag = sbmetrics.Register(reg, m.lag)
+	m.duration = sbmetrics.Register(reg, m.duration)
+	m.pending = sbmetrics.Register(reg, m.pending)
+	m.fannedOut = sbmetrics.Register(reg, m.fannedOut)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("webhooks: register metrics: %v", err))
-	}
-	return c
 }
 
 // statsLoop measures pending deliveries per endpoint on every node, so that

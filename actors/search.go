@@ -1,0 +1,184 @@
+package actors
+
+import (
+	"context"
+	"github.com/switchboard-dev/switchboard/wire"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/consumers/indexer"
+	"github.com/switchboard-dev/switchboard/search"
+)
+
+// The search actor is the indexer as a virtual actor: one cluster kind with
+// one well-known identity, so pause, resume and stats reach the one
+// instance wherever it lives.
+const (
+	KindSearch     = "search"
+	SearchIdentity = "indexer"
+)
+
+// SearchDeps is what the search actor needs to index.
+type SearchDeps struct {
+	Pool    *pgxpool.Pool
+	Backend search.Backend
+	Config  indexer.Config
+	Log     *slog.Logger
+	// Registry gets the indexer's metrics (nil: not registered); every
+	// activation on a node shares them.
+	Registry prometheus.Registerer
+}
+
+// NewSearchKind is the cluster kind of the search actor.
+//
+// The cluster can activate the identity twice at once (PROTOACTOR.md 2), so
+// the activation does not assume it is alone: each runs an Indexer, and the
+// indexer's PostgreSQL advisory lock lets exactly one of them follow the
+// journal and move the cursor while the other waits as a standby. The
+// actor never passivates (no receive timeout), and every node keeps
+// pinging it (KeepSearchActive), so after its node dies the next ping
+// activates it elsewhere and indexing resumes from the persisted cursor.
+func NewSearchKind(d SearchDeps) *protocluster.Kind {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return &searchGrain{deps: d} })
+	return protocluster.NewKind(KindSearch, props)
+}
+
+// searchGrain runs one Indexer for as long as the activation lives. The
+// indexer's loop blocks on the database, so it runs beside the actor; the
+// actor's mailbox carries the operator's controls to it.
+type searchGrain struct {
+	deps   SearchDeps
+	ix     *indexer.Indexer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (g *searchGrain) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *protocluster.ClusterInit:
+		// Sent after Started and again after a restart: start only once.
+		if g.ix == nil {
+			g.start()
+		}
+	case *actor.Stopped, *actor.Restarting:
+		g.stop()
+	case *actorpb.SearchControl:
+		switch msg.Action {
+		case actorpb.SearchControl_PAUSE:
+			g.ix.Pause()
+		case actorpb.SearchControl_RESUME:
+			g.ix.Resume()
+		}
+		ctx.Respond(statusOf(g.ix.Stats()))
+	}
+}
+
+func (g *searchGrain) start() {
+	log := g.deps.Log.With("component", "indexer")
+	g.ix = indexer.New(g.deps.Pool, g.deps.Backend, g.deps.Config, log, g.deps.Registry)
+	runCtx, cancel := context.WithCancel(context.Background())
+	g.cancel, g.done = cancel, make(chan struct{})
+	go func() {
+		defer close(g.done)
+		if err := g.ix.Run(runCtx); err != nil {
+			log.Error("search indexer stopped", "err", err)
+		}
+	}()
+}
+
+// stop ends the indexer and waits for it, so its lock and connection are
+// released before the node goes on stopping (closing the backend, the pool).
+func (g *searchGrain) stop() {
+	if g.cancel == nil {
+		return
+	}
+	g.cancel()
+	<-g.done
+	g.cancel = nil
+}
+
+func statusOf(s indexer.Stats) *actorpb.SearchStatus {
+	return &actorpb.SearchStatus{Paused: s.Paused, Active: s.Active, LagMs: s.LagMs, Backlog: s.Backlog,
+		Indexed: s.Indexed, Skipped: s.Skipped, LastError: s.LastError}
+}
+
+// searchRequestTimeout bounds one request to the search actor.
+const searchRequestTimeout = 5 * time.Second
+
+// Search is the search actor as the gateway drives it, from any node.
+type Search struct {
+	deps *Deps
+}
+
+// NewSearch returns a client of the search actor over deps' node.
+func NewSearch(deps *Deps) *Search { return &Search{deps: deps} }
+
+// Pause stops indexing cluster-wide after the batch in hand. The pause is
+// the activation's: if the search actor moves to another node (its node
+// stopped or died), the new activation indexes — search is a consumer, and
+// an operator's pause must not outlive the node it was given to.
+func (s *Search) Pause(ctx context.Context) (indexer.Stats, error) {
+	return s.control(ctx, actorpb.SearchControl_PAUSE)
+}
+
+// Resume undoes Pause.
+func (s *Search) Resume(ctx context.Context) (indexer.Stats, error) {
+	return s.control(ctx, actorpb.SearchControl_RESUME)
+}
+
+// Stats is the indexer's state as its activation reports it.
+func (s *Search) Stats(ctx context.Context) (indexer.Stats, error) {
+	return s.control(ctx, actorpb.SearchControl_STATUS)
+}
+
+func (s *Search) control(ctx context.Context, action actorpb.SearchControl_Action) (indexer.Stats, error) {
+	node := s.deps.Node()
+	if node == nil {
+		return indexer.Stats{}, errNoNode
+	}
+	// Bounded even when the caller is not: a search actor being
+	// re-activated must not hold an admin page.
+	ctx, cancel := context.WithTimeout(ctx, searchRequestTimeout)
+	defer cancel()
+	res, err := node.Request(ctx, KindSearch, SearchIdentity, &actorpb.SearchControl{Action: action})
+	if err != nil {
+		return indexer.Stats{}, &wire.Error{Code: wire.CodeUnavailable, Message: "search indexer unavailable"}
+	}
+	st, ok := res.(*actorpb.SearchStatus)
+	if !ok {
+		return indexer.Stats{}, unexpected(KindSearch, res)
+	}
+	return indexer.Stats{Paused: st.Paused, Active: st.Active, LagMs: st.LagMs, Backlog: st.Backlog,
+		Indexed: st.Indexed, Skipped: st.Skipped, LastError: st.LastError}, nil
+}
+
+// KeepSearchActive pings the search actor every interval until ctx is done:
+// a request activates it if no node holds it (at start, or after its node
+// died), so indexing never stops for want of a message. Every node runs
+// one; the pings are cheap status requests.
+func (s *Search) KeepSearchActive(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		pingCtx, cancel := context.WithTimeout(ctx, interval)
+		_, err := s.Stats(pingCtx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.deps.Log.Debug("search actor did not answer its keep-alive", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package indexer
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// backoff is exponential with "equal jitter": each wait is between half and
+// all of min·2ⁿ (capped at max), so retries from many failures spread out
+// yet still grow.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.min << min(b.n, 30)
+	if d <= 0 || d > b.max {
+		d = b.max
+	}
+	b.n++
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
