@@ -37,7 +37,7 @@ type SearchDeps struct {
 
 // NewSearchKind is the cluster kind of the search actor.
 //
-// The cluster can activate the identity twice at once (PROTOACTOR.md 2), so
+// The cluster can activate the identity twice at once (protoactor-go trap 2 in docs/architecture.md), so
 // the activation does not assume it is alone: each runs an Indexer, and the
 // indexer's PostgreSQL advisory lock lets exactly one of them follow the
 // journal and move the cursor while the other waits as a standby. The

@@ -13,7 +13,7 @@ import (
 	"github.com/switchboard-dev/switchboard/server"
 )
 
-// Automation end to end (API.md "Automation"): durable timers fire on the
+// Automation end to end (docs/api.md "Automation"): durable timers fire on the
 // conversation's own path, as events by the actor "automation".
 
 // nodeOn starts a node on an existing database; stop is idempotent and also

@@ -40,7 +40,7 @@ type lossMsg struct {
 // PostgreSQL) in the middle of steady inbound load sent through all three
 // nodes' REST, and keeps sending.
 //
-// What counts, as a client that follows API.md would see it:
+// What counts, as a client that follows docs/api.md would see it:
 //   - A request succeeds when a try answers 201, or 200 (a duplicate: an
 //     earlier try committed and its answer was lost).
 //   - A try that gets no answer (the killed node's listener refuses or

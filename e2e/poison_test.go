@@ -16,7 +16,7 @@ import (
 	"github.com/switchboard-dev/switchboard/server"
 )
 
-// Poison (API.md "Limits and bad input"): one account sends every kind of
+// Poison (docs/api.md "Limits and bad input"): one account sends every kind of
 // bad string in every field, over REST and the websocket, while another
 // account writes. Each bad request is a 400 invalid_argument and writes
 // nothing; the other account's writes in the same seconds all succeed.
@@ -224,7 +224,7 @@ type badField struct {
 // badValue is a raw JSON string body (escapes allowed) and a label.
 type badValue struct{ raw, label string }
 
-// bad lists API.md's bad strings for the field: NUL, other control
+// bad lists the API's (docs/api.md) bad strings for the field: NUL, other control
 // characters (tab, LF and CR only in a body), invalid UTF-8, and one
 // character over the limit.
 func (f badField) bad() []badValue {

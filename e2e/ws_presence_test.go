@@ -8,7 +8,7 @@ import (
 )
 
 // expectPresence reads the next frame, which must be the conversation's
-// presence with exactly the agents want (in sorted order, as API.md says).
+// presence with exactly the agents want (in sorted order, as docs/api.md says).
 func (c *wsClient) expectPresence(conv string, want ...string) {
 	c.t.Helper()
 	f := c.expect("presence")

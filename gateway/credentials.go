@@ -8,7 +8,7 @@ import (
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
-// The credential endpoints of API.md "Set-up": agents listed and deleted,
+// The credential endpoints of docs/api.md "Set-up": agents listed and deleted,
 // agent tokens issued and revoked, API keys issued, listed and deleted.
 // Every revocation closes the credential's websockets here at once, and on
 // the other nodes when the database's notice reaches them.

@@ -66,7 +66,7 @@ func writeErr(w http.ResponseWriter, err error) {
 	}{e})
 }
 
-// maxBody is the largest request body accepted (API.md: over 1 MiB → 413).
+// maxBody is the largest request body accepted (docs/api.md: over 1 MiB → 413).
 const maxBody = 1 << 20
 
 // decode reads a JSON object body into v: 413 over 1 MiB, 400 on bad JSON.

@@ -14,7 +14,7 @@ import (
 	"github.com/switchboard-dev/switchboard/gateway/ratelimit"
 )
 
-// Limits are the per-credential limits of API.md "Limits and bad input".
+// Limits are the per-credential limits of docs/api.md "Limits and bad input".
 // Rates are per second per credential, 0 = none; every limit is per node.
 type Limits struct {
 	// AgentRate limits each agent token's requests (bursts of twice the
@@ -81,7 +81,7 @@ func (s *Server) allowFrame(ctx context.Context) error {
 	return nil
 }
 
-// Timeouts bound how long a client may take to send a request (API.md "Slow
+// Timeouts bound how long a client may take to send a request (docs/api.md "Slow
 // clients"). Zero values take the defaults.
 type Timeouts struct {
 	// Header: the request line and headers. Default 10s.

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// InboxSettings are an inbox's automation settings (API.md "Automation").
+// InboxSettings are an inbox's automation settings (docs/api.md "Automation").
 // Nil durations are off. Version grows with every change.
 type InboxSettings struct {
 	AutoCloseAfterS   *int64 `json:"auto_close_after_s"`

@@ -94,7 +94,7 @@ type WriterStats struct {
 	Snapshots int64
 }
 
-// Writer is the persistence actor (DESIGN.md invariants 2 and 3): every
+// Writer is the persistence actor (docs/architecture.md, invariants 2 and 3): every
 // conversation actor of the node hands it its appends and snapshots, and it
 // commits them in batches, one transaction and one statement per batch,
 // while each append keeps its own outcome.

@@ -68,7 +68,7 @@ func (w *Writer) commit(batch []*request) []answer {
 }
 
 // execIsolated runs batch so that one append PostgreSQL refuses for its data
-// cannot fail the others (DESIGN.md invariant 11): a batch that fails with a
+// cannot fail the others (docs/architecture.md, invariant 11): a batch that fails with a
 // data error wrote nothing, so it is cut in two and each half runs on its
 // own, down to the single append that is answered ErrInvalid. Every other
 // append commits exactly once, in whichever part holds it; no part is re-run

@@ -56,7 +56,7 @@ type Config struct {
 	// SWITCHBOARD_WS_MAX_PER_CREDENTIAL.
 	Limits gateway.Limits
 	// HTTPTimeouts bound slow clients (headers, body, idle keep-alive); zero
-	// values take the defaults of API.md, tests shorten them.
+	// values take the defaults of docs/api.md, tests shorten them.
 	HTTPTimeouts gateway.Timeouts
 	// GatewayCacheSize bounds the gateway's inbox and conversation lookup
 	// caches (entries each).

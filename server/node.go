@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	n.listener = ln
-	// Slow clients are cut (API.md): headers, then the body, each within its
+	// Slow clients are cut (docs/api.md): headers, then the body, each within its
 	// time; idle keep-alive connections close.
 	to := cfg.HTTPTimeouts.WithDefaults()
 	n.http = &http.Server{Handler: gateway.BodyDeadline(gw.Handler(), to.Body), ReadHeaderTimeout: to.Header, IdleTimeout: to.Idle,

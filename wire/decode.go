@@ -9,7 +9,7 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 )
 
-// Client frame types (API.md, client → server).
+// Client frame types (docs/api.md, client → server).
 const (
 	TypePing               = "ping"
 	TypeSubscribe          = "subscribe"
@@ -22,7 +22,7 @@ const (
 )
 
 // ClientFrame is a decoded client → server frame. Each type uses the fields
-// API.md gives it; DecodeClientFrame has checked that the ones it requires
+// docs/api.md gives it; DecodeClientFrame has checked that the ones it requires
 // are there.
 type ClientFrame struct {
 	Type           string          `json:"type"`

@@ -6,7 +6,7 @@ import (
 	"net/http"
 )
 
-// Code is an API error code (API.md "Errors"). REST answers and websocket
+// Code is an API error code (docs/api.md "Errors"). REST answers and websocket
 // error frames carry the same codes.
 type Code string
 

@@ -63,7 +63,7 @@ type (
 	}
 )
 
-// Resync reasons (API.md: "slow consumer, unknown epoch").
+// Resync reasons (docs/api.md: "slow consumer, unknown epoch").
 const (
 	// ReasonSlowConsumer: the connection's queue overflowed.
 	ReasonSlowConsumer = "slow_consumer"

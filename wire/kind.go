@@ -1,4 +1,4 @@
-// Package wire owns Switchboard's websocket protocol (API.md "Websocket"):
+// Package wire owns Switchboard's websocket protocol (docs/api.md "Websocket"):
 // every server → client frame, built by one constructor each that returns
 // the encoded frame and its Kind, the decoding of client → server frames, and
 // the API's error vocabulary shared by REST and websocket answers.

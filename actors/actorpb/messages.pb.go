@@ -1,5 +1,5 @@
 // Messages between actors. They may cross nodes, so every one is protobuf
-// (PROTOACTOR.md: plain structs are silently dropped by remoting).
+// (docs/architecture.md, protoactor-go traps: plain structs are silently dropped by remoting).
 // Conversation summaries and timeline items travel as their API JSON
 // (summary_json, item_json): they are encoded once by the conversation actor
 // and forwarded as-is to websocket clients and REST responses.

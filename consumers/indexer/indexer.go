@@ -1,4 +1,4 @@
-// Package indexer feeds the search index from the journal (DESIGN.md
+// Package indexer feeds the search index from the journal (docs/architecture.md
 // invariant 9): it follows committed journal entries with a cursor persisted
 // in PostgreSQL, upserts the messages and notes among them into a
 // search.Backend in batches, and advances the cursor only once the backend
@@ -27,7 +27,7 @@
 // an identity twice, though (on membership changes, after a pause), so the
 // active Indexer is still elected with a PostgreSQL session advisory lock
 // (pg_try_advisory_lock) taken on a dedicated connection: PostgreSQL is
-// already the arbiter of everything durable here (fencing, DESIGN.md
+// already the arbiter of everything durable here (fencing, docs/architecture.md
 // invariant 4), and it frees the lock the moment the holder's connection
 // dies (process killed, network cut), so a second activation takes over
 // within Config.LockRetry. The active

@@ -1,4 +1,4 @@
-// Package timers is the timer scanner (DESIGN.md invariants 12 and 13): it
+// Package timers is the timer scanner (docs/architecture.md, invariants 12 and 13): it
 // finds conversations whose next due time (the read model's due_at, written
 // with every event) has passed and wakes each with a tick. What a tick does
 // is the conversation state machine's decision, so the scanner only has to

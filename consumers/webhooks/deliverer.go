@@ -1,8 +1,8 @@
 // Package webhooks delivers conversation events to the webhook endpoints of
-// their account (API.md "Webhooks"), and manages those endpoints.
+// their account (docs/api.md "Webhooks"), and manages those endpoints.
 //
 // The Deliverer is a consumer of the committed journal, like the search
-// indexer (DESIGN.md invariant 12): every node runs one, and a PostgreSQL
+// indexer (docs/architecture.md, invariant 12): every node runs one, and a PostgreSQL
 // advisory lock makes exactly one of them active (consumers/journal.Lead);
 // a standby takes over when the leader's connection goes.
 //

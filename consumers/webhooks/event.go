@@ -9,7 +9,7 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 )
 
-// Event types (API.md "Webhooks").
+// Event types (docs/api.md "Webhooks").
 const (
 	TypeMessageCreated      = "message.created"
 	TypeMessageUpdated      = "message.updated"

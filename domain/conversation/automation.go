@@ -6,7 +6,7 @@ import (
 )
 
 // Automation: auto-close, snooze, the first-response SLA and round-robin
-// (API.md "Automation"). Time is state here (DESIGN.md invariant 13): the
+// (docs/api.md "Automation"). Time is state here (docs/architecture.md, invariant 13): the
 // snooze and SLA fields live in the summary, the next due time derives from
 // the summary and the inbox's settings (NextDue), and a timer firing is a
 // tick command whose decision depends only on the state, the settings and

@@ -749,7 +749,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestContactJSON(t *testing.T) {
-	// API.md lists id, phone, email, handle, name: all present, null when
+	// docs/api.md lists id, phone, email, handle, name: all present, null when
 	// unset; and opted_out (SMS consent).
 	raw, err := json.Marshal(Contact{ID: "ct_1", Email: "a@example.com"})
 	if err != nil {

@@ -122,7 +122,7 @@ func (f *Filter) statuses() []conversation.Status {
 	return out
 }
 
-// Query is a list request in typed values: the list query's keys (API.md)
+// Query is a list request in typed values: the list query's keys (docs/api.md)
 // after the gateway parsed them from a URL or a websocket filter. Resolve
 // checks the values; the zero Query is the default list.
 type Query struct {

@@ -1,5 +1,5 @@
 // Package presence keeps who has a conversation open: the agents behind the
-// websocket sessions watching it (API.md, the `presence` frame). It is the
+// websocket sessions watching it (docs/api.md, the `presence` frame). It is the
 // conversation actor's bookkeeping, kept apart so that it runs under the
 // race detector without the actor runtime.
 package presence

@@ -1,5 +1,5 @@
 // Package validate holds the API's rules for every string a client sends
-// (API.md "Limits and bad input"), one rule per field, so that REST and
+// (docs/api.md "Limits and bad input"), one rule per field, so that REST and
 // websocket input and the domain's own Decide refuse the same things with
 // the same words. The rules matter beyond tidiness: a NUL or an over-long
 // key that reaches PostgreSQL fails the whole group commit it shares with
@@ -19,7 +19,7 @@ import (
 // ErrInvalid is what every rule's error wraps: the API's invalid_argument.
 var ErrInvalid = errors.New("invalid argument")
 
-// Limits of API.md, in characters (Unicode code points) except the body,
+// Limits of docs/api.md, in characters (Unicode code points) except the body,
 // which is counted in bytes.
 const (
 	MaxName      = 200

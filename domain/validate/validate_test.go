@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// badStrings are API.md's bad input for every string field: what each rule
+// badStrings are the API's (docs/api.md) bad input for every string field: what each rule
 // must refuse whatever its length limit.
 var badStrings = map[string]string{
 	"NUL":             "a\x00b",

@@ -390,7 +390,7 @@ type ClientWatch struct {
 func (s *Session) Watch(m ClientWatch) []Effect {
 	if w := s.watches[m.Conv]; w != nil && !w.pending {
 		// Already watching: confirm without registering twice. Presence
-		// comes once after every watching (API.md).
+		// comes once after every watching (docs/api.md).
 		s.push(wire.Watching(m.Ref, m.Conv, w.version))
 		if w.presence.Data != nil {
 			s.push(w.presence)

@@ -1,6 +1,6 @@
 /**
  * switchboard.js — the Switchboard websocket client (an ES module, no build
- * step, no dependencies). It speaks the protocol of API.md's websocket
+ * step, no dependencies). It speaks the protocol of the API's (docs/api.md) websocket
  * section and does the parts that are easy to get subtly wrong:
  *
  * - reconnect with exponential backoff and jitter, then resume every inbox
@@ -39,7 +39,7 @@ export const States = Object.freeze({
 /** An error answer of the server ({"error": {code, message}}), or a client-side failure. */
 export class SwitchboardError extends Error {
   /**
-   * @param {string} code API.md error code, or `timeout` / `disconnected` / `closed`
+   * @param {string} code docs/api.md error code, or `timeout` / `disconnected` / `closed`
    * @param {string} message
    */
   constructor(code, message) {
@@ -447,7 +447,7 @@ export class Switchboard {
    * Subscribes to an inbox's live list. Resolves with the `subscribed`
    * frame; the `snapshot` event follows. Kept across reconnects.
    * @param {string} inboxId
-   * @param {{filter?: object}} [opts] filter: the list query's keys (API.md)
+   * @param {{filter?: object}} [opts] filter: the list query's keys (docs/api.md)
    * @returns {Promise<object>}
    */
   subscribe(inboxId, opts = {}) {
@@ -495,7 +495,7 @@ export class Switchboard {
 
   /**
    * Changes a conversation (status, addressed, assignee_id, tags_add,
-   * tags_remove, snooze_until, if_version — API.md). The answer goes through
+   * tags_remove, snooze_until, if_version — docs/api.md). The answer goes through
    * the version guard, so the caller's list shows it at once.
    * @param {string} conversationId
    * @param {object} changes
