@@ -256,6 +256,7 @@ func (n *Node) StopDeliverer() {
 		n.stopDeliverer = nil
 	}
 }
+
 // searchKeepAlive is how often every node pings the search actor: the
 // longest indexing pause after the node holding it dies, beyond the
 // cluster's own failure detection.
