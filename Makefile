@@ -30,11 +30,13 @@ vet:
 	@echo "==> go vet"
 	@$(GO) vet ./...
 
-# check fails when go.mod/go.sum are not tidy, when staticcheck reports
+# check fails when a Go file is not gofmt-ed, when go.mod/go.sum are not tidy, when staticcheck reports
 # anything, or when the committed protobuf code is not what the pinned
 # generator makes of messages.proto. The protoc version line of the header is
 # ignored: it names whichever Debian protoc ran, not a difference in the code.
 check: tools
+	@echo "==> gofmt"
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
 	@echo "==> go mod tidy -diff"
 	@$(GO) mod tidy -diff
 	@echo "==> staticcheck"
