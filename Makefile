@@ -37,6 +37,8 @@ vet:
 check: tools
 	@echo "==> gofmt"
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	@echo "==> layering (no import against the data flow)"
+	@./scripts/check-layers.sh
 	@echo "==> go mod tidy -diff"
 	@$(GO) mod tidy -diff
 	@echo "==> staticcheck"

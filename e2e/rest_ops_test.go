@@ -45,6 +45,22 @@ func TestRESTOperations(t *testing.T) {
 		if !strings.Contains(body, "switchboard_commit_batch_size_count") {
 			t.Errorf("switchboard_commit_batch_size has no samples")
 		}
+		// Every metric of ours carries the namespace, so none can collide
+		// with another program's in a shared Prometheus; only the Go
+		// runtime's, the process's and promhttp's own go without.
+		for _, line := range strings.Split(body, "\n") {
+			name, ok := strings.CutPrefix(line, "# TYPE ")
+			if !ok {
+				continue
+			}
+			name, _, _ = strings.Cut(name, " ")
+			switch {
+			case strings.HasPrefix(name, "switchboard_"), strings.HasPrefix(name, "go_"),
+				strings.HasPrefix(name, "process_"), strings.HasPrefix(name, "promhttp_"):
+			default:
+				t.Errorf("metric %s lacks the switchboard_ namespace", name)
+			}
+		}
 	})
 
 	t.Run("unknown paths under /v1 are JSON 404", func(t *testing.T) {
