@@ -141,17 +141,26 @@ func TestStreamResumesAfterTheConnectionIsCut(t *testing.T) {
 		}
 	}
 
-	// The guard: a summary returned by REST passes through Apply, and the
-	// stream never delivers that version again.
+	// The guard: a summary applied by the caller (as a REST answer would be)
+	// is never delivered again by the stream. Apply the next version before
+	// the server makes it, so that its update frame cannot arrive first.
+	next := missed2.Conversation
+	next.Version++
+	if !s.Apply(next) {
+		t.Fatal("Apply refused a newer version")
+	}
+	if s.Apply(next) {
+		t.Fatal("Apply took the same version twice")
+	}
 	up, err := tn.key.UpdateConversation(ctx, missed2.ConversationID, client.ConversationUpdate{TagsAdd: []string{"guarded"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Apply(*up)
-	if s.Apply(*up) {
-		t.Fatal("Apply took the same version twice")
+	if up.Version != next.Version {
+		t.Fatalf("the update made v%d, want v%d", up.Version, next.Version)
 	}
-	// The update's own frame (same version) is dropped; its counts still come.
+	// The update's own frame (the applied version) is dropped; the next
+	// one comes.
 	later, err := tn.key.UpdateConversation(ctx, missed2.ConversationID, client.ConversationUpdate{TagsAdd: []string{"after"}})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +169,7 @@ func TestStreamResumesAfterTheConnectionIsCut(t *testing.T) {
 		return e.Type == client.EventConversation && e.Conversation.ID == missed2.ConversationID
 	})
 	if got.Conversation.Version != later.Version {
-		t.Fatalf("after Apply(v%d) the stream delivered v%d, want v%d", up.Version, got.Conversation.Version, later.Version)
+		t.Fatalf("after Apply(v%d) the stream delivered v%d, want v%d", next.Version, got.Conversation.Version, later.Version)
 	}
 }
 
