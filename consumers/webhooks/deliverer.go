@@ -255,7 +255,8 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
 	ctx, cancel := context.WithCancel(ctx)
-	r := &run{ctx: ctx, outcomes: make(chan outcome, d.cfg.Workers)}
+	r := &run{ctx: ctx, recordWake: make(chan struct{}, 1), refillWake: make(chan struct{}, 1),
+		checks: make(chan checkAsk, d.cfg.Workers)}
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -283,14 +284,23 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	}
 	wg.Go(func() { d.dispatchLoop(r) })
 	wg.Go(func() { d.recordLoop(r) })
+	wg.Go(func() { d.refillLoop(r) })
+	wg.Go(func() { d.checkLoop(r) })
 	return d.fanOutLoop(r, conn, cur)
 }
 
-// run is one leadership's attempt machinery.
+// run is one leadership's attempt machinery. Its slices are guarded by
+// Deliverer.mu.
 type run struct {
 	ctx      context.Context
 	attempts sync.WaitGroup
-	outcomes chan outcome
+	// outbox holds outcomes for the recorder: a lane never waits for a
+	// recording to send its next delivery.
+	outbox     []outcome
+	recordWake chan struct{}
+	refills    []refill // lanes' asks for their next deliveries
+	refillWake chan struct{}
+	checks     chan checkAsk // attempts' reads of their webhook
 }
 
 // fanOutLoop follows the journal from cur on conn.
@@ -534,10 +544,6 @@ func readEndpoints(br pgx.BatchResults, lists ...[]job) error {
 	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("read webhooks: %w", err)
-	}
-	type endpoint struct {
-		url    string
-		sealed []byte
 	}
 	eps := map[string]endpoint{}
 	var id string
