@@ -394,19 +394,22 @@ func (d *Deliverer) recordLoop(r *run) {
 
 // record writes a batch of outcomes and promotes the successors of the
 // heads that are done, in one transaction and one round trip, and returns
-// the promoted heads ready to attempt.
+// the promoted heads ready to attempt. The queues' locks come first, as in
+// the fan-out: a row this transaction updated must never wait for a lock
+// that the fan-out holds while it waits for that row (a deadlock).
 func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) {
 	var hooks, events, statuses, errs []string
 	var nexts []*time.Time
-	var p pairs
+	var touched, done pairs
 	for _, o := range batch {
 		if o.status == "gone" {
 			continue
 		}
 		hooks, events, statuses = append(hooks, o.webhook), append(events, o.event), append(statuses, o.status)
 		errs, nexts = append(errs, o.err), append(nexts, o.next)
+		touched.add(o.webhook, o.conversationID)
 		if o.status != "pending" {
-			p.add(o.webhook, o.conversationID)
+			done.add(o.webhook, o.conversationID)
 		}
 	}
 	if len(hooks) == 0 {
@@ -414,30 +417,27 @@ func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) 
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	b.Queue(lockQueuesSQL, lockClass, touched.keys())
 	b.Queue(recordSQL, hooks, events, statuses, errs, nexts)
-	if len(p.hooks) > 0 {
-		b.Queue(lockQueuesSQL, lockClass, p.keys())
-		b.Queue(setHeadsSQL, p.hooks, p.convs)
+	if len(done.hooks) > 0 {
+		b.Queue(setHeadsSQL, done.hooks, done.convs)
 	}
 	b.Queue("COMMIT")
-	if len(p.hooks) > 0 {
-		b.Queue(endpointsSQL, p.webhooks())
+	if len(done.hooks) > 0 {
+		b.Queue(endpointsSQL, done.webhooks())
 	}
 	br := d.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for _, what := range []string{"begin", "record outcomes"} {
+	for _, what := range []string{"begin", "lock queues", "record outcomes"} {
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("webhooks: %s: %w", what, err)
 		}
 	}
-	if len(p.hooks) == 0 {
+	if len(done.hooks) == 0 {
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("webhooks: commit outcomes: %w", err)
 		}
 		return nil, nil
-	}
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("webhooks: lock queues: %w", err)
 	}
 	heads, err := collectJobs(br, nil)
 	if err != nil {
