@@ -92,8 +92,9 @@ func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, com
 	d.lanes[p] = l
 	d.inflight[j.key] = true
 	d.runLocked(r, p, l, now)
-	if d.lanes[p] == l {
-		// The successors are read while the head is attempted.
+	if d.lanes[p] == l && j.attempts == 0 {
+		// The successors are read while the head is attempted (unless
+		// it is a retry, likely to fail again).
 		d.refillLocked(r, p, l)
 	}
 }

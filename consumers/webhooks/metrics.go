@@ -16,6 +16,9 @@ type metrics struct {
 	duration  prometheus.Histogram
 	pending   *prometheus.GaugeVec
 	fannedOut prometheus.Counter
+	// refills: reads of lanes' next deliveries; refilled: deliveries
+	// those reads brought back into memory.
+	refills, refilled prometheus.Counter
 }
 
 // LagMetric is the delivery lag histogram's full name (the admin stats read
@@ -46,6 +49,14 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Namespace: "switchboard", Subsystem: "webhook", Name: "fanned_out_total",
 			Help: "Deliveries written from the journal by this node.",
 		}),
+		refills: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "lane_refills_total",
+			Help: "Reads of pending deliveries for lanes that had lost their complete in-memory view (one read serves many lanes).",
+		}),
+		refilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "switchboard", Subsystem: "webhook", Name: "lane_refilled_total",
+			Help: "Deliveries those reads brought back into lanes.",
+		}),
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.results.WithLabelValues(r)
@@ -58,6 +69,8 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m.duration = register(reg, m.duration)
 	m.pending = register(reg, m.pending)
 	m.fannedOut = register(reg, m.fannedOut)
+	m.refills = register(reg, m.refills)
+	m.refilled = register(reg, m.refilled)
 	return m
 }
 

@@ -64,6 +64,7 @@ func (d *Deliverer) refillLoop(r *run) {
 			continue
 		}
 		rows, err := d.readRefills(r, asks)
+		d.m.refills.Inc()
 		if err != nil && r.ctx.Err() == nil {
 			// The lanes go on without: recordings promote their
 			// deliveries, and the next refill asks again.
@@ -120,6 +121,7 @@ func (d *Deliverer) applyRefillLocked(r *run, a refill, rows []job, ok bool, now
 	for _, j := range rows {
 		if j.version > l.tail && !d.inflight[j.key] {
 			d.takeLocked(l, j)
+			d.m.refilled.Inc()
 		}
 	}
 	if len(rows) < a.limit && !l.complete {
