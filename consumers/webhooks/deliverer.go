@@ -41,6 +41,19 @@
 // every DispatchInterval, or at once when a slot frees up for a head that
 // had to wait.
 //
+// # Falling behind: lanes refill in batches
+//
+// A queue's lane (lanes.go) sends from memory what the fan-out appended to
+// it. When it cannot know every pending delivery of its queue — its head
+// came from a retry or a recording, or more were waiting than it holds —
+// it reads its next deliveries from the database before it runs dry, one
+// statement for every lane asking at that moment (refill.go), and becomes
+// complete again once a read finds the end of its queue. Before this, such
+// a queue went back to one recording per delivery and a deliverer that had
+// fallen behind under load never caught up. The read of a webhook right
+// before each attempt (no attempt after its delete) is likewise one
+// statement for all lanes waiting on it (check.go).
+//
 // # A dead receiver does not slow the others
 //
 // Each endpoint has a circuit: after Config.CircuitThreshold consecutive
