@@ -3,13 +3,11 @@ package webhooks
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -82,231 +80,6 @@ func (d *Deliverer) endReadLocked(since uint64) {
 		oldest = min(oldest, g)
 	}
 	maps.DeleteFunc(d.finished, func(_ key, g uint64) bool { return g <= oldest })
-}
-
-// pair names a (webhook, conversation) queue.
-type pair struct{ webhook, conversation string }
-
-// lane is a queue the leader works on in memory: its attempts run one
-// after another on one goroutine, and when a delivery succeeds the next one
-// known in memory is sent at once, before the outcome is recorded. A lane
-// started by the fan-out from a queue that had nothing pending is complete:
-// every later delivery of the queue comes through the fan-out in version
-// order and is appended, so its queue holds every pending delivery after
-// the one in flight. Any other lane (a head promoted by a recording or
-// found by the dispatcher) may have pending rows it does not know of, so
-// nothing is appended to it and its successors come from the database. A
-// lane lives until its last outcome is recorded: until then the database
-// still shows its deliveries pending and the fan-out cannot start another.
-// A lane with deliveries but no worker or endpoint slot waits in
-// Deliverer.waiting for one.
-type lane struct {
-	queue      []job
-	running    bool // a goroutine is attempting its deliveries
-	waiting    bool // in Deliverer.waiting
-	unrecorded int  // outcomes handed to the recorder, not yet committed
-	complete   bool
-	stop       bool // an attempt failed: nothing more is sent from memory
-}
-
-// maxLaneQueue bounds the deliveries a lane holds in memory; beyond it the
-// database holds them (and the lane is no longer complete).
-const maxLaneQueue = 256
-
-// start attempts heads read since generation since.
-func (d *Deliverer) start(r *run, heads []job, since uint64) {
-	if len(heads) == 0 {
-		return
-	}
-	d.mu.Lock()
-	now := time.Now()
-	for _, j := range heads {
-		d.launchLocked(r, j, since, now, false)
-	}
-	d.mu.Unlock()
-}
-
-// launchLocked starts a lane for head j unless its webhook is gone, it is
-// in memory already, its outcome was recorded after the read that returned
-// it, or its endpoint's circuit is open (then it stays due for the
-// dispatcher). Without a free slot the lane waits for one.
-func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, complete bool) {
-	p := pair{j.webhook, j.conversationID}
-	if j.url == "" || d.finished[j.key] > since || d.inflight[j.key] || r.ctx.Err() != nil {
-		return
-	}
-	if l := d.lanes[p]; l != nil {
-		if !complete {
-			return // the lane's recordings promote it, or the dispatcher
-		}
-		// The fan-out found nothing pending in the queue: this lane's
-		// deliveries are all recorded, and from here it knows everything.
-		l.complete, l.stop = true, false
-		d.parkLocked(r, j, now)
-		return
-	}
-	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold) {
-		return
-	}
-	l := &lane{complete: complete, queue: []job{j}}
-	d.lanes[p] = l
-	d.inflight[j.key] = true
-	d.runLocked(r, p, l, now)
-}
-
-// runLocked starts l's goroutine on its first queued delivery if a slot is
-// free and the circuit allows, else queues the lane for a slot.
-func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
-	if d.running >= d.cfg.Workers || d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
-		if !l.waiting {
-			l.waiting = true
-			d.waiting = append(d.waiting, p)
-		}
-		return
-	}
-	c := d.circuit(p.webhook)
-	if !c.allows(now, d.cfg.CircuitThreshold) {
-		d.stopLocked(p, l) // its head stays due for the dispatcher
-		return
-	}
-	if c.failures >= d.cfg.CircuitThreshold {
-		c.probing = true // half-open: this attempt decides
-	}
-	d.running++
-	d.perHook[p.webhook]++
-	l.running, l.waiting = true, false
-	j := l.queue[0]
-	l.queue = l.queue[1:]
-	r.attempts.Go(func() { d.work(r, p, l, j) })
-}
-
-// startWaitingLocked gives freed slots to the lanes waiting for one, in
-// the order they began to wait.
-func (d *Deliverer) startWaitingLocked(r *run) {
-	now := time.Now()
-	for _, p := range d.waiting {
-		if d.running >= d.cfg.Workers {
-			break
-		}
-		l := d.lanes[p]
-		if l == nil || !l.waiting {
-			continue
-		}
-		if d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
-			continue // stays behind: kept by the rebuild below
-		}
-		l.waiting = false
-		d.runLocked(r, p, l, now)
-	}
-	// Keep those still waiting, in order.
-	kept := d.waiting[:0]
-	for _, p := range d.waiting {
-		if l := d.lanes[p]; l != nil && l.waiting {
-			kept = append(kept, p)
-		}
-	}
-	d.waiting = slices.Clip(kept)
-}
-
-// parkLocked appends a delivery the fan-out wrote behind a queue's head to
-// the queue's complete lane, starting the lane again if it had run dry.
-func (d *Deliverer) parkLocked(r *run, j job, now time.Time) {
-	p := pair{j.webhook, j.conversationID}
-	l := d.lanes[p]
-	if l == nil || !l.complete || l.stop || d.inflight[j.key] || r.ctx.Err() != nil {
-		return
-	}
-	if len(l.queue) >= maxLaneQueue {
-		// It stays pending in the database, promoted when its
-		// predecessor's outcome is recorded; the lane no longer knows
-		// every pending delivery.
-		l.complete = false
-		return
-	}
-	d.inflight[j.key] = true
-	l.queue = append(l.queue, j)
-	if !l.running && !l.waiting {
-		d.runLocked(r, p, l, now)
-	}
-}
-
-// work attempts a lane's deliveries in order: the next one only after its
-// predecessor succeeded, each after reading its webhook (the first was
-// read with it), so that a deleted webhook gets no further attempt.
-func (d *Deliverer) work(r *run, p pair, l *lane, j job) {
-	for {
-		o := d.attempt(r.ctx, j)
-		d.mu.Lock()
-		l.unrecorded++
-		next, more := d.nextLocked(r, p, l, o)
-		d.mu.Unlock()
-		select {
-		case r.outcomes <- o:
-		case <-r.ctx.Done():
-			return
-		}
-		if !more {
-			return
-		}
-		j = next
-		if err := d.refresh(r.ctx, &j); err != nil {
-			if r.ctx.Err() == nil && !errors.Is(err, pgx.ErrNoRows) {
-				d.log.Warn("webhooks: reading a webhook failed", "err", err)
-			}
-			// Nothing to record: the delivery stays pending (or went
-			// with its webhook); the dispatcher finds it once promoted.
-			d.mu.Lock()
-			delete(d.inflight, j.key)
-			l.complete, l.stop = false, true // j is no longer in memory
-			d.stopLocked(p, l)
-			d.startWaitingLocked(r)
-			d.mu.Unlock()
-			return
-		}
-	}
-}
-
-// refresh reads j's webhook right before its attempt.
-func (d *Deliverer) refresh(ctx context.Context, j *job) error {
-	return d.pool.QueryRow(ctx, `SELECT url, secret_sealed FROM webhooks WHERE id = $1`, j.webhook).Scan(&j.url, &j.sealed)
-}
-
-// nextLocked decides after an attempt: the lane's next delivery if this
-// one succeeded and the endpoint's circuit is closed, else the lane stops.
-func (d *Deliverer) nextLocked(r *run, p pair, l *lane, o outcome) (job, bool) {
-	if o.status == "delivered" && !l.stop && len(l.queue) > 0 && r.ctx.Err() == nil &&
-		d.circuit(p.webhook).failures < d.cfg.CircuitThreshold {
-		next := l.queue[0]
-		l.queue = l.queue[1:]
-		return next, true
-	}
-	if o.status != "delivered" {
-		l.stop = true
-	}
-	d.stopLocked(p, l)
-	d.startWaitingLocked(r)
-	return job{}, false
-}
-
-// stopLocked ends a lane's goroutine (or its wait) and frees its slot
-// (the caller then starts a waiting lane). Deliveries it still held stay pending in the database,
-// where recordings promote them.
-func (d *Deliverer) stopLocked(p pair, l *lane) {
-	for _, q := range l.queue {
-		delete(d.inflight, q.key)
-		l.complete = false
-	}
-	l.queue, l.waiting = nil, false
-	if l.running {
-		l.running = false
-		d.running--
-		if d.perHook[p.webhook]--; d.perHook[p.webhook] <= 0 {
-			delete(d.perHook, p.webhook)
-		}
-	}
-	if l.unrecorded == 0 {
-		delete(d.lanes, p)
-	}
 }
 
 func (d *Deliverer) dispatchLoop(r *run) {
@@ -550,27 +323,31 @@ UPDATE webhook_deliveries d SET status = o.status, attempts = d.attempts + 1, la
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS o(webhook_id, event_id, status, err, next)
 WHERE d.webhook_id = o.webhook_id AND d.event_id = o.event_id AND d.status = 'pending'`
 
+// maxRecordBatch bounds the outcomes of one recording transaction.
+const maxRecordBatch = 2048
+
 // recordLoop writes outcomes in batches (one transaction for all that
 // arrived meanwhile, like a group commit), promoting each finished head's
 // successor, and attempts the successors at once.
 func (d *Deliverer) recordLoop(r *run) {
 	ctx := r.ctx
 	for {
-		var batch []outcome
 		select {
 		case <-ctx.Done():
 			return
-		case o := <-r.outcomes:
-			batch = append(batch, o)
+		case <-r.recordWake:
 		}
-	drain:
-		for len(batch) < 512 {
-			select {
-			case o := <-r.outcomes:
-				batch = append(batch, o)
-			default:
-				break drain
-			}
+		d.mu.Lock()
+		batch := r.outbox[:min(len(r.outbox), maxRecordBatch)]
+		r.outbox = r.outbox[len(batch):]
+		if len(r.outbox) > 0 {
+			signal(r.recordWake)
+		} else {
+			r.outbox = nil
+		}
+		d.mu.Unlock()
+		if len(batch) == 0 {
+			continue
 		}
 		since := d.beginRead()
 		var heads []job
@@ -599,9 +376,8 @@ func (d *Deliverer) recordLoop(r *run) {
 			delete(d.inflight, o.key)
 			p := pair{o.webhook, o.conversationID}
 			if l := d.lanes[p]; l != nil {
-				if l.unrecorded--; l.unrecorded <= 0 && !l.running && !l.waiting && len(l.queue) == 0 {
-					delete(d.lanes, p)
-				}
+				l.unrecorded--
+				d.forgetIdleLocked(p, l)
 			}
 		}
 		now := time.Now()
@@ -619,19 +395,22 @@ func (d *Deliverer) recordLoop(r *run) {
 
 // record writes a batch of outcomes and promotes the successors of the
 // heads that are done, in one transaction and one round trip, and returns
-// the promoted heads ready to attempt.
+// the promoted heads ready to attempt. The queues' locks come first, as in
+// the fan-out: a row this transaction updated must never wait for a lock
+// that the fan-out holds while it waits for that row (a deadlock).
 func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) {
 	var hooks, events, statuses, errs []string
 	var nexts []*time.Time
-	var p pairs
+	var touched, done pairs
 	for _, o := range batch {
 		if o.status == "gone" {
 			continue
 		}
 		hooks, events, statuses = append(hooks, o.webhook), append(events, o.event), append(statuses, o.status)
 		errs, nexts = append(errs, o.err), append(nexts, o.next)
+		touched.add(o.webhook, o.conversationID)
 		if o.status != "pending" {
-			p.add(o.webhook, o.conversationID)
+			done.add(o.webhook, o.conversationID)
 		}
 	}
 	if len(hooks) == 0 {
@@ -639,30 +418,27 @@ func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) 
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	b.Queue(lockQueuesSQL, lockClass, touched.keys())
 	b.Queue(recordSQL, hooks, events, statuses, errs, nexts)
-	if len(p.hooks) > 0 {
-		b.Queue(lockQueuesSQL, lockClass, p.keys())
-		b.Queue(setHeadsSQL, p.hooks, p.convs)
+	if len(done.hooks) > 0 {
+		b.Queue(setHeadsSQL, done.hooks, done.convs)
 	}
 	b.Queue("COMMIT")
-	if len(p.hooks) > 0 {
-		b.Queue(endpointsSQL, p.webhooks())
+	if len(done.hooks) > 0 {
+		b.Queue(endpointsSQL, done.webhooks())
 	}
 	br := d.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for _, what := range []string{"begin", "record outcomes"} {
+	for _, what := range []string{"begin", "lock queues", "record outcomes"} {
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("webhooks: %s: %w", what, err)
 		}
 	}
-	if len(p.hooks) == 0 {
+	if len(done.hooks) == 0 {
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("webhooks: commit outcomes: %w", err)
 		}
 		return nil, nil
-	}
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("webhooks: lock queues: %w", err)
 	}
 	heads, err := collectJobs(br, nil)
 	if err != nil {

@@ -18,6 +18,9 @@ type metrics struct {
 	duration  prometheus.Histogram
 	pending   *prometheus.GaugeVec
 	fannedOut prometheus.Counter
+	// refills: reads of lanes' next deliveries; refilled: deliveries
+	// those reads brought back into memory.
+	refills, refilled prometheus.Counter
 }
 
 // lagBuckets bound delivery lags, for the histogram and the window alike.
@@ -48,6 +51,14 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "fanned_out_total",
 			Help: "Deliveries written from the journal by this node.",
 		}),
+		refills: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "lane_refills_total",
+			Help: "Reads of pending deliveries for lanes that had lost their complete in-memory view (one read serves many lanes).",
+		}),
+		refilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "lane_refilled_total",
+			Help: "Deliveries those reads brought back into lanes.",
+		}),
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.results.WithLabelValues(r)
@@ -60,6 +71,8 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m.duration = sbmetrics.Register(reg, m.duration)
 	m.pending = sbmetrics.Register(reg, m.pending)
 	m.fannedOut = sbmetrics.Register(reg, m.fannedOut)
+	m.refills = sbmetrics.Register(reg, m.refills)
+	m.refilled = sbmetrics.Register(reg, m.refilled)
 	return m
 }
 

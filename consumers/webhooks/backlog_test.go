@@ -1,0 +1,259 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/switchboard-dev/switchboard/consumers/journal"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// hookReceiver is a real receiver: it answers 503 while failing is set,
+// and otherwise verifies the signature, de-duplicates on webhook-id and
+// notes each conversation's versions in the order they first arrive.
+type hookReceiver struct {
+	t       *testing.T
+	srv     *httptest.Server
+	secret  string
+	failing atomic.Bool
+
+	mu       sync.Mutex
+	seen     map[string]bool
+	last     map[string]int64
+	order    []string
+	dups     int
+	badSig   int
+	refused  int
+	received int
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{t: t, seen: map[string]bool{}, last: map[string]int64{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failing.Load() {
+		r.refused++
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	var p Payload
+	if json.Unmarshal(body, &p) != nil || Verify(r.secret, req.Header, body, time.Now(), 5*time.Minute) != nil ||
+		req.Header.Get("webhook-id") != p.ID {
+		r.badSig++
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	if r.seen[p.ID] {
+		r.dups++
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	r.seen[p.ID] = true
+	r.received++
+	// The webhook takes every type, so each version of a conversation is
+	// an event: the first receipts must come as 1, 2, 3, ...
+	if p.Version != r.last[p.ConversationID]+1 {
+		r.order = append(r.order, fmt.Sprintf("%s: version %d after %d", p.ConversationID, p.Version, r.last[p.ConversationID]))
+	}
+	r.last[p.ConversationID] = max(r.last[p.ConversationID], p.Version)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *hookReceiver) counts() (received, refused int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received, r.refused
+}
+
+// backlogEnv is a migrated database with one account and a running
+// deliverer.
+type backlogEnv struct {
+	t    *testing.T
+	pool *pgxpool.Pool
+	reg  *prometheus.Registry
+	d    *Deliverer
+}
+
+func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	if err := persistence.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, `INSERT INTO accounts (id, name) VALUES ('acc_1', 'Backlog')`); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := NewSealer(NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.secret = secret
+	e := &backlogEnv{t: t, pool: pool, reg: prometheus.NewRegistry()}
+	// Quick retries and circuits, so that the receiver's recovery is
+	// noticed at once; the rest are production defaults.
+	e.d = New(pool, sealer, Config{AllowPrivate: true, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		CircuitMin: 20 * time.Millisecond, CircuitMax: 100 * time.Millisecond, DispatchInterval: 50 * time.Millisecond,
+		LockRetry: 50 * time.Millisecond, Timeout: 5 * time.Second}, nil, e.reg)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.d.Run(runCtx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+// commit appends events to the journal in transactions of up to 64 rows,
+// round robin over the conversations, as the group-commit writer does.
+func (e *backlogEnv) commit(convs int, from, to int64) {
+	e.t.Helper()
+	ctx := context.Background()
+	var batch [][]any
+	flush := func() {
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			for _, args := range batch {
+				if _, err := tx.Exec(ctx, `INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event)
+VALUES ($1, $2, 'acc_1', 'inb_1', $3, $4::jsonb)`, args...); err != nil {
+					return err
+				}
+			}
+			_, err := tx.Exec(ctx, "NOTIFY "+journal.Channel)
+			return err
+		})
+		if err != nil {
+			e.t.Fatalf("commit: %v", err)
+		}
+		batch = batch[:0]
+	}
+	for v := from; v <= to; v++ {
+		for c := range convs {
+			conv := fmt.Sprintf("conv_%03d", c)
+			ev := conversation.Event{Type: conversation.EventInbound, Version: v, At: time.Now(),
+				Item: &conversation.Item{ID: fmt.Sprintf("msg_%s_%d", conv, v), Seq: v, Direction: conversation.Inbound,
+					Kind: conversation.KindMessage, Channel: conversation.ChannelSMS, Body: "hello", CreatedAt: time.Now()}}
+			raw, err := json.Marshal(ev)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			batch = append(batch, []any{conv, v, string(ev.Type), string(raw)})
+			if len(batch) == 64 {
+				flush()
+			}
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+}
+
+func (e *backlogEnv) pending() int {
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// A receiver that refuses everything while a burst comes in leaves every
+// queue behind, its lanes without their in-memory view (their heads come
+// back through retries). Once it recovers, the backlog drains — with more
+// of the burst arriving meanwhile — every event exactly once after
+// de-duplication, in version order per conversation, and the lanes refill
+// from the database in shared reads instead of one recording per event.
+func TestBacklogDrainsAfterReceiverRecovers(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		conversations int
+		during, after int64 // events per conversation while refused, then while draining
+	}{
+		// The issue's shape: a few thousand events over ~100 conversations.
+		{"100 conversations", 100, 24, 8},
+		// Queues longer than a lane holds: refills that find more than
+		// they asked for, several per lane.
+		{"long queues", 8, 400, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcv := newHookReceiver(t)
+			rcv.failing.Store(true)
+			e := newBacklogEnv(t, rcv)
+			e.commit(tc.conversations, 1, tc.during)
+			backlog := tc.conversations * int(tc.during)
+			poll.Until(t, time.Minute, "the burst fanned out and refused", func() bool {
+				_, refused := rcv.counts()
+				return testutil.ToFloat64(e.d.m.fannedOut) >= float64(backlog) && refused >= tc.conversations
+			})
+			if got, _ := rcv.counts(); got != 0 {
+				t.Fatalf("%d events arrived while the receiver refused them", got)
+			}
+
+			start := time.Now()
+			rcv.failing.Store(false)
+			e.commit(tc.conversations, tc.during+1, tc.during+tc.after)
+			total := tc.conversations * int(tc.during+tc.after)
+			poll.Until(t, 2*time.Minute, "the backlog drained", func() bool {
+				got, _ := rcv.counts()
+				return got >= total
+			})
+			elapsed := time.Since(start)
+			poll.Until(t, 30*time.Second, "every outcome recorded", func() bool { return e.pending() == 0 })
+
+			rcv.mu.Lock()
+			defer rcv.mu.Unlock()
+			if len(rcv.seen) != total {
+				t.Errorf("%d distinct events, want %d", len(rcv.seen), total)
+			}
+			for c := range tc.conversations {
+				if conv := fmt.Sprintf("conv_%03d", c); rcv.last[conv] != tc.during+tc.after {
+					t.Errorf("%s: last version %d, want %d", conv, rcv.last[conv], tc.during+tc.after)
+				}
+			}
+			if len(rcv.order) > 0 {
+				t.Errorf("out of order: %v", rcv.order[:min(5, len(rcv.order))])
+			}
+			if rcv.badSig > 0 {
+				t.Errorf("%d deliveries failed signature verification", rcv.badSig)
+			}
+			reads, refilled := testutil.ToFloat64(e.d.m.refills), testutil.ToFloat64(e.d.m.refilled)
+			if refilled < float64(backlog)/2 || refilled < 4*reads {
+				t.Errorf("lanes refilled %.0f deliveries in %.0f reads: the backlog did not drain from memory in batches", refilled, reads)
+			}
+			t.Logf("drained %d events (%d backlog) in %v: %.0f events/s; %d duplicates; %.0f refill reads brought back %.0f deliveries",
+				total, backlog, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), rcv.dups, reads, refilled)
+		})
+	}
+}
