@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard-dev/switchboard/actors"
 	"github.com/switchboard-dev/switchboard/internal/poll"
@@ -110,6 +112,33 @@ func TestAdminClusterActivationsOfEveryMember(t *testing.T) {
 		}
 		return true
 	})
+	last = ""
 	// Measured, not asserted: how long gossip took to carry the counts.
 	t.Logf("every node showed %v %s after the last activation", want, time.Since(placed).Round(time.Millisecond))
+
+	// The admin page of a node shows the same numbers for every member.
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(nodes[1].URL()+"/admin/"),
+		chromedp.SetValue(`[data-testid="login-token"]`, testAdminToken),
+		chromedp.Click(`[data-testid="login-submit"]`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx, waitTrue(fmt.Sprintf(`(() => {
+		const want = %s, rows = [...document.querySelectorAll("#members tr")];
+		const cell = (r, kind) => Number(r.querySelector('[data-kind="' + kind + '"]')?.textContent);
+		return rows.length === Object.keys(want).length && rows.every((r) => {
+			const w = want[r.children[1].textContent];
+			return !!w && cell(r, "conversation") === w.conversation && cell(r, "inbox") === w.inbox;
+		});
+	})()`, wantJSON)))
+	if err != nil {
+		t.Fatalf("admin page did not show %s: %v (table: %q)", wantJSON, err, text(t, ctx, "#members"))
+	}
 }
