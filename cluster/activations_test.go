@@ -140,3 +140,54 @@ func TestGossipKeyDropsTheClusterPrefix(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHeartbeats is the cost of the admin page's numbers for the other
+// members of a three-node cluster: one local request to the gossip actor.
+func BenchmarkHeartbeats(b *testing.B) {
+	agent := test.NewInMemAgent()
+	var nodes []*Node
+	for range 3 {
+		n, err := Start(context.Background(), Config{Agent: agent}, echoKind())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(n.Stop)
+		nodes = append(nodes, n)
+	}
+	wake := make(chan struct{}, 1)
+	defer nodes[0].NotifyHeartbeats(wake)()
+	poll.UntilSignaled(b, 20*time.Second, "heartbeats of both others", wake, func() bool {
+		beats, err := nodes[0].Heartbeats()
+		return err == nil && len(beats) == 2
+	})
+	b.Run("gossip", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := nodes[0].Heartbeats(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The alternative: asking each other member over a request, here one
+	// echo round trip to an activation on each.
+	ids := map[string]string{} // address -> an identity it owns
+	ctx := context.Background()
+	for i := 0; len(ids) < 2; i++ {
+		id := fmt.Sprintf("b-%d", i)
+		res, err := nodes[0].Request(ctx, "echo", id, wrapperspb.String(id))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if addr, _, _ := strings.Cut(res.(*wrapperspb.StringValue).Value, "|"); addr != nodes[0].Address() {
+			ids[addr] = id
+		}
+	}
+	b.Run("ask-each-member", func(b *testing.B) {
+		for b.Loop() {
+			for _, id := range ids {
+				if _, err := nodes[0].Request(ctx, "echo", id, wrapperspb.String(id)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
