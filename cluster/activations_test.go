@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/switchboard-dev/switchboard/internal/etcdtest"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
@@ -26,14 +28,39 @@ func TestHeartbeatsCountEveryMembersActivations(t *testing.T) {
 		startNode(t, Config{Agent: agent}),
 	}
 	awaitMembers(t, 3, nodes...)
+	countActivations(t, nodes)
+}
 
+// Over etcd member ids carry a "<cluster>@" prefix that gossip keys lack,
+// and the members talk mutual TLS, as docker-compose runs them.
+func TestHeartbeatsOverEtcd(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	name := "etcdbeat" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ca, dir := newCA(t, "cluster CA"), t.TempDir()
+	a := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}, TLS: loadTLS(t, memberFiles(t, ca, dir, "a"))})
+	b := startNode(t, Config{Provider: ProviderEtcd, Name: name, EtcdEndpoints: []string{endpoint}, TLS: loadTLS(t, memberFiles(t, ca, dir, "b"))})
+	nodes := []*Node{a, b}
+	awaitMembers(t, 2, nodes...)
+	for _, n := range nodes {
+		if me, ok := n.Self(); !ok || !strings.HasPrefix(me.ID, name+"@") {
+			t.Fatalf("%s: self %+v, %v", n.Address(), me, ok)
+		}
+	}
+	countActivations(t, nodes)
+}
+
+// countActivations activates known numbers of echo identities on the
+// nodes, then stops some, and waits each time for every node's view of the
+// others to match.
+func countActivations(t *testing.T, nodes []*Node) {
+	t.Helper()
 	// owner[id] is the address that serves it: the echo says so.
 	owner := map[string]string{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 30 {
 		id := fmt.Sprintf("e-%d", i)
-		res, err := nodes[i%3].Request(ctx, "echo", id, wrapperspb.String(id))
+		res, err := nodes[i%len(nodes)].Request(ctx, "echo", id, wrapperspb.String(id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,18 +146,6 @@ func addressOf(t *testing.T, n *Node, memberID string) string {
 	}
 	t.Fatalf("heartbeat of %s, not a member", memberID)
 	return ""
-}
-
-func TestSelfIsTheMemberOfThisNode(t *testing.T) {
-	agent := test.NewInMemAgent()
-	a, b := startNode(t, Config{Agent: agent}), startNode(t, Config{Agent: agent})
-	awaitMembers(t, 2, a, b)
-	for _, n := range []*Node{a, b} {
-		me, ok := n.Self()
-		if !ok || me.Address != n.Address() {
-			t.Errorf("%s: self %+v, %v", n.Address(), me, ok)
-		}
-	}
 }
 
 func TestGossipKeyDropsTheClusterPrefix(t *testing.T) {
