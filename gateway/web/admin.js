@@ -74,12 +74,24 @@ async function api(path, method = "GET") {
 }
 function text(s) { const d = document.createElement("div"); d.textContent = s == null ? "—" : String(s); return d.innerHTML; }
 
+// counted says how fresh a member's numbers are: the answering node counts
+// its own, the others' arrive in their gossip heartbeats every 300 ms, so
+// numbers seconds old mean the member has stopped reporting.
+function counted(m) {
+  if (!m.activations) return `<td>not heard from yet</td>`;
+  const age = m.activations_age_ms || 0;
+  if (m.self || age === 0) return `<td>now</td>`;
+  const stale = age > 2000;
+  return `<td class="${stale ? "stale" : ""}" title="from its gossip heartbeat">${text((age / 1000).toFixed(1))} s ago${stale ? " (stale)" : ""}</td>`;
+}
+
 async function refresh() {
   try {
     const [cluster, stats] = await Promise.all([api("/v1/admin/cluster"), api("/v1/admin/stats")]);
     $("members").innerHTML = cluster.members.map((m) => `<tr data-id="${text(m.id)}">
       <td>${text(m.id)}${m.self || m.id === cluster.self ? " (this node)" : ""}</td><td>${text(m.address)}</td><td>${text((m.kinds || []).join(", "))}</td>
-      <td>${text(m.activations && m.activations.conversation)}</td><td>${text(m.activations && m.activations.inbox)}</td><td>${text(m.status)}</td></tr>`).join("");
+      <td data-kind="conversation">${text(m.activations && m.activations.conversation)}</td><td data-kind="inbox">${text(m.activations && m.activations.inbox)}</td>
+      ${counted(m)}<td>${text(m.status)}</td></tr>`).join("");
     $("stats").innerHTML = Object.entries(stats).filter(([, v]) => typeof v !== "object")
       .map(([k, v]) => `<dt>${text(k)}</dt><dd data-key="${text(k)}">${text(typeof v === "number" ? Math.round(v * 100) / 100 : v)}</dd>`).join("");
     $("indexer").textContent = stats.indexer_paused ? "Indexing is paused." : "Indexing is running.";
