@@ -67,7 +67,7 @@ func BenchmarkContactJSONReference(b *testing.B) {
 func BenchmarkSummaryJSON(b *testing.B) {
 	s := Summary{ID: "cv_0123456789abcdef", AccountID: "acc_0123", InboxID: "inb_0123", Status: "open",
 		Contact: Contact{ID: "ct_0123456789abcdef", Phone: "+14155550123", Name: "Ada Lovelace"},
-		Tags: []string{"vip"}, Channel: "sms", Version: 42}
+		Tags:    []string{"vip"}, Channel: "sms", Version: 42}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := json.Marshal(&s); err != nil {
