@@ -28,6 +28,7 @@ type conversationGrain struct {
 	log  *slog.Logger
 
 	state   *conversation.State
+	sumJSON []byte // state.Summary encoded, nil until needed: one encoding per version
 	epoch   int64
 	loaded  bool
 	dirty   int // events since the last snapshot
@@ -130,9 +131,8 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			g.deliver(ctx, notify)
 		} else if g.announce && g.state.Exists() {
 			st := g.state.Summary
-			raw, _ := json.Marshal(st) // the reply may be an error, without it
 			g.deliver(ctx, &actorpb.SummaryChanged{AccountId: st.AccountID, InboxId: st.InboxID, ConversationId: g.id,
-				Version: st.Version, SummaryJson: raw, WasStatus: string(st.Status)})
+				Version: st.Version, SummaryJson: g.summaryJSON(), WasStatus: string(st.Status)})
 		}
 		g.autoAssign(ctx)
 		g.announce = false
@@ -175,7 +175,7 @@ func (g *conversationGrain) load(ctx context.Context) error {
 	if st.Version() != head {
 		return fmt.Errorf("restored version %d but head is at %d", st.Version(), head)
 	}
-	g.state, g.epoch, g.loaded = st, epoch, true
+	g.state, g.sumJSON, g.epoch, g.loaded = st, nil, epoch, true
 	g.announce = st.Exists()
 	g.dirty = len(events)
 	g.deps.Metrics.JournalReplay.Observe(float64(len(events)))
@@ -249,9 +249,12 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	next := st.Clone()
 	conversation.Apply(next, ev)
 	ev.Summary = &next.Summary // for journal consumers (webhooks)
+	// Encoded once here for every consumer: the journal and read-model rows,
+	// the reply, the inbox and its websockets all carry these bytes.
+	sumJSON, itemJSON := encodeOnce(&next.Summary, ev.Item)
 	err = g.deps.Writer.Append(ctx, persistence.Append{
 		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
-		DueAt: conversation.NextDue(&next.Summary, settings),
+		DueAt: conversation.NextDue(&next.Summary, settings), SummaryJSON: sumJSON, ItemJSON: itemJSON,
 	})
 	switch {
 	case err == nil:
@@ -274,23 +277,55 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit outcome unknown")}, nil
 	}
 	g.assignPending = conversation.ShouldAutoAssign(&st.Summary, &next.Summary, ev, settings)
-	g.state = next
+	g.state, g.sumJSON = next, sumJSON
 	g.dirty++
 	if g.dirty >= g.deps.Config.SnapshotEvery {
 		g.snapshot()
 	}
-	reply := g.reply(ev.Item, false)
+	reply := &actorpb.ConversationReply{SummaryJson: g.summaryJSON(), ItemJson: itemJSON}
+	if itemJSON == nil && ev.Item != nil {
+		reply.ItemJson, _ = json.Marshal(ev.Item)
+	}
 	return reply, &actorpb.SummaryChanged{AccountId: next.Summary.AccountID, InboxId: next.Summary.InboxID,
 		ConversationId: g.id, Version: next.Version(), SummaryJson: reply.SummaryJson, WasStatus: string(was)}
 }
 
 func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.ConversationReply {
-	r := &actorpb.ConversationReply{Duplicate: dup}
-	r.SummaryJson, _ = json.Marshal(g.state.Summary)
+	r := &actorpb.ConversationReply{Duplicate: dup, SummaryJson: g.summaryJSON()}
 	if item != nil {
 		r.ItemJson, _ = json.Marshal(item)
 	}
 	return r
+}
+
+// summaryJSON is the current summary encoded, encoding it at most once per
+// version.
+func (g *conversationGrain) summaryJSON() []byte {
+	if g.sumJSON == nil {
+		g.sumJSON = marshalShared(&g.state.Summary)
+	}
+	return g.sumJSON
+}
+
+// encodeOnce encodes a new summary and its item; nil for what fails to
+// encode, which the writer then encodes itself and reports.
+func encodeOnce(sum *conversation.Summary, item *conversation.Item) (sumJSON, itemJSON []byte) {
+	sumJSON = marshalShared(sum)
+	if item != nil {
+		itemJSON = marshalShared(item)
+	}
+	return sumJSON, itemJSON
+}
+
+// marshalShared encodes v into bytes that many goroutines may hold at once:
+// capped at their length, so a holder's append copies instead of writing
+// into a spare byte another holder shares.
+func marshalShared(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b[:len(b):len(b)]
 }
 
 // replayed answers a command delivered twice from the item it produced.

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,6 +24,7 @@ func TestLoadtestSmoke(t *testing.T) {
 	cfg := loadtest.SmokeConfig(n.URL(), testAdminToken)
 	cfg.PauseIndexerFor = time.Second
 	cfg.SearchSample = 0.2
+	cfg.ProfilePath = filepath.Join(t.TempDir(), "cpu.pprof")
 	rep, err := loadtest.Run(ctx, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +38,22 @@ func TestLoadtestSmoke(t *testing.T) {
 	}
 	if rep.Throughput.Acked == 0 || rep.Throughput.Updates == 0 || rep.IndexerPause == nil || rep.IndexerPause.Error != "" {
 		t.Fatalf("figures missing: throughput %+v, pause %+v", rep.Throughput, rep.IndexerPause)
+	}
+	// The node's CPU over the window and its profile (--profile).
+	if c := rep.NodeCPU; c == nil || c.Error != "" || c.Writes == 0 || c.CPUSeconds <= 0 || c.USPerWrite <= 0 {
+		t.Fatalf("node cpu: %+v", rep.NodeCPU)
+	}
+	// A pprof profile is a gzipped protobuf; go tool pprof reads it.
+	raw, err := os.ReadFile(cfg.ProfilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("--profile wrote no CPU profile (%d bytes): %v", len(raw), err)
+	}
+	if pb, err := io.ReadAll(zr); err != nil || len(pb) == 0 {
+		t.Fatalf("--profile wrote no CPU profile: %d bytes, %v", len(pb), err)
 	}
 	t.Logf("smoke: %d acked, ack p99 %.1f ms, freshness p99 %.1f ms, index lag p99 %.1f ms",
 		rep.Throughput.Acked, rep.Latency.Ack.P99MS, rep.Latency.Freshness.P99MS, rep.Latency.IndexLag.P99MS)

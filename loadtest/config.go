@@ -50,6 +50,10 @@ type Config struct {
 	MaxErrors       int64         // failed operations tolerated; negative: any number
 
 	JSONPath string // where Main writes the JSON report; "-" is stdout
+
+	// ProfilePath, if set, receives the node's CPU profile over the
+	// measured window (GET /debug/pprof/profile, admin token).
+	ProfilePath string
 }
 
 // DefaultConfig returns the scenario the flags describe when none is given
@@ -208,6 +212,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (Con
 	fs.DurationVar(&cfg.MaxFreshnessP99, "max-freshness-p99", cfg.MaxFreshnessP99, "fail when freshness p99 is above this (0: off)")
 	fs.Int64Var(&cfg.MaxErrors, "max-errors", cfg.MaxErrors, "fail when more operations than this failed (negative: off)")
 	fs.StringVar(&cfg.JSONPath, "json", cfg.JSONPath, "write every figure as JSON to `FILE` (- for stdout)")
+	fs.StringVar(&cfg.ProfilePath, "profile", cfg.ProfilePath, "write the node's CPU profile over the measured window to `FILE` (go tool pprof FILE)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -29,6 +29,13 @@
 //   - --compare-sql: the inbox first page (conversations?limit=50 then
 //     counts) through the API, beside the page and counts queries on the
 //     conversations read model; ratio = SQL / API at p50 and p99.
+//   - node cpu: the node process's CPU seconds over the measured window
+//     (process_cpu_seconds_total on its /metrics, read at the window's
+//     start and end: the node alone, not PostgreSQL or this tool) divided
+//     by the writes acknowledged meanwhile, in µs per write; also as
+//     cores. --profile FILE captures the node's CPU profile over the same
+//     window from /debug/pprof/profile (admin token): `go tool pprof -top
+//     FILE`. A profile asked for and not obtained fails the run.
 //
 // # Correctness counters (must be zero)
 //

@@ -27,6 +27,7 @@ type Report struct {
 	Latency      Latencies         `json:"latency_ms"`
 	IndexerPause *IndexerPause     `json:"indexer_pause"` // null unless --pause-indexer-for
 	CompareSQL   *CompareSQL       `json:"compare_sql"`   // null unless --compare-sql
+	NodeCPU      *NodeCPU          `json:"node_cpu"`
 	Counters     Counters          `json:"counters"`
 	Errors       map[string]int64  `json:"errors_by_kind"`
 	FirstErrors  map[string]string `json:"first_errors"` // the first message of each kind
@@ -147,7 +148,7 @@ type Threshold struct {
 	OK    bool    `json:"ok"`
 }
 
-func (r *runner) report(startedAt, finished time.Time, c trackerCounts) *Report {
+func (r *runner) report(startedAt, finished time.Time, c trackerCounts, cpu *NodeCPU) *Report {
 	cfg := r.cfg
 	host, _ := os.Hostname()
 	measured := cfg.Duration.Seconds()
@@ -217,6 +218,7 @@ func (r *runner) report(startedAt, finished time.Time, c trackerCounts) *Report 
 		},
 		Errors:      kinds,
 		FirstErrors: first,
+		NodeCPU:     cpu,
 	}
 	rep.Counters.Lost = rep.Counters.LostUpdates + rep.Counters.LostSearch
 
@@ -360,6 +362,10 @@ func (r *Report) Validate() error {
 			}
 		}
 	}
+	if n := r.NodeCPU; n != nil && n.Profile != "" && n.Error != "" {
+		// Asked for explicitly, so its absence fails the run.
+		errs = append(errs, fmt.Errorf("--profile: %s", n.Error))
+	}
 	for _, c := range []struct {
 		name string
 		v    int64
@@ -439,6 +445,17 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			fmt.Fprintf(&b, "indexer     pause failed: %s\n", p.Error)
 		} else {
 			fmt.Fprintf(&b, "indexer     paused %.1fs: index lag p99 %s while freshness p99 %s\n", p.PausedS, fmtMS(p.IndexLagP99MS), fmtMS(p.FreshnessP99MS))
+		}
+	}
+	if n := r.NodeCPU; n != nil {
+		if n.Error != "" {
+			fmt.Fprintf(&b, "node cpu    not measured: %s\n", n.Error)
+		}
+		if n.Writes > 0 {
+			fmt.Fprintf(&b, "node cpu    %.2f s over %.1f s (%.2f cores): %.0f µs per write (%d writes)\n", n.CPUSeconds, n.WindowS, n.Cores, n.USPerWrite, n.Writes)
+		}
+		if n.Profile != "" && n.Error == "" {
+			fmt.Fprintf(&b, "profile     %s (go tool pprof -top %s)\n", n.Profile, n.Profile)
 		}
 	}
 	if cs := r.CompareSQL; cs != nil {

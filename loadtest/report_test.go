@@ -36,7 +36,7 @@ func reportFrom(cfg Config, feed bool, c trackerCounts) *Report {
 		r.resumedAt.Store(now.Add(time.Second).UnixNano())
 	}
 	start := time.Now()
-	return r.report(start, start.Add(12*time.Second), c)
+	return r.report(start, start.Add(12*time.Second), c, nil)
 }
 
 // jsonPaths lists every leaf of v as dotted paths.

@@ -230,6 +230,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		bgWG.Add(1)
 		go func() { defer bgWG.Done(); r.compareLoop(loadCtx, cmp) }()
 	}
+	// Not under loadCtx: the window's end sample must be taken even when
+	// the last sends are still out.
+	cpuCtx, stopCPU := context.WithCancel(ctx)
+	defer stopCPU()
+	cpuDone := make(chan *NodeCPU, 1)
+	go func() { cpuDone <- r.measureNodeCPU(cpuCtx) }()
 	progressDone := make(chan struct{})
 	var progressWG sync.WaitGroup
 	progressWG.Add(1)
@@ -279,7 +285,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	subWG.Wait()
 
 	counts := r.tr.finish()
-	rep := r.report(startedAt, finished, counts)
+	rep := r.report(startedAt, finished, counts, <-cpuDone)
 	return rep, nil
 }
 

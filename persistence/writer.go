@@ -38,6 +38,12 @@ type Append struct {
 	// DueAt is the conversation's next due time (conversation.NextDue),
 	// stored in the read model's due_at for the timer scanner; nil: none.
 	DueAt *time.Time
+	// SummaryJSON and ItemJSON, when set, are Summary and Item as the
+	// caller already encoded them (the conversation actor encodes each once
+	// for its reply, the inbox and these rows); nil: the writer encodes
+	// them. Event.Summary, when set, must be the Summary, and Event.Item
+	// the Item: the journal row reuses these encodings for them.
+	SummaryJSON, ItemJSON []byte
 }
 
 // IdempotencyKey is a client-supplied key in its scope, e.g.
@@ -276,23 +282,54 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 			r.keys = append(r.keys, k)
 		}
 	}
-	ev, err := json.Marshal(a.Event)
+	sum := a.SummaryJSON
+	if sum == nil {
+		var err error
+		if sum, err = json.Marshal(&a.Summary); err != nil {
+			return nil, fmt.Errorf("persistence: append %s@%d: encode summary: %w", id, v, err)
+		}
+	}
+	item := a.ItemJSON
+	if a.Item != nil && item == nil {
+		var err error
+		if item, err = json.Marshal(a.Item); err != nil {
+			return nil, fmt.Errorf("persistence: append %s@%d: encode item: %w", id, v, err)
+		}
+	}
+	ev, err := encodeEvent(&a, sum, item)
 	if err != nil {
 		return nil, fmt.Errorf("persistence: append %s@%d: encode event: %w", id, v, err)
 	}
-	sum, err := json.Marshal(a.Summary)
-	if err != nil {
-		return nil, fmt.Errorf("persistence: append %s@%d: encode summary: %w", id, v, err)
-	}
 	r.event, r.sum = string(ev), string(sum)
 	if a.Item != nil {
-		it, err := json.Marshal(a.Item)
-		if err != nil {
-			return nil, fmt.Errorf("persistence: append %s@%d: encode item: %w", id, v, err)
-		}
-		r.item = string(it)
+		r.item = string(item)
 	}
 	return r, nil
+}
+
+// encodeEvent encodes a.Event for the journal with its summary and item
+// taken from sum and item, already encoded, rather than encoded once more:
+// they are the largest part of the event.
+func encodeEvent(a *Append, sum, item []byte) ([]byte, error) {
+	ev := a.Event
+	var tail []byte
+	if ev.Item != nil && ev.Item == a.Item {
+		ev.Item = nil
+		tail = append(append(tail, `,"item":`...), item...)
+	}
+	if ev.Summary != nil {
+		ev.Summary = nil
+		tail = append(append(tail, `,"summary":`...), sum...)
+	}
+	raw, err := json.Marshal(&ev)
+	if err != nil || len(tail) == 0 {
+		return raw, err
+	}
+	// raw is an object with at least type, version and at: its closing
+	// brace makes room for the spliced fields.
+	out := make([]byte, 0, len(raw)+len(tail))
+	out = append(append(append(out, raw[:len(raw)-1]...), tail...), '}')
+	return out, nil
 }
 
 // Close stops accepting appends and snapshots (ErrClosed afterwards),

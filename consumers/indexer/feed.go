@@ -157,7 +157,11 @@ func decode(batch []entry) ([]search.Document, []failure, map[string]entry) {
 		if e.Event == nil {
 			continue
 		}
-		var ev conversation.Event
+		// Only the item: the event also carries the whole summary, which
+		// decoding into Event would allocate for nothing.
+		var ev struct {
+			Item *conversation.Item `json:"item"`
+		}
 		if err := json.Unmarshal(e.Event, &ev); err != nil {
 			failures = append(failures, failure{entry: e, reason: "undecodable event: " + err.Error()})
 			continue

@@ -102,21 +102,41 @@ type Contact struct {
 // MarshalJSON writes every field the API lists for a contact (id, phone,
 // email, handle, name), null when unset, rather than dropping absent ones.
 // Decoding needs no counterpart: null leaves a string field empty.
+//
+// It is on every summary's path (one per message, each encoded once), so it
+// writes the object itself rather than going through a second json.Marshal
+// of an anonymous struct; contactJSONReference is the specification.
 func (c Contact) MarshalJSON() ([]byte, error) {
-	orNull := func(s string) *string {
-		if s == "" {
-			return nil
+	b := make([]byte, 0, 96+len(c.ID)+len(c.Phone)+len(c.Email)+len(c.Handle)+len(c.Name))
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, c.ID)
+	for _, f := range [...]struct{ key, v string }{{`,"phone":`, c.Phone}, {`,"email":`, c.Email}, {`,"handle":`, c.Handle}, {`,"name":`, c.Name}} {
+		b = append(b, f.key...)
+		if f.v == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, f.v)
 		}
-		return &s
 	}
-	return json.Marshal(struct {
-		ID       string  `json:"id"`
-		Phone    *string `json:"phone"`
-		Email    *string `json:"email"`
-		Handle   *string `json:"handle"`
-		Name     *string `json:"name"`
-		OptedOut bool    `json:"opted_out"`
-	}{c.ID, orNull(c.Phone), orNull(c.Email), orNull(c.Handle), orNull(c.Name), c.OptedOut})
+	if c.OptedOut {
+		return append(b, `,"opted_out":true}`...), nil
+	}
+	return append(b, `,"opted_out":false}`...), nil
+}
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// writes it: plain printable ASCII as is, anything else (escapes, HTML
+// characters, non-ASCII, invalid UTF-8) through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Item is one entry of a conversation's timeline: a message, a note or a
