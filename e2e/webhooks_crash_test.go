@@ -39,14 +39,14 @@ type hookSink struct {
 	srvMu sync.Mutex
 	srv   *http.Server // nil while down
 
-	mu        sync.Mutex
-	first     map[string]hookReceipt // by webhook-id
-	last      map[string]int64       // highest version received, by conversation
-	order     []string
-	dups      int
-	badSig    int
-	refused   int // 500s answered
-	timedOut  int // hung requests the deliverer gave up on
+	mu       sync.Mutex
+	first    map[string]hookReceipt // by webhook-id
+	last     map[string]int64       // highest version received, by conversation
+	order    []string
+	dups     int
+	badSig   int
+	refused  int // 500s answered
+	timedOut int // hung requests the deliverer gave up on
 }
 
 type hookReceipt struct{ committed, received time.Time }
