@@ -45,8 +45,10 @@ type hookSink struct {
 	order    []string
 	dups     int
 	badSig   int
-	refused  int // 500s answered
-	timedOut int // hung requests the deliverer gave up on
+	refused  int            // 500s answered
+	timedOut int            // hung requests the deliverer gave up on
+	received map[string]int // deliveries by webhook-id, duplicates included
+	hold     *hookHold
 }
 
 type hookReceipt struct{ committed, received time.Time }
@@ -63,7 +65,7 @@ func newHookSink(t *testing.T, name string) *hookSink {
 		t.Fatal(err)
 	}
 	s := &hookSink{name: name, addr: ln.Addr().String(), wake: make(chan struct{}, 1),
-		first: map[string]hookReceipt{}, last: map[string]int64{}}
+		first: map[string]hookReceipt{}, last: map[string]int64{}, received: map[string]int{}}
 	s.serveOn(ln)
 	t.Cleanup(func() { s.down() })
 	return s
@@ -112,6 +114,13 @@ func (s *hookSink) signal() {
 
 func (s *hookSink) serve(w http.ResponseWriter, req *http.Request) {
 	defer s.signal()
+	// Reading the body first lets the server notice the deliverer hang
+	// up: it watches the connection only once the body is consumed.
+	body, err := io.ReadAll(req.Body)
+	now := time.Now()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
 	switch s.mode.Load().(string) {
 	case "500":
 		s.mu.Lock()
@@ -134,34 +143,52 @@ func (s *hookSink) serve(w http.ResponseWriter, req *http.Request) {
 		// Never an answer: the connection closes without one.
 		panic(http.ErrAbortHandler)
 	}
-	body, err := io.ReadAll(req.Body)
-	now := time.Now()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
 	verr := client.VerifyWebhook(s.secret, req.Header, body, 5*time.Minute)
 	var ev client.WebhookEvent
 	if verr == nil {
 		verr = json.Unmarshal(body, &ev)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if verr != nil || ev.ID != req.Header.Get("webhook-id") || ev.ConversationID == "" {
+		s.mu.Lock()
 		s.badSig++
+		s.mu.Unlock()
 		http.Error(w, "bad signature", http.StatusBadRequest)
 		return
 	}
-	if _, seen := s.first[ev.ID]; seen {
+	if hold := s.receive(ev, now); hold != nil {
+		// Processed, and the answer held until the deliverer is dead: it
+		// never learns, and must send the event again.
+		hold.caught <- ev.ID
+		<-hold.release
+		panic(http.ErrAbortHandler)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// hookHold catches one delivery: the receiver processes it and holds its
+// answer until release is closed.
+type hookHold struct {
+	caught  chan string
+	release chan struct{}
+}
+
+// receive records a verified delivery, and returns the armed hold if this
+// is the one to hold (a first receipt).
+func (s *hookSink) receive(ev client.WebhookEvent, now time.Time) *hookHold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.received[ev.ID]++; s.received[ev.ID] > 1 {
 		s.dups++
-		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	}
 	s.first[ev.ID] = hookReceipt{committed: ev.CreatedAt, received: now}
 	if ev.Version != s.last[ev.ConversationID]+1 {
 		s.order = append(s.order, fmt.Sprintf("%s: version %d after %d", ev.ConversationID, ev.Version, s.last[ev.ConversationID]))
 	}
 	s.last[ev.ConversationID] = max(s.last[ev.ConversationID], ev.Version)
-	w.WriteHeader(http.StatusNoContent)
+	hold := s.hold
+	s.hold = nil
+	return hold
 }
 
 func (s *hookSink) stat(f func() int) int {
@@ -370,14 +397,16 @@ func awaitReceipt(t *testing.T, s *hookSink, within time.Duration, what string, 
 
 // TestWebhooksSurviveSIGKILL is the fault run of docs/api.md "Webhooks"
 // against the real binary with its shipped deliverer settings (10 s
-// attempt timeout, backoff from 1 s, circuit per endpoint): receiver A
-// answers 500, the node is SIGKILLed and restarted on the same database,
-// then A hangs past the timeout, then its listener is closed, then it
-// recovers; receiver B is healthy throughout. Afterwards both have every
-// committed event exactly once after de-duplication on webhook-id, every
-// signature verifies, per conversation in version order, and nothing is
-// pending or failed. B getting everything while A is still down proves it
-// never waited for A; its lag is reported, not asserted.
+// attempt timeout, backoff from 1 s, a circuit per endpoint), over rounds
+// of traffic: receiver A answers 500, and the node is SIGKILLed while a
+// delivery to receiver B is in flight (B processed it, the deliverer never
+// heard back) and restarted on the same database; then A hangs past the
+// timeout, then its listener is closed, then it recovers. B is healthy
+// throughout. Afterwards both have every committed event exactly once
+// after de-duplication on webhook-id, the event caught in flight twice,
+// every signature verifies, each conversation's versions arrive in order,
+// and nothing is pending or failed. B having everything while A is still
+// down proves it never waited for A; its lag is reported, not asserted.
 func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	const convs = 100
 	bin := buildSwitchboard(t)
@@ -396,6 +425,11 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	c := api{t: t, base: srv.base}
 	tn := newTenant(t, c, "Hooks")
 	k := c.with(tn.key)
+	db, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
 
 	a := newHookSink(t, "receiver A (faulty)")
 	b := newHookSink(t, "receiver B (healthy)")
@@ -409,93 +443,117 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	l := &hookLoad{key: tn.key, inbox: tn.inbox, ready: make(chan struct{}),
 		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
 	l.base.Store(&srv.base)
-	checkLoad := func(what string) {
+	var phases []lagPhase
+	// round sends one round of traffic as a phase of B's lag report.
+	round := func(n int, name string, halfway chan<- struct{}) {
 		t.Helper()
+		from := time.Now()
+		l.round(n, convs, halfway)
+		phases = append(phases, lagPhase{name: name, from: from, to: time.Now()})
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if len(l.failures) > 0 {
-			t.Fatalf("%s: %d requests failed, first: %s", what, len(l.failures), l.failures[0])
+			t.Fatalf("round %d: %d requests failed, first: %s", n, len(l.failures), l.failures[0])
 		}
 	}
 
-	// Before: both healthy.
-	l.round(0, convs, nil)
-	checkLoad("round 0")
+	round(0, "before A failed", nil)
 
-	// A answers 500; halfway through the round, once A has refused some,
-	// the node is SIGKILLed and restarted on the same database.
-	failFrom := time.Now()
+	// A answers 500. Halfway through the round, once A has refused some
+	// and a delivery to B is caught in flight, SIGKILL; restart on the
+	// same database.
 	a.mode.Store("500")
 	halfway := make(chan struct{})
 	roundDone := make(chan struct{})
 	go func() {
 		defer close(roundDone)
-		l.round(1, convs, halfway)
+		round(1, "A answers 500, SIGKILL", halfway)
 	}()
 	<-halfway
 	awaitReceipt(t, a, 30*time.Second, "receiver A to answer 500", func() bool { return a.stat(func() int { return a.refused }) > 0 })
+	hold := &hookHold{caught: make(chan string, 1), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(hold.release) }) }
+	defer release()
+	b.mu.Lock()
+	b.hold = hold
+	b.mu.Unlock()
+	var inFlight string
+	select {
+	case inFlight = <-hold.caught:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery to B to catch in flight")
+	}
 	l.killed.Store(true)
 	killAt := time.Now()
 	if err := srv.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-srv.exited
+	release()
+	receivedAtKill := map[*hookSink]int{a: a.stat(func() int { return len(a.first) }), b: b.stat(func() int { return len(b.first) })}
 	srv = startSwitchboard(t, bin, dbURL, "restarted", env...)
 	restartedAt := time.Now()
 	l.base.Store(&srv.base)
 	close(l.ready)
 	<-roundDone
-	checkLoad("round 1 (SIGKILL)")
+	if t.Failed() {
+		t.FailNow()
+	}
 	k = api{t: t, base: srv.base, token: tn.key}
+	var beforeKill int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM journal WHERE created_at < $1`, killAt).Scan(&beforeKill); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGKILL: %d events committed before it; A had %d, B %d (one of them, %s, not acknowledged); ready again after %v",
+		beforeKill, receivedAtKill[a], receivedAtKill[b], inFlight, restartedAt.Sub(killAt).Round(time.Millisecond))
 
 	// A hangs past the deliverer's timeout, until the deliverer gives up.
 	a.mode.Store("hang")
-	l.round(2, convs, nil)
-	checkLoad("round 2")
+	round(2, "A hangs", nil)
 	awaitReceipt(t, a, 40*time.Second, "the deliverer to give up on a hung attempt", func() bool {
 		return a.stat(func() int { return a.timedOut }) > 0
 	})
 
 	// A is down: its listener closed. It stays down until B has every
-	// committed event — B cannot have waited for A — and a refused
-	// connection shows the deliverer found it down.
+	// committed event — so B cannot have waited for A — and the deliverer
+	// has had a connection refused.
 	a.down()
-	l.round(3, convs, nil)
-	checkLoad("round 3")
-	db, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
+	round(3, "A down", nil)
 	whileDown := committedEvents(t, db)
 	awaitReceipt(t, b, 60*time.Second, "receiver B to have every event while A is down", func() bool { return b.has(whileDown) })
 	if a.has(whileDown) {
 		t.Fatal("receiver A has every event while down: the faults did not bite")
 	}
-	refusedSeen := time.Now()
 	tick := ticks(t, 100*time.Millisecond)
 	poll.UntilSignaled(t, 60*time.Second, "a delivery to A refused while it is down", tick, func() bool {
 		stats := k.with(testAdminToken).must(200, "GET", "/v1/admin/stats", nil)
 		e, _ := stats["webhook_last_error"].(string)
 		return strings.Contains(e, "connection refused")
 	})
-	t.Logf("a refused connection recorded %v after B had everything", time.Since(refusedSeen).Round(time.Millisecond))
 
-	// A recovers; one more round, then everything must arrive.
+	// A recovers and catches up while traffic goes on; then one more
+	// round with both healthy.
 	recoverAt := time.Now()
 	a.up(t)
-	l.round(4, convs, nil)
-	checkLoad("round 4")
+	round(4, "A recovered, catching up", nil)
+	caughtUp := committedEvents(t, db)
+	awaitReceipt(t, a, 90*time.Second, "receiver A to catch up", func() bool { return a.has(caughtUp) })
+	t.Logf("receiver A caught up %v after it recovered", time.Since(recoverAt).Round(time.Millisecond))
+	round(5, "after A caught up", nil)
+
 	all := committedEvents(t, db)
-	if len(all) < 2000 {
+	if len(all) < 3000 {
 		t.Fatalf("only %d events committed", len(all))
 	}
 	for _, s := range []*hookSink{b, a} {
-		awaitReceipt(t, s, 90*time.Second, s.name+" to have every event", func() bool { return s.has(all) })
+		awaitReceipt(t, s, 60*time.Second, s.name+" to have every event", func() bool { return s.has(all) })
 	}
-	t.Logf("receiver A had everything %v after it recovered", time.Since(recoverAt).Round(time.Millisecond))
 	for _, s := range []*hookSink{a, b} {
 		s.check(t, all)
+	}
+	if n := b.stat(func() int { return b.received[inFlight] }); n < 2 {
+		t.Errorf("%s, caught in flight by the SIGKILL, was delivered %d times; the deliverer never heard it succeed, so it must be sent again", inFlight, n)
 	}
 	// Outcomes are recorded just after the receiver answered.
 	for _, s := range []*hookSink{a, b} {
@@ -509,40 +567,54 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 		}
 	}
 	l.mu.Lock()
-	t.Logf("%d requests acknowledged, %d events committed; killed %v after A began failing, ready again %v later",
-		l.sent, len(all), killAt.Sub(failFrom).Round(time.Millisecond), restartedAt.Sub(killAt).Round(time.Millisecond))
+	t.Logf("%d requests acknowledged, %d events committed", l.sent, len(all))
 	l.mu.Unlock()
-	logPhaseLags(t, b, killAt, restartedAt, failFrom, recoverAt)
+	logLags(t, b, phases, killAt)
 }
 
-// logPhaseLags reports B's delivery lag (commit → receipt) for the events
-// committed before A failed, while it failed, and after it recovered;
-// events committed before the kill and received after the restart are a
-// phase of their own (they waited for a new process).
-func logPhaseLags(t *testing.T, b *hookSink, killAt, restartedAt, failFrom, recoverAt time.Time) {
+// lagPhase is a round of traffic: B's lag is reported for the events
+// committed during it.
+type lagPhase struct {
+	name     string
+	from, to time.Time
+}
+
+// logLags reports B's delivery lag (commit → first receipt) per phase;
+// events committed before the kill and received after it waited for a new
+// process and are reported on their own.
+func logLags(t *testing.T, b *hookSink, phases []lagPhase, killAt time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	phases := map[string][]time.Duration{}
+	const restart = "committed before the SIGKILL, received after it"
+	lags := map[string][]time.Duration{}
 	for _, r := range b.first {
-		phase := "after A recovered"
-		switch {
-		case r.committed.Before(killAt) && r.received.After(restartedAt):
-			phase = "across the restart"
-		case r.committed.Before(failFrom):
-			phase = "before A failed"
-		case r.committed.Before(recoverAt):
-			phase = "while A failed"
+		name := ""
+		for _, p := range phases {
+			if !r.committed.Before(p.from) && !r.committed.After(p.to) {
+				name = p.name
+			}
 		}
-		phases[phase] = append(phases[phase], r.received.Sub(r.committed))
+		if r.committed.Before(killAt) && r.received.After(killAt) {
+			name = restart
+		}
+		lags[name] = append(lags[name], r.received.Sub(r.committed))
 	}
-	for _, phase := range []string{"before A failed", "while A failed", "across the restart", "after A recovered"} {
-		ds := phases[phase]
+	names := []string{}
+	for _, p := range phases {
+		names = append(names, p.name)
+	}
+	for _, name := range append(names, restart) {
+		ds := lags[name]
 		if len(ds) == 0 {
-			t.Logf("B lag %s: no events", phase)
+			t.Logf("B lag, %s: no events", name)
 			continue
 		}
 		slices.Sort(ds)
-		t.Logf("B lag %s: p50 %v p99 %v max %v over %d events", phase,
-			ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)*99/100].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), len(ds))
+		rate := ""
+		if i := slices.IndexFunc(phases, func(p lagPhase) bool { return p.name == name }); i >= 0 {
+			rate = fmt.Sprintf(" (%.0f events/s committed for %v)", float64(len(ds))/phases[i].to.Sub(phases[i].from).Seconds(), phases[i].to.Sub(phases[i].from).Round(time.Millisecond))
+		}
+		t.Logf("B lag, %s: p50 %v p99 %v max %v over %d events%s", name,
+			ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)*99/100].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), len(ds), rate)
 	}
 }
