@@ -442,6 +442,7 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 
 	l := &hookLoad{key: tn.key, inbox: tn.inbox, ready: make(chan struct{}),
 		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
+	defer l.http.CloseIdleConnections()
 	l.base.Store(&srv.base)
 	var phases []lagPhase
 	// round sends one round of traffic as a phase of B's lag report.
