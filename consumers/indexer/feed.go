@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,7 +69,7 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 		// backlog; rest in proportion to the time the batch took.
 		if len(batch) == ix.cfg.BatchSize && ix.cfg.CatchUpDuty < 1 {
 			rest := time.Duration(float64(time.Since(start)) * (1/ix.cfg.CatchUpDuty - 1))
-			if err := sleep(ctx, rest); err != nil {
+			if err := journal.Sleep(ctx, rest); err != nil {
 				return nil
 			}
 		}
@@ -137,7 +138,7 @@ func (ix *Indexer) upsert(ctx context.Context, docs []search.Document) ([]search
 			ix.log.Warn("search backend failed; batch kept and retried", "err", err,
 				"attempt", attempt, "documents", len(docs), "retry_in", d)
 		}
-		if err := sleep(ctx, d); err != nil {
+		if err := journal.Sleep(ctx, d); err != nil {
 			return nil, err
 		}
 		if err := ix.waitUnpaused(ctx); err != nil {

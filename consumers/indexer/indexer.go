@@ -52,6 +52,7 @@ package indexer
 import (
 	"context"
 	"fmt"
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -288,7 +289,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		ix.setError(err)
 		d := bo.next()
 		ix.log.Warn("search indexer lost its database session; retrying", "err", err, "retry_in", d)
-		if sleep(ctx, d) != nil {
+		if journal.Sleep(ctx, d) != nil {
 			break
 		}
 	}
@@ -322,7 +323,7 @@ func (ix *Indexer) session(ctx context.Context) error {
 		if got {
 			break
 		}
-		if sleep(ctx, ix.cfg.LockRetry) != nil {
+		if journal.Sleep(ctx, ix.cfg.LockRetry) != nil {
 			return nil
 		}
 	}

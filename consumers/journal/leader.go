@@ -55,3 +55,16 @@ func Lead(ctx context.Context, cfg *pgx.ConnConfig, lockKey int64, retry time.Du
 	}
 	return err
 }
+
+// Sleep waits d, or until ctx is done (then it returns ctx's error): the
+// pause every consumer takes between polls, retries and lock attempts.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

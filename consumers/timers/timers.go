@@ -187,7 +187,7 @@ func (s *Scanner) Run(ctx context.Context) error {
 			break
 		}
 		s.log.Warn("timer scanner lost its database session; retrying", "err", err)
-		if sleep(ctx, s.cfg.LockRetry) != nil {
+		if journal.Sleep(ctx, s.cfg.LockRetry) != nil {
 			break
 		}
 	}
@@ -397,15 +397,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

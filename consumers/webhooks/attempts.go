@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -364,7 +365,7 @@ func (d *Deliverer) recordLoop(r *run) {
 			// Keeping the batch in memory keeps its heads in flight, so
 			// nothing is sent twice meanwhile.
 			d.log.Warn("webhooks: recording outcomes failed; retrying", "err", err, "outcomes", len(batch))
-			if sleep(ctx, time.Second) != nil {
+			if journal.Sleep(ctx, time.Second) != nil {
 				d.endRead(since)
 				return
 			}
@@ -451,16 +452,4 @@ func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) 
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
 	return heads, nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -255,7 +255,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			break
 		}
 		d.log.Warn("webhook deliverer lost its database session; retrying", "err", err, "retry_in", wait)
-		if sleep(ctx, wait) != nil {
+		if journal.Sleep(ctx, wait) != nil {
 			break
 		}
 		wait = min(2*wait, 5*time.Second)
