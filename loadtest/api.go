@@ -195,11 +195,3 @@ func (r replyResp) msg() messageRef {
 	}
 	return r.messageRef
 }
-
-// version is the conversation version the reply produced.
-func (r replyResp) version() int64 {
-	if r.Conversation != nil && r.Conversation.Version > 0 {
-		return r.Conversation.Version
-	}
-	return r.msg().Seq
-}

@@ -33,6 +33,7 @@ type fakeServer struct {
 	inboxes   map[string]*fakeInbox
 	convs     map[string]*fakeConv
 	idem      map[string]*fakeMsg // scope|key → message
+	calls     map[string]int64    // call id → seq of its item
 	index     []fakeDoc
 	backlog   []fakeDoc
 	paused    bool
@@ -48,6 +49,15 @@ type fakeFaults struct {
 	neverIndex        bool          // search never finds anything
 	slowWriter        time.Duration // connections drain their queue this often (so coalesce)
 	failPause         bool          // the indexer pause endpoint answers 503
+	// answerAhead answers every inbound message only once its conversation
+	// has moved on (or after a bound), with the summary current then: what
+	// the real server does when it retried a command internally (a cluster
+	// try timed out under overload) and answers the retry from the replay.
+	answerAhead bool
+	// lostFirstAnswer applies the first attempt of every inbound message and
+	// reply but never answers it (the connection is dropped): the client
+	// times out, retries, and must take the 200 for what it is.
+	lostFirstAnswer bool
 }
 
 type fakeAgent struct {
@@ -67,7 +77,8 @@ type fakeConv struct {
 	id, inbox, phone string
 	version          int64
 	lastActivity     time.Time
-	prev             []byte // previous summary, for the stale fault
+	prev             []byte          // previous summary, for the stale fault
+	moved            []chan struct{} // closed at the next bump (answerAhead)
 }
 
 type fakeMsg struct {
@@ -123,7 +134,7 @@ func newFakeServer(t testing.TB, f fakeFaults) *fakeServer {
 	s := &fakeServer{
 		t: t, Admin: "admin-secret", f: f,
 		keys: map[string]string{}, agents: map[string]*fakeAgent{},
-		inboxes: map[string]*fakeInbox{}, convs: map[string]*fakeConv{}, idem: map[string]*fakeMsg{},
+		inboxes: map[string]*fakeInbox{}, convs: map[string]*fakeConv{}, idem: map[string]*fakeMsg{}, calls: map[string]int64{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/admin/accounts", s.createAccount)
@@ -308,6 +319,10 @@ func (s *fakeServer) bump(c *fakeConv) {
 	}
 	c.version++
 	c.lastActivity = time.Now()
+	for _, ch := range c.moved {
+		close(ch)
+	}
+	c.moved = nil
 	in.seq++
 	if s.f.skipSeqOnce && !s.skipDone {
 		s.skipDone = true
@@ -364,7 +379,37 @@ func (s *fakeServer) inbound(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.index = append(s.index, doc)
 	}
+	if s.f.lostFirstAnswer {
+		dropAnswer(w)
+		return
+	}
+	if s.f.answerAhead {
+		s.awaitMoved(r, c)
+	}
 	writeJSON(w, 201, map[string]any{"conversation_id": c.id, "message": map[string]any{"id": m.id, "seq": m.seq, "direction": "inbound"}, "conversation": c.summary()})
+}
+
+// awaitMoved waits, without s.mu, until c takes another event or a bound
+// passes (the last write of a conversation has no successor).
+func (s *fakeServer) awaitMoved(r *http.Request, c *fakeConv) {
+	moved := make(chan struct{})
+	c.moved = append(c.moved, moved)
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-moved:
+	case <-time.After(100 * time.Millisecond):
+	case <-r.Context().Done():
+	}
+}
+
+// dropAnswer closes the connection without an answer: the write happened,
+// the client never learns it.
+func dropAnswer(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		_ = conn.Close()
+	}
 }
 
 func (s *fakeServer) call(w http.ResponseWriter, r *http.Request) {
@@ -385,7 +430,17 @@ func (s *fakeServer) call(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.conv(in, req.Contact.Phone)
 	s.bump(c)
-	writeJSON(w, 200, map[string]any{"conversation_id": c.id, "call": map[string]any{"call_id": req.CallID, "state": req.State, "seq": c.version}, "conversation": c.summary()})
+	// One call is one item, updated in place: its seq is the version of
+	// the call's first event.
+	seq, ok := s.calls[req.CallID]
+	if !ok {
+		seq = c.version
+		s.calls[req.CallID] = seq
+	}
+	if s.f.answerAhead {
+		s.awaitMoved(r, c)
+	}
+	writeJSON(w, 200, map[string]any{"conversation_id": c.id, "call": map[string]any{"call_id": req.CallID, "state": req.State, "seq": seq}, "conversation": c.summary()})
 }
 
 func (s *fakeServer) reply(w http.ResponseWriter, r *http.Request) {
@@ -411,6 +466,10 @@ func (s *fakeServer) reply(w http.ResponseWriter, r *http.Request) {
 	s.bump(c)
 	m := &fakeMsg{id: s.id("msg"), conv: c.id, seq: c.version}
 	s.idem[key] = m
+	if s.f.lostFirstAnswer {
+		dropAnswer(w)
+		return
+	}
 	// The bare message: the literal reading of the API's "→ 201 message".
 	writeJSON(w, 201, map[string]any{"id": m.id, "seq": m.seq, "direction": "outbound"})
 }

@@ -136,8 +136,15 @@ type Counters struct {
 	FreshnessUnmeasured int64 `json:"freshness_unmeasured"`
 	Reconnects          int64 `json:"reconnects"`
 	Retries             int64 `json:"retries"`
-	Errors              int64 `json:"errors"`
-	SearchSkipped       int64 `json:"search_skipped"`
+	// RetriesAnsweredDuplicate: retries of the tool's own answered 200 (an
+	// earlier attempt was applied though its answer was never seen).
+	RetriesAnsweredDuplicate int64 `json:"retries_answered_duplicate"`
+	// SummaryAhead: answers to a new write whose summary was already past
+	// the write's own version (the server answered an internal retry from
+	// its replay).
+	SummaryAhead  int64 `json:"summary_ahead"`
+	Errors        int64 `json:"errors"`
+	SearchSkipped int64 `json:"search_skipped"`
 }
 
 type Threshold struct {
@@ -199,22 +206,24 @@ func (r *runner) report(startedAt, finished time.Time, c trackerCounts, cpu *Nod
 			ScheduleLag:         r.schedLag.Summary(),
 		},
 		Counters: Counters{
-			Stale:               c.Stale,
-			LostUpdates:         c.LostUpdates,
-			LostSearch:          r.searchLost.Load(),
-			Duplicates:          c.Duplicates,
-			Gaps:                c.Gaps,
-			Coalesced:           c.Coalesced,
-			SeqJumps:            c.SeqJumps,
-			Resyncs:             c.Resyncs,
-			Snapshots:           c.Snapshots,
-			Redelivered:         c.Redelivered,
-			Unverified:          c.Unverified,
-			FreshnessUnmeasured: c.Unmeasured,
-			Reconnects:          r.reconnects.Load(),
-			Retries:             r.retries.Load(),
-			Errors:              r.errorCount(),
-			SearchSkipped:       r.searchSkipped.Load(),
+			Stale:                    c.Stale,
+			LostUpdates:              c.LostUpdates,
+			LostSearch:               r.searchLost.Load(),
+			Duplicates:               c.Duplicates,
+			Gaps:                     c.Gaps,
+			Coalesced:                c.Coalesced,
+			SeqJumps:                 c.SeqJumps,
+			Resyncs:                  c.Resyncs,
+			Snapshots:                c.Snapshots,
+			Redelivered:              c.Redelivered,
+			Unverified:               c.Unverified,
+			FreshnessUnmeasured:      c.Unmeasured,
+			Reconnects:               r.reconnects.Load(),
+			Retries:                  r.retries.Load(),
+			RetriesAnsweredDuplicate: r.retriedDuplicate.Load(),
+			SummaryAhead:             r.summaryAhead.Load(),
+			Errors:                   r.errorCount(),
+			SearchSkipped:            r.searchSkipped.Load(),
 		},
 		Errors:      kinds,
 		FirstErrors: first,
@@ -466,6 +475,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "stream      coalesced %d (in %d jumps)  resyncs %d  snapshots %d  redelivered %d  unverified %d  freshness unmeasured %d  reconnects %d\n",
 		c.Coalesced, c.SeqJumps, c.Resyncs, c.Snapshots, c.Redelivered, c.Unverified, c.FreshnessUnmeasured, c.Reconnects)
 	fmt.Fprintf(&b, "errors      %d failed operations, %d retried attempts, %d search samples skipped\n", c.Errors, c.Retries, c.SearchSkipped)
+	fmt.Fprintf(&b, "replays     %d retries answered duplicate (earlier attempt applied, answer unseen)  %d answers with a later summary\n", c.RetriesAnsweredDuplicate, c.SummaryAhead)
 	for _, k := range sortedKeys(r.Errors) {
 		fmt.Fprintf(&b, "            %s: %d (first: %s)\n", k, r.Errors[k], r.FirstErrors[k])
 	}

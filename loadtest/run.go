@@ -102,6 +102,7 @@ type runner struct {
 	scheduled, sent, acked           atomic.Int64 // jobs due in the measured window
 	writes, messages, calls, replies atomic.Int64 // acknowledged writes, whole run
 	resends, retries, reconnects     atomic.Int64
+	retriedDuplicate, summaryAhead   atomic.Int64 // informational, see doc.go
 	skipped                          atomic.Int64 // scheduled but never sent (tool behind)
 	searchSamples, searchLost        atomic.Int64
 	searchSkipped                    atomic.Int64
@@ -405,19 +406,14 @@ func (r *runner) doInbound(ctx context.Context, j job, in *inboxState, tag sendT
 	if convID == "" {
 		convID = res.Conversation.ID
 	}
+	// The message's seq is the version it was appended at (API); the
+	// summary beside it may be later (see noteAnswer).
 	version := res.Message.Seq
-	if status == 201 && res.Conversation.Version > 0 {
-		version = res.Conversation.Version
-	}
 	if convID == "" || version <= 0 || res.Message.ID == "" {
-		r.fail("bad_response", fmt.Errorf("POST %s: answer lacks conversation_id, message.id or version", path))
+		r.fail("bad_response", fmt.Errorf("POST %s: answer lacks conversation_id, message.id or seq", path))
 		return false
 	}
-	if status == 200 && attempts == 1 {
-		// A first attempt answered as a replay: the server matched a key
-		// nobody sent before.
-		r.fail("unexpected_replay", fmt.Errorf("POST %s: new external_id answered 200", path))
-	}
+	r.noteAnswer(path, status, attempts, version, res.Conversation.Version)
 	if tag.measured {
 		r.ack.Record(ackAt.Sub(j.due))
 	}
@@ -453,11 +449,30 @@ func (r *runner) doInbound(ctx context.Context, j job, in *inboxState, tag sendT
 	return true
 }
 
+// noteAnswer classifies the answer to a message or reply that carries its
+// item's seq (version) and the summary's version (0 if absent). A 200 to a
+// retry of the tool's own is the server recognising an earlier attempt
+// whose answer the tool never saw (timed out, connection lost): correct,
+// counted as retries_answered_duplicate. A 200 to a first attempt means the
+// server matched a key nobody sent before: an error. A summary past the
+// item's version is the server answering from a replay after an internal
+// retry: the message is the same, the summary simply current.
+func (r *runner) noteAnswer(path string, status, attempts int, version, sumVersion int64) {
+	switch {
+	case status == 200 && attempts == 1:
+		r.fail("unexpected_replay", fmt.Errorf("POST %s: new idempotency key answered 200", path))
+	case status == 200:
+		r.retriedDuplicate.Add(1)
+	case sumVersion > version:
+		r.summaryAhead.Add(1)
+	}
+}
+
 func (r *runner) doCall(ctx context.Context, j job, in *inboxState, tag sendTag) bool {
 	path := "/v1/inboxes/" + url.PathEscape(in.id) + "/calls"
 	callID := "lt-" + r.runID + "-c" + fmt.Sprint(j.n)
 	due := j.due
-	for _, state := range []string{"ringing", "completed"} {
+	for i, state := range []string{"ringing", "completed"} {
 		body := map[string]any{
 			"contact": map[string]string{"phone": r.phone(j.contact)},
 			"call_id": callID,
@@ -467,7 +482,7 @@ func (r *runner) doCall(ctx context.Context, j job, in *inboxState, tag sendTag)
 			body["duration_s"] = 30
 		}
 		var res callResp
-		_, attempts, err := r.send(ctx, path, in.apiKey, body, &res)
+		_, _, err := r.send(ctx, path, in.apiKey, body, &res)
 		ackAt := time.Now()
 		if err != nil {
 			r.fail(errorKind(err), err)
@@ -477,9 +492,23 @@ func (r *runner) doCall(ctx context.Context, j job, in *inboxState, tag sendTag)
 		if convID == "" {
 			convID = res.Conversation.ID
 		}
-		if convID == "" || res.Conversation.Version <= 0 {
-			r.fail("bad_response", fmt.Errorf("POST %s: answer lacks conversation_id or conversation.version", path))
+		if convID == "" || res.Conversation.Version <= 0 || res.Call.Seq <= 0 {
+			r.fail("bad_response", fmt.Errorf("POST %s: answer lacks conversation_id, call.seq or conversation.version", path))
 			return false
+		}
+		// Which version this event produced: the call's first event
+		// appends its item, so call.seq names it exactly, whichever
+		// attempt or internal retry answered. A later event updates the
+		// item in place and answers with the current summary, which is
+		// this event's version or, when the server answered from a
+		// replay, a later one: subscribers are held to it (it is
+		// committed), but it is not claimed as this event's own.
+		version, own := res.Conversation.Version, false
+		if i == 0 {
+			version, own = res.Call.Seq, true
+			if res.Conversation.Version > version {
+				r.summaryAhead.Add(1)
+			}
 		}
 		if tag.measured {
 			r.ack.Record(ackAt.Sub(due))
@@ -487,9 +516,7 @@ func (r *runner) doCall(ctx context.Context, j job, in *inboxState, tag sendTag)
 		in.setConv(j.contact, convID)
 		r.writes.Add(1)
 		r.calls.Add(1)
-		// Call events answer 200 new or not; only a first attempt is surely
-		// new, a retried one may be the replay of an applied attempt.
-		r.tr.acked(in.id, convID, res.Conversation.Version, due, tag, attempts == 1)
+		r.tr.acked(in.id, convID, version, due, tag, own)
 		// The hang-up is its own event, due when it is sent.
 		due = time.Now()
 	}
@@ -504,17 +531,22 @@ func (r *runner) doReply(ctx context.Context, j job, in *inboxState, convID stri
 	}
 	cred := in.replyCred()
 	var res replyResp
-	status, _, err := r.send(ctx, path, cred, body, &res)
+	status, attempts, err := r.send(ctx, path, cred, body, &res)
 	ackAt := time.Now()
 	if err != nil {
 		r.fail(errorKind(err), err)
 		return false
 	}
-	version := res.version()
+	version := res.msg().Seq
 	if version <= 0 || res.msg().ID == "" {
 		r.fail("bad_response", fmt.Errorf("POST %s: answer lacks message id or seq", path))
 		return false
 	}
+	var sumVersion int64
+	if res.Conversation != nil {
+		sumVersion = res.Conversation.Version
+	}
+	r.noteAnswer(path, status, attempts, version, sumVersion)
 	if tag.measured {
 		r.ack.Record(ackAt.Sub(j.due))
 	}
