@@ -45,12 +45,26 @@
 //     reached the subscriber by the end of --grace after the last answer;
 //     plus sampled messages not searchable within --search-timeout (plus
 //     the pause).
-//   - duplicates: a re-send (--resend-share) of an acknowledged message
-//     with the same external_id or client_id answered as new (201) or with
-//     another message id; two distinct acknowledged writes carrying one
-//     conversation version (a forked history); a subscriber receiving one
-//     version of a conversation twice with different contents. The same
-//     version twice with identical contents is harmless: "redelivered".
+//   - duplicates: any of
+//     (a) a re-send (--resend-share) of an acknowledged message or reply,
+//     with the same external_id or client_id, answered as new (201) or
+//     with another message id;
+//     (b) two distinct acknowledged writes claiming one conversation
+//     version (a forked history). The version a write claims is the one
+//     its answer names exactly: a message's or reply's seq (the API: "the
+//     version at which it was appended"), and the seq of a call's item for
+//     the call's first event (it appends the item). It is never the
+//     answer's summary version, which may be later (summary_ahead, below).
+//     A write claims its version only when answered 201 (messages,
+//     replies) or for a call's first event; a later call event updates the
+//     item in place, so its answer does not name its own version: it is
+//     held to the summary's version for delivery but claims none;
+//     (c) a subscriber receiving one version of a conversation twice with
+//     different contents. The same version twice with identical contents
+//     is harmless: "redelivered".
+//     The count is of the tool's evidence; a message stored twice shows in
+//     the journal (one items row per external_id), which is the check to
+//     run when it is not zero.
 //   - gaps: inbox-stream discontinuities the API does not allow. A slow
 //     connection may have updates coalesced, so seqs may skip, but an update
 //     is only dropped when a newer one of the same conversation replaces it:
@@ -61,10 +75,25 @@
 //     reported as "coalesced", and how many jumps as "seq_jumps".
 //
 // Informational: resyncs, snapshots, redelivered, reconnects, retries,
-// errors (by kind), "unverified" (writes a subscriber cannot be held to
+// "retries_answered_duplicate" (a retry of the tool's own, after an
+// attempt whose answer it never saw (timeout, connection lost), answered
+// 200: the server had applied that attempt and recognised the key, which
+// is correct; a first attempt answered 200 is an "unexpected_replay"
+// error instead), "summary_ahead" (a write answered as new whose summary
+// was already past the write's version: the server retried the command
+// internally, e.g. a cluster try timed out in a busy mailbox, and answered
+// the retry from its replay, the same item beside the summary current by
+// then; common under overload, harmless), errors (by kind), "unverified" (writes a subscriber cannot be held to
 // because a resync snapshot held only the first page and not their
 // conversation), "freshness_unmeasured" (delivered, but acknowledged so
 // late that the receive time was forgotten).
+//
+// Sends the tool does not see through: a send not started by --duration
+// plus one second (the tool fell behind) is never sent and counted in
+// not_sent; a send already started is never cut off by the window's end.
+// A send whose every attempt (three, same idempotency key) failed or timed
+// out is an error of its kind ("timeout"...): it claims no version and no
+// subscriber is held to it, though the server may have applied it.
 //
 // Main exits 1 when a correctness counter is not zero, a figure the
 // scenario should produce is missing, or a --max-* threshold is missed
