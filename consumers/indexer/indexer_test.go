@@ -585,7 +585,11 @@ func TestOneActiveIndexerPerCluster(t *testing.T) {
 	for i := 20; i < 30; i++ {
 		e.commit(message(fmt.Sprintf("x%d", i), "acc", "ib", 1, "lima"))
 	}
-	poll.Until(t, 10*time.Second, "after takeover", func() bool { return len(found(t, be, "acc", []string{"ib"}, "lima")) == 30 })
+	// The recorder notes documents after the backend has committed them,
+	// so wait for both.
+	poll.Until(t, 10*time.Second, "after takeover", func() bool {
+		return len(found(t, be, "acc", []string{"ib"}, "lima")) == 30 && len(recStandby.accepted()) >= 10
+	})
 	// Delivery is at least once: at a takeover the new leader may re-send
 	// what the old one sent but had not yet recorded in the cursor (upserts
 	// make that harmless), but it resumes from the cursor, not from scratch.
