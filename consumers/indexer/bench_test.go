@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
 	"github.com/switchboard-dev/switchboard/search/searchtest"
@@ -103,7 +104,7 @@ func BenchmarkIndexLag(b *testing.B) {
 						if err := insertRows(ctx, tx, rows); err != nil {
 							return err
 						}
-						_, err := tx.Exec(ctx, "NOTIFY "+Channel)
+						_, err := tx.Exec(ctx, "NOTIFY "+journal.Channel)
 						return err
 					})
 					if err != nil {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/search"
 )
@@ -17,12 +17,12 @@ import (
 
 // lead follows the journal on conn, which holds the lock.
 func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+journal.Channel); err != nil {
 		return fmt.Errorf("indexer: listen: %w", err)
 	}
-	cur, err := ix.loadCursor(ctx, conn)
+	cur, err := journal.LoadCursor(ctx, conn, ix.cfg.CursorName)
 	if err != nil {
-		return err
+		return fmt.Errorf("indexer: %w", err)
 	}
 	ix.log.Info("search indexer resuming", "cursor", cur.String())
 	idle := ix.cfg.PollInterval
@@ -31,19 +31,19 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 		if err := ix.waitUnpaused(ctx); err != nil {
 			return nil
 		}
-		batch, err := readBatch(ctx, conn, cur, ix.cfg.BatchSize)
+		batch, err := journal.ReadBatchOf(ctx, conn, cur, ix.cfg.BatchSize, messageEvents)
 		ix.rounds.Add(1)
 		if err != nil {
-			return err
+			return fmt.Errorf("indexer: %w", err)
 		}
 		if len(batch) == 0 {
 			// Committed rows waiting above the horizon: the transactions
 			// before them usually finish within milliseconds, so look again
 			// soon (doubling), rather than after a whole poll interval.
 			wait := idle
-			pending, err := pendingAfter(ctx, conn, cur)
+			pending, err := journal.PendingAfter(ctx, conn, cur)
 			if err != nil {
-				return err
+				return fmt.Errorf("indexer: %w", err)
 			}
 			if pending {
 				pendingWait = min(max(2*pendingWait, 2*time.Millisecond), idle)
@@ -51,8 +51,8 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 			} else {
 				pendingWait = 0
 			}
-			if err := waitNotification(ctx, conn, wait); err != nil {
-				return err
+			if _, err := journal.WaitNotification(ctx, conn, wait); err != nil {
+				return fmt.Errorf("indexer: %w", err)
 			}
 			continue
 		}
@@ -79,12 +79,12 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 // index sends one batch to the backend (retrying until it is accepted),
 // then records its poison documents and moves the cursor past it, in one
 // transaction.
-func (ix *Indexer) index(ctx context.Context, conn *pgx.Conn, batch []entry) (cursor, error) {
+func (ix *Indexer) index(ctx context.Context, conn *pgx.Conn, batch []journal.Entry) (journal.Cursor, error) {
 	docs, failures, byID := decode(batch)
 	if len(docs) > 0 {
 		rejected, err := ix.upsert(ctx, docs)
 		if err != nil {
-			return cursor{}, err
+			return journal.Cursor{}, err
 		}
 		for _, r := range rejected {
 			e, ok := byID[r.ID]
@@ -98,9 +98,9 @@ func (ix *Indexer) index(ctx context.Context, conn *pgx.Conn, batch []entry) (cu
 		ix.indexed.Add(ok)
 		ix.m.indexed.Add(float64(ok))
 	}
-	next := batch[len(batch)-1].cursor
+	next := batch[len(batch)-1].Cursor
 	if err := ix.commit(ctx, conn, next, failures); err != nil {
-		return cursor{}, err
+		return journal.Cursor{}, err
 	}
 	for _, f := range failures {
 		ix.log.Warn("search: skipped a document that cannot be indexed; recorded in search_failures",
@@ -150,10 +150,10 @@ func (ix *Indexer) upsert(ctx context.Context, docs []search.Document) ([]search
 // decode turns journal entries into documents. Only message and note items
 // are searchable; other events (calls, updates) just move the cursor. An
 // event that should be a message but cannot be decoded is a poison entry.
-func decode(batch []entry) ([]search.Document, []failure, map[string]entry) {
+func decode(batch []journal.Entry) ([]search.Document, []failure, map[string]journal.Entry) {
 	var docs []search.Document
 	var failures []failure
-	byID := make(map[string]entry)
+	byID := make(map[string]journal.Entry)
 	for _, e := range batch {
 		if e.Event == nil {
 			continue

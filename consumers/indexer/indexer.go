@@ -5,19 +5,15 @@
 // has accepted the batch. It is a consumer: ingestion never waits for it, and
 // when the backend is slow or down it only falls behind, then catches up.
 //
-// # The cursor and the outbox trap
+// # The cursor
 //
-// Journal rows carry txid, the id of the transaction that wrote them. Ids
-// are handed out when transactions start writing, not when they commit, so a
-// transaction with a smaller id can commit after one with a larger id; a
-// cursor that simply moves past the largest id seen would skip it for ever.
-// The indexer therefore reads in (txid, conversation_id, version) order and
-// only rows with txid < pg_snapshot_xmin(pg_current_snapshot()), computed in
-// the same statement: every transaction below that horizon has finished, so
-// no row can appear behind the cursor later. Rows above the horizon wait
-// until the transactions before them finish (typically a group-commit batch,
-// about a millisecond), which costs a short re-poll, never an entry.
-// A transaction that stays open (in any database of the server) holds the
+// The indexer is one of the journal's consumers (package consumers/journal):
+// it reads committed entries in the journal's (txid, conversation_id,
+// version) order below the snapshot horizon, so nothing that commits late
+// is skipped, and keeps its position in journal_cursors under
+// Config.CursorName. (Before migration 00012 it kept it in a table of its
+// own, search_cursor; the migration carried the position over.) A
+// transaction that stays open (in any database of the server) holds the
 // horizon back and delays indexing — visible as lag — but loses nothing.
 //
 // # One active indexer per cluster
@@ -30,8 +26,7 @@
 // already the arbiter of everything durable here (fencing, docs/architecture.md
 // invariant 4), and it frees the lock the moment the holder's connection
 // dies (process killed, network cut), so a second activation takes over
-// within Config.LockRetry. The active
-// indexer reads the journal and writes the cursor on that same connection:
+// within Config.LockRetry (journal.LeadWhen). The active indexer reads the journal and writes the cursor on that same connection:
 // once it has lost the lock it has lost the connection, so it can never
 // move the cursor behind a newer holder's back. The cursor update is also
 // monotonic, and backend upserts are idempotent, so a batch indexed twice in
@@ -52,7 +47,6 @@ package indexer
 import (
 	"context"
 	"fmt"
-	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -62,6 +56,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/search"
 )
 
@@ -86,8 +81,8 @@ type Config struct {
 	BacklogLimit int64 // default 100,000
 	// LockKey is the advisory lock key electing the active indexer.
 	LockKey int64 // default DefaultLockKey
-	// CursorName names the cursor row in search_cursor.
-	CursorName string // default "default"
+	// CursorName names the indexer's cursor row in journal_cursors.
+	CursorName string // default DefaultCursorName
 	// CatchUpDuty is the share of wall time the indexer works while it
 	// works through a backlog (full batches), resting the remainder; 1 turns
 	// the limit off. Default 0.5.
@@ -98,8 +93,9 @@ type Config struct {
 // ("sbindex" in ASCII, to stay clear of other users of advisory locks).
 const DefaultLockKey int64 = 0x7362696e646578
 
-// Channel is the NOTIFY channel the journal writer signals commits on.
-const Channel = "journal_appended"
+// DefaultCursorName is the indexer's consumer name in journal_cursors
+// (migration 00012 moved the old "default" row of search_cursor there).
+const DefaultCursorName = "search"
 
 func (c Config) withDefaults() Config {
 	set := func(d *time.Duration, v time.Duration) {
@@ -126,7 +122,7 @@ func (c Config) withDefaults() Config {
 		c.LockKey = DefaultLockKey
 	}
 	if c.CursorName == "" {
-		c.CursorName = "default"
+		c.CursorName = DefaultCursorName
 	}
 	if c.CatchUpDuty <= 0 || c.CatchUpDuty > 1 {
 		c.CatchUpDuty = 0.5
@@ -296,43 +292,20 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	return nil
 }
 
-// session runs one database session: a dedicated connection that waits for
-// the lock as a standby, then indexes while holding it. Closing the
+// session runs one database session (journal.LeadWhen): a dedicated
+// connection that waits for the lock as a standby — and, while paused, does
+// not even try for it — then indexes while holding it. Closing the
 // connection releases the lock.
 func (ix *Indexer) session(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, ix.pool.Config().ConnConfig.Copy())
+	err := journal.LeadWhen(ctx, ix.pool.Config().ConnConfig, ix.cfg.LockKey, ix.cfg.LockRetry, ix.waitUnpaused,
+		func(ctx context.Context, conn *pgx.Conn) error {
+			ix.setActive(true)
+			defer ix.setActive(false)
+			ix.log.Info("search indexer active on this node")
+			return ix.lead(ctx, conn)
+		})
 	if err != nil {
-		return fmt.Errorf("indexer: connect: %w", err)
+		return fmt.Errorf("indexer: %w", err)
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	for {
-		if err := ix.waitUnpaused(ctx); err != nil {
-			return nil
-		}
-		var got bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", ix.cfg.LockKey).Scan(&got); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("indexer: try lock: %w", err)
-		}
-		if got {
-			break
-		}
-		if journal.Sleep(ctx, ix.cfg.LockRetry) != nil {
-			return nil
-		}
-	}
-	ix.setActive(true)
-	defer ix.setActive(false)
-	ix.log.Info("search indexer active on this node")
-	err = ix.lead(ctx, conn)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	return nil
 }

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 )
 
 // Lag and backlog measurement, and the indexer's Prometheus metrics.
@@ -30,37 +31,18 @@ func (ix *Indexer) statsLoop(ctx context.Context) {
 }
 
 func (ix *Indexer) measure(ctx context.Context) error {
-	var txid, conv string
-	var version int64
-	err := ix.pool.QueryRow(ctx, `SELECT txid::text, conversation_id, version FROM search_cursor WHERE name = $1`,
-		ix.cfg.CursorName).Scan(&txid, &conv, &version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		txid, err = "0", nil
-	}
+	cur, err := journal.LoadCursor(ctx, ix.pool, ix.cfg.CursorName)
 	if err != nil {
 		return fmt.Errorf("indexer: measure: %w", err)
 	}
-	var lagSeconds float64
-	var backlog int64
-	err = ix.pool.QueryRow(ctx, `
-SELECT
-	coalesce((SELECT extract(epoch FROM now() - created_at)::float8 FROM journal
-		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
-		ORDER BY txid, conversation_id, version LIMIT 1), 0),
-	(SELECT count(*) FROM (SELECT 1 FROM journal
-		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3) LIMIT $4) b)`,
-		txid, conv, version, ix.cfg.BacklogLimit).Scan(&lagSeconds, &backlog)
+	lag, backlog, err := journal.Backlog(ctx, ix.pool, cur, ix.cfg.BacklogLimit)
 	if err != nil {
 		return fmt.Errorf("indexer: measure: %w", err)
-	}
-	lagSeconds = max(lagSeconds, 0)
-	if backlog == 0 {
-		lagSeconds = 0
 	}
 	ix.mu.Lock()
-	ix.lagMs, ix.backlog = int64(lagSeconds*1000), backlog
+	ix.lagMs, ix.backlog = lag.Milliseconds(), backlog
 	ix.mu.Unlock()
-	ix.m.lag.Set(lagSeconds)
+	ix.m.lag.Set(lag.Seconds())
 	ix.m.backlog.Set(float64(backlog))
 	ix.measurements.Add(1)
 	return nil

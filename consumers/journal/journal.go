@@ -9,8 +9,12 @@
 // commits late. Reads are therefore in (txid, conversation_id, version)
 // order and only below pg_snapshot_xmin(pg_current_snapshot()), computed in
 // the same statement: every transaction below that horizon has finished, so
-// no row can appear behind the cursor later. (consumers/indexer follows the
-// same rule with its own copy; the two are to be unified.)
+// no row can appear behind the cursor later. Rows above the horizon wait
+// until the transactions before them finish (typically a group-commit
+// batch, about a millisecond), which costs a short re-poll, never an entry.
+//
+// Its consumers: the search indexer (consumers/indexer), the webhook
+// deliverer (consumers/webhooks) and the timer scanner (consumers/timers).
 package journal
 
 import (
@@ -45,21 +49,38 @@ type Entry struct {
 	AccountID string
 	InboxID   string
 	EventType string
-	Event     []byte // the event JSON
+	Event     []byte // the event JSON (nil when ReadBatchOf left it out)
 	CreatedAt time.Time
 }
 
+// readBatchSQL: the horizon is a one-time sub-select, so it is an index
+// condition next to the cursor's row comparison and the scan stops at the
+// horizon. ORDER BY names the table's columns: a bare "txid" would mean the
+// output column txid::text, whose order ("1000" < "999") skips the rows of
+// every transaction id that sorts after the next power of ten. $5 lists the
+// event types whose event is loaded (NULL: all).
 const readBatchSQL = `
-SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type, event::text, created_at
+SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type,
+	CASE WHEN $5::text[] IS NULL OR event_type = ANY($5::text[]) THEN event::text END,
+	created_at
 FROM journal
 WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
 	AND txid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-ORDER BY txid, conversation_id, version
+ORDER BY journal.txid, journal.conversation_id, journal.version
 LIMIT $4`
 
 // ReadBatch returns up to limit committed entries after c, in cursor order.
 func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) ([]Entry, error) {
-	rows, err := conn.Query(ctx, readBatchSQL, strconv.FormatUint(after.TxID, 10), after.ConversationID, after.Version, limit)
+	return ReadBatchOf(ctx, conn, after, limit, nil)
+}
+
+// ReadBatchOf is ReadBatch for a consumer that needs the events of some
+// types only: the entries of other types come with a nil Event (they still
+// move the cursor). An event carries the conversation's whole summary, so
+// not loading the ones a consumer skips saves most of a read's bytes.
+// Nil eventTypes loads every event.
+func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string) ([]Entry, error) {
+	rows, err := conn.Query(ctx, readBatchSQL, strconv.FormatUint(after.TxID, 10), after.ConversationID, after.Version, limit, eventTypes)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read after %s: %w", after, err)
 	}
@@ -67,14 +88,17 @@ func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) ([]
 	var out []Entry
 	for rows.Next() {
 		var e Entry
-		var txid, event string
+		var txid string
+		var event *string
 		if err := rows.Scan(&txid, &e.ConversationID, &e.Version, &e.AccountID, &e.InboxID, &e.EventType, &event, &e.CreatedAt); err != nil {
 			return nil, fmt.Errorf("journal: read after %s: %w", after, err)
 		}
 		if e.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
 			return nil, fmt.Errorf("journal: read: txid %q: %w", txid, err)
 		}
-		e.Event = []byte(event)
+		if event != nil {
+			e.Event = []byte(*event)
+		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -95,11 +119,16 @@ func PendingAfter(ctx context.Context, conn *pgx.Conn, c Cursor) (bool, error) {
 	return ok, nil
 }
 
+// Querier is what reads a cursor: a connection, a pool or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // LoadCursor reads the named consumer's cursor (the journal's start if none).
-func LoadCursor(ctx context.Context, conn *pgx.Conn, name string) (Cursor, error) {
+func LoadCursor(ctx context.Context, q Querier, name string) (Cursor, error) {
 	var c Cursor
 	var txid string
-	err := conn.QueryRow(ctx, `SELECT txid::text, conversation_id, version FROM journal_cursors WHERE name = $1`, name).
+	err := q.QueryRow(ctx, `SELECT txid::text, conversation_id, version FROM journal_cursors WHERE name = $1`, name).
 		Scan(&txid, &c.ConversationID, &c.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Cursor{}, nil
@@ -111,6 +140,30 @@ func LoadCursor(ctx context.Context, conn *pgx.Conn, name string) (Cursor, error
 		return Cursor{}, fmt.Errorf("journal: load cursor %s: txid %q: %w", name, txid, err)
 	}
 	return c, nil
+}
+
+// Backlog measures how far a consumer at c is behind: the age of the
+// oldest entry after c (0 when there is none) and the number of entries
+// after c, counting at most limit (then a lower bound, to keep the count
+// cheap when far behind). Entries not yet below the horizon count too: to
+// an operator they are committed work waiting.
+func Backlog(ctx context.Context, q Querier, c Cursor, limit int64) (lag time.Duration, n int64, err error) {
+	var lagSeconds float64
+	err = q.QueryRow(ctx, `
+SELECT
+	coalesce((SELECT extract(epoch FROM now() - created_at)::float8 FROM journal
+		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
+		ORDER BY journal.txid, journal.conversation_id, journal.version LIMIT 1), 0),
+	(SELECT count(*) FROM (SELECT 1 FROM journal
+		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3) LIMIT $4) b)`,
+		strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version, limit).Scan(&lagSeconds, &n)
+	if err != nil {
+		return 0, 0, fmt.Errorf("journal: measure backlog after %s: %w", c, err)
+	}
+	if n == 0 || lagSeconds < 0 {
+		lagSeconds = 0
+	}
+	return time.Duration(lagSeconds * float64(time.Second)), n, nil
 }
 
 const saveCursorSQL = `

@@ -18,6 +18,14 @@ import (
 // connection is gone, so a deposed leader cannot move the cursor.
 // Lead returns nil when ctx ends, else the session's error.
 func Lead(ctx context.Context, cfg *pgx.ConnConfig, lockKey int64, retry time.Duration, lead func(ctx context.Context, conn *pgx.Conn) error) error {
+	return LeadWhen(ctx, cfg, lockKey, retry, nil, lead)
+}
+
+// LeadWhen is Lead for a consumer that can be held back (the indexer's
+// pause): before each attempt at the lock it waits for ready to return, so
+// a held-back standby never takes the lock from the ones that could work.
+// ready returns an error only when ctx is done; nil ready never waits.
+func LeadWhen(ctx context.Context, cfg *pgx.ConnConfig, lockKey int64, retry time.Duration, ready func(ctx context.Context) error, lead func(ctx context.Context, conn *pgx.Conn) error) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -31,6 +39,14 @@ func Lead(ctx context.Context, cfg *pgx.ConnConfig, lockKey int64, retry time.Du
 		_ = conn.Close(closeCtx)
 	}()
 	for {
+		if ready != nil {
+			if err := ready(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("journal: wait to lead: %w", err)
+			}
+		}
 		var got bool
 		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKey).Scan(&got); err != nil {
 			if ctx.Err() != nil {
