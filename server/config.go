@@ -155,6 +155,8 @@ func (c *Config) settings() []setting {
 		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s (0 = none)", "20", rate(&c.Limits.AgentRate)},
 		{"RATE_KEY", "requests/s per account API key (0 = none)", "10000", rate(&c.Limits.KeyRate)},
 		{"WS_MAX_PER_CREDENTIAL", "websockets one credential holds open on a node (more get 429)", "20", num(&c.Limits.WSPerCredential)},
+		{"WEBHOOK_RETENTION", "keep delivered webhook deliveries this long after delivery, then delete them", "24h", dur(&c.Webhooks.Retention)},
+		{"WEBHOOK_FAILED_RETENTION", "keep failed webhook deliveries (listed, retryable) this long after they failed", "720h", dur(&c.Webhooks.FailedRetention)},
 		{"GATEWAY_CACHE_SIZE", "inboxes and conversations (each) whose account and inbox the gateway keeps in memory", strconv.Itoa(gateway.DefaultCacheSize), num(&c.GatewayCacheSize)},
 	}
 }
@@ -211,6 +213,9 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY and SWITCHBOARD_COMMIT_MAX_BATCH must be at least 1"))
+	}
+	if c.Webhooks.Retention <= 0 || c.Webhooks.FailedRetention <= 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_WEBHOOK_RETENTION and SWITCHBOARD_WEBHOOK_FAILED_RETENTION must be positive"))
 	}
 	if c.GatewayCacheSize < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_GATEWAY_CACHE_SIZE must be at least 1"))

@@ -97,9 +97,18 @@ type backlogEnv struct {
 	pool *pgxpool.Pool
 	reg  *prometheus.Registry
 	d    *Deliverer
+
+	sealer  *Sealer
+	webhook string // the id of the account's webhook
 }
 
 func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
+	return newBacklogEnvWith(t, rcv, func(*Config) {})
+}
+
+// newBacklogEnvWith is newBacklogEnv with the deliverer's Config adjusted
+// by tune before it starts.
+func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *backlogEnv {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	if err := persistence.Migrate(ctx, url); err != nil {
@@ -117,7 +126,7 @@ func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, secret, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
+	hook, secret, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,9 +134,12 @@ func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
 	e := &backlogEnv{t: t, pool: pool, reg: prometheus.NewRegistry()}
 	// Quick retries and circuits, so that the receiver's recovery is
 	// noticed at once; the rest are production defaults.
-	e.d = New(pool, sealer, Config{AllowPrivate: true, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	cfg := Config{AllowPrivate: true, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		CircuitMin: 20 * time.Millisecond, CircuitMax: 100 * time.Millisecond, DispatchInterval: 50 * time.Millisecond,
-		LockRetry: 50 * time.Millisecond, Timeout: 5 * time.Second}, nil, e.reg)
+		LockRetry: 50 * time.Millisecond, Timeout: 5 * time.Second}
+	tune(&cfg)
+	e.d = New(pool, sealer, cfg, nil, e.reg)
+	e.sealer, e.webhook = sealer, hook.ID
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

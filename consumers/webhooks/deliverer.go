@@ -63,6 +63,12 @@
 // healthy receivers need. Failed attempts back off per delivery with
 // exponential backoff and jitter (RetryMin doubling up to RetryMax), and
 // after Horizon the delivery is failed and listed.
+//
+// # Retention
+//
+// The active deliverer also deletes delivered rows after Config.Retention
+// and failed ones after Config.FailedRetention, in bounded batches; only
+// pending rows decide what is sent next (retention.go).
 package webhooks
 
 import (
@@ -103,6 +109,14 @@ type Config struct {
 	CircuitMin       time.Duration // first cooldown of an open circuit; default 1 s
 	CircuitMax       time.Duration // longest cooldown; default 60 s
 	StatsInterval    time.Duration // pending counts; default 2 s
+	// Retention keeps delivered rows this long after delivery
+	// (SWITCHBOARD_WEBHOOK_RETENTION); default 24 h. FailedRetention keeps
+	// failed ones, listed and retryable, this long after they failed
+	// (SWITCHBOARD_WEBHOOK_FAILED_RETENTION); default 30 days (retention.go).
+	Retention       time.Duration
+	FailedRetention time.Duration
+	PurgeInterval   time.Duration // between purge rounds; default 20 s
+	PurgeBatch      int           // rows per purge statement; default 5,000
 	// AllowPrivate lets deliveries connect to loopback and private
 	// addresses (SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE).
 	AllowPrivate bool
@@ -131,6 +145,7 @@ func (c Config) withDefaults() Config {
 	num(&c.Workers, 128)
 	num(&c.MaxPerEndpoint, 48)
 	num(&c.CircuitThreshold, 5)
+	num(&c.PurgeBatch, 5000)
 	set(&c.PollInterval, time.Second)
 	set(&c.DispatchInterval, 200*time.Millisecond)
 	set(&c.LockRetry, 2*time.Second)
@@ -141,6 +156,9 @@ func (c Config) withDefaults() Config {
 	set(&c.CircuitMin, time.Second)
 	set(&c.CircuitMax, time.Minute)
 	set(&c.StatsInterval, 2*time.Second)
+	set(&c.Retention, 24*time.Hour)
+	set(&c.FailedRetention, 30*24*time.Hour)
+	set(&c.PurgeInterval, 20*time.Second)
 	if c.LockKey == 0 {
 		c.LockKey = DefaultLockKey
 	}
@@ -304,6 +322,7 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	wg.Go(func() { d.recordLoop(r) })
 	wg.Go(func() { d.refillLoop(r) })
 	wg.Go(func() { d.checkLoop(r) })
+	wg.Go(func() { d.purgeLoop(ctx) })
 	return d.fanOutLoop(r, conn, cur)
 }
 

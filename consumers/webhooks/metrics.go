@@ -21,6 +21,10 @@ type metrics struct {
 	// refills: reads of lanes' next deliveries; refilled: deliveries
 	// those reads brought back into memory.
 	refills, refilled prometheus.Counter
+	// purged: rows deleted by retention, by status; purgeBatch: the
+	// duration of each purge statement.
+	purged     *prometheus.CounterVec
+	purgeBatch prometheus.Histogram
 }
 
 // lagBuckets bound delivery lags, for the histogram and the window alike.
@@ -59,10 +63,21 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "lane_refilled_total",
 			Help: "Deliveries those reads brought back into lanes.",
 		}),
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "deliveries_purged_total",
+			Help: "Delivery rows deleted after their retention, by status: delivered, failed.",
+		}, []string{"status"}),
+		purgeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "purge_statement_seconds",
+			Help:    "Duration of one retention statement (at most Config.PurgeBatch rows).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.results.WithLabelValues(r)
 	}
+	m.purged.WithLabelValues("delivered")
+	m.purged.WithLabelValues("failed")
 	if reg == nil {
 		return m
 	}
@@ -73,6 +88,8 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m.fannedOut = sbmetrics.Register(reg, m.fannedOut)
 	m.refills = sbmetrics.Register(reg, m.refills)
 	m.refilled = sbmetrics.Register(reg, m.refilled)
+	m.purged = sbmetrics.Register(reg, m.purged)
+	m.purgeBatch = sbmetrics.Register(reg, m.purgeBatch)
 	return m
 }
 
