@@ -21,7 +21,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/prometheus/client_model v0.6.3 // indirect
+require github.com/prometheus/client_model v0.6.3
 
 require (
 	github.com/Workiva/go-datastructures v1.1.3 // indirect
