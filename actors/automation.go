@@ -165,24 +165,29 @@ func decideTime(cmd *actorpb.ConversationCommand) time.Time {
 	return now
 }
 
-// rearm rewrites the due time of a conversation whose tick decided
-// nothing, so the scanner does not find it due again.
-func (g *conversationGrain) rearm(ctx context.Context, st conversation.Settings) {
-	if err := g.deps.Store.SetDue(ctx, g.id, g.state.Version(), conversation.NextDue(&g.state.Summary, st)); err != nil {
+// rearm rewrites the due time of a conversation whose tick at now decided
+// nothing, so the scanner does not find it due again (an owed assignment
+// keeps it due AssignRetry from now).
+func (g *conversationGrain) rearm(ctx context.Context, st conversation.Settings, now time.Time) {
+	if err := g.deps.Store.SetDue(ctx, g.id, g.state.Version(), g.state.NextDue(st, now)); err != nil {
 		g.log.Warn("re-arming the timer failed; the scanner will tick again", "err", err)
 	}
 }
 
-// autoAssign runs round-robin for the event just committed, if it asked for
-// it: the inbox actor names the next available agent (and records its
-// rotation), and the assignment is this conversation's own event.
+// autoAssign runs round-robin when the command just handled asked for it:
+// the inbox actor names the next available agent (and records its
+// rotation), and the answer is this conversation's own event — the
+// assignment, or "nobody available", which settles the owed assignment
+// too. If the node dies before that event commits, the assignment is still
+// owed in the committed state and due within AssignRetry, and the tick
+// that comes for it asks again (on whichever node activates it next).
 func (g *conversationGrain) autoAssign(ctx actor.Context) {
-	if !g.assignPending {
+	if !g.tryAssign {
 		return
 	}
-	g.assignPending = false
+	g.tryAssign = false
 	node := g.deps.Node()
-	if node == nil || g.stopped {
+	if node == nil || g.stopped || !g.state.AssignPending || g.deps.dropAssignment(g.id) {
 		return
 	}
 	sum := &g.state.Summary
@@ -191,18 +196,15 @@ func (g *conversationGrain) autoAssign(ctx actor.Context) {
 	res, err := node.Request(rctx, KindInbox, sum.InboxID, &actorpb.NextAssignee{AccountId: sum.AccountID, InboxId: sum.InboxID})
 	a, ok := res.(*actorpb.Assignee)
 	if err != nil || !ok || a.Error != nil {
-		g.log.Warn("round-robin: no answer from the inbox", "inbox", sum.InboxID, "err", errors.Join(err, fromPB(a.GetError())))
+		g.log.Warn("round-robin: no answer from the inbox; a tick retries", "inbox", sum.InboxID, "err", errors.Join(err, fromPB(a.GetError())))
 		return
-	}
-	if a.AgentId == "" {
-		return // nobody available: it stays unassigned
 	}
 	cmd := &actorpb.ConversationCommand{ConversationId: g.id, AccountId: sum.AccountID, InboxId: sum.InboxID,
 		ActorId: conversation.ActorAutomation, IdempotencyKey: "rr_" + randomID(),
-		Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{AssigneeId: &a.AgentId}}}
+		Command: &actorpb.ConversationCommand_AutoAssign{AutoAssign: &actorpb.AutoAssign{AgentId: a.AgentId}}}
 	reply, notify := g.handle(cmd)
 	if reply.Error != nil {
-		g.log.Warn("round-robin assignment not committed", "agent", a.AgentId, "err", reply.Error.Message)
+		g.log.Warn("round-robin assignment not committed; a tick retries", "agent", a.AgentId, "err", reply.Error.Message)
 		if wire.Code(reply.Error.Code) == codeRetry {
 			g.stopped = true
 			ctx.Poison(ctx.Self())

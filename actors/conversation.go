@@ -38,9 +38,10 @@ type conversationGrain struct {
 	presence   presence.Set         // the agents behind the watchers
 	lastTyping map[string]time.Time // agent → last typing forwarded
 
-	// assignPending: the last event started a wait that round-robin must
-	// assign (automation.go), once the event's reply has gone out.
-	assignPending bool
+	// tryAssign: round-robin owes an assignment (State.AssignPending) and
+	// this command is when to ask for it — the event that made it owed, or
+	// a tick retrying it (automation.go) — once the reply has gone out.
+	tryAssign bool
 	// undelivered is the newest summary the inbox has not acknowledged; it
 	// is sent again until it is, or a newer one replaces it (inbox.go keeps
 	// only higher versions, so repeats are harmless).
@@ -235,13 +236,15 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	if err := g.loadStatusTarget(ctx, dc.Status); err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
-	ev, err := conversation.Decide(st, dc, decideTime(cmd), newItemID)
+	now := decideTime(cmd)
+	ev, err := conversation.Decide(st, dc, now, newItemID)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
 	if ev == nil { // nothing changes
 		if dc.Tick != nil {
-			g.rearm(ctx, settings)
+			g.rearm(ctx, settings, now)
+			g.tryAssign = st.AssignPending
 		}
 		return g.reply(unchangedItem(dc), false), nil
 	}
@@ -254,7 +257,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	sumJSON, itemJSON := encodeOnce(&next.Summary, ev.Item)
 	err = g.deps.Writer.Append(ctx, persistence.Append{
 		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
-		DueAt: conversation.NextDue(&next.Summary, settings), SummaryJSON: sumJSON, ItemJSON: itemJSON,
+		DueAt: next.NextDue(settings, ev.At), SummaryJSON: sumJSON, ItemJSON: itemJSON,
 	})
 	switch {
 	case err == nil:
@@ -276,7 +279,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		g.log.Error("append failed", "err", err)
 		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit outcome unknown")}, nil
 	}
-	g.assignPending = conversation.ShouldAutoAssign(&st.Summary, &next.Summary, ev, settings)
+	g.tryAssign = next.AssignPending && (!st.AssignPending || dc.Tick != nil)
 	g.state, g.sumJSON = next, sumJSON
 	g.dirty++
 	if g.dirty >= g.deps.Config.SnapshotEvery {
@@ -471,6 +474,8 @@ func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persist
 		cmd.Update = u
 	case *actorpb.ConversationCommand_Tick:
 		cmd.Tick = &conversation.TickCommand{}
+	case *actorpb.ConversationCommand_AutoAssign:
+		cmd.Assign = &conversation.AssignCommand{AgentID: c.AutoAssign.AgentId}
 	case *actorpb.ConversationCommand_MessageStatus:
 		m := c.MessageStatus
 		cmd.Status = &conversation.StatusCommand{MessageID: m.MessageId, Status: conversation.DeliveryStatus(m.Status),

@@ -272,6 +272,13 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	if s.Version != 5 {
 		t.Fatalf("tick with nothing due: version %d, want 5", s.Version)
 	}
+	// Round-robin's answer decides nothing on a conversation that owes no
+	// assignment (the inbox is not round-robin): a late answer is harmless.
+	s, _ = ok("auto assign", conv(&actorpb.ConversationCommand{Command: &actorpb.ConversationCommand_AutoAssign{
+		AutoAssign: &actorpb.AutoAssign{AgentId: "ag_2"}}}))
+	if s.Version != 5 || s.AssigneeID == nil || *s.AssigneeID != "ag_1" {
+		t.Fatalf("auto assign with nothing owed: version %d, assignee %v; want 5, ag_1", s.Version, s.AssigneeID)
+	}
 	if as := ask(KindInbox, tnB.inbox, &actorpb.NextAssignee{AccountId: tnB.account, InboxId: tnB.inbox}).(*actorpb.Assignee); as.Error != nil {
 		t.Fatalf("next assignee: %v", as.Error)
 	}

@@ -76,6 +76,15 @@ type Deps struct {
 	// deliveryFault, when set (tests only), fails summary deliveries to
 	// inboxes for as long as it returns an error.
 	deliveryFault atomic.Pointer[func(*actorpb.SummaryChanged) error]
+	// assignmentFault, when set (tests only), drops the round-robin
+	// attempts it returns true for, as if the node died between the
+	// contact's event and the assignment.
+	assignmentFault atomic.Pointer[func(conversationID string) bool]
+}
+
+func (d *Deps) dropAssignment(conversationID string) bool {
+	f := d.assignmentFault.Load()
+	return f != nil && (*f)(conversationID)
 }
 
 func (d *Deps) beforeDelivery(msg *actorpb.SummaryChanged) error {

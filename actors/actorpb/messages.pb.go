@@ -73,7 +73,7 @@ func (x SearchControl_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SearchControl_Action.Descriptor instead.
 func (SearchControl_Action) EnumDescriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31, 0}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32, 0}
 }
 
 // Error is a failed request's answer. code is an API error code
@@ -218,6 +218,7 @@ type ConversationCommand struct {
 	//	*ConversationCommand_Get
 	//	*ConversationCommand_Tick
 	//	*ConversationCommand_MessageStatus
+	//	*ConversationCommand_AutoAssign
 	Command       isConversationCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -358,6 +359,15 @@ func (x *ConversationCommand) GetMessageStatus() *MessageStatus {
 	return nil
 }
 
+func (x *ConversationCommand) GetAutoAssign() *AutoAssign {
+	if x != nil {
+		if x, ok := x.Command.(*ConversationCommand_AutoAssign); ok {
+			return x.AutoAssign
+		}
+	}
+	return nil
+}
+
 type isConversationCommand_Command interface {
 	isConversationCommand_Command()
 }
@@ -392,6 +402,11 @@ type ConversationCommand_MessageStatus struct {
 	MessageStatus *MessageStatus `protobuf:"bytes,20,opt,name=message_status,json=messageStatus,proto3,oneof"`
 }
 
+type ConversationCommand_AutoAssign struct {
+	// 70-79: round-robin after a crash.
+	AutoAssign *AutoAssign `protobuf:"bytes,70,opt,name=auto_assign,json=autoAssign,proto3,oneof"`
+}
+
 func (*ConversationCommand_Inbound) isConversationCommand_Command() {}
 
 func (*ConversationCommand_Call) isConversationCommand_Command() {}
@@ -405,6 +420,8 @@ func (*ConversationCommand_Get) isConversationCommand_Command() {}
 func (*ConversationCommand_Tick) isConversationCommand_Command() {}
 
 func (*ConversationCommand_MessageStatus) isConversationCommand_Command() {}
+
+func (*ConversationCommand_AutoAssign) isConversationCommand_Command() {}
 
 // MessageStatus reports how delivery of an outbound message went.
 type MessageStatus struct {
@@ -2308,6 +2325,54 @@ func (x *Tick) GetSettingsVersion() int64 {
 	return 0
 }
 
+// AutoAssign is round-robin's answer for a conversation that owes an
+// assignment: agent_id is the inbox's next available agent, empty when
+// nobody is available. The conversation sends it to itself; it decides
+// nothing unless an assignment is owed.
+type AutoAssign struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoAssign) Reset() {
+	*x = AutoAssign{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoAssign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoAssign) ProtoMessage() {}
+
+func (x *AutoAssign) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoAssign.ProtoReflect.Descriptor instead.
+func (*AutoAssign) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AutoAssign) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
 // NextAssignee asks an inbox actor for the next available agent in its
 // round-robin rotation; the answer is recorded as the rotation's position.
 type NextAssignee struct {
@@ -2320,7 +2385,7 @@ type NextAssignee struct {
 
 func (x *NextAssignee) Reset() {
 	*x = NextAssignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2397,7 @@ func (x *NextAssignee) String() string {
 func (*NextAssignee) ProtoMessage() {}
 
 func (x *NextAssignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2410,7 @@ func (x *NextAssignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextAssignee.ProtoReflect.Descriptor instead.
 func (*NextAssignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NextAssignee) GetAccountId() string {
@@ -2373,7 +2438,7 @@ type Assignee struct {
 
 func (x *Assignee) Reset() {
 	*x = Assignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2450,7 @@ func (x *Assignee) String() string {
 func (*Assignee) ProtoMessage() {}
 
 func (x *Assignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2463,7 @@ func (x *Assignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
 func (*Assignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Assignee) GetError() *Error {
@@ -2427,7 +2492,7 @@ type SearchControl struct {
 
 func (x *SearchControl) Reset() {
 	*x = SearchControl{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2439,7 +2504,7 @@ func (x *SearchControl) String() string {
 func (*SearchControl) ProtoMessage() {}
 
 func (x *SearchControl) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2517,7 @@ func (x *SearchControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchControl.ProtoReflect.Descriptor instead.
 func (*SearchControl) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SearchControl) GetAction() SearchControl_Action {
@@ -2479,7 +2544,7 @@ type SearchStatus struct {
 
 func (x *SearchStatus) Reset() {
 	*x = SearchStatus{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2556,7 @@ func (x *SearchStatus) String() string {
 func (*SearchStatus) ProtoMessage() {}
 
 func (x *SearchStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2569,7 @@ func (x *SearchStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchStatus.ProtoReflect.Descriptor instead.
 func (*SearchStatus) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SearchStatus) GetPaused() bool {
@@ -2568,7 +2633,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
 	"\x06handle\x18\x03 \x01(\tR\x06handle\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"\xda\x04\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\x9d\x05\n" +
 	"\x13ConversationCommand\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1d\n" +
 	"\n" +
@@ -2583,7 +2648,9 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x06update\x18\r \x01(\v2\x1a.switchboard.actors.UpdateH\x00R\x06update\x127\n" +
 	"\x03get\x18\x0e \x01(\v2#.switchboard.actors.GetConversationH\x00R\x03get\x12.\n" +
 	"\x04tick\x18\x1e \x01(\v2\x18.switchboard.actors.TickH\x00R\x04tick\x12J\n" +
-	"\x0emessage_status\x18\x14 \x01(\v2!.switchboard.actors.MessageStatusH\x00R\rmessageStatusB\t\n" +
+	"\x0emessage_status\x18\x14 \x01(\v2!.switchboard.actors.MessageStatusH\x00R\rmessageStatus\x12A\n" +
+	"\vauto_assign\x18F \x01(\v2\x1e.switchboard.actors.AutoAssignH\x00R\n" +
+	"autoAssignB\t\n" +
 	"\acommand\"\x95\x01\n" +
 	"\rMessageStatus\x12\x1d\n" +
 	"\n" +
@@ -2763,7 +2830,10 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\bpresence\x18< \x01(\bR\bpresence\"H\n" +
 	"\x04Tick\x12\x15\n" +
 	"\x06now_ms\x18\x01 \x01(\x03R\x05nowMs\x12)\n" +
-	"\x10settings_version\x18\x02 \x01(\x03R\x0fsettingsVersion\"H\n" +
+	"\x10settings_version\x18\x02 \x01(\x03R\x0fsettingsVersion\"'\n" +
+	"\n" +
+	"AutoAssign\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\"H\n" +
 	"\fNextAssignee\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
@@ -2802,7 +2872,7 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_actorpb_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(SearchControl_Action)(0),   // 0: switchboard.actors.SearchControl.Action
 	(*Error)(nil),               // 1: switchboard.actors.Error
@@ -2834,10 +2904,11 @@ var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*Typing)(nil),              // 27: switchboard.actors.Typing
 	(*ConversationEvent)(nil),   // 28: switchboard.actors.ConversationEvent
 	(*Tick)(nil),                // 29: switchboard.actors.Tick
-	(*NextAssignee)(nil),        // 30: switchboard.actors.NextAssignee
-	(*Assignee)(nil),            // 31: switchboard.actors.Assignee
-	(*SearchControl)(nil),       // 32: switchboard.actors.SearchControl
-	(*SearchStatus)(nil),        // 33: switchboard.actors.SearchStatus
+	(*AutoAssign)(nil),          // 30: switchboard.actors.AutoAssign
+	(*NextAssignee)(nil),        // 31: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 32: switchboard.actors.Assignee
+	(*SearchControl)(nil),       // 33: switchboard.actors.SearchControl
+	(*SearchStatus)(nil),        // 34: switchboard.actors.SearchStatus
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	5,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
@@ -2847,29 +2918,30 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	9,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
 	29, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
 	4,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
-	2,  // 7: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
-	2,  // 8: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
-	1,  // 9: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	13, // 10: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 11: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	1,  // 12: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	18, // 13: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	13, // 14: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 15: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	18, // 16: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	22, // 17: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	18, // 18: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	18, // 19: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	18, // 20: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	18, // 21: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	18, // 22: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	1,  // 23: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	0,  // 24: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	30, // 7: switchboard.actors.ConversationCommand.auto_assign:type_name -> switchboard.actors.AutoAssign
+	2,  // 8: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
+	2,  // 9: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
+	1,  // 10: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
+	13, // 11: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 12: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	1,  // 13: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	18, // 14: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	13, // 15: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 16: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	18, // 17: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	22, // 18: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	18, // 19: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	18, // 20: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	18, // 21: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	18, // 22: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	18, // 23: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	1,  // 24: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	0,  // 25: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2885,6 +2957,7 @@ func file_actors_actorpb_messages_proto_init() {
 		(*ConversationCommand_Get)(nil),
 		(*ConversationCommand_Tick)(nil),
 		(*ConversationCommand_MessageStatus)(nil),
+		(*ConversationCommand_AutoAssign)(nil),
 	}
 	file_actors_actorpb_messages_proto_msgTypes[6].OneofWrappers = []any{}
 	file_actors_actorpb_messages_proto_msgTypes[7].OneofWrappers = []any{}
@@ -2895,7 +2968,7 @@ func file_actors_actorpb_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -42,6 +42,9 @@ type Event struct {
 	ActorID string `json:"actor_id,omitempty"`
 	// Timers, when set, are the snooze and SLA fields after the event.
 	Timers *Timers `json:"timers,omitempty"`
+	// AssignPending, when set, is whether round-robin owes an assignment
+	// after the event (assign.go).
+	AssignPending *bool `json:"assign_pending,omitempty"`
 	// Summary is the conversation as it is after the event, set by the
 	// actor before the append so that journal consumers (the webhook
 	// deliverer) can tell what the conversation looked like at that version.

@@ -35,6 +35,9 @@ type State struct {
 	// RecentKeys remembers the idempotency keys of the latest events, so a
 	// command the cluster delivers twice is answered from the first event.
 	RecentKeys []KeyRef `json:"recent_keys,omitempty"`
+	// AssignPending: round-robin owes this conversation an assignment
+	// (assign.go).
+	AssignPending bool `json:"assign_pending,omitempty"`
 }
 
 // KeyRef ties an idempotency key to the version of the event it produced.
@@ -99,6 +102,7 @@ type Command struct {
 	Reply   *ReplyCommand
 	Update  *UpdateCommand
 	Tick    *TickCommand
+	Assign  *AssignCommand
 
 	// Settings are the inbox's automation settings, which decide the
 	// snooze and SLA fields of every event (automation.go).
@@ -155,7 +159,8 @@ func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		return ev, err
 	}
 	finishTimers(s, ev, cmd, now)
-	if ev.Type == EventUpdate && ev.Change.empty() && ev.Timers == nil {
+	finishAssign(s, ev, cmd)
+	if ev.Type == EventUpdate && ev.Change.empty() && ev.Timers == nil && ev.AssignPending == nil {
 		return nil, nil // a tick or snooze that changes nothing
 	}
 	return ev, nil
@@ -248,6 +253,8 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		ev.ActorID = ActorAutomation
 	case cmd.Status != nil:
 		return decideStatus(s, ev, cmd.Status, now)
+	case cmd.Assign != nil:
+		return decideAssign(s, ev, cmd.Assign)
 	}
 	return ev, nil
 }
@@ -421,6 +428,9 @@ func Apply(s *State, ev *Event) {
 	}
 	if ev.Timers != nil {
 		applyTimers(sum, ev.Timers)
+	}
+	if ev.AssignPending != nil {
+		s.AssignPending = *ev.AssignPending
 	}
 	sum.Version = ev.Version
 	if ev.IdempotencyKey != "" {

@@ -12,7 +12,7 @@ import (
 // words and nothing reaches PostgreSQL that it would refuse.
 func (c Command) Validate() error {
 	n := 0
-	for _, set := range []bool{c.Inbound != nil, c.Call != nil, c.Reply != nil, c.Update != nil, c.Tick != nil, c.Status != nil} {
+	for _, set := range []bool{c.Inbound != nil, c.Call != nil, c.Reply != nil, c.Update != nil, c.Tick != nil, c.Status != nil, c.Assign != nil} {
 		if set {
 			n++
 		}

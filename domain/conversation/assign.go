@@ -1,0 +1,80 @@
+package conversation
+
+import "time"
+
+// Round-robin owed (docs/api.md "Automation", "Round-robin"). The assignment
+// is a second event after the contact's: the inbox actor has to name the
+// agent first. So that a node dying between the two cannot leave the
+// conversation unassigned, the state itself records that an assignment is
+// owed (State.AssignPending): the contact's event sets it, and it is cleared
+// by the event that settles it — an assignment (by round-robin or anyone),
+// a reply or close that ends the wait, or round-robin's own "nobody is
+// available" decision. While it is set, NextDue keeps the conversation due
+// within AssignRetry, and a tick asks for an assignee again. A tick on a
+// conversation that owes nothing (a settings re-arm, an SLA or auto-close
+// tick, a late or repeated one) never assigns it, so a conversation that
+// found nobody available stays unassigned, as the API says.
+
+// AssignRetry is how soon after the event that owes an assignment (or after
+// an attempt that got no answer) the conversation falls due to try again.
+const AssignRetry = 2 * time.Second
+
+// AssignCommand is round-robin's answer for a conversation that owes an
+// assignment: AgentID is the inbox's next available agent, or "" when
+// nobody is available. Without an owed assignment it decides nothing, so a
+// late or repeated answer is harmless.
+type AssignCommand struct {
+	AgentID string
+}
+
+func decideAssign(s *State, ev *Event, c *AssignCommand) (*Event, error) {
+	if !s.Exists() {
+		return nil, ErrNotFound
+	}
+	if !s.AssignPending {
+		return nil, nil
+	}
+	ev.Type = EventUpdate
+	ev.ActorID = ActorAutomation
+	ev.Change = &Change{}
+	if c.AgentID != "" {
+		id := c.AgentID
+		ev.Change.AssigneeID = &id
+	}
+	return ev, nil
+}
+
+// finishAssign sets ev.AssignPending when the event changes whether an
+// assignment is owed. Like Timers, the event carries the outcome, so replay
+// never depends on the settings of the day.
+func finishAssign(s *State, ev *Event, cmd Command) {
+	probe := s.Clone()
+	Apply(probe, ev)
+	want := ShouldAutoAssign(&s.Summary, &probe.Summary, ev, cmd.Settings) ||
+		(s.AssignPending && stillOwed(&probe.Summary, cmd))
+	if want != s.AssignPending {
+		ev.AssignPending = &want
+	}
+}
+
+// stillOwed reports whether an owed assignment survives an event that left
+// the conversation as sum: not once someone is assigned, the wait is over,
+// round-robin was turned off, or round-robin answered.
+func stillOwed(sum *Summary, cmd Command) bool {
+	return cmd.Assign == nil && cmd.Settings.AutoAssign == AutoAssignRoundRobin &&
+		sum.AssigneeID == nil && !sum.Addressed && sum.WaitingSince != nil && sum.Status != StatusClosed
+}
+
+// NextDue is the earliest time a tick has something to do for the
+// conversation at now (the time of its latest event or tick): its timers
+// (NextDue of the summary) and, while an assignment is owed, a retry of it
+// within AssignRetry.
+func (s *State) NextDue(st Settings, now time.Time) *time.Time {
+	due := NextDue(&s.Summary, st)
+	if s.AssignPending {
+		if retry := now.Add(AssignRetry); due == nil || retry.Before(*due) {
+			due = &retry
+		}
+	}
+	return due
+}
