@@ -1,55 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 // Automation end to end (docs/api.md "Automation"): durable timers fire on the
 // conversation's own path, as events by the actor "automation".
-
-// nodeOn starts a node on an existing database; stop is idempotent and also
-// runs at cleanup, so a test can stop the node and start another.
-func nodeOn(t *testing.T, url string, mutate ...func(*server.Config)) (n *server.Node, stop func()) {
-	t.Helper()
-	env := map[string]string{"SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_ADMIN_TOKEN": testAdminToken, "SWITCHBOARD_HTTP_ADDR": "127.0.0.1:0"}
-	cfg, err := server.LoadConfig("test", nil, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	n, err = server.Start(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			if err := n.Stop(context.Background()); err != nil {
-				t.Errorf("stop node: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return n, stop
-}
 
 func (f *fixture) settings(req obj) obj {
 	f.t.Helper()

@@ -20,15 +20,26 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const testAdminToken = "adm_test_token"
 
+// testSecretKey seals webhook secrets for every node of the test process, so
+// a node restarted on the same database opens what its predecessor sealed.
+var testSecretKey = webhooks.NewKey()
+
 // testNode starts an in-process node on a fresh database.
 func testNode(t testing.TB, mutate ...func(*server.Config)) *server.Node {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
+	n, _ := nodeOn(t, pgtest.NewDatabase(t), mutate...)
+	return n
+}
+
+// nodeOn starts a node on an existing database; stop is idempotent and also
+// runs at cleanup, so a test can stop the node and start another.
+func nodeOn(t testing.TB, url string, mutate ...func(*server.Config)) (n *server.Node, stop func()) {
+	t.Helper()
 	env := map[string]string{
 		"SWITCHBOARD_DATABASE_URL": url,
 		"SWITCHBOARD_ADMIN_TOKEN":  testAdminToken,
 		"SWITCHBOARD_HTTP_ADDR":    "127.0.0.1:0",
-		"SWITCHBOARD_SECRET_KEY":   webhooks.NewKey(),
+		"SWITCHBOARD_SECRET_KEY":   testSecretKey,
 	}
 	cfg, err := server.LoadConfig("test", nil, func(k string) string { return env[k] })
 	if err != nil {
@@ -44,16 +55,21 @@ func testNode(t testing.TB, mutate ...func(*server.Config)) *server.Node {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := server.Start(ctx, cfg, log)
+	n, err = server.Start(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := n.Stop(context.Background()); err != nil {
-			t.Errorf("stop node: %v", err)
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			if err := n.Stop(context.Background()); err != nil {
+				t.Errorf("stop node: %v", err)
+			}
 		}
-	})
-	return n
+	}
+	t.Cleanup(stop)
+	return n, stop
 }
 
 // api is a small REST client for tests.
