@@ -20,7 +20,6 @@ import (
 	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/internal/poll"
-	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -110,22 +109,7 @@ func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
 // by tune before it starts.
 func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *backlogEnv {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	if err := persistence.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := pool.Exec(ctx, `INSERT INTO accounts (id, name) VALUES ('acc_1', 'Backlog')`); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := NewSealer(NewKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, sealer := newAccountDB(t, "Backlog")
 	hook, secret, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/switchboard-dev/switchboard/persistence"
-	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
 // BenchmarkPurge measures one retention statement on a table of 1M
@@ -21,22 +16,7 @@ import (
 //	go test -run '^$' -bench BenchmarkPurge -benchtime 20x ./consumers/webhooks/
 func BenchmarkPurge(b *testing.B) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(b)
-	if err := persistence.Migrate(ctx, url); err != nil {
-		b.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	sealer, err := NewSealer(NewKey())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO accounts (id, name) VALUES ('acc_1', 'Bench')`); err != nil {
-		b.Fatal(err)
-	}
+	pool, sealer := newAccountDB(b, "Bench")
 	hook, _, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
 	if err != nil {
 		b.Fatal(err)

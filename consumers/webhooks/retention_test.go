@@ -8,14 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-dev/switchboard/internal/poll"
-	"github.com/switchboard-dev/switchboard/persistence"
-	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
 // One purge round deletes exactly the rows past their retention — delivered
@@ -23,22 +20,7 @@ import (
 // statements of at most PurgeBatch rows, and never a pending row however old.
 func TestPurgeDeletesOnlyExpiredRows(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	if err := persistence.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := pool.Exec(ctx, `INSERT INTO accounts (id, name) VALUES ('acc_1', 'Retention')`); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := NewSealer(NewKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, sealer := newAccountDB(t, "Retention")
 	hook, _, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
 	if err != nil {
 		t.Fatal(err)
