@@ -160,7 +160,7 @@ func isDataError(err error) bool {
 
 // exec commits one batch; armsSoon adds the TimersChannel announcement of
 // due (see soonDue) to the transaction.
-func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (_ []outcome, err error) {
+func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes []outcome, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	conn, err := w.pool.Acquire(ctx)
@@ -175,10 +175,20 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (_ []outc
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 		}
 	}()
-	// One round trip: the pipeline carries the whole transaction.
+	// One round trip: the pipeline carries the whole transaction, then the
+	// wake-ups in a transaction of their own. NOTIFY inside the batch's
+	// transaction would take PostgreSQL's database-wide notify lock at
+	// commit and hold it across the WAL flush, so the committers' flushes
+	// would run one after the other instead of sharing one fsync. After the
+	// COMMIT, with synchronous_commit off (a lost wake-up costs a poll
+	// interval, never an entry: consumers read the journal, not the
+	// notification), the lock is held for microseconds.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(w.stmt.sql, args...)
+	b.Queue("COMMIT")
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
 	b.Queue("NOTIFY journal_appended")
 	if armsSoon {
 		b.Queue(notifyTimersSQL, TimersPayload(due))
@@ -186,14 +196,15 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (_ []outc
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer func() {
-		if cerr := br.Close(); cerr != nil && err == nil {
+		cerr := br.Close()
+		if cerr != nil && err == nil && outcomes == nil {
 			err = fmt.Errorf("commit batch: %w", cerr)
 		}
 	}()
 	if _, err := br.Exec(); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	outcomes := make([]outcome, n)
+	got := make([]outcome, n)
 	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("append batch: %w", err)
@@ -210,22 +221,14 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (_ []outc
 			return nil, fmt.Errorf("append batch: result index %d out of range", idx)
 		}
 		if ok {
-			outcomes[idx-1] = outcomeOK
+			got[idx-1] = outcomeOK
 		} else {
-			outcomes[idx-1] = outcomeDuplicate
+			got[idx-1] = outcomeDuplicate
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("append batch: %w", err)
-	}
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("notify: %w", err)
-	}
-	if armsSoon {
-		if _, err := br.Exec(); err != nil {
-			return nil, fmt.Errorf("notify timers: %w", err)
-		}
 	}
 	tag, err := br.Exec()
 	if err != nil {
@@ -234,7 +237,33 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (_ []outc
 	if tag.String() != "COMMIT" {
 		return nil, fmt.Errorf("commit: transaction rolled back (%s)", tag)
 	}
+	// Committed: from here on nothing fails the batch. A failed wake-up
+	// leaves its transaction aborted; end it so the connection goes back
+	// to the pool clean.
+	outcomes = got
+	if werr := w.wake(br, armsSoon); werr != nil {
+		w.m.wakeFailures.Inc()
+		if !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+			_ = br.Close()
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
+	}
 	return outcomes, nil
+}
+
+// wake reads the results of the wake-up transaction exec queued after the
+// batch's COMMIT.
+func (w *Writer) wake(br pgx.BatchResults, armsSoon bool) error {
+	steps := []string{"begin", "set", "notify journal"}
+	if armsSoon {
+		steps = append(steps, "notify timers")
+	}
+	for _, step := range append(steps, "commit") {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("wake-up %s: %w", step, err)
+		}
+	}
+	return nil
 }
 
 // batchStatement is the statement a batch runs: its SQL answers one row

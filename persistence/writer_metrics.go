@@ -17,6 +17,9 @@ type writerMetrics struct {
 	results   *prometheus.CounterVec
 	retries   prometheus.Counter
 	snapshots *prometheus.CounterVec
+	// wakeFailures counts committed batches whose NOTIFY failed: the
+	// consumers then see them at their next poll instead.
+	wakeFailures prometheus.Counter
 }
 
 func newWriterMetrics(reg prometheus.Registerer) writerMetrics {
@@ -53,5 +56,10 @@ func newWriterMetrics(reg prometheus.Registerer) writerMetrics {
 			Name:      "snapshots_total",
 			Help:      "Conversation snapshots handed to the writer, by result (ok, failed).",
 		}, []string{"result"})),
+		wakeFailures: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace,
+			Name:      "commit_wakeup_failures_total",
+			Help:      "Committed batches whose NOTIFY to the journal's consumers failed (they see the batch at their next poll).",
+		})),
 	}
 }

@@ -31,21 +31,18 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 		if err := ix.waitUnpaused(ctx); err != nil {
 			return nil
 		}
-		batch, err := journal.ReadBatchOf(ctx, conn, cur, ix.cfg.BatchSize, messageEvents)
+		read, err := journal.ReadBatchOf(ctx, conn, cur, ix.cfg.BatchSize, messageEvents)
 		ix.rounds.Add(1)
 		if err != nil {
 			return fmt.Errorf("indexer: %w", err)
 		}
+		batch := read.Entries
 		if len(batch) == 0 {
 			// Committed rows waiting above the horizon: the transactions
 			// before them usually finish within milliseconds, so look again
 			// soon (doubling), rather than after a whole poll interval.
 			wait := idle
-			pending, err := journal.PendingAfter(ctx, conn, cur)
-			if err != nil {
-				return fmt.Errorf("indexer: %w", err)
-			}
-			if pending {
+			if read.Pending {
 				pendingWait = min(max(2*pendingWait, 2*time.Millisecond), idle)
 				wait = pendingWait
 			} else {

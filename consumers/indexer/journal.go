@@ -32,6 +32,12 @@ ON CONFLICT (conversation_id, version) DO UPDATE
 
 func (ix *Indexer) commit(ctx context.Context, conn *pgx.Conn, next journal.Cursor, failures []failure) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// The cursor may commit without waiting for its WAL flush: a crash
+		// that loses it moves the indexer back over entries it indexes
+		// again, the same way (journal.AsyncCommitSQL).
+		if _, err := tx.Exec(ctx, journal.AsyncCommitSQL); err != nil {
+			return err
+		}
 		if len(failures) > 0 {
 			n := len(failures)
 			convs, versions, accounts, ids, reasons := make([]string, n), make([]int64, n), make([]string, n), make([]string, n), make([]string, n)

@@ -61,8 +61,9 @@ func TestCursorStoredTheOldWayCarriesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	indexed, err := journal.ReadBatch(ctx, conn.Conn(), journal.Cursor{}, 100)
+	read, err := journal.ReadBatch(ctx, conn.Conn(), journal.Cursor{}, 100)
 	conn.Release()
+	indexed := read.Entries
 	if err != nil || len(indexed) != 20 {
 		t.Fatalf("journal holds %d entries (%v), want 20", len(indexed), err)
 	}

@@ -11,7 +11,8 @@
 // the same statement: every transaction below that horizon has finished, so
 // no row can appear behind the cursor later. Rows above the horizon wait
 // until the transactions before them finish (typically a group-commit
-// batch, about a millisecond), which costs a short re-poll, never an entry.
+// batch, about a millisecond), which costs a short re-poll, never an entry;
+// a read reports them (Batch.Pending) so the consumer knows to re-poll.
 //
 // Its consumers: the search indexer (consumers/indexer), the webhook
 // deliverer (consumers/webhooks) and the timer scanner (consumers/timers).
@@ -53,24 +54,42 @@ type Entry struct {
 	CreatedAt time.Time
 }
 
-// readBatchSQL: the horizon is a one-time sub-select, so it is an index
-// condition next to the cursor's row comparison and the scan stops at the
-// horizon. ORDER BY names the table's columns: a bare "txid" would mean the
+// readBatchSQL reads the next rows after the cursor, settled or not, and
+// marks each: settled rows (below the horizon, computed once in the same
+// statement) come first in this order, so the settled ones are a prefix. One
+// statement answers both "what can I consume" and "is anything committed
+// waiting above the horizon", which a separate EXISTS cost a second round
+// trip for — and the planner answered that EXISTS with a sequential scan of
+// the whole journal, a cost that grew with its length on every idle poll.
+// ORDER BY with LIMIT keeps the plan on the (txid, conversation_id, version)
+// index. ORDER BY names the table's columns: a bare "txid" would mean the
 // output column txid::text, whose order ("1000" < "999") skips the rows of
 // every transaction id that sorts after the next power of ten. $5 lists the
-// event types whose event is loaded (NULL: all).
+// event types whose event is loaded (NULL: all); unsettled rows never load
+// theirs.
 const readBatchSQL = `
 SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type,
-	CASE WHEN $5::text[] IS NULL OR event_type = ANY($5::text[]) THEN event::text END,
-	created_at
-FROM journal
+	CASE WHEN txid < h.horizon AND ($5::text[] IS NULL OR event_type = ANY($5::text[])) THEN event::text END,
+	created_at, txid < h.horizon
+FROM journal, (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
 WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
-	AND txid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
 ORDER BY journal.txid, journal.conversation_id, journal.version
 LIMIT $4`
 
-// ReadBatch returns up to limit committed entries after c, in cursor order.
-func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) ([]Entry, error) {
+// Batch is what one read found after a cursor.
+type Batch struct {
+	// Entries are committed and settled: every transaction before them has
+	// finished, so nothing can appear behind them later.
+	Entries []Entry
+	// Pending reports committed rows after Entries that wait above the
+	// horizon for an older transaction to finish — typically a
+	// group-commit batch, a millisecond or two — so a short re-poll beats
+	// waiting for the next NOTIFY.
+	Pending bool
+}
+
+// ReadBatch returns up to limit settled entries after c, in cursor order.
+func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) (Batch, error) {
 	return ReadBatchOf(ctx, conn, after, limit, nil)
 }
 
@@ -79,44 +98,38 @@ func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) ([]
 // move the cursor). An event carries the conversation's whole summary, so
 // not loading the ones a consumer skips saves most of a read's bytes.
 // Nil eventTypes loads every event.
-func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string) ([]Entry, error) {
+func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string) (Batch, error) {
 	rows, err := conn.Query(ctx, readBatchSQL, strconv.FormatUint(after.TxID, 10), after.ConversationID, after.Version, limit, eventTypes)
 	if err != nil {
-		return nil, fmt.Errorf("journal: read after %s: %w", after, err)
+		return Batch{}, fmt.Errorf("journal: read after %s: %w", after, err)
 	}
 	defer rows.Close()
-	var out []Entry
+	var b Batch
 	for rows.Next() {
 		var e Entry
 		var txid string
 		var event *string
-		if err := rows.Scan(&txid, &e.ConversationID, &e.Version, &e.AccountID, &e.InboxID, &e.EventType, &event, &e.CreatedAt); err != nil {
-			return nil, fmt.Errorf("journal: read after %s: %w", after, err)
+		var settled bool
+		if err := rows.Scan(&txid, &e.ConversationID, &e.Version, &e.AccountID, &e.InboxID, &e.EventType, &event, &e.CreatedAt, &settled); err != nil {
+			return Batch{}, fmt.Errorf("journal: read after %s: %w", after, err)
+		}
+		if !settled {
+			b.Pending = true
+			break
 		}
 		if e.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
-			return nil, fmt.Errorf("journal: read: txid %q: %w", txid, err)
+			return Batch{}, fmt.Errorf("journal: read: txid %q: %w", txid, err)
 		}
 		if event != nil {
 			e.Event = []byte(*event)
 		}
-		out = append(out, e)
+		b.Entries = append(b.Entries, e)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("journal: read after %s: %w", after, err)
+		return Batch{}, fmt.Errorf("journal: read after %s: %w", after, err)
 	}
-	return out, nil
-}
-
-// PendingAfter reports whether rows exist after c at all, committed or not
-// yet below the horizon: then a short re-poll beats waiting for a NOTIFY.
-func PendingAfter(ctx context.Context, conn *pgx.Conn, c Cursor) (bool, error) {
-	var ok bool
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM journal WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3))`,
-		strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("journal: check pending after %s: %w", c, err)
-	}
-	return ok, nil
+	return b, nil
 }
 
 // Querier is what reads a cursor: a connection, a pool or a transaction.
@@ -155,7 +168,8 @@ SELECT
 		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
 		ORDER BY journal.txid, journal.conversation_id, journal.version LIMIT 1), 0),
 	(SELECT count(*) FROM (SELECT 1 FROM journal
-		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3) LIMIT $4) b)`,
+		WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
+		ORDER BY journal.txid, journal.conversation_id, journal.version LIMIT $4) b)`,
 		strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version, limit).Scan(&lagSeconds, &n)
 	if err != nil {
 		return 0, 0, fmt.Errorf("journal: measure backlog after %s: %w", c, err)
@@ -165,6 +179,15 @@ SELECT
 	}
 	return time.Duration(lagSeconds * float64(time.Second)), n, nil
 }
+
+// AsyncCommitSQL, run first in a consumer's transaction, lets it commit
+// without waiting for its WAL flush. A consumer's writes are derived from the
+// journal and commit with its cursor, so a crash that loses them loses the
+// cursor's move too and the consumer redoes the same entries (at least once,
+// as always). Waiting would add one fsync per consumer batch beside the
+// writer's, on the disk every acknowledgement waits for; WAL order still
+// puts each commit after the ones before it.
+const AsyncCommitSQL = "SET LOCAL synchronous_commit = off"
 
 const saveCursorSQL = `
 INSERT INTO journal_cursors (name, txid, conversation_id, version, updated_at)

@@ -35,10 +35,22 @@ func insert(t *testing.T, conn *pgx.Conn, conv, eventType, txid string) {
 	}
 }
 
+// TestReadBatchUsesJournalIndex: with a journal of some size and fresh
+// statistics, a read from its end (the idle poll of a caught-up consumer)
+// walks the index. The planner once answered such a poll with a sequential
+// scan of the whole journal, a cost that grew with every message stored.
 func TestReadBatchUsesJournalIndex(t *testing.T) {
 	conn := connect(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event, txid)
+		SELECT 'cv_' || i, 1, 'acc', 'ib', 'update', '{}', (1000 + i)::text::xid8 FROM generate_series(1, 20000) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ANALYZE journal"); err != nil {
+		t.Fatal(err)
+	}
 	var plan strings.Builder
-	rows, err := conn.Query(context.Background(), "EXPLAIN "+readBatchSQL, "0", "", int64(0), 500, []string{"inbound_message"})
+	rows, err := conn.Query(ctx, "EXPLAIN "+readBatchSQL, "21000", "cv_20000", int64(1), 500, []string{"inbound_message"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,17 +79,19 @@ func TestReadBatchOrdersTransactionIDsAsNumbers(t *testing.T) {
 	ctx := context.Background()
 	insert(t, conn, "cv_late", "update", "10")
 	insert(t, conn, "cv_early", "update", "9")
-	first, err := ReadBatch(ctx, conn, Cursor{}, 1)
+	read, err := ReadBatch(ctx, conn, Cursor{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	first := read.Entries
 	if len(first) != 1 || first[0].TxID != 9 {
 		t.Fatalf("first entry %+v, want the one of transaction 9", first)
 	}
-	rest, err := ReadBatch(ctx, conn, first[0].Cursor, 10)
+	read, err = ReadBatch(ctx, conn, first[0].Cursor, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rest := read.Entries
 	if len(rest) != 1 || rest[0].TxID != 10 {
 		t.Fatalf("after transaction 9: %+v, want the one of transaction 10", rest)
 	}
@@ -90,17 +104,19 @@ func TestReadBatchOfLoadsOnlyTheNamedEvents(t *testing.T) {
 	ctx := context.Background()
 	insert(t, conn, "cv_a", "inbound_message", "5")
 	insert(t, conn, "cv_b", "update", "6")
-	got, err := ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"})
+	read, err := ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := read.Entries
 	if len(got) != 2 || string(got[0].Event) != `{"type": "inbound_message"}` || got[1].Event != nil {
 		t.Fatalf("entries %+v", got)
 	}
-	all, err := ReadBatch(ctx, conn, Cursor{}, 10)
+	read, err = ReadBatch(ctx, conn, Cursor{}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
+	all := read.Entries
 	if len(all) != 2 || string(all[1].Event) != `{"type": "update"}` {
 		t.Fatalf("entries %+v", all)
 	}
@@ -127,5 +143,53 @@ func TestBacklogCountsEntriesAfterTheCursor(t *testing.T) {
 	}
 	if lag, n, err := Backlog(ctx, conn, Cursor{TxID: 9, ConversationID: "cv_3", Version: 1}, 10); err != nil || n != 0 || lag != 0 {
 		t.Fatalf("caught up: lag %v, backlog %d, %v", lag, n, err)
+	}
+}
+
+// TestReadBatchReportsRowsAboveTheHorizon: a row committed while an older
+// transaction is still open is not returned (it would let the cursor pass
+// the older one's rows), but the read reports it as pending; once the older
+// transaction ends, both are read, in order.
+func TestReadBatchReportsRowsAboveTheHorizon(t *testing.T) {
+	conn := connect(t)
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, conn.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	older, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var olderTx string
+	if err := older.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&olderTx); err != nil {
+		t.Fatal(err)
+	}
+	// Committed by a later transaction while the older one is open.
+	if _, err := conn.Exec(ctx, `INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event, txid)
+		VALUES ('cv_late', 1, 'acc', 'ib', 'update', '{}', pg_current_xact_id())`); err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadBatch(ctx, conn, Cursor{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Entries) != 0 || !read.Pending {
+		t.Fatalf("with an older transaction open: %+v, want no entries and pending", read)
+	}
+	if _, err := older.Exec(ctx, `INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event, txid)
+		VALUES ('cv_early', 1, 'acc', 'ib', 'update', '{}', $1::text::xid8)`, olderTx); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read, err = ReadBatch(ctx, conn, Cursor{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Entries) != 2 || read.Pending || read.Entries[0].ConversationID != "cv_early" || read.Entries[1].ConversationID != "cv_late" {
+		t.Fatalf("after the older transaction ended: %+v, want cv_early then cv_late, nothing pending", read)
 	}
 }

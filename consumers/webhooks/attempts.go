@@ -419,6 +419,9 @@ func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) 
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	// A lost outcome means a delivery attempted again: receivers
+	// de-duplicate on webhook-id (journal.AsyncCommitSQL).
+	b.Queue(journal.AsyncCommitSQL)
 	b.Queue(lockQueuesSQL, lockClass, touched.keys())
 	b.Queue(recordSQL, hooks, events, statuses, errs, nexts)
 	if len(done.hooks) > 0 {
@@ -430,7 +433,7 @@ func (d *Deliverer) record(ctx context.Context, batch []outcome) ([]job, error) 
 	}
 	br := d.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for _, what := range []string{"begin", "lock queues", "record outcomes"} {
+	for _, what := range []string{"begin", "set", "lock queues", "record outcomes"} {
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("webhooks: %s: %w", what, err)
 		}

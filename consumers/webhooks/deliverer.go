@@ -345,17 +345,14 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 	ctx := r.ctx
 	pendingWait := time.Duration(0)
 	for {
-		batch, err := journal.ReadBatch(ctx, conn, cur, d.cfg.BatchSize)
+		read, err := journal.ReadBatch(ctx, conn, cur, d.cfg.BatchSize)
 		if err != nil {
 			return err
 		}
+		batch := read.Entries
 		if len(batch) == 0 {
 			wait := d.cfg.PollInterval
-			pending, err := journal.PendingAfter(ctx, conn, cur)
-			if err != nil {
-				return err
-			}
-			if pending {
+			if read.Pending {
 				// Rows above the horizon: the transactions before them
 				// usually finish within milliseconds.
 				pendingWait = min(max(2*pendingWait, time.Millisecond), wait)
@@ -490,13 +487,17 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 	}
 	b := &pgx.Batch{}
 	if len(ids) == 0 {
+		b.Queue("BEGIN")
+		b.Queue(journal.AsyncCommitSQL)
 		journal.QueueSaveCursor(b, d.cfg.CursorName, last)
+		b.Queue("COMMIT")
 		if err := conn.SendBatch(ctx, b).Close(); err != nil {
 			return 0, fmt.Errorf("webhooks: move cursor to %s: %w", last, err)
 		}
 		return 0, nil
 	}
 	b.Queue("BEGIN")
+	b.Queue(journal.AsyncCommitSQL)
 	b.Queue(lockQueuesSQL, lockClass, p.keys())
 	b.Queue(insertDeliveriesSQL, ids, accts, convs, versions, types, payloads, txids, committed)
 	b.Queue(setHeadsSQL, p.hooks, p.convs)
@@ -510,7 +511,7 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 	err = func() error {
 		br := conn.SendBatch(ctx, b)
 		defer br.Close()
-		for _, what := range []string{"begin", "lock queues"} {
+		for _, what := range []string{"begin", "set", "lock queues"} {
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}

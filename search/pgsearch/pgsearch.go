@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -66,7 +67,7 @@ func (b *Backend) Upsert(ctx context.Context, docs []search.Document) ([]search.
 	if len(docs) == 0 {
 		return nil, nil
 	}
-	_, err := b.pool.Exec(ctx, upsertSQL, upsertArgs(docs)...)
+	err := b.upsert(ctx, docs)
 	if err == nil {
 		return nil, nil
 	}
@@ -78,7 +79,7 @@ func (b *Backend) Upsert(ctx context.Context, docs []search.Document) ([]search.
 	}
 	var bad []search.DocError
 	for _, d := range docs {
-		if _, err := b.pool.Exec(ctx, upsertSQL, upsertArgs([]search.Document{d})...); err != nil {
+		if err := b.upsert(ctx, []search.Document{d}); err != nil {
 			if !isDataError(err) {
 				return nil, fmt.Errorf("pgsearch: upsert document %s: %w", d.ID, err)
 			}
@@ -86,6 +87,30 @@ func (b *Backend) Upsert(ctx context.Context, docs []search.Document) ([]search.
 		}
 	}
 	return bad, nil
+}
+
+// upsert runs upsertSQL in a transaction that commits without waiting for
+// its WAL flush: the index is derived from the journal, and the indexer's
+// cursor moves past these documents only in a later transaction, whose
+// commit record follows this one's in the WAL — so a crash can lose the
+// documents only together with the cursor, and they are indexed again.
+// Waiting for the flush would put one more fsync per batch beside the
+// writer's, on the disk every acknowledgement waits for.
+func (b *Backend) upsert(ctx context.Context, docs []search.Document) error {
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	batch.Queue("SET LOCAL synchronous_commit = off")
+	batch.Queue(upsertSQL, upsertArgs(docs)...)
+	batch.Queue("COMMIT")
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err = conn.SendBatch(ctx, batch).Close(); err != nil && !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = conn.Exec(ctx, "ROLLBACK")
+	}
+	return err
 }
 
 // dedupe keeps the last version of each document: one INSERT … ON CONFLICT
