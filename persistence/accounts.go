@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,6 +20,8 @@ const (
 	// Public ids of the credentials (not secret).
 	apiKeyIDPrefix = "key_"
 	tokenIDPrefix  = "tok_"
+	// revocationIDPrefix names a revocation's notice (never stored).
+	revocationIDPrefix = "rv_"
 )
 
 // Account is a tenant.
@@ -190,17 +193,20 @@ func IsAgentToken(secret string) bool { return strings.HasPrefix(secret, agentTo
 
 // Authenticate resolves an API key or agent token to its principal, or
 // ErrUnauthorized. Secrets are looked up by SHA-256: they are 256-bit random
-// values, so a slow password hash would only add latency. Nothing is cached:
-// a deleted key or revoked token must fail at once on every node, and one
-// primary-key lookup per request is cheaper than making a cache coherent
-// across nodes (BenchmarkAuthenticate).
+// values, so a slow password hash would only add latency. Resolved
+// credentials are cached while the node follows revocations (authCache); the
+// principal's InboxIDs are shared by every caller and must not be modified.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, error) {
 	isKey := strings.HasPrefix(secret, apiKeyPrefix)
 	if !isKey && !strings.HasPrefix(secret, agentTokenPrefix) || len(secret) > 128 {
 		return Principal{}, fmt.Errorf("persistence: authenticate: unknown credential format: %w", ErrUnauthorized)
 	}
 	h := sha256.Sum256([]byte(secret))
-	var p Principal
+	now := time.Now()
+	p, generation, ok := s.auth.get(h, now)
+	if ok {
+		return p, nil
+	}
 	var err error
 	if isKey {
 		err = s.pool.QueryRow(ctx, `SELECT account_id, id FROM api_keys WHERE key_hash = $1`, h[:]).Scan(&p.AccountID, &p.CredentialID)
@@ -218,6 +224,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, err
 	if err != nil {
 		return Principal{}, fmt.Errorf("persistence: authenticate: %w", err)
 	}
+	s.auth.put(h, p, generation, now)
 	return p, nil
 }
 

@@ -11,14 +11,15 @@ import (
 )
 
 // RevocationChannel is the PostgreSQL NOTIFY channel on which a revocation is
-// announced, in the transaction that revokes: every node closes the
-// websockets of the credentials it names (HTTP requests need no notice,
-// since Authenticate caches nothing).
+// announced, in the transaction that revokes: every node forgets the
+// credentials it cached and closes the websockets of those it names.
 const RevocationChannel = "credentials_revoked"
 
 // Revocation names what stopped working: one credential (CredentialID), or
 // every credential of an agent (AgentID).
 type Revocation struct {
+	// ID tells the revoking node its own notice when it comes back.
+	ID           string `json:"id,omitempty"`
 	AccountID    string `json:"account_id"`
 	AgentID      string `json:"agent_id,omitempty"`
 	CredentialID string `json:"credential_id,omitempty"`
@@ -57,7 +58,7 @@ func (s *Store) ListAgents(ctx context.Context, accountID, agentID string) ([]Ag
 // memberships go, the row stays (conversations keep it as their assignee).
 // ErrNotFound when there is no such live agent in the account.
 func (s *Store) DeleteAgent(ctx context.Context, accountID, agentID string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.revoke(ctx, Revocation{AccountID: accountID, AgentID: agentID}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE agents SET deleted_at = now() WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`,
 			agentID, accountID)
 		if err != nil {
@@ -69,10 +70,8 @@ func (s *Store) DeleteAgent(ctx context.Context, accountID, agentID string) erro
 		if _, err := tx.Exec(ctx, `DELETE FROM agent_tokens WHERE agent_id = $1`, agentID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM agent_inboxes WHERE agent_id = $1`, agentID); err != nil {
-			return err
-		}
-		return notifyRevocation(ctx, tx, Revocation{AccountID: accountID, AgentID: agentID})
+		_, err = tx.Exec(ctx, `DELETE FROM agent_inboxes WHERE agent_id = $1`, agentID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("persistence: delete agent: %w", err)
@@ -99,7 +98,7 @@ func (s *Store) CreateAgentToken(ctx context.Context, accountID, agentID string)
 
 // RevokeAgentTokens deletes every token of a live agent of the account.
 func (s *Store) RevokeAgentTokens(ctx context.Context, accountID, agentID string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.revoke(ctx, Revocation{AccountID: accountID, AgentID: agentID}, func(tx pgx.Tx) error {
 		var live bool
 		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`,
 			agentID, accountID).Scan(&live)
@@ -109,10 +108,8 @@ func (s *Store) RevokeAgentTokens(ctx context.Context, accountID, agentID string
 		if !live {
 			return fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM agent_tokens WHERE agent_id = $1`, agentID); err != nil {
-			return err
-		}
-		return notifyRevocation(ctx, tx, Revocation{AccountID: accountID, AgentID: agentID})
+		_, err = tx.Exec(ctx, `DELETE FROM agent_tokens WHERE agent_id = $1`, agentID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("persistence: revoke agent tokens: %w", err)
@@ -152,7 +149,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, accountID string) ([]APIKey, er
 // DeleteAPIKey deletes a key of the account (ErrNotFound if it has none by
 // that id). The account's last key may go too: that is the owner's call.
 func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.revoke(ctx, Revocation{AccountID: accountID, CredentialID: keyID}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM api_keys WHERE id = $1 AND account_id = $2`, keyID, accountID)
 		if err != nil {
 			return err
@@ -160,7 +157,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID string) error
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("api key %s: %w", keyID, ErrNotFound)
 		}
-		return notifyRevocation(ctx, tx, Revocation{AccountID: accountID, CredentialID: keyID})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("persistence: delete api key: %w", err)
@@ -179,6 +176,38 @@ func (s *Store) CredentialLive(ctx context.Context, credentialID string) (bool, 
 		return false, fmt.Errorf("persistence: credential %s: %w", credentialID, err)
 	}
 	return live, nil
+}
+
+// revocationEcho bounds how long a revoking call waits for its own node's
+// listener to receive the notice.
+const revocationEcho = 2 * time.Second
+
+// revoke runs change and announces r in one transaction, then forgets this
+// node's cached credentials before it returns. While this node follows
+// revocations, it also waits for its own listener to receive the notice:
+// PostgreSQL signals every listener at the same commit, so by the time the
+// caller hears back, the other nodes have the notice too and forgot theirs.
+func (s *Store) revoke(ctx context.Context, r Revocation, change func(pgx.Tx) error) error {
+	r.ID = newID(revocationIDPrefix)
+	echo := s.auth.expect(r.ID)
+	defer s.auth.unexpect(r.ID)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := change(tx); err != nil {
+			return err
+		}
+		return notifyRevocation(ctx, tx, r)
+	})
+	// Also when the commit's outcome is unknown: forgetting is always safe.
+	s.auth.revoked()
+	if err != nil || echo == nil {
+		return err
+	}
+	select {
+	case <-echo:
+	case <-ctx.Done():
+	case <-time.After(revocationEcho):
+	}
+	return nil
 }
 
 func notifyRevocation(ctx context.Context, tx pgx.Tx, r Revocation) error {
@@ -226,17 +255,23 @@ func (s *Store) listenRevocations(ctx context.Context, revoked func(Revocation),
 	if _, err := conn.Exec(ctx, "LISTEN "+RevocationChannel); err != nil {
 		return false, fmt.Errorf("persistence: follow revocations: listen: %w", err)
 	}
+	// Notices reach this node from here on: credentials may be cached
+	// until the connection is lost, when a notice might be missed.
+	s.auth.reset(true)
+	defer s.auth.reset(false)
 	resync(ctx)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, fmt.Errorf("persistence: follow revocations: %w", err)
 		}
+		s.auth.revoked()
 		var r Revocation
 		if json.Unmarshal([]byte(n.Payload), &r) != nil {
 			resync(ctx) // not ours to parse: re-check everything instead
 			continue
 		}
 		revoked(r)
+		s.auth.echo(r.ID)
 	}
 }

@@ -6,7 +6,87 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/internal/poll"
 )
+
+// followRevocations runs s.FollowRevocations until the returned stop is
+// called, once it listens.
+func followRevocations(tb testing.TB, s *Store) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.FollowRevocations(ctx, func(Revocation) {}, func(context.Context) {
+			select {
+			case listening <- struct{}{}:
+			default:
+			}
+		})
+	})
+	select {
+	case <-listening:
+	case <-time.After(10 * time.Second):
+		tb.Fatal("the follower never started listening")
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// TestCachedCredentialsFollowRevocations: a node that follows revocations
+// answers from its cache — a key whose row vanished without a notice still
+// works there (which is what proves the cache) — and forgets it at once when
+// it revokes the key itself, or when another node's notice arrives.
+func TestCachedCredentialsFollowRevocations(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	defer followRevocations(t, s)()
+	other, err := Open(ctx, s.Pool().Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	defer followRevocations(t, other)()
+
+	acc, key, err := s.CreateAccount(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE api_keys SET key_hash = 'x' WHERE id = $1`, acc.APIKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, key); err != nil {
+		t.Fatalf("a cached key failed: %v", err)
+	}
+	if _, err := other.Authenticate(ctx, key); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("uncached on the other node: %v, want ErrUnauthorized", err)
+	}
+
+	// Revoked on the other node: this node's cache forgets it when the
+	// notice arrives (the other node returns once its own notice is back).
+	k2, second, err := s.CreateAPIKey(ctx, acc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Store{s, other} {
+		if _, err := n.Authenticate(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.DeleteAPIKey(ctx, acc.ID, k2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Authenticate(ctx, second); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("revoking node: %v, want ErrUnauthorized at once", err)
+	}
+	poll.Until(t, 10*time.Second, "the notice to reach the other node", func() bool {
+		_, err := s.Authenticate(ctx, second)
+		return errors.Is(err, ErrUnauthorized)
+	})
+}
 
 func TestAPIKeysAndRevocationNotices(t *testing.T) {
 	ctx := context.Background()
@@ -64,7 +144,7 @@ func TestAPIKeysAndRevocationNotices(t *testing.T) {
 	}
 	select {
 	case r := <-got:
-		if r != (Revocation{AccountID: acc.ID, CredentialID: acc.APIKeyID}) {
+		if r.ID == "" || r != (Revocation{ID: r.ID, AccountID: acc.ID, CredentialID: acc.APIKeyID}) {
 			t.Fatalf("notice %+v", r)
 		}
 	case <-time.After(10 * time.Second):
@@ -161,11 +241,18 @@ func TestAgentTokensAndDeletion(t *testing.T) {
 	}
 }
 
-// BenchmarkAuthenticate is the cost of not caching credentials: one lookup
-// per request.
+// BenchmarkAuthenticate: a lookup per request (no listener, so nothing is
+// cached) against the cache a following node uses.
 func BenchmarkAuthenticate(b *testing.B) {
-	ctx := context.Background()
 	s := newStore(b)
+	b.Run("uncached", func(b *testing.B) { benchmarkAuthenticate(b, s) })
+	following := followRevocations(b, s)
+	b.Run("cached", func(b *testing.B) { benchmarkAuthenticate(b, s) })
+	following()
+}
+
+func benchmarkAuthenticate(b *testing.B, s *Store) {
+	ctx := context.Background()
 	acc, key, err := s.CreateAccount(ctx, "Acme")
 	if err != nil {
 		b.Fatal(err)

@@ -72,6 +72,7 @@ func Migrate(ctx context.Context, databaseURL string) error {
 // path: set-up, credentials, activation reads and read-model queries.
 type Store struct {
 	pool *pgxpool.Pool
+	auth authCache
 
 	// JournalRowsRead counts journal rows LoadEvents has read, so tests can
 	// prove that activation reads only the tail after the snapshot.
