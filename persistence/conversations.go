@@ -195,7 +195,7 @@ func (s *Store) LoadInbox(ctx context.Context, inboxID string, closedKept int) (
 		}
 		if closedKept > 0 {
 			closedRecent, err = querySummaries(ctx, tx, `SELECT summary FROM conversations
-				WHERE inbox_id = $1 AND status = 'closed' ORDER BY last_activity_at DESC, id DESC LIMIT $2`, inboxID, closedKept)
+				WHERE inbox_id = $1 AND status = 'closed' ORDER BY closed_activity_at DESC, id DESC LIMIT $2`, inboxID, closedKept)
 			if err != nil {
 				return err
 			}

@@ -31,27 +31,26 @@ ON CONFLICT (conversation_id, version) DO UPDATE
 	SET message_id = excluded.message_id, reason = excluded.reason, failed_at = now()`
 
 func (ix *Indexer) commit(ctx context.Context, conn *pgx.Conn, next journal.Cursor, failures []failure) error {
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		// The cursor may commit without waiting for its WAL flush: a crash
-		// that loses it moves the indexer back over entries it indexes
-		// again, the same way (journal.AsyncCommitSQL).
-		if _, err := tx.Exec(ctx, journal.AsyncCommitSQL); err != nil {
-			return err
+	// One round trip. The cursor may commit without waiting for its WAL
+	// flush: a crash that loses it moves the indexer back over entries it
+	// indexes again, the same way (journal.AsyncCommitSQL).
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(journal.AsyncCommitSQL)
+	if len(failures) > 0 {
+		n := len(failures)
+		convs, versions, accounts, ids, reasons := make([]string, n), make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+		for i, f := range failures {
+			convs[i], versions[i], accounts[i] = f.entry.ConversationID, f.entry.Version, f.entry.AccountID
+			ids[i], reasons[i] = f.messageID, f.reason
 		}
-		if len(failures) > 0 {
-			n := len(failures)
-			convs, versions, accounts, ids, reasons := make([]string, n), make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
-			for i, f := range failures {
-				convs[i], versions[i], accounts[i] = f.entry.ConversationID, f.entry.Version, f.entry.AccountID
-				ids[i], reasons[i] = f.messageID, f.reason
-			}
-			if _, err := tx.Exec(ctx, recordFailuresSQL, convs, versions, accounts, ids, reasons); err != nil {
-				return fmt.Errorf("record failures: %w", err)
-			}
-		}
-		return journal.SaveCursor(ctx, tx, ix.cfg.CursorName, next)
-	})
-	if err != nil {
+		b.Queue(recordFailuresSQL, convs, versions, accounts, ids, reasons)
+	}
+	journal.QueueSaveCursor(b, ix.cfg.CursorName, next)
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		// The session ends on an error and its connection with it, so an
+		// aborted transaction never outlives this batch.
 		return fmt.Errorf("indexer: commit batch up to %s: %w", next, err)
 	}
 	return nil

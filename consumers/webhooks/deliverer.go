@@ -338,7 +338,15 @@ type run struct {
 	refills    []refill // lanes' asks for their next deliveries
 	refillWake chan struct{}
 	checks     chan checkAsk // attempts' reads of their webhook
+	// cursorSaved is when the fan-out last stored its cursor.
+	cursorSaved time.Time
 }
+
+// idleCursorEvery spaces out the cursor saves of batches that deliver
+// nothing: losing such a move costs the next leader a re-read of entries
+// that deliver nothing either, while a save per batch cost a transaction
+// per commit of the whole cluster.
+const idleCursorEvery = time.Second
 
 // fanOutLoop follows the journal from cur on conn.
 func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error {
@@ -487,6 +495,10 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 	}
 	b := &pgx.Batch{}
 	if len(ids) == 0 {
+		if time.Since(r.cursorSaved) < idleCursorEvery {
+			return 0, nil
+		}
+		r.cursorSaved = time.Now()
 		b.Queue("BEGIN")
 		b.Queue(journal.AsyncCommitSQL)
 		journal.QueueSaveCursor(b, d.cfg.CursorName, last)
@@ -496,6 +508,7 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 		}
 		return 0, nil
 	}
+	r.cursorSaved = time.Now()
 	b.Queue("BEGIN")
 	b.Queue(journal.AsyncCommitSQL)
 	b.Queue(lockQueuesSQL, lockClass, p.keys())
