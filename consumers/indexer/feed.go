@@ -31,7 +31,7 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 		if err := ix.waitUnpaused(ctx); err != nil {
 			return nil
 		}
-		read, err := journal.ReadBatchOf(ctx, conn, cur, ix.cfg.BatchSize, messageEvents)
+		read, err := journal.ReadBatchOf(ctx, conn, cur, ix.cfg.BatchSize, messageEvents, "item")
 		ix.rounds.Add(1)
 		if err != nil {
 			return fmt.Errorf("indexer: %w", err)
@@ -155,16 +155,13 @@ func decode(batch []journal.Entry) ([]search.Document, []failure, map[string]jou
 		if e.Event == nil {
 			continue
 		}
-		// Only the item: the event also carries the whole summary, which
-		// decoding into Event would allocate for nothing.
-		var ev struct {
-			Item *conversation.Item `json:"item"`
-		}
-		if err := json.Unmarshal(e.Event, &ev); err != nil {
+		// The feed loads only the event's item: the event also carries the
+		// whole summary, which the indexer has no use for.
+		var it *conversation.Item
+		if err := json.Unmarshal(e.Event, &it); err != nil {
 			failures = append(failures, failure{entry: e, reason: "undecodable event: " + err.Error()})
 			continue
 		}
-		it := ev.Item
 		if it == nil || it.ID == "" {
 			failures = append(failures, failure{entry: e, reason: "message event without an item id"})
 			continue

@@ -65,11 +65,12 @@ type Entry struct {
 // index. ORDER BY names the table's columns: a bare "txid" would mean the
 // output column txid::text, whose order ("1000" < "999") skips the rows of
 // every transaction id that sorts after the next power of ten. $5 lists the
-// event types whose event is loaded (NULL: all); unsettled rows never load
-// theirs.
+// event types whose event is loaded (NULL: all), $6 names the one field of
+// it loaded (NULL: the whole event); unsettled rows never load theirs.
 const readBatchSQL = `
 SELECT txid::text, conversation_id, version, account_id, inbox_id, event_type,
-	CASE WHEN txid < h.horizon AND ($5::text[] IS NULL OR event_type = ANY($5::text[])) THEN event::text END,
+	CASE WHEN txid < h.horizon AND ($5::text[] IS NULL OR event_type = ANY($5::text[]))
+		THEN (CASE WHEN $6::text IS NULL THEN event ELSE coalesce(event->$6::text, 'null') END)::text END,
 	created_at, txid < h.horizon
 FROM journal, (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
 WHERE (txid, conversation_id, version) > ($1::text::xid8, $2, $3)
@@ -90,16 +91,21 @@ type Batch struct {
 
 // ReadBatch returns up to limit settled entries after c, in cursor order.
 func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) (Batch, error) {
-	return ReadBatchOf(ctx, conn, after, limit, nil)
+	return ReadBatchOf(ctx, conn, after, limit, nil, "")
 }
 
 // ReadBatchOf is ReadBatch for a consumer that needs the events of some
 // types only: the entries of other types come with a nil Event (they still
 // move the cursor). An event carries the conversation's whole summary, so
 // not loading the ones a consumer skips saves most of a read's bytes.
-// Nil eventTypes loads every event.
-func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string) (Batch, error) {
-	rows, err := conn.Query(ctx, readBatchSQL, strconv.FormatUint(after.TxID, 10), after.ConversationID, after.Version, limit, eventTypes)
+// Nil eventTypes loads every event. A field other than "" loads only that
+// top-level field of each event (JSON null when the event lacks it).
+func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string, field string) (Batch, error) {
+	var only *string
+	if field != "" {
+		only = &field
+	}
+	rows, err := conn.Query(ctx, readBatchSQL, strconv.FormatUint(after.TxID, 10), after.ConversationID, after.Version, limit, eventTypes, only)
 	if err != nil {
 		return Batch{}, fmt.Errorf("journal: read after %s: %w", after, err)
 	}
@@ -108,9 +114,8 @@ func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, e
 	for rows.Next() {
 		var e Entry
 		var txid string
-		var event *string
 		var settled bool
-		if err := rows.Scan(&txid, &e.ConversationID, &e.Version, &e.AccountID, &e.InboxID, &e.EventType, &event, &e.CreatedAt, &settled); err != nil {
+		if err := rows.Scan(&txid, &e.ConversationID, &e.Version, &e.AccountID, &e.InboxID, &e.EventType, &e.Event, &e.CreatedAt, &settled); err != nil {
 			return Batch{}, fmt.Errorf("journal: read after %s: %w", after, err)
 		}
 		if !settled {
@@ -120,9 +125,6 @@ func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, e
 		if e.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
 			return Batch{}, fmt.Errorf("journal: read: txid %q: %w", txid, err)
 		}
-		if event != nil {
-			e.Event = []byte(*event)
-		}
 		b.Entries = append(b.Entries, e)
 	}
 	rows.Close()
@@ -130,6 +132,50 @@ func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, e
 		return Batch{}, fmt.Errorf("journal: read after %s: %w", after, err)
 	}
 	return b, nil
+}
+
+// NoEvents, as ReadBatchOf's eventTypes, loads no event at all: for a
+// consumer that decides from the entries which events it needs (LoadEvents).
+var NoEvents = []string{}
+
+// LoadEvents fills in the Event of each entry, found by its conversation and
+// version.
+func LoadEvents(ctx context.Context, conn *pgx.Conn, entries []*Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	type key struct {
+		conv    string
+		version int64
+	}
+	at := make(map[key]*Entry, len(entries))
+	convs, versions := make([]string, 0, len(entries)), make([]int64, 0, len(entries))
+	for _, e := range entries {
+		at[key{e.ConversationID, e.Version}] = e
+		convs, versions = append(convs, e.ConversationID), append(versions, e.Version)
+	}
+	rows, err := conn.Query(ctx, `SELECT j.conversation_id, j.version, j.event::text
+		FROM unnest($1::text[], $2::int8[]) AS k(conversation_id, version)
+		JOIN journal j ON j.conversation_id = k.conversation_id AND j.version = k.version`, convs, versions)
+	if err != nil {
+		return fmt.Errorf("journal: load %d events: %w", len(entries), err)
+	}
+	var k key
+	var event []byte
+	if _, err := pgx.ForEachRow(rows, []any{&k.conv, &k.version, &event}, func() error {
+		if e := at[k]; e != nil {
+			e.Event = event
+			delete(at, k)
+		}
+		event = nil // a fresh buffer per row: the entry keeps this one
+		return nil
+	}); err != nil {
+		return fmt.Errorf("journal: load %d events: %w", len(entries), err)
+	}
+	if len(at) > 0 {
+		return fmt.Errorf("journal: load events: %d of %d not found", len(at), len(entries))
+	}
+	return nil
 }
 
 // Querier is what reads a cursor: a connection, a pool or a transaction.

@@ -50,7 +50,7 @@ func TestReadBatchUsesJournalIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	var plan strings.Builder
-	rows, err := conn.Query(ctx, "EXPLAIN "+readBatchSQL, "21000", "cv_20000", int64(1), 500, []string{"inbound_message"})
+	rows, err := conn.Query(ctx, "EXPLAIN "+readBatchSQL, "21000", "cv_20000", int64(1), 500, []string{"inbound_message"}, "item")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +104,27 @@ func TestReadBatchOfLoadsOnlyTheNamedEvents(t *testing.T) {
 	ctx := context.Background()
 	insert(t, conn, "cv_a", "inbound_message", "5")
 	insert(t, conn, "cv_b", "update", "6")
-	read, err := ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"})
+	read, err := ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := read.Entries
 	if len(got) != 2 || string(got[0].Event) != `{"type": "inbound_message"}` || got[1].Event != nil {
 		t.Fatalf("entries %+v", got)
+	}
+	read, err = ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"}, "type")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Entries) != 2 || string(read.Entries[0].Event) != `"inbound_message"` || read.Entries[1].Event != nil {
+		t.Fatalf("one field of the named events: %+v", read.Entries)
+	}
+	read, err = ReadBatchOf(ctx, conn, Cursor{}, 10, nil, "item")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Entries) != 2 || string(read.Entries[0].Event) != "null" {
+		t.Fatalf("a field the event lacks: %+v, want JSON null", read.Entries)
 	}
 	read, err = ReadBatch(ctx, conn, Cursor{}, 10)
 	if err != nil {
@@ -191,5 +205,32 @@ func TestReadBatchReportsRowsAboveTheHorizon(t *testing.T) {
 	}
 	if len(read.Entries) != 2 || read.Pending || read.Entries[0].ConversationID != "cv_early" || read.Entries[1].ConversationID != "cv_late" {
 		t.Fatalf("after the older transaction ended: %+v, want cv_early then cv_late, nothing pending", read)
+	}
+}
+
+// TestLoadEventsFillsTheEntriesReadWithout: a consumer reads a batch
+// without events, then loads those it needs.
+func TestLoadEventsFillsTheEntriesReadWithout(t *testing.T) {
+	conn := connect(t)
+	ctx := context.Background()
+	insert(t, conn, "cv_a", "inbound_message", "5")
+	insert(t, conn, "cv_b", "update", "6")
+	read, err := ReadBatchOf(ctx, conn, Cursor{}, 10, NoEvents, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Entries) != 2 || read.Entries[0].Event != nil || read.Entries[1].Event != nil {
+		t.Fatalf("read without events: %+v", read.Entries)
+	}
+	want := &read.Entries[1]
+	if err := LoadEvents(ctx, conn, []*Entry{want}); err != nil {
+		t.Fatal(err)
+	}
+	if string(want.Event) != `{"type": "update"}` || read.Entries[0].Event != nil {
+		t.Fatalf("after loading the second: %+v", read.Entries)
+	}
+	missing := &Entry{Cursor: Cursor{ConversationID: "cv_none", Version: 1}}
+	if err := LoadEvents(ctx, conn, []*Entry{missing}); err == nil {
+		t.Fatal("an entry not in the journal loaded without error")
 	}
 }

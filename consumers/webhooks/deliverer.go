@@ -353,7 +353,7 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 	ctx := r.ctx
 	pendingWait := time.Duration(0)
 	for {
-		read, err := journal.ReadBatch(ctx, conn, cur, d.cfg.BatchSize)
+		read, err := journal.ReadBatchOf(ctx, conn, cur, d.cfg.BatchSize, journal.NoEvents, "")
 		if err != nil {
 			return err
 		}
@@ -468,6 +468,18 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 		return nil
 	}); err != nil {
 		return 0, fmt.Errorf("webhooks: accounts with webhooks: %w", err)
+	}
+	// The batch was read without its events (most accounts have no
+	// webhook, and an event carries a whole summary): load those that fan
+	// out.
+	var wanted []*journal.Entry
+	for i := range batch {
+		if hooksOf[batch[i].AccountID] != nil {
+			wanted = append(wanted, &batch[i])
+		}
+	}
+	if err := journal.LoadEvents(ctx, conn, wanted); err != nil {
+		return 0, fmt.Errorf("webhooks: %w", err)
 	}
 	var ids, accts, convs, types, payloads, txids []string
 	var versions []int64
