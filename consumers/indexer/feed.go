@@ -31,6 +31,7 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 		if err := ix.waitUnpaused(ctx); err != nil {
 			return nil
 		}
+		round := time.Now()
 		read, err := journal.ReadBatchOf(ctx, conn, cur, ix.cfg.BatchSize, messageEvents, "item")
 		ix.rounds.Add(1)
 		if err != nil {
@@ -67,6 +68,10 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 		if len(batch) == ix.cfg.BatchSize && ix.cfg.CatchUpDuty < 1 {
 			rest := time.Duration(float64(time.Since(start)) * (1/ix.cfg.CatchUpDuty - 1))
 			if err := journal.Sleep(ctx, rest); err != nil {
+				return nil
+			}
+		} else if len(batch) < ix.cfg.BatchSize && ix.cfg.Gather > 0 {
+			if err := journal.Sleep(ctx, ix.cfg.Gather-time.Since(round)); err != nil {
 				return nil
 			}
 		}

@@ -87,6 +87,12 @@ type Config struct {
 	// works through a backlog (full batches), resting the remainder; 1 turns
 	// the limit off. Default 0.5.
 	CatchUpDuty float64
+	// Gather spaces out the rounds that are not catching up: a round costs
+	// a journal read, a backend call and a cursor commit whatever its
+	// size, so commits that arrive within Gather of a round's start are
+	// indexed together by the next one. It adds at most Gather to the
+	// search lag. Default 10 ms; negative turns it off.
+	Gather time.Duration
 }
 
 // DefaultLockKey is the advisory lock key used when Config.LockKey is 0
@@ -126,6 +132,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CatchUpDuty <= 0 || c.CatchUpDuty > 1 {
 		c.CatchUpDuty = 0.5
+	}
+	if c.Gather == 0 {
+		c.Gather = 10 * time.Millisecond
 	}
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -663,5 +664,46 @@ func TestBackoffGrowsWithJitterUpToCap(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Fatal("no jitter")
+	}
+}
+
+// countingBackend counts the backend calls the indexer makes.
+type countingBackend struct {
+	search.Backend
+	calls atomic.Int64
+}
+
+func (c *countingBackend) Upsert(ctx context.Context, docs []search.Document) ([]search.DocError, error) {
+	c.calls.Add(1)
+	return c.Backend.Upsert(ctx, docs)
+}
+
+// TestGatherIndexesCommitsTogether: commits trickling in one every 20 ms
+// are indexed a few rounds at a time, not one round per commit — at most
+// one round per Gather, plus the first and the last.
+func TestGatherIndexesCommitsTogether(t *testing.T) {
+	e := newEnv(t)
+	be := &countingBackend{Backend: pgsearch.New(e.pool)}
+	cfg := testConfig
+	cfg.BatchSize = 500
+	cfg.Gather = 250 * time.Millisecond
+	r := e.start(be, cfg)
+	defer r.stop()
+	const commits = 50
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := range commits {
+		<-tick.C
+		e.commit(message(fmt.Sprintf("g%d", i), "acc", "ib", 1, "gather me"))
+	}
+	poll.Until(t, 10*time.Second, "every commit indexed", func() bool {
+		return len(found(t, be, "acc", []string{"ib"}, "gather")) == commits
+	})
+	elapsed := time.Since(start)
+	calls := be.calls.Load()
+	t.Logf("%d commits over %v indexed in %d backend calls", commits, elapsed.Round(time.Millisecond), calls)
+	if most := int64(elapsed/cfg.Gather) + 2; calls > most {
+		t.Fatalf("%d backend calls for %d commits over %v, want at most %d (one per Gather)", calls, commits, elapsed, most)
 	}
 }
