@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -44,48 +43,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// member is one member of an object writeSpliced answers: raw is JSON the
-// node encoded itself (nil writes null).
-type member struct {
-	key string
-	raw []byte
-}
-
-// writeSpliced answers an object whose members are spliced in as they are:
-// the summary and item an actor encoded once for every consumer go out
-// without json.Encoder validating and copying each again (it compacts every
-// json.RawMessage it writes).
-func writeSpliced(w http.ResponseWriter, status int, members ...member) {
-	n := 2
-	for _, m := range members {
-		n += len(m.key) + len(m.raw) + 8
-	}
-	b := make([]byte, 0, n)
-	b = append(b, '{')
-	for i, m := range members {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, m.key) // keys are ASCII identifiers
-		b = append(b, ':')
-		if m.raw == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, m.raw...)
-		}
-	}
-	b = append(b, '}', '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// jsonString encodes s as a JSON string.
-func jsonString(s string) []byte {
-	b, _ := json.Marshal(s) // a string always encodes
-	return b
 }
 
 // asAPIError maps any error onto what the client may see (wire.ToError); a
