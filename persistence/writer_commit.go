@@ -159,7 +159,7 @@ func isDataError(err error) bool {
 }
 
 // exec commits one batch; armsSoon adds the TimersChannel announcement of
-// due (see soonDue) to the transaction.
+// due (see soonDue) to the wake-ups that follow its commit.
 func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes []outcome, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()

@@ -36,15 +36,15 @@ type Config struct {
 	// three or none (server/cluster_tls.go).
 	ClusterTLS cluster.TLSFiles
 	// ClusterInsecure lets automanaged and etcd members talk without TLS.
-	ClusterInsecure  bool
-	AllowedOrigins   []string
-	IdleTimeout      time.Duration
-	SnapshotEvery    int
-	CommitWindow     time.Duration
-	CommitMaxBatch   int
-	CommitCommitters int
-	ShutdownTimeout  time.Duration
-	LogLevel         string
+	ClusterInsecure bool
+	AllowedOrigins  []string
+	IdleTimeout     time.Duration
+	SnapshotEvery   int
+	CommitWindow    time.Duration
+	CommitMaxBatch  int
+	Committers      int
+	ShutdownTimeout time.Duration
+	LogLevel        string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
 	// SecretKey seals webhook secrets at rest (base64 of 32 bytes).
@@ -147,7 +147,7 @@ func (c *Config) settings() []setting {
 		{"SNAPSHOT_EVERY", "snapshot a conversation every N events", "100", num(&c.SnapshotEvery)},
 		{"COMMIT_WINDOW", "group commit: hold an append this long for company even when no commit runs (0: batch only while one runs)", "0s", dur(&c.CommitWindow)},
 		{"COMMIT_MAX_BATCH", "group commit: most appends in one transaction", "512", num(&c.CommitMaxBatch)},
-		{"COMMITTERS", "group commit: most batch transactions in flight at once", "2", num(&c.CommitCommitters)},
+		{"COMMITTERS", "group commit: most batch transactions in flight at once", "2", num(&c.Committers)},
 		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
 		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
@@ -213,7 +213,7 @@ func (c *Config) validate() error {
 	if c.Limits.WSPerCredential < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_WS_MAX_PER_CREDENTIAL must be at least 1"))
 	}
-	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 || c.CommitCommitters < 1 {
+	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 || c.Committers < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY, SWITCHBOARD_COMMIT_MAX_BATCH and SWITCHBOARD_COMMITTERS must be at least 1"))
 	}
 	if c.Webhooks.Retention <= 0 || c.Webhooks.FailedRetention <= 0 {

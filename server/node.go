@@ -70,7 +70,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.store = store
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Committers: cfg.CommitCommitters, Window: cfg.CommitWindow,
+	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Committers: cfg.Committers, Window: cfg.CommitWindow,
 		Log: log.With("component", "writer")}, reg)
 
 	if n.backend, err = newSearchBackend(ctx, cfg, store, log); err != nil {
