@@ -185,8 +185,10 @@ const revocationEcho = 2 * time.Second
 // revoke runs change and announces r in one transaction, then forgets this
 // node's cached credentials before it returns. While this node follows
 // revocations, it also waits for its own listener to receive the notice:
-// PostgreSQL signals every listener at the same commit, so by the time the
-// caller hears back, the other nodes have the notice too and forgot theirs.
+// PostgreSQL signals every node's listener at the same commit, so by the
+// time the caller hears back the others have had the same notice to act on
+// (a node whose listener is stalled acts when it resumes, within the cache's
+// TTL at worst).
 func (s *Store) revoke(ctx context.Context, r Revocation, change func(pgx.Tx) error) error {
 	r.ID = newID(revocationIDPrefix)
 	echo := s.auth.expect(r.ID)
