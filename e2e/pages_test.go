@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
@@ -126,8 +127,21 @@ func TestConsoleShowsInboxLive(t *testing.T) {
 
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(sel))
+	// One evaluation finds the element and reads it: the pages re-render
+	// lists on every frame, so a node found by one call may be gone by the
+	// next (chromedp.Text queries, then reads). Visible text only, as
+	// chromedp.Text returns it.
+	js, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
+		const e = document.querySelector(`+jsString(sel)+`);
+		if (!e) return null;
+		const shown = e.offsetWidth || e.offsetHeight || e.getClientRects().length;
+		return JSON.stringify(shown ? e.innerText : "");
+	})()`, chromedp.WithPollingTimeout(20*time.Second)))
 	if err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	var s string
+	if err := json.Unmarshal([]byte(js), &s); err != nil {
 		t.Fatalf("read %s: %v", sel, err)
 	}
 	return s

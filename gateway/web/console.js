@@ -345,14 +345,20 @@ function renderPresence() {
 // ---- actions -------------------------------------------------------------
 
 async function act(changes) {
-  if (!ui.selected) return;
+  const id = ui.selected;
+  if (!id) return;
   $("reply-error").textContent = "";
   try {
-    const c = await ui.sb.update(ui.selected, changes);
-    if (c && c.version >= ((ui.summary && ui.summary.version) || 0)) { ui.summary = c; renderThreadHead(); }
+    const c = await ui.sb.update(id, changes);
+    // The agent may have opened another conversation while this one's ack
+    // was on its way: its answer must not replace that thread's header.
+    if (c && c.id === ui.selected && (!ui.summary || ui.summary.id !== c.id || c.version >= ui.summary.version)) {
+      ui.summary = c;
+      renderThreadHead();
+    }
     renderList();
   } catch (err) {
-    $("reply-error").textContent = err.message;
+    if (id === ui.selected) $("reply-error").textContent = err.message;
   }
 }
 
@@ -361,13 +367,15 @@ async function sendReply() {
   if (!body.trim() || !ui.selected) return;
   const kind = document.querySelector('input[name="kind"]:checked').value;
   $("reply-error").textContent = "";
+  const id = ui.selected;
   try {
-    const m = await ui.sb.send(ui.selected, body, { kind });
-    $("reply").value = "";
+    const m = await ui.sb.send(id, body, { kind });
+    if ($("reply").value === body) $("reply").value = "";
+    if (id !== ui.selected) return; // the agent moved on: that thread loads it when opened
     ui.items.set(m.id, m);
     renderMessages();
   } catch (err) {
-    $("reply-error").textContent = "Not sent: " + err.message;
+    if (id === ui.selected) $("reply-error").textContent = "Not sent: " + err.message;
   }
 }
 
