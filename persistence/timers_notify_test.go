@@ -13,14 +13,7 @@ func TestWriterAnnouncesSoonDueTimes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := newStore(t)
-	conn, err := s.Pool().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+TimersChannel); err != nil {
-		t.Fatal(err)
-	}
+	conn := listen(t, s, TimersChannel)
 	w := NewWriter(s.Pool(), WriterConfig{}, nil)
 	defer w.Close(ctx)
 	// timersAfter appends one event due at due and returns what

@@ -355,18 +355,25 @@ func TestWriterWholeBatchFailure(t *testing.T) {
 	}
 }
 
+// listen holds a pooled connection that LISTENs on channel until the test ends.
+func listen(t *testing.T, s *Store, channel string) *pgxpool.Conn {
+	t.Helper()
+	conn, err := s.Pool().Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Release)
+	if _, err := conn.Exec(context.Background(), "LISTEN "+channel); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 func TestWriterNotifiesJournalAppended(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := newStore(t)
-	conn, err := s.Pool().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN journal_appended"); err != nil {
-		t.Fatal(err)
-	}
+	conn := listen(t, s, "journal_appended")
 	w := NewWriter(s.Pool(), WriterConfig{}, nil)
 	defer w.Close(ctx)
 	if err := w.Append(ctx, testAppend("cv_n", claim(t, s, "cv_n"), 1, message(1, "hello"))); err != nil {

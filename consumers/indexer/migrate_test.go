@@ -61,7 +61,7 @@ func TestCursorStoredTheOldWayCarriesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read, err := journal.ReadBatch(ctx, conn.Conn(), journal.Cursor{}, 100)
+	read, err := journal.ReadBatchOf(ctx, conn.Conn(), journal.Cursor{}, 100, nil, "")
 	conn.Release()
 	indexed := read.Entries
 	if err != nil || len(indexed) != 20 {

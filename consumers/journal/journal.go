@@ -89,16 +89,11 @@ type Batch struct {
 	Pending bool
 }
 
-// ReadBatch returns up to limit settled entries after c, in cursor order.
-func ReadBatch(ctx context.Context, conn *pgx.Conn, after Cursor, limit int) (Batch, error) {
-	return ReadBatchOf(ctx, conn, after, limit, nil, "")
-}
-
-// ReadBatchOf is ReadBatch for a consumer that needs the events of some
-// types only: the entries of other types come with a nil Event (they still
-// move the cursor). An event carries the conversation's whole summary, so
-// not loading the ones a consumer skips saves most of a read's bytes.
-// Nil eventTypes loads every event. A field other than "" loads only that
+// ReadBatchOf returns up to limit settled entries after c, in cursor order,
+// with the events of the named types only: the entries of other types come
+// with a nil Event (they still move the cursor). An event carries the
+// conversation's whole summary, so not loading the ones a consumer skips
+// saves most of a read's bytes. Nil eventTypes loads every event. A field other than "" loads only that
 // top-level field of each event (JSON null when the event lacks it).
 func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string, field string) (Batch, error) {
 	var only *string

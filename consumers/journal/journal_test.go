@@ -25,6 +25,16 @@ func connect(t *testing.T) *pgx.Conn {
 	return conn
 }
 
+// mustRead is ReadBatchOf, failing the test on an error.
+func mustRead(t *testing.T, conn *pgx.Conn, after Cursor, limit int, eventTypes []string, field string) Batch {
+	t.Helper()
+	read, err := ReadBatchOf(context.Background(), conn, after, limit, eventTypes, field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return read
+}
+
 // insert writes a journal row under the given transaction id (long
 // finished, as every id below the test's own is).
 func insert(t *testing.T, conn *pgx.Conn, conv, eventType, txid string) {
@@ -76,21 +86,14 @@ func TestReadBatchUsesJournalIndex(t *testing.T) {
 // transaction ids reach the next power of ten.
 func TestReadBatchOrdersTransactionIDsAsNumbers(t *testing.T) {
 	conn := connect(t)
-	ctx := context.Background()
 	insert(t, conn, "cv_late", "update", "10")
 	insert(t, conn, "cv_early", "update", "9")
-	read, err := ReadBatch(ctx, conn, Cursor{}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := mustRead(t, conn, Cursor{}, 1, nil, "")
 	first := read.Entries
 	if len(first) != 1 || first[0].TxID != 9 {
 		t.Fatalf("first entry %+v, want the one of transaction 9", first)
 	}
-	read, err = ReadBatch(ctx, conn, first[0].Cursor, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read = mustRead(t, conn, first[0].Cursor, 10, nil, "")
 	rest := read.Entries
 	if len(rest) != 1 || rest[0].TxID != 10 {
 		t.Fatalf("after transaction 9: %+v, want the one of transaction 10", rest)
@@ -101,35 +104,22 @@ func TestReadBatchOrdersTransactionIDsAsNumbers(t *testing.T) {
 // (they move the cursor), without their events.
 func TestReadBatchOfLoadsOnlyTheNamedEvents(t *testing.T) {
 	conn := connect(t)
-	ctx := context.Background()
 	insert(t, conn, "cv_a", "inbound_message", "5")
 	insert(t, conn, "cv_b", "update", "6")
-	read, err := ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := mustRead(t, conn, Cursor{}, 10, []string{"inbound_message"}, "")
 	got := read.Entries
 	if len(got) != 2 || string(got[0].Event) != `{"type": "inbound_message"}` || got[1].Event != nil {
 		t.Fatalf("entries %+v", got)
 	}
-	read, err = ReadBatchOf(ctx, conn, Cursor{}, 10, []string{"inbound_message"}, "type")
-	if err != nil {
-		t.Fatal(err)
-	}
+	read = mustRead(t, conn, Cursor{}, 10, []string{"inbound_message"}, "type")
 	if len(read.Entries) != 2 || string(read.Entries[0].Event) != `"inbound_message"` || read.Entries[1].Event != nil {
 		t.Fatalf("one field of the named events: %+v", read.Entries)
 	}
-	read, err = ReadBatchOf(ctx, conn, Cursor{}, 10, nil, "item")
-	if err != nil {
-		t.Fatal(err)
-	}
+	read = mustRead(t, conn, Cursor{}, 10, nil, "item")
 	if len(read.Entries) != 2 || string(read.Entries[0].Event) != "null" {
 		t.Fatalf("a field the event lacks: %+v, want JSON null", read.Entries)
 	}
-	read, err = ReadBatch(ctx, conn, Cursor{}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read = mustRead(t, conn, Cursor{}, 10, nil, "")
 	all := read.Entries
 	if len(all) != 2 || string(all[1].Event) != `{"type": "update"}` {
 		t.Fatalf("entries %+v", all)
@@ -185,10 +175,7 @@ func TestReadBatchReportsRowsAboveTheHorizon(t *testing.T) {
 		VALUES ('cv_late', 1, 'acc', 'ib', 'update', '{}', pg_current_xact_id())`); err != nil {
 		t.Fatal(err)
 	}
-	read, err := ReadBatch(ctx, conn, Cursor{}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := mustRead(t, conn, Cursor{}, 10, nil, "")
 	if len(read.Entries) != 0 || !read.Pending {
 		t.Fatalf("with an older transaction open: %+v, want no entries and pending", read)
 	}
@@ -199,10 +186,7 @@ func TestReadBatchReportsRowsAboveTheHorizon(t *testing.T) {
 	if err := older.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	read, err = ReadBatch(ctx, conn, Cursor{}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read = mustRead(t, conn, Cursor{}, 10, nil, "")
 	if len(read.Entries) != 2 || read.Pending || read.Entries[0].ConversationID != "cv_early" || read.Entries[1].ConversationID != "cv_late" {
 		t.Fatalf("after the older transaction ended: %+v, want cv_early then cv_late, nothing pending", read)
 	}
@@ -215,10 +199,7 @@ func TestLoadEventsFillsTheEntriesReadWithout(t *testing.T) {
 	ctx := context.Background()
 	insert(t, conn, "cv_a", "inbound_message", "5")
 	insert(t, conn, "cv_b", "update", "6")
-	read, err := ReadBatchOf(ctx, conn, Cursor{}, 10, NoEvents, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := mustRead(t, conn, Cursor{}, 10, NoEvents, "")
 	if len(read.Entries) != 2 || read.Entries[0].Event != nil || read.Entries[1].Event != nil {
 		t.Fatalf("read without events: %+v", read.Entries)
 	}
