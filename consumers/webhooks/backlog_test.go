@@ -253,3 +253,36 @@ func TestBacklogDrainsAfterReceiverRecovers(t *testing.T) {
 		})
 	}
 }
+
+// TestGatherFansOutCommitsTogether: commits trickling in one every 20 ms
+// are fanned out a Gather at a time (one journal read and one transaction
+// per round), plus the first and the last, and every event still arrives
+// once, in order.
+func TestGatherFansOutCommitsTogether(t *testing.T) {
+	rcv := newHookReceiver(t)
+	const gather = 250 * time.Millisecond
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.Gather = gather })
+	const commits = 50
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for v := int64(1); v <= commits; v++ {
+		<-tick.C
+		e.commit(1, v, v)
+	}
+	poll.Until(t, 30*time.Second, "every event delivered", func() bool {
+		got, _ := rcv.counts()
+		return got >= commits
+	})
+	elapsed := time.Since(start)
+	rounds := testutil.ToFloat64(e.d.m.fanOuts)
+	t.Logf("%d commits over %v fanned out in %.0f rounds", commits, elapsed.Round(time.Millisecond), rounds)
+	if most := float64(elapsed/gather) + 2; rounds > most {
+		t.Fatalf("%.0f fan-out rounds for %d commits over %v, want at most %.0f (one per Gather)", rounds, commits, elapsed, most)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.order) > 0 || rcv.last["conv_000"] != commits {
+		t.Fatalf("out of order or incomplete: last %d, %v", rcv.last["conv_000"], rcv.order)
+	}
+}

@@ -109,6 +109,12 @@ type Config struct {
 	CircuitMin       time.Duration // first cooldown of an open circuit; default 1 s
 	CircuitMax       time.Duration // longest cooldown; default 60 s
 	StatsInterval    time.Duration // pending counts; default 2 s
+	// Gather spaces out the fan-outs that are not catching up, as the
+	// indexer's does: a fan-out costs a journal read and an account lookup
+	// whatever its size, and a busy cluster commits hundreds of times a
+	// second. It adds at most Gather to the delivery lag. Default 10 ms;
+	// negative turns it off.
+	Gather time.Duration
 	// Retention keeps delivered rows this long after delivery
 	// (SWITCHBOARD_WEBHOOK_RETENTION); default 24 h. FailedRetention keeps
 	// failed ones, listed and retryable, this long after they failed
@@ -147,6 +153,9 @@ func (c Config) withDefaults() Config {
 	num(&c.CircuitThreshold, 5)
 	num(&c.PurgeBatch, 5000)
 	set(&c.PollInterval, time.Second)
+	if c.Gather == 0 {
+		c.Gather = 10 * time.Millisecond
+	}
 	set(&c.DispatchInterval, 200*time.Millisecond)
 	set(&c.LockRetry, 2*time.Second)
 	set(&c.Timeout, 10*time.Second)
@@ -353,6 +362,7 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 	ctx := r.ctx
 	pendingWait := time.Duration(0)
 	for {
+		round := time.Now()
 		read, err := journal.ReadBatchOf(ctx, conn, cur, d.cfg.BatchSize, journal.NoEvents, "")
 		if err != nil {
 			return err
@@ -383,6 +393,12 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 		}
 		cur = batch[len(batch)-1].Cursor
 		d.m.fannedOut.Add(float64(n))
+		d.m.fanOuts.Inc()
+		if len(batch) < d.cfg.BatchSize && d.cfg.Gather > 0 {
+			if err := journal.Sleep(ctx, d.cfg.Gather-time.Since(round)); err != nil {
+				return nil
+			}
+		}
 	}
 }
 

@@ -18,6 +18,8 @@ type metrics struct {
 	duration  prometheus.Histogram
 	pending   *prometheus.GaugeVec
 	fannedOut prometheus.Counter
+	// fanOuts: journal batches fanned out (one transaction each).
+	fanOuts prometheus.Counter
 	// refills: reads of lanes' next deliveries; refilled: deliveries
 	// those reads brought back into memory.
 	refills, refilled prometheus.Counter
@@ -55,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "fanned_out_total",
 			Help: "Deliveries written from the journal by this node.",
 		}),
+		fanOuts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "fanout_rounds_total",
+			Help: "Journal batches this node fanned out, each in one transaction (Config.Gather spaces them out).",
+		}),
 		refills: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "lane_refills_total",
 			Help: "Reads of pending deliveries for lanes that had lost their complete in-memory view (one read serves many lanes).",
@@ -86,6 +92,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m.duration = sbmetrics.Register(reg, m.duration)
 	m.pending = sbmetrics.Register(reg, m.pending)
 	m.fannedOut = sbmetrics.Register(reg, m.fannedOut)
+	m.fanOuts = sbmetrics.Register(reg, m.fanOuts)
 	m.refills = sbmetrics.Register(reg, m.refills)
 	m.refilled = sbmetrics.Register(reg, m.refilled)
 	m.purged = sbmetrics.Register(reg, m.purged)

@@ -1,0 +1,49 @@
+package persistence
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestAppendProbesTheKeyIndex plans the append statement the way a
+// prepared statement keeps it after a few runs (generic), on an empty
+// database, as a new installation or a benchmark starts. The duplicate
+// check must probe the key index: as a plain join it was planned as a hash
+// of the whole key table, believed small, and that plan stayed while the
+// table grew with every message (6 ms per batch at 10,000 keys).
+func TestAppendProbesTheKeyIndex(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	pooled, err := s.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := pooled.Hijack() // its settings must not go back to the pool
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	for _, q := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE append_batch AS " + appendBatchSQL} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE append_batch('{cv_plan}', '{1}', '{1}', '{acc}', '{ib}', '{inbound_message}', '{"{}"}',
+		'{1}', '{"{}"}', '{handle:x}', '{open}', '{f}', '{NULL}', '{sms}', '{2025-01-01T00:00:00Z}', '{NULL}', '{"{}"}',
+		'{1}', '{request}', '{k1}', '{""}', '{NULL}')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(l + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plan.String(), "Seq Scan on idempotency_keys") || !strings.Contains(plan.String(), "idempotency_keys_pkey on idempotency_keys ik") {
+		t.Fatalf("the duplicate check does not probe the key index:\n%s", plan.String())
+	}
+}
