@@ -75,7 +75,7 @@ func NewConversationKind(deps *Deps) *protocluster.Kind {
 	}, actor.WithReceiverMiddleware(recoverMiddleware(deps, KindConversation, func(err error) any {
 		return &actorpb.ConversationReply{Error: pbError(codeRetry, err.Error())}
 	})))
-	return protocluster.NewKind(KindConversation, props)
+	return protocluster.NewKind(KindConversation, deps.withDispatcher(props))
 }
 
 func (g *conversationGrain) Receive(ctx actor.Context) {
@@ -133,7 +133,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		} else if g.announce && g.state.Exists() {
 			st := g.state.Summary
 			g.deliver(ctx, &actorpb.SummaryChanged{AccountId: st.AccountID, InboxId: st.InboxID, ConversationId: g.id,
-				Version: st.Version, SummaryJson: g.summaryJSON(), WasStatus: string(st.Status)})
+				Version: st.Version, SummaryJson: g.summaryJSON(), WasStatus: string(st.Status), Summary: summaryFields(&st)})
 		}
 		g.autoAssign(ctx)
 		g.announce = false
@@ -290,7 +290,8 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		reply.ItemJson, _ = json.Marshal(ev.Item)
 	}
 	return reply, &actorpb.SummaryChanged{AccountId: next.Summary.AccountID, InboxId: next.Summary.InboxID,
-		ConversationId: g.id, Version: next.Version(), SummaryJson: reply.SummaryJson, WasStatus: string(was)}
+		ConversationId: g.id, Version: next.Version(), SummaryJson: reply.SummaryJson, WasStatus: string(was),
+		Summary: summaryFields(&next.Summary)}
 }
 
 func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.ConversationReply {

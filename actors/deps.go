@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
@@ -69,6 +70,9 @@ type Deps struct {
 	Writer  *persistence.Writer
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Dispatcher runs the grains' mailboxes (internal/workers); nil is
+	// protoactor's default, a new goroutine per run.
+	Dispatcher actor.Dispatcher
 
 	node atomic.Pointer[cluster.Node]
 	// settings caches inbox automation settings (automation.go).
@@ -80,6 +84,14 @@ type Deps struct {
 	// attempts it returns true for, as if the node died between the
 	// contact's event and the assignment.
 	assignmentFault atomic.Pointer[func(conversationID string) bool]
+}
+
+// withDispatcher has props run on d.Dispatcher, when one is set.
+func (d *Deps) withDispatcher(props *actor.Props) *actor.Props {
+	if d.Dispatcher == nil {
+		return props
+	}
+	return props.Configure(actor.WithDispatcher(d.Dispatcher))
 }
 
 func (d *Deps) dropAssignment(conversationID string) bool {

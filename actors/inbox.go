@@ -48,7 +48,7 @@ func NewInboxKind(deps *Deps) *protocluster.Kind {
 	}, actor.WithReceiverMiddleware(recoverMiddleware(deps, KindInbox, func(err error) any {
 		return &actorpb.ConversationPage{Error: pbError(wire.CodeUnavailable, err.Error())}
 	})))
-	return protocluster.NewKind(KindInbox, props)
+	return protocluster.NewKind(KindInbox, deps.withDispatcher(props))
 }
 
 func (g *inboxGrain) Receive(ctx actor.Context) {
@@ -66,8 +66,8 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			ctx.Respond(&actorpb.SummaryAck{})
 			return
 		}
-		var sum conversation.Summary
-		if err := json.Unmarshal(msg.SummaryJson, &sum); err != nil {
+		sum, err := summaryIn(msg)
+		if err != nil {
 			g.log.Error("undecodable summary", "conversation", msg.ConversationId, "err", err)
 			ctx.Respond(&actorpb.SummaryAck{})
 			return
@@ -105,6 +105,17 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 }
 
 var errWrongAccount = errors.New("inbox not found")
+
+// summaryIn is the summary a SummaryChanged carries: its fields, or, from
+// a sender that sends none (an older node), its JSON.
+func summaryIn(msg *actorpb.SummaryChanged) (conversation.Summary, error) {
+	if msg.Summary != nil {
+		return summaryOf(msg.Summary), nil
+	}
+	var sum conversation.Summary
+	err := json.Unmarshal(msg.SummaryJson, &sum)
+	return sum, err
+}
 
 // ensure loads the inbox on first use and checks the caller's account.
 func (g *inboxGrain) ensure(accountID string) error {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -49,7 +50,9 @@ type Server struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	metrics  *httpMetrics
-	started  time.Time
+	// sessionProps configure the websocket sessions' actors.
+	sessionProps []actor.PropsOption
+	started      time.Time
 
 	refs   *refCache
 	ingest *rateMeter
@@ -90,6 +93,9 @@ type Deps struct {
 	WebhookAllowPrivate bool
 	// Commits is the node's persistence actor, for the admin page's commit p99.
 	Commits CommitLatency
+	// Dispatcher runs the websocket sessions' mailboxes (internal/workers);
+	// nil is protoactor's default.
+	Dispatcher actor.Dispatcher
 }
 
 // New builds a gateway.
@@ -97,6 +103,9 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, store: d.Store, engine: d.Engine, node: d.Node, actorsM: d.ActorMetrics, log: d.Log,
 		gatherer: d.Registry, started: time.Now(), refs: newRefCache(cfg.CacheSize), ingest: newRateMeter(), indexer: d.Indexer, searcher: d.Search,
 		commits: d.Commits}
+	if d.Dispatcher != nil {
+		s.sessionProps = append(s.sessionProps, actor.WithDispatcher(d.Dispatcher))
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

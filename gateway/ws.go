@@ -204,7 +204,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		s.ws.resyncs.Add(1)
 		return wire.Resync(inbox, wire.ReasonSlowConsumer).Data
 	})
-	wc.pid = wc.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSession(wc) }))
+	wc.pid = wc.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSession(wc) }, s.sessionProps...))
 
 	s.ws.mu.Lock()
 	if s.ws.closed {

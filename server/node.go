@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard/consumers/timers"
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/gateway"
+	"github.com/switchboard-dev/switchboard/internal/workers"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
@@ -91,9 +92,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.deliverer = webhooks.New(store.Pool(), sealer, whCfg, log, reg)
 	n.StartDeliverer()
 
+	// Grains run on reused goroutines (internal/workers); actorThroughput
+	// is protoactor's default messages per mailbox run.
 	deps := &actors.Deps{
 		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
 		Store:  store, Writer: n.writer, Log: log, Metrics: actors.NewMetrics(reg),
+		Dispatcher: workers.New(actorThroughput, time.Second),
 	}
 	mtls, err := cfg.clusterTLS()
 	if err != nil {
@@ -124,7 +128,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits, CacheSize: cfg.GatewayCacheSize}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
-		Indexer: search, Search: n.backend, Commits: n.writer,
+		Indexer: search, Search: n.backend, Commits: n.writer, Dispatcher: deps.Dispatcher,
 		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -280,3 +284,5 @@ func newSearchBackend(ctx context.Context, cfg Config, store *persistence.Store,
 	}
 	return b, nil
 }
+
+const actorThroughput = 300

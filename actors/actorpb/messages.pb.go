@@ -73,7 +73,7 @@ func (x SearchControl_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SearchControl_Action.Descriptor instead.
 func (SearchControl_Action) EnumDescriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32, 0}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{36, 0}
 }
 
 // Error is a failed request's answer. code is an API error code
@@ -928,7 +928,11 @@ type SummaryChanged struct {
 	// summary carries, as the sender knows it ("" for a new conversation): an
 	// inbox that does not hold the conversation learns from it whether it was
 	// counted among its closed conversations not held.
-	WasStatus     string `protobuf:"bytes,50,opt,name=was_status,json=wasStatus,proto3" json:"was_status,omitempty"`
+	WasStatus string `protobuf:"bytes,50,opt,name=was_status,json=wasStatus,proto3" json:"was_status,omitempty"`
+	// summary is summary_json's content as fields, so that the inbox indexes
+	// it without decoding the JSON it forwards as-is (decoding every summary
+	// took 5% of a node's CPU). Absent from an older sender: decode the JSON.
+	Summary       *SummaryFields `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1005,6 +1009,415 @@ func (x *SummaryChanged) GetWasStatus() string {
 	return ""
 }
 
+func (x *SummaryChanged) GetSummary() *SummaryFields {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+// SummaryFields is a conversation summary (domain/conversation.Summary).
+// Times are Unix nanoseconds, 0 for none.
+type SummaryFields struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	AccountId      string                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	InboxId        string                 `protobuf:"bytes,3,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	Contact        *SummaryContact        `protobuf:"bytes,4,opt,name=contact,proto3" json:"contact,omitempty"`
+	Status         string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	Addressed      bool                   `protobuf:"varint,6,opt,name=addressed,proto3" json:"addressed,omitempty"`
+	AssigneeId     *string                `protobuf:"bytes,7,opt,name=assignee_id,json=assigneeId,proto3,oneof" json:"assignee_id,omitempty"`
+	Tags           []string               `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	Channel        string                 `protobuf:"bytes,9,opt,name=channel,proto3" json:"channel,omitempty"`
+	LastMessage    *SummaryLastMessage    `protobuf:"bytes,10,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	LastActivityAt int64                  `protobuf:"varint,11,opt,name=last_activity_at,json=lastActivityAt,proto3" json:"last_activity_at,omitempty"`
+	WaitingSince   int64                  `protobuf:"varint,12,opt,name=waiting_since,json=waitingSince,proto3" json:"waiting_since,omitempty"`
+	UnreadCount    int64                  `protobuf:"varint,13,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	ActiveCall     *SummaryActiveCall     `protobuf:"bytes,14,opt,name=active_call,json=activeCall,proto3" json:"active_call,omitempty"`
+	Version        int64                  `protobuf:"varint,15,opt,name=version,proto3" json:"version,omitempty"`
+	SnoozeUntil    int64                  `protobuf:"varint,16,opt,name=snooze_until,json=snoozeUntil,proto3" json:"snooze_until,omitempty"`
+	SlaDueAt       int64                  `protobuf:"varint,17,opt,name=sla_due_at,json=slaDueAt,proto3" json:"sla_due_at,omitempty"`
+	SlaBreached    bool                   `protobuf:"varint,18,opt,name=sla_breached,json=slaBreached,proto3" json:"sla_breached,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SummaryFields) Reset() {
+	*x = SummaryFields{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummaryFields) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummaryFields) ProtoMessage() {}
+
+func (x *SummaryFields) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummaryFields.ProtoReflect.Descriptor instead.
+func (*SummaryFields) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SummaryFields) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SummaryFields) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SummaryFields) GetInboxId() string {
+	if x != nil {
+		return x.InboxId
+	}
+	return ""
+}
+
+func (x *SummaryFields) GetContact() *SummaryContact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *SummaryFields) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *SummaryFields) GetAddressed() bool {
+	if x != nil {
+		return x.Addressed
+	}
+	return false
+}
+
+func (x *SummaryFields) GetAssigneeId() string {
+	if x != nil && x.AssigneeId != nil {
+		return *x.AssigneeId
+	}
+	return ""
+}
+
+func (x *SummaryFields) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *SummaryFields) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *SummaryFields) GetLastMessage() *SummaryLastMessage {
+	if x != nil {
+		return x.LastMessage
+	}
+	return nil
+}
+
+func (x *SummaryFields) GetLastActivityAt() int64 {
+	if x != nil {
+		return x.LastActivityAt
+	}
+	return 0
+}
+
+func (x *SummaryFields) GetWaitingSince() int64 {
+	if x != nil {
+		return x.WaitingSince
+	}
+	return 0
+}
+
+func (x *SummaryFields) GetUnreadCount() int64 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *SummaryFields) GetActiveCall() *SummaryActiveCall {
+	if x != nil {
+		return x.ActiveCall
+	}
+	return nil
+}
+
+func (x *SummaryFields) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SummaryFields) GetSnoozeUntil() int64 {
+	if x != nil {
+		return x.SnoozeUntil
+	}
+	return 0
+}
+
+func (x *SummaryFields) GetSlaDueAt() int64 {
+	if x != nil {
+		return x.SlaDueAt
+	}
+	return 0
+}
+
+func (x *SummaryFields) GetSlaBreached() bool {
+	if x != nil {
+		return x.SlaBreached
+	}
+	return false
+}
+
+type SummaryContact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Phone         string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
+	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	Handle        string                 `protobuf:"bytes,4,opt,name=handle,proto3" json:"handle,omitempty"`
+	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	OptedOut      bool                   `protobuf:"varint,6,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummaryContact) Reset() {
+	*x = SummaryContact{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummaryContact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummaryContact) ProtoMessage() {}
+
+func (x *SummaryContact) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummaryContact.ProtoReflect.Descriptor instead.
+func (*SummaryContact) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SummaryContact) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SummaryContact) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *SummaryContact) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *SummaryContact) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *SummaryContact) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SummaryContact) GetOptedOut() bool {
+	if x != nil {
+		return x.OptedOut
+	}
+	return false
+}
+
+type SummaryLastMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Seq           int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Direction     string                 `protobuf:"bytes,3,opt,name=direction,proto3" json:"direction,omitempty"`
+	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Body          string                 `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	CreatedAt     int64                  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummaryLastMessage) Reset() {
+	*x = SummaryLastMessage{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummaryLastMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummaryLastMessage) ProtoMessage() {}
+
+func (x *SummaryLastMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummaryLastMessage.ProtoReflect.Descriptor instead.
+func (*SummaryLastMessage) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SummaryLastMessage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SummaryLastMessage) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SummaryLastMessage) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *SummaryLastMessage) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *SummaryLastMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *SummaryLastMessage) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+type SummaryActiveCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummaryActiveCall) Reset() {
+	*x = SummaryActiveCall{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummaryActiveCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummaryActiveCall) ProtoMessage() {}
+
+func (x *SummaryActiveCall) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummaryActiveCall.ProtoReflect.Descriptor instead.
+func (*SummaryActiveCall) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SummaryActiveCall) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *SummaryActiveCall) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type SummaryAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// applied is false when the inbox already held this version or a newer one.
@@ -1016,7 +1429,7 @@ type SummaryAck struct {
 
 func (x *SummaryAck) Reset() {
 	*x = SummaryAck{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1441,7 @@ func (x *SummaryAck) String() string {
 func (*SummaryAck) ProtoMessage() {}
 
 func (x *SummaryAck) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[11]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1454,7 @@ func (x *SummaryAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryAck.ProtoReflect.Descriptor instead.
 func (*SummaryAck) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{11}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SummaryAck) GetApplied() bool {
@@ -1079,7 +1492,7 @@ type ListFilter struct {
 
 func (x *ListFilter) Reset() {
 	*x = ListFilter{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1504,7 @@ func (x *ListFilter) String() string {
 func (*ListFilter) ProtoMessage() {}
 
 func (x *ListFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[12]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1517,7 @@ func (x *ListFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilter.ProtoReflect.Descriptor instead.
 func (*ListFilter) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{12}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListFilter) GetStatuses() []string {
@@ -1176,7 +1589,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1601,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[13]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1614,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{13}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListConversations) GetAccountId() string {
@@ -1247,7 +1660,7 @@ type ConversationPage struct {
 
 func (x *ConversationPage) Reset() {
 	*x = ConversationPage{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1672,7 @@ func (x *ConversationPage) String() string {
 func (*ConversationPage) ProtoMessage() {}
 
 func (x *ConversationPage) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[14]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1685,7 @@ func (x *ConversationPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationPage.ProtoReflect.Descriptor instead.
 func (*ConversationPage) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{14}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConversationPage) GetError() *Error {
@@ -1328,7 +1741,7 @@ type GetCounts struct {
 
 func (x *GetCounts) Reset() {
 	*x = GetCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1753,7 @@ func (x *GetCounts) String() string {
 func (*GetCounts) ProtoMessage() {}
 
 func (x *GetCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[15]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1766,7 @@ func (x *GetCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounts.ProtoReflect.Descriptor instead.
 func (*GetCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{15}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetCounts) GetAccountId() string {
@@ -1389,7 +1802,7 @@ type InboxCounts struct {
 
 func (x *InboxCounts) Reset() {
 	*x = InboxCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1814,7 @@ func (x *InboxCounts) String() string {
 func (*InboxCounts) ProtoMessage() {}
 
 func (x *InboxCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[16]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1827,7 @@ func (x *InboxCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCounts.ProtoReflect.Descriptor instead.
 func (*InboxCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{16}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InboxCounts) GetError() *Error {
@@ -1458,7 +1871,7 @@ type Pid struct {
 
 func (x *Pid) Reset() {
 	*x = Pid{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1883,7 @@ func (x *Pid) String() string {
 func (*Pid) ProtoMessage() {}
 
 func (x *Pid) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[17]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1896,7 @@ func (x *Pid) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pid.ProtoReflect.Descriptor instead.
 func (*Pid) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{17}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Pid) GetAddress() string {
@@ -1524,7 +1937,7 @@ type SubscribeInbox struct {
 
 func (x *SubscribeInbox) Reset() {
 	*x = SubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1949,7 @@ func (x *SubscribeInbox) String() string {
 func (*SubscribeInbox) ProtoMessage() {}
 
 func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1962,7 @@ func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeInbox.ProtoReflect.Descriptor instead.
 func (*SubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubscribeInbox) GetAccountId() string {
@@ -1625,7 +2038,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +2050,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +2063,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Ack) GetError() *Error {
@@ -1681,7 +2094,7 @@ type InboxSubscribed struct {
 
 func (x *InboxSubscribed) Reset() {
 	*x = InboxSubscribed{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +2106,7 @@ func (x *InboxSubscribed) String() string {
 func (*InboxSubscribed) ProtoMessage() {}
 
 func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +2119,7 @@ func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSubscribed.ProtoReflect.Descriptor instead.
 func (*InboxSubscribed) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InboxSubscribed) GetSubscriptionId() uint64 {
@@ -1799,7 +2212,7 @@ type InboxUpdate struct {
 
 func (x *InboxUpdate) Reset() {
 	*x = InboxUpdate{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2224,7 @@ func (x *InboxUpdate) String() string {
 func (*InboxUpdate) ProtoMessage() {}
 
 func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2237,7 @@ func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxUpdate.ProtoReflect.Descriptor instead.
 func (*InboxUpdate) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InboxUpdate) GetSubscriptionId() uint64 {
@@ -1894,7 +2307,7 @@ type UnsubscribeInbox struct {
 
 func (x *UnsubscribeInbox) Reset() {
 	*x = UnsubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2319,7 @@ func (x *UnsubscribeInbox) String() string {
 func (*UnsubscribeInbox) ProtoMessage() {}
 
 func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2332,7 @@ func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeInbox.ProtoReflect.Descriptor instead.
 func (*UnsubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UnsubscribeInbox) GetInboxId() string {
@@ -1958,7 +2371,7 @@ type WatchConversation struct {
 
 func (x *WatchConversation) Reset() {
 	*x = WatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2383,7 @@ func (x *WatchConversation) String() string {
 func (*WatchConversation) ProtoMessage() {}
 
 func (x *WatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2396,7 @@ func (x *WatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConversation.ProtoReflect.Descriptor instead.
 func (*WatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchConversation) GetAccountId() string {
@@ -2025,7 +2438,7 @@ type ConversationWatched struct {
 
 func (x *ConversationWatched) Reset() {
 	*x = ConversationWatched{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2450,7 @@ func (x *ConversationWatched) String() string {
 func (*ConversationWatched) ProtoMessage() {}
 
 func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2463,7 @@ func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationWatched.ProtoReflect.Descriptor instead.
 func (*ConversationWatched) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConversationWatched) GetConversationId() string {
@@ -2084,7 +2497,7 @@ type UnwatchConversation struct {
 
 func (x *UnwatchConversation) Reset() {
 	*x = UnwatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2509,7 @@ func (x *UnwatchConversation) String() string {
 func (*UnwatchConversation) ProtoMessage() {}
 
 func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2522,7 @@ func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwatchConversation.ProtoReflect.Descriptor instead.
 func (*UnwatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UnwatchConversation) GetConversationId() string {
@@ -2140,7 +2553,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2565,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2578,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Typing) GetAccountId() string {
@@ -2213,7 +2626,7 @@ type ConversationEvent struct {
 
 func (x *ConversationEvent) Reset() {
 	*x = ConversationEvent{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2638,7 @@ func (x *ConversationEvent) String() string {
 func (*ConversationEvent) ProtoMessage() {}
 
 func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2651,7 @@ func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationEvent.ProtoReflect.Descriptor instead.
 func (*ConversationEvent) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ConversationEvent) GetConversationId() string {
@@ -2283,7 +2696,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2708,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2721,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Tick) GetNowMs() int64 {
@@ -2338,7 +2751,7 @@ type AutoAssign struct {
 
 func (x *AutoAssign) Reset() {
 	*x = AutoAssign{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2763,7 @@ func (x *AutoAssign) String() string {
 func (*AutoAssign) ProtoMessage() {}
 
 func (x *AutoAssign) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2776,7 @@ func (x *AutoAssign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AutoAssign.ProtoReflect.Descriptor instead.
 func (*AutoAssign) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AutoAssign) GetAgentId() string {
@@ -2385,7 +2798,7 @@ type NextAssignee struct {
 
 func (x *NextAssignee) Reset() {
 	*x = NextAssignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2810,7 @@ func (x *NextAssignee) String() string {
 func (*NextAssignee) ProtoMessage() {}
 
 func (x *NextAssignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2823,7 @@ func (x *NextAssignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextAssignee.ProtoReflect.Descriptor instead.
 func (*NextAssignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NextAssignee) GetAccountId() string {
@@ -2438,7 +2851,7 @@ type Assignee struct {
 
 func (x *Assignee) Reset() {
 	*x = Assignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2863,7 @@ func (x *Assignee) String() string {
 func (*Assignee) ProtoMessage() {}
 
 func (x *Assignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2876,7 @@ func (x *Assignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
 func (*Assignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Assignee) GetError() *Error {
@@ -2492,7 +2905,7 @@ type SearchControl struct {
 
 func (x *SearchControl) Reset() {
 	*x = SearchControl{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2917,7 @@ func (x *SearchControl) String() string {
 func (*SearchControl) ProtoMessage() {}
 
 func (x *SearchControl) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2930,7 @@ func (x *SearchControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchControl.ProtoReflect.Descriptor instead.
 func (*SearchControl) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SearchControl) GetAction() SearchControl_Action {
@@ -2544,7 +2957,7 @@ type SearchStatus struct {
 
 func (x *SearchStatus) Reset() {
 	*x = SearchStatus{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2969,7 @@ func (x *SearchStatus) String() string {
 func (*SearchStatus) ProtoMessage() {}
 
 func (x *SearchStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2982,7 @@ func (x *SearchStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchStatus.ProtoReflect.Descriptor instead.
 func (*SearchStatus) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{33}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SearchStatus) GetPaused() bool {
@@ -2702,7 +3115,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12!\n" +
 	"\fsummary_json\x18\x02 \x01(\fR\vsummaryJson\x12\x1b\n" +
 	"\titem_json\x18\x03 \x01(\fR\bitemJson\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\xcf\x01\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\x8c\x02\n" +
 	"\x0eSummaryChanged\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
@@ -2711,7 +3124,51 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12!\n" +
 	"\fsummary_json\x18\x05 \x01(\fR\vsummaryJson\x12\x1d\n" +
 	"\n" +
-	"was_status\x182 \x01(\tR\twasStatus\"8\n" +
+	"was_status\x182 \x01(\tR\twasStatus\x12;\n" +
+	"\asummary\x18\x06 \x01(\v2!.switchboard.actors.SummaryFieldsR\asummary\"\xb4\x05\n" +
+	"\rSummaryFields\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12\x19\n" +
+	"\binbox_id\x18\x03 \x01(\tR\ainboxId\x12<\n" +
+	"\acontact\x18\x04 \x01(\v2\".switchboard.actors.SummaryContactR\acontact\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x1c\n" +
+	"\taddressed\x18\x06 \x01(\bR\taddressed\x12$\n" +
+	"\vassignee_id\x18\a \x01(\tH\x00R\n" +
+	"assigneeId\x88\x01\x01\x12\x12\n" +
+	"\x04tags\x18\b \x03(\tR\x04tags\x12\x18\n" +
+	"\achannel\x18\t \x01(\tR\achannel\x12I\n" +
+	"\flast_message\x18\n" +
+	" \x01(\v2&.switchboard.actors.SummaryLastMessageR\vlastMessage\x12(\n" +
+	"\x10last_activity_at\x18\v \x01(\x03R\x0elastActivityAt\x12#\n" +
+	"\rwaiting_since\x18\f \x01(\x03R\fwaitingSince\x12!\n" +
+	"\funread_count\x18\r \x01(\x03R\vunreadCount\x12F\n" +
+	"\vactive_call\x18\x0e \x01(\v2%.switchboard.actors.SummaryActiveCallR\n" +
+	"activeCall\x12\x18\n" +
+	"\aversion\x18\x0f \x01(\x03R\aversion\x12!\n" +
+	"\fsnooze_until\x18\x10 \x01(\x03R\vsnoozeUntil\x12\x1c\n" +
+	"\n" +
+	"sla_due_at\x18\x11 \x01(\x03R\bslaDueAt\x12!\n" +
+	"\fsla_breached\x18\x12 \x01(\bR\vslaBreachedB\x0e\n" +
+	"\f_assignee_id\"\x95\x01\n" +
+	"\x0eSummaryContact\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\x16\n" +
+	"\x06handle\x18\x04 \x01(\tR\x06handle\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x1b\n" +
+	"\topted_out\x18\x06 \x01(\bR\boptedOut\"\x9b\x01\n" +
+	"\x12SummaryLastMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x1c\n" +
+	"\tdirection\x18\x03 \x01(\tR\tdirection\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\tR\x04body\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\x03R\tcreatedAt\"B\n" +
+	"\x11SummaryActiveCall\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"8\n" +
 	"\n" +
 	"SummaryAck\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x10\n" +
@@ -2872,7 +3329,7 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_actorpb_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(SearchControl_Action)(0),   // 0: switchboard.actors.SearchControl.Action
 	(*Error)(nil),               // 1: switchboard.actors.Error
@@ -2886,29 +3343,33 @@ var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*GetConversation)(nil),     // 9: switchboard.actors.GetConversation
 	(*ConversationReply)(nil),   // 10: switchboard.actors.ConversationReply
 	(*SummaryChanged)(nil),      // 11: switchboard.actors.SummaryChanged
-	(*SummaryAck)(nil),          // 12: switchboard.actors.SummaryAck
-	(*ListFilter)(nil),          // 13: switchboard.actors.ListFilter
-	(*ListConversations)(nil),   // 14: switchboard.actors.ListConversations
-	(*ConversationPage)(nil),    // 15: switchboard.actors.ConversationPage
-	(*GetCounts)(nil),           // 16: switchboard.actors.GetCounts
-	(*InboxCounts)(nil),         // 17: switchboard.actors.InboxCounts
-	(*Pid)(nil),                 // 18: switchboard.actors.Pid
-	(*SubscribeInbox)(nil),      // 19: switchboard.actors.SubscribeInbox
-	(*Ack)(nil),                 // 20: switchboard.actors.Ack
-	(*InboxSubscribed)(nil),     // 21: switchboard.actors.InboxSubscribed
-	(*InboxUpdate)(nil),         // 22: switchboard.actors.InboxUpdate
-	(*UnsubscribeInbox)(nil),    // 23: switchboard.actors.UnsubscribeInbox
-	(*WatchConversation)(nil),   // 24: switchboard.actors.WatchConversation
-	(*ConversationWatched)(nil), // 25: switchboard.actors.ConversationWatched
-	(*UnwatchConversation)(nil), // 26: switchboard.actors.UnwatchConversation
-	(*Typing)(nil),              // 27: switchboard.actors.Typing
-	(*ConversationEvent)(nil),   // 28: switchboard.actors.ConversationEvent
-	(*Tick)(nil),                // 29: switchboard.actors.Tick
-	(*AutoAssign)(nil),          // 30: switchboard.actors.AutoAssign
-	(*NextAssignee)(nil),        // 31: switchboard.actors.NextAssignee
-	(*Assignee)(nil),            // 32: switchboard.actors.Assignee
-	(*SearchControl)(nil),       // 33: switchboard.actors.SearchControl
-	(*SearchStatus)(nil),        // 34: switchboard.actors.SearchStatus
+	(*SummaryFields)(nil),       // 12: switchboard.actors.SummaryFields
+	(*SummaryContact)(nil),      // 13: switchboard.actors.SummaryContact
+	(*SummaryLastMessage)(nil),  // 14: switchboard.actors.SummaryLastMessage
+	(*SummaryActiveCall)(nil),   // 15: switchboard.actors.SummaryActiveCall
+	(*SummaryAck)(nil),          // 16: switchboard.actors.SummaryAck
+	(*ListFilter)(nil),          // 17: switchboard.actors.ListFilter
+	(*ListConversations)(nil),   // 18: switchboard.actors.ListConversations
+	(*ConversationPage)(nil),    // 19: switchboard.actors.ConversationPage
+	(*GetCounts)(nil),           // 20: switchboard.actors.GetCounts
+	(*InboxCounts)(nil),         // 21: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 22: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 23: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 24: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 25: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 26: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 27: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 28: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 29: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 30: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 31: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 32: switchboard.actors.ConversationEvent
+	(*Tick)(nil),                // 33: switchboard.actors.Tick
+	(*AutoAssign)(nil),          // 34: switchboard.actors.AutoAssign
+	(*NextAssignee)(nil),        // 35: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 36: switchboard.actors.Assignee
+	(*SearchControl)(nil),       // 37: switchboard.actors.SearchControl
+	(*SearchStatus)(nil),        // 38: switchboard.actors.SearchStatus
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	5,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
@@ -2916,32 +3377,36 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	7,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
 	8,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
 	9,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	29, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
+	33, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
 	4,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
-	30, // 7: switchboard.actors.ConversationCommand.auto_assign:type_name -> switchboard.actors.AutoAssign
+	34, // 7: switchboard.actors.ConversationCommand.auto_assign:type_name -> switchboard.actors.AutoAssign
 	2,  // 8: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
 	2,  // 9: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
 	1,  // 10: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
-	13, // 11: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 12: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	1,  // 13: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	18, // 14: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	13, // 15: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 16: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	18, // 17: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	22, // 18: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	18, // 19: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	18, // 20: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	18, // 21: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	18, // 22: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	18, // 23: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	1,  // 24: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	0,  // 25: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	12, // 11: switchboard.actors.SummaryChanged.summary:type_name -> switchboard.actors.SummaryFields
+	13, // 12: switchboard.actors.SummaryFields.contact:type_name -> switchboard.actors.SummaryContact
+	14, // 13: switchboard.actors.SummaryFields.last_message:type_name -> switchboard.actors.SummaryLastMessage
+	15, // 14: switchboard.actors.SummaryFields.active_call:type_name -> switchboard.actors.SummaryActiveCall
+	17, // 15: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 16: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	1,  // 17: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	22, // 18: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	17, // 19: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 20: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	22, // 21: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	26, // 22: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	22, // 23: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	22, // 24: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	22, // 25: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	22, // 26: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	22, // 27: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	1,  // 28: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	0,  // 29: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -2961,14 +3426,15 @@ func file_actors_actorpb_messages_proto_init() {
 	}
 	file_actors_actorpb_messages_proto_msgTypes[6].OneofWrappers = []any{}
 	file_actors_actorpb_messages_proto_msgTypes[7].OneofWrappers = []any{}
-	file_actors_actorpb_messages_proto_msgTypes[12].OneofWrappers = []any{}
+	file_actors_actorpb_messages_proto_msgTypes[11].OneofWrappers = []any{}
+	file_actors_actorpb_messages_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
