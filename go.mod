@@ -21,7 +21,15 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/prometheus/client_model v0.6.3
+require (
+	github.com/prometheus/client_model v0.6.3
+	github.com/tidwall/gjson v1.20.2
+)
+
+require (
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.3.0 // indirect
+)
 
 require (
 	github.com/Workiva/go-datastructures v1.1.3 // indirect
