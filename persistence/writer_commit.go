@@ -176,7 +176,8 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 		}
 	}()
 	// One round trip: the pipeline carries the whole transaction, then the
-	// wake-ups in a transaction of their own. NOTIFY inside the batch's
+	// wake-ups in a transaction of their own (when this commit carries the
+	// journal notice, see notices; timers are announced at once). NOTIFY inside the batch's
 	// transaction would take PostgreSQL's database-wide notify lock at
 	// commit and hold it across the WAL flush, so the committers' flushes
 	// would run one after the other instead of sharing one fsync. After the
@@ -187,13 +188,10 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	b.Queue("BEGIN")
 	b.Queue(w.stmt.sql, args...)
 	b.Queue("COMMIT")
-	b.Queue("BEGIN")
-	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue("NOTIFY journal_appended")
-	if armsSoon {
-		b.Queue(notifyTimersSQL, TimersPayload(due))
+	carry := w.notices.claim(time.Now()) || armsSoon
+	if carry {
+		queueWake(b, armsSoon, due)
 	}
-	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer func() {
 		cerr := br.Close()
@@ -241,6 +239,10 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	// leaves its transaction aborted; end it so the connection goes back
 	// to the pool clean.
 	outcomes = got
+	if !carry {
+		w.notices.owe(time.Now())
+		return outcomes, nil
+	}
 	if werr := w.wake(br, armsSoon); werr != nil {
 		w.m.wakeFailures.Inc()
 		if !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
@@ -249,6 +251,30 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 		}
 	}
 	return outcomes, nil
+}
+
+// queueWake queues the wake-up transaction: the journal notice, and the
+// timers' when armsSoon.
+func queueWake(b *pgx.Batch, armsSoon bool, due time.Time) {
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue("NOTIFY journal_appended")
+	if armsSoon {
+		b.Queue(notifyTimersSQL, TimersPayload(due))
+	}
+	b.Queue("COMMIT")
+}
+
+// notify sends the journal notice owed to commits that carried none.
+func (w *Writer) notify() {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	b := &pgx.Batch{}
+	queueWake(b, false, time.Time{})
+	if err := w.pool.SendBatch(ctx, b).Close(); err != nil {
+		w.m.wakeFailures.Inc()
+		w.cfg.Log.Warn("journal notice not sent; consumers find the commits at their next poll", "err", err)
+	}
 }
 
 // wake reads the results of the wake-up transaction exec queued after the
