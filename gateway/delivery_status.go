@@ -41,7 +41,7 @@ func (s *Server) messageStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": res.Item, "conversation": res.Summary})
+	writeMembers(w, http.StatusOK, member{"message", res.Item}, member{"conversation", res.Summary})
 	return nil
 }
 

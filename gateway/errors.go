@@ -45,6 +45,45 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// member is one member of an answer object, its value JSON already
+// encoded (nil is null).
+type member struct {
+	name  string // a plain ASCII name
+	value []byte
+}
+
+// writeMembers answers with an object of already-encoded values, as the
+// write endpoints do with what the conversation actor encoded: through
+// writeJSON, encoding/json re-validated and re-compacted those bytes and a
+// map was built, on every message ingested.
+func writeMembers(w http.ResponseWriter, status int, members ...member) {
+	n := 3
+	for _, m := range members {
+		n += len(m.name) + len(m.value) + 8
+	}
+	b := append(make([]byte, 0, n), '{')
+	for i, m := range members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), m.name...), '"', ':')
+		if m.value == nil {
+			m.value = []byte("null")
+		}
+		b = append(b, m.value...)
+	}
+	b = append(b, '}', '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// jsonString encodes s as a JSON string value.
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return b
+}
+
 // asAPIError maps any error onto what the client may see (wire.ToError); a
 // domain validation error that reached here unwrapped is still the
 // client's own mistake, with the rule's words.

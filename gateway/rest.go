@@ -254,8 +254,8 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 		answered = conversationIDOf(res.Summary, convID)
 	}
 	s.refs.convs.Add(answered, convRef{accountID: ib.AccountID, inboxID: ib.ID})
-	writeJSON(w, status, map[string]any{"conversation_id": answered,
-		"message": res.Item, "conversation": res.Summary})
+	writeMembers(w, status, member{"conversation_id", jsonString(answered)}, member{"message", res.Item},
+		member{"conversation", res.Summary})
 	return nil
 }
 
@@ -299,7 +299,8 @@ func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.refs.convs.Add(convID, convRef{accountID: ib.AccountID, inboxID: ib.ID})
-	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": convID, "call": res.Item, "conversation": res.Summary})
+	writeMembers(w, http.StatusOK, member{"conversation_id", jsonString(convID)}, member{"call", res.Item},
+		member{"conversation", res.Summary})
 	return nil
 }
 

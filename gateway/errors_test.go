@@ -1,0 +1,34 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+)
+
+// writeMembers answers what writeJSON answers for the same members:
+// status, content type and the same JSON value (null for a nil value).
+func TestWriteMembersMatchesWriteJSON(t *testing.T) {
+	item := []byte(`{"id":"msg_1","body":"a \u003cb\u003e \"quoted\" body","seq":3}`)
+	summary := []byte(`{"id":"cv_1","tags":[],"version":4}`)
+	spliced, encoded := httptest.NewRecorder(), httptest.NewRecorder()
+	writeMembers(spliced, http.StatusCreated, member{"conversation_id", jsonString(`cv_"1"`)}, member{"message", item},
+		member{"conversation", summary}, member{"call", nil})
+	writeJSON(encoded, http.StatusCreated, map[string]any{"conversation_id": `cv_"1"`, "message": json.RawMessage(item),
+		"conversation": json.RawMessage(summary), "call": nil})
+	if spliced.Code != encoded.Code || spliced.Header().Get("Content-Type") != encoded.Header().Get("Content-Type") {
+		t.Fatalf("status %d %q, want %d %q", spliced.Code, spliced.Header().Get("Content-Type"), encoded.Code, encoded.Header().Get("Content-Type"))
+	}
+	var got, want any
+	if err := json.Unmarshal(spliced.Body.Bytes(), &got); err != nil {
+		t.Fatalf("invalid JSON %s: %v", spliced.Body.Bytes(), err)
+	}
+	if err := json.Unmarshal(encoded.Body.Bytes(), &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %s\nwant %s", spliced.Body.Bytes(), encoded.Body.Bytes())
+	}
+}
