@@ -186,6 +186,7 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	// notification), the lock is held for microseconds.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	b.Queue(genericPlanSQL)
 	b.Queue(w.stmt.sql, args...)
 	b.Queue("COMMIT")
 	carry := w.notices.claim(time.Now()) || armsSoon
@@ -199,8 +200,10 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 			err = fmt.Errorf("commit batch: %w", cerr)
 		}
 	}()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+	for _, step := range []string{"begin", "plan mode"} {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("%s: %w", step, err)
+		}
 	}
 	got := make([]outcome, n)
 	rows, err := br.Query()
@@ -252,6 +255,15 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	}
 	return outcomes, nil
 }
+
+// genericPlanSQL keeps the batch statement on its prepared (generic) plan.
+// PostgreSQL plans a prepared statement anew for its parameters until the
+// generic plan looks no dearer than those; a lone append (an idle node's
+// every commit) always looked cheaper planned for one row, so each paid a
+// full planning of this statement: 1.6 ms per one-append batch instead of
+// 0.7 ms. The generic plan is the same shape at any batch size (index
+// probes per row), so nothing is lost for large batches.
+const genericPlanSQL = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 // queueWake queues the wake-up transaction: the journal notice, and the
 // timers' when armsSoon.

@@ -47,3 +47,35 @@ func TestAppendProbesTheKeyIndex(t *testing.T) {
 		t.Fatalf("the duplicate check does not probe the key index:\n%s", plan.String())
 	}
 }
+
+// TestLoneAppendsUseTheGenericPlan: one append at a time, as an idle node
+// commits, runs the prepared plan. PostgreSQL kept planning the statement
+// anew for a lone append (its plan for one row looked cheaper than the
+// generic one), a full planning per commit (1.6 ms per append instead of
+// 0.7 ms).
+func TestLoneAppendsUseTheGenericPlan(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	w := NewWriter(s.Pool(), WriterConfig{}, nil)
+	defer w.Close(ctx)
+	epoch := claim(t, s, "cv_lone")
+	for v := int64(1); v <= 12; v++ {
+		if err := w.Append(ctx, testAppend("cv_lone", epoch, v, message(v, "alone"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var custom, generic int64
+	for _, c := range s.Pool().AcquireAllIdle(ctx) {
+		var cu, ge int64
+		err := c.QueryRow(ctx, `SELECT coalesce(sum(custom_plans), 0)::int8, coalesce(sum(generic_plans), 0)::int8
+			FROM pg_prepared_statements WHERE statement LIKE '%journal_rows AS%'`).Scan(&cu, &ge)
+		c.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		custom, generic = custom+cu, generic+ge
+	}
+	if custom > 0 || generic < 12 {
+		t.Fatalf("the append statement ran %d custom and %d generic plans for 12 lone appends, want 0 and 12", custom, generic)
+	}
+}
