@@ -3,12 +3,13 @@
 # each scenario runs on binary A, then B, then the next scenario, each on a
 # fresh `switchboard dev` (fresh PostgreSQL, fsync on), so the machine's
 # load drifts over both alike. The load tool of the first binary drives
-# both. Writes JSON reports and CPU profiles into OUT and prints a table.
+# both, or AB_LOADTOOL's. Writes JSON reports and CPU profiles into OUT
+# and prints a table.
 #
 #   scripts/ab.sh OLD_BINARY NEW_BINARY [OUT]
-#   AB_DURATION=10s AB_SCENARIOS="idle fresh1000" scripts/ab.sh ...
+#   AB_DURATION=10s AB_SCENARIOS="idle fresh1000" AB_LOADTOOL=NEW_BINARY scripts/ab.sh ...
 set -euo pipefail
-a=$(realpath "$1"); b=$(realpath "$2")
+a=$(realpath "$1"); b=$(realpath "$2"); tool=$(realpath "${AB_LOADTOOL:-$1}")
 out=${3:-$(mktemp -d /tmp/switchboard-ab-XXXXXX)}
 mkdir -p "$out"
 duration=${AB_DURATION:-15s}
@@ -43,7 +44,7 @@ run() { # label binary scenario
   done
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
   # shellcheck disable=SC2046
-  "$a" loadtest --url "$url" --admin-token "$token" $(flags "$sc") \
+  "$tool" loadtest --url "$url" --admin-token "$token" $(flags "$sc") \
     --json "$out/$sc-$label.json" --profile "$out/$sc-$label.pprof" >"$out/$sc-$label.txt" 2>/dev/null || true
   echo "$load" >"$out/$sc-$label.load"
   kill -INT $node; wait $node 2>/dev/null || true
