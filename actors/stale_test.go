@@ -28,7 +28,8 @@ func summaryChanged(t *testing.T, s conversation.Summary) *actorpb.SummaryChange
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &actorpb.SummaryChanged{AccountId: s.AccountID, InboxId: s.InboxID, ConversationId: s.ID, Version: s.Version, SummaryJson: raw}
+	return &actorpb.SummaryChanged{AccountId: s.AccountID, InboxId: s.InboxID, ConversationId: s.ID, Version: s.Version, SummaryJson: raw,
+		Summary: summaryFields(&s)}
 }
 
 // TestStaleNeverOverwritesFresh delivers a conversation's summaries out of

@@ -31,7 +31,7 @@ func TestSummaryFieldsRoundTrip(t *testing.T) {
 		LastMessage: &conversation.LastMessage{ID: "msg_1", Seq: 7, Direction: conversation.Inbound, Kind: conversation.KindMessage,
 			Body: "héllo", CreatedAt: at},
 		LastActivityAt: later, WaitingSince: &at, UnreadCount: 3,
-		ActiveCall: &conversation.ActiveCall{CallID: "call_1", State: conversation.CallState("ringing")},
+		ActiveCall: &conversation.ActiveCall{CallID: "call_1", State: conversation.CallRinging},
 		Version:    9, SnoozeUntil: &snooze, SLADueAt: &sla, SLABreached: true,
 	}
 	bare := conversation.Summary{ID: "cv_2", AccountID: "acc_1", InboxID: "ib_1", Contact: conversation.Contact{ID: "ct_2"},
