@@ -176,10 +176,10 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 		}
 	}()
 	// One round trip: the pipeline carries the whole transaction, then the
-	// wake-ups in a transaction of their own (when this commit carries the
-	// journal notice, see notices; timers are announced at once). NOTIFY inside the batch's
-	// transaction would take PostgreSQL's database-wide notify lock at
-	// commit and hold it across the WAL flush, so the committers' flushes
+	// wake-ups in a transaction of their own, when this commit carries the
+	// journal notice (see notices) or arms a timer soon. NOTIFY inside the
+	// batch's transaction would take PostgreSQL's database-wide notify lock
+	// at commit and hold it across the WAL flush, so the committers' flushes
 	// would run one after the other instead of sharing one fsync. After the
 	// COMMIT, with synchronous_commit off (a lost wake-up costs a poll
 	// interval, never an entry: consumers read the journal, not the
