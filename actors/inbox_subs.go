@@ -152,16 +152,19 @@ func (g *inboxGrain) fanout(ctx actor.Context, prev *conversation.Summary, up in
 		return
 	}
 	epoch := g.st.Epoch()
-	frames := make(map[string][]byte, 1)
+	// A frame differs between agents only by their counts ("mine"), so one
+	// is built per distinct counts: agents with nothing assigned share one.
+	frames := make(map[inbox.Counts][]byte, 1)
 	for _, sub := range g.subs {
 		if !sub.filter.Matches(up.Summary) && (prev == nil || !sub.filter.Matches(*prev)) {
 			continue
 		}
-		frame, ok := frames[sub.agentID]
+		c := g.st.Counts(sub.agentID)
+		frame, ok := frames[c]
 		if !ok {
-			counts, _ := json.Marshal(g.st.Counts(sub.agentID))
+			counts, _ := json.Marshal(c)
 			frame = wire.Update(g.id, epoch, up.Seq, summaryJSON, counts).Data
-			frames[sub.agentID] = frame
+			frames[c] = frame
 		}
 		ctx.Send(sub.pid, &actorpb.InboxUpdate{SubscriptionId: sub.id, InboxId: g.id, Epoch: epoch, Seq: up.Seq,
 			PrevSeq: sub.lastSeq, ConversationId: up.Summary.ID, Version: up.Summary.Version, FrameJson: frame})

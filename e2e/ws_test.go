@@ -490,3 +490,33 @@ func raiseNoFile(t testing.TB, want uint64) {
 		t.Fatalf("need %d file descriptors, have %d (raise the hard limit): %v", want, lim.Cur, err)
 	}
 }
+
+// TestWSCountsPerAgent: an update carries each agent's own counts. Two
+// agents watch one inbox; after a conversation is assigned to the first,
+// the update the first receives counts it as "mine", the second's does not
+// (the inbox builds one frame per distinct counts and shares it).
+func TestWSCountsPerAgent(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	bea := k.must(201, "POST", "/v1/agents", obj{"name": "Bea", "email": "bea@example.com", "inbox_ids": []string{tn.inbox}})
+	beaToken := str(t, bea, "token")
+	id := inbound(k, tn.inbox, phoneN(1), "one")["conversation_id"].(string)
+	wsA := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	wsA.subscribe(tn.inbox, nil)
+	wsB := mustWS(t, n.URL(), wsOpts{token: beaToken})
+	wsB.subscribe(tn.inbox, nil)
+	k.must(200, "PATCH", "/v1/conversations/"+id, obj{"assignee_id": tn.agentID})
+	for _, tc := range []struct {
+		who  string
+		ws   *wsClient
+		mine float64
+	}{{"the assignee", wsA, 1}, {"the other agent", wsB, 0}} {
+		f := tc.ws.expect("update")
+		if f.obj("conversation")["assignee_id"] != tn.agentID || f.obj("counts")["mine"].(float64) != tc.mine ||
+			f.obj("counts")["unassigned"].(float64) != 0 {
+			t.Fatalf("%s's update: %v, want mine %v", tc.who, f.m, tc.mine)
+		}
+	}
+}
