@@ -64,9 +64,10 @@ func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
 		}
 		return out
 	}
-	if v := held()[convID(tn.inbox, c1)]; v != 1 {
-		t.Fatalf("before the outage the inbox holds c1 at version %d, want 1", v)
-	}
+	// The conversation answers first and then tells its inbox.
+	poll.Until(t, 10*time.Second, "the inbox to hold c1 at version 1 before the outage", func() bool {
+		return held()[convID(tn.inbox, c1)] == 1
+	})
 
 	// The outage: every delivery fails. c1 gets a reply (v2); c2 is new and
 	// its version 1 is superseded by version 2 before the inbox sees either.
@@ -165,9 +166,8 @@ func TestNewActivationAnnouncesItsSummary(t *testing.T) {
 		}
 		return 0
 	}
-	if v := inboxVersion(); v != 1 {
-		t.Fatalf("inbox holds version %d, want 1", v)
-	}
+	// The conversation answers first and then tells its inbox.
+	poll.Until(t, 10*time.Second, "the inbox to hold version 1", func() bool { return inboxVersion() == 1 })
 
 	fault := func(*actorpb.SummaryChanged) error { return errors.New("injected: inbox unreachable") }
 	n.deps.deliveryFault.Store(&fault)
