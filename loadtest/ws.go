@@ -58,9 +58,15 @@ func summaryOf(raw json.RawMessage) (id string, version int64, hash uint64, err 
 	if s.ID == "" {
 		return "", 0, 0, errors.New("conversation summary without id")
 	}
+	return s.ID, s.Version, contentHash(raw), nil
+}
+
+// contentHash identifies a summary's exact bytes: the same version with
+// other bytes is a forked history, the same bytes a redelivery.
+func contentHash(raw []byte) uint64 {
 	h := fnv.New64a()
 	h.Write(raw)
-	return s.ID, s.Version, h.Sum64(), nil
+	return h.Sum64()
 }
 
 // subscriber is one agent's websocket, subscribed to one inbox. It reports
@@ -243,7 +249,5 @@ func (s *subscriber) update(f []gjson.Result, at time.Time) {
 		s.r.fail("ws_frame", fmt.Errorf("update frame without seq or conversation id and version: %.200s", conv.Raw))
 		return
 	}
-	h := fnv.New64a()
-	h.Write([]byte(conv.Raw))
-	s.r.tr.update(s.id, epoch.String(), seq.Int(), c[0].Str, c[1].Int(), h.Sum64(), at)
+	s.r.tr.update(s.id, epoch.String(), seq.Int(), c[0].Str, c[1].Int(), contentHash([]byte(conv.Raw)), at)
 }

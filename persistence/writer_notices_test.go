@@ -40,7 +40,12 @@ func TestNoticesBurstSharesOneAtTheWindowsEnd(t *testing.T) {
 		}
 		n.owe(time.Now())
 	}
-	at := <-sent
+	var at time.Time
+	select {
+	case at = <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the owed notice never went out")
+	}
 	if at.Sub(start) < 50*time.Millisecond {
 		t.Fatalf("the owed notice went out %v after the first, inside the window", at.Sub(start))
 	}

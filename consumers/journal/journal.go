@@ -93,8 +93,9 @@ type Batch struct {
 // with the events of the named types only: the entries of other types come
 // with a nil Event (they still move the cursor). An event carries the
 // conversation's whole summary, so not loading the ones a consumer skips
-// saves most of a read's bytes. Nil eventTypes loads every event. A field other than "" loads only that
-// top-level field of each event (JSON null when the event lacks it).
+// saves most of a read's bytes. Nil eventTypes loads every event. A field
+// other than "" loads only that top-level field of each event (JSON null
+// when the event lacks it).
 func ReadBatchOf(ctx context.Context, conn *pgx.Conn, after Cursor, limit int, eventTypes []string, field string) (Batch, error) {
 	var only *string
 	if field != "" {
