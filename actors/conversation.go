@@ -249,8 +249,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		return g.reply(unchangedItem(dc), false), nil
 	}
 	was := st.Summary.Status // "" for a new conversation
-	next := st.Clone()
-	conversation.Apply(next, ev)
+	next := conversation.Next(st, ev)
 	ev.Summary = &next.Summary // for journal consumers (webhooks)
 	// Encoded once here for every consumer: the journal and read-model rows,
 	// the reply, the inbox and its websockets all carry these bytes.
@@ -280,6 +279,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 		return &actorpb.ConversationReply{Error: pbError(codeRetry, "commit outcome unknown")}, nil
 	}
 	g.tryAssign = next.AssignPending && (!st.AssignPending || dc.Tick != nil)
+	conversation.Remember(next, ev) // committed: st, which shares its memory, is dropped
 	g.state, g.sumJSON = next, sumJSON
 	g.dirty++
 	if g.dirty >= g.deps.Config.SnapshotEvery {

@@ -102,23 +102,26 @@ func BenchmarkAppendJournalOnly(b *testing.B) {
 var journalOnlyStatement = batchStatement{
 	sql: `
 WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])
-		WITH ORDINALITY AS t(conv, version, account_id, inbox_id, event_type, event, idx)
+	SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[])
+		WITH ORDINALITY AS t(conv, version, account_id, inbox_id, event_type, event, summary, with_summary, idx)
 ),
 journal_rows AS (
 	INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event)
-	SELECT conv, version, account_id, inbox_id, event_type, event::jsonb FROM input
+	SELECT conv, version, account_id, inbox_id, event_type,
+		CASE WHEN with_summary THEN event::jsonb || jsonb_build_object('summary', summary::jsonb) ELSE event::jsonb END
+	FROM input
 )
 SELECT idx, true FROM input`,
 	args: func(batch []*request) []any {
 		n := len(batch)
-		conv, account, inbox, etype, event := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		version := make([]int64, n)
+		conv, account, inbox, etype := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		event, summary := make([][]byte, n), make([][]byte, n)
+		version, withSummary := make([]int64, n), make([]bool, n)
 		for i, r := range batch {
 			conv[i], version[i], account[i], inbox[i] = r.a.Summary.ID, r.a.Event.Version, r.a.Summary.AccountID, r.a.Summary.InboxID
-			etype[i], event[i] = string(r.a.Event.Type), r.event
+			etype[i], event[i], summary[i], withSummary[i] = string(r.a.Event.Type), r.event, r.sum, r.withSummary
 		}
-		return []any{conv, version, account, inbox, etype, event}
+		return []any{conv, version, account, inbox, etype, event, summary, withSummary}
 	},
 }
 

@@ -154,9 +154,11 @@ type request struct {
 	ctx   context.Context
 	a     Append
 	keys  []IdempotencyKey // de-duplicated
-	event string           // JSON, encoded by the caller's goroutine, off the actor
-	item  string
-	sum   string
+	// The JSON the batch sends, encoded by the caller's goroutine, off the
+	// actor. event leaves out its summary when withSummary: the statement
+	// adds sum to it (see appendBatchSQL).
+	event, item, sum []byte
+	withSummary      bool
 	reply chan error // buffered: a committer never blocks on a caller
 	at    time.Time
 }
@@ -306,30 +308,26 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 			return nil, fmt.Errorf("persistence: append %s@%d: encode item: %w", id, v, err)
 		}
 	}
-	ev, err := encodeEvent(&a, sum, item)
+	ev, err := encodeEvent(&a, item)
 	if err != nil {
 		return nil, fmt.Errorf("persistence: append %s@%d: encode event: %w", id, v, err)
 	}
-	r.event, r.sum = string(ev), string(sum)
-	if a.Item != nil {
-		r.item = string(item)
-	}
+	r.event, r.sum, r.item, r.withSummary = ev, sum, item, a.Event.Summary != nil
 	return r, nil
 }
 
-// encodeEvent encodes a.Event for the journal with its summary and item
-// taken from sum and item, already encoded, rather than encoded once more:
-// they are the largest part of the event.
-func encodeEvent(a *Append, sum, item []byte) ([]byte, error) {
+// encodeEvent encodes a.Event for the journal without its summary, which
+// the batch statement adds from the summary it stores in the read model
+// (the journal keeps it for webhooks), and with its item taken from item,
+// already encoded, rather than encoded once more. The summary is most of an
+// event's bytes: sent once, PostgreSQL parses it once.
+func encodeEvent(a *Append, item []byte) ([]byte, error) {
 	ev := a.Event
+	ev.Summary = nil
 	var tail []byte
 	if ev.Item != nil && ev.Item == a.Item {
 		ev.Item = nil
 		tail = append(append(tail, `,"item":`...), item...)
-	}
-	if ev.Summary != nil {
-		ev.Summary = nil
-		tail = append(append(tail, `,"summary":`...), sum...)
 	}
 	raw, err := json.Marshal(&ev)
 	if err != nil || len(tail) == 0 {

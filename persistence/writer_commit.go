@@ -319,9 +319,12 @@ var appendStatement = batchStatement{sql: appendBatchSQL, args: batchArgs}
 func batchArgs(batch []*request) []any {
 	n := len(batch)
 	var (
-		conv, account, inbox, etype, event, item, contactKey, status, channel, summary, tags = make([]string, n),
+		conv, account, inbox, etype, contactKey, status, channel, tags = make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			make([]string, n), make([]string, n)
+		// JSON goes as bytes: no copy into strings.
+		event, item, summary = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		withSummary          = make([]bool, n)
 		epoch, version = make([]int64, n), make([]int64, n)
 		itemSeq        = make([]pgtype.Int8, n)
 		addressed      = make([]bool, n)
@@ -336,12 +339,12 @@ func batchArgs(batch []*request) []any {
 		s := &r.a.Summary
 		conv[i], account[i], inbox[i] = s.ID, s.AccountID, s.InboxID
 		epoch[i], version[i] = r.a.Epoch, r.a.Event.Version
-		etype[i], event[i] = string(r.a.Event.Type), r.event
+		etype[i], event[i], withSummary[i] = string(r.a.Event.Type), r.event, r.withSummary
 		if r.a.Item != nil {
 			itemSeq[i] = pgtype.Int8{Int64: r.a.Item.Seq, Valid: true}
 			item[i] = r.item
 		} else {
-			item[i] = "null"
+			item[i] = jsonNull
 		}
 		contactKey[i], status[i], channel[i], summary[i] = r.a.ContactKey, string(s.Status), string(s.Channel), r.sum
 		addressed[i] = s.Addressed
@@ -368,8 +371,10 @@ func batchArgs(batch []*request) []any {
 		keyIdx, keyScope, keys = []int64{}, []string{}, []string{}
 	}
 	return []any{conv, epoch, version, account, inbox, etype, event, itemSeq, item, contactKey,
-		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys, tags, due}
+		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys, tags, due, withSummary}
 }
+
+var jsonNull = []byte("null")
 
 // appendBatchSQL applies a whole batch in one statement. Each append either
 // lands completely or not at all, independently of the others:
@@ -385,20 +390,22 @@ func batchArgs(batch []*request) []any {
 //     activation's ClaimEpoch) is re-checked against its new values, so a
 //     stale activation can never slip through;
 //   - journal, items, read model and keys are written only for the appends
-//     whose head advanced.
+//     whose head advanced. The journal's event gets its summary from the
+//     one the read model stores: sent once and parsed once, not twice (it
+//     is over half of an event's bytes).
 //
 // The result has one row per append that committed (ok) or was a duplicate
 // of an append whose head still matched (not ok); any other append was
 // fenced. Fencing wins over duplication, because a fenced activation must
 // stop whatever its command was.
 const appendBatchSQL = `
-WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
+WITH input AS MATERIALIZED (
+	SELECT t.*, t.summary_text::jsonb AS summary FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
 		$8::int8[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::text[],
-		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[], $22::timestamptz[])
+		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[], $22::timestamptz[], $23::bool[])
 		WITH ORDINALITY AS t(conv, epoch, version, account_id, inbox_id, event_type, event,
 			item_seq, item, contact_key, status, addressed, assignee_id, channel,
-			last_activity_at, waiting_since, summary, tags, due_at, idx)
+			last_activity_at, waiting_since, summary_text, tags, due_at, with_summary, idx)
 ),
 keys AS (
 	SELECT * FROM unnest($18::int8[], $19::text[], $20::text[]) AS k(idx, scope, key)
@@ -416,7 +423,9 @@ advanced AS (
 ),
 journal_rows AS (
 	INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event)
-	SELECT conv, version, account_id, inbox_id, event_type, event::jsonb FROM advanced
+	SELECT conv, version, account_id, inbox_id, event_type,
+		CASE WHEN with_summary THEN event::jsonb || jsonb_build_object('summary', summary) ELSE event::jsonb END
+	FROM advanced
 ),
 item_rows AS (
 	INSERT INTO items (conversation_id, seq, account_id, item)
@@ -427,7 +436,7 @@ read_model AS (
 	INSERT INTO conversations (id, account_id, inbox_id, contact_key, version, status, addressed,
 		assignee_id, channel, tags, last_activity_at, waiting_since, summary, due_at)
 	SELECT conv, account_id, inbox_id, contact_key, version, status, addressed, assignee_id, channel,
-		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary::jsonb, due_at
+		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary, due_at
 	FROM advanced
 	ON CONFLICT (id) DO UPDATE SET ` + conversationUpdateSet + `,
 		due_at = excluded.due_at -- automation: the timer scanner's due index

@@ -28,7 +28,7 @@ func TestAppendProbesTheKeyIndex(t *testing.T) {
 	}
 	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE append_batch('{cv_plan}', '{1}', '{1}', '{acc}', '{ib}', '{inbound_message}', '{"{}"}',
 		'{1}', '{"{}"}', '{handle:x}', '{open}', '{f}', '{NULL}', '{sms}', '{2025-01-01T00:00:00Z}', '{NULL}', '{"{}"}',
-		'{1}', '{request}', '{k1}', '{""}', '{NULL}')`)
+		'{1}', '{request}', '{k1}', '{""}', '{NULL}', '{t}')`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -388,6 +389,40 @@ func TestWriterNotifiesJournalAppended(t *testing.T) {
 	if err := s.Pool().QueryRow(ctx, `SELECT event_type, event->'item'->>'body' FROM journal WHERE conversation_id = 'cv_n'`).
 		Scan(&evType, &body); err != nil || evType != string(conversation.EventInbound) || body != "hello" {
 		t.Fatalf("journal row: %s %s %v", evType, body, err)
+	}
+}
+
+// The journal row is the whole event, summary included, as the webhooks
+// read it, though the writer sends the summary once, beside the event; an
+// event without a summary stays without one.
+func TestJournalEventIsTheWholeEvent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	w := NewWriter(s.Pool(), WriterConfig{}, nil)
+	defer w.Close(ctx)
+	for _, withSummary := range []bool{true, false} {
+		conv := fmt.Sprintf("cv_whole_%t", withSummary)
+		a := testAppend(conv, claim(t, s, conv), 1, message(1, `say "hi"`))
+		if withSummary {
+			a.Event.Summary = &a.Summary
+		}
+		if err := w.Append(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(&a.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var same, hasSummary bool
+		if err := s.Pool().QueryRow(ctx, `SELECT event = $2::jsonb, event ? 'summary' FROM journal WHERE conversation_id = $1`,
+			conv, string(want)).Scan(&same, &hasSummary); err != nil {
+			t.Fatal(err)
+		}
+		if !same || hasSummary != withSummary {
+			var got string
+			_ = s.Pool().QueryRow(ctx, `SELECT event::text FROM journal WHERE conversation_id = $1`, conv).Scan(&got)
+			t.Fatalf("with summary %t: journal event\n%s\nwant\n%s", withSummary, got, want)
+		}
 	}
 }
 

@@ -48,8 +48,7 @@ func decideAssign(s *State, ev *Event, c *AssignCommand) (*Event, error) {
 // assignment is owed. Like Timers, the event carries the outcome, so replay
 // never depends on the settings of the day.
 func finishAssign(s *State, ev *Event, cmd Command) {
-	probe := s.Clone()
-	Apply(probe, ev)
+	probe := Next(s, ev)
 	want := ShouldAutoAssign(&s.Summary, &probe.Summary, ev, cmd.Settings) ||
 		(s.AssignPending && stillOwed(&probe.Summary, cmd))
 	if want != s.AssignPending {

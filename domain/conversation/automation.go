@@ -101,8 +101,7 @@ func autoCloseArmed(sum *Summary, st Settings) bool {
 // ev must have under the command's settings, if they differ from what it
 // would otherwise keep.
 func finishTimers(s *State, ev *Event, cmd Command, now time.Time) {
-	probe := s.Clone()
-	Apply(probe, ev)
+	probe := Next(s, ev)
 	after := &probe.Summary
 	var want Timers
 	// Any status but pending clears the snooze.

@@ -67,16 +67,6 @@ func (s *State) SeenKey(key string) (KeyRef, bool) {
 	return KeyRef{}, false
 }
 
-// Clone returns a deep copy: Apply on the copy leaves s untouched, so the
-// actor can apply an event only once it is committed.
-func (s *State) Clone() *State {
-	out := *s
-	out.Summary = s.Summary.Clone()
-	out.Calls = slices.Clone(s.Calls)
-	out.RecentKeys = slices.Clone(s.RecentKeys)
-	return &out
-}
-
 // Call returns the item of a call, if remembered.
 func (s *State) Call(callID string) (Item, bool) {
 	for _, c := range s.Calls {
@@ -339,10 +329,47 @@ func effectiveChange(s *Summary, c Change) *Change {
 	return &out
 }
 
-// Apply returns the state after ev. It panics on a version that does not
-// follow the state's: that would be a forked history, which the fencing in
-// PostgreSQL exists to prevent.
+// Apply changes s into the state after ev: Next's changes and Remember's.
+// It panics on a version that does not follow the state's: that would be a
+// forked history, which the fencing in PostgreSQL exists to prevent.
 func Apply(s *State, ev *Event) {
+	advance(s, ev)
+	Remember(s, ev)
+}
+
+// Next returns the state after ev, less what Remember adds, and leaves s
+// as it is: an actor commits ev before it holds the result, and the
+// decisions probe what an event would do. Copying the remembered calls and
+// keys (up to 256 each) for every command cost more than the rest of it,
+// so the result shares them with s; Remember on the result, once ev is
+// committed, changes what they share, and s is dropped from then on.
+func Next(s *State, ev *Event) *State {
+	out := *s
+	out.Summary = s.Summary.Clone()
+	advance(&out, ev)
+	return &out
+}
+
+// Remember adds ev's call and idempotency key to the state's bounded
+// memory of them (see Next).
+func Remember(s *State, ev *Event) {
+	if ev.Type == EventCall {
+		s.Calls = rememberCall(s.Calls, *ev.Item)
+	}
+	if ev.IdempotencyKey != "" {
+		ref := KeyRef{Key: ev.IdempotencyKey, Version: ev.Version}
+		if ev.Item != nil {
+			ref.ItemSeq = ev.Item.Seq
+		}
+		s.RecentKeys = append(s.RecentKeys, ref)
+		if len(s.RecentKeys) > recentKeysKept {
+			s.RecentKeys = slices.Delete(s.RecentKeys, 0, len(s.RecentKeys)-recentKeysKept)
+		}
+	}
+}
+
+// advance applies ev to everything but the remembered calls and keys.
+func advance(s *State, ev *Event) {
 	if ev.Version != s.Version()+1 {
 		panic(fmt.Sprintf("conversation: event version %d applied to state at version %d", ev.Version, s.Version()))
 	}
@@ -387,7 +414,6 @@ func Apply(s *State, ev *Event) {
 			sum.UnreadCount++
 			sum.Channel = ChannelVoice
 		}
-		s.Calls = rememberCall(s.Calls, it)
 		if it.State.Active() {
 			sum.ActiveCall = &ActiveCall{CallID: it.CallID, State: it.State}
 		} else if sum.ActiveCall != nil && sum.ActiveCall.CallID == it.CallID {
@@ -433,16 +459,6 @@ func Apply(s *State, ev *Event) {
 		s.AssignPending = *ev.AssignPending
 	}
 	sum.Version = ev.Version
-	if ev.IdempotencyKey != "" {
-		ref := KeyRef{Key: ev.IdempotencyKey, Version: ev.Version}
-		if ev.Item != nil {
-			ref.ItemSeq = ev.Item.Seq
-		}
-		s.RecentKeys = append(s.RecentKeys, ref)
-		if len(s.RecentKeys) > recentKeysKept {
-			s.RecentKeys = slices.Delete(s.RecentKeys, 0, len(s.RecentKeys)-recentKeysKept)
-		}
-	}
 }
 
 func reopen(sum *Summary) {

@@ -62,12 +62,41 @@ func (m *machine) apply(ev *Event) {
 	if ev.Version != v+1 {
 		m.t.Fatalf("event version %d, state at %d: want %d", ev.Version, v, v+1)
 	}
-	next := m.s.Clone()
-	Apply(next, ev)
+	// The actor's path (Next, commit, Remember) must leave the state before
+	// untouched until Remember and end where Apply does.
+	before := mustJSON(m.t, m.s)
+	next := Next(m.s, ev)
+	if after := mustJSON(m.t, m.s); after != before {
+		m.t.Fatalf("Next changed the state it started from:\nbefore %s\nafter  %s", before, after)
+	}
+	want := clone(m.s)
+	Apply(want, ev)
+	Remember(next, ev)
+	if got, w := mustJSON(m.t, next), mustJSON(m.t, want); got != w {
+		m.t.Fatalf("Next then Remember differs from Apply:\n got %s\nwant %s", got, w)
+	}
 	if next.Version() != v+1 || next.Summary.Version != ev.Version {
 		m.t.Fatalf("after Apply version %d, want %d", next.Version(), v+1)
 	}
 	m.s = next
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// clone returns a deep copy of s.
+func clone(s *State) *State {
+	out := *s
+	out.Summary = s.Summary.Clone()
+	out.Calls = slices.Clone(s.Calls)
+	out.RecentKeys = slices.Clone(s.RecentKeys)
+	return &out
 }
 
 const (
@@ -557,7 +586,10 @@ func TestVersionGrowsByOnePerEvent(t *testing.T) {
 	}
 }
 
-func TestCloneIndependence(t *testing.T) {
+// Next from one state, in parallel, while the state is read: each result
+// owns its summary (-race catches a shared pointer or backing array), and
+// the state stays as it was.
+func TestNextIndependence(t *testing.T) {
 	m := newMachine(t)
 	m.run(Command{IdempotencyKey: "k1", AccountID: acct, InboxID: inbx, Inbound: &InboundCommand{Contact: Contact{Phone: phone}, Body: "hi"}})
 	m.run(update(Change{AssigneeID: ptr("ag_1"), TagsAdd: []string{"a", "b"}}))
@@ -568,8 +600,7 @@ func TestCloneIndependence(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Apply every kind of event to clones, in parallel, while reading the
-	// original: -race catches any shared backing array or pointer.
+	// Every kind of event, decided on the original and advanced from it.
 	evs := []func(s *State) *Event{
 		func(s *State) *Event { ev, _ := Decide(s, inbound("more"), m.now, m.newIDSafe()); return ev },
 		func(s *State) *Event { ev, _ := Decide(s, reply("r", KindMessage), m.now, m.newIDSafe()); return ev },
@@ -584,15 +615,14 @@ func TestCloneIndependence(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, mk := range evs {
-		c := orig.Clone()
-		ev := mk(c)
+		ev := mk(orig)
 		if ev == nil {
 			t.Fatal("no event")
 		}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			Apply(c, ev)
+			c := Next(orig, ev)
 			c.Summary.Tags = append(c.Summary.Tags, "zz")
 			if len(c.Summary.Tags) > 0 {
 				c.Summary.Tags[0] = "mutated"
@@ -609,12 +639,6 @@ func TestCloneIndependence(t *testing.T) {
 			if c.Summary.ActiveCall != nil {
 				c.Summary.ActiveCall.State = "mutated"
 			}
-			if len(c.Calls) > 0 {
-				c.Calls[0].Body = "mutated"
-			}
-			if len(c.RecentKeys) > 0 {
-				c.RecentKeys[0].Key = "mutated"
-			}
 		}()
 		go func() {
 			defer wg.Done()
@@ -624,13 +648,34 @@ func TestCloneIndependence(t *testing.T) {
 	wg.Wait()
 	after, _ := json.Marshal(orig)
 	if string(after) != string(frozen) {
-		t.Fatalf("the original changed through a clone:\nbefore %s\nafter  %s", frozen, after)
+		t.Fatalf("the original changed through Next:\nbefore %s\nafter  %s", frozen, after)
 	}
 
 	// Summary.Clone on its own gives a non-nil tags slice and owns its pointers.
 	var empty Summary
 	if c := empty.Clone(); c.Tags == nil {
 		t.Fatal("Summary.Clone of nil tags gives nil; want []")
+	}
+}
+
+// Past the bounds of the remembered keys and calls, with calls updated in
+// place, Next then Remember keeps ending where Apply does (machine.apply
+// checks every step).
+func TestNextThenRememberPastTheBounds(t *testing.T) {
+	m := newMachine(t)
+	for i := range recentKeysKept + 40 {
+		cmd := inbound(fmt.Sprint("m", i))
+		if i%7 == 0 {
+			cmd = call(fmt.Sprint("c", i%(callsKept/8)), CallRinging, 0)
+		}
+		cmd.IdempotencyKey = fmt.Sprint("k", i)
+		m.run(cmd)
+	}
+	if len(m.s.RecentKeys) != recentKeysKept {
+		t.Fatalf("%d keys remembered, want %d", len(m.s.RecentKeys), recentKeysKept)
+	}
+	if _, ok := m.s.SeenKey(fmt.Sprint("k", recentKeysKept+39)); !ok {
+		t.Fatal("the latest key is not remembered")
 	}
 }
 
@@ -646,7 +691,7 @@ func TestApplyPanicsOnVersionGap(t *testing.T) {
 	m.run(inbound("hello"))
 	for _, v := range []int64{0, 1, 3, 10} {
 		t.Run(fmt.Sprint(v), func(t *testing.T) {
-			s := m.s.Clone()
+			s := clone(m.s)
 			ev := &Event{Type: EventUpdate, Version: v, At: m.now, Change: &Change{Status: ptr(StatusClosed)}}
 			defer func() {
 				if recover() == nil {
