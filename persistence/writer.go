@@ -151,16 +151,16 @@ type Writer struct {
 }
 
 type request struct {
-	ctx   context.Context
-	a     Append
-	keys  []IdempotencyKey // de-duplicated
+	ctx  context.Context
+	a    Append
+	keys []IdempotencyKey // de-duplicated
 	// The JSON the batch sends, encoded by the caller's goroutine, off the
 	// actor. event leaves out its summary when withSummary: the statement
 	// adds sum to it (see appendBatchSQL).
 	event, item, sum []byte
 	withSummary      bool
-	reply chan error // buffered: a committer never blocks on a caller
-	at    time.Time
+	reply            chan error // buffered: a committer never blocks on a caller
+	at               time.Time
 }
 
 const tagSeparator = "\x1f" // ASCII unit separator

@@ -325,15 +325,15 @@ func batchArgs(batch []*request) []any {
 		// JSON goes as bytes: no copy into strings.
 		event, item, summary = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		withSummary          = make([]bool, n)
-		epoch, version = make([]int64, n), make([]int64, n)
-		itemSeq        = make([]pgtype.Int8, n)
-		addressed      = make([]bool, n)
-		assignee       = make([]pgtype.Text, n)
-		lastActivity   = make([]time.Time, n)
-		waiting        = make([]pgtype.Timestamptz, n)
-		due            = make([]pgtype.Timestamptz, n) // automation: due_at
-		keyIdx         []int64
-		keyScope, keys []string
+		epoch, version       = make([]int64, n), make([]int64, n)
+		itemSeq              = make([]pgtype.Int8, n)
+		addressed            = make([]bool, n)
+		assignee             = make([]pgtype.Text, n)
+		lastActivity         = make([]time.Time, n)
+		waiting              = make([]pgtype.Timestamptz, n)
+		due                  = make([]pgtype.Timestamptz, n) // automation: due_at
+		keyIdx               []int64
+		keyScope, keys       []string
 	)
 	for i, r := range batch {
 		s := &r.a.Summary
