@@ -69,6 +69,7 @@ type Node struct {
 	log     *slog.Logger
 	refused *refusalCounter
 	router  *router
+	pids    *pidCache
 
 	stopOnce sync.Once
 }
@@ -171,7 +172,8 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		closeOnFail()
 		return nil, ctx.Err()
 	}
-	return &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused, router: router}, nil
+	return &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused, router: router,
+		pids: newPIDCache(defaultPIDCacheSize)}, nil
 }
 
 // warnPlaintext says, once at start, when members talk without TLS where
@@ -237,20 +239,18 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 		if owner == "" {
 			skip = nil // every member failed this request once: ask them again
 		} else {
-			pid, err := n.activate(owner, kind, identity, min(n.cfg.LookupTimeout, timeout))
+			res, stale, err := n.try(owner, kind, identity, msg, timeout)
 			if err == nil {
-				var res any
-				res, err = n.await(n.System.Root.RequestFuture(pid, msg, timeout), pid.Address)
-				if err == nil {
-					if _, dead := res.(*actor.DeadLetterResponse); !dead {
-						return res, nil
-					}
-				} else if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, errLost) {
-					return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, err)
-				}
+				return res, nil
+			}
+			if !errors.Is(err, errRetry) {
+				return nil, fmt.Errorf("cluster: request %s/%s: %w", kind, identity, err)
 			}
 			if errors.Is(err, errUnreachable) || errors.Is(err, errLost) {
 				skip = append(skip, owner)
+			}
+			if stale {
+				continue // a remembered activation had passivated: ask its owner at once
 			}
 		}
 		if err := ctx.Err(); err != nil {
@@ -264,7 +264,36 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 	}
 }
 
+// try sends msg to the activation of (kind, identity) on owner, the one
+// remembered or the one owner's placement actor answers. An error wrapping
+// errRetry is worth another try; stale reports that a remembered
+// activation was gone (passivated), so the next try can follow at once.
+func (n *Node) try(owner, kind, identity string, msg any, timeout time.Duration) (res any, stale bool, err error) {
+	pid := n.pids.get(kind, identity, owner)
+	cached := pid != nil
+	if !cached {
+		if pid, err = n.activate(owner, kind, identity, min(n.cfg.LookupTimeout, timeout)); err != nil {
+			return nil, false, fmt.Errorf("%w: %w", errRetry, err)
+		}
+		n.pids.put(kind, identity, pid)
+	}
+	res, err = n.await(n.System.Root.RequestFuture(pid, msg, timeout), pid.Address)
+	if err == nil {
+		if _, dead := res.(*actor.DeadLetterResponse); !dead {
+			return res, false, nil
+		}
+		err = actor.ErrDeadLetter
+	}
+	n.pids.drop(kind, identity, pid)
+	if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, errLost) {
+		return nil, false, err
+	}
+	return nil, cached && errors.Is(err, actor.ErrDeadLetter), fmt.Errorf("%w: %w", errRetry, err)
+}
+
 var (
+	// errRetry marks an error of one try that another try may not have.
+	errRetry = errors.New("retry")
 	// errUnreachable: the owner did not answer an activation request in time.
 	errUnreachable = errors.New("member unreachable")
 	// errLost: the connection to the member closed while a request waited.
