@@ -306,7 +306,7 @@ func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.Co
 // version.
 func (g *conversationGrain) summaryJSON() []byte {
 	if g.sumJSON == nil {
-		g.sumJSON = marshalShared(&g.state.Summary)
+		g.sumJSON = encodeSummary(&g.state.Summary)
 	}
 	return g.sumJSON
 }
@@ -314,11 +314,20 @@ func (g *conversationGrain) summaryJSON() []byte {
 // encodeOnce encodes a new summary and its item; nil for what fails to
 // encode, which the writer then encodes itself and reports.
 func encodeOnce(sum *conversation.Summary, item *conversation.Item) (sumJSON, itemJSON []byte) {
-	sumJSON = marshalShared(sum)
+	sumJSON = encodeSummary(sum)
 	if item != nil {
 		itemJSON = marshalShared(item)
 	}
 	return sumJSON, itemJSON
+}
+
+// encodeSummary is marshalShared for a summary, without reflection.
+func encodeSummary(sum *conversation.Summary) []byte {
+	b, err := sum.AppendJSON(make([]byte, 0, sum.JSONSizeHint()))
+	if err != nil {
+		return nil
+	}
+	return b[:len(b):len(b)]
 }
 
 // marshalShared encodes v into bytes that many goroutines may hold at once:

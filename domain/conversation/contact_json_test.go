@@ -3,6 +3,7 @@ package conversation
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // contactJSONReference is what Contact.MarshalJSON must write, byte for
@@ -63,15 +64,29 @@ func BenchmarkContactJSONReference(b *testing.B) {
 }
 
 // BenchmarkSummaryJSON encodes a summary as the conversation actor does
-// once per event.
+// once per event (AppendJSON), and through encoding/json's reflection.
 func BenchmarkSummaryJSON(b *testing.B) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 123456789, time.UTC)
 	s := Summary{ID: "cv_0123456789abcdef", AccountID: "acc_0123", InboxID: "inb_0123", Status: "open",
 		Contact: Contact{ID: "ct_0123456789abcdef", Phone: "+14155550123", Name: "Ada Lovelace"},
-		Tags:    []string{"vip"}, Channel: "sms", Version: 42}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := json.Marshal(&s); err != nil {
-			b.Fatal(err)
+		Tags:    []string{"vip"}, Channel: "sms", Version: 42, LastActivityAt: at, WaitingSince: &at, UnreadCount: 3,
+		LastMessage: &LastMessage{ID: "msg_0123456789abcdef", Seq: 42, Direction: Inbound, Kind: KindMessage,
+			Body: "a message body of a typical length", CreatedAt: at}}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			if _, err := s.AppendJSON(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("reflect", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := summaryJSONReference(&s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

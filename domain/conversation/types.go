@@ -107,7 +107,10 @@ type Contact struct {
 // writes the object itself rather than going through a second json.Marshal
 // of an anonymous struct; contactJSONReference is the specification.
 func (c Contact) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 96+len(c.ID)+len(c.Phone)+len(c.Email)+len(c.Handle)+len(c.Name))
+	return c.appendJSON(make([]byte, 0, 96+len(c.ID)+len(c.Phone)+len(c.Email)+len(c.Handle)+len(c.Name))), nil
+}
+
+func (c Contact) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, c.ID)
 	for _, f := range [...]struct{ key, v string }{{`,"phone":`, c.Phone}, {`,"email":`, c.Email}, {`,"handle":`, c.Handle}, {`,"name":`, c.Name}} {
@@ -119,9 +122,9 @@ func (c Contact) MarshalJSON() ([]byte, error) {
 		}
 	}
 	if c.OptedOut {
-		return append(b, `,"opted_out":true}`...), nil
+		return append(b, `,"opted_out":true}`...)
 	}
-	return append(b, `,"opted_out":false}`...), nil
+	return append(b, `,"opted_out":false}`...)
 }
 
 // appendJSONString appends s as a JSON string exactly as encoding/json

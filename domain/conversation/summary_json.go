@@ -1,0 +1,132 @@
+package conversation
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// AppendJSON appends the summary's JSON to b, exactly as encoding/json
+// writes it from the field tags (TestSummaryJSONMatchesReference). A
+// summary is encoded once per event, and reflection was most of that cost
+// (0.9 µs here against 5.9). Summary has no MarshalJSON: through it
+// encoding/json would copy and re-validate the output, slower than
+// reflection where a summary is encoded inside something else (snapshots).
+func (s *Summary) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, s.ID)
+	b = append(b, `,"account_id":`...)
+	b = appendJSONString(b, s.AccountID)
+	b = append(b, `,"inbox_id":`...)
+	b = appendJSONString(b, s.InboxID)
+	b = append(b, `,"contact":`...)
+	b = s.Contact.appendJSON(b)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(s.Status))
+	b = append(b, `,"addressed":`...)
+	b = strconv.AppendBool(b, s.Addressed)
+	b = append(b, `,"assignee_id":`...)
+	if s.AssigneeID == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, *s.AssigneeID)
+	}
+	b = append(b, `,"tags":`...)
+	if s.Tags == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, t := range s.Tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, t)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"channel":`...)
+	b = appendJSONString(b, string(s.Channel))
+	b = append(b, `,"last_message":`...)
+	if m := s.LastMessage; m == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, m.ID)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendInt(b, m.Seq, 10)
+		b = append(b, `,"direction":`...)
+		b = appendJSONString(b, string(m.Direction))
+		b = append(b, `,"kind":`...)
+		b = appendJSONString(b, string(m.Kind))
+		b = append(b, `,"body":`...)
+		b = appendJSONString(b, m.Body)
+		b = append(b, `,"created_at":`...)
+		if b, err = appendJSONTime(b, m.CreatedAt); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"last_activity_at":`...)
+	if b, err = appendJSONTime(b, s.LastActivityAt); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"waiting_since":`...)
+	if b, err = appendJSONTimePtr(b, s.WaitingSince); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"unread_count":`...)
+	b = strconv.AppendInt(b, s.UnreadCount, 10)
+	b = append(b, `,"active_call":`...)
+	if c := s.ActiveCall; c == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"call_id":`...)
+		b = appendJSONString(b, c.CallID)
+		b = append(b, `,"state":`...)
+		b = appendJSONString(b, string(c.State))
+		b = append(b, '}')
+	}
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, s.Version, 10)
+	b = append(b, `,"snooze_until":`...)
+	if b, err = appendJSONTimePtr(b, s.SnoozeUntil); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"sla_due_at":`...)
+	if b, err = appendJSONTimePtr(b, s.SLADueAt); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"sla_breached":`...)
+	b = strconv.AppendBool(b, s.SLABreached)
+	return append(b, '}'), nil
+}
+
+var errJSONYear = errors.New("conversation: time year outside of range [0,9999]")
+
+// JSONSizeHint is a capacity in which most summaries' JSON fits.
+func (s *Summary) JSONSizeHint() int {
+	n := 640 + len(s.Contact.Name)
+	if s.LastMessage != nil {
+		n += len(s.LastMessage.Body)
+	}
+	return n
+}
+
+// appendJSONTime writes t as time.Time.MarshalJSON does (RFC 3339 with
+// nanoseconds, which refuses years it cannot write).
+func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil, errJSONYear
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
+}
+
+func appendJSONTimePtr(b []byte, t *time.Time) ([]byte, error) {
+	if t == nil {
+		return append(b, "null"...), nil
+	}
+	return appendJSONTime(b, *t)
+}

@@ -1,0 +1,97 @@
+package conversation
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// summaryJSONReference is what Summary.AppendJSON must write, byte for
+// byte: encoding/json's encoding from the field tags.
+func summaryJSONReference(s *Summary) ([]byte, error) {
+	return json.Marshal(s)
+}
+
+// randomSummary sets every field, each optional one present or not, from
+// strings that need escaping and times in several zones and precisions.
+func randomSummary(r *rand.Rand) Summary {
+	strs := []string{"", "plain", "+14155550123", `q"uote`, `back\slash`, "<b>&amp;</b>", "tab\there", "\x00nul",
+		"\x7fdel", "Zoë", "日本", "\u2028sep", "bad\xffutf8", "emoji 🎉", "open", "sms"}
+	str := func() string { return strs[r.IntN(len(strs))] }
+	zones := []*time.Location{time.UTC, time.FixedZone("", 5*3600+1800), time.FixedZone("X", -7*3600), time.Local}
+	tm := func() time.Time {
+		t := time.Unix(r.Int64N(4102444800), 0).In(zones[r.IntN(len(zones))])
+		switch r.IntN(3) {
+		case 1:
+			t = t.Add(time.Duration(r.IntN(1e9)))
+		case 2:
+			t = t.Add(time.Duration(r.IntN(1000)) * time.Millisecond)
+		}
+		return t
+	}
+	some := func() bool { return r.IntN(2) == 0 }
+	s := Summary{ID: str(), AccountID: str(), InboxID: str(), Status: Status(str()), Addressed: some(),
+		Contact: Contact{ID: str(), Phone: str(), Email: str(), Handle: str(), Name: str(), OptedOut: some()},
+		Channel: Channel(str()), LastActivityAt: tm(), UnreadCount: r.Int64N(1 << 40), Version: r.Int64() - r.Int64(),
+		SLABreached: some()}
+	if some() {
+		a := str()
+		s.AssigneeID = &a
+	}
+	switch r.IntN(3) {
+	case 1:
+		s.Tags = []string{}
+	case 2:
+		for range 1 + r.IntN(3) {
+			s.Tags = append(s.Tags, str())
+		}
+	}
+	if some() {
+		s.LastMessage = &LastMessage{ID: str(), Seq: r.Int64N(1 << 30), Direction: Direction(str()), Kind: ItemKind(str()),
+			Body: str() + str(), CreatedAt: tm()}
+	}
+	for _, p := range []**time.Time{&s.WaitingSince, &s.SnoozeUntil, &s.SLADueAt} {
+		if some() {
+			t := tm()
+			*p = &t
+		}
+	}
+	if some() {
+		s.ActiveCall = &ActiveCall{CallID: str(), State: CallState(str())}
+	}
+	return s
+}
+
+func TestSummaryJSONMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 5000 {
+		s := randomSummary(r)
+		want, err := summaryJSONReference(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AppendJSON([]byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix"+string(want) {
+			t.Fatalf("%+v:\n got %s\nwant prefix%s", s, got, want)
+		}
+	}
+}
+
+// A time encoding/json refuses, AppendJSON refuses too.
+func TestSummaryJSONRefusesWhatTimeRefuses(t *testing.T) {
+	for _, y := range []int{-1, 10000} {
+		bad := time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, s := range []Summary{{LastActivityAt: bad}, {SLADueAt: &bad}, {LastMessage: &LastMessage{CreatedAt: bad}}} {
+			if _, err := summaryJSONReference(&s); err == nil {
+				t.Fatalf("year %d: the reference encodes it", y)
+			}
+			if b, err := s.AppendJSON(nil); err == nil {
+				t.Fatalf("year %d: encoded as %s, want an error", y, b)
+			}
+		}
+	}
+}
