@@ -62,6 +62,12 @@ type Config struct {
 	// GatewayCacheSize bounds the gateway's inbox and conversation lookup
 	// caches (entries each).
 	GatewayCacheSize int
+	// GCPercent and MemoryLimitMB tune the garbage collector of the serving
+	// process (cmd/switchboard, runtime.go); Go's GOGC and GOMEMLIMIT, when
+	// set, take precedence. MemoryLimitMB 0 takes half the memory of the
+	// machine or container.
+	GCPercent     int
+	MemoryLimitMB int
 
 	// ClusterAgent, set by tests, makes nodes of one process one cluster.
 	ClusterAgent *test.InMemAgent
@@ -159,6 +165,8 @@ func (c *Config) settings() []setting {
 		{"WS_MAX_PER_CREDENTIAL", "websockets one credential holds open on a node (more get 429)", "20", num(&c.Limits.WSPerCredential)},
 		{"WEBHOOK_RETENTION", "keep delivered webhook deliveries this long after delivery, then delete them", "24h", dur(&c.Webhooks.Retention)},
 		{"WEBHOOK_FAILED_RETENTION", "keep failed webhook deliveries (listed, retryable) this long after they failed", "720h", dur(&c.Webhooks.FailedRetention)},
+		{"GC_PERCENT", "garbage collection: heap growth between collections, in percent of the live heap (Go's GOGC wins when set)", "400", num(&c.GCPercent)},
+		{"MEMORY_LIMIT_MB", "garbage collection: soft memory limit in MiB; 0 takes half the machine's or container's memory (Go's GOMEMLIMIT wins when set)", "0", num(&c.MemoryLimitMB)},
 		{"GATEWAY_CACHE_SIZE", "inboxes and conversations (each) whose account and inbox the gateway keeps in memory", strconv.Itoa(gateway.DefaultCacheSize), num(&c.GatewayCacheSize)},
 	}
 }
@@ -218,6 +226,9 @@ func (c *Config) validate() error {
 	}
 	if c.Webhooks.Retention <= 0 || c.Webhooks.FailedRetention <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_WEBHOOK_RETENTION and SWITCHBOARD_WEBHOOK_FAILED_RETENTION must be positive"))
+	}
+	if c.GCPercent < 1 || c.MemoryLimitMB < 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_GC_PERCENT must be at least 1 and SWITCHBOARD_MEMORY_LIMIT_MB at least 0"))
 	}
 	if c.GatewayCacheSize < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_GATEWAY_CACHE_SIZE must be at least 1"))

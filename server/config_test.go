@@ -28,3 +28,22 @@ func TestGatewayCacheSize(t *testing.T) {
 		}
 	}
 }
+
+func TestGCSettings(t *testing.T) {
+	load := func(env map[string]string) (Config, error) {
+		env["SWITCHBOARD_DATABASE_URL"] = "postgres://localhost/x"
+		return LoadConfig("test", nil, func(k string) string { return env[k] })
+	}
+	c, err := load(map[string]string{})
+	if err != nil || c.GCPercent != 400 || c.MemoryLimitMB != 0 {
+		t.Fatalf("defaults: %d %d %v", c.GCPercent, c.MemoryLimitMB, err)
+	}
+	if c, err = load(map[string]string{"SWITCHBOARD_GC_PERCENT": "150", "SWITCHBOARD_MEMORY_LIMIT_MB": "2048"}); err != nil || c.GCPercent != 150 || c.MemoryLimitMB != 2048 {
+		t.Fatalf("set: %d %d %v", c.GCPercent, c.MemoryLimitMB, err)
+	}
+	for _, bad := range []map[string]string{{"SWITCHBOARD_GC_PERCENT": "0"}, {"SWITCHBOARD_MEMORY_LIMIT_MB": "-5"}, {"SWITCHBOARD_GC_PERCENT": "off"}} {
+		if _, err := load(bad); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
+	}
+}

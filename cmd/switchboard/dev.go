@@ -108,7 +108,7 @@ func dev(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		return 2
 	}
-	fmt.Println("==> starting the node")
+	fmt.Println("==> starting the node;", tuneGC(cfg))
 	n, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)

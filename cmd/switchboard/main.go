@@ -77,6 +77,7 @@ func serve(ctx context.Context, args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log.Info(tuneGC(cfg))
 	n, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
