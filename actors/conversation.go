@@ -306,7 +306,7 @@ func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.Co
 // version.
 func (g *conversationGrain) summaryJSON() []byte {
 	if g.sumJSON == nil {
-		g.sumJSON = encodeSummary(&g.state.Summary)
+		g.sumJSON = shared(g.state.Summary.AppendJSON(make([]byte, 0, g.state.Summary.JSONSizeHint())))
 	}
 	return g.sumJSON
 }
@@ -314,27 +314,18 @@ func (g *conversationGrain) summaryJSON() []byte {
 // encodeOnce encodes a new summary and its item; nil for what fails to
 // encode, which the writer then encodes itself and reports.
 func encodeOnce(sum *conversation.Summary, item *conversation.Item) (sumJSON, itemJSON []byte) {
-	sumJSON = encodeSummary(sum)
+	sumJSON = shared(sum.AppendJSON(make([]byte, 0, sum.JSONSizeHint())))
 	if item != nil {
-		itemJSON = marshalShared(item)
+		itemJSON = shared(item.AppendJSON(make([]byte, 0, item.JSONSizeHint())))
 	}
 	return sumJSON, itemJSON
 }
 
-// encodeSummary is marshalShared for a summary, without reflection.
-func encodeSummary(sum *conversation.Summary) []byte {
-	b, err := sum.AppendJSON(make([]byte, 0, sum.JSONSizeHint()))
-	if err != nil {
-		return nil
-	}
-	return b[:len(b):len(b)]
-}
-
-// marshalShared encodes v into bytes that many goroutines may hold at once:
+// shared makes an encoding bytes that many goroutines may hold at once:
 // capped at their length, so a holder's append copies instead of writing
-// into a spare byte another holder shares.
-func marshalShared(v any) []byte {
-	b, err := json.Marshal(v)
+// into a spare byte another holder shares. Nil if the encoding failed (the
+// writer then encodes itself and reports it).
+func shared(b []byte, err error) []byte {
 	if err != nil {
 		return nil
 	}

@@ -48,9 +48,11 @@ func TestBlockedRunDoesNotHoldOthers(t *testing.T) {
 }
 
 // Sequential runs reuse one worker (the point: its grown stack), and an
-// idle worker exits.
+// idle worker exits. The idle times are ones no pause of a loaded machine
+// outlasts: a worker that retired before the test saw it wait would make
+// the wait for it never end.
 func TestWorkersAreReusedAndRetire(t *testing.T) {
-	d := New(300, 50*time.Millisecond)
+	d := New(300, time.Minute)
 	goroutines := map[string]bool{}
 	for range 20 {
 		done := make(chan string, 1)
@@ -61,7 +63,12 @@ func TestWorkersAreReusedAndRetire(t *testing.T) {
 	if len(goroutines) != 1 {
 		t.Fatalf("20 sequential runs ran on %d goroutines, want 1 worker reused", len(goroutines))
 	}
-	poll.Until(t, 10*time.Second, "the idle worker exits", func() bool { return d.Idle() == 0 })
+	short := New(300, 2*time.Second)
+	done := make(chan struct{})
+	short.Schedule(func() { close(done) })
+	<-done
+	poll.Until(t, 10*time.Second, "the worker waits for work", func() bool { return short.Idle() == 1 })
+	poll.Until(t, 10*time.Second, "the idle worker exits", func() bool { return short.Idle() == 0 })
 }
 
 // goroutineID reads the running goroutine's number from its stack header

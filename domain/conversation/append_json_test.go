@@ -95,3 +95,69 @@ func TestSummaryJSONRefusesWhatTimeRefuses(t *testing.T) {
 		}
 	}
 }
+
+// randomItem sets every field, each optional one present or not.
+func randomItem(r *rand.Rand) Item {
+	strs := []string{"", "plain", `q"uote`, "<b>&amp;</b>", "tab\there", "\x00nul", "Zoë", "bad\xffutf8", "emoji 🎉", "call"}
+	str := func() string { return strs[r.IntN(len(strs))] }
+	tm := func() time.Time {
+		return time.Unix(r.Int64N(4102444800), int64(r.IntN(1e9))).In(time.FixedZone("", 3600*(r.IntN(25)-12)))
+	}
+	it := Item{ID: str(), Seq: r.Int64N(1 << 40), Direction: Direction(str()), Kind: ItemKind(str()), Channel: Channel(str()),
+		Body: str() + str(), CreatedAt: tm(), ExternalID: str(), ClientID: str(), AuthorID: str(), CallID: str(),
+		State: CallState(str()), RecordingURL: str(), Status: DeliveryStatus(str()), ErrorCode: str(), ProviderMessageID: str()}
+	if r.IntN(2) == 0 {
+		it.DurationS = r.Int64N(7200) - 10
+	}
+	if r.IntN(2) == 0 {
+		it.UpdatedAt = tm()
+	}
+	return it
+}
+
+func TestItemJSONMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 5000 {
+		it := randomItem(r)
+		want, err := json.Marshal(&it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := it.AppendJSON([]byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix"+string(want) {
+			t.Fatalf("%+v:\n got %s\nwant prefix%s", it, got, want)
+		}
+	}
+	bad := Item{CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := bad.AppendJSON(nil); err == nil {
+		t.Fatal("a year encoding/json refuses was encoded")
+	}
+}
+
+// BenchmarkItemJSON encodes a message as the conversation actor does once
+// per message (AppendJSON), and through encoding/json's reflection.
+func BenchmarkItemJSON(b *testing.B) {
+	it := Item{ID: "msg_0123456789abcdef", Seq: 42, Direction: Inbound, Kind: KindMessage, Channel: "sms",
+		Body: "a message body of a typical length", CreatedAt: time.Date(2026, 11, 30, 12, 0, 0, 123456789, time.UTC),
+		ExternalID: "ext-0123456789"}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			if _, err := it.AppendJSON(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reflect", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(&it); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -130,3 +130,63 @@ func appendJSONTimePtr(b []byte, t *time.Time) ([]byte, error) {
 	}
 	return appendJSONTime(b, *t)
 }
+
+// AppendJSON appends the item's JSON to b, exactly as encoding/json writes
+// it from the field tags (TestItemJSONMatchesReference): an item is encoded
+// once per message, beside its summary.
+func (it *Item) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, it.ID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, it.Seq, 10)
+	b = append(b, `,"direction":`...)
+	b = appendJSONString(b, string(it.Direction))
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, string(it.Kind))
+	b = append(b, `,"channel":`...)
+	b = appendJSONString(b, string(it.Channel))
+	b = append(b, `,"body":`...)
+	b = appendJSONString(b, it.Body)
+	b = append(b, `,"created_at":`...)
+	if b, err = appendJSONTime(b, it.CreatedAt); err != nil {
+		return nil, err
+	}
+	for _, f := range [...]struct{ key, v string }{
+		{`,"external_id":`, it.ExternalID}, {`,"client_id":`, it.ClientID}, {`,"author_id":`, it.AuthorID},
+		{`,"call_id":`, it.CallID}, {`,"state":`, string(it.State)},
+	} {
+		if f.v != "" {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if it.DurationS != 0 {
+		b = append(b, `,"duration_s":`...)
+		b = strconv.AppendInt(b, it.DurationS, 10)
+	}
+	if it.RecordingURL != "" {
+		b = append(b, `,"recording_url":`...)
+		b = appendJSONString(b, it.RecordingURL)
+	}
+	if !it.UpdatedAt.IsZero() {
+		b = append(b, `,"updated_at":`...)
+		if b, err = appendJSONTime(b, it.UpdatedAt); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range [...]struct{ key, v string }{
+		{`,"status":`, string(it.Status)}, {`,"error_code":`, it.ErrorCode}, {`,"provider_message_id":`, it.ProviderMessageID},
+	} {
+		if f.v != "" {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// JSONSizeHint is a capacity in which most items' JSON fits.
+func (it *Item) JSONSizeHint() int {
+	return 256 + len(it.Body) + len(it.RecordingURL)
+}
