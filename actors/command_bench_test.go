@@ -17,7 +17,7 @@ import (
 // allocs/op, B/op and cpu-µs/op (this process's CPU time per write, user
 // and system) are the node's alone; ns/op depends on the machine's load.
 //
-//	go test -run '^$' -bench InboundCommand -benchtime 20000x ./actors
+//	go test -run '^$' -bench 'InboundCommand$' -benchtime 20000x ./actors
 func BenchmarkInboundCommand(b *testing.B) {
 	const convs = 500
 	n := startNode(b, newDatabase(b), nil, Config{})
