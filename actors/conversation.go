@@ -306,7 +306,7 @@ func (g *conversationGrain) reply(item *conversation.Item, dup bool) *actorpb.Co
 // version.
 func (g *conversationGrain) summaryJSON() []byte {
 	if g.sumJSON == nil {
-		g.sumJSON = shared(g.state.Summary.AppendJSON(make([]byte, 0, g.state.Summary.JSONSizeHint())))
+		g.sumJSON, _ = encodeOnce(&g.state.Summary, nil)
 	}
 	return g.sumJSON
 }
