@@ -114,14 +114,18 @@ func BenchmarkActivation1M(b *testing.B) {
 	})
 
 	b.Run("full_replay", func(b *testing.B) {
+		if _, err := n.store.Pool().Exec(ctx, `DELETE FROM snapshots WHERE conversation_id = $1`, id); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			evs, err := n.store.LoadEvents(ctx, id, 0)
+			a, err := n.store.Activate(ctx, id)
 			if err != nil {
 				b.Fatal(err)
 			}
 			st := &conversation.State{}
-			for j := range evs {
-				conversation.Apply(st, &evs[j])
+			for j := range a.Events {
+				conversation.Apply(st, &a.Events[j])
 			}
 			if st.Version() != events {
 				b.Fatalf("replayed to %d", st.Version())

@@ -152,34 +152,29 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 // activation), then snapshot + journal tail. It never replays the whole history.
 func (g *conversationGrain) load(ctx context.Context) error {
 	start := time.Now()
-	epoch, head, err := g.deps.Store.ClaimEpoch(ctx, g.id)
+	a, err := g.deps.Store.Activate(ctx, g.id)
 	if err != nil {
-		return fmt.Errorf("claim epoch: %w", err)
+		return err
 	}
 	st := &conversation.State{}
-	version, raw, found, err := g.deps.Store.LoadSnapshot(ctx, g.id)
-	if err != nil {
-		return fmt.Errorf("load snapshot: %w", err)
-	}
-	if found {
-		if err := json.Unmarshal(raw, st); err != nil {
-			return fmt.Errorf("decode snapshot at version %d: %w", version, err)
+	if a.Snapshot != nil {
+		if err := json.Unmarshal(a.Snapshot, st); err != nil {
+			return fmt.Errorf("decode snapshot at version %d: %w", a.SnapshotVersion, err)
+		}
+		if st.Version() != a.SnapshotVersion {
+			return fmt.Errorf("snapshot stored at version %d holds version %d", a.SnapshotVersion, st.Version())
 		}
 	}
-	events, err := g.deps.Store.LoadEvents(ctx, g.id, st.Version())
-	if err != nil {
-		return fmt.Errorf("load journal after %d: %w", st.Version(), err)
+	for i := range a.Events {
+		conversation.Apply(st, &a.Events[i])
 	}
-	for i := range events {
-		conversation.Apply(st, &events[i])
+	if st.Version() != a.Head {
+		return fmt.Errorf("restored version %d but head is at %d", st.Version(), a.Head)
 	}
-	if st.Version() != head {
-		return fmt.Errorf("restored version %d but head is at %d", st.Version(), head)
-	}
-	g.state, g.sumJSON, g.epoch, g.loaded = st, nil, epoch, true
+	g.state, g.sumJSON, g.epoch, g.loaded = st, nil, a.Epoch, true
 	g.announce = st.Exists()
-	g.dirty = len(events)
-	g.deps.Metrics.JournalReplay.Observe(float64(len(events)))
+	g.dirty = len(a.Events)
+	g.deps.Metrics.JournalReplay.Observe(float64(len(a.Events)))
 	g.deps.Metrics.ActivationTime.Observe(time.Since(start).Seconds())
 	return nil
 }

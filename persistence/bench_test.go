@@ -52,11 +52,12 @@ func benchAppendsWith(b *testing.B, cfg WriterConfig, stmt batchStatement) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		conv := fmt.Sprintf("cv_bench_%s_%d", run, next.Add(1))
-		epoch, _, err := s.ClaimEpoch(ctx, conv)
+		a, err := s.Activate(ctx, conv)
 		if err != nil {
 			b.Error(err)
 			return
 		}
+		epoch := a.Epoch
 		for v := int64(1); pb.Next(); v++ {
 			if err := w.Append(ctx, testAppend(conv, epoch, v, message(v, "benchmark message body of a typical length"))); err != nil {
 				b.Error(err)
@@ -134,10 +135,11 @@ func BenchmarkAppendIdle(b *testing.B) {
 	s := benchStore(b)
 	w := NewWriter(s.Pool(), WriterConfig{}, nil)
 	conv := "cv_idle_" + rand.Text()[:8]
-	epoch, _, err := s.ClaimEpoch(ctx, conv)
+	a, err := s.Activate(ctx, conv)
 	if err != nil {
 		b.Fatal(err)
 	}
+	epoch := a.Epoch
 	b.ResetTimer()
 	for v := int64(1); v <= int64(b.N); v++ {
 		if err := w.Append(ctx, testAppend(conv, epoch, v, message(v, "benchmark message body of a typical length"))); err != nil {

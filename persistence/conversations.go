@@ -5,66 +5,130 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 )
 
-// ClaimEpoch starts an activation of a conversation: it bumps the fencing
-// epoch (creating the head at epoch 1, version 0 for a new conversation) and
-// returns it with the committed version. Any append of an older activation
-// fails with ErrFenced from then on.
-func (s *Store) ClaimEpoch(ctx context.Context, conversationID string) (epoch, version int64, err error) {
-	err = s.pool.QueryRow(ctx, `INSERT INTO conversation_heads (conversation_id, epoch, version) VALUES ($1, 1, 0)
+// Activation is what a conversation's activation starts from: its fencing
+// epoch, the journal's head at the claim, and the state to restore (the
+// latest snapshot, if any, and the journal after it).
+type Activation struct {
+	Epoch           int64
+	Head            int64
+	SnapshotVersion int64  // 0 without a snapshot
+	Snapshot        []byte // nil without a snapshot
+	Events          []conversation.Event
+}
+
+// Activate claims the epoch and reads the state in one round trip. The
+// claim bumps the fencing epoch (creating the head at epoch 1, version 0
+// for a new conversation): any append of an older activation fails with
+// ErrFenced from then on.
+//
+// The claim commits without waiting for its WAL flush, which would cost an
+// fsync on every activation. Nothing of this activation becomes durable
+// before the claim does: its effects are appends, synchronous commits that
+// check the epoch, and a flush covers every WAL record before it. Should a
+// crash lose the claim, the activation has written nothing, and the older
+// epoch it restores fences this activation's first append (it stops and the
+// next request starts afresh); an older activation fenced meanwhile by the
+// lost claim has stopped, which is always safe.
+//
+// The reads come after the claim's commit, so they see every append the
+// claim fenced in behind; they share one snapshot (repeatable read) so the
+// tail starts exactly at the snapshot read even if a newer snapshot lands
+// in between.
+const (
+	claimEpochSQL = `INSERT INTO conversation_heads (conversation_id, epoch, version) VALUES ($1, 1, 0)
 		ON CONFLICT (conversation_id) DO UPDATE SET epoch = conversation_heads.epoch + 1
-		RETURNING epoch, version`, conversationID).Scan(&epoch, &version)
+		RETURNING epoch, version`
+	loadSnapshotSQL = `SELECT version, state FROM snapshots WHERE conversation_id = $1`
+	loadTailSQL     = `SELECT version, event FROM journal WHERE conversation_id = $1
+		AND version > COALESCE((SELECT version FROM snapshots WHERE conversation_id = $1), 0)
+		ORDER BY version`
+)
+
+func (s *Store) Activate(ctx context.Context, conversationID string) (a Activation, err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("persistence: claim epoch %s: %w", conversationID, err)
+		return a, fmt.Errorf("persistence: activate %s: %w", conversationID, err)
 	}
-	return epoch, version, nil
+	defer conn.Release()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue(claimEpochSQL, conversationID)
+	b.Queue("COMMIT")
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	b.Queue(loadSnapshotSQL, conversationID)
+	b.Queue(loadTailSQL, conversationID)
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	a, err = readActivation(br, conversationID, &s.JournalRowsRead)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("persistence: activate %s: %w", conversationID, cerr)
+	}
+	if err != nil && !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+		// A failed pipeline can leave a transaction open (aborted).
+		_, _ = conn.Exec(ctx, "ROLLBACK")
+	}
+	return a, err
 }
 
-// LoadSnapshot returns the latest snapshot of a conversation, if any.
-func (s *Store) LoadSnapshot(ctx context.Context, conversationID string) (version int64, state []byte, found bool, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT version, state FROM snapshots WHERE conversation_id = $1`, conversationID).
-		Scan(&version, &state)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil, false, nil
+func readActivation(br pgx.BatchResults, conversationID string, rowsRead *atomic.Int64) (a Activation, err error) {
+	fail := func(step string, err error) (Activation, error) {
+		return Activation{}, fmt.Errorf("persistence: activate %s: %s: %w", conversationID, step, err)
 	}
+	for _, step := range []string{"begin", "set"} {
+		if _, err := br.Exec(); err != nil {
+			return fail(step, err)
+		}
+	}
+	if err := br.QueryRow().Scan(&a.Epoch, &a.Head); err != nil {
+		return fail("claim epoch", err)
+	}
+	for _, step := range []string{"commit claim", "begin read"} {
+		if _, err := br.Exec(); err != nil {
+			return fail(step, err)
+		}
+	}
+	switch err := br.QueryRow().Scan(&a.SnapshotVersion, &a.Snapshot); {
+	case errors.Is(err, pgx.ErrNoRows):
+		a.SnapshotVersion, a.Snapshot = 0, nil
+	case err != nil:
+		return fail("load snapshot", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("persistence: load snapshot %s: %w", conversationID, err)
+		return fail("load journal", err)
 	}
-	return version, state, true, nil
-}
-
-// LoadEvents returns the journal entries after afterVersion, ascending.
-func (s *Store) LoadEvents(ctx context.Context, conversationID string, afterVersion int64) ([]conversation.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT version, event FROM journal
-		WHERE conversation_id = $1 AND version > $2 ORDER BY version`, conversationID, afterVersion)
-	if err != nil {
-		return nil, fmt.Errorf("persistence: load events %s after %d: %w", conversationID, afterVersion, err)
-	}
-	defer rows.Close()
-	var out []conversation.Event
 	for rows.Next() {
 		var v int64
 		var raw []byte
 		if err := rows.Scan(&v, &raw); err != nil {
-			return nil, fmt.Errorf("persistence: load events %s: %w", conversationID, err)
+			rows.Close()
+			return fail("load journal", err)
 		}
-		s.JournalRowsRead.Add(1)
+		rowsRead.Add(1)
 		var ev conversation.Event
 		if err := json.Unmarshal(raw, &ev); err != nil {
-			return nil, fmt.Errorf("persistence: load events %s: decode version %d: %w", conversationID, v, err)
+			rows.Close()
+			return fail(fmt.Sprintf("decode journal version %d", v), err)
 		}
 		ev.Version = v // the key is authoritative
-		out = append(out, ev)
+		a.Events = append(a.Events, ev)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("persistence: load events %s: %w", conversationID, err)
+		return fail("load journal", err)
 	}
-	return out, nil
+	if _, err := br.Exec(); err != nil {
+		return fail("end read", err)
+	}
+	return a, nil
 }
 
 // LookupIdempotency finds the event a durable idempotency key produced.

@@ -74,7 +74,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	auth authCache
 
-	// JournalRowsRead counts journal rows LoadEvents has read, so tests can
+	// JournalRowsRead counts journal rows activations have read, so tests can
 	// prove that activation reads only the tail after the snapshot.
 	JournalRowsRead atomic.Int64
 }

@@ -241,11 +241,11 @@ func TestReadModelVersionGuard(t *testing.T) {
 	if _, err := s.ApplySummary(ctx, newer, "handle:cv_w"); err != nil {
 		t.Fatal(err)
 	}
-	epoch, _, err := s.ClaimEpoch(ctx, "cv_w")
+	a, err := s.Activate(ctx, "cv_w")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Append(ctx, testAppend("cv_w", epoch, 1, nil)); err != nil {
+	if err := w.Append(ctx, testAppend("cv_w", a.Epoch, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.GetSummary(ctx, "cv_w"); got.Version != 9 {

@@ -71,8 +71,8 @@ func TestWriterIsolatesAppendsRefusedForTheirData(t *testing.T) {
 			if vs := journalVersions(t, s, id); len(vs) != 0 {
 				t.Errorf("%s: refused append wrote journal rows %v", id, vs)
 			}
-			if _, v, _ := s.ClaimEpoch(ctx, id); v != 0 {
-				t.Errorf("%s: refused append moved the head to %d", id, v)
+			if a, _ := s.Activate(ctx, id); a.Head != 0 {
+				t.Errorf("%s: refused append moved the head to %d", id, a.Head)
 			}
 		case errs[i] != nil:
 			t.Errorf("%s: %v, want committed", id, errs[i])
@@ -161,11 +161,11 @@ func TestWriterSnapshotsOffThePath(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v, state, found, err := s.LoadSnapshot(ctx, "cv_s"); err != nil || !found || v != 5 || string(state) != "v5" {
-		t.Fatalf("snapshot cv_s: %d %q %v %v", v, state, found, err)
+	if a, err := s.Activate(ctx, "cv_s"); err != nil || a.SnapshotVersion != 5 || string(a.Snapshot) != "v5" {
+		t.Fatalf("snapshot cv_s: %d %q %v", a.SnapshotVersion, a.Snapshot, err)
 	}
-	if v, state, _, err := s.LoadSnapshot(ctx, "cv_old"); err != nil || v != 9 || string(state) != "nine" {
-		t.Fatalf("an older snapshot replaced a newer one: %d %q %v", v, state, err)
+	if a, err := s.Activate(ctx, "cv_old"); err != nil || a.SnapshotVersion != 9 || string(a.Snapshot) != "nine" {
+		t.Fatalf("an older snapshot replaced a newer one: %d %q %v", a.SnapshotVersion, a.Snapshot, err)
 	}
 	if w.SaveSnapshot("cv_s", 6, nil) {
 		t.Fatal("a closed writer took a snapshot")

@@ -18,11 +18,11 @@ import (
 
 func claim(t testing.TB, s *Store, conv string) int64 {
 	t.Helper()
-	epoch, _, err := s.ClaimEpoch(context.Background(), conv)
+	a, err := s.Activate(context.Background(), conv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return epoch
+	return a.Epoch
 }
 
 func journalVersions(t testing.TB, s *Store, conv string) []int64 {
@@ -87,8 +87,8 @@ func TestWriterConcurrentAppendsAreContiguousAndBatched(t *testing.T) {
 		if err != nil || sum.Version != events || len(sum.Tags) != 2 {
 			t.Fatalf("%s read model: %+v %v", conv, sum, err)
 		}
-		if _, v, err := s.ClaimEpoch(ctx, conv); err != nil || v != events {
-			t.Fatalf("%s head version %d %v", conv, v, err)
+		if a, err := s.Activate(ctx, conv); err != nil || a.Head != events {
+			t.Fatalf("%s head version %d %v", conv, a.Head, err)
 		}
 	}
 	st := w.Stats()
@@ -216,8 +216,8 @@ func TestWriterBatchOutcomesAreIndividual(t *testing.T) {
 	if sum, _ := s.GetSummary(ctx, "cv_a"); sum.Version != 1 {
 		t.Fatalf("duplicate moved the read model: %d", sum.Version)
 	}
-	if _, v, _ := s.ClaimEpoch(ctx, "cv_a"); v != 1 {
-		t.Fatalf("duplicate moved the head: %d", v)
+	if a, _ := s.Activate(ctx, "cv_a"); a.Head != 1 {
+		t.Fatalf("duplicate moved the head: %d", a.Head)
 	}
 	if vs := journalVersions(t, s, "cv_c"); len(vs) != 0 {
 		t.Fatalf("fenced wrote to the journal: %v", vs)
@@ -456,8 +456,8 @@ func TestSnapshotAndJournalTail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, found, err := s.LoadSnapshot(ctx, "cv_s"); err != nil || found {
-		t.Fatalf("snapshot before any: %v %v", found, err)
+	if a, err := s.Activate(ctx, "cv_s"); err != nil || a.Snapshot != nil || len(a.Events) != 30 {
+		t.Fatalf("activation before any snapshot: snapshot %q, %d events, %v", a.Snapshot, len(a.Events), err)
 	}
 	w.SaveSnapshot("cv_s", 25, []byte(`{"v":25}`))
 	// Close writes the pending snapshot.
@@ -470,15 +470,12 @@ func TestSnapshotAndJournalTail(t *testing.T) {
 	if err := late.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	v, state, found, err := s.LoadSnapshot(ctx, "cv_s")
-	if err != nil || !found || v != 25 || string(state) != `{"v":25}` {
-		t.Fatalf("snapshot: %d %s %v %v", v, state, found, err)
-	}
 	s.JournalRowsRead.Store(0)
-	evs, err := s.LoadEvents(ctx, "cv_s", v)
-	if err != nil {
-		t.Fatal(err)
+	a, err := s.Activate(ctx, "cv_s")
+	if err != nil || a.SnapshotVersion != 25 || string(a.Snapshot) != `{"v":25}` || a.Head != 30 {
+		t.Fatalf("snapshot: %d %s head %d %v", a.SnapshotVersion, a.Snapshot, a.Head, err)
 	}
+	evs := a.Events
 	if len(evs) != 5 || evs[0].Version != 26 || evs[4].Version != 30 || evs[4].Item == nil || evs[4].Item.Body != "m30" {
 		t.Fatalf("tail: %+v", evs)
 	}
@@ -558,7 +555,11 @@ func TestWriterFencingRacesClaim(t *testing.T) {
 		var claimedVersion int64
 		var wg sync.WaitGroup
 		wg.Go(func() { appendErr = w.Append(ctx, testAppend(conv, old, 1, nil)) })
-		wg.Go(func() { _, claimedVersion, claimErr = s.ClaimEpoch(ctx, conv) })
+		wg.Go(func() {
+			var a Activation
+			a, claimErr = s.Activate(ctx, conv)
+			claimedVersion = a.Head
+		})
 		wg.Wait()
 		if claimErr != nil {
 			t.Fatal(claimErr)
