@@ -13,6 +13,9 @@
 //
 //   - ack: from a send's due time (open-loop schedule, so a stalled server
 //     cannot hide its stall by slowing the tool) to its HTTP answer.
+//   - ack from send: from a worker starting the send to its HTTP answer,
+//     ack less the tool's own lateness (the schedule lag below; in an idle
+//     process Go's timers fire up to 1 ms late, which ack counts).
 //   - freshness: from a write's due time to each subscriber of its inbox
 //     holding the write's conversation version or a later one (an update,
 //     or a snapshot after a resync); one sample per write and subscriber.

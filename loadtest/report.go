@@ -88,12 +88,16 @@ type Throughput struct {
 	Updates      int64   `json:"updates_received"`
 }
 
-// Latencies: ack is due time → HTTP answer; freshness is due time → each
+// Latencies: ack is due time → HTTP answer; ack from send is a worker
+// starting the send → HTTP answer, ack without the tool's own lateness
+// (schedule lag: too few --workers, a busy tool, or Go's timers, which wake
+// up to 1 ms late in an idle process); freshness is due time → each
 // subscriber holding that version (one sample per write and subscriber);
 // index lag is ack → found by /v1/search; schedule lag is due time → a
-// worker starting the send (large values mean too few --workers).
+// worker starting the send.
 type Latencies struct {
 	Ack                 *Latency `json:"ack"`
+	AckFromSend         *Latency `json:"ack_from_send"`
 	Freshness           *Latency `json:"freshness"`
 	FreshnessWhilePause *Latency `json:"freshness_while_paused"`
 	IndexLag            *Latency `json:"index_lag"` // samples acknowledged while the indexer ran
@@ -199,6 +203,7 @@ func (r *runner) report(startedAt, finished time.Time, c trackerCounts, cpu *Nod
 		},
 		Latency: Latencies{
 			Ack:                 r.ack.Summary(),
+			AckFromSend:         r.ackFromSend.Summary(),
 			Freshness:           r.fresh.Summary(),
 			FreshnessWhilePause: r.freshPaused.Summary(),
 			IndexLag:            r.indexLag.Summary(),
@@ -336,6 +341,7 @@ func (r *Report) Validate() error {
 	}
 	sc := r.Scenario
 	lat("ack", r.Latency.Ack)
+	lat("ack_from_send", r.Latency.AckFromSend)
 	lat("schedule_lag", r.Latency.ScheduleLag)
 	if sc.AgentsPerInbox > 0 {
 		lat("freshness", r.Latency.Freshness)
@@ -433,6 +439,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", name, l.Count, l.P50MS, l.P90MS, l.P99MS, l.P999MS, l.MaxMS)
 	}
 	row("ack", r.Latency.Ack)
+	row("ack from send", r.Latency.AckFromSend)
 	row("freshness", r.Latency.Freshness)
 	if sc.PauseIndexerForS > 0 {
 		row("freshness, indexer paused", r.Latency.FreshnessWhilePause)

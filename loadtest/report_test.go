@@ -21,7 +21,7 @@ func fullScenario() Config {
 // reportFrom builds a report as Run would, with every histogram fed.
 func reportFrom(cfg Config, feed bool, c trackerCounts) *Report {
 	r := &runner{cfg: cfg, runID: "abcd1234", errKinds: map[string]int64{}, firstErr: map[string]string{}}
-	for _, h := range []**histogram{&r.ack, &r.fresh, &r.freshPaused, &r.indexLag, &r.indexLagPaused, &r.schedLag, &r.apiPage, &r.sqlPage} {
+	for _, h := range []**histogram{&r.ack, &r.ackFromSend, &r.fresh, &r.freshPaused, &r.indexLag, &r.indexLagPaused, &r.schedLag, &r.apiPage, &r.sqlPage} {
 		*h = newHistogram()
 		if feed {
 			for i := 1; i <= 1000; i++ {
@@ -87,7 +87,7 @@ func TestReportJSONHasEveryFigure(t *testing.T) {
 		"counters.unverified", "counters.errors", "counters.reconnects",
 	}
 	for _, lat := range []string{
-		"latency_ms.ack", "latency_ms.freshness", "latency_ms.freshness_while_paused", "latency_ms.index_lag",
+		"latency_ms.ack", "latency_ms.ack_from_send", "latency_ms.freshness", "latency_ms.freshness_while_paused", "latency_ms.index_lag",
 		"latency_ms.index_lag_while_paused", "latency_ms.schedule_lag", "compare_sql.api", "compare_sql.sql",
 	} {
 		for _, f := range []string{"count", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"} {

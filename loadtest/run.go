@@ -43,6 +43,7 @@ const (
 type job struct {
 	n       int64
 	due     time.Time
+	started time.Time // when a worker began the send
 	kind    jobKind
 	inbox   int
 	contact int
@@ -92,8 +93,8 @@ type runner struct {
 
 	start, measureStart, end time.Time
 
-	ack, fresh, freshPaused, indexLag, indexLagPaused, schedLag *histogram
-	apiPage, sqlPage                                            *histogram
+	ack, ackFromSend, fresh, freshPaused, indexLag, indexLagPaused, schedLag *histogram
+	apiPage, sqlPage                                                         *histogram
 
 	// Paused window of the indexer, as unix nanoseconds (0: not yet).
 	pausedSince, resumedAt atomic.Int64
@@ -179,7 +180,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		firstErr: map[string]string{},
 	}
 	defer r.api.close()
-	for _, h := range []**histogram{&r.ack, &r.fresh, &r.freshPaused, &r.indexLag, &r.indexLagPaused, &r.schedLag, &r.apiPage, &r.sqlPage} {
+	for _, h := range []**histogram{&r.ack, &r.ackFromSend, &r.fresh, &r.freshPaused, &r.indexLag, &r.indexLagPaused, &r.schedLag, &r.apiPage, &r.sqlPage} {
 		*h = newHistogram()
 	}
 	r.tr = newTracker(func(d time.Duration, tag sendTag) {
@@ -332,6 +333,7 @@ func (r *runner) do(ctx context.Context, j job, searchSem chan struct{}, searchW
 		r.sent.Add(1)
 		r.schedLag.Record(time.Since(j.due))
 	}
+	j.started = time.Now()
 	in := r.inboxes[j.inbox]
 	var ok bool
 	switch j.kind {
@@ -414,9 +416,7 @@ func (r *runner) doInbound(ctx context.Context, j job, in *inboxState, tag sendT
 		return false
 	}
 	r.noteAnswer(path, status, attempts, version, res.Conversation.Version)
-	if tag.measured {
-		r.ack.Record(ackAt.Sub(j.due))
-	}
+	r.recordAck(tag, j.due, j.started, ackAt)
 	in.setConv(j.contact, convID)
 	r.writes.Add(1)
 	r.messages.Add(1)
@@ -471,7 +471,7 @@ func (r *runner) noteAnswer(path string, status, attempts int, version, sumVersi
 func (r *runner) doCall(ctx context.Context, j job, in *inboxState, tag sendTag) bool {
 	path := "/v1/inboxes/" + url.PathEscape(in.id) + "/calls"
 	callID := "lt-" + r.runID + "-c" + fmt.Sprint(j.n)
-	due := j.due
+	due, started := j.due, j.started
 	for i, state := range []string{"ringing", "completed"} {
 		body := map[string]any{
 			"contact": map[string]string{"phone": r.phone(j.contact)},
@@ -510,17 +510,26 @@ func (r *runner) doCall(ctx context.Context, j job, in *inboxState, tag sendTag)
 				r.summaryAhead.Add(1)
 			}
 		}
-		if tag.measured {
-			r.ack.Record(ackAt.Sub(due))
-		}
+		r.recordAck(tag, due, started, ackAt)
 		in.setConv(j.contact, convID)
 		r.writes.Add(1)
 		r.calls.Add(1)
 		r.tr.acked(in.id, convID, version, due, tag, own)
 		// The hang-up is its own event, due when it is sent.
 		due = time.Now()
+		started = due
 	}
 	return true
+}
+
+// recordAck records a measured write's acknowledgement: from its due time
+// (ack) and from when a worker began sending it (ack from send: without the
+// tool's own scheduling lateness).
+func (r *runner) recordAck(tag sendTag, due, started, ackAt time.Time) {
+	if tag.measured {
+		r.ack.Record(ackAt.Sub(due))
+		r.ackFromSend.Record(ackAt.Sub(started))
+	}
 }
 
 func (r *runner) doReply(ctx context.Context, j job, in *inboxState, convID string, tag sendTag) bool {
@@ -547,9 +556,7 @@ func (r *runner) doReply(ctx context.Context, j job, in *inboxState, convID stri
 		sumVersion = res.Conversation.Version
 	}
 	r.noteAnswer(path, status, attempts, version, sumVersion)
-	if tag.measured {
-		r.ack.Record(ackAt.Sub(j.due))
-	}
+	r.recordAck(tag, j.due, j.started, ackAt)
 	r.writes.Add(1)
 	r.replies.Add(1)
 	r.tr.acked(in.id, convID, version, j.due, tag, status == 201)

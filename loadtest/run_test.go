@@ -65,6 +65,12 @@ func TestRunCleanServer(t *testing.T) {
 	if rep.Counters.Redelivered != 0 || rep.Counters.Unverified != 0 {
 		t.Errorf("counters = %+v", rep.Counters)
 	}
+	// Every acknowledged write has both figures; the one from the send
+	// leaves out the wait for a worker, never adds to it.
+	ack, fromSend := rep.Latency.Ack, rep.Latency.AckFromSend
+	if fromSend.Count != ack.Count || fromSend.MinMS > ack.MinMS || fromSend.MaxMS > ack.MaxMS || fromSend.P50MS > ack.P50MS {
+		t.Errorf("ack from send %+v against ack %+v", fromSend, ack)
+	}
 }
 
 func countMeasuredWrites(rep *Report) int64 { return rep.Throughput.Acked }
