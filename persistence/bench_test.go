@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
@@ -149,5 +152,92 @@ func BenchmarkAppendIdle(b *testing.B) {
 	b.StopTimer()
 	if err := w.Close(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkAppendAfterIdle measures a lone durable write after 10 ms of
+// idleness as a ladder from the floor to the real append, each step adding
+// one layer, taken in turn so that all share the host's noise (an op is one
+// of each; the metrics are their medians):
+//
+//   - floor: one journal row inserted and committed in one round trip;
+//   - journal-only: the journal-only statement (see above), same round trip;
+//   - writer-quiet: that statement through the writer, no journal notice;
+//   - writer: the same with its notice (NOTIFY) in the round trip;
+//   - append: the writer's real statement.
+//
+// Point SWITCHBOARD_BENCH_DATABASE_URL at a server with fsync on (make
+// run's, for one), or nothing here is a durable commit.
+//
+//	go test -run '^$' -bench AppendAfterIdle -benchtime 150x ./persistence
+func BenchmarkAppendAfterIdle(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	quiet := NewWriter(s.Pool(), WriterConfig{NoticeEvery: time.Hour}, nil)
+	quiet.stmt = journalOnlyStatement
+	journalOnly := NewWriter(s.Pool(), WriterConfig{}, nil)
+	journalOnly.stmt = journalOnlyStatement
+	full := NewWriter(s.Pool(), WriterConfig{}, nil)
+	run := rand.Text()[:8]
+	conv := "cv_after_idle_" + run
+	a, err := s.Activate(ctx, conv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	appendOf := func(step string, epoch, v int64) Append {
+		return testAppend(conv+step, epoch, v, message(v, "benchmark message body of a typical length"))
+	}
+	pipeline := func(queue func(*pgx.Batch)) error {
+		batch := &pgx.Batch{}
+		batch.Queue("BEGIN")
+		queue(batch)
+		batch.Queue("COMMIT")
+		return s.Pool().SendBatch(ctx, batch).Close()
+	}
+	steps := []struct {
+		name string
+		op   func(v int64) error
+	}{
+		{"floor", func(v int64) error {
+			return pipeline(func(batch *pgx.Batch) {
+				batch.Queue(`INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event)
+					VALUES ($1, $2, 'acc_t', 'ib_t', 'message.inbound', $3::jsonb)`, conv+"_floor", v,
+					[]byte(`{"type":"message.inbound","body":"benchmark message body of a typical length"}`))
+			})
+		}},
+		{"journal-only", func(v int64) error {
+			r, err := newRequest(ctx, appendOf("_direct", 0, v))
+			if err != nil {
+				return err
+			}
+			return pipeline(func(batch *pgx.Batch) {
+				batch.Queue(journalOnlyStatement.sql, journalOnlyStatement.args([]*request{r})...)
+			})
+		}},
+		{"writer-quiet", func(v int64) error { return quiet.Append(ctx, appendOf("_quiet", 0, v)) }},
+		{"writer", func(v int64) error { return journalOnly.Append(ctx, appendOf("_writer", 0, v)) }},
+		{"append", func(v int64) error { return full.Append(ctx, appendOf("", a.Epoch, v)) }},
+	}
+	lat := make([][]time.Duration, len(steps))
+	b.ResetTimer()
+	for v := int64(1); v <= int64(b.N); v++ {
+		for i, step := range steps {
+			time.Sleep(10 * time.Millisecond) // the workload: an idle node
+			start := time.Now()
+			if err := step.op(v); err != nil {
+				b.Fatalf("%s: %v", step.name, err)
+			}
+			lat[i] = append(lat[i], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	for i, step := range steps {
+		slices.Sort(lat[i])
+		b.ReportMetric(float64(lat[i][len(lat[i])/2].Microseconds()), step.name+"-p50-µs")
+	}
+	for _, w := range []*Writer{quiet, journalOnly, full} {
+		if err := w.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
