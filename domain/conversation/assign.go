@@ -46,11 +46,10 @@ func decideAssign(s *State, ev *Event, c *AssignCommand) (*Event, error) {
 
 // finishAssign sets ev.AssignPending when the event changes whether an
 // assignment is owed. Like Timers, the event carries the outcome, so replay
-// never depends on the settings of the day.
-func finishAssign(s *State, ev *Event, cmd Command) {
-	probe := Next(s, ev)
-	want := ShouldAutoAssign(&s.Summary, &probe.Summary, ev, cmd.Settings) ||
-		(s.AssignPending && stillOwed(&probe.Summary, cmd))
+// never depends on the settings of the day (after: the summary ev leaves).
+func finishAssign(s *State, ev *Event, after *Summary, cmd Command) {
+	want := ShouldAutoAssign(&s.Summary, after, ev, cmd.Settings) ||
+		(s.AssignPending && stillOwed(after, cmd))
 	if want != s.AssignPending {
 		ev.AssignPending = &want
 	}

@@ -99,10 +99,8 @@ func autoCloseArmed(sum *Summary, st Settings) bool {
 
 // finishTimers sets ev.Timers to the snooze and SLA fields the state after
 // ev must have under the command's settings, if they differ from what it
-// would otherwise keep.
-func finishTimers(s *State, ev *Event, cmd Command, now time.Time) {
-	probe := Next(s, ev)
-	after := &probe.Summary
+// would otherwise keep (after: the summary ev alone would leave).
+func finishTimers(s *State, ev *Event, after *Summary, cmd Command, now time.Time) {
 	var want Timers
 	// Any status but pending clears the snooze.
 	if after.Status == StatusPending {
