@@ -23,6 +23,17 @@ type Activation struct {
 	Events          []conversation.Event
 }
 
+// The statements of Activate.
+const (
+	claimEpochSQL = `INSERT INTO conversation_heads (conversation_id, epoch, version) VALUES ($1, 1, 0)
+		ON CONFLICT (conversation_id) DO UPDATE SET epoch = conversation_heads.epoch + 1
+		RETURNING epoch, version`
+	loadSnapshotSQL = `SELECT version, state FROM snapshots WHERE conversation_id = $1`
+	loadTailSQL     = `SELECT version, event FROM journal WHERE conversation_id = $1
+		AND version > COALESCE((SELECT version FROM snapshots WHERE conversation_id = $1), 0)
+		ORDER BY version`
+)
+
 // Activate claims the epoch and reads the state in one round trip. The
 // claim bumps the fencing epoch (creating the head at epoch 1, version 0
 // for a new conversation): any append of an older activation fails with
@@ -35,22 +46,15 @@ type Activation struct {
 // crash lose the claim, the activation has written nothing, and the older
 // epoch it restores fences this activation's first append (it stops and the
 // next request starts afresh); an older activation fenced meanwhile by the
-// lost claim has stopped, which is always safe.
+// lost claim has stopped, which is always safe. Should another activation
+// claim the same epoch number again after the crash, both restored the same
+// durable state and every append also checks the previous version: the
+// first to append wins, the other is refused as fenced and stops.
 //
 // The reads come after the claim's commit, so they see every append the
 // claim fenced in behind; they share one snapshot (repeatable read) so the
 // tail starts exactly at the snapshot read even if a newer snapshot lands
 // in between.
-const (
-	claimEpochSQL = `INSERT INTO conversation_heads (conversation_id, epoch, version) VALUES ($1, 1, 0)
-		ON CONFLICT (conversation_id) DO UPDATE SET epoch = conversation_heads.epoch + 1
-		RETURNING epoch, version`
-	loadSnapshotSQL = `SELECT version, state FROM snapshots WHERE conversation_id = $1`
-	loadTailSQL     = `SELECT version, event FROM journal WHERE conversation_id = $1
-		AND version > COALESCE((SELECT version FROM snapshots WHERE conversation_id = $1), 0)
-		ORDER BY version`
-)
-
 func (s *Store) Activate(ctx context.Context, conversationID string) (a Activation, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
