@@ -94,13 +94,20 @@ func BenchmarkActivation1M(b *testing.B) {
 			}
 			b.StopTimer()
 			// Stop the activation (its Stopped handler snapshots at the
-			// head) and wait until the placement has forgotten it, then put
-			// the snapshot back 7 events behind.
+			// head) and wait until the placement has forgotten it and the
+			// writer has stored that snapshot (off the actor's path: put
+			// back too early, it would be overwritten), then put the
+			// snapshot back 7 events behind.
 			pid := n.node.Cluster.Get(id, KindConversation)
 			if err := n.node.System.Root.PoisonFuture(pid).Wait(); err != nil {
 				b.Fatal(err)
 			}
 			poll.Until(b, 5*time.Second, "the activation to stop", func() bool { return kind.Count() == 0 })
+			poll.Until(b, 5*time.Second, "the stop's snapshot at the head", func() bool {
+				var v int64
+				err := n.store.Pool().QueryRow(ctx, `SELECT version FROM snapshots WHERE conversation_id = $1`, id).Scan(&v)
+				return err == nil && v == events
+			})
 			if _, err := n.store.Pool().Exec(ctx, `UPDATE snapshots SET version = $2, state = $3 WHERE conversation_id = $1`,
 				id, events-tail, snap); err != nil {
 				b.Fatal(err)
