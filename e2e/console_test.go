@@ -106,7 +106,7 @@ func TestConsoleTwoAgents(t *testing.T) {
 
 	// A assigns it to B and tags it; B's list and counts change live.
 	err := chromedp.Do(ctxA,
-		chromedp.Click(itemSel(conv)),
+		clickNow(itemSel(conv)),
 		chromedp.WaitVisible(`[data-testid="thread"] #messages li`),
 		chromedp.SendKeys("#assignee", bID),
 		chromedp.Click(`#assign-form button[type="submit"]`),
@@ -143,7 +143,7 @@ func TestConsoleTwoAgents(t *testing.T) {
 
 	// Both have it open; A types and B sees it; B replies and A sees the reply.
 	err = chromedp.Do(ctxB,
-		chromedp.Click(itemSel(conv)),
+		clickNow(itemSel(conv)),
 		chromedp.WaitVisible(`#messages li`),
 	)
 	if err != nil {
@@ -208,7 +208,7 @@ func TestConsoleTwoAgents(t *testing.T) {
 		t.Errorf("A's console names its agent %q", me)
 	}
 	err = chromedp.Do(ctxA,
-		chromedp.Click(itemSel(olderConv)),
+		clickNow(itemSel(olderConv)),
 		waitTrue(`document.getElementById("thread-title").textContent === "Ada"`),
 		chromedp.Click("#assign-me"),
 		waitTrue(`document.querySelector("#thread-meta [data-assignee]")?.dataset.assignee === `+jsString(tn.agentID)),

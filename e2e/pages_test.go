@@ -114,7 +114,7 @@ func TestConsoleShowsInboxLive(t *testing.T) {
 		map[string]any{"contact": map[string]any{"phone": "+14155550112", "name": "Linus"}, "body": "live one"})
 	err = chromedp.Do(ctx,
 		waitTrue(`document.querySelector("#conversations").innerText.includes("live one")`),
-		chromedp.Click(`#conversations li:first-child`),
+		clickNow(`#conversations li:first-child`),
 		chromedp.WaitVisible(`#messages li`),
 		chromedp.SendKeys("#reply", "hello from the console"),
 		chromedp.Click(`#reply-form button[type="submit"]`),
@@ -149,6 +149,14 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 
 // waitTrue waits until a page expression is true: the page changes on a
 // websocket frame, which the test cannot observe more directly.
+// clickNow clicks what sel matches at the moment of the click. The pages
+// re-render a list item on every update of its conversation, and
+// chromedp.Click finds the node first and clicks it in a second step: an
+// update in between fails it with "Could not find node with given id".
+func clickNow(sel string) chromedp.Action[chromedp.Void] {
+	return waitTrue(`((el) => el !== null && (el.click(), true))(document.querySelector(` + jsString(sel) + `))`)
+}
+
 func waitTrue(expr string) chromedp.Action[chromedp.Void] {
 	poll := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))
 	return func(ctx context.Context, target *chromedp.Target) (chromedp.Void, error) {
