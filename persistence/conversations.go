@@ -75,9 +75,8 @@ func (s *Store) Activate(ctx context.Context, conversationID string) (a Activati
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("persistence: activate %s: %w", conversationID, cerr)
 	}
-	if err != nil && !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
-		// A failed pipeline can leave a transaction open (aborted).
-		_, _ = conn.Exec(ctx, "ROLLBACK")
+	if err != nil {
+		rollbackLeftOpen(ctx, conn)
 	}
 	return a, err
 }

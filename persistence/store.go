@@ -132,3 +132,11 @@ func newSecret(prefix string) string {
 	_, _ = rand.Read(b[:])
 	return prefix + lowerBase32.EncodeToString(b[:])
 }
+
+// rollbackLeftOpen ends the transaction a failed pipeline left open
+// (aborted), so that the connection goes back to the pool reusable.
+func rollbackLeftOpen(ctx context.Context, conn *pgxpool.Conn) {
+	if !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = conn.Exec(ctx, "ROLLBACK")
+	}
+}

@@ -169,10 +169,8 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	}
 	defer conn.Release()
 	defer func() {
-		// A failed pipeline leaves the transaction open (aborted); roll it
-		// back so the connection goes back to the pool reusable.
-		if err != nil && !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
-			_, _ = conn.Exec(ctx, "ROLLBACK")
+		if err != nil {
+			rollbackLeftOpen(ctx, conn)
 		}
 	}()
 	// One round trip: the pipeline carries the whole transaction, then the
@@ -248,10 +246,8 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	}
 	if werr := w.wake(br, armsSoon); werr != nil {
 		w.m.wakeFailures.Inc()
-		if !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
-			_ = br.Close()
-			_, _ = conn.Exec(ctx, "ROLLBACK")
-		}
+		_ = br.Close()
+		rollbackLeftOpen(ctx, conn)
 	}
 	return outcomes, nil
 }
