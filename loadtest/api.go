@@ -1,16 +1,18 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-dev/switchboard/client"
 )
@@ -22,9 +24,14 @@ import (
 // Set-up, search samples and the indexer pause go through the Go client
 // (sdk). The measured writes (do, via runner.send) do not: the tool counts
 // every attempt and its status itself, and retries on any 5xx, where the
-// Go client would hide both.
+// Go client would hide both. They go through fasthttp's client, which
+// writes and reads each connection in the caller's goroutine: net/http's
+// client hands every request to two goroutines of its connection and back,
+// and those wake-ups made the tool the costliest process per write after
+// the node and PostgreSQL, on the cores it shares with them (docs/BENCHMARKS.md).
 type apiClient struct {
 	base    string
+	writes  *fasthttp.HostClient // the measured writes (do)
 	http    *http.Client
 	timeout time.Duration
 	sdk     *client.Client // no credential, no retries: as() adds the credential
@@ -37,11 +44,23 @@ func newAPIClient(base string, timeout time.Duration, conns int) (*apiClient, er
 	tr.MaxIdleConns = conns
 	tr.MaxIdleConnsPerHost = conns
 	hc := &http.Client{Transport: tr}
-	sdk, err := client.New(base, "", client.WithHTTPClient(hc), client.WithRetries(0, 0), client.WithUserAgent("switchboard-loadtest"))
+	sdk, err := client.New(base, "", client.WithHTTPClient(hc), client.WithRetries(0, 0), client.WithUserAgent(userAgent))
 	if err != nil {
 		return nil, fmt.Errorf("--url: %w", err)
 	}
-	return &apiClient{base: base, http: hc, timeout: timeout, sdk: sdk}, nil
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+	}
+	writes := &fasthttp.HostClient{
+		Addr: addr, IsTLS: u.Scheme == "https", Name: userAgent,
+		MaxConns: conns, MaxConnWaitTimeout: timeout, MaxResponseBodySize: maxBody,
+	}
+	return &apiClient{base: base, writes: writes, http: hc, timeout: timeout, sdk: sdk}, nil
 }
 
 // as is the Go client with credential cred, and ctx bounded by the request
@@ -51,7 +70,12 @@ func (c *apiClient) as(ctx context.Context, cred string) (*client.Client, contex
 	return c.sdk.WithToken(cred), ctx, cancel
 }
 
-func (c *apiClient) close() { c.http.CloseIdleConnections() }
+const userAgent = "switchboard-loadtest"
+
+func (c *apiClient) close() {
+	c.http.CloseIdleConnections()
+	c.writes.CloseIdleConnections()
+}
 
 // apiError is a response with an error status, in the API's error shape.
 type apiError struct {
@@ -73,54 +97,62 @@ func (e *apiError) Error() string {
 const maxBody = 32 << 20
 
 // do sends one request with credential cred and decodes a successful JSON
-// answer into out (when not nil). It returns the HTTP status.
+// answer into out (when not nil). It returns the HTTP status. The attempt
+// ends at its timeout or ctx's deadline, whichever is first; a canceled
+// ctx without a deadline does not cut it short (fasthttp takes deadlines,
+// not contexts), so the run's end waits for the attempts in flight.
 func (c *apiClient) do(ctx context.Context, method, path, cred string, body, out any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var rd io.Reader
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	deadline := time.Now().Add(c.timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(c.base + path)
+	req.Header.SetMethod(method)
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, fmt.Errorf("%s %s: encode body: %w", method, path, err)
 		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.SetBodyRaw(b)
+		req.Header.SetContentType("application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	if cred != "" {
 		req.Header.Set("Authorization", "Bearer "+cred)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
+	if err := c.writes.DoDeadline(req, resp, deadline); err != nil {
 		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		e := &apiError{Method: method, Path: path, Status: resp.StatusCode}
+	data := resp.Body()
+	status := resp.StatusCode()
+	if status >= 300 {
+		e := &apiError{Method: method, Path: path, Status: status}
 		var env struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(data, &env) == nil {
 			e.Code, e.Message = env.Error.Code, env.Error.Message
 		}
-		return resp.StatusCode, e
+		return status, e
 	}
 	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decode %d answer: %w", method, path, resp.StatusCode, err)
+		var err error
+		if d, ok := out.(answerDecoder); ok {
+			err = d.decodeAnswer(data)
+		} else {
+			err = json.Unmarshal(data, out)
+		}
+		if err != nil {
+			return status, fmt.Errorf("%s %s: decode %d answer: %w", method, path, status, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return status, nil
 }
 
 // retryable says whether another attempt with the same idempotency key
@@ -170,6 +202,38 @@ type inboundResp struct {
 	ConversationID string     `json:"conversation_id"`
 	Message        messageRef `json:"message"`
 	Conversation   summaryRef `json:"conversation"`
+}
+
+// numberOrAbsent: what encoding/json would decode into an int64 field
+// without an error (a missing field or null leave it 0).
+func numberOrAbsent(v gjson.Result) bool {
+	return v.Type == gjson.Number || v.Type == gjson.Null
+}
+
+// answerDecoder is an answer that reads its own fields: do calls it instead
+// of json.Unmarshal.
+type answerDecoder interface {
+	decodeAnswer(data []byte) error
+}
+
+// decodeAnswer picks the seven fields out of an inbound answer without
+// decoding the rest: one answer per measured write, and encoding/json spent
+// a quarter of the tool's CPU on them, mostly on the summary it skips.
+func (r *inboundResp) decodeAnswer(data []byte) error {
+	if !gjson.ValidBytes(data) {
+		return errors.New("invalid JSON")
+	}
+	f := gjson.GetManyBytes(data, "conversation_id", "message.id", "message.seq", "message.conversation_id",
+		"conversation.id", "conversation.inbox_id", "conversation.version")
+	if !numberOrAbsent(f[2]) || !numberOrAbsent(f[6]) {
+		return fmt.Errorf("message.seq %s or conversation.version %s is not a number", f[2].Raw, f[6].Raw)
+	}
+	*r = inboundResp{
+		ConversationID: f[0].String(),
+		Message:        messageRef{ID: f[1].String(), Seq: f[2].Int(), ConversationID: f[3].String()},
+		Conversation:   summaryRef{ID: f[4].String(), InboxID: f[5].String(), Version: f[6].Int()},
+	}
+	return nil
 }
 
 type callResp struct {
