@@ -39,6 +39,9 @@
 //     cores. --profile FILE captures the node's CPU profile over the same
 //     window from /debug/pprof/profile (admin token): `go tool pprof -top
 //     FILE`. A profile asked for and not obtained fails the run.
+//   - tool cpu: this tool's own CPU seconds over the same window
+//     (getrusage), per acknowledged write: on one machine the tool takes
+//     its share of the cores the node and PostgreSQL use.
 //
 // # Correctness counters (must be zero)
 //

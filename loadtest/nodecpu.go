@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -27,7 +28,21 @@ type NodeCPU struct {
 	// is one command through the engine, with its fan-out.
 	USPerWrite float64 `json:"us_per_write"`
 	Profile    string  `json:"profile,omitempty"` // --profile: where the CPU profile was written
-	Error      string  `json:"error,omitempty"`
+	// ToolCPUSeconds and ToolUSPerWrite are the load tool's own process
+	// over the same window: on one machine it takes its share of the cores
+	// the node and PostgreSQL use, so a run reports what it cost.
+	ToolCPUSeconds float64 `json:"tool_cpu_s"`
+	ToolUSPerWrite float64 `json:"tool_us_per_write"`
+	Error          string  `json:"error,omitempty"`
+}
+
+// toolCPUSeconds is this process's user + system time so far.
+func toolCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // cpuMetric is the Prometheus process collector's counter of CPU seconds.
@@ -129,10 +144,15 @@ func (r *runner) measureNodeCPU(ctx context.Context) *NodeCPU {
 		profDone <- nil
 	}
 	cpu0, err0 := r.api.nodeCPUSeconds(ctx)
-	w0, t0 := r.writes.Load(), time.Now()
+	w0, t0, tool0 := r.writes.Load(), time.Now(), toolCPUSeconds()
 	sleepErr := (realClock{}).SleepUntil(ctx, r.end)
 	cpu1, err1 := r.api.nodeCPUSeconds(ctx)
-	w1, t1 := r.writes.Load(), time.Now()
+	w1, t1, tool1 := r.writes.Load(), time.Now(), toolCPUSeconds()
+	// The tool's own figures need no scrape of the node.
+	out.ToolCPUSeconds = roundMS(tool1 - tool0)
+	if w := w1 - w0; w > 0 {
+		out.ToolUSPerWrite = math.Round(1e6 * (tool1 - tool0) / float64(w))
+	}
 	errs := []error{err0, err1, sleepErr, <-profDone}
 	if err := errors.Join(errs...); err != nil {
 		out.Error = err.Error()

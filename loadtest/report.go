@@ -470,6 +470,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		if n.Writes > 0 {
 			fmt.Fprintf(&b, "node cpu    %.2f s over %.1f s (%.2f cores): %.0f µs per write (%d writes)\n", n.CPUSeconds, n.WindowS, n.Cores, n.USPerWrite, n.Writes)
 		}
+		if n.ToolUSPerWrite > 0 {
+			fmt.Fprintf(&b, "tool cpu    %.2f s: %.0f µs per write (this load tool's own process)\n", n.ToolCPUSeconds, n.ToolUSPerWrite)
+		}
 		if n.Profile != "" && n.Error == "" {
 			fmt.Fprintf(&b, "profile     %s (go tool pprof -top %s)\n", n.Profile, n.Profile)
 		}

@@ -71,6 +71,15 @@ func TestRunCleanServer(t *testing.T) {
 	if fromSend.Count != ack.Count || fromSend.MinMS > ack.MinMS || fromSend.MaxMS > ack.MaxMS || fromSend.P50MS > ack.P50MS {
 		t.Errorf("ack from send %+v against ack %+v", fromSend, ack)
 	}
+	// The fake server has no /metrics, so the node's CPU is not measured,
+	// but the tool's own is.
+	var summary strings.Builder
+	if err := rep.WriteSummary(&summary); err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.NodeCPU; n == nil || n.ToolCPUSeconds <= 0 || n.ToolUSPerWrite <= 0 || !strings.Contains(summary.String(), "tool cpu") {
+		t.Errorf("tool CPU not reported: %+v", n)
+	}
 }
 
 func countMeasuredWrites(rep *Report) int64 { return rep.Throughput.Acked }

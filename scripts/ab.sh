@@ -8,8 +8,12 @@
 #
 #   scripts/ab.sh OLD_BINARY NEW_BINARY [OUT]
 #   AB_DURATION=10s AB_SCENARIOS="idle fresh1000" AB_LOADTOOL=NEW_BINARY scripts/ab.sh ...
+#
+# AB_LOADTOOL_B drives B's runs with another load tool: two tools on one
+# server is `AB_LOADTOOL_B=NEW_BINARY scripts/ab.sh OLD_BINARY OLD_BINARY`.
 set -euo pipefail
-a=$(realpath "$1"); b=$(realpath "$2"); tool=$(realpath "${AB_LOADTOOL:-$1}")
+a=$(realpath "$1"); b=$(realpath "$2"); tool_a=$(realpath "${AB_LOADTOOL:-$1}")
+tool_b=$(realpath "${AB_LOADTOOL_B:-$tool_a}")
 out=${3:-$(mktemp -d /tmp/switchboard-ab-XXXXXX)}
 mkdir -p "$out"
 duration=${AB_DURATION:-15s}
@@ -32,7 +36,8 @@ flags() {
 }
 
 run() { # label binary scenario
-  local label=$1 bin=$2 sc=$3 dir token node
+  local label=$1 bin=$2 sc=$3 dir token node tool=$tool_a
+  [ "$label" = b ] && tool=$tool_b
   dir=$(mktemp -d /tmp/switchboard-ab-node-XXXXXX)
   token="ab-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   SWITCHBOARD_DEV_DIR="$dir" SWITCHBOARD_ADMIN_TOKEN="$token" "$bin" dev >"$dir/node.log" 2>&1 &
@@ -60,13 +65,13 @@ for sc in $scenarios; do
 done
 
 echo
-echo "| scenario | binary | load avg | achieved | ack p50 / p99 (ms) | freshness p50 / p99 (ms) | node CPU µs/write | cores | stale | lost | dup | gaps |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| scenario | binary | load avg | achieved | ack p50 / p99 (ms) | freshness p50 / p99 (ms) | node CPU µs/write | cores | tool CPU µs/write | stale | lost | dup | gaps |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for sc in $scenarios; do
   for label in a b; do
     f="$out/$sc-$label.json"; [ -f "$f" ] || continue
     jq -r --arg sc "$sc" --arg l "$label" --arg load "$(cat "$out/$sc-$label.load")" \
-      '"| \($sc) | \($l) | \($load) | \(.throughput.achieved_rate|floor) | \(.latency_ms.ack.p50_ms) / \(.latency_ms.ack.p99_ms) | \(.latency_ms.freshness.p50_ms // "—") / \(.latency_ms.freshness.p99_ms // "—") | \(.node_cpu.us_per_write) | \(.node_cpu.cores) | \(.counters.stale) | \(.counters.lost) | \(.counters.duplicates) | \(.counters.gaps) |"' "$f"
+      '"| \($sc) | \($l) | \($load) | \(.throughput.achieved_rate|floor) | \(.latency_ms.ack.p50_ms) / \(.latency_ms.ack.p99_ms) | \(.latency_ms.freshness.p50_ms // "—") / \(.latency_ms.freshness.p99_ms // "—") | \(.node_cpu.us_per_write) | \(.node_cpu.cores) | \(.node_cpu.tool_us_per_write // "—") | \(.counters.stale) | \(.counters.lost) | \(.counters.duplicates) | \(.counters.gaps) |"' "$f"
   done
 done
 echo "(reports and profiles in $out)"
