@@ -173,12 +173,15 @@ func (s *subscriber) session(ctx context.Context, resume *resumePoint) error {
 	if err != nil {
 		return fmt.Errorf("subscriber %d: send subscribe: %w", s.id, err)
 	}
+	// ctx's end closes the connection, which ends the read below: reading
+	// under ctx itself would register and remove a watch on it per frame.
+	defer context.AfterFunc(ctx, func() { conn.CloseNow() })()
 	// One buffer for every frame of the session: conn.Read allocates and
 	// grows a fresh one per frame, a tenth of the tool's CPU at 2,000
 	// msg/s with its garbage. handle keeps nothing of the bytes it is given.
 	var frame bytes.Buffer
 	for {
-		_, rd, err := conn.Reader(ctx)
+		_, rd, err := conn.Reader(context.Background())
 		if err == nil {
 			frame.Reset()
 			_, err = frame.ReadFrom(rd)
