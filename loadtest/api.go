@@ -27,8 +27,8 @@ import (
 // Go client would hide both. They go through fasthttp's client, which
 // writes and reads each connection in the caller's goroutine: net/http's
 // client hands every request to two goroutines of its connection and back,
-// and those wake-ups made the tool the costliest process per write after
-// the node and PostgreSQL, on the cores it shares with them (docs/BENCHMARKS.md).
+// and with those wake-ups the tool spent about as much CPU per write as
+// PostgreSQL, on the cores it shares with it and the node (docs/BENCHMARKS.md).
 type apiClient struct {
 	base    string
 	writes  *fasthttp.HostClient // the measured writes (do)
@@ -52,12 +52,16 @@ func newAPIClient(base string, timeout time.Duration, conns int) (*apiClient, er
 	if err != nil {
 		return nil, fmt.Errorf("--url: %w", err)
 	}
-	addr := u.Host
+	tls, addr := u.Scheme == "https", u.Host
 	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+		port := "80"
+		if tls {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	writes := &fasthttp.HostClient{
-		Addr: addr, IsTLS: u.Scheme == "https", Name: userAgent,
+		Addr: addr, IsTLS: tls, Name: userAgent,
 		MaxConns: conns, MaxConnWaitTimeout: timeout, MaxResponseBodySize: maxBody,
 	}
 	return &apiClient{base: base, writes: writes, http: hc, timeout: timeout, sdk: sdk}, nil

@@ -2,7 +2,9 @@ package loadtest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 )
 
 // decodeAnswer must read an inbound answer as encoding/json would, and
@@ -31,5 +33,23 @@ func TestInboundAnswerDecodesLikeEncodingJSON(t *testing.T) {
 				t.Fatalf("decodeAnswer %+v, encoding/json %+v", got, want)
 			}
 		})
+	}
+}
+
+// The measured writes dial the --url's host on its port, or the scheme's.
+func TestWritesDialTheURLsPort(t *testing.T) {
+	for url, want := range map[string]string{
+		"http://127.0.0.1:8080": "127.0.0.1:8080",
+		"http://localhost":      "localhost:80",
+		"https://example.test":  "example.test:443",
+		"https://[::1]:8443/":   "[::1]:8443",
+	} {
+		c, err := newAPIClient(url, time.Second, 4)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if c.writes.Addr != want || c.writes.IsTLS != strings.HasPrefix(url, "https:") {
+			t.Errorf("%s: dials %s (TLS %v), want %s", url, c.writes.Addr, c.writes.IsTLS, want)
+		}
 	}
 }
