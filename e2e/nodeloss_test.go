@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type lossMsg struct {
 	conv, id         string
 	seq              int64
 	tries            int
+	first            int // the node of the first try
 	unavailable      int // 503 answers
 	transport        int // connection refused, reset or timed out
 	refused          string
@@ -38,7 +40,10 @@ type lossMsg struct {
 
 // TestNodeLoss kills (SIGKILL) one of three real nodes (etcd provider, one
 // PostgreSQL) in the middle of steady inbound load sent through all three
-// nodes' REST, and keeps sending.
+// nodes' REST, and keeps sending. TestNodeFreeze stops one instead
+// (SIGSTOP: a stalled VM, a process stuck in a pause), resumes it 6 s later
+// — after etcd dropped it, while its activations are still in its memory —
+// and keeps sending.
 //
 // What counts, as a client that follows docs/api.md would see it:
 //   - A request succeeds when a try answers 201, or 200 (a duplicate: an
@@ -57,7 +62,28 @@ type lossMsg struct {
 // request's first try to its success, of requests to conversations the
 // killed node owned. The killed node is the inbox's owner, the worst case:
 // every conversation hands its summaries to that inbox actor.
-func TestNodeLoss(t *testing.T) {
+//
+// A frozen node's listener accepts and never answers, so clients there give
+// a try up after 2 s, as a load balancer would, and retry on the next node;
+// the stall of a frozen owner's conversations is that of requests sent to
+// the live nodes. After the resume the node's stale activations must be
+// fenced, not believed: the counts of lost and duplicated messages and the
+// journal's contiguity are checked over the whole run.
+func TestNodeLoss(t *testing.T) { testNodeLoss(t, nodeLoss{name: "kill", perTry: 20 * time.Second}) }
+
+func TestNodeFreeze(t *testing.T) {
+	testNodeLoss(t, nodeLoss{name: "freeze", freeze: true, perTry: 2 * time.Second, resumeAfter: 6 * time.Second})
+}
+
+// nodeLoss is how TestNodeLoss's victim is lost.
+type nodeLoss struct {
+	name        string
+	freeze      bool          // SIGSTOP, and SIGCONT after resumeAfter; else SIGKILL
+	perTry      time.Duration // the clients' timeout of one try
+	resumeAfter time.Duration
+}
+
+func testNodeLoss(t *testing.T, loss nodeLoss) {
 	const (
 		contacts = 240
 		workers  = 24
@@ -93,7 +119,7 @@ func TestNodeLoss(t *testing.T) {
 	tn := newTenant(t, api{t: t, base: nodes[0].srv.base}, "Loss")
 	victim := slices.Index(addrs, cluster.Owner(tn.inbox, addrs))
 
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	client := &http.Client{Timeout: loss.perTry, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	send := func(base string, m *lossMsg) (int, crashAck, error) {
 		var ack crashAck
 		body, _ := json.Marshal(map[string]any{"contact": map[string]any{"phone": m.phone}, "body": m.body, "external_id": m.ext})
@@ -120,14 +146,17 @@ func TestNodeLoss(t *testing.T) {
 		return res.StatusCode, ack, nil
 	}
 
-	var killed atomic.Bool
+	var down atomic.Bool          // the victim is killed or frozen: clients leave it out
 	giveUp := make(chan struct{}) // the run is over: stop retrying
 	// deliver sends m until a try succeeds, starting at node home.
 	deliver := func(m *lossMsg, home int) {
 		at := home
 		for {
-			if killed.Load() && at == victim {
+			if down.Load() && at == victim {
 				at = (at + 1) % len(nodes)
+			}
+			if m.tries == 0 {
+				m.first = at
 			}
 			status, ack, err := send(nodes[at].srv.base, m)
 			m.tries++
@@ -179,13 +208,27 @@ func TestNodeLoss(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(before) // the load runs for a while before the kill: this is the experiment's clock
+	time.Sleep(before) // the load runs for a while before the loss: this is the experiment's clock
 	killAt := time.Now()
-	killed.Store(true)
-	if err := nodes[victim].srv.cmd.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
+	down.Store(true)
+	resumeAt := killAt.Add(after) // never, for a kill
+	if loss.freeze {
+		if err := nodes[victim].srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(loss.resumeAfter)
+		if err := nodes[victim].srv.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		resumeAt = time.Now()
+		down.Store(false)
+		time.Sleep(after - loss.resumeAfter)
+	} else {
+		if err := nodes[victim].srv.cmd.Process.Kill(); err != nil { // SIGKILL
+			t.Fatal(err)
+		}
+		time.Sleep(after)
 	}
-	time.Sleep(after)
 	close(stop)
 	// Requests still retrying get a grace period, then the run ends.
 	done := make(chan struct{})
@@ -208,7 +251,7 @@ func TestNodeLoss(t *testing.T) {
 	}
 	if len(failed) > 0 {
 		for i, n := range nodes {
-			if i != victim {
+			if i != victim || loss.freeze {
 				t.Logf("node%d log:\n%s", i, n.srv.tail())
 			}
 		}
@@ -267,7 +310,7 @@ func TestNodeLoss(t *testing.T) {
 	}
 
 	// The stall, reported.
-	var owned, others, baseline []time.Duration
+	var owned, others, baseline, resumed, atVictim []time.Duration
 	var unavailable, transport, duplicates int
 	for _, m := range msgs {
 		unavailable += m.unavailable
@@ -279,17 +322,27 @@ func TestNodeLoss(t *testing.T) {
 		switch {
 		case m.acked.Before(killAt):
 			baseline = append(baseline, lat)
+		case !m.start.Before(resumeAt):
+			resumed = append(resumed, lat)
+		case m.first == victim && m.start.Before(killAt):
+			// In flight on the lost node's own listener: the clients'
+			// per-try timeout, or its refused connection, not the cluster's.
+			atVictim = append(atVictim, lat)
 		case cluster.Owner(m.conv, addrs) == addrs[victim]:
 			owned = append(owned, lat)
 		default:
 			others = append(others, lat)
 		}
 	}
-	t.Logf("%d requests over %s (killed node%d, the inbox's owner, %s in): %d tries answered 503, %d unanswered, %d successes were 200 duplicates",
-		len(msgs), before+after, victim, before, unavailable, transport, duplicates)
-	t.Logf("ack latency before the kill:                          %s", latencies(baseline))
-	t.Logf("ack latency after the kill, killed node's conversations: %s", latencies(owned))
-	t.Logf("ack latency after the kill, other conversations:         %s", latencies(others))
+	t.Logf("%d requests over %s (%s of node%d, the inbox's owner, %s in): %d tries answered 503, %d unanswered, %d successes were 200 duplicates",
+		len(msgs), before+after, loss.name, victim, before, unavailable, transport, duplicates)
+	t.Logf("ack latency before the %s:                          %s", loss.name, latencies(baseline))
+	t.Logf("ack latency after the %s, the lost node's conversations: %s", loss.name, latencies(owned))
+	t.Logf("ack latency after the %s, other conversations:         %s", loss.name, latencies(others))
+	t.Logf("ack latency of requests in flight on the lost node's own listener: %s", latencies(atVictim))
+	if loss.freeze {
+		t.Logf("ack latency of requests sent after the resume:          %s", latencies(resumed))
+	}
 }
 
 // latencies summarises ack latencies as n, p50, p99 and max.
