@@ -50,6 +50,14 @@ type Config struct {
 	// at most): one that takes longer is treated as unreachable and the
 	// try goes to the next member in rank.
 	LookupTimeout time.Duration
+	// SuspectAfter is how long another member may leave this node's pings
+	// unanswered before its identities go to the next member, until it
+	// answers again (a frozen member closes no connection; a dead one is
+	// routed around at once, without waiting for this).
+	SuspectAfter time.Duration
+	// watchActor replaces the actor answering the others' pings (tests:
+	// one that does not answer looks frozen).
+	watchActor actor.Producer
 	// Agent, when set with the single provider, is shared by several nodes
 	// in one process (tests of cross-node behaviour).
 	Agent *test.InMemAgent
@@ -71,7 +79,9 @@ type Node struct {
 	router  *router
 	pids    *pidCache
 
-	stopOnce sync.Once
+	stopWatch chan struct{}
+	watchDone chan struct{}
+	stopOnce  sync.Once
 }
 
 // Start joins the cluster with the given kinds and returns once the member
@@ -88,6 +98,12 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	}
 	if cfg.LookupTimeout == 0 {
 		cfg.LookupTimeout = time.Second
+	}
+	if cfg.SuspectAfter == 0 {
+		cfg.SuspectAfter = time.Second
+	}
+	if cfg.watchActor == nil {
+		cfg.watchActor = func() actor.Actor { return watchActor{} }
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -172,8 +188,18 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		closeOnFail()
 		return nil, ctx.Err()
 	}
-	return &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused, router: router,
-		pids: newPIDCache(defaultPIDCacheSize)}, nil
+	if _, err := system.Root.SpawnNamed(actor.PropsFromProducer(cfg.watchActor), watchActorName); err != nil {
+		c.Shutdown(false)
+		closeOnFail()
+		return nil, fmt.Errorf("cluster: spawn %s: %w", watchActorName, err)
+	}
+	n := &Node{Cluster: c, System: system, cfg: cfg, log: log, refused: refused, router: router,
+		pids: newPIDCache(defaultPIDCacheSize), stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
+	go func() {
+		defer close(n.watchDone)
+		n.watchMembers(n.stopWatch)
+	}()
+	return n, nil
 }
 
 // warnPlaintext says, once at start, when members talk without TLS where
@@ -366,7 +392,11 @@ func (n *Node) ID() string { return n.System.ID }
 // Stop leaves the cluster gracefully: every local grain receives Stopped
 // (where it flushes and snapshots) and the others take over its identities.
 func (n *Node) Stop() {
-	n.stopOnce.Do(func() { n.Cluster.Shutdown(true) })
+	n.stopOnce.Do(func() {
+		close(n.stopWatch)
+		<-n.watchDone
+		n.Cluster.Shutdown(true)
+	})
 }
 
 // IsMember reports whether the node has joined (for /readyz).

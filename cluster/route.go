@@ -97,6 +97,19 @@ func (r *router) lostSignal(addr string) <-chan struct{} {
 	return l.lost
 }
 
+// peers are the addresses of the members other than self.
+func (r *router) peers(self string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.members))
+	for _, m := range r.members {
+		if a := m.Address(); a != self {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // owner is the address to activate (kind, identity) on: the rendezvous
 // owner among the members of that kind whose connection is up, leaving out
 // the addresses in skip. "" when there is none.

@@ -1,0 +1,70 @@
+package suspicion
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func TestSilentMemberIsSuspectedOnceAndRecoversOnAnswer(t *testing.T) {
+	d := New(time.Second)
+	d.Watch([]string{"a", "b"}, at(0))
+	if got := d.Check(at(1000)); len(got) != 0 {
+		t.Fatalf("suspected at exactly the period: %v", got)
+	}
+	d.Answered("a", at(900))
+	got := d.Check(at(1001))
+	if !slices.Equal(got, []string{"b"}) || !d.Suspected("b") || d.Suspected("a") {
+		t.Fatalf("at 1001 ms suspected %v, want [b]", got)
+	}
+	if got := d.Check(at(1500)); len(got) != 0 {
+		t.Fatalf("b suspected again before answering, or a too early: %v", got)
+	}
+	if !d.Answered("b", at(1600)) {
+		t.Fatal("b's answer did not report its recovery")
+	}
+	if d.Answered("b", at(1700)) || d.Suspected("b") {
+		t.Fatal("a second answer reported a recovery")
+	}
+	// b answered at 1,700: silent again only after 2,700.
+	if got := d.Check(at(2700)); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("at 2700 ms suspected %v, want [a] (silent since 900)", got)
+	}
+	if got := d.Check(at(2701)); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("at 2701 ms suspected %v, want [b]", got)
+	}
+}
+
+func TestAnOlderAnswerDoesNotMoveTheLastOneBack(t *testing.T) {
+	d := New(time.Second)
+	d.Watch([]string{"a"}, at(0))
+	d.Answered("a", at(800))
+	d.Answered("a", at(300)) // received out of order
+	if got := d.Check(at(1700)); len(got) != 0 {
+		t.Fatalf("suspected %v although a answered at 800 ms", got)
+	}
+}
+
+func TestWatchGivesNewMembersAPeriodAndForgetsTheGone(t *testing.T) {
+	d := New(time.Second)
+	d.Watch([]string{"a"}, at(0))
+	d.Watch([]string{"a", "b"}, at(900)) // b joins
+	if got := d.Check(at(1500)); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("suspected %v, want [a] (b joined at 900 ms)", got)
+	}
+	d.Watch([]string{"b"}, at(1600)) // a leaves
+	if d.Suspected("a") || d.Answered("a", at(1700)) {
+		t.Fatal("a left but is still tracked")
+	}
+	if got := d.Check(at(1901)); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("suspected %v, want [b]", got)
+	}
+	d.Watch([]string{"a", "b"}, at(2000)) // a rejoins: a fresh period, not its old silence
+	if got := d.Check(at(2500)); len(got) != 0 {
+		t.Fatalf("suspected %v right after a rejoined", got)
+	}
+}
