@@ -37,14 +37,17 @@ type Config struct {
 	ClusterTLS cluster.TLSFiles
 	// ClusterInsecure lets automanaged and etcd members talk without TLS.
 	ClusterInsecure bool
-	AllowedOrigins  []string
-	IdleTimeout     time.Duration
-	SnapshotEvery   int
-	CommitWindow    time.Duration
-	CommitMaxBatch  int
-	Committers      int
-	ShutdownTimeout time.Duration
-	LogLevel        string
+	// ClusterSuspectAfter: another member that leaves this node's pings
+	// unanswered this long is routed around until it answers.
+	ClusterSuspectAfter time.Duration
+	AllowedOrigins      []string
+	IdleTimeout         time.Duration
+	SnapshotEvery       int
+	CommitWindow        time.Duration
+	CommitMaxBatch      int
+	Committers          int
+	ShutdownTimeout     time.Duration
+	LogLevel            string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
 	// SecretKey seals webhook secrets at rest (base64 of 32 bytes).
@@ -148,6 +151,7 @@ func (c *Config) settings() []setting {
 		{"NODE_CERT", "PEM file of this node's certificate, signed by the cluster CA for the host of NODE_ADDR", "", str(&c.ClusterTLS.Cert)},
 		{"NODE_KEY", "PEM file of this node's private key", "", str(&c.ClusterTLS.Key)},
 		{"CLUSTER_INSECURE", "let automanaged and etcd members talk without TLS (anyone reaching a node can then send any actor message)", "false", boolean(&c.ClusterInsecure)},
+		{"CLUSTER_SUSPECT_AFTER", "route around another member silent to this node's pings this long, until it answers (a frozen member closes no connection)", "1s", dur(&c.ClusterSuspectAfter)},
 		{"ALLOWED_ORIGINS", "websocket origins allowed besides the page's own, comma separated host patterns", "", list(&c.AllowedOrigins)},
 		{"IDLE_TIMEOUT", "passivate a conversation actor idle this long", "10m", dur(&c.IdleTimeout)},
 		{"SNAPSHOT_EVERY", "snapshot a conversation every N events", "100", num(&c.SnapshotEvery)},
@@ -229,6 +233,9 @@ func (c *Config) validate() error {
 	}
 	if c.GCPercent < 1 || c.MemoryLimitMB < 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_GC_PERCENT must be at least 1 and SWITCHBOARD_MEMORY_LIMIT_MB at least 0"))
+	}
+	if c.ClusterSuspectAfter < 100*time.Millisecond {
+		errs = append(errs, errors.New("SWITCHBOARD_CLUSTER_SUSPECT_AFTER must be at least 100ms"))
 	}
 	if c.GatewayCacheSize < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_GATEWAY_CACHE_SIZE must be at least 1"))

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-dev/switchboard/gateway"
 )
@@ -44,6 +45,25 @@ func TestGCSettings(t *testing.T) {
 	for _, bad := range []map[string]string{{"SWITCHBOARD_GC_PERCENT": "0"}, {"SWITCHBOARD_MEMORY_LIMIT_MB": "-5"}, {"SWITCHBOARD_GC_PERCENT": "off"}} {
 		if _, err := load(bad); err == nil {
 			t.Errorf("%v: accepted", bad)
+		}
+	}
+}
+
+func TestClusterSuspectAfter(t *testing.T) {
+	load := func(env map[string]string) (Config, error) {
+		env["SWITCHBOARD_DATABASE_URL"] = "postgres://localhost/x"
+		return LoadConfig("test", nil, func(k string) string { return env[k] })
+	}
+	c, err := load(map[string]string{})
+	if err != nil || c.ClusterSuspectAfter != time.Second {
+		t.Fatalf("default %s, %v; want 1s", c.ClusterSuspectAfter, err)
+	}
+	if c, err = load(map[string]string{"SWITCHBOARD_CLUSTER_SUSPECT_AFTER": "3s"}); err != nil || c.ClusterSuspectAfter != 3*time.Second {
+		t.Fatalf("set to 3s: %s, %v", c.ClusterSuspectAfter, err)
+	}
+	for _, bad := range []string{"0s", "50ms", "-1s", "soon"} {
+		if _, err := load(map[string]string{"SWITCHBOARD_CLUSTER_SUSPECT_AFTER": bad}); err == nil || !strings.Contains(err.Error(), "CLUSTER_SUSPECT_AFTER") {
+			t.Errorf("%q: err %v, want one naming SWITCHBOARD_CLUSTER_SUSPECT_AFTER", bad, err)
 		}
 	}
 }

@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	member, err := cluster.Start(ctx, cluster.Config{
 		Provider: cfg.ClusterProvider, Name: cfg.ClusterName, NodeAddr: cfg.NodeAddr, Seeds: cfg.Seeds,
 		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.ClusterAgent,
-		TLS: mtls,
+		TLS: mtls, SuspectAfter: cfg.ClusterSuspectAfter,
 	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps), actors.NewSearchKind(actors.SearchDeps{
 		Pool: store.Pool(), Backend: n.backend, Log: log, Registry: reg,
 	}))
