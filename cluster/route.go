@@ -61,7 +61,8 @@ func (r *router) setMembers(members []*protocluster.Member) {
 	}
 }
 
-func (r *router) lost(addr string) {
+// lost marks addr down; it reports false when it already was.
+func (r *router) lost(addr string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.links[addr]
@@ -70,10 +71,11 @@ func (r *router) lost(addr string) {
 		l = &link{lost: make(chan struct{})}
 		r.links[addr] = l
 	case l.down:
-		return
+		return false
 	}
 	close(l.lost)
 	l.down = true
+	return true
 }
 
 func (r *router) connected(addr string) {

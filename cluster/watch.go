@@ -52,9 +52,10 @@ func (n *Node) watchMembers(stop <-chan struct{}) {
 		}
 		mu.Unlock()
 		for _, addr := range suspects {
-			n.log.Warn("cluster member silent: its identities go to the next member until it answers",
-				"member", addr, "silent_for", n.cfg.SuspectAfter)
-			n.router.lost(addr)
+			if n.router.lost(addr) { // not when its connection closed already
+				n.log.Warn("cluster member silent: its identities go to the next member until it answers",
+					"member", addr, "silent_for", n.cfg.SuspectAfter)
+			}
 		}
 		for _, addr := range ping {
 			f := n.System.Root.RequestFuture(actor.NewPID(addr, watchActorName), &actor.Touch{}, n.cfg.SuspectAfter)
