@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,15 +30,11 @@ func (s stuckWatch) Receive(ctx actor.Context) {
 func TestSilentMemberIsRoutedAroundUntilItAnswers(t *testing.T) {
 	agent := test.NewInMemAgent()
 	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock()
 	a := startNode(t, Config{Provider: ProviderSingle, Agent: agent, SuspectAfter: 300 * time.Millisecond})
 	b := startNode(t, Config{Provider: ProviderSingle, Agent: agent, SuspectAfter: 300 * time.Millisecond,
 		watchActor: func() actor.Actor { return stuckWatch{release: release} }})
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
 	awaitMembers(t, 2, a, b)
 	id := ""
 	for i := 0; id == "" && i < 200; i++ {
@@ -60,8 +57,7 @@ func TestSilentMemberIsRoutedAroundUntilItAnswers(t *testing.T) {
 	poll.Until(t, 10*time.Second, "a to route b's identity to itself", func() bool {
 		return servedBy() == a.Address()+"|"+id
 	})
-	close(release)
-	released = true
+	unblock()
 	poll.Until(t, 10*time.Second, "b to serve its identity again", func() bool {
 		return servedBy() == b.Address()+"|"+id
 	})

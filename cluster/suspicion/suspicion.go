@@ -75,9 +75,3 @@ func (d *Detector) Check(now time.Time) []string {
 	}
 	return out
 }
-
-// Suspected reports whether addr is suspected now.
-func (d *Detector) Suspected(addr string) bool {
-	p := d.peers[addr]
-	return p != nil && p.suspected
-}
