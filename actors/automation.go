@@ -3,13 +3,11 @@ package actors
 import (
 	"context"
 	"errors"
-	"fmt"
 	"github.com/switchboard-dev/switchboard/wire"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
@@ -99,44 +97,25 @@ func ToSettings(ps persistence.InboxSettings) conversation.Settings {
 	return st
 }
 
-// FollowSettings listens for inbox settings changes and drops the node's
+// FollowSettings follows inbox settings changes and drops the node's
 // cached copies, until ctx ends. Run it once per node.
 func (d *Deps) FollowSettings(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := d.followSettings(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		// Whatever was announced while disconnected is unknown.
-		d.settings.invalidate("")
-		d.Log.Warn("inbox settings listener lost its connection; retrying", "err", err)
+	sub := d.Notices.Subscribe(persistence.SettingsChannel)
+	defer sub.Close()
+	for {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+			return
+		case <-sub.Ready():
 		}
-	}
-}
-
-func (d *Deps) followSettings(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, d.Store.Pool().Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+persistence.SettingsChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	d.settings.invalidate("") // changes before LISTEN took effect
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
+		n := sub.Take()
+		if n.Missed {
+			// Whatever was announced while nobody listened is unknown.
+			d.settings.invalidate("")
 		}
-		d.settings.invalidate(n.Payload)
+		for _, inboxID := range n.Payloads {
+			d.settings.invalidate(inboxID)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 )
 
 // Kind names of the virtual actors.
@@ -65,9 +66,11 @@ func (c *Config) defaults() {
 // Deps is what the actors need from the rest of the node. Node is set once
 // the cluster member has started (the kinds must exist before it starts).
 type Deps struct {
-	Config  Config
-	Store   *persistence.Store
-	Writer  *persistence.Writer
+	Config Config
+	Store  *persistence.Store
+	Writer *persistence.Writer
+	// Notices is the node's LISTEN session (inbox settings changes).
+	Notices *listen.Hub
 	Log     *slog.Logger
 	Metrics *Metrics
 	// Dispatcher runs the grains' mailboxes (internal/workers); nil is

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
 )
@@ -67,10 +68,11 @@ func startNode(t testing.TB, url string, agent *test.InMemAgent, cfg Config) *tn
 	}
 	writer := persistence.NewWriter(store.Pool(), persistence.WriterConfig{}, nil)
 	log := testLogger()
-	deps := &Deps{Config: cfg, Store: store, Writer: writer, Log: log, Metrics: NewMetrics(nil)}
+	hub := listentest.Run(t, store.Pool())
+	deps := &Deps{Config: cfg, Store: store, Writer: writer, Notices: hub, Log: log, Metrics: NewMetrics(nil)}
 	node, err := cluster.Start(ctx, cluster.Config{Agent: agent, Logger: log, RequestTimeout: 5 * time.Second},
 		NewConversationKind(deps), NewInboxKind(deps),
-		NewSearchKind(SearchDeps{Pool: store.Pool(), Backend: pgsearch.New(store.Pool()), Log: log}))
+		NewSearchKind(SearchDeps{Pool: store.Pool(), Notices: hub, Backend: pgsearch.New(store.Pool()), Log: log}))
 	if err != nil {
 		_ = writer.Close(ctx)
 		store.Close()

@@ -9,6 +9,7 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 )
 
 // runScanner runs a timer scanner waking conversations through n, until
@@ -16,7 +17,7 @@ import (
 func runScanner(t *testing.T, n *tnode) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := timers.New(n.store.Pool(), func(ctx context.Context, d timers.Due) error {
+	s := timers.New(n.store.Pool(), listentest.Run(t, n.store.Pool()), func(ctx context.Context, d timers.Due) error {
 		return n.engine.Tick(ctx, d.ConversationID, d.AccountID, d.InboxID, d.Now, d.SettingsVersion)
 	}, timers.Config{}, testLogger(), nil)
 	done := make(chan struct{})

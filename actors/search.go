@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/consumers/indexer"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 	"github.com/switchboard-dev/switchboard/search"
 )
 
@@ -26,7 +27,9 @@ const (
 
 // SearchDeps is what the search actor needs to index.
 type SearchDeps struct {
-	Pool    *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// Notices is the node's LISTEN session (the journal's commits).
+	Notices *listen.Hub
 	Backend search.Backend
 	Config  indexer.Config
 	Log     *slog.Logger
@@ -84,7 +87,7 @@ func (g *searchGrain) Receive(ctx actor.Context) {
 
 func (g *searchGrain) start() {
 	log := g.deps.Log.With("component", "indexer")
-	g.ix = indexer.New(g.deps.Pool, g.deps.Backend, g.deps.Config, log, g.deps.Registry)
+	g.ix = indexer.New(g.deps.Pool, g.deps.Notices, g.deps.Backend, g.deps.Config, log, g.deps.Registry)
 	runCtx, cancel := context.WithCancel(context.Background())
 	g.cancel, g.done = cancel, make(chan struct{})
 	go func() {

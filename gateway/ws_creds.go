@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 )
 
 // wsCredentials is the node's register of open websockets by credential: it
@@ -184,6 +185,6 @@ func (s *Server) recheckWebsockets(ctx context.Context, only *wsConn) {
 
 // FollowRevocations closes websockets of credentials revoked on any node,
 // until ctx ends. The node runs it for its lifetime.
-func (s *Server) FollowRevocations(ctx context.Context) {
-	_ = s.store.FollowRevocations(ctx, s.closeRevoked, func(ctx context.Context) { s.recheckWebsockets(ctx, nil) })
+func (s *Server) FollowRevocations(ctx context.Context, hub *listen.Hub) {
+	_ = s.store.FollowRevocations(ctx, hub, s.closeRevoked, func(ctx context.Context) { s.recheckWebsockets(ctx, nil) })
 }

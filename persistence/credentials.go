@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 )
 
 // RevocationChannel is the PostgreSQL NOTIFY channel on which a revocation is
@@ -222,58 +224,39 @@ func notifyRevocation(ctx context.Context, tx pgx.Tx, r Revocation) error {
 }
 
 // FollowRevocations calls revoked for every revocation announced by any node
-// until ctx ends. A notification sent while no connection listens is lost, so
-// after every (re)connection, once listening, it calls resync: the caller
-// re-checks what it holds (CredentialLive). Connection failures are retried
-// with backoff; the returned error is ctx's.
-func (s *Store) FollowRevocations(ctx context.Context, revoked func(Revocation), resync func(context.Context)) error {
-	const firstBackoff = 100 * time.Millisecond
-	backoff := firstBackoff
+// until ctx ends, hearing them through the node's notice hub. A notification
+// sent while the hub does not listen is lost, so whenever it (re)starts
+// listening it calls resync: the caller re-checks what it holds
+// (CredentialLive). Credentials are cached only while the hub listens. The
+// returned error is ctx's.
+func (s *Store) FollowRevocations(ctx context.Context, hub *listen.Hub, revoked func(Revocation), resync func(context.Context)) error {
+	sub := hub.Subscribe(RevocationChannel)
+	defer sub.Close()
+	defer s.auth.reset(false)
 	for {
-		// Whatever the error, the next round reconnects and resyncs.
-		if listened, _ := s.listenRevocations(ctx, revoked, resync); listened {
-			backoff = firstBackoff
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-sub.Ready():
 		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// listenRevocations reports whether it got as far as listening.
-func (s *Store) listenRevocations(ctx context.Context, revoked func(Revocation), resync func(context.Context)) (bool, error) {
-	// A connection of its own: a pooled one held forever would shrink the pool.
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return false, fmt.Errorf("persistence: follow revocations: connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+RevocationChannel); err != nil {
-		return false, fmt.Errorf("persistence: follow revocations: listen: %w", err)
-	}
-	// Notices reach this node from here on: credentials may be cached
-	// until the connection is lost, when a notice might be missed.
-	s.auth.reset(true)
-	defer s.auth.reset(false)
-	resync(ctx)
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, fmt.Errorf("persistence: follow revocations: %w", err)
+		n := sub.Take()
+		if n.Missed {
+			// Whatever was announced while not listening is unknown: forget
+			// it all, and cache again only while notices flow.
+			s.auth.reset(n.Listening)
+			if n.Listening {
+				resync(ctx)
+			}
 		}
-		s.auth.revoked()
-		var r Revocation
-		if json.Unmarshal([]byte(n.Payload), &r) != nil {
-			resync(ctx) // not ours to parse: re-check everything instead
-			continue
+		for _, payload := range n.Payloads {
+			s.auth.revoked()
+			var r Revocation
+			if json.Unmarshal([]byte(payload), &r) != nil {
+				resync(ctx) // not ours to parse: re-check everything instead
+				continue
+			}
+			revoked(r)
+			s.auth.echo(r.ID)
 		}
-		revoked(r)
-		s.auth.echo(r.ID)
 	}
 }

@@ -8,17 +8,20 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 )
+
 
 // followRevocations runs s.FollowRevocations until the returned stop is
 // called, once it listens.
 func followRevocations(tb testing.TB, s *Store) (stop func()) {
 	tb.Helper()
+	hub := listentest.Run(tb, s.Pool())
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = s.FollowRevocations(ctx, func(Revocation) {}, func(context.Context) {
+		_ = s.FollowRevocations(ctx, hub, func(Revocation) {}, func(context.Context) {
 			select {
 			case listening <- struct{}{}:
 			default:
@@ -96,9 +99,10 @@ func TestAPIKeysAndRevocationNotices(t *testing.T) {
 	got := make(chan Revocation, 10)
 	resynced := make(chan struct{}, 10)
 	fctx, stop := context.WithCancel(ctx)
+	hub := listentest.Run(t, s.Pool())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = s.FollowRevocations(fctx, func(r Revocation) { got <- r }, func(context.Context) { resynced <- struct{}{} })
+		_ = s.FollowRevocations(fctx, hub, func(r Revocation) { got <- r }, func(context.Context) { resynced <- struct{}{} })
 	})
 	defer func() { stop(); wg.Wait() }()
 	select {

@@ -13,7 +13,7 @@ func TestWriterAnnouncesSoonDueTimes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := newStore(t)
-	conn := listen(t, s, TimersChannel)
+	conn := listenOn(t, s, TimersChannel)
 	w := NewWriter(s.Pool(), WriterConfig{}, nil)
 	defer w.Close(ctx)
 	// timersAfter appends one event due at due and returns what

@@ -91,7 +91,7 @@ func TestWriterOwedNoticeArrives(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := newStore(t)
-	conn := listen(t, s, "journal_appended")
+	conn := listenOn(t, s, "journal_appended")
 	const window = 300 * time.Millisecond
 	w := NewWriter(s.Pool(), WriterConfig{NoticeEvery: window}, nil)
 	defer w.Close(ctx)

@@ -356,8 +356,8 @@ func TestWriterWholeBatchFailure(t *testing.T) {
 	}
 }
 
-// listen holds a pooled connection that LISTENs on channel until the test ends.
-func listen(t *testing.T, s *Store, channel string) *pgxpool.Conn {
+// listenOn holds a pooled connection that LISTENs on channel until the test ends.
+func listenOn(t *testing.T, s *Store, channel string) *pgxpool.Conn {
 	t.Helper()
 	conn, err := s.Pool().Acquire(context.Background())
 	if err != nil {
@@ -374,7 +374,7 @@ func TestWriterNotifiesJournalAppended(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := newStore(t)
-	conn := listen(t, s, "journal_appended")
+	conn := listenOn(t, s, "journal_appended")
 	w := NewWriter(s.Pool(), WriterConfig{}, nil)
 	defer w.Close(ctx)
 	if err := w.Append(ctx, testAppend("cv_n", claim(t, s, "cv_n"), 1, message(1, "hello"))); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-dev/switchboard/gateway"
 	"github.com/switchboard-dev/switchboard/internal/workers"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
 	"github.com/switchboard-dev/switchboard/search/typesense"
@@ -41,6 +42,13 @@ type Node struct {
 	gw       *gateway.Server
 	served   chan struct{} // closed when the HTTP server returns
 	serveErr error
+
+	// hub is the node's one LISTEN session, which every follower of
+	// notices (revocations, settings, timers, the journal's consumers)
+	// subscribes to.
+	hub     *listen.Hub
+	stopHub context.CancelFunc
+	hubDone chan struct{}
 
 	stopRevocations context.CancelFunc
 	revocationsDone chan struct{}
@@ -69,6 +77,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	n.store = store
+	n.hub = listen.New(store.Pool().Config().ConnConfig, log.With("component", "listen"))
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	n.stopHub, n.hubDone = stopHub, make(chan struct{})
+	go func() { defer close(n.hubDone); n.hub.Run(hubCtx) }()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.writer = persistence.NewWriter(store.Pool(), persistence.WriterConfig{MaxBatch: cfg.CommitMaxBatch, Committers: cfg.Committers, Window: cfg.CommitWindow,
@@ -89,14 +101,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	// Like the indexer: every node runs a deliverer, one delivers.
 	whCfg := cfg.Webhooks
 	whCfg.AllowPrivate = cfg.WebhookAllowPrivate
-	n.deliverer = webhooks.New(store.Pool(), sealer, whCfg, log, reg)
+	n.deliverer = webhooks.New(store.Pool(), n.hub, sealer, whCfg, log, reg)
 	n.StartDeliverer()
 
 	// Grains run on reused goroutines (internal/workers); actorThroughput
 	// is protoactor's default messages per mailbox run.
 	deps := &actors.Deps{
 		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
-		Store:  store, Writer: n.writer, Log: log, Metrics: actors.NewMetrics(reg),
+		Store:  store, Writer: n.writer, Notices: n.hub, Log: log, Metrics: actors.NewMetrics(reg),
 		Dispatcher: workers.New(actorThroughput, time.Second),
 	}
 	mtls, err := cfg.clusterTLS()
@@ -109,7 +121,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		AutomanagedPort: cfg.AutomanagedPort, EtcdEndpoints: cfg.EtcdEndpoints, Logger: log, Agent: cfg.ClusterAgent,
 		TLS: mtls, SuspectAfter: cfg.ClusterSuspectAfter,
 	}, actors.NewConversationKind(deps), actors.NewInboxKind(deps), actors.NewSearchKind(actors.SearchDeps{
-		Pool: store.Pool(), Backend: n.backend, Log: log, Registry: reg,
+		Pool: store.Pool(), Notices: n.hub, Backend: n.backend, Log: log, Registry: reg,
 	}))
 	if err != nil {
 		n.closeStorage()
@@ -150,7 +162,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	// Revocations on other nodes close this node's websockets too.
 	revCtx, stopRev := context.WithCancel(context.Background())
 	n.stopRevocations, n.revocationsDone = stopRev, make(chan struct{})
-	go func() { defer close(n.revocationsDone); gw.FollowRevocations(revCtx) }()
+	go func() { defer close(n.revocationsDone); gw.FollowRevocations(revCtx, n.hub) }()
 	go func() { n.serveErr = n.http.Serve(ln); close(n.served) }()
 	return n, nil
 }
@@ -160,7 +172,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 func (n *Node) startAutomation(deps *actors.Deps, engine *actors.Engine, reg prometheus.Registerer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopAutomation = cancel
-	n.timers = timers.New(n.store.Pool(), func(ctx context.Context, d timers.Due) error {
+	n.timers = timers.New(n.store.Pool(), n.hub, func(ctx context.Context, d timers.Due) error {
 		return engine.Tick(ctx, d.ConversationID, d.AccountID, d.InboxID, d.Now, d.SettingsVersion)
 	}, timers.Config{}, n.log.With("component", "timers"), reg)
 	n.automationDone.Go(func() { deps.FollowSettings(ctx) })
@@ -234,6 +246,8 @@ func (n *Node) closeStorage() error {
 	if n.backend != nil {
 		n.backend.Close()
 	}
+	n.stopHub()
+	<-n.hubDone
 	n.store.Close()
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-dev/switchboard/consumers/journal"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
 	"github.com/switchboard-dev/switchboard/search/searchtest"
@@ -72,7 +73,7 @@ func BenchmarkIndexLag(b *testing.B) {
 	for b.Loop() {
 		pool, _ := searchtest.NewPool(b)
 		st := &stamp{Backend: pgsearch.New(pool), at: map[string]time.Time{}}
-		ix := New(pool, st, Config{}, nil, nil)
+		ix := New(pool, listentest.Run(b, pool), st, Config{}, nil, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = ix.Run(ctx); close(done) }()

@@ -17,9 +17,8 @@ import (
 
 // lead follows the journal on conn, which holds the lock.
 func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "LISTEN "+journal.Channel); err != nil {
-		return fmt.Errorf("indexer: listen: %w", err)
-	}
+	appended := ix.hub.Subscribe(journal.Channel)
+	defer appended.Close()
 	cur, err := journal.LoadCursor(ctx, conn, ix.cfg.CursorName)
 	if err != nil {
 		return fmt.Errorf("indexer: %w", err)
@@ -49,9 +48,7 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 			} else {
 				pendingWait = 0
 			}
-			if _, err := journal.WaitNotification(ctx, conn, wait); err != nil {
-				return fmt.Errorf("indexer: %w", err)
-			}
+			appended.Wait(ctx, wait)
 			continue
 		}
 		pendingWait = 0

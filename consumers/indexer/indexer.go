@@ -57,6 +57,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/consumers/journal"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 	"github.com/switchboard-dev/switchboard/search"
 )
 
@@ -164,6 +165,7 @@ type Stats struct {
 // any goroutine.
 type Indexer struct {
 	pool    *pgxpool.Pool
+	hub     *listen.Hub
 	backend search.Backend
 	cfg     Config
 	log     *slog.Logger
@@ -185,14 +187,16 @@ type Indexer struct {
 	measurements atomic.Int64
 }
 
-// New returns an indexer that reads the journal through pool and writes to
-// backend. Metrics are registered on reg (nil: not registered).
-func New(pool *pgxpool.Pool, backend search.Backend, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Indexer {
+// New returns an indexer that reads the journal through pool, hears of
+// commits through hub and writes to backend. Metrics are registered on reg
+// (nil: not registered).
+func New(pool *pgxpool.Pool, hub *listen.Hub, backend search.Backend, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Indexer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Indexer{
 		pool:    pool,
+		hub:     hub,
 		backend: backend,
 		cfg:     cfg.withDefaults(),
 		log:     logger.With("component", "indexer"),

@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
@@ -152,7 +153,7 @@ type running struct {
 func (e *env) start(b search.Backend, cfg Config) *running {
 	logs := &logBuffer{}
 	reg := prometheus.NewRegistry()
-	ix := New(e.pool, b, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
+	ix := New(e.pool, listentest.Run(e.t, e.pool), b, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ix.Run(ctx) }()
@@ -391,7 +392,7 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	before := e.cursor()
 	ctx3, crash := context.WithCancel(context.Background())
 	rec3 := &recorder{Backend: be, after: crash}
-	ix3 := New(e.pool, rec3, testConfig, nil, nil)
+	ix3 := New(e.pool, listentest.Run(t, e.pool), rec3, testConfig, nil, nil)
 	if err := ix3.Run(ctx3); err != nil {
 		t.Fatal(err)
 	}

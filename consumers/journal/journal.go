@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Channel is the NOTIFY channel the journal writer signals commits on.
@@ -255,19 +254,4 @@ func SaveCursor(ctx context.Context, tx pgx.Tx, name string, c Cursor) error {
 // and the cursor in one round trip.
 func QueueSaveCursor(b *pgx.Batch, name string, c Cursor) {
 	b.Queue(saveCursorSQL, name, strconv.FormatUint(c.TxID, 10), c.ConversationID, c.Version)
-}
-
-// WaitNotification waits up to d for a NOTIFY on conn and returns it (nil
-// on a timeout, which is normal).
-func WaitNotification(ctx context.Context, conn *pgx.Conn, d time.Duration) (*pgconn.Notification, error) {
-	wctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	n, err := conn.WaitForNotification(wctx)
-	if err == nil {
-		return n, nil
-	}
-	if ctx.Err() != nil || wctx.Err() != nil {
-		return nil, nil
-	}
-	return nil, fmt.Errorf("journal: wait for notification: %w", err)
 }

@@ -53,6 +53,7 @@ import (
 	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/internal/metrics"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 )
 
 // Due is a conversation whose due time has passed.
@@ -124,6 +125,7 @@ func (c Config) withDefaults() Config {
 // call Run.
 type Scanner struct {
 	pool *pgxpool.Pool
+	hub  *listen.Hub
 	wake Waker
 	cfg  Config
 	log  *slog.Logger
@@ -138,10 +140,11 @@ type Scanner struct {
 	isActive prometheus.Gauge
 }
 
-// New returns a scanner; metrics are registered on reg (nil: not registered).
-func New(pool *pgxpool.Pool, wake Waker, cfg Config, log *slog.Logger, reg prometheus.Registerer) *Scanner {
+// New returns a scanner that hears of sooner due times through hub; metrics
+// are registered on reg (nil: not registered).
+func New(pool *pgxpool.Pool, hub *listen.Hub, wake Waker, cfg Config, log *slog.Logger, reg prometheus.Registerer) *Scanner {
 	ns := metrics.Namespace
-	s := &Scanner{pool: pool, wake: wake, cfg: cfg.withDefaults(), log: log,
+	s := &Scanner{pool: pool, hub: hub, wake: wake, cfg: cfg.withDefaults(), log: log,
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "timer_ticks_total",
 			Help: "Ticks sent to due conversations, by result."}, []string{"result"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "timer_fire_lag_seconds",
@@ -208,9 +211,8 @@ const nextSQL = `SELECT (SELECT due_at FROM conversations WHERE due_at IS NOT NU
 
 // lead runs the active scanner on conn, which holds the lock.
 func (s *Scanner) lead(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "LISTEN "+persistence.TimersChannel); err != nil {
-		return fmt.Errorf("timers: listen: %w", err)
-	}
+	announced := s.hub.Subscribe(persistence.TimersChannel)
+	defer announced.Close()
 	s.setActive(true)
 	defer s.setActive(false)
 	s.log.Info("timer scanner active on this node")
@@ -249,7 +251,7 @@ func (s *Scanner) lead(ctx context.Context, conn *pgx.Conn) error {
 		if !retryAt.IsZero() {
 			wakeAt = earliest(wakeAt, retryAt)
 		}
-		if err := s.sleepUntil(ctx, conn, wakeAt, lastPoll.Add(s.cfg.MinGap), skew, d.kick); err != nil {
+		if err := s.sleepUntil(ctx, announced, wakeAt, lastPoll.Add(s.cfg.MinGap), skew, d.kick); err != nil {
 			return err
 		}
 	}
@@ -257,35 +259,38 @@ func (s *Scanner) lead(ctx context.Context, conn *pgx.Conn) error {
 
 // sleepUntil waits until wakeAt, moved sooner by announcements of sooner
 // due times (but not before notBefore), or until a failed tick kicks it.
-func (s *Scanner) sleepUntil(ctx context.Context, conn *pgx.Conn, wakeAt, notBefore time.Time, skew time.Duration, kick <-chan struct{}) error {
+// Announcements that may have been missed end the sleep: the poll that
+// follows finds what they would have said.
+func (s *Scanner) sleepUntil(ctx context.Context, announced *listen.Subscription, wakeAt, notBefore time.Time, skew time.Duration, kick <-chan struct{}) error {
 	for {
 		wait := time.Until(later(wakeAt, notBefore))
 		if wait <= 0 {
 			return nil
 		}
-		wctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-kick:
-				cancel()
-			case <-wctx.Done():
-			}
-		}()
-		n, err := journal.WaitNotification(wctx, conn, wait)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case err != nil:
-			return err
-		case n == nil:
-			return nil // the time came, or a tick failed and may be retried sooner
+		case <-kick:
+			t.Stop()
+			return nil // a tick failed and may be retried sooner
+		case <-t.C:
+			return nil
+		case <-announced.Ready():
+			t.Stop()
 		}
-		due, ok := persistence.ParseTimersPayload(n.Payload)
-		if !ok {
-			return nil // not ours to read: poll
+		n := announced.Take()
+		if n.Missed {
+			return nil
 		}
-		wakeAt = earliest(wakeAt, due.Add(-skew))
+		for _, p := range n.Payloads {
+			due, ok := persistence.ParseTimersPayload(p)
+			if !ok {
+				return nil // not ours to read: poll
+			}
+			wakeAt = earliest(wakeAt, due.Add(-skew))
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -106,8 +107,8 @@ func TestScannerWakesDueOnceAndHandsOver(t *testing.T) {
 	e := newEnv(t)
 	convs := &conversations{e: e, ticks: map[string][]string{}, fail: map[string]int{"c-flaky": 2}}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a := New(e.store.Pool(), convs.waker("a"), testConfig, log, nil)
-	b := New(e.store.Pool(), convs.waker("b"), testConfig, log, nil)
+	a := New(e.store.Pool(), listentest.Run(t, e.store.Pool()), convs.waker("a"), testConfig, log, nil)
+	b := New(e.store.Pool(), listentest.Run(t, e.store.Pool()), convs.waker("b"), testConfig, log, nil)
 	stopA := run(t, a)
 	poll.Until(t, 5*time.Second, "a to lead", a.Active)
 	run(t, b)
@@ -159,7 +160,7 @@ func TestScannerSleepsUntilTheNextDueTime(t *testing.T) {
 	if _, err := e.store.Pool().Exec(ctx, `UPDATE conversations SET due_at = $1 WHERE id = 'c-read'`, readDue); err != nil {
 		t.Fatal(err)
 	}
-	s := New(e.store.Pool(), convs.waker("s"), cfg, log, nil)
+	s := New(e.store.Pool(), listentest.Run(t, e.store.Pool()), convs.waker("s"), cfg, log, nil)
 	run(t, s)
 	poll.Until(t, 5*time.Second, "the scanner to lead", s.Active)
 	// A fallback poll would come only after the horizon: a tick well

@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -122,7 +123,7 @@ func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *bac
 		CircuitMin: 20 * time.Millisecond, CircuitMax: 100 * time.Millisecond, DispatchInterval: 50 * time.Millisecond,
 		LockRetry: 50 * time.Millisecond, Timeout: 5 * time.Second}
 	tune(&cfg)
-	e.d = New(pool, sealer, cfg, nil, e.reg)
+	e.d = New(pool, listentest.Run(t, pool), sealer, cfg, nil, e.reg)
 	e.sealer, e.webhook = sealer, hook.ID
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -89,6 +89,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/consumers/journal"
+	"github.com/switchboard-dev/switchboard/persistence/listen"
 )
 
 // Config tunes the deliverer. Zero values take the defaults.
@@ -191,6 +192,7 @@ type Stats struct {
 // with Run; Stats may be called from any goroutine.
 type Deliverer struct {
 	pool   *pgxpool.Pool
+	hub    *listen.Hub
 	sealer *Sealer
 	cfg    Config
 	log    *slog.Logger
@@ -225,8 +227,9 @@ type Deliverer struct {
 
 type key struct{ webhook, event string }
 
-// New returns a deliverer. Metrics are registered on reg (nil: not).
-func New(pool *pgxpool.Pool, sealer *Sealer, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Deliverer {
+// New returns a deliverer that hears of commits through hub. Metrics are
+// registered on reg (nil: not).
+func New(pool *pgxpool.Pool, hub *listen.Hub, sealer *Sealer, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Deliverer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -238,7 +241,7 @@ func New(pool *pgxpool.Pool, sealer *Sealer, cfg Config, logger *slog.Logger, re
 		TLSHandshakeTimeout: 5 * time.Second,
 	}
 	return &Deliverer{
-		pool: pool, sealer: sealer, cfg: cfg, log: logger.With("component", "webhooks"), m: newMetrics(reg),
+		pool: pool, hub: hub, sealer: sealer, cfg: cfg, log: logger.With("component", "webhooks"), m: newMetrics(reg),
 		client: &http.Client{Transport: transport, Timeout: cfg.Timeout,
 			// A redirect is an answer that is not 2xx: following it would
 			// let a receiver point deliveries anywhere.
@@ -300,10 +303,11 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
 	ctx, cancel := context.WithCancel(ctx)
-	r := &run{ctx: ctx, recordWake: make(chan struct{}, 1), refillWake: make(chan struct{}, 1),
+	r := &run{ctx: ctx, appended: d.hub.Subscribe(journal.Channel), recordWake: make(chan struct{}, 1), refillWake: make(chan struct{}, 1),
 		checks: make(chan checkAsk, d.cfg.Workers)}
 	var wg sync.WaitGroup
 	defer func() {
+		r.appended.Close()
 		cancel()
 		// The loops that start attempts end first, so that no attempt
 		// starts while they are waited for.
@@ -313,9 +317,6 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 		d.active = false
 		d.mu.Unlock()
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+journal.Channel); err != nil {
-		return fmt.Errorf("webhooks: listen: %w", err)
-	}
 	// A leader that died between recording an outcome and promoting the
 	// next one cannot exist (one transaction), but heads left by an older
 	// version or a manual edit would stall their queue: set every missing
@@ -339,6 +340,7 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 // Deliverer.mu.
 type run struct {
 	ctx      context.Context
+	appended *listen.Subscription // the journal's commits
 	attempts sync.WaitGroup
 	// outbox holds outcomes for the recorder: a lane never waits for a
 	// recording to send its next delivery.
@@ -378,9 +380,7 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 			} else {
 				pendingWait = 0
 			}
-			if _, err := journal.WaitNotification(ctx, conn, wait); err != nil {
-				return err
-			}
+			r.appended.Wait(ctx, wait)
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 )
 
 // BenchmarkPurge measures one retention statement on a table of 1M
@@ -37,7 +39,7 @@ FROM generate_series(0, 999999) AS i`, hook.ID); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("1M rows written and analyzed in %v", time.Since(start).Round(time.Millisecond))
-	d := New(pool, sealer, Config{}, nil, nil)
+	d := New(pool, listentest.Run(b, pool), sealer, Config{}, nil, nil)
 	purge := func(b *testing.B, want int64) {
 		tag, err := pool.Exec(ctx, purgeDeliveredSQL, d.cfg.Retention.Seconds(), d.cfg.PurgeBatch)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 )
 
 // One purge round deletes exactly the rows past their retention — delivered
@@ -27,7 +28,7 @@ func TestPurgeDeletesOnlyExpiredRows(t *testing.T) {
 	}
 	// Production retention and horizon; a small batch so that one round
 	// needs several statements.
-	d := New(pool, sealer, Config{PurgeBatch: 5}, nil, prometheus.NewRegistry())
+	d := New(pool, listentest.Run(t, pool), sealer, Config{PurgeBatch: 5}, nil, prometheus.NewRegistry())
 
 	type row struct {
 		conv              string
