@@ -37,6 +37,8 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[string]map[*Subscription]struct{}
+	// listened are the channels the current session listens to.
+	listened map[string]bool
 	// interrupt cuts the session's current wait short when the set of
 	// channels changes (nil while it is not waiting).
 	interrupt context.CancelFunc
@@ -54,10 +56,11 @@ func New(cfg *pgx.ConnConfig, log *slog.Logger) *Hub {
 	cfg = cfg.Copy()
 	cfg.RuntimeParams["application_name"] = ApplicationName
 	return &Hub{
-		connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg) },
-		log:     log,
-		retry:   time.Second,
-		subs:    map[string]map[*Subscription]struct{}{},
+		connect:  func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg) },
+		log:      log,
+		retry:    time.Second,
+		subs:     map[string]map[*Subscription]struct{}{},
+		listened: map[string]bool{},
 	}
 }
 
@@ -90,6 +93,9 @@ func (h *Hub) Subscribe(channel string) *Subscription {
 		h.changedLocked()
 	}
 	h.subs[channel][s] = struct{}{}
+	if h.listened[channel] {
+		s.listened()
+	}
 	return s
 }
 
@@ -185,7 +191,9 @@ func (h *Hub) sync(ctx context.Context, conn *pgx.Conn, listening map[string]boo
 	// reconnection) learn that their channel is listened to now.
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	clear(h.listened)
 	for ch := range listening {
+		h.listened[ch] = true
 		for s := range h.subs[ch] {
 			s.listened()
 		}
@@ -205,6 +213,7 @@ func (h *Hub) deliver(channel, payload string) {
 func (h *Hub) lost() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	clear(h.listened)
 	for _, subs := range h.subs {
 		for s := range subs {
 			s.unlistened()

@@ -101,6 +101,25 @@ func TestNoticesReachTheirChannelsSubscribersInOrder(t *testing.T) {
 	}
 }
 
+// A subscriber that joins a channel already listened to learns it at once.
+func TestLaterSubscriberOfAListenedChannelIsTold(t *testing.T) {
+	h, pool := start(t)
+	first := h.Subscribe("a")
+	defer first.Close()
+	listened(t, first)
+	second := h.Subscribe("a")
+	defer second.Close()
+	if n := second.Take(); !n.Missed || !n.Listening {
+		t.Fatalf("second subscriber of a listened channel: %+v, want missed while listening", n)
+	}
+	notify(t, pool, "a", "x")
+	for _, s := range []*Subscription{first, second} {
+		if n := next(t, s); fmt.Sprint(n.Payloads) != "[x]" {
+			t.Fatalf("got %+v, want [x]", n)
+		}
+	}
+}
+
 // A session holds one backend, whatever the number of channels.
 func TestOneSessionListensToEveryChannel(t *testing.T) {
 	h, pool := start(t)
