@@ -11,7 +11,6 @@ import (
 	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 )
 
-
 // followRevocations runs s.FollowRevocations until the returned stop is
 // called, once it listens.
 func followRevocations(tb testing.TB, s *Store) (stop func()) {

@@ -24,6 +24,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// maxRetry bounds the pause between attempts to open a session.
+const maxRetry = 5 * time.Second
+
 // maxPending bounds the payloads a subscription holds for a subscriber that
 // does not take them; past it they are dropped and reported as missed.
 const maxPending = 1024
@@ -58,26 +61,33 @@ func New(cfg *pgx.ConnConfig, log *slog.Logger) *Hub {
 	return &Hub{
 		connect:  func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg) },
 		log:      log,
-		retry:    time.Second,
+		retry:    100 * time.Millisecond,
 		subs:     map[string]map[*Subscription]struct{}{},
 		listened: map[string]bool{},
 	}
 }
 
-// Run keeps the session up until ctx ends.
+// Run keeps the session up until ctx ends. A session that cannot be
+// opened is retried with backoff (doubling up to maxRetry), so an outage of
+// the database logs a warning every few seconds, not many a second.
 func (h *Hub) Run(ctx context.Context) {
+	backoff := h.retry
 	for {
-		err := h.session(ctx)
+		listened, err := h.session(ctx)
 		h.lost()
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Warn("notice session lost; reconnecting", "err", err)
+		if listened {
+			backoff = h.retry
+		}
+		h.log.Warn("notice session lost; reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(h.retry):
+		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, maxRetry)
 	}
 }
 
@@ -116,11 +126,12 @@ func (h *Hub) changedLocked() {
 	}
 }
 
-// session listens on one connection until it fails or ctx ends.
-func (h *Hub) session(ctx context.Context) error {
+// session listens on one connection until it fails or ctx ends; listened
+// reports whether it got as far as listening.
+func (h *Hub) session(ctx context.Context) (listened bool, err error) {
 	conn, err := h.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("listen: connect: %w", err)
+		return false, fmt.Errorf("listen: connect: %w", err)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -130,8 +141,9 @@ func (h *Hub) session(ctx context.Context) error {
 	listening := map[string]bool{}
 	for {
 		if err := h.sync(ctx, conn, listening); err != nil {
-			return err
+			return listened, err
 		}
+		listened = true
 		wctx, cancel := context.WithCancel(ctx)
 		h.mu.Lock()
 		if h.changed {
@@ -149,13 +161,13 @@ func (h *Hub) session(ctx context.Context) error {
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return true, ctx.Err()
 		case err != nil && interrupted:
 			// Interrupted by a change of channels: the wait gave up on a
 			// deadline, which leaves the connection usable.
 			continue
 		case err != nil:
-			return fmt.Errorf("listen: wait: %w", err)
+			return true, fmt.Errorf("listen: wait: %w", err)
 		}
 		h.deliver(n.Channel, n.Payload)
 	}
