@@ -53,7 +53,7 @@ type Config struct {
 	// SuspectAfter is how long another member may leave this node's pings
 	// unanswered before its identities go to the next member, until it
 	// answers again (a frozen member closes no connection; a dead one is
-	// routed around at once, without waiting for this).
+	// routed around at once, without waiting for this). Default 2 s.
 	SuspectAfter time.Duration
 	// watchActor replaces the actor answering the others' pings (tests:
 	// one that does not answer looks frozen).
@@ -100,7 +100,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		cfg.LookupTimeout = time.Second
 	}
 	if cfg.SuspectAfter == 0 {
-		cfg.SuspectAfter = time.Second
+		cfg.SuspectAfter = 2 * time.Second
 	}
 	if cfg.watchActor == nil {
 		cfg.watchActor = func() actor.Actor { return watchActor{} }

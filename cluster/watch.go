@@ -27,10 +27,11 @@ func (watchActor) Receive(actor.Context) {}
 // Fencing keeps a wrong suspicion safe: the suspected member's activations
 // are taken over and fail their next append.
 func (n *Node) watchMembers(stop <-chan struct{}) {
-	d := suspicion.New(n.cfg.SuspectAfter)
+	every := n.cfg.SuspectAfter / 4
+	d := suspicion.New(n.cfg.SuspectAfter, every)
 	var mu sync.Mutex // d, pinging
 	pinging := map[string]bool{}
-	tick := time.NewTicker(n.cfg.SuspectAfter / 4)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {

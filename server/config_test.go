@@ -55,8 +55,8 @@ func TestClusterSuspectAfter(t *testing.T) {
 		return LoadConfig("test", nil, func(k string) string { return env[k] })
 	}
 	c, err := load(map[string]string{})
-	if err != nil || c.ClusterSuspectAfter != time.Second {
-		t.Fatalf("default %s, %v; want 1s", c.ClusterSuspectAfter, err)
+	if err != nil || c.ClusterSuspectAfter != 2*time.Second {
+		t.Fatalf("default %s, %v; want 2s", c.ClusterSuspectAfter, err)
 	}
 	if c, err = load(map[string]string{"SWITCHBOARD_CLUSTER_SUSPECT_AFTER": "3s"}); err != nil || c.ClusterSuspectAfter != 3*time.Second {
 		t.Fatalf("set to 3s: %s, %v", c.ClusterSuspectAfter, err)

@@ -16,8 +16,9 @@ import "time"
 // Detector tracks the members it is told to watch. It is not safe for
 // concurrent use.
 type Detector struct {
-	after time.Duration
-	peers map[string]*peer
+	after, every time.Duration
+	peers        map[string]*peer
+	checked      time.Time // the last Check
 }
 
 type peer struct {
@@ -26,9 +27,9 @@ type peer struct {
 }
 
 // New returns a detector that suspects a member after it has not answered
-// for after.
-func New(after time.Duration) *Detector {
-	return &Detector{after: after, peers: map[string]*peer{}}
+// for after, asked by a caller that checks every so often.
+func New(after, every time.Duration) *Detector {
+	return &Detector{after: after, every: every, peers: map[string]*peer{}}
 }
 
 // Watch sets the members to watch: a new one is given a full period from
@@ -65,7 +66,21 @@ func (d *Detector) Answered(addr string, at time.Time) (recovered bool) {
 // Check returns the members that became suspect by now: silent for longer
 // than the detector's period since their last answer. Each is returned
 // once, until it answers again.
+//
+// Time the checker itself lost does not count as anyone's silence: a check
+// that comes more than a cadence late (this process starved of CPU, or
+// paused) moves every member's last answer forward by its lateness, since
+// the answers that arrived meanwhile have not been read yet. Without that,
+// a busy host makes every member suspect every other at once.
 func (d *Detector) Check(now time.Time) []string {
+	if !d.checked.IsZero() {
+		if late := now.Sub(d.checked) - d.every; late > d.every {
+			for _, p := range d.peers {
+				p.answered = p.answered.Add(late)
+			}
+		}
+	}
+	d.checked = now
 	var out []string
 	for a, p := range d.peers {
 		if !p.suspected && now.Sub(p.answered) > d.after {

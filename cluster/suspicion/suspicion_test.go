@@ -11,7 +11,7 @@ var t0 = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
 func TestSilentMemberIsSuspectedOnceAndRecoversOnAnswer(t *testing.T) {
-	d := New(time.Second)
+	d := New(time.Second, time.Second)
 	d.Watch([]string{"a", "b"}, at(0))
 	if got := d.Check(at(1000)); len(got) != 0 {
 		t.Fatalf("suspected at exactly the period: %v", got)
@@ -40,7 +40,7 @@ func TestSilentMemberIsSuspectedOnceAndRecoversOnAnswer(t *testing.T) {
 }
 
 func TestAnOlderAnswerDoesNotMoveTheLastOneBack(t *testing.T) {
-	d := New(time.Second)
+	d := New(time.Second, time.Second)
 	d.Watch([]string{"a"}, at(0))
 	d.Answered("a", at(800))
 	d.Answered("a", at(300)) // received out of order
@@ -50,7 +50,7 @@ func TestAnOlderAnswerDoesNotMoveTheLastOneBack(t *testing.T) {
 }
 
 func TestWatchGivesNewMembersAPeriodAndForgetsTheGone(t *testing.T) {
-	d := New(time.Second)
+	d := New(time.Second, time.Second)
 	d.Watch([]string{"a"}, at(0))
 	d.Watch([]string{"a", "b"}, at(900)) // b joins
 	if got := d.Check(at(1500)); !slices.Equal(got, []string{"a"}) {
@@ -71,5 +71,29 @@ func TestWatchGivesNewMembersAPeriodAndForgetsTheGone(t *testing.T) {
 	// suspected again (b still is, so is not returned twice).
 	if got := d.Check(at(3001)); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("suspected %v, want [a]", got)
+	}
+}
+
+// A check that comes late (the checker's own process stalled) does not read
+// the stall as the members' silence; silence after it counts again.
+func TestTheCheckersOwnStallIsNotSilence(t *testing.T) {
+	d := New(time.Second, 250*time.Millisecond)
+	d.Watch([]string{"a"}, at(0))
+	for _, ms := range []int{250, 500, 750} {
+		d.Answered("a", at(ms-50))
+		if got := d.Check(at(ms)); len(got) != 0 {
+			t.Fatalf("suspected %v at %d ms", got, ms)
+		}
+	}
+	// Stalled from 750 to 3,000 ms, 2 s late: a is silent for 2.3 s by the
+	// clock, for 300 ms of the checker's own time.
+	var suspectedAt int
+	for ms := 3000; ms <= 5000 && suspectedAt == 0; ms += 250 {
+		if got := d.Check(at(ms)); slices.Equal(got, []string{"a"}) {
+			suspectedAt = ms
+		}
+	}
+	if suspectedAt != 3750 {
+		t.Fatalf("a suspected at %d ms, want 3,750 (1,050 ms of silence outside the stall)", suspectedAt)
 	}
 }
