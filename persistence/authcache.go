@@ -10,8 +10,10 @@ import (
 // follows revocations (FollowRevocations): a credential stops working at
 // once on the node that revokes it (the revoking call clears the cache before
 // it returns) and on every other node when the revocation's NOTIFY arrives,
-// within milliseconds of the commit. A lost listener connection turns the
-// cache off until the next LISTEN succeeds, since a notice could be missed.
+// within milliseconds of the commit — and the revoking call returns only
+// once every node has acknowledged acting on it (or after revocationWait).
+// A lost listener connection turns the cache off until the next LISTEN
+// succeeds, since a notice could be missed.
 //
 // generation closes the race between a lookup and a revocation: a lookup
 // notes it before reading the database and stores its result only if no
@@ -22,8 +24,14 @@ type authCache struct {
 	on         bool
 	generation uint64
 	entries    map[[32]byte]authEntry
-	// echoes are this node's revocations waiting for their notice.
-	echoes map[string]chan struct{}
+	// awaited are this node's revocations waiting for every node's
+	// acknowledgement.
+	awaited map[string]*awaitedAcks
+}
+
+type awaitedAcks struct {
+	done        chan struct{}
+	need, acked int // need is 0 until the revoking transaction counted the nodes
 }
 
 type authEntry struct {
@@ -78,10 +86,10 @@ func (c *authCache) reset(on bool) {
 	c.generation++
 	c.entries = nil
 	if !on {
-		// No listener: no notice will confirm a revocation in flight.
-		for id, ch := range c.echoes {
-			close(ch)
-			delete(c.echoes, id)
+		// No listener: no acknowledgement will reach a revocation in flight.
+		for id, a := range c.awaited {
+			close(a.done)
+			delete(c.awaited, id)
 		}
 	}
 }
@@ -96,33 +104,52 @@ func (c *authCache) revoked() {
 }
 
 // expect registers a revocation about to be announced and returns the
-// channel its notice closes — nil while the cache is off (no listener).
+// channel that closes once every node acknowledged it — nil while the cache
+// is off (no listener). The revoking transaction says how many nodes that
+// is (expectAcks).
 func (c *authCache) expect(id string) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.on {
 		return nil
 	}
-	if c.echoes == nil {
-		c.echoes = map[string]chan struct{}{}
+	if c.awaited == nil {
+		c.awaited = map[string]*awaitedAcks{}
 	}
-	ch := make(chan struct{})
-	c.echoes[id] = ch
-	return ch
+	a := &awaitedAcks{done: make(chan struct{})}
+	c.awaited[id] = a
+	return a.done
+}
+
+// expectAcks sets how many nodes' acknowledgements revocation id waits for.
+func (c *authCache) expectAcks(id string, nodes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a, ok := c.awaited[id]; ok {
+		a.need = max(nodes, 1)
+		c.releaseLocked(id, a)
+	}
 }
 
 func (c *authCache) unexpect(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.echoes, id)
+	delete(c.awaited, id)
 }
 
-// echo reports the notice of revocation id as received.
-func (c *authCache) echo(id string) {
+// ack records a node's acknowledgement of revocation id.
+func (c *authCache) ack(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ch, ok := c.echoes[id]; ok {
-		close(ch)
-		delete(c.echoes, id)
+	if a, ok := c.awaited[id]; ok {
+		a.acked++
+		c.releaseLocked(id, a)
+	}
+}
+
+func (c *authCache) releaseLocked(id string, a *awaitedAcks) {
+	if a.need > 0 && a.acked >= a.need {
+		close(a.done)
+		delete(c.awaited, id)
 	}
 }

@@ -50,30 +50,39 @@ func TestAuthCache(t *testing.T) {
 	}
 }
 
-func TestAuthCacheEchoes(t *testing.T) {
+func TestAuthCacheWaitsForEveryNodesAck(t *testing.T) {
 	var c authCache
 	if c.expect("rv_off") != nil {
-		t.Fatal("an echo expected while no listener runs")
+		t.Fatal("acknowledgements expected while no listener runs")
 	}
 	c.reset(true)
 	a, b := c.expect("rv_a"), c.expect("rv_b")
-	c.echo("rv_a")
-	c.echo("rv_unknown") // another node's revocation
-	select {
-	case <-a:
-	default:
-		t.Fatal("rv_a's notice did not release its waiter")
+	c.ack("rv_a") // before the transaction said how many nodes there are
+	c.expectAcks("rv_a", 2)
+	released := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
 	}
-	select {
-	case <-b:
-		t.Fatal("rv_b released by another notice")
-	default:
+	if released(a) {
+		t.Fatal("rv_a released after one of two nodes")
 	}
-	// The listener goes: no notice will come, so nobody waits for one.
+	c.ack("rv_unknown") // another node's revocation
+	c.ack("rv_a")
+	if !released(a) {
+		t.Fatal("rv_a not released after both nodes acknowledged")
+	}
+	c.expectAcks("rv_b", 3)
+	c.ack("rv_b")
+	if released(b) {
+		t.Fatal("rv_b released by one of three")
+	}
+	// The listener goes: no acknowledgement will come, so nobody waits.
 	c.reset(false)
-	select {
-	case <-b:
-	default:
+	if !released(b) {
 		t.Fatal("a waiter kept waiting after the listener was lost")
 	}
 }

@@ -180,36 +180,52 @@ func (s *Store) CredentialLive(ctx context.Context, credentialID string) (bool, 
 	return live, nil
 }
 
-// revocationEcho bounds how long a revoking call waits for its own node's
-// listener to receive the notice.
-const revocationEcho = 2 * time.Second
+// revocationWait bounds how long a revoking call waits for the nodes'
+// acknowledgements: a stalled node acts when it resumes, within the cache's
+// TTL at worst.
+const revocationWait = 2 * time.Second
+
+// RevocationAckChannel is the NOTIFY channel on which each node acknowledges
+// a revocation it acted on (its payload is the revocation's ID).
+const RevocationAckChannel = "credentials_revoked_ack"
+
+// countNodesSQL counts the nodes following notices on this database: each
+// holds one listen session (persistence/listen).
+const countNodesSQL = `SELECT count(*) FROM pg_stat_activity
+	WHERE datname = current_database() AND application_name = $1`
 
 // revoke runs change and announces r in one transaction, then forgets this
-// node's cached credentials before it returns. While this node follows
-// revocations, it also waits for its own listener to receive the notice:
-// PostgreSQL signals every node's listener at the same commit, so by the
-// time the caller hears back the others have had the same notice to act on
-// (a node whose listener is stalled acts when it resumes, within the cache's
-// TTL at worst).
+// node's cached credentials. While this node follows revocations, it also
+// waits until every node (counted in the transaction) acknowledges having
+// acted on it: PostgreSQL signals every node at the same commit, but each
+// acts on its own schedule, and "fails from the next request on" must hold
+// on whichever node the caller's next request reaches.
 func (s *Store) revoke(ctx context.Context, r Revocation, change func(pgx.Tx) error) error {
 	r.ID = newID(revocationIDPrefix)
-	echo := s.auth.expect(r.ID)
+	acked := s.auth.expect(r.ID)
 	defer s.auth.unexpect(r.ID)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := change(tx); err != nil {
 			return err
 		}
+		if acked != nil {
+			var nodes int
+			if err := tx.QueryRow(ctx, countNodesSQL, listen.ApplicationName).Scan(&nodes); err != nil {
+				return err
+			}
+			s.auth.expectAcks(r.ID, nodes)
+		}
 		return notifyRevocation(ctx, tx, r)
 	})
 	// Also when the commit's outcome is unknown: forgetting is always safe.
 	s.auth.revoked()
-	if err != nil || echo == nil {
+	if err != nil || acked == nil {
 		return err
 	}
 	select {
-	case <-echo:
+	case <-acked:
 	case <-ctx.Done():
-	case <-time.After(revocationEcho):
+	case <-time.After(revocationWait):
 	}
 	return nil
 }
@@ -224,22 +240,29 @@ func notifyRevocation(ctx context.Context, tx pgx.Tx, r Revocation) error {
 }
 
 // FollowRevocations calls revoked for every revocation announced by any node
-// until ctx ends, hearing them through the node's notice hub. A notification
-// sent while the hub does not listen is lost, so whenever it (re)starts
-// listening it calls resync: the caller re-checks what it holds
+// until ctx ends, hearing them through the node's notice hub, and
+// acknowledges each (RevocationAckChannel) once revoked has returned. A
+// notification sent while the hub does not listen is lost, so whenever it
+// (re)starts listening it calls resync: the caller re-checks what it holds
 // (CredentialLive). Credentials are cached only while the hub listens. The
 // returned error is ctx's.
 func (s *Store) FollowRevocations(ctx context.Context, hub *listen.Hub, revoked func(Revocation), resync func(context.Context)) error {
-	sub := hub.Subscribe(RevocationChannel)
-	defer sub.Close()
+	revocations, acks := hub.Subscribe(RevocationChannel), hub.Subscribe(RevocationAckChannel)
+	defer revocations.Close()
+	defer acks.Close()
 	defer s.auth.reset(false)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-sub.Ready():
+		case <-acks.Ready():
+			for _, id := range acks.Take().Payloads {
+				s.auth.ack(id)
+			}
+			continue
+		case <-revocations.Ready():
 		}
-		n := sub.Take()
+		n := revocations.Take()
 		if n.Missed {
 			// Whatever was announced while not listening is unknown: forget
 			// it all, and cache again only while notices flow.
@@ -256,7 +279,8 @@ func (s *Store) FollowRevocations(ctx context.Context, hub *listen.Hub, revoked 
 				continue
 			}
 			revoked(r)
-			s.auth.echo(r.ID)
+			// A lost acknowledgement costs the revoking call revocationWait.
+			_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, RevocationAckChannel, r.ID)
 		}
 	}
 }
