@@ -40,7 +40,8 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[string]map[*Subscription]struct{}
-	// listened are the channels the current session listens to.
+	// listened are the channels the current session listens to (empty
+	// between sessions: lost clears it).
 	listened map[string]bool
 	// interrupt cuts the session's current wait short when the set of
 	// channels changes (nil while it is not waiting).
@@ -138,9 +139,8 @@ func (h *Hub) session(ctx context.Context) (listened bool, err error) {
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	listening := map[string]bool{}
 	for {
-		if err := h.sync(ctx, conn, listening); err != nil {
+		if err := h.sync(ctx, conn); err != nil {
 			return listened, err
 		}
 		listened = true
@@ -173,39 +173,45 @@ func (h *Hub) session(ctx context.Context) (listened bool, err error) {
 	}
 }
 
-// sync makes the session listen to exactly the subscribed channels.
-func (h *Hub) sync(ctx context.Context, conn *pgx.Conn, listening map[string]bool) error {
+// sync makes the session listen to exactly the subscribed channels. Only
+// the goroutine running the session writes h.listened, so it may do the
+// session's I/O between reading and updating it.
+func (h *Hub) sync(ctx context.Context, conn *pgx.Conn) error {
 	h.mu.Lock()
 	h.changed = false
-	want := make(map[string]bool, len(h.subs))
+	var add, drop []string
 	for ch := range h.subs {
-		want[ch] = true
+		if !h.listened[ch] {
+			add = append(add, ch)
+		}
+	}
+	for ch := range h.listened {
+		if h.subs[ch] == nil {
+			drop = append(drop, ch)
+		}
 	}
 	h.mu.Unlock()
-	for ch := range listening {
-		if !want[ch] {
-			if _, err := conn.Exec(ctx, "UNLISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
-				return fmt.Errorf("listen: unlisten %s: %w", ch, err)
-			}
-			delete(listening, ch)
+	for _, ch := range drop {
+		if _, err := conn.Exec(ctx, "UNLISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return fmt.Errorf("listen: unlisten %s: %w", ch, err)
 		}
 	}
-	for ch := range want {
-		if listening[ch] {
-			continue
-		}
+	for _, ch := range add {
 		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
 			return fmt.Errorf("listen: listen %s: %w", ch, err)
 		}
-		listening[ch] = true
 	}
 	// Subscriptions made since the last sync (and all of them after a
 	// reconnection) learn that their channel is listened to now.
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	clear(h.listened)
-	for ch := range listening {
+	for _, ch := range drop {
+		delete(h.listened, ch)
+	}
+	for _, ch := range add {
 		h.listened[ch] = true
+	}
+	for ch := range h.listened {
 		for s := range h.subs[ch] {
 			s.listened()
 		}
