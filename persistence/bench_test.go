@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/switchboard-dev/switchboard/persistence/pgparams"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -104,6 +106,7 @@ func BenchmarkAppendJournalOnly(b *testing.B) {
 }
 
 var journalOnlyStatement = batchStatement{
+	name: "switchboard_bench_journal_only",
 	sql: `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[])
@@ -116,16 +119,22 @@ journal_rows AS (
 	FROM input
 )
 SELECT idx, true FROM input`,
-	args: func(batch []*request) []any {
-		n := len(batch)
-		conv, account, inbox, etype := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		event, summary := make([][]byte, n), make([][]byte, n)
-		version, withSummary := make([]int64, n), make([]bool, n)
-		for i, r := range batch {
-			conv[i], version[i], account[i], inbox[i] = r.a.Summary.ID, r.a.Event.Version, r.a.Summary.AccountID, r.a.Summary.InboxID
-			etype[i], event[i], summary[i], withSummary[i] = string(r.a.Event.Type), r.event, r.sum, r.withSummary
+	encode: func(p *pgparams.Params, batch []*request) {
+		col := func(oid uint32, f func(r *request)) {
+			p.Array(oid)
+			for _, r := range batch {
+				f(r)
+			}
+			p.End()
 		}
-		return []any{conv, version, account, inbox, etype, event, summary, withSummary}
+		col(pgparams.TextOID, func(r *request) { p.Text(r.a.Summary.ID) })
+		col(pgparams.Int8OID, func(r *request) { p.Int8(r.a.Event.Version) })
+		col(pgparams.TextOID, func(r *request) { p.Text(r.a.Summary.AccountID) })
+		col(pgparams.TextOID, func(r *request) { p.Text(r.a.Summary.InboxID) })
+		col(pgparams.TextOID, func(r *request) { p.Text(string(r.a.Event.Type)) })
+		col(pgparams.TextOID, func(r *request) { p.Bytes(r.event) })
+		col(pgparams.TextOID, func(r *request) { p.Bytes(r.sum) })
+		col(pgparams.BoolOID, func(r *request) { p.Bool(r.withSummary) })
 	},
 }
 
@@ -210,9 +219,27 @@ func BenchmarkAppendAfterIdle(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			return pipeline(func(batch *pgx.Batch) {
-				batch.Queue(journalOnlyStatement.sql, journalOnlyStatement.args([]*request{r})...)
-			})
+			var p pgparams.Params
+			journalOnlyStatement.encode(&p, []*request{r})
+			conn, err := s.Pool().Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			sd, err := prepare(ctx, conn.Conn(), journalOnlyStatement.name, journalOnlyStatement.sql)
+			if err != nil {
+				return err
+			}
+			batch := &pgconn.Batch{}
+			if err := queue(ctx, conn.Conn(), batch, beginSQL); err != nil {
+				return err
+			}
+			batch.ExecStatement(sd, p.Values(), p.Formats(), nil)
+			if err := queue(ctx, conn.Conn(), batch, commitSQL); err != nil {
+				return err
+			}
+			_, err = conn.Conn().PgConn().ExecBatch(ctx, batch).ReadAll()
+			return err
 		}},
 		{"writer-quiet", func(v int64) error { return quiet.Append(ctx, appendOf("_quiet", 0, v)) }},
 		{"writer", func(v int64) error { return journalOnly.Append(ctx, appendOf("_writer", 0, v)) }},

@@ -2,14 +2,17 @@ package persistence
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/switchboard-dev/switchboard/persistence/pgparams"
 )
 
 // batchTimeout bounds one batch transaction, so a hung connection cannot
@@ -108,10 +111,13 @@ func (w *Writer) execWithRetry(batch []*request) ([]outcome, error) {
 		}
 	}
 	w.m.batch.Observe(float64(n))
-	args := w.stmt.args(batch)
+	p := paramsPool.Get().(*pgparams.Params)
+	defer paramsPool.Put(p)
+	p.Reset()
+	w.stmt.encode(p, batch)
 	due, armsSoon := soonDue(batch, time.Now())
 	for attempt := 1; ; attempt++ {
-		outcomes, err := w.exec(args, len(batch), due, armsSoon)
+		outcomes, err := w.exec(p, len(batch), due, armsSoon)
 		if err == nil || attempt == maxBatchAttempts || !retryable(err) {
 			return outcomes, err
 		}
@@ -158,9 +164,13 @@ func isDataError(err error) bool {
 	return false
 }
 
+// paramsPool keeps the committers' parameter buffers: each batch encodes
+// into memory an earlier batch already grew (see pgparams).
+var paramsPool = sync.Pool{New: func() any { return new(pgparams.Params) }}
+
 // exec commits one batch; armsSoon adds the TimersChannel announcement of
 // due (see soonDue) to the wake-ups that follow its commit.
-func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes []outcome, err error) {
+func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (outcomes []outcome, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	conn, err := w.pool.Acquire(ctx)
@@ -173,6 +183,10 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 			rollbackLeftOpen(ctx, conn)
 		}
 	}()
+	stmt, err := prepare(ctx, conn.Conn(), w.stmt.name, w.stmt.sql)
+	if err != nil {
+		return nil, err
+	}
 	// One round trip: the pipeline carries the whole transaction, then the
 	// wake-ups in a transaction of their own, when this commit carries the
 	// journal notice (see notices) or arms a timer soon. NOTIFY inside the
@@ -182,58 +196,67 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 	// COMMIT, with synchronous_commit off (a lost wake-up costs a poll
 	// interval, never an entry: consumers read the journal, not the
 	// notification), the lock is held for microseconds.
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(genericPlanSQL)
-	b.Queue(w.stmt.sql, args...)
-	b.Queue("COMMIT")
+	//
+	// The batch goes through pgconn with parameters encoded by pgparams:
+	// pgx would encode them again into a buffer it regrows every batch.
+	b := &pgconn.Batch{}
+	if err := queue(ctx, conn.Conn(), b, beginSQL, genericPlanSQL); err != nil {
+		return nil, err
+	}
+	b.ExecStatement(stmt, p.Values(), p.Formats(), binaryResults)
+	if err := queue(ctx, conn.Conn(), b, commitSQL); err != nil {
+		return nil, err
+	}
 	carry := w.notices.claim(time.Now()) || armsSoon
 	if carry {
-		queueWake(b, armsSoon, due)
+		if err := queueWake(ctx, conn.Conn(), b, armsSoon, due); err != nil {
+			return nil, err
+		}
 	}
-	br := conn.SendBatch(ctx, b)
+	res := conn.Conn().PgConn().ExecBatch(ctx, b)
 	defer func() {
-		cerr := br.Close()
+		cerr := res.Close()
 		if cerr != nil && err == nil && outcomes == nil {
 			err = fmt.Errorf("commit batch: %w", cerr)
 		}
 	}()
 	for _, step := range []string{"begin", "plan mode"} {
-		if _, err := br.Exec(); err != nil {
-			return nil, fmt.Errorf("%s: %w", step, err)
+		if _, err := nextResult(res, step); err != nil {
+			return nil, err
 		}
 	}
 	got := make([]outcome, n)
-	rows, err := br.Query()
+	rows, err := nextResult(res, "append batch")
 	if err != nil {
-		return nil, fmt.Errorf("append batch: %w", err)
+		return nil, err
 	}
-	for rows.Next() {
-		var idx int64
-		var ok bool
-		if err := rows.Scan(&idx, &ok); err != nil {
+	for rows.NextRow() {
+		v := rows.Values()
+		if len(v) != 2 || len(v[0]) != 8 || len(v[1]) != 1 {
 			rows.Close()
-			return nil, fmt.Errorf("append batch: %w", err)
+			return nil, fmt.Errorf("append batch: unexpected result row %q", v)
 		}
+		idx := int64(binary.BigEndian.Uint64(v[0]))
 		if idx < 1 || idx > int64(n) {
 			rows.Close()
 			return nil, fmt.Errorf("append batch: result index %d out of range", idx)
 		}
-		if ok {
+		if v[1][0] != 0 {
 			got[idx-1] = outcomeOK
 		} else {
 			got[idx-1] = outcomeDuplicate
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if _, err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("append batch: %w", err)
 	}
-	tag, err := br.Exec()
+	commit, err := nextResult(res, "commit")
 	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+		return nil, err
 	}
-	if tag.String() != "COMMIT" {
+	if tag, err := commit.Close(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	} else if tag.String() != "COMMIT" {
 		return nil, fmt.Errorf("commit: transaction rolled back (%s)", tag)
 	}
 	// Committed: from here on nothing fails the batch. A failed wake-up
@@ -244,12 +267,66 @@ func (w *Writer) exec(args []any, n int, due time.Time, armsSoon bool) (outcomes
 		w.notices.owe(time.Now())
 		return outcomes, nil
 	}
-	if werr := w.wake(br, armsSoon); werr != nil {
+	if werr := wake(res, armsSoon); werr != nil {
 		w.m.wakeFailures.Inc()
-		_ = br.Close()
+		_ = res.Close()
 		rollbackLeftOpen(ctx, conn)
 	}
 	return outcomes, nil
+}
+
+// binaryResults asks for the batch statement's (index, ok) in binary.
+var binaryResults = []int16{pgparams.BinaryFormat, pgparams.BinaryFormat}
+
+// prepare returns the statement sql prepared on c under name: one round
+// trip the first time on each connection, a lookup after that.
+func prepare(ctx context.Context, c *pgx.Conn, name, sql string) (*pgconn.StatementDescription, error) {
+	sd, err := c.Prepare(ctx, name, sql)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", name, err)
+	}
+	return sd, nil
+}
+
+// Statements without parameters the writer's batches send, prepared by
+// these names.
+const (
+	beginSQL       = "BEGIN"
+	commitSQL      = "COMMIT"
+	asyncCommitSQL = "SET LOCAL synchronous_commit = off"
+	notifySQL      = "NOTIFY journal_appended"
+)
+
+var statementNames = map[string]string{
+	beginSQL:        "switchboard_begin",
+	commitSQL:       "switchboard_commit",
+	genericPlanSQL:  "switchboard_generic_plan",
+	asyncCommitSQL:  "switchboard_async_commit",
+	notifySQL:       "switchboard_notify_journal",
+	notifyTimersSQL: "switchboard_notify_timers",
+}
+
+// queue adds statements without parameters to b, each prepared on c.
+func queue(ctx context.Context, c *pgx.Conn, b *pgconn.Batch, sqls ...string) error {
+	for _, sql := range sqls {
+		sd, err := prepare(ctx, c, statementNames[sql], sql)
+		if err != nil {
+			return err
+		}
+		b.ExecStatement(sd, nil, nil, nil)
+	}
+	return nil
+}
+
+// nextResult moves res to the result of the batch's next statement.
+func nextResult(res *pgconn.MultiResultReader, step string) (*pgconn.ResultReader, error) {
+	if res.NextResult() {
+		return res.ResultReader(), nil
+	}
+	if err := res.Close(); err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	return nil, fmt.Errorf("%s: the batch ended early", step)
 }
 
 // genericPlanSQL keeps the batch statement on its prepared (generic) plan.
@@ -263,37 +340,65 @@ const genericPlanSQL = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 // queueWake queues the wake-up transaction: the journal notice, and the
 // timers' when armsSoon.
-func queueWake(b *pgx.Batch, armsSoon bool, due time.Time) {
-	b.Queue("BEGIN")
-	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue("NOTIFY journal_appended")
-	if armsSoon {
-		b.Queue(notifyTimersSQL, TimersPayload(due))
+func queueWake(ctx context.Context, c *pgx.Conn, b *pgconn.Batch, armsSoon bool, due time.Time) error {
+	if err := queue(ctx, c, b, beginSQL, asyncCommitSQL, notifySQL); err != nil {
+		return err
 	}
-	b.Queue("COMMIT")
+	if armsSoon {
+		sd, err := prepare(ctx, c, statementNames[notifyTimersSQL], notifyTimersSQL)
+		if err != nil {
+			return err
+		}
+		b.ExecStatement(sd, [][]byte{[]byte(TimersPayload(due))}, nil, nil)
+	}
+	return queue(ctx, c, b, commitSQL)
 }
 
 // notify sends the journal notice owed to commits that carried none.
 func (w *Writer) notify() {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	b := &pgx.Batch{}
-	queueWake(b, false, time.Time{})
-	if err := w.pool.SendBatch(ctx, b).Close(); err != nil {
+	err := func() (err error) {
+		conn, err := w.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		defer func() {
+			if err != nil {
+				rollbackLeftOpen(ctx, conn)
+			}
+		}()
+		b := &pgconn.Batch{}
+		if err := queueWake(ctx, conn.Conn(), b, false, time.Time{}); err != nil {
+			return err
+		}
+		res := conn.Conn().PgConn().ExecBatch(ctx, b)
+		if err := wake(res, false); err != nil {
+			_ = res.Close()
+			return err
+		}
+		return res.Close()
+	}()
+	if err != nil {
 		w.m.wakeFailures.Inc()
 		w.cfg.Log.Warn("journal notice not sent; consumers find the commits at their next poll", "err", err)
 	}
 }
 
-// wake reads the results of the wake-up transaction exec queued after the
+// wake reads the results of the wake-up transaction queued after the
 // batch's COMMIT.
-func (w *Writer) wake(br pgx.BatchResults, armsSoon bool) error {
+func wake(res *pgconn.MultiResultReader, armsSoon bool) error {
 	steps := []string{"begin", "set", "notify journal"}
 	if armsSoon {
 		steps = append(steps, "notify timers")
 	}
 	for _, step := range append(steps, "commit") {
-		if _, err := br.Exec(); err != nil {
+		rr, err := nextResult(res, "wake-up "+step)
+		if err != nil {
+			return err
+		}
+		if _, err := rr.Close(); err != nil {
 			return fmt.Errorf("wake-up %s: %w", step, err)
 		}
 	}
@@ -301,73 +406,129 @@ func (w *Writer) wake(br pgx.BatchResults, armsSoon bool) error {
 }
 
 // batchStatement is the statement a batch runs: its SQL answers one row
-// (index, ok) per append that committed or was a duplicate; args lays the
-// batch out as its parameters.
+// (index int8, ok bool) per append that committed or was a duplicate;
+// encode lays the batch out as its parameters. name is what it is prepared
+// as on each connection.
 type batchStatement struct {
-	sql  string
-	args func([]*request) []any
+	name, sql string
+	encode    func(*pgparams.Params, []*request)
 }
 
 // appendStatement writes everything an append commits (appendBatchSQL).
-var appendStatement = batchStatement{sql: appendBatchSQL, args: batchArgs}
+var appendStatement = batchStatement{name: "switchboard_append_batch", sql: appendBatchSQL, encode: encodeBatch}
 
-// batchArgs lays the batch out as column arrays for unnest.
-func batchArgs(batch []*request) []any {
-	n := len(batch)
-	var (
-		conv, account, inbox, etype, contactKey, status, channel, tags = make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n)
-		// JSON goes as bytes: no copy into strings.
-		event, item, summary = make([][]byte, n), make([][]byte, n), make([][]byte, n)
-		withSummary          = make([]bool, n)
-		epoch, version       = make([]int64, n), make([]int64, n)
-		itemSeq              = make([]pgtype.Int8, n)
-		addressed            = make([]bool, n)
-		assignee             = make([]pgtype.Text, n)
-		lastActivity         = make([]time.Time, n)
-		waiting              = make([]pgtype.Timestamptz, n)
-		due                  = make([]pgtype.Timestamptz, n) // automation: due_at
-		keyIdx               []int64
-		keyScope, keys       []string
-	)
-	for i, r := range batch {
-		s := &r.a.Summary
-		conv[i], account[i], inbox[i] = s.ID, s.AccountID, s.InboxID
-		epoch[i], version[i] = r.a.Epoch, r.a.Event.Version
-		etype[i], event[i], withSummary[i] = string(r.a.Event.Type), r.event, r.withSummary
+// encodeBatch lays the batch out as column arrays for unnest, in the order
+// of appendBatchSQL's parameters.
+func encodeBatch(p *pgparams.Params, batch []*request) {
+	texts := func(f func(r *request) string) {
+		p.Array(pgparams.TextOID)
+		for _, r := range batch {
+			p.Text(f(r))
+		}
+		p.End()
+	}
+	jsons := func(f func(r *request) []byte) {
+		p.Array(pgparams.TextOID)
+		for _, r := range batch {
+			p.Bytes(f(r))
+		}
+		p.End()
+	}
+	ints := func(f func(r *request) int64) {
+		p.Array(pgparams.Int8OID)
+		for _, r := range batch {
+			p.Int8(f(r))
+		}
+		p.End()
+	}
+	bools := func(f func(r *request) bool) {
+		p.Array(pgparams.BoolOID)
+		for _, r := range batch {
+			p.Bool(f(r))
+		}
+		p.End()
+	}
+	times := func(f func(r *request) *time.Time) {
+		p.Array(pgparams.TimestamptzOID)
+		for _, r := range batch {
+			if t := f(r); t != nil {
+				p.Time(*t)
+			} else {
+				p.Null()
+			}
+		}
+		p.End()
+	}
+	texts(func(r *request) string { return r.a.Summary.ID })         // $1 conv
+	ints(func(r *request) int64 { return r.a.Epoch })                // $2 epoch
+	ints(func(r *request) int64 { return r.a.Event.Version })        // $3 version
+	texts(func(r *request) string { return r.a.Summary.AccountID })  // $4
+	texts(func(r *request) string { return r.a.Summary.InboxID })    // $5
+	texts(func(r *request) string { return string(r.a.Event.Type) }) // $6
+	jsons(func(r *request) []byte { return r.event })                // $7
+	p.Array(pgparams.Int8OID)                                        // $8 item seq
+	for _, r := range batch {
 		if r.a.Item != nil {
-			itemSeq[i] = pgtype.Int8{Int64: r.a.Item.Seq, Valid: true}
-			item[i] = r.item
+			p.Int8(r.a.Item.Seq)
 		} else {
-			item[i] = jsonNull
+			p.Null()
 		}
-		contactKey[i], status[i], channel[i], summary[i] = r.a.ContactKey, string(s.Status), string(s.Channel), r.sum
-		addressed[i] = s.Addressed
-		// Tags travel as one string per append (a 2-D array cannot be
-		// unnested row by row); the separator is rejected in tags.
-		tags[i] = strings.Join(s.Tags, tagSeparator)
-		if s.AssigneeID != nil {
-			assignee[i] = pgtype.Text{String: *s.AssigneeID, Valid: true}
+	}
+	p.End()
+	jsons(func(r *request) []byte { // $9 item
+		if r.a.Item != nil {
+			return r.item
 		}
-		lastActivity[i] = s.LastActivityAt
-		if s.WaitingSince != nil {
-			waiting[i] = pgtype.Timestamptz{Time: *s.WaitingSince, Valid: true}
+		return jsonNull
+	})
+	texts(func(r *request) string { return r.a.ContactKey })             // $10
+	texts(func(r *request) string { return string(r.a.Summary.Status) }) // $11
+	bools(func(r *request) bool { return r.a.Summary.Addressed })        // $12
+	p.Array(pgparams.TextOID)                                            // $13 assignee
+	for _, r := range batch {
+		if id := r.a.Summary.AssigneeID; id != nil {
+			p.Text(*id)
+		} else {
+			p.Null()
 		}
-		if r.a.DueAt != nil {
-			due[i] = pgtype.Timestamptz{Time: *r.a.DueAt, Valid: true}
+	}
+	p.End()
+	texts(func(r *request) string { return string(r.a.Summary.Channel) })     // $14
+	times(func(r *request) *time.Time { return &r.a.Summary.LastActivityAt }) // $15
+	times(func(r *request) *time.Time { return r.a.Summary.WaitingSince })    // $16
+	jsons(func(r *request) []byte { return r.sum })                           // $17 summary
+	// $18..$20: the idempotency keys, one row each, by the index of their
+	// append.
+	p.Array(pgparams.Int8OID)
+	for i, r := range batch {
+		for range r.keys {
+			p.Int8(int64(i + 1))
 		}
+	}
+	p.End()
+	p.Array(pgparams.TextOID)
+	for _, r := range batch {
 		for _, k := range r.keys {
-			keyIdx = append(keyIdx, int64(i+1))
-			keyScope = append(keyScope, k.Scope)
-			keys = append(keys, k.Key)
+			p.Text(k.Scope)
 		}
 	}
-	if keyIdx == nil {
-		keyIdx, keyScope, keys = []int64{}, []string{}, []string{}
+	p.End()
+	p.Array(pgparams.TextOID)
+	for _, r := range batch {
+		for _, k := range r.keys {
+			p.Text(k.Key)
+		}
 	}
-	return []any{conv, epoch, version, account, inbox, etype, event, itemSeq, item, contactKey,
-		status, addressed, assignee, channel, lastActivity, waiting, summary, keyIdx, keyScope, keys, tags, due, withSummary}
+	p.End()
+	// $21: tags travel as one string per append (a 2-D array cannot be
+	// unnested row by row); the separator is rejected in tags.
+	p.Array(pgparams.TextOID)
+	for _, r := range batch {
+		p.TextJoin(r.a.Summary.Tags, tagSeparator)
+	}
+	p.End()
+	times(func(r *request) *time.Time { return r.a.DueAt }) // $22 automation: due_at
+	bools(func(r *request) bool { return r.withSummary })   // $23
 }
 
 var jsonNull = []byte("null")
