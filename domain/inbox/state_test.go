@@ -162,6 +162,20 @@ func TestFilters(t *testing.T) {
 	}
 }
 
+// The orders the API defines, written out as the reference the indexes'
+// items (inverted keys, copied into the trees) must agree with: every
+// one breaks ties by id ascending.
+func lessFor(s Sort) func(a, b *entry) bool {
+	key := func(e *entry) int64 { return e.key(s) }
+	desc := s == SortRecent
+	return func(a, b *entry) bool {
+		if ka, kb := key(a), key(b); ka != kb {
+			return (ka < kb) != desc
+		}
+		return a.sum.ID < b.sum.ID
+	}
+}
+
 // bruteOrder is the reference: filter everything held, sort fully.
 func bruteOrder(s *State, f Filter, so Sort) []string {
 	var es []*entry
