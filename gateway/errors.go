@@ -110,18 +110,27 @@ const maxBody = 1 << 20
 
 // decode reads a JSON object body into v: 413 over 1 MiB, 400 on bad JSON.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	raw, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(raw, v)
+}
+
+// readBody reads a JSON request body: 413 over 1 MiB.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return errorf(codeInvalid, "Content-Type must be application/json")
+		return nil, errorf(codeInvalid, "Content-Type must be application/json")
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
+			return nil, errorf(codePayloadTooLarge, "request body is over 1 MiB")
 		}
-		return errorf(codeInvalid, "request body could not be read")
+		return nil, errorf(codeInvalid, "request body could not be read")
 	}
-	return decodeJSON(raw, v)
+	return raw, nil
 }
 
 // decodeJSON decodes one JSON object. Invalid UTF-8 is refused here because

@@ -227,7 +227,7 @@ func (s *Server) inboundMessage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in inboundIn
-	if err := decode(w, r, &in); err != nil {
+	if err := decodeInbound(w, r, &in); err != nil {
 		return err
 	}
 	if err := in.validate(); err != nil {
