@@ -46,6 +46,21 @@ type KeyRef struct {
 	Version int64  `json:"version"`
 	// ItemSeq is the seq of the item the event created or changed, 0 if none.
 	ItemSeq int64 `json:"item_seq,omitempty"`
+	// hash is keyHash(Key), 0 when unknown (a key restored from a
+	// snapshot): SeenKey compares it before the key itself, so its scan
+	// reads the slice alone instead of each key's bytes elsewhere in
+	// memory (~2% of a node's CPU at ingest).
+	hash uint64
+}
+
+// keyHash is 64-bit FNV-1a, never 0.
+func keyHash(key string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return h | 1
 }
 
 // Exists reports whether the conversation has any event.
@@ -59,8 +74,9 @@ func (s *State) SeenKey(key string) (KeyRef, bool) {
 	if key == "" {
 		return KeyRef{}, false
 	}
+	h := keyHash(key)
 	for _, k := range s.RecentKeys {
-		if k.Key == key {
+		if (k.hash == 0 || k.hash == h) && k.Key == key {
 			return k, true
 		}
 	}
@@ -360,7 +376,7 @@ func Remember(s *State, ev *Event) {
 		s.Calls = rememberCall(s.Calls, *ev.Item)
 	}
 	if ev.IdempotencyKey != "" {
-		ref := KeyRef{Key: ev.IdempotencyKey, Version: ev.Version}
+		ref := KeyRef{Key: ev.IdempotencyKey, Version: ev.Version, hash: keyHash(ev.IdempotencyKey)}
 		if ev.Item != nil {
 			ref.ItemSeq = ev.Item.Seq
 		}

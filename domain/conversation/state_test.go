@@ -813,3 +813,36 @@ func TestContactJSON(t *testing.T) {
 		t.Fatalf("event JSON %s", raw)
 	}
 }
+
+// TestSeenKeyAcrossASnapshot: keys remembered before a snapshot (restored
+// without their hashes) and after it are found, the forgotten ones and
+// others are not.
+func TestSeenKeyAcrossASnapshot(t *testing.T) {
+	var s State
+	for v := int64(1); v <= recentKeysKept+10; v++ {
+		Remember(&s, &Event{Version: v, IdempotencyKey: fmt.Sprintf("k%d", v)})
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restored State
+	if err := json.Unmarshal(raw, &restored); err != nil {
+		t.Fatal(err)
+	}
+	last := int64(recentKeysKept + 20)
+	for v := int64(recentKeysKept + 11); v <= last; v++ {
+		Remember(&restored, &Event{Version: v, IdempotencyKey: fmt.Sprintf("k%d", v)})
+	}
+	for v := int64(1); v <= last; v++ {
+		ref, ok := restored.SeenKey(fmt.Sprintf("k%d", v))
+		if want := v > last-recentKeysKept; ok != want || (ok && ref.Version != v) {
+			t.Fatalf("k%d: seen %v at version %d, want seen %v", v, ok, ref.Version, want)
+		}
+	}
+	for _, k := range []string{"", "k0", "k", "other"} {
+		if _, ok := restored.SeenKey(k); ok {
+			t.Fatalf("%q seen", k)
+		}
+	}
+}
