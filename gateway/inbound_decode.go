@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -40,78 +41,60 @@ func (in *inboundIn) decodePlain(raw []byte) bool {
 	if !doc.IsObject() {
 		return false
 	}
-	var seen uint8
-	ok := true
-	doc.ForEach(func(k, v gjson.Result) bool {
-		var dst *string
-		var bit uint8
-		switch k.Raw {
-		case `"contact"`:
-			if seen&1 != 0 || !v.IsObject() {
-				ok = false
+	return plainObject(doc, inboundNames, func(i int, v gjson.Result) bool {
+		switch i {
+		case 0:
+			if !v.IsObject() {
 				return false
 			}
-			seen |= 1
 			in.Contact = &contactIn{}
-			ok = in.Contact.decodePlain(v)
-			return ok
-		case `"body"`:
-			dst, bit = &in.Body, 2
-		case `"channel"`:
-			dst, bit = &in.Channel, 4
-		case `"external_id"`:
-			dst, bit = &in.ExternalID, 8
-		default:
-			ok = false
-			return false
+			return in.Contact.decodePlain(v)
+		case 1:
+			return plainString(v, &in.Body)
+		case 2:
+			return plainString(v, &in.Channel)
 		}
-		if seen&bit != 0 {
-			ok = false
-			return false
-		}
-		seen |= bit
-		*dst, ok = plainString(v)
-		return ok
+		return plainString(v, &in.ExternalID)
 	})
-	return ok
 }
 
 func (c *contactIn) decodePlain(obj gjson.Result) bool {
-	var seen uint8
+	dsts := [...]*string{&c.Phone, &c.Email, &c.Handle, &c.Name}
+	return plainObject(obj, contactNames, func(i int, v gjson.Result) bool { return plainString(v, dsts[i]) })
+}
+
+// The members of each object, as their JSON keys appear when written
+// plainly; decodePlain's callbacks take them by index.
+var (
+	inboundNames = []string{`"contact"`, `"body"`, `"channel"`, `"external_id"`}
+	contactNames = []string{`"phone"`, `"email"`, `"handle"`, `"name"`}
+)
+
+// plainObject walks obj's members: each must be one of names, at most
+// once, and decode must take its value.
+func plainObject(obj gjson.Result, names []string, decode func(i int, v gjson.Result) bool) bool {
+	var seen uint64
 	ok := true
 	obj.ForEach(func(k, v gjson.Result) bool {
-		var dst *string
-		var bit uint8
-		switch k.Raw {
-		case `"phone"`:
-			dst, bit = &c.Phone, 1
-		case `"email"`:
-			dst, bit = &c.Email, 2
-		case `"handle"`:
-			dst, bit = &c.Handle, 4
-		case `"name"`:
-			dst, bit = &c.Name, 8
-		default:
+		i := slices.Index(names, k.Raw)
+		if i < 0 || seen&(1<<i) != 0 {
 			ok = false
 			return false
 		}
-		if seen&bit != 0 {
-			ok = false
-			return false
-		}
-		seen |= bit
-		*dst, ok = plainString(v)
+		seen |= 1 << i
+		ok = decode(i, v)
 		return ok
 	})
 	return ok
 }
 
-// plainString is a JSON string's value unless it holds a \u escape, which
-// encoding/json and gjson may resolve differently when it is not a valid
-// UTF-16 sequence.
-func plainString(v gjson.Result) (string, bool) {
+// plainString stores a JSON string's value in dst unless it holds a \u
+// escape, which encoding/json and gjson may resolve differently when it is
+// not a valid UTF-16 sequence.
+func plainString(v gjson.Result, dst *string) bool {
 	if v.Type != gjson.String || strings.Contains(v.Raw, `\u`) {
-		return "", false
+		return false
 	}
-	return v.Str, true
+	*dst = v.Str
+	return true
 }
