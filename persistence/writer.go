@@ -324,20 +324,18 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 func encodeEvent(a *Append, item []byte) ([]byte, error) {
 	ev := a.Event
 	ev.Summary = nil
-	var tail []byte
-	if ev.Item != nil && ev.Item == a.Item {
+	splice := ev.Item != nil && ev.Item == a.Item
+	if splice {
 		ev.Item = nil
-		tail = append(append(tail, `,"item":`...), item...)
 	}
-	raw, err := json.Marshal(&ev)
-	if err != nil || len(tail) == 0 {
-		return raw, err
+	out, err := ev.AppendJSON(make([]byte, 0, ev.JSONSizeHint()+len(`,"item":`)+len(item)))
+	if err != nil || !splice {
+		return out, err
 	}
-	// raw is an object with at least type, version and at: its closing
-	// brace makes room for the spliced fields.
-	out := make([]byte, 0, len(raw)+len(tail))
-	out = append(append(append(out, raw[:len(raw)-1]...), tail...), '}')
-	return out, nil
+	// out is an object with at least type, version and at: its closing
+	// brace makes room for the spliced item.
+	out = append(out[:len(out)-1], `,"item":`...)
+	return append(append(out, item...), '}'), nil
 }
 
 // Close stops accepting appends and snapshots (ErrClosed afterwards),

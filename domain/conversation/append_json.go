@@ -190,3 +190,137 @@ func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 func (it *Item) JSONSizeHint() int {
 	return 256 + len(it.Body) + len(it.RecordingURL)
 }
+
+// AppendJSON appends the event's JSON to b, exactly as encoding/json writes
+// it from the field tags (TestEventJSONMatchesReference): the writer encodes
+// every event once for the journal, and reflection was ~3% of a node's CPU
+// at ingest.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, string(e.Type))
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, e.Version, 10)
+	b = append(b, `,"at":`...)
+	if b, err = appendJSONTime(b, e.At); err != nil {
+		return nil, err
+	}
+	for _, f := range [...]struct{ key, v string }{
+		{`,"idempotency_key":`, e.IdempotencyKey}, {`,"account_id":`, e.AccountID}, {`,"inbox_id":`, e.InboxID},
+	} {
+		if f.v != "" {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if e.Contact != nil {
+		b = append(b, `,"contact":`...)
+		b = e.Contact.appendJSON(b)
+	}
+	if e.Item != nil {
+		b = append(b, `,"item":`...)
+		if b, err = e.Item.AppendJSON(b); err != nil {
+			return nil, err
+		}
+	}
+	if c := e.Change; c != nil {
+		b = append(b, `,"change":`...)
+		b = c.appendJSON(b)
+	}
+	if e.ActorID != "" {
+		b = append(b, `,"actor_id":`...)
+		b = appendJSONString(b, e.ActorID)
+	}
+	if t := e.Timers; t != nil {
+		b = append(b, `,"timers":`...)
+		if b, err = t.appendJSON(b); err != nil {
+			return nil, err
+		}
+	}
+	if e.AssignPending != nil {
+		b = append(b, `,"assign_pending":`...)
+		b = strconv.AppendBool(b, *e.AssignPending)
+	}
+	if e.Summary != nil {
+		b = append(b, `,"summary":`...)
+		if b, err = e.Summary.AppendJSON(b); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// JSONSizeHint is a capacity in which most events' JSON fits, item and
+// summary included.
+func (e *Event) JSONSizeHint() int {
+	n := 256
+	if e.Item != nil {
+		n += e.Item.JSONSizeHint()
+	}
+	if e.Summary != nil {
+		n += e.Summary.JSONSizeHint()
+	}
+	return n
+}
+
+func (c *Change) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	sep := ""
+	if c.Status != nil {
+		b = append(b, `"status":`...)
+		b = appendJSONString(b, string(*c.Status))
+		sep = ","
+	}
+	if c.Addressed != nil {
+		b = append(append(b, sep...), `"addressed":`...)
+		b = strconv.AppendBool(b, *c.Addressed)
+		sep = ","
+	}
+	if c.AssigneeID != nil {
+		b = append(append(b, sep...), `"assignee_id":`...)
+		b = appendJSONString(b, *c.AssigneeID)
+		sep = ","
+	}
+	for _, f := range [...]struct {
+		key  string
+		tags []string
+	}{{`"tags_add":`, c.TagsAdd}, {`"tags_remove":`, c.TagsRemove}} {
+		if len(f.tags) > 0 {
+			b = append(append(b, sep...), f.key...)
+			b = append(b, '[')
+			for i, t := range f.tags {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, t)
+			}
+			b = append(b, ']')
+			sep = ","
+		}
+	}
+	return append(b, '}')
+}
+
+func (t *Timers) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	sep := ""
+	if t.SnoozeUntil != nil {
+		b = append(b, `"snooze_until":`...)
+		if b, err = appendJSONTime(b, *t.SnoozeUntil); err != nil {
+			return nil, err
+		}
+		sep = ","
+	}
+	if t.SLADueAt != nil {
+		b = append(append(b, sep...), `"sla_due_at":`...)
+		if b, err = appendJSONTime(b, *t.SLADueAt); err != nil {
+			return nil, err
+		}
+		sep = ","
+	}
+	if t.SLABreached {
+		b = append(append(b, sep...), `"sla_breached":true`...)
+	}
+	return append(b, '}'), nil
+}

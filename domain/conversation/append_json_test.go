@@ -161,3 +161,121 @@ func BenchmarkItemJSON(b *testing.B) {
 		}
 	})
 }
+
+// randomEvent sets every field, each optional one present or not.
+func randomEvent(r *rand.Rand) Event {
+	strs := []string{"", "plain", `q"uote`, "<b>&amp;</b>", "\x00nul", "Zoë", "bad\xffutf8", "inbound_message", "rq_0123"}
+	str := func() string { return strs[r.IntN(len(strs))] }
+	some := func() bool { return r.IntN(2) == 0 }
+	tm := func() time.Time {
+		return time.Unix(r.Int64N(4102444800), int64(r.IntN(1e9))).In(time.FixedZone("", 3600*(r.IntN(25)-12)))
+	}
+	e := Event{Type: EventType(str()), Version: r.Int64() - r.Int64(), At: tm(), IdempotencyKey: str(),
+		AccountID: str(), InboxID: str(), ActorID: str()}
+	if some() {
+		e.Contact = &Contact{ID: str(), Phone: str(), Email: str(), Handle: str(), Name: str(), OptedOut: some()}
+	}
+	if some() {
+		it := randomItem(r)
+		e.Item = &it
+	}
+	if some() {
+		c := &Change{}
+		if some() {
+			st := Status(str())
+			c.Status = &st
+		}
+		if some() {
+			a := some()
+			c.Addressed = &a
+		}
+		if some() {
+			id := str()
+			c.AssigneeID = &id
+		}
+		for _, tags := range []*[]string{&c.TagsAdd, &c.TagsRemove} {
+			switch r.IntN(3) {
+			case 1:
+				*tags = []string{}
+			case 2:
+				*tags = []string{str(), str()}
+			}
+		}
+		e.Change = c
+	}
+	if some() {
+		tr := &Timers{SLABreached: some()}
+		if some() {
+			t := tm()
+			tr.SnoozeUntil = &t
+		}
+		if some() {
+			t := tm()
+			tr.SLADueAt = &t
+		}
+		e.Timers = tr
+	}
+	if some() {
+		p := some()
+		e.AssignPending = &p
+	}
+	if some() {
+		s := randomSummary(r)
+		e.Summary = &s
+	}
+	return e
+}
+
+func TestEventJSONMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 5000 {
+		e := randomEvent(r)
+		want, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.AppendJSON([]byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix"+string(want) {
+			t.Fatalf("%+v:\n got %s\nwant prefix%s", e, got, want)
+		}
+	}
+	bad := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, e := range []Event{{At: bad}, {Timers: &Timers{SLADueAt: &bad}}, {Item: &Item{CreatedAt: bad}}, {Summary: &Summary{LastActivityAt: bad}}} {
+		if _, err := json.Marshal(&e); err == nil {
+			t.Fatal("the reference encodes a year it cannot write")
+		}
+		if b, err := e.AppendJSON(nil); err == nil {
+			t.Fatalf("encoded as %s, want an error", b)
+		}
+	}
+}
+
+// BenchmarkEventJSON encodes an inbound message's event as the writer
+// does for the journal (its item and summary travel separately), through
+// AppendJSON and through encoding/json's reflection.
+func BenchmarkEventJSON(b *testing.B) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 123456789, time.UTC)
+	e := Event{Type: EventInbound, Version: 42, At: at, IdempotencyKey: "rq_91154e7db9cd2781ef77b6cfeeb28c",
+		AccountID: "acc_v6gsszfeog5nur6sawyqv63ave", InboxID: "ib_oi252hspndsmlo5al3ohtrdgwm",
+		Contact: &Contact{ID: "ct_vnz5gb533flvnrk653vtdmmv", Phone: "+14155550123"}}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			if _, err := e.AppendJSON(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reflect", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(&e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
