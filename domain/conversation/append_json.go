@@ -36,14 +36,7 @@ func (s *Summary) AppendJSON(b []byte) ([]byte, error) {
 	if s.Tags == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '[')
-		for i, t := range s.Tags {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, t)
-		}
-		b = append(b, ']')
+		b = appendJSONStrings(b, s.Tags)
 	}
 	b = append(b, `,"channel":`...)
 	b = appendJSONString(b, string(s.Channel))
@@ -111,6 +104,18 @@ func (s *Summary) JSONSizeHint() int {
 		n += len(s.LastMessage.Body)
 	}
 	return n
+}
+
+// appendJSONStrings writes a non-nil list of strings as a JSON array.
+func appendJSONStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, t := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
+	}
+	return append(b, ']')
 }
 
 // appendJSONTime writes t as time.Time.MarshalJSON does (RFC 3339 with
@@ -287,14 +292,7 @@ func (c *Change) appendJSON(b []byte) []byte {
 	}{{`"tags_add":`, c.TagsAdd}, {`"tags_remove":`, c.TagsRemove}} {
 		if len(f.tags) > 0 {
 			b = append(append(b, sep...), f.key...)
-			b = append(b, '[')
-			for i, t := range f.tags {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, t)
-			}
-			b = append(b, ']')
+			b = appendJSONStrings(b, f.tags)
 			sep = ","
 		}
 	}
