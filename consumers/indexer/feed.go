@@ -2,7 +2,6 @@ package indexer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -159,8 +158,8 @@ func decode(batch []journal.Entry) ([]search.Document, []failure, map[string]jou
 		}
 		// The feed loads only the event's item: the event also carries the
 		// whole summary, which the indexer has no use for.
-		var it *conversation.Item
-		if err := json.Unmarshal(e.Event, &it); err != nil {
+		it, err := decodeItem(e.Event)
+		if err != nil {
 			failures = append(failures, failure{entry: e, reason: "undecodable event: " + err.Error()})
 			continue
 		}
