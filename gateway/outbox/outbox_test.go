@@ -302,15 +302,29 @@ func TestOverflowResyncsOnlyThatInbox(t *testing.T) {
 // TestFailedWriteCloses: a failed write closes the queue and reports once.
 func TestFailedWriteCloses(t *testing.T) {
 	var failed atomic.Int32
+	reported := make(chan error, 2)
 	w := writerFunc(func([]Frame) error { return errors.New("broken pipe") })
-	q := New(Config{}, w, Hooks{Failed: func(error) { failed.Add(1) }}, func(string) []byte { return nil })
+	q := New(Config{}, w, Hooks{Failed: func(err error) { failed.Add(1); reported <- err }}, func(string) []byte { return nil })
 	q.Push(Frame{Kind: Other, Data: []byte("x")})
-	deadline := time.Now().Add(5 * time.Second)
-	for q.Err() == nil && time.Now().Before(deadline) {
-		runtime.Gosched()
+	// The hook runs after the queue closed itself, so once it has reported,
+	// the queue must refuse and must not report again.
+	select {
+	case err := <-reported:
+		if err == nil || err.Error() != "broken pipe" {
+			t.Fatalf("failed hook got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("failed hook never ran")
 	}
-	if q.Push(Frame{Kind: Other, Data: []byte("y")}) || failed.Load() != 1 {
-		t.Fatalf("push after failure accepted or failed hook ran %d times", failed.Load())
+	if q.Push(Frame{Kind: Other, Data: []byte("y")}) {
+		t.Fatal("push after failure accepted")
+	}
+	if q.Err() == nil {
+		t.Fatal("Err is nil after a failed write")
+	}
+	waitIdle(t, q)
+	if n := failed.Load(); n != 1 {
+		t.Fatalf("failed hook ran %d times", n)
 	}
 }
 
