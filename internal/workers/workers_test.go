@@ -57,8 +57,13 @@ func TestWorkersAreReusedAndRetire(t *testing.T) {
 	for range 20 {
 		done := make(chan string, 1)
 		d.Schedule(func() { done <- goroutineID() })
-		goroutines[<-done] = true
-		poll.Until(t, 10*time.Second, "the worker waits for work", func() bool { return d.Idle() == 1 })
+		id := <-done
+		goroutines[id] = true
+		// Idle counts the worker a moment before it reaches its select; a
+		// run scheduled in that moment finds no receiver and rightly starts a
+		// second worker. Reuse is what this test is about, so it waits for
+		// the worker to be parked in the select.
+		poll.Until(t, 10*time.Second, "the worker waits for work", func() bool { return d.Idle() == 1 && parkedInSelect(id) })
 	}
 	if len(goroutines) != 1 {
 		t.Fatalf("20 sequential runs ran on %d goroutines, want 1 worker reused", len(goroutines))
@@ -69,6 +74,15 @@ func TestWorkersAreReusedAndRetire(t *testing.T) {
 	<-done
 	poll.Until(t, 10*time.Second, "the worker waits for work", func() bool { return short.Idle() == 1 })
 	poll.Until(t, 10*time.Second, "the idle worker exits", func() bool { return short.Idle() == 0 })
+}
+
+// parkedInSelect reports whether goroutine id is blocked in a select, from
+// the header of its stack ("goroutine 42 [select]:", or "[select, 2
+// minutes]:" once it has waited that long).
+func parkedInSelect(id string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Contains(string(buf), "goroutine "+id+" [select")
 }
 
 // goroutineID reads the running goroutine's number from its stack header
