@@ -226,18 +226,14 @@ func BenchmarkAppendAfterIdle(b *testing.B) {
 				return err
 			}
 			defer conn.Release()
-			sd, err := prepare(ctx, conn.Conn(), journalOnlyStatement.name, journalOnlyStatement.sql)
+			st, err := journalOnly.statements(ctx, conn.Conn())
 			if err != nil {
 				return err
 			}
 			batch := &pgconn.Batch{}
-			if err := queue(ctx, conn.Conn(), batch, beginSQL); err != nil {
-				return err
-			}
-			batch.ExecStatement(sd, p.Values(), p.Formats(), nil)
-			if err := queue(ctx, conn.Conn(), batch, commitSQL); err != nil {
-				return err
-			}
+			batch.ExecStatement(st.begin, nil, nil, nil)
+			batch.ExecStatement(st.batch, p.Values(), p.Formats(), nil)
+			batch.ExecStatement(st.commit, nil, nil, nil)
 			_, err = conn.Conn().PgConn().ExecBatch(ctx, batch).ReadAll()
 			return err
 		}},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-dev/switchboard/persistence/pgparams"
 )
@@ -170,63 +171,82 @@ var paramsPool = sync.Pool{New: func() any { return new(pgparams.Params) }}
 
 // exec commits one batch; armsSoon adds the TimersChannel announcement of
 // due (see soonDue) to the wake-ups that follow its commit.
+//
+// One round trip carries the whole transaction and then, when this commit
+// carries the journal notice (see notices) or arms a timer soon, the
+// wake-ups in a transaction of their own. NOTIFY inside the batch's
+// transaction would take PostgreSQL's database-wide notify lock at commit
+// and hold it across the WAL flush, so the committers' flushes would run one
+// after the other instead of sharing one fsync. After the COMMIT, with
+// synchronous_commit off (a lost wake-up costs a poll interval, never an
+// entry: consumers read the journal, not the notification), the lock is
+// held for microseconds.
+//
+// A sync point follows the COMMIT: PostgreSQL sends its answers at a sync
+// (or when its output buffer fills), so without one the commit's answer
+// waited for the wake-up transaction behind it. With it, the batch's callers
+// are answered while PostgreSQL is still sending the wake-ups, whose answers
+// are read afterwards (finishWake), off the callers' path.
+//
+// The batch goes through pgconn with parameters encoded by pgparams: pgx
+// would encode them again into a buffer it regrows every batch.
 func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (outcomes []outcome, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
 	conn, err := w.pool.Acquire(ctx)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("acquire connection: %w", err)
 	}
-	defer conn.Release()
-	defer func() {
-		if err != nil {
-			rollbackLeftOpen(ctx, conn)
-		}
-	}()
-	stmt, err := prepare(ctx, conn.Conn(), w.stmt.name, w.stmt.sql)
+	st, err := w.statements(ctx, conn.Conn())
 	if err != nil {
-		return nil, err
-	}
-	// One round trip: the pipeline carries the whole transaction, then the
-	// wake-ups in a transaction of their own, when this commit carries the
-	// journal notice (see notices) or arms a timer soon. NOTIFY inside the
-	// batch's transaction would take PostgreSQL's database-wide notify lock
-	// at commit and hold it across the WAL flush, so the committers' flushes
-	// would run one after the other instead of sharing one fsync. After the
-	// COMMIT, with synchronous_commit off (a lost wake-up costs a poll
-	// interval, never an entry: consumers read the journal, not the
-	// notification), the lock is held for microseconds.
-	//
-	// The batch goes through pgconn with parameters encoded by pgparams:
-	// pgx would encode them again into a buffer it regrows every batch.
-	b := &pgconn.Batch{}
-	if err := queue(ctx, conn.Conn(), b, beginSQL, genericPlanSQL); err != nil {
-		return nil, err
-	}
-	b.ExecStatement(stmt, p.Values(), p.Formats(), binaryResults)
-	if err := queue(ctx, conn.Conn(), b, commitSQL); err != nil {
+		finish(ctx, cancel, conn, nil, err)
 		return nil, err
 	}
 	carry := w.notices.claim(time.Now()) || armsSoon
+	pl := conn.Conn().PgConn().StartPipeline(ctx)
+	pl.SendQueryStatement(st.begin, nil, nil, nil)
+	pl.SendQueryStatement(st.planMode, nil, nil, nil)
+	pl.SendQueryStatement(st.batch, p.Values(), p.Formats(), binaryResults)
+	pl.SendQueryStatement(st.commit, nil, nil, nil)
+	pl.SendPipelineSync()
 	if carry {
-		if err := queueWake(ctx, conn.Conn(), b, armsSoon, due); err != nil {
-			return nil, err
-		}
+		st.sendWake(pl, armsSoon, due)
 	}
-	res := conn.Conn().PgConn().ExecBatch(ctx, b)
-	defer func() {
-		cerr := res.Close()
-		if cerr != nil && err == nil && outcomes == nil {
-			err = fmt.Errorf("commit batch: %w", cerr)
+	if err := pl.Flush(); err != nil {
+		err = fmt.Errorf("send batch: %w", err)
+		finish(ctx, cancel, conn, pl, err)
+		return nil, err
+	}
+	outcomes, err = readCommit(pl, n)
+	if err != nil || !carry {
+		if err == nil {
+			w.notices.owe(time.Now())
 		}
-	}()
-	for _, step := range []string{"begin", "plan mode"} {
-		if _, err := nextResult(res, step); err != nil {
+		err = finish(ctx, cancel, conn, pl, err)
+		if err != nil {
 			return nil, err
+		}
+		return outcomes, nil
+	}
+	// Committed: from here on nothing fails the batch.
+	go w.finishWake(ctx, cancel, conn, pl)
+	return outcomes, nil
+}
+
+// readCommit reads a batch's answers up to the sync after its COMMIT: the
+// outcome of each of its n appends.
+func readCommit(pl *pgconn.Pipeline, n int) ([]outcome, error) {
+	for _, step := range []string{"begin", "plan mode"} {
+		rr, err := nextResult(pl, step)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rr.Close(); err != nil {
+			return nil, fmt.Errorf("%s: %w", step, err)
 		}
 	}
 	got := make([]outcome, n)
-	rows, err := nextResult(res, "append batch")
+	rows, err := nextResult(pl, "append batch")
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +270,7 @@ func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (
 	if _, err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("append batch: %w", err)
 	}
-	commit, err := nextResult(res, "commit")
+	commit, err := nextResult(pl, "commit")
 	if err != nil {
 		return nil, err
 	}
@@ -259,20 +279,51 @@ func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (
 	} else if tag.String() != "COMMIT" {
 		return nil, fmt.Errorf("commit: transaction rolled back (%s)", tag)
 	}
-	// Committed: from here on nothing fails the batch. A failed wake-up
-	// leaves its transaction aborted; end it so the connection goes back
-	// to the pool clean.
-	outcomes = got
-	if !carry {
-		w.notices.owe(time.Now())
-		return outcomes, nil
+	if res, err := pl.GetResults(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+		return nil, fmt.Errorf("commit: %T where its sync was expected", res)
 	}
-	if werr := wake(res, armsSoon); werr != nil {
-		w.m.wakeFailures.Inc()
-		_ = res.Close()
+	return got, nil
+}
+
+// nextResult reads the result of the pipeline's next statement.
+func nextResult(pl *pgconn.Pipeline, step string) (*pgconn.ResultReader, error) {
+	res, err := pl.GetResults()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T where a statement's result was expected", step, res)
+	}
+	return rr, nil
+}
+
+// finish reads pl (if any) to its end and gives the connection back,
+// rolling back a transaction that err (the batch's, if any) left open. It
+// returns err, or the error reading the rest of pl when err is nil.
+func finish(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, pl *pgconn.Pipeline, err error) error {
+	defer cancel()
+	defer conn.Release()
+	if pl != nil {
+		if cerr := pl.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("commit batch: %w", cerr)
+		}
+	}
+	if err != nil {
 		rollbackLeftOpen(ctx, conn)
 	}
-	return outcomes, nil
+	return err
+}
+
+// finishWake reads the answers to a committed batch's wake-ups. A failed
+// wake-up leaves its transaction aborted; finish ends it, so the
+// connection goes back to the pool clean.
+func (w *Writer) finishWake(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, pl *pgconn.Pipeline) {
+	if err := finish(ctx, cancel, conn, pl, nil); err != nil {
+		w.m.wakeFailures.Inc()
+	}
 }
 
 // binaryResults asks for the batch statement's (index, ok) in binary.
@@ -288,46 +339,13 @@ func prepare(ctx context.Context, c *pgx.Conn, name, sql string) (*pgconn.Statem
 	return sd, nil
 }
 
-// Statements without parameters the writer's batches send, prepared by
-// these names.
+// Statements without parameters the writer's batches send.
 const (
 	beginSQL       = "BEGIN"
 	commitSQL      = "COMMIT"
 	asyncCommitSQL = "SET LOCAL synchronous_commit = off"
 	notifySQL      = "NOTIFY journal_appended"
 )
-
-var statementNames = map[string]string{
-	beginSQL:        "switchboard_begin",
-	commitSQL:       "switchboard_commit",
-	genericPlanSQL:  "switchboard_generic_plan",
-	asyncCommitSQL:  "switchboard_async_commit",
-	notifySQL:       "switchboard_notify_journal",
-	notifyTimersSQL: "switchboard_notify_timers",
-}
-
-// queue adds statements without parameters to b, each prepared on c.
-func queue(ctx context.Context, c *pgx.Conn, b *pgconn.Batch, sqls ...string) error {
-	for _, sql := range sqls {
-		sd, err := prepare(ctx, c, statementNames[sql], sql)
-		if err != nil {
-			return err
-		}
-		b.ExecStatement(sd, nil, nil, nil)
-	}
-	return nil
-}
-
-// nextResult moves res to the result of the batch's next statement.
-func nextResult(res *pgconn.MultiResultReader, step string) (*pgconn.ResultReader, error) {
-	if res.NextResult() {
-		return res.ResultReader(), nil
-	}
-	if err := res.Close(); err != nil {
-		return nil, fmt.Errorf("%s: %w", step, err)
-	}
-	return nil, fmt.Errorf("%s: the batch ended early", step)
-}
 
 // genericPlanSQL keeps the batch statement on its prepared (generic) plan.
 // PostgreSQL plans a prepared statement anew for its parameters until the
@@ -338,71 +356,73 @@ func nextResult(res *pgconn.MultiResultReader, step string) (*pgconn.ResultReade
 // probes per row), so nothing is lost for large batches.
 const genericPlanSQL = "SET LOCAL plan_cache_mode = force_generic_plan"
 
-// queueWake queues the wake-up transaction: the journal notice, and the
-// timers' when armsSoon.
-func queueWake(ctx context.Context, c *pgx.Conn, b *pgconn.Batch, armsSoon bool, due time.Time) error {
-	if err := queue(ctx, c, b, beginSQL, asyncCommitSQL, notifySQL); err != nil {
-		return err
-	}
-	if armsSoon {
-		sd, err := prepare(ctx, c, statementNames[notifyTimersSQL], notifyTimersSQL)
+// writerStatements are the statements a writer's pipelines send, prepared
+// on one connection (a pipeline cannot prepare: they are all prepared
+// before it starts).
+type writerStatements struct {
+	begin, planMode, batch, commit *pgconn.StatementDescription
+	async, notify, notifyTimers    *pgconn.StatementDescription
+}
+
+// statements prepares the writer's statements on c: round trips the first
+// time on each connection, lookups after that.
+func (w *Writer) statements(ctx context.Context, c *pgx.Conn) (*writerStatements, error) {
+	st := &writerStatements{}
+	for _, s := range []struct {
+		sd        **pgconn.StatementDescription
+		name, sql string
+	}{
+		{&st.begin, "switchboard_begin", beginSQL},
+		{&st.planMode, "switchboard_generic_plan", genericPlanSQL},
+		{&st.batch, w.stmt.name, w.stmt.sql},
+		{&st.commit, "switchboard_commit", commitSQL},
+		{&st.async, "switchboard_async_commit", asyncCommitSQL},
+		{&st.notify, "switchboard_notify_journal", notifySQL},
+		{&st.notifyTimers, "switchboard_notify_timers", notifyTimersSQL},
+	} {
+		sd, err := prepare(ctx, c, s.name, s.sql)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		b.ExecStatement(sd, [][]byte{[]byte(TimersPayload(due))}, nil, nil)
+		*s.sd = sd
 	}
-	return queue(ctx, c, b, commitSQL)
+	return st, nil
+}
+
+// sendWake adds the wake-up transaction to pl, with its sync: the journal
+// notice, and the timers' when armsSoon.
+func (st *writerStatements) sendWake(pl *pgconn.Pipeline, armsSoon bool, due time.Time) {
+	pl.SendQueryStatement(st.begin, nil, nil, nil)
+	pl.SendQueryStatement(st.async, nil, nil, nil)
+	pl.SendQueryStatement(st.notify, nil, nil, nil)
+	if armsSoon {
+		pl.SendQueryStatement(st.notifyTimers, [][]byte{[]byte(TimersPayload(due))}, nil, nil)
+	}
+	pl.SendQueryStatement(st.commit, nil, nil, nil)
+	pl.SendPipelineSync()
 }
 
 // notify sends the journal notice owed to commits that carried none.
 func (w *Writer) notify() {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
-	err := func() (err error) {
+	err := func() error {
 		conn, err := w.pool.Acquire(ctx)
 		if err != nil {
+			cancel()
 			return err
 		}
-		defer conn.Release()
-		defer func() {
-			if err != nil {
-				rollbackLeftOpen(ctx, conn)
-			}
-		}()
-		b := &pgconn.Batch{}
-		if err := queueWake(ctx, conn.Conn(), b, false, time.Time{}); err != nil {
-			return err
+		st, err := w.statements(ctx, conn.Conn())
+		if err != nil {
+			return finish(ctx, cancel, conn, nil, err)
 		}
-		res := conn.Conn().PgConn().ExecBatch(ctx, b)
-		if err := wake(res, false); err != nil {
-			_ = res.Close()
-			return err
-		}
-		return res.Close()
+		pl := conn.Conn().PgConn().StartPipeline(ctx)
+		st.sendWake(pl, false, time.Time{})
+		return finish(ctx, cancel, conn, pl, pl.Flush())
 	}()
 	if err != nil {
 		w.m.wakeFailures.Inc()
 		w.cfg.Log.Warn("journal notice not sent; consumers find the commits at their next poll", "err", err)
 	}
-}
-
-// wake reads the results of the wake-up transaction queued after the
-// batch's COMMIT.
-func wake(res *pgconn.MultiResultReader, armsSoon bool) error {
-	steps := []string{"begin", "set", "notify journal"}
-	if armsSoon {
-		steps = append(steps, "notify timers")
-	}
-	for _, step := range append(steps, "commit") {
-		rr, err := nextResult(res, "wake-up "+step)
-		if err != nil {
-			return err
-		}
-		if _, err := rr.Close(); err != nil {
-			return fmt.Errorf("wake-up %s: %w", step, err)
-		}
-	}
-	return nil
 }
 
 // batchStatement is the statement a batch runs: its SQL answers one row
