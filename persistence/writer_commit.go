@@ -574,7 +574,10 @@ var jsonNull = []byte("null")
 // The result has one row per append that committed (ok) or was a duplicate
 // of an append whose head still matched (not ok); any other append was
 // fenced. Fencing wins over duplication, because a fenced activation must
-// stop whatever its command was.
+// stop whatever its command was. The duplicates' heads are probed the way
+// dup probes keys, from the duplicates (almost always none): as a join, the
+// generic plan hashed the batch and scanned every head of the table for
+// each batch until the table outgrew a few thousand conversations.
 const appendBatchSQL = `
 WITH input AS MATERIALIZED (
 	SELECT t.*, t.summary_text::jsonb AS summary FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -626,7 +629,8 @@ key_rows AS (
 SELECT idx, true FROM advanced
 UNION ALL
 SELECT i.idx, false FROM dup JOIN input i ON i.idx = dup.idx
-	JOIN conversation_heads h ON h.conversation_id = i.conv AND h.epoch = i.epoch AND h.version = i.version - 1
+	CROSS JOIN LATERAL (SELECT FROM conversation_heads h
+		WHERE h.conversation_id = i.conv AND h.epoch = i.epoch AND h.version = i.version - 1 LIMIT 1) head
 `
 
 // saveSnapshotsSQL stores a set of snapshots (one per conversation), each

@@ -6,13 +6,16 @@ import (
 	"testing"
 )
 
-// TestAppendProbesTheKeyIndex plans the append statement the way a
-// prepared statement keeps it after a few runs (generic), on an empty
-// database, as a new installation or a benchmark starts. The duplicate
+// TestAppendProbesTheKeyAndHeadIndexes plans the append statement the way
+// a prepared statement keeps it after a few runs (generic), on a young
+// database (a new installation's, a benchmark's): no keys yet, a few
+// hundred conversations, analyzed. The duplicate
 // check must probe the key index: as a plain join it was planned as a hash
 // of the whole key table, believed small, and that plan stayed while the
-// table grew with every message (6 ms per batch at 10,000 keys).
-func TestAppendProbesTheKeyIndex(t *testing.T) {
+// table grew with every message (6 ms per batch at 10,000 keys). The
+// duplicates' head check likewise: as a join it scanned every head for
+// every batch.
+func TestAppendProbesTheKeyAndHeadIndexes(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	pooled, err := s.Pool().Acquire(ctx)
@@ -21,7 +24,12 @@ func TestAppendProbesTheKeyIndex(t *testing.T) {
 	}
 	conn := pooled.Hijack() // its settings must not go back to the pool
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	for _, q := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE append_batch AS " + appendBatchSQL} {
+	for _, q := range []string{
+		"INSERT INTO conversation_heads SELECT 'cv_young_' || g, 1, 1 FROM generate_series(1, 500) g",
+		"ANALYZE conversation_heads",
+		"SET plan_cache_mode = force_generic_plan",
+		"PREPARE append_batch AS " + appendBatchSQL,
+	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -45,6 +53,9 @@ func TestAppendProbesTheKeyIndex(t *testing.T) {
 	}
 	if strings.Contains(plan.String(), "Seq Scan on idempotency_keys") || !strings.Contains(plan.String(), "idempotency_keys_pkey on idempotency_keys ik") {
 		t.Fatalf("the duplicate check does not probe the key index:\n%s", plan.String())
+	}
+	if strings.Contains(plan.String(), "Seq Scan on conversation_heads") {
+		t.Fatalf("the append statement scans the heads:\n%s", plan.String())
 	}
 }
 
