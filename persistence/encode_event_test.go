@@ -37,9 +37,19 @@ func TestEncodeEventSplicesTheSameEvent(t *testing.T) {
 			if tc.item != nil {
 				itemJSON, _ = json.Marshal(tc.item)
 			}
-			got, err := encodeEvent(&a, itemJSON)
+			got, spliced, err := encodeEvent(&a, itemJSON)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The statement takes a spliced event's item for the item row.
+			if wantSpliced := tc.item != nil && tc.item == tc.evItem; spliced != wantSpliced {
+				t.Fatalf("spliced %v, want %v", spliced, wantSpliced)
+			}
+			if spliced {
+				var fields map[string]json.RawMessage
+				if err := json.Unmarshal(got, &fields); err != nil || string(fields["item"]) != string(itemJSON) {
+					t.Fatalf("the event's item is not the item sent for the row: %s (%v)\n%s", fields["item"], err, itemJSON)
+				}
 			}
 			whole := ev
 			whole.Summary = nil

@@ -159,6 +159,10 @@ type request struct {
 	// adds sum to it (see appendBatchSQL).
 	event, item, sum []byte
 	withSummary      bool
+	// itemInEvent: event carries item (the same bytes), so the statement
+	// takes the item row's from the event it parses anyway (see
+	// encodeEvent) and item is not sent.
+	itemInEvent bool
 	reply            chan error // buffered: a committer never blocks on a caller
 	at               time.Time
 }
@@ -308,11 +312,11 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 			return nil, fmt.Errorf("persistence: append %s@%d: encode item: %w", id, v, err)
 		}
 	}
-	ev, err := encodeEvent(&a, item)
+	ev, spliced, err := encodeEvent(&a, item)
 	if err != nil {
 		return nil, fmt.Errorf("persistence: append %s@%d: encode event: %w", id, v, err)
 	}
-	r.event, r.sum, r.item, r.withSummary = ev, sum, item, a.Event.Summary != nil
+	r.event, r.sum, r.item, r.withSummary, r.itemInEvent = ev, sum, item, a.Event.Summary != nil, spliced
 	return r, nil
 }
 
@@ -320,22 +324,24 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 // the batch statement adds from the summary it stores in the read model
 // (the journal keeps it for webhooks), and with its item taken from item,
 // already encoded, rather than encoded once more. The summary is most of an
-// event's bytes: sent once, PostgreSQL parses it once.
-func encodeEvent(a *Append, item []byte) ([]byte, error) {
+// event's bytes: sent once, PostgreSQL parses it once. spliced reports that
+// the event carries item: the statement then takes the item row's from the
+// event it parses anyway, and item is neither sent nor parsed twice.
+func encodeEvent(a *Append, item []byte) (out []byte, spliced bool, err error) {
 	ev := a.Event
 	ev.Summary = nil
 	splice := ev.Item != nil && ev.Item == a.Item
 	if splice {
 		ev.Item = nil
 	}
-	out, err := ev.AppendJSON(make([]byte, 0, ev.JSONSizeHint()+len(`,"item":`)+len(item)))
+	out, err = ev.AppendJSON(make([]byte, 0, ev.JSONSizeHint()+len(`,"item":`)+len(item)))
 	if err != nil || !splice {
-		return out, err
+		return out, false, err
 	}
 	// out is an object with at least type, version and at: its closing
 	// brace makes room for the spliced item.
 	out = append(out[:len(out)-1], `,"item":`...)
-	return append(append(out, item...), '}'), nil
+	return append(append(out, item...), '}'), true, nil
 }
 
 // Close stops accepting appends and snapshots (ErrClosed afterwards),

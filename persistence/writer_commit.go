@@ -495,12 +495,18 @@ func encodeBatch(p *pgparams.Params, batch []*request) {
 		}
 	}
 	p.End()
-	jsons(func(r *request) []byte { // $9 item
-		if r.a.Item != nil {
-			return r.item
+	p.Array(pgparams.TextOID) // $9 item: NULL when the event carries it
+	for _, r := range batch {
+		switch {
+		case r.a.Item == nil:
+			p.Bytes(jsonNull)
+		case r.itemInEvent:
+			p.Null()
+		default:
+			p.Bytes(r.item)
 		}
-		return jsonNull
-	})
+	}
+	p.End()
 	texts(func(r *request) string { return r.a.ContactKey })             // $10
 	texts(func(r *request) string { return string(r.a.Summary.Status) }) // $11
 	bools(func(r *request) bool { return r.a.Summary.Addressed })        // $12
@@ -569,7 +575,9 @@ var jsonNull = []byte("null")
 //   - journal, items, read model and keys are written only for the appends
 //     whose head advanced. The journal's event gets its summary from the
 //     one the read model stores: sent once and parsed once, not twice (it
-//     is over half of an event's bytes).
+//     is over half of an event's bytes). The item row takes its item from
+//     the parsed event when the event carries it (NULL sent as $9), for
+//     the same reason;
 //
 // The result has one row per append that committed (ok) or was a duplicate
 // of an append whose head still matched (not ok); any other append was
@@ -580,7 +588,7 @@ var jsonNull = []byte("null")
 // each batch until the table outgrew a few thousand conversations.
 const appendBatchSQL = `
 WITH input AS MATERIALIZED (
-	SELECT t.*, t.summary_text::jsonb AS summary FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
+	SELECT t.*, t.summary_text::jsonb AS summary, t.event::jsonb AS ev FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
 		$8::int8[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::text[],
 		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[], $22::timestamptz[], $23::bool[])
 		WITH ORDINALITY AS t(conv, epoch, version, account_id, inbox_id, event_type, event,
@@ -604,12 +612,12 @@ advanced AS (
 journal_rows AS (
 	INSERT INTO journal (conversation_id, version, account_id, inbox_id, event_type, event)
 	SELECT conv, version, account_id, inbox_id, event_type,
-		CASE WHEN with_summary THEN event::jsonb || jsonb_build_object('summary', summary) ELSE event::jsonb END
+		CASE WHEN with_summary THEN ev || jsonb_build_object('summary', summary) ELSE ev END
 	FROM advanced
 ),
 item_rows AS (
 	INSERT INTO items (conversation_id, seq, account_id, item)
-	SELECT conv, item_seq, account_id, item::jsonb FROM advanced WHERE item_seq IS NOT NULL
+	SELECT conv, item_seq, account_id, coalesce(item::jsonb, ev->'item') FROM advanced WHERE item_seq IS NOT NULL
 	ON CONFLICT (conversation_id, seq) DO UPDATE SET item = excluded.item
 ),
 read_model AS (
