@@ -268,7 +268,11 @@ func (w *Writer) SaveSnapshot(conversationID string, version int64, state []byte
 	return true
 }
 
-func newRequest(ctx context.Context, a Append) (*request, error) {
+func newRequest(ctx context.Context, in Append) (*request, error) {
+	// The request's own copy is the one read below: taking the address of
+	// the argument would move a second copy to the heap.
+	r := &request{ctx: ctx, a: in, reply: make(chan error, 1)}
+	a := &r.a
 	id, v := a.Summary.ID, a.Event.Version
 	switch {
 	case id == "" || a.Summary.AccountID == "" || a.Summary.InboxID == "":
@@ -285,7 +289,6 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 			return nil, fmt.Errorf("persistence: append %s@%d: tag %q: %w", id, v, tag, ErrInvalid)
 		}
 	}
-	r := &request{ctx: ctx, a: a, reply: make(chan error, 1)}
 	for _, k := range a.Keys {
 		if k.Scope == "" || k.Key == "" {
 			return nil, fmt.Errorf("persistence: append %s@%d: empty idempotency key: %w", id, v, ErrInvalid)
@@ -312,7 +315,7 @@ func newRequest(ctx context.Context, a Append) (*request, error) {
 			return nil, fmt.Errorf("persistence: append %s@%d: encode item: %w", id, v, err)
 		}
 	}
-	ev, spliced, err := encodeEvent(&a, item)
+	ev, spliced, err := encodeEvent(a, item)
 	if err != nil {
 		return nil, fmt.Errorf("persistence: append %s@%d: encode event: %w", id, v, err)
 	}

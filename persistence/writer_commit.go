@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -204,6 +205,7 @@ func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (
 	}
 	carry := w.notices.claim(time.Now()) || armsSoon
 	pl := conn.Conn().PgConn().StartPipeline(ctx)
+	conn.Conn().PgConn().Frontend().Send(roomFor(p))
 	pl.SendQueryStatement(st.begin, nil, nil, nil)
 	pl.SendQueryStatement(st.planMode, nil, nil, nil)
 	pl.SendQueryStatement(st.batch, p.Values(), p.Formats(), binaryResults)
@@ -232,6 +234,31 @@ func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (
 	go w.finishWake(ctx, cancel, conn, pl)
 	return outcomes, nil
 }
+
+// room is a message of no bytes that makes room in pgconn's send buffer
+// for the pipeline about to be queued. pgconn starts every pipeline from a
+// 1 KB buffer (it drops a larger one after each flush), and the batch's
+// Bind message, appended one parameter at a time, regrew it step by step:
+// about twice the batch's bytes allocated and copied, the largest
+// allocation left on a write's path. Grown once here, the batch is copied
+// in once.
+type room int
+
+// roomFor is the room a pipeline of the batch p needs: its parameters,
+// their lengths and formats, and the few small messages around them.
+func roomFor(p *pgparams.Params) room {
+	n := 512
+	for _, v := range p.Values() {
+		n += 6 + len(v)
+	}
+	return room(n)
+}
+
+func (room) Frontend() {}
+
+func (n room) Encode(dst []byte) ([]byte, error) { return slices.Grow(dst, int(n)), nil }
+
+func (room) Decode([]byte) error { return errors.New("persistence: room is sent, never received") }
 
 // readCommit reads a batch's answers up to the sync after its COMMIT: the
 // outcome of each of its n appends.
