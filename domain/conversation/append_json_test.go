@@ -3,6 +3,7 @@ package conversation
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -278,4 +279,54 @@ func BenchmarkEventJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The size hint holds a summary's JSON in one allocation unless a string
+// needs escaping, and is not far above it.
+func TestSummaryJSONSizeHintFits(t *testing.T) {
+	plain := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x7f || strings.IndexByte(`"\<>&`, c) >= 0 {
+				return false
+			}
+		}
+		return true
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	fits := 0
+	for range 5000 {
+		s := randomSummary(r)
+		strs := []string{s.ID, s.AccountID, s.InboxID, string(s.Status), string(s.Channel),
+			s.Contact.ID, s.Contact.Phone, s.Contact.Email, s.Contact.Handle, s.Contact.Name}
+		strs = append(strs, s.Tags...)
+		if s.AssigneeID != nil {
+			strs = append(strs, *s.AssigneeID)
+		}
+		if m := s.LastMessage; m != nil {
+			strs = append(strs, m.ID, string(m.Direction), string(m.Kind), m.Body)
+		}
+		if c := s.ActiveCall; c != nil {
+			strs = append(strs, c.CallID, string(c.State))
+		}
+		escapes := false
+		for _, v := range strs {
+			escapes = escapes || !plain(v)
+		}
+		b, err := s.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hint := s.JSONSizeHint()
+		switch {
+		case len(b) > hint && !escapes:
+			t.Fatalf("hint %d for a summary of %d bytes:\n%s", hint, len(b), b)
+		case hint-len(b) > 200:
+			t.Fatalf("hint %d, %d bytes over the summary's %d:\n%s", hint, hint-len(b), len(b), b)
+		case len(b) <= hint:
+			fits++
+		}
+	}
+	if fits < 1000 {
+		t.Fatalf("only %d of 5000 summaries fit their hint", fits)
+	}
 }
