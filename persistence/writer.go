@@ -163,8 +163,8 @@ type request struct {
 	// takes the item row's from the event it parses anyway (see
 	// encodeEvent) and item is not sent.
 	itemInEvent bool
-	reply            chan error // buffered: a committer never blocks on a caller
-	at               time.Time
+	reply       chan error // buffered: a committer never blocks on a caller
+	at          time.Time
 }
 
 const tagSeparator = "\x1f" // ASCII unit separator
