@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -55,28 +56,39 @@ type member struct {
 // writeMembers answers with an object of already-encoded values, as the
 // write endpoints do with what the conversation actor encoded: through
 // writeJSON, encoding/json re-validated and re-compacted those bytes and a
-// map was built, on every message ingested.
+// map was built, on every message ingested. The members are written one
+// after the other into the response's own buffer, under a Content-Length
+// counted first, rather than copied into an answer assembled beside it.
 func writeMembers(w http.ResponseWriter, status int, members ...member) {
-	n := 3
+	n := len("{}\n") + max(len(members)-1, 0) // braces, newline, commas
 	for _, m := range members {
-		n += len(m.name) + len(m.value) + 8
+		n += len(`"":`) + len(m.name) + len(m.valueOrNull())
 	}
-	b := append(make([]byte, 0, n), '{')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, "{")
 	for i, m := range members {
 		if i > 0 {
-			b = append(b, ',')
+			_, _ = io.WriteString(w, ",")
 		}
-		b = append(append(append(b, '"'), m.name...), '"', ':')
-		if m.value == nil {
-			m.value = []byte("null")
-		}
-		b = append(b, m.value...)
+		_, _ = io.WriteString(w, `"`)
+		_, _ = io.WriteString(w, m.name)
+		_, _ = io.WriteString(w, `":`)
+		_, _ = w.Write(m.valueOrNull())
 	}
-	b = append(b, '}', '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = io.WriteString(w, "}\n")
 }
+
+func (m member) valueOrNull() []byte {
+	if m.value == nil {
+		return jsonNull
+	}
+	return m.value
+}
+
+var jsonNull = []byte("null")
 
 // jsonString encodes s as a JSON string value.
 func jsonString(s string) []byte {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -30,5 +31,8 @@ func TestWriteMembersMatchesWriteJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %s\nwant %s", spliced.Body.Bytes(), encoded.Body.Bytes())
+	}
+	if cl := spliced.Header().Get("Content-Length"); cl != strconv.Itoa(spliced.Body.Len()) {
+		t.Fatalf("Content-Length %q for a body of %d bytes", cl, spliced.Body.Len())
 	}
 }
