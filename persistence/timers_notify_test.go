@@ -14,16 +14,19 @@ func TestWriterAnnouncesSoonDueTimes(t *testing.T) {
 	defer cancel()
 	s := newStore(t)
 	conn := listenOn(t, s, TimersChannel)
-	w := NewWriter(s.Pool(), WriterConfig{}, nil)
-	defer w.Close(ctx)
 	// timersAfter appends one event due at due and returns what
 	// TimersChannel heard from its commit: the listener's own "end",
-	// notified after the append committed, closes the list.
+	// notified once the writer is closed (its wake-ups sent: a commit's
+	// callers are answered before them), closes the list.
 	timersAfter := func(id string, due *time.Time) []string {
 		t.Helper()
+		w := NewWriter(s.Pool(), WriterConfig{}, nil)
 		a := testAppend(id, claim(t, s, id), 1, nil)
 		a.DueAt = due
 		if err := w.Append(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := conn.Exec(ctx, notifyTimersSQL, "end"); err != nil {

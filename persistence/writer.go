@@ -134,6 +134,10 @@ type Writer struct {
 	closed   bool
 	done     chan struct{}
 	shutdown sync.Once
+	// wakes counts the committed batches whose wake-up answers are still
+	// being read (finishWake): Close waits for them, so that whatever a
+	// commit announces has been sent once Close returns.
+	wakes sync.WaitGroup
 
 	batches, appends, largest, retries, splits, refused, snapshots atomic.Int64
 
@@ -348,7 +352,8 @@ func encodeEvent(a *Append, item []byte) (out []byte, spliced bool, err error) {
 }
 
 // Close stops accepting appends and snapshots (ErrClosed afterwards),
-// commits everything already accepted and waits for it, or for ctx.
+// commits everything already accepted and waits for it and for the
+// notices it owes, or for ctx.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.closed {
@@ -360,11 +365,21 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Unlock()
 	select {
 	case <-w.done:
-		w.shutdown.Do(w.system.Shutdown)
-		w.notices.close()
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("persistence: close writer: %w", ctx.Err())
+	}
+	w.shutdown.Do(w.system.Shutdown)
+	w.notices.close()
+	woken := make(chan struct{})
+	go func() {
+		w.wakes.Wait()
+		close(woken)
+	}()
+	select {
+	case <-woken:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("persistence: close writer: wake-ups: %w", ctx.Err())
 	}
 }
 

@@ -231,6 +231,7 @@ func (w *Writer) exec(p *pgparams.Params, n int, due time.Time, armsSoon bool) (
 		return outcomes, nil
 	}
 	// Committed: from here on nothing fails the batch.
+	w.wakes.Add(1)
 	go w.finishWake(ctx, cancel, conn, pl)
 	return outcomes, nil
 }
@@ -348,6 +349,7 @@ func finish(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, 
 // wake-up leaves its transaction aborted; finish ends it, so the
 // connection goes back to the pool clean.
 func (w *Writer) finishWake(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, pl *pgconn.Pipeline) {
+	defer w.wakes.Done()
 	if err := finish(ctx, cancel, conn, pl, nil); err != nil {
 		w.m.wakeFailures.Inc()
 	}
