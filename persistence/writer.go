@@ -144,6 +144,9 @@ type Writer struct {
 	// stmt is the batch statement: appendStatement, or (set by the
 	// benchmark before the first Append) a minimal one to compare with.
 	stmt batchStatement
+	// notifyJournal is the journal notice's statement: notifySQL, or (set
+	// by a test before the first Append) one made to fail.
+	notifyJournal string
 
 	// enqueued, if set (by tests, before the first Append), is signalled
 	// when the actor has taken an append in, so a test can await it.
@@ -189,12 +192,13 @@ const (
 func NewWriter(pool *pgxpool.Pool, cfg WriterConfig, reg prometheus.Registerer) *Writer {
 	cfg = cfg.withDefaults()
 	w := &Writer{
-		pool:      pool,
-		cfg:       cfg,
-		stmt:      appendStatement,
-		done:      make(chan struct{}),
-		m:         newWriterMetrics(reg),
-		commitP99: metrics.NewWindow(commitBuckets, time.Minute, 12),
+		pool:          pool,
+		cfg:           cfg,
+		stmt:          appendStatement,
+		notifyJournal: notifySQL,
+		done:          make(chan struct{}),
+		m:             newWriterMetrics(reg),
+		commitP99:     metrics.NewWindow(commitBuckets, time.Minute, 12),
 	}
 	w.notices = newNotices(cfg.NoticeEvery, w.notify)
 	libLog := cfg.Log.With("lib", "protoactor")

@@ -347,11 +347,15 @@ func finish(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, 
 
 // finishWake reads the answers to a committed batch's wake-ups. A failed
 // wake-up leaves its transaction aborted; finish ends it, so the
-// connection goes back to the pool clean.
+// connection goes back to the pool clean, and its commit is owed the
+// journal notice again: the trailing notice (notify) is its one retry,
+// after which the consumers' next poll is the fallback.
 func (w *Writer) finishWake(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, pl *pgconn.Pipeline) {
 	defer w.wakes.Done()
 	if err := finish(ctx, cancel, conn, pl, nil); err != nil {
 		w.m.wakeFailures.Inc()
+		w.cfg.Log.Warn("journal notice failed after its commit; sending it again", "err", err)
+		w.notices.owe(time.Now())
 	}
 }
 
@@ -406,7 +410,7 @@ func (w *Writer) statements(ctx context.Context, c *pgx.Conn) (*writerStatements
 		{&st.batch, w.stmt.name, w.stmt.sql},
 		{&st.commit, "switchboard_commit", commitSQL},
 		{&st.async, "switchboard_async_commit", asyncCommitSQL},
-		{&st.notify, "switchboard_notify_journal", notifySQL},
+		{&st.notify, "switchboard_notify_journal", w.notifyJournal},
 		{&st.notifyTimers, "switchboard_notify_timers", notifyTimersSQL},
 	} {
 		sd, err := prepare(ctx, c, s.name, s.sql)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func recordNotices() (*notices, chan time.Time) {
@@ -111,5 +113,45 @@ func TestWriterOwedNoticeArrives(t *testing.T) {
 	}
 	if d := time.Since(first); d < window/2 {
 		t.Fatalf("the owed notice came %v after the first, inside the %v window", d, window)
+	}
+}
+
+// A commit whose wake-up fails is still answered as committed, and its
+// journal notice is sent again (the trailing notice) rather than left to
+// the consumers' next poll. The fault: a notice statement that fails the
+// first time it runs (a sequence is not rolled back with its transaction).
+func TestWriterFailedWakeUpIsSentAgain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := newStore(t)
+	conn := listenOn(t, s, "journal_appended")
+	if _, err := s.Pool().Exec(ctx, `CREATE SEQUENCE wake_fault`); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(s.Pool(), WriterConfig{NoticeEvery: -1}, nil)
+	defer w.Close(ctx)
+	w.notifyJournal = `SELECT pg_notify('journal_appended', '')
+		WHERE (CASE WHEN nextval('wake_fault') = 1 THEN 'an injected fault' ELSE '1' END)::int = 1`
+	epoch := claim(t, s, "cv_wake")
+	if err := w.Append(ctx, testAppend("cv_wake", epoch, 1, message(1, "first"))); err != nil {
+		t.Fatalf("append whose wake-up fails: %v", err)
+	}
+	if got := journalVersions(t, s, "cv_wake"); len(got) != 1 {
+		t.Fatalf("journal after the commit: %v, want version 1", got)
+	}
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if _, err := conn.Conn().WaitForNotification(wait); err != nil {
+		t.Fatalf("no journal notice after the failed one: %v", err)
+	}
+	if n := testutil.ToFloat64(w.m.wakeFailures); n != 1 {
+		t.Fatalf("wake-up failures counted: %v, want 1", n)
+	}
+	// The writer goes on: the failed wake-up's connection was given back clean.
+	if err := w.Append(ctx, testAppend("cv_wake", epoch, 2, message(2, "second"))); err != nil {
+		t.Fatalf("append after the failed wake-up: %v", err)
+	}
+	if _, err := conn.Conn().WaitForNotification(wait); err != nil {
+		t.Fatalf("the next commit's notice: %v", err)
 	}
 }
