@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // messageStatus is POST /v1/conversations/{id}/messages/{message_id}/status:
@@ -31,10 +31,11 @@ func (s *Server) messageStatus(w http.ResponseWriter, r *http.Request) error {
 	if !conversation.DeliveryStatus(in.Status).Reportable() {
 		return errorf(codeInvalid, "status must be one of queued, sent, delivered, failed, undelivered")
 	}
-	for field, v := range map[string]string{"error_code": in.ErrorCode, "provider_message_id": in.ProviderMessageID} {
-		if len(v) > 128 || !utf8.ValidString(v) || hasControl(v) {
-			return errorf(codeInvalid, "%s must be at most 128 characters without control characters", field)
-		}
+	if err := checked(validate.Key("error_code", in.ErrorCode)); err != nil {
+		return err
+	}
+	if err := checked(validate.Key("provider_message_id", in.ProviderMessageID)); err != nil {
+		return err
 	}
 	res, err := s.engine.ReportStatus(r.Context(), ref.accountID, ref.inboxID, id, r.PathValue("message_id"),
 		in.Status, in.ErrorCode, in.ProviderMessageID)
@@ -43,13 +44,4 @@ func (s *Server) messageStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeMembers(w, http.StatusOK, member{"message", res.Item}, member{"conversation", res.Summary})
 	return nil
-}
-
-func hasControl(v string) bool {
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -152,8 +151,7 @@ func decodeJSON(raw []byte, v any) error {
 	if !utf8.Valid(raw) {
 		return errorf(codeInvalid, "request body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(v); err != nil {
+	if err := wire.DecodeOne(raw, v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errorf(codeInvalid, "request body is empty")
 		}
@@ -162,9 +160,6 @@ func decodeJSON(raw []byte, v any) error {
 			return errorf(codeInvalid, "field %q has the wrong type", typeErr.Field)
 		}
 		return errorf(codeInvalid, "malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return errorf(codeInvalid, "malformed JSON: trailing data")
 	}
 	return nil
 }

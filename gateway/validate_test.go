@@ -29,6 +29,10 @@ func TestUpdateValidation(t *testing.T) {
 		{"51 tags", `{"tags_add":[` + strings.Repeat(`"t",`, 50) + `"t"]}`, false, nil},
 		{"invalid UTF-8", "{\"tags_add\":[\"\xff\"]}", false, nil},
 		{"trailing data", `{} {}`, false, nil},
+		{"a stray closing brace", `{"status":"closed"}}`, false, nil},
+		{"a stray closing bracket", `{"status":"closed"}]`, false, nil},
+		{"a lone surrogate", `{"tags_add":["a\udc00"]}`, false, nil},
+		{"a surrogate pair", `{"tags_add":["\ud83d\ude00"]}`, true, nil},
 	}
 	for _, c := range cases {
 		var in updateIn

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // Deliverer is the webhook deliverer as the admin API shows it.
@@ -49,8 +49,8 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if hasControl(in.URL) {
-		return errorf(codeInvalid, "url must be an absolute http or https URL")
+	if err := checked(validate.URL("url", in.URL)); err != nil {
+		return err
 	}
 	if err := webhooks.ValidateURL(r.Context(), in.URL, s.hooks.allowPrivate); err != nil {
 		if errors.Is(err, webhooks.ErrForbiddenDestination) {
@@ -73,8 +73,8 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	if len(in.Description) > 1000 || !utf8.ValidString(in.Description) || hasControl(in.Description) {
-		return errorf(codeInvalid, "description must be at most 1000 characters without control characters")
+	if err := checked(validate.Text("description", in.Description, 1000)); err != nil {
+		return err
 	}
 	hook, secret, err := s.hooks.endpoints.Create(r.Context(), account, in.URL, events, in.Description)
 	if errors.Is(err, webhooks.ErrNoSecretKey) {

@@ -1,12 +1,12 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // Client frame types (docs/api.md, client → server).
@@ -72,16 +72,17 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 	if !utf8.Valid(raw) {
 		return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "frame is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&f); err != nil {
+	if err := DecodeOne(raw, &f); err != nil {
 		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
+		switch {
+		case errors.As(err, &typeErr):
 			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "field %q has the wrong type", typeErr.Field)
+		case errors.Is(err, ErrTrailingData):
+			return ClientFrame{ID: f.ID}, Errorf(CodeInvalid, "one JSON object per frame")
+		case errors.Is(err, ErrLoneSurrogate):
+			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "%v", err)
 		}
 		return ClientFrame{}, Errorf(CodeInvalid, "malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return ClientFrame{ID: f.ID}, Errorf(CodeInvalid, "one JSON object per frame")
 	}
 	if err := f.check(); err != nil {
 		return ClientFrame{Type: f.Type, ID: f.ID}, err
@@ -89,8 +90,27 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 	return f, nil
 }
 
-// check requires each type's fields, in the order a client would fix them.
+// check requires each type's fields, in the order a client would fix them,
+// and holds the frame's strings to the rules every string obeys.
 func (f *ClientFrame) check() error {
+	if len(f.ID) > 0 && f.ID[0] == '"' {
+		var id string
+		if err := json.Unmarshal(f.ID, &id); err != nil {
+			return Errorf(CodeInvalid, "id: malformed")
+		}
+		if err := validate.Key("id", id); err != nil {
+			f.ID = nil // not to be echoed back as the error's ref
+			return Errorf(CodeInvalid, "%v", err)
+		}
+	}
+	for _, id := range []struct{ field, v string }{{"inbox_id", f.InboxID}, {"conversation_id", f.ConversationID}} {
+		if id.v == "" {
+			continue // whether it is required depends on the type
+		}
+		if err := validate.ID(id.field, id.v); err != nil {
+			return Errorf(CodeInvalid, "%v", err)
+		}
+	}
 	switch f.Type {
 	case TypePing:
 		return nil

@@ -64,6 +64,25 @@ func TestDecodeClientFrame(t *testing.T) {
 		{name: "not JSON", raw: `{"type":`, wantErr: "malformed JSON"},
 		{name: "two objects", raw: `{"type":"ping","id":1}{"type":"ping"}`, wantErr: "one JSON object per frame", ref: "1"},
 		{name: "not an object", raw: `[1,2]`, wantErr: "wrong type"},
+		// encoding/json's More does not look past a stray closing delimiter.
+		{name: "a stray brace after the object", raw: `{"type":"ping","id":1}}`, wantErr: "one JSON object per frame", ref: "1"},
+		{name: "a stray bracket after the object", raw: `{"type":"ping","id":1} ]`, wantErr: "one JSON object per frame", ref: "1"},
+		{name: "white space after the object", raw: "{\"type\":\"ping\",\"id\":1} \n\t"},
+		{name: "a lone surrogate", raw: `{"type":"send","id":1,"conversation_id":"c1","body":"a\ud800b"}`, wantErr: "lone UTF-16 surrogate", ref: "1"},
+		{name: "a surrogate pair", raw: `{"type":"send","id":1,"conversation_id":"c1","body":"\ud83d\ude00"}`, check: func(t *testing.T, f ClientFrame) {
+			if f.Body != "😀" {
+				t.Errorf("body %q", f.Body)
+			}
+		}},
+		{name: "an escaped backslash before u", raw: `{"type":"send","id":1,"conversation_id":"c1","body":"\\ud800"}`, check: func(t *testing.T, f ClientFrame) {
+			if f.Body != `\ud800` {
+				t.Errorf("body %q", f.Body)
+			}
+		}},
+		{name: "an id with a control character", raw: `{"type":"ping","id":"a\u0001"}`, wantErr: "id must not contain control characters"},
+		{name: "an inbox id with a control character", raw: `{"type":"unsubscribe","id":2,"inbox_id":"in\u007f"}`, wantErr: "inbox_id must not contain", ref: "2"},
+		{name: "a conversation id too long", raw: `{"type":"watch","id":2,"conversation_id":"` + strings.Repeat("c", 129) + `"}`, wantErr: "conversation_id must be at most", ref: "2"},
+		{name: "a tag filter too long", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"tag":"` + strings.Repeat("t", 65) + `"}}`, wantErr: "tag must be at most 64", ref: "2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := DecodeClientFrame([]byte(c.raw))

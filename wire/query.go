@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // ListQuery reads the list query of GET /v1/inboxes/{id}/conversations
@@ -32,6 +33,11 @@ func ListQuery(q url.Values) (inbox.Query, error) {
 	out.Assignee = q.Get("assignee")
 	out.Channel = conversation.Channel(q.Get("channel"))
 	out.Tag = q.Get("tag")
+	if out.Tag != "" {
+		if err := validate.Tag("tag", out.Tag); err != nil {
+			return inbox.Query{}, Errorf(CodeInvalid, "%v", err)
+		}
+	}
 	out.Sort = inbox.Sort(q.Get("sort"))
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrForbiddenDestination: a webhook URL resolves to an address the server
@@ -31,7 +32,7 @@ var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 // addresses. Resolution here is a courtesy (a clear 400 at creation); the
 // dialer checks again at connect time, where it counts.
 func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
-	if len(raw) > 2048 {
+	if utf8.RuneCountInString(raw) > 2048 {
 		return errors.New("url must be at most 2048 characters")
 	}
 	u, err := url.Parse(raw)
