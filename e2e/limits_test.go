@@ -148,6 +148,9 @@ func TestWebsocketsPerCredential(t *testing.T) {
 	if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("third websocket of one token: %v %v, want 429", err, res)
 	}
+	if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || secs < 1 {
+		t.Fatalf("third websocket's Retry-After %q: want whole seconds ≥ 1", res.Header.Get("Retry-After"))
+	}
 	// The account key and a further token of the same agent have places of their own.
 	mustWS(t, n.URL(), wsOpts{token: a.key}).ping("k")
 	second := str(t, c.with(a.key).must(201, "POST", "/v1/agents/"+a.agentID+"/tokens", nil), "token")

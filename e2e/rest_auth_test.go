@@ -184,12 +184,33 @@ func TestRESTCredentials(t *testing.T) {
 			t.Errorf("Basic scheme: %d, want 401", res.StatusCode)
 		}
 	})
+	t.Run("the scheme's case does not matter", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", n.URL()+"/v1/inboxes", nil)
+		req.Header.Set("Authorization", "bearer "+a.key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("lower-case bearer: %d, want 200", res.StatusCode)
+		}
+	})
 	t.Run("admin endpoints refuse API keys and agent tokens", func(t *testing.T) {
-		for _, tok := range []string{a.key, a.agentToken, testAdminToken + "x"} {
+		for _, tok := range []string{a.key, a.agentToken, testAdminToken + "x", ""} {
 			cl := api{t: t, base: n.URL(), token: tok}
 			for _, e := range admin {
 				expectErr(t, cl, 401, "unauthorized", e.method, e.path, e.body)
 			}
+			// Paths that are not admin endpoints say so to the admin only.
+			expectErr(t, cl, 401, "unauthorized", "GET", "/v1/admin/nonexistent", nil)
+			expectErr(t, cl, 401, "unauthorized", "GET", "/v1/admin/accounts", nil)
+		}
+		expectErr(t, c.with(testAdminToken), 404, "not_found", "GET", "/v1/admin/nonexistent", nil)
+	})
+	t.Run("errors outside the API keep its shape", func(t *testing.T) {
+		for _, e := range []ep{{"GET", "/nope", nil}, {"POST", "/healthz", nil}, {"POST", "/", nil}} {
+			expectErr(t, c, 404, "not_found", e.method, e.path, e.body)
 		}
 	})
 	t.Run("agents may not create agents or inboxes", func(t *testing.T) {

@@ -65,7 +65,8 @@ func TestRESTBadInput(t *testing.T) {
 		{"inbound blank handle", "POST", inbox + "/messages", msg(obj{"handle": "   "}, "x"), 400, bad},
 		{"inbound external_id too long", "POST", inbox + "/messages", obj{"contact": newContact, "body": "x", "external_id": strings.Repeat("e", 201)}, 400, bad},
 		{"inbound over 1 MiB", "POST", inbox + "/messages", msg(newContact, huge), 413, "payload_too_large"},
-		{"inbound text/plain", "POST", inbox + "/messages", nil, 400, bad}, // body set below
+		{"inbound text/plain", "POST", inbox + "/messages", nil, 400, bad},        // body set below
+		{"inbound application/jsonx", "POST", inbox + "/messages", nil, 400, bad}, // body set below
 
 		// calls
 		{"call unknown state", "POST", inbox + "/calls", callReq(newContact, "k1", "on_hold"), 400, bad},
@@ -133,6 +134,12 @@ func TestRESTBadInput(t *testing.T) {
 		{"list unknown sort", "GET", inbox + "/conversations?sort=alphabetical", nil, 400, bad},
 		{"list unknown channel", "GET", inbox + "/conversations?channel=pigeon", nil, 400, bad},
 		{"list bad cursor", "GET", inbox + "/conversations?cursor=" + url.QueryEscape("not a cursor"), nil, 400, bad},
+		{"list tag too long", "GET", inbox + "/conversations?tag=" + strings.Repeat("t", 65), nil, 400, bad},
+
+		// JSON that encoding/json alone would let through
+		{"inbound stray closing brace", "POST", inbox + "/messages", `{"contact":{"phone":"+14155550777"},"body":"x"}}`, 400, bad},
+		{"inbox stray closing bracket", "POST", "/v1/inboxes", `{"name":"x"}]`, 400, bad},
+		{"inbound lone surrogate", "POST", inbox + "/messages", `{"contact":{"phone":"+14155550777"},"body":"a\ud800"}`, 400, bad},
 	}
 	before := rows(t, f.n)
 	countsBefore := f.k.must(200, "GET", inbox+"/counts", nil)
@@ -140,8 +147,8 @@ func TestRESTBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := f.k
 			k.t = t
-			if c.name == "inbound text/plain" {
-				r := doRaw(t, k, "POST", inbox+"/messages", "text/plain", `{"contact":{"phone":"+14155550777"},"body":"x"}`)
+			if ct, ok := rawContentTypes[c.name]; ok {
+				r := doRaw(t, k, "POST", inbox+"/messages", ct, `{"contact":{"phone":"+14155550777"},"body":"x"}`)
 				checkErr(t, r, c.status, c.code, c.name)
 				return
 			}
@@ -179,7 +186,20 @@ func TestRESTBadInput(t *testing.T) {
 		f.inbound(newContact, strings.Repeat("é", 8<<10))
 		expectErr(t, f.k, 400, bad, "POST", inbox+"/messages", msg(newContact, strings.Repeat("é", 8<<10)+"x"))
 		f.k.must(201, "POST", "/v1/inboxes", obj{"name": "Intl", "phone_number": "+442071838750"})
+		// The media type's case and parameters do not matter.
+		for _, ct := range []string{"APPLICATION/JSON", "application/json; charset=utf-8", "application/problem+json"} {
+			if r := doRaw(t, f.k, "POST", inbox+"/messages", ct, `{"contact":{"phone":"+14155550778"},"body":"x"}`); r.Status != 201 {
+				t.Errorf("Content-Type %q: status %d, want 201: %s", ct, r.Status, r.Body)
+			}
+		}
 	})
+}
+
+// rawContentTypes are the cases of TestRESTBadInput sent with a
+// Content-Type of their own.
+var rawContentTypes = map[string]string{
+	"inbound text/plain":        "text/plain",
+	"inbound application/jsonx": "application/jsonx",
 }
 
 // doRaw sends a body with an explicit Content-Type.

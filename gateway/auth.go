@@ -32,9 +32,10 @@ func canSeeInbox(p principal, accountID, inboxID string) bool {
 }
 
 func bearer(r *http.Request) string {
+	// The scheme is case-insensitive (RFC 9110, section 11.1).
 	h := r.Header.Get("Authorization")
-	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return strings.TrimSpace(token)
+	if len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
+		return strings.TrimSpace(h[len("Bearer "):])
 	}
 	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 // readBody reads a JSON request body: 413 over 1 MiB.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
 		return nil, errorf(codeInvalid, "Content-Type must be application/json")
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -142,6 +143,13 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, errorf(codeInvalid, "request body could not be read")
 	}
 	return raw, nil
+}
+
+// isJSON reports whether a Content-Type names JSON: application/json or a
+// +json type, in any case, with any parameters.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 // decodeJSON decodes one JSON object. Invalid UTF-8 is refused here because

@@ -172,9 +172,16 @@ func (s *Server) Handler() http.Handler {
 	route("GET /admin/{$}", s.page("admin.html"))
 	mux.Handle("GET /assets/", s.assets())
 
-	route("/v1/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+	noSuchEndpoint := func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(codeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
-	}))
+	}
+	// Under /v1/admin/ only the admin token learns that a path is not an
+	// endpoint; every other caller gets the 401 the admin API gives it.
+	route("/v1/admin/", s.admin(noSuchEndpoint))
+	route("/v1/", s.handle(noSuchEndpoint))
+	// Everything else, a wrong method on a page included: the API's error
+	// shape rather than the mux's plain text.
+	route("/", s.handle(noSuchEndpoint))
 	return mux
 }
 

@@ -162,6 +162,10 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	cfg := &s.ws.cfg
 	slot, err := s.wsCreds.reserve(r.Context())
 	if err != nil {
+		// A slot frees when one of the credential's websockets closes,
+		// which nothing here can foresee: the shortest wait the header
+		// can say.
+		w.Header().Set("Retry-After", "1")
 		return err
 	}
 	if n := s.wsConnections.Add(1); n > int64(cfg.MaxConnections) {
