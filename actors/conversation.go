@@ -234,6 +234,15 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	now := decideTime(cmd)
 	ev, err := conversation.Decide(st, dc, now, newItemID)
 	if err != nil {
+		// A client's resend (same external_id or client_id) whose first
+		// delivery committed is answered from that commit, though the
+		// conversation moved on since: its if_version, or a contact's
+		// opt-out, refuses the command now, not then.
+		if len(keys) > 0 && refusedByState(err) {
+			if r, found := g.committed(ctx, keys); found {
+				return r, nil
+			}
+		}
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
 	if ev == nil { // nothing changes
@@ -347,31 +356,47 @@ func (g *conversationGrain) replayed(ctx context.Context, itemSeq int64) *actorp
 // duplicate answers a command whose external_id or client_id was used
 // before: with the original message, wherever it lives.
 func (g *conversationGrain) duplicate(ctx context.Context, keys []persistence.IdempotencyKey) *actorpb.ConversationReply {
+	if r, found := g.committed(ctx, keys); found {
+		return r
+	}
+	return &actorpb.ConversationReply{Error: pbError(codeRetry, "duplicate key vanished")}
+}
+
+// committed answers with what the first command of one of keys committed,
+// if one did (found); the reply is an error reply when looking it up failed.
+func (g *conversationGrain) committed(ctx context.Context, keys []persistence.IdempotencyKey) (r *actorpb.ConversationReply, found bool) {
 	for _, k := range keys {
 		convID, version, found, err := g.deps.Store.LookupIdempotency(ctx, k.Scope, k.Key)
 		if err != nil {
-			return &actorpb.ConversationReply{Error: toPB(err)}
+			return &actorpb.ConversationReply{Error: toPB(err)}, true
 		}
 		if !found {
 			continue
 		}
 		item, err := g.deps.Store.GetItemAt(ctx, convID, version)
 		if err != nil {
-			return &actorpb.ConversationReply{Error: toPB(err)}
+			return &actorpb.ConversationReply{Error: toPB(err)}, true
 		}
 		if convID == g.id {
-			return g.reply(&item, true)
+			return g.reply(&item, true), true
 		}
 		sum, err := g.deps.Store.GetSummary(ctx, convID)
 		if err != nil {
-			return &actorpb.ConversationReply{Error: toPB(err)}
+			return &actorpb.ConversationReply{Error: toPB(err)}, true
 		}
 		r := &actorpb.ConversationReply{Duplicate: true}
 		r.SummaryJson, _ = json.Marshal(sum)
 		r.ItemJson, _ = json.Marshal(item)
-		return r
+		return r, true
 	}
-	return &actorpb.ConversationReply{Error: pbError(codeRetry, "duplicate key vanished")}
+	return nil, false
+}
+
+// refusedByState: Decide refused the command for what the conversation is
+// now (a stale if_version, an opted-out contact), not for its own values.
+func refusedByState(err error) bool {
+	var optedOut conversation.ErrOptedOut
+	return errors.Is(err, conversation.ErrConflict) || errors.As(err, &optedOut)
 }
 
 // deliver makes msg the summary the inbox must acknowledge and sends it.

@@ -88,7 +88,7 @@ func TestSMSOptOut(t *testing.T) {
 	f := newFixture(t)
 	in := f.inbound(phoneContact(2), "hello")
 	conv := str(t, in, "conversation_id")
-	f.reply(conv, obj{"body": "hi, how can we help?"})
+	first := f.reply(conv, obj{"body": "hi, how can we help?", "client_id": "draft-1"})
 	stop := f.inbound(phoneContact(2), " stop ")
 	if sub(t, sub(t, stop, "conversation"), "contact")["opted_out"] != true {
 		t.Fatalf("STOP must set contact.opted_out: %v", stop)
@@ -98,6 +98,11 @@ func TestSMSOptOut(t *testing.T) {
 	checkErr(t, r, 409, "conflict", "reply to an opted-out contact")
 	if msg := str(t, r.json(t), "error.message"); !strings.Contains(msg, "opted out") || !strings.Contains(msg, "START") {
 		t.Fatalf("the message must tell the agent why: %q", msg)
+	}
+	// A resend of the reply that went out before the STOP is answered
+	// with it, not refused: it was sent while the contact consented.
+	if again := f.k.must(200, "POST", "/v1/conversations/"+conv+"/messages", obj{"body": "hi, how can we help?", "client_id": "draft-1"}); str(t, again, "id") != str(t, first, "id") {
+		t.Errorf("resend after STOP: %v, want the original %v", again, first)
 	}
 	sameRows(t, "refused reply", before, rows(t, f.n))
 	f.ag.must(201, "POST", "/v1/conversations/"+conv+"/messages", obj{"body": "contact opted out", "kind": "note"})

@@ -203,6 +203,13 @@ func TestRESTReplyAndNote(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%d items with client_id cl-1, want 1", n)
 		}
+		// A resend drafted against the version the first was: the
+		// conversation moved on since, but the first one committed.
+		if again := f.k.must(200, "POST", "/v1/conversations/"+convID+"/messages", obj{"body": "on it", "client_id": "cl-1", "if_version": 2}); str(t, again, "id") != str(t, rep, "id") {
+			t.Errorf("repeat with the first one's if_version: %v", again)
+		}
+		// A new client_id with that stale if_version is refused as before.
+		expectErr(t, f.k, 409, "conflict", "POST", "/v1/conversations/"+convID+"/messages", obj{"body": "on it", "client_id": "cl-new", "if_version": 2})
 		// The agent repeating it gets the same answer.
 		if again := f.ag.must(200, "POST", "/v1/conversations/"+convID+"/messages", obj{"body": "on it", "client_id": "cl-1"}); str(t, again, "id") != str(t, rep, "id") {
 			t.Errorf("agent repeat: %v", again)
