@@ -3,7 +3,9 @@
 // push frames and never block; a writer goroutine exists only while there is
 // something to write, and it takes every queued frame in one batch. When a
 // connection falls behind, queued updates of one conversation are coalesced
-// (only the newest version is kept, in the position of the first); when the
+// (only the newest version is kept, queued last, so the seqs a client
+// receives still only grow: one that resumes from the last seq it got has
+// every update before it); when the
 // queue still overflows, the updates of the inbox concerned are dropped and a
 // resync frame takes their place, to be followed by a fresh snapshot.
 //
@@ -42,6 +44,9 @@ type Frame struct {
 	Conv    string
 	Version int64
 	Data    []byte
+	// superseded: a newer update of the conversation was queued after it
+	// (coalesced); it is skipped, and dropped at the next compaction.
+	superseded bool
 }
 
 // Config bounds a queue. Zero values take the defaults.
@@ -101,6 +106,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	frames  []Frame
+	dead    int // superseded frames still in frames
 	bytes   int
 	newest  map[convKey]int // index in frames of the newest update per conversation
 	stale   map[string]bool // inboxes resyncing: their updates are dropped
@@ -130,7 +136,7 @@ type Stats struct {
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Len: len(q.frames), Bytes: q.bytes, HighWater: q.highWater,
+	return Stats{Len: q.live(), Bytes: q.bytes, HighWater: q.highWater,
 		Coalesced: q.coalesced, Dropped: q.dropped, Overflow: q.overflowed}
 }
 
@@ -164,7 +170,7 @@ func (q *Queue) Push(f Frame) bool {
 			q.dropUpdates("")
 			if q.full(len(f.Data)) {
 				q.closed, q.err = true, ErrOverflow
-				q.frames, q.newest, q.bytes = nil, nil, 0
+				q.frames, q.newest, q.bytes, q.dead = nil, nil, 0, 0
 				return false
 			}
 		}
@@ -186,10 +192,17 @@ func (q *Queue) pushUpdate(f Frame) {
 			q.dropped++ // stale never overwrites fresh
 			return
 		}
-		if len(q.frames) >= q.cfg.CoalesceAt {
-			q.bytes += len(f.Data) - len(old.Data)
-			*old = f
+		if q.live() >= q.cfg.CoalesceAt {
+			// Not in old's place: the updates queued between them carry
+			// lower seqs, and a client must never see the seq go back.
+			q.bytes -= len(old.Data)
+			old.Data, old.superseded = nil, true
+			q.dead++
 			q.coalesced++
+			q.append(f)
+			if q.dead > len(q.frames)/2 {
+				q.compact()
+			}
 			return
 		}
 	}
@@ -202,7 +215,38 @@ func (q *Queue) pushUpdate(f Frame) {
 }
 
 func (q *Queue) full(n int) bool {
-	return len(q.frames) >= q.cfg.MaxFrames || q.bytes+n > q.cfg.MaxBytes
+	return q.live() >= q.cfg.MaxFrames || q.bytes+n > q.cfg.MaxBytes
+}
+
+// live is the number of frames queued to be written.
+func (q *Queue) live() int { return len(q.frames) - q.dead }
+
+// compact drops the superseded frames and re-indexes the rest.
+func (q *Queue) compact() {
+	q.filter(func(f *Frame) bool { return !f.superseded })
+}
+
+// filter keeps the frames keep accepts, in order, and rebuilds the
+// conversation index; bytes of the frames it drops are the caller's to
+// account for.
+func (q *Queue) filter(keep func(*Frame) bool) {
+	kept := q.frames[:0]
+	for i := range q.frames {
+		if f := &q.frames[i]; !f.superseded && keep(f) {
+			kept = append(kept, *f)
+		}
+	}
+	clear(q.frames[len(kept):]) // release the dropped payloads
+	q.frames, q.dead = kept, 0
+	clear(q.newest)
+	for i, f := range q.frames {
+		if f.Kind == Update {
+			if q.newest == nil {
+				q.newest = make(map[convKey]int)
+			}
+			q.newest[convKey{f.Inbox, f.Conv}] = i
+		}
+	}
 }
 
 func (q *Queue) append(f Frame) {
@@ -214,7 +258,7 @@ func (q *Queue) append(f Frame) {
 	}
 	q.frames = append(q.frames, f)
 	q.bytes += len(f.Data)
-	q.highWater = max(q.highWater, len(q.frames))
+	q.highWater = max(q.highWater, q.live())
 }
 
 // dropUpdates drops the queued updates and snapshots of inbox (of every
@@ -251,28 +295,16 @@ func (q *Queue) dropUpdates(inbox string) {
 // dropInbox removes the queued updates and snapshots of one inbox and
 // rebuilds the conversation index.
 func (q *Queue) dropInbox(inbox string, count bool) {
-	kept := q.frames[:0]
-	for _, f := range q.frames {
+	q.filter(func(f *Frame) bool {
 		if (f.Kind == Update || f.Kind == Snapshot) && f.Inbox == inbox {
 			q.bytes -= len(f.Data)
 			if count {
 				q.dropped++
 			}
-			continue
+			return false
 		}
-		kept = append(kept, f)
-	}
-	clear(q.frames[len(kept):]) // release the dropped payloads
-	q.frames = kept
-	clear(q.newest)
-	for i, f := range q.frames {
-		if f.Kind == Update {
-			if q.newest == nil {
-				q.newest = make(map[convKey]int)
-			}
-			q.newest[convKey{f.Inbox, f.Conv}] = i
-		}
-	}
+		return true
+	})
 }
 
 // Forget ends the queue's knowledge of an inbox (unsubscribed): its queued
@@ -307,6 +339,9 @@ func (q *Queue) run() {
 	var spare []Frame
 	for {
 		q.mu.Lock()
+		if q.dead > 0 {
+			q.compact()
+		}
 		if q.closed || len(q.frames) == 0 {
 			q.writing = false
 			q.mu.Unlock()
@@ -322,7 +357,7 @@ func (q *Queue) run() {
 		if err != nil {
 			q.mu.Lock()
 			q.closed, q.err, q.writing = true, err, false
-			q.frames = nil
+			q.frames, q.dead = nil, 0
 			q.mu.Unlock()
 			if q.hooks.Failed != nil {
 				q.hooks.Failed(err)
@@ -357,7 +392,7 @@ func (q *Queue) Close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	q.frames = nil
+	q.frames, q.dead = nil, 0
 	q.newest = nil
 }
 
