@@ -39,7 +39,12 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 	}
 	key := pidKey(pid)
 	if g.watchers[key] != nil {
-		return &actorpb.Ack{} // a resent request: the watcher was answered
+		// The client watching again (or the cluster resending a request):
+		// the current version and presence again; a session that waits
+		// for no answer ignores the version.
+		ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: pbPID(ctx.Self()), Version: g.state.Version()})
+		ctx.Send(pid, g.presenceEvent())
+		return &actorpb.Ack{}
 	}
 	if g.watchers == nil {
 		g.watchers = make(map[string]*watcher)
@@ -122,7 +127,9 @@ func (g *conversationGrain) typing(ctx actor.Context, msg *actorpb.Typing) {
 	}
 	ev := conversationEvent(g.id, wire.Typing(g.id, msg.AgentId))
 	for key, w := range g.watchers {
-		if key != from {
+		// Not to the typist's own sessions: another tab of the same agent
+		// is not another agent.
+		if key != from && (msg.AgentId == "" || g.presence.AgentOf(key) != msg.AgentId) {
 			ctx.Send(w.pid, ev)
 		}
 	}

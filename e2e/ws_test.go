@@ -326,20 +326,39 @@ func TestWSWatchSendTyping(t *testing.T) {
 	if f := a.expect("error"); f.str("ref") != "u2" || f.obj("error")["code"] != "conflict" {
 		t.Fatalf("stale if_version %v", f.m)
 	}
+	// Watching again answers the version the conversation is at now, not
+	// the first watch's, and presence follows as after every watching.
+	a.send(map[string]any{"type": "watch", "id": "w2", "conversation_id": id})
+	if f := a.expect("watching"); f.str("ref") != "w2" || f.num("version") != 4 {
+		t.Fatalf("watching again %v, want version 4", f.m)
+	}
+	a.expectPresence(id, tn.agentID)
+	// A second tab of the same agent gets no typing of its own agent.
+	a2 := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	a2.send(map[string]any{"type": "watch", "id": "w", "conversation_id": id})
+	a2.expect("watching")
+	a2.expectPresence(id, tn.agentID)
 	for range 5 {
 		a.send(map[string]any{"type": "typing", "conversation_id": id})
 	}
 	if f := b.expect("typing"); f.str("agent_id") != tn.agentID || f.str("conversation_id") != id {
 		t.Fatalf("typing %v", f.m)
 	}
+	a2.ping("p2")
+	if f := a2.expect("pong"); f.str("ref") != "p2" {
+		t.Fatalf("the typist's other tab: %v", f.m)
+	}
 	b.ping("p")
 	if f := b.expect("pong"); f.str("ref") != "p" {
 		t.Fatalf("typing not rate limited: %v", f.m)
 	}
+	a2.send(map[string]any{"type": "unwatch", "conversation_id": id})
+	a2.ping("q")
+	a2.expect("pong")
 	a.send(map[string]any{"type": "unwatch", "conversation_id": id})
 	a.ping("q")
 	a.expect("pong")
-	b.expectPresence(id) // a's agent left
+	b.expectPresence(id) // a's agent left (its last tab)
 	k.must(201, "POST", "/v1/conversations/"+id+"/messages", map[string]any{"body": "after unwatch"})
 	b.expect("item")
 	a.ping("r")

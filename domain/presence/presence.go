@@ -79,3 +79,7 @@ func (s *Set) Agents() []string {
 
 // Watchers is the number of watching sessions, account keys included.
 func (s *Set) Watchers() int { return len(s.agentOf) }
+
+// AgentOf is the agent behind watcher: "" for an account key's session or
+// a watcher not in the set.
+func (s *Set) AgentOf(watcher string) string { return s.agentOf[watcher] }

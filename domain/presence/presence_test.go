@@ -90,3 +90,25 @@ func TestSetMatchesModel(t *testing.T) {
 		}
 	}
 }
+
+// AgentOf names a watcher's agent while it watches, "" otherwise.
+func TestSetAgentOf(t *testing.T) {
+	var s Set
+	if got := s.AgentOf("s1"); got != "" {
+		t.Fatalf("empty set: %q", got)
+	}
+	s.Add("s1", "ag_a")
+	s.Add("k1", "")
+	if s.AgentOf("s1") != "ag_a" || s.AgentOf("k1") != "" || s.AgentOf("s2") != "" {
+		t.Fatalf("agents of s1, k1, s2: %q %q %q", s.AgentOf("s1"), s.AgentOf("k1"), s.AgentOf("s2"))
+	}
+	s.Add("s1", "ag_b")
+	s.Remove("k1")
+	if s.AgentOf("s1") != "ag_b" {
+		t.Fatalf("moved watcher: %q", s.AgentOf("s1"))
+	}
+	s.Remove("s1")
+	if s.AgentOf("s1") != "" {
+		t.Fatalf("removed watcher: %q", s.AgentOf("s1"))
+	}
+}

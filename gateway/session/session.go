@@ -118,8 +118,6 @@ type watch struct {
 	ref             json.RawMessage
 	done            chan struct{}
 	pid             *actor.PID
-	version         int64      // at the last registration
-	presence        wire.Frame // the newest presence, repeated after a repeated watch
 }
 
 // Session is one connection's subscriptions and watches. Not safe for
@@ -215,8 +213,18 @@ type Failed struct {
 func (s *Session) Fail(m Failed) []Effect {
 	if m.Conv != "" {
 		w := s.watches[m.Conv]
-		if w == nil || w.gen != m.ID || !w.pending {
+		if w == nil || w.gen != m.ID {
 			return nil
+		}
+		if !w.pending {
+			// A repeated watch's request: the registration stands, and
+			// the client hears why its frame was not answered.
+			if w.done != nil {
+				s.pushErr(w.ref, m.Err)
+				w.ref = nil
+				s.finish(&w.done)
+			}
+			return s.flush()
 		}
 		if w.done != nil {
 			s.pushErr(w.ref, m.Err)
@@ -389,13 +397,13 @@ type ClientWatch struct {
 // Watch handles a client's watch.
 func (s *Session) Watch(m ClientWatch) []Effect {
 	if w := s.watches[m.Conv]; w != nil && !w.pending {
-		// Already watching: confirm without registering twice. Presence
-		// comes once after every watching (docs/api.md).
-		s.push(wire.Watching(m.Ref, m.Conv, w.version))
-		if w.presence.Data != nil {
-			s.push(w.presence)
-		}
-		s.emit(Done{m.Done})
+		// Already watching: ask the conversation again, for the version
+		// it is at now (the registration's is old), keeping the
+		// registration and its items flowing meanwhile. It answers with
+		// watching's version and then presence, as for a first watch.
+		s.finish(&w.done)
+		w.ref, w.done, w.gen = m.Ref, m.Done, s.nextGen()
+		s.emit(Watch{AccountID: w.accountID, Conv: w.conv, ID: w.gen})
 		return s.flush()
 	}
 	if len(s.watches) >= s.max {
@@ -423,13 +431,13 @@ func (s *Session) requestWatch(w *watch) {
 // Watched installs a watch registration.
 func (s *Session) Watched(m actors.ConversationWatched) []Effect {
 	w := s.watches[m.ConversationID]
-	if w == nil || !w.pending {
+	if w == nil || (!w.pending && w.done == nil) { // nobody waits for it (a resent answer)
 		if m.Conversation != nil && w == nil {
 			s.emit(Unwatch{PID: m.Conversation, Conv: m.ConversationID})
 		}
 		return s.flush()
 	}
-	w.pending, w.version = false, m.Version
+	w.pending = false
 	if m.Conversation != nil && (w.pid == nil || !w.pid.Equal(m.Conversation)) {
 		if w.pid != nil {
 			s.emit(Unmonitor{w.pid})
@@ -448,9 +456,6 @@ func (s *Session) Watched(m actors.ConversationWatched) []Effect {
 // Event is an item, typing or presence frame of a watched conversation.
 func (s *Session) Event(m actors.ConversationEvent) []Effect {
 	if w := s.watches[m.ConversationID]; w != nil && !w.pending {
-		if m.Presence {
-			w.presence = m.Frame
-		}
 		s.push(m.Frame)
 	}
 	return s.flush()

@@ -240,7 +240,10 @@ func TestWatches(t *testing.T) {
 	watch := func(ref string) ClientWatch {
 		return ClientWatch{Conv: "c1", AccountID: "acc", Ref: json.RawMessage(ref), Done: make(chan struct{})}
 	}
-	watched := actors.ConversationWatched{ConversationID: "c1", Conversation: convPID, Version: 4}
+	watchedAt := func(v int64) actors.ConversationWatched {
+		return actors.ConversationWatched{ConversationID: "c1", Conversation: convPID, Version: v}
+	}
+	watched := watchedAt(4)
 	typing := actors.ConversationEvent{ConversationID: "c1", Frame: wire.Typing("c1", "ag2")}
 	item := actors.ConversationEvent{ConversationID: "c1", Frame: wire.Item("c1", json.RawMessage(`{}`))}
 	presence := actors.ConversationEvent{ConversationID: "c1", Frame: wire.Presence("c1", []string{"ag1"}), Presence: true}
@@ -254,13 +257,25 @@ func TestWatches(t *testing.T) {
 		{func(s *Session) []Effect { return s.Event(typing) }, []string{"push typing typing"}},
 		{func(s *Session) []Effect { return s.Event(item) }, []string{"push reply item"}},
 		{func(s *Session) []Effect { return s.Typing("c1", "acc") }, []string{"typing c1 ag1 at nodeB"}},
-		// Watching again confirms without registering twice, and repeats
-		// the presence that follows every watching.
-		{func(s *Session) []Effect { return s.Watch(watch("2")) }, []string{"push reply watching", "push reply presence", "done"}},
+		// Watching again asks the conversation for its version now,
+		// keeping the registration: items still flow meanwhile, and the
+		// answer (then the presence the conversation sends after it)
+		// confirms.
+		{func(s *Session) []Effect { return s.Watch(watch("2")) }, []string{"watch c1 #2"}},
+		{func(s *Session) []Effect { return s.Event(item) }, []string{"push reply item"}},
+		{func(s *Session) []Effect { return s.Watched(watchedAt(7)) }, []string{"push reply watching", "done"}},
+		{func(s *Session) []Effect { return s.Event(presence) }, []string{"push reply presence"}},
+		// The same answer resent by the cluster: nobody waits for it.
+		{func(s *Session) []Effect { return s.Watched(watchedAt(7)) }, none},
+		// A repeated watch whose request fails: the client hears of it,
+		// the registration stands.
+		{func(s *Session) []Effect { return s.Watch(watch("3")) }, []string{"watch c1 #3"}},
+		{func(s *Session) []Effect { return s.Fail(Failed{Conv: "c1", ID: 3, Err: errors.New("timeout")}) }, []string{"push reply error unavailable", "done"}},
+		{func(s *Session) []Effect { return s.Event(item) }, []string{"push reply item"}},
 		// The activation stops: re-register; a refusal retries.
-		{func(s *Session) []Effect { return s.Terminated(convPID) }, []string{"watch c1 #2"}},
-		{func(s *Session) []Effect { return s.Fail(Failed{Conv: "c1", ID: 2, Err: errors.New("timeout")}) }, []string{"retry c1 #2 in 1s"}},
-		{func(s *Session) []Effect { return s.RetryWatch("c1") }, []string{"watch c1 #3"}},
+		{func(s *Session) []Effect { return s.Terminated(convPID) }, []string{"watch c1 #4"}},
+		{func(s *Session) []Effect { return s.Fail(Failed{Conv: "c1", ID: 4, Err: errors.New("timeout")}) }, []string{"retry c1 #4 in 1s"}},
+		{func(s *Session) []Effect { return s.RetryWatch("c1") }, []string{"watch c1 #5"}},
 		{func(s *Session) []Effect { return s.Watched(watched) }, []string{"monitor nodeB"}},
 		{func(s *Session) []Effect { return s.Stop() }, []string{"unwatch c1 at nodeB"}},
 	})
