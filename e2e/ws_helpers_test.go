@@ -210,6 +210,12 @@ func (c *wsClient) subscribe(inbox string, extra map[string]any) (wsFrame, *wsFr
 	if resumed, _ := sub.m["resumed"].(bool); resumed {
 		return sub, nil
 	}
+	if _, asked := extra["resume"]; asked {
+		// A resume the inbox cannot serve says why before its snapshot.
+		if f := c.expect("resync"); f.str("inbox_id") != inbox || f.str("reason") == "" {
+			c.t.Fatalf("resync: %v", f.m)
+		}
+	}
 	snap := c.expect("snapshot")
 	return sub, &snap
 }

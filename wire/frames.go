@@ -71,6 +71,9 @@ const (
 	ReasonEpochChanged = "epoch_changed"
 	// ReasonGap: an update was lost on its way to this node.
 	ReasonGap = "gap"
+	// ReasonResumeUnavailable: a subscribe's resume seq is not among the
+	// inbox's recent updates (older than it keeps, or ahead of it).
+	ReasonResumeUnavailable = "resume_unavailable"
 )
 
 func encode(kind Kind, v any) Frame {

@@ -104,11 +104,14 @@ type sub struct {
 	done chan struct{}
 	// reason is the resync reason to send when an internal re-subscription
 	// cannot resume ("" when a resync was sent already).
-	reason     string
-	epoch      string
-	seq        int64
-	inboxPID   *actor.PID
-	retryDelay time.Duration
+	reason string
+	// resumeAsked: the client's subscribe awaiting its answer asked to
+	// resume; if it cannot, a resync says why before the snapshot.
+	resumeAsked bool
+	epoch       string
+	seq         int64
+	inboxPID    *actor.PID
+	retryDelay  time.Duration
 }
 
 type watch struct {
@@ -186,7 +189,7 @@ func (s *Session) Subscribe(m ClientSubscribe) []Effect {
 	}
 	s.finish(&sb.done) // a subscribe replacing one still pending
 	sb.accountID, sb.query, sb.ref, sb.done, sb.reason = m.AccountID, m.Query, m.Ref, m.Done, ""
-	sb.epoch, sb.seq = m.Epoch, m.Seq
+	sb.epoch, sb.seq, sb.resumeAsked = m.Epoch, m.Seq, m.Resume
 	if !m.Resume {
 		sb.epoch, sb.seq = "", 0
 	}
@@ -304,10 +307,17 @@ func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 	}
 	if sb.done != nil {
 		s.push(wire.Subscribed(sb.ref, sb.inbox, m.Epoch, m.Seq, m.Resumed))
+		if sb.resumeAsked && !m.Resumed {
+			reason := wire.ReasonResumeUnavailable
+			if m.Epoch != sb.epoch {
+				reason = wire.ReasonEpochChanged
+			}
+			s.push(wire.Resync(sb.inbox, reason))
+		}
 	} else if !m.Resumed && sb.reason != "" {
 		s.push(wire.Resync(sb.inbox, sb.reason))
 	}
-	sb.ref, sb.reason = nil, ""
+	sb.ref, sb.reason, sb.resumeAsked = nil, "", false
 	sb.epoch = m.Epoch
 	if m.Resumed {
 		for _, u := range m.Updates {

@@ -141,6 +141,24 @@ func TestSubscriptions(t *testing.T) {
 			// The queue overflowed during the replay: a fresh snapshot.
 			{func(s *Session) []Effect { return s.Resynced("in1") }, []string{"subscribe in1 #2 resume=false"}},
 		}},
+		{name: "a resume the inbox cannot serve: subscribed, resync, snapshot", steps: []step{
+			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(true)) }, []string{"subscribe in1 #1 resume=true"}},
+			{func(s *Session) []Effect { return s.Subscribed(subscribed(1, inboxPID, 9000)) },
+				[]string{"monitor nodeB", "push reply subscribed", "push resync resync resume_unavailable", "push snapshot snapshot", "done"}},
+		}},
+		{name: "a resume of an unknown epoch: subscribed, resync, snapshot", steps: []step{
+			{func(s *Session) []Effect {
+				m := clientSubscribe(true)
+				m.Epoch = "e0"
+				return s.Subscribe(m)
+			}, []string{"subscribe in1 #1 resume=true"}},
+			{func(s *Session) []Effect { return s.Subscribed(subscribed(1, inboxPID, 5)) },
+				[]string{"monitor nodeB", "push reply subscribed", "push resync resync epoch_changed", "push snapshot snapshot", "done"}},
+			// Later answers (internal re-subscriptions) carry no client's resume.
+			{func(s *Session) []Effect { return s.Update(update(1, 6, 7, "c1", 2)) }, []string{"subscribe in1 #2 resume=true"}},
+			{func(s *Session) []Effect { return s.Subscribed(subscribed(2, inboxPID, 8, update(2, 5, 7, "c1", 2))) },
+				[]string{"push update update c1 v2", "resync if stale in1"}},
+		}},
 		{name: "one subscription too many is refused", max: 1, steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, []string{"subscribe in1 #1 resume=false"}},
 			{func(s *Session) []Effect {
