@@ -436,7 +436,7 @@ func advance(s *State, ev *Event) {
 		if it.State.Active() {
 			sum.ActiveCall = &ActiveCall{CallID: it.CallID, State: it.State}
 		} else if sum.ActiveCall != nil && sum.ActiveCall.CallID == it.CallID {
-			sum.ActiveCall = nil
+			sum.ActiveCall = latestActiveCall(s.Calls, it.CallID)
 		}
 		sum.LastActivityAt = ev.At
 		sum.LastMessage = lastMessage(&it)
@@ -496,6 +496,18 @@ func markWaiting(sum *Summary, at time.Time) {
 
 func lastMessage(it *Item) *LastMessage {
 	return &LastMessage{ID: it.ID, Seq: it.Seq, Direction: it.Direction, Kind: it.Kind, Body: it.Body, CreatedAt: it.CreatedAt}
+}
+
+// latestActiveCall is the most recently updated call of calls, other than
+// ended, that is still ringing or in progress: the one the summary shows
+// once the call it showed has ended (nil when none is).
+func latestActiveCall(calls []Item, ended string) *ActiveCall {
+	for i := len(calls) - 1; i >= 0; i-- {
+		if c := calls[i]; c.CallID != ended && c.State.Active() {
+			return &ActiveCall{CallID: c.CallID, State: c.State}
+		}
+	}
+	return nil
 }
 
 func rememberCall(calls []Item, it Item) []Item {

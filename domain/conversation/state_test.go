@@ -428,6 +428,17 @@ func TestActiveCallTracksTheLiveCall(t *testing.T) {
 	if m.s.Summary.ActiveCall != nil {
 		t.Fatalf("active_call %+v after a voicemail", m.s.Summary.ActiveCall)
 	}
+	// Two live calls: when the one shown ends, the other still live shows.
+	m.run(call("d", CallInProgress, 0))
+	m.run(call("e", CallRinging, 0))
+	m.run(call("e", CallMissed, 0))
+	if ac := m.s.Summary.ActiveCall; ac == nil || ac.CallID != "d" || ac.State != CallInProgress {
+		t.Fatalf("active_call %+v after e ended, want d in progress", ac)
+	}
+	m.run(call("d", CallCompleted, 0))
+	if m.s.Summary.ActiveCall != nil {
+		t.Fatalf("active_call %+v after every call ended", m.s.Summary.ActiveCall)
+	}
 }
 
 func TestCallValidation(t *testing.T) {
