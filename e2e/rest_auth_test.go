@@ -271,6 +271,22 @@ func TestRESTTenancy(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an agent acting on agents", func(t *testing.T) {
+		// Another account's agent, or none: 404; a colleague: 403.
+		o := api{t: t, base: n.URL(), token: other.agentToken}
+		for _, id := range []string{a.agentID, "ag_does_not_exist"} {
+			expectErr(t, o, 404, "not_found", "PATCH", "/v1/agents/"+id, obj{"status": "away"})
+			expectErr(t, o, 404, "not_found", "DELETE", "/v1/agents/"+id+"/tokens", nil)
+			expectErr(t, o, 404, "not_found", "DELETE", "/v1/agents/"+id, nil)
+			expectErr(t, o, 404, "not_found", "POST", "/v1/agents/"+id+"/tokens", nil)
+		}
+		colleague := str(t, ka.must(201, "POST", "/v1/agents", obj{"name": "Bo", "email": "bo@example.com", "inbox_ids": []string{a.inbox}}), "agent.id")
+		before = rows(t, n) // the colleague above is legitimate
+		ag := api{t: t, base: n.URL(), token: a.agentToken}
+		expectErr(t, ag, 403, "forbidden", "PATCH", "/v1/agents/"+colleague, obj{"status": "away"})
+		expectErr(t, ag, 403, "forbidden", "DELETE", "/v1/agents/"+colleague+"/tokens", nil)
+		expectErr(t, ag, 403, "forbidden", "DELETE", "/v1/agents/"+colleague, nil)
+	})
 	t.Run("unknown ids are 404 like foreign ones", func(t *testing.T) {
 		for _, e := range outside("ib_does_not_exist", "cv_does_not_exist") {
 			expectErr(t, ka, 404, "not_found", e[0].(string), e[1].(string), e[2])

@@ -132,7 +132,7 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 		return errorf(codeInvalid, "status must be available or away")
 	}
 	if isAgent(p) && p.AgentID != id {
-		return errForbidden
+		return s.refuseAgent(r.Context(), p, id)
 	}
 	ag, err := s.store.SetAgentStatus(r.Context(), p.AccountID, id, in.Status)
 	if errors.Is(err, persistence.ErrNotFound) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -27,16 +28,30 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 }
 
 // agentTarget is the path's agent for an account-key-only endpoint.
-func agentTarget(r *http.Request) (principal, string, error) {
-	p := principalFrom(r.Context())
+func (s *Server) agentTarget(r *http.Request) (principal, string, error) {
+	p, id := principalFrom(r.Context()), r.PathValue("agent_id")
 	if isAgent(p) {
-		return p, "", errForbidden
+		return p, "", s.refuseAgent(r.Context(), p, id)
 	}
-	return p, r.PathValue("agent_id"), nil
+	return p, id, nil
+}
+
+// refuseAgent answers an agent acting on agent id where its role may not:
+// 403 for an agent of its account, 404 for any other id, so that another
+// account's agents are not revealed (docs/api.md, Credentials).
+func (s *Server) refuseAgent(ctx context.Context, p principal, id string) error {
+	agents, err := s.store.ListAgents(ctx, p.AccountID, id)
+	if err != nil {
+		return err
+	}
+	if len(agents) == 0 {
+		return notFound("agent")
+	}
+	return errForbidden
 }
 
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
-	p, id, err := agentTarget(r)
+	p, id, err := s.agentTarget(r)
 	if err != nil {
 		return err
 	}
@@ -49,7 +64,7 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error {
-	p, id, err := agentTarget(r)
+	p, id, err := s.agentTarget(r)
 	if err != nil {
 		return err
 	}
@@ -67,7 +82,7 @@ func (s *Server) revokeAgentTokens(w http.ResponseWriter, r *http.Request) error
 	p := principalFrom(r.Context())
 	id := r.PathValue("agent_id")
 	if isAgent(p) && p.AgentID != id {
-		return errForbidden
+		return s.refuseAgent(r.Context(), p, id)
 	}
 	if err := s.store.RevokeAgentTokens(r.Context(), p.AccountID, id); err != nil {
 		return agentErr(err)
