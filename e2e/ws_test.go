@@ -55,7 +55,8 @@ func TestWSBadFrames(t *testing.T) {
 		`{"type":"subscribe","id":7,"inbox_id":"` + tn.inbox + `","resume":{"epoch":"e"}}`,
 		`{"type":"ping","id":8} {"type":"ping"}`,
 		`{"type":"subscribe","id":9,"inbox_id":12}`,
-		`{"type":"ping","id":10,"body":"` + strings.Repeat("x", 70<<10) + `"}`,
+		`{"type":"ping","id":10,"body":"` + strings.Repeat("x", 130<<10) + `"}`,
+		`{"type":"ping","id":11,"body":"` + strings.Repeat("x", 3<<20) + `"}`, // beyond any frame limit
 	}
 	for i, raw := range bad {
 		ws.sendRaw([]byte(raw))
@@ -63,6 +64,12 @@ func TestWSBadFrames(t *testing.T) {
 		if f.obj("error")["code"] != "invalid_argument" {
 			t.Fatalf("frame %d: %v", i, f.m)
 		}
+	}
+	// 16 KiB of body that a client's encoder escaped (96 KiB of frame) is
+	// handled: the answer is about the conversation, not the frame's size.
+	ws.sendRaw([]byte(`{"type":"send","id":12,"conversation_id":"cv_nope","body":"` + strings.Repeat(`\u003c`, 16<<10) + `"}`))
+	if f := ws.expect("error"); f.num("ref") != 12 || f.obj("error")["code"] != "not_found" {
+		t.Fatalf("escaped 16 KiB body: %v", f.m)
 	}
 	ws.ping("alive")
 	if f := ws.expect("pong"); f.str("ref") != "alive" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -26,11 +25,12 @@ type WSConfig struct {
 	MaxConnections int
 	// MaxSubscriptions per connection. Default 50.
 	MaxSubscriptions int
-	// ReadLimit is the largest client frame handled; a bigger one gets an
-	// invalid_argument error frame (and is skipped) up to HardReadLimit,
-	// beyond which the connection is closed with 1009. Defaults 64 KiB, 1 MiB.
-	ReadLimit     int64
-	HardReadLimit int64
+	// ReadLimit is the largest client frame handled; a bigger one, of any
+	// size, is read past without being held and gets an invalid_argument
+	// error frame: a bad frame never costs the connection. Default 128 KiB,
+	// room for a 16 KiB body whose every byte a client's encoder escaped
+	// (Go's writes "<" as \u003c, six bytes).
+	ReadLimit int64
 	// PingInterval between keepalive pings; IdleTimeout closes a connection
 	// from which nothing (not even a pong) arrived for that long.
 	// Defaults 25s and 60s.
@@ -58,10 +58,7 @@ func (c WSConfig) withDefaults() WSConfig {
 		c.MaxSubscriptions = 50
 	}
 	if c.ReadLimit <= 0 {
-		c.ReadLimit = 64 << 10
-	}
-	if c.HardReadLimit < c.ReadLimit {
-		c.HardReadLimit = max(c.ReadLimit, 1<<20)
+		c.ReadLimit = 128 << 10
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second
@@ -199,7 +196,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		cancel()
 		return nil // Accept wrote the response (400, 403, ...)
 	}
-	c.SetReadLimit(cfg.HardReadLimit)
+	// The read loop bounds what it holds (ReadLimit) and skips the rest of
+	// a bigger frame; the library's limit would close the connection.
+	c.SetReadLimit(-1)
 	wc.c, wc.cork = c, hw.Cork
 	wc.q = outbox.New(cfg.Queue, wc, outbox.Hooks{
 		Resynced: func(inbox string) { wc.root.Send(wc.pid, &resynced{inbox: inbox}) },
@@ -248,9 +247,6 @@ func (wc *wsConn) readLoop() {
 	for {
 		typ, rd, err := wc.c.Reader(wc.ctx)
 		if err != nil {
-			if errors.Is(err, websocket.ErrMessageTooBig) {
-				status, reason = websocket.StatusMessageTooBig, fmt.Sprintf("frame over %d bytes", wc.cfg.HardReadLimit)
-			}
 			return
 		}
 		wc.touch()
@@ -258,8 +254,8 @@ func (wc *wsConn) readLoop() {
 		buf.Reset()
 		_, err = buf.ReadFrom(io.LimitReader(rd, wc.cfg.ReadLimit+1))
 		if err == nil && int64(buf.Len()) > wc.cfg.ReadLimit {
-			// Skip the rest without holding it: the library's hard limit
-			// still closes the connection for an absurd frame.
+			// Skip the rest without holding it: a giant frame costs reading
+			// it, as the same bytes in many frames would.
 			_, err = io.Copy(io.Discard, rd)
 			if err == nil {
 				wc.sendError(nil, errorf(codeInvalid, "frame over %d bytes", wc.cfg.ReadLimit))
@@ -276,9 +272,6 @@ func (wc *wsConn) readLoop() {
 			framePool.Put(buf)
 		}
 		if err != nil {
-			if errors.Is(err, websocket.ErrMessageTooBig) {
-				status, reason = websocket.StatusMessageTooBig, fmt.Sprintf("frame over %d bytes", wc.cfg.HardReadLimit)
-			}
 			return
 		}
 	}
