@@ -135,6 +135,8 @@ func TestRESTBadInput(t *testing.T) {
 		{"list unknown channel", "GET", inbox + "/conversations?channel=pigeon", nil, 400, bad},
 		{"list bad cursor", "GET", inbox + "/conversations?cursor=" + url.QueryEscape("not a cursor"), nil, 400, bad},
 		{"list tag too long", "GET", inbox + "/conversations?tag=" + strings.Repeat("t", 65), nil, 400, bad},
+		{"control character in a path id", "GET", "/v1/inboxes/ib%01", nil, 400, bad},
+		{"control character in a conversation id", "PATCH", "/v1/conversations/cv%7F", obj{"status": "closed"}, 400, bad},
 
 		// JSON that encoding/json alone would let through
 		{"inbound stray closing brace", "POST", inbox + "/messages", `{"contact":{"phone":"+14155550777"},"body":"x"}}`, 400, bad},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchboard-dev/switchboard/domain/validate"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -84,8 +85,17 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, secret string
 	if err := s.allowRequest(w, p); err != nil {
 		return err
 	}
+	// The path's ids are strings the client sent: the rule every string
+	// obeys holds for them too (a control character is invalid_argument,
+	// not an id that names nothing).
+	if err := checked(validate.Text("path", r.URL.Path, maxPath)); err != nil {
+		return err
+	}
 	return next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
+
+// maxPath bounds a request path: a few ids of at most validate.MaxID each.
+const maxPath = 1024
 
 // admin accepts the admin token only.
 func (s *Server) admin(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
