@@ -104,14 +104,17 @@ func (d *Deliverer) dispatchLoop(r *run) {
 
 // dueSQL takes at most $3 heads per endpoint, so that the heads of an
 // endpoint that may only take a few (a half-open circuit, at its cap) never
-// fill the window and starve the other endpoints. The join with webhooks
-// is the check, right before the attempts, that the webhook still exists.
+// fill the window and starve the other endpoints; none of an endpoint at
+// its cap ($1), no retries of one whose circuit is open ($4). The join with
+// webhooks is the check, right before the attempts, that the webhook still
+// exists.
 const dueSQL = `
 SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, due.created_at,
 	w.url, w.secret_sealed
 FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
 	FROM webhook_deliveries
-	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))) due
+	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))
+		AND NOT (attempts > 0 AND webhook_id = ANY ($4))) due
 JOIN webhooks w ON w.id = due.webhook_id
 WHERE due.rn <= $3
 ORDER BY due.next_attempt_at
@@ -126,11 +129,11 @@ func (d *Deliverer) dispatch(r *run) error {
 		d.mu.Unlock()
 		return nil
 	}
-	var skip []string
+	skip, open := []string{}, []string{}
 	now := time.Now()
 	for hook, c := range d.circuits {
-		if !c.allows(now, d.cfg.CircuitThreshold) {
-			skip = append(skip, hook)
+		if !c.allows(now, d.cfg.CircuitThreshold, true) {
+			open = append(open, hook)
 		}
 	}
 	for hook, n := range d.perHook {
@@ -146,11 +149,8 @@ func (d *Deliverer) dispatch(r *run) error {
 	d.backlog = false
 	since := d.beginReadLocked()
 	d.mu.Unlock()
-	if skip == nil {
-		skip = []string{}
-	}
 	defer d.endRead(since)
-	rows, err := d.pool.Query(r.ctx, dueSQL, skip, window, perHook)
+	rows, err := d.pool.Query(r.ctx, dueSQL, skip, window, perHook, open)
 	if err != nil {
 		d.setBacklog()
 		return fmt.Errorf("due deliveries: %w", err)
@@ -309,13 +309,24 @@ func (c *circuit) open(now time.Time, threshold int) bool {
 	return c.failures >= threshold && now.Before(c.openUntil)
 }
 
-// allows reports whether an attempt may start: the circuit is closed, or it
-// has cooled down and no probe is out.
-func (c *circuit) allows(now time.Time, threshold int) bool {
-	if c.failures < threshold {
+// allows reports whether an attempt may start: the circuit is closed, or
+// the attempt is a delivery's first, or the circuit has cooled down and no
+// probe is out. An open circuit holds back retries only: failures the
+// receiver gives some conversations (a 500 for one contact's events) must
+// not hold back the others' events, and a receiver that is down gets each
+// new event once, what it would get if it were up, while the retries that
+// would multiply that wait.
+func (c *circuit) allows(now time.Time, threshold int, retry bool) bool {
+	if c.failures < threshold || !retry {
 		return true
 	}
 	return !now.Before(c.openUntil) && !c.probing
+}
+
+// probes reports whether an attempt allowed now decides the circuit: a
+// retry let through a cooled-down open circuit.
+func (c *circuit) probes(threshold int, retry bool) bool {
+	return retry && c.failures >= threshold
 }
 
 const recordSQL = `

@@ -35,6 +35,9 @@ type hookReceiver struct {
 	secret  string
 	failing atomic.Bool
 
+	// refuse answers 500 to the events of these conversations only.
+	refuse map[string]bool
+
 	mu       sync.Mutex
 	seen     map[string]bool
 	last     map[string]int64
@@ -66,6 +69,11 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		req.Header.Get("webhook-id") != p.ID {
 		r.badSig++
 		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	if r.refuse[p.ConversationID] {
+		r.refused++
+		http.Error(w, "not this one", http.StatusInternalServerError)
 		return
 	}
 	if r.seen[p.ID] {
@@ -136,8 +144,19 @@ func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *bac
 }
 
 // commit appends events to the journal in transactions of up to 64 rows,
-// round robin over the conversations, as the group-commit writer does.
+// round robin over the conversations conv_000, conv_001, ..., as the
+// group-commit writer does.
 func (e *backlogEnv) commit(convs int, from, to int64) {
+	e.t.Helper()
+	names := make([]string, convs)
+	for c := range names {
+		names[c] = fmt.Sprintf("conv_%03d", c)
+	}
+	e.commitTo(names, from, to)
+}
+
+// commitTo is commit for the conversations named.
+func (e *backlogEnv) commitTo(convs []string, from, to int64) {
 	e.t.Helper()
 	ctx := context.Background()
 	var batch [][]any
@@ -158,8 +177,7 @@ VALUES ($1, $2, 'acc_1', 'inb_1', $3, $4::jsonb)`, args...); err != nil {
 		batch = batch[:0]
 	}
 	for v := from; v <= to; v++ {
-		for c := range convs {
-			conv := fmt.Sprintf("conv_%03d", c)
+		for _, conv := range convs {
 			ev := conversation.Event{Type: conversation.EventInbound, Version: v, At: time.Now(),
 				Item: &conversation.Item{ID: fmt.Sprintf("msg_%s_%d", conv, v), Seq: v, Direction: conversation.Inbound,
 					Kind: conversation.KindMessage, Channel: conversation.ChannelSMS, Body: "hello", CreatedAt: time.Now()}}
@@ -285,5 +303,36 @@ func TestGatherFansOutCommitsTogether(t *testing.T) {
 	defer rcv.mu.Unlock()
 	if len(rcv.order) > 0 || rcv.last["conv_000"] != commits {
 		t.Fatalf("out of order or incomplete: last %d, %v", rcv.last["conv_000"], rcv.order)
+	}
+}
+
+// TestFailingConversationsHoldBackOnlyTheirRetries: a receiver that answers
+// 500 to some conversations' events opens the endpoint's circuit, which
+// holds back retries — but another conversation's events still arrive at
+// once, not after the cooldown (an hour here); their success closes it.
+func TestFailingConversationsHoldBackOnlyTheirRetries(t *testing.T) {
+	rcv := newHookReceiver(t)
+	failing := []string{"bad_0", "bad_1", "bad_2", "bad_3", "bad_4", "bad_5"}
+	rcv.refuse = map[string]bool{}
+	for _, c := range failing {
+		rcv.refuse[c] = true
+	}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
+	e.commitTo(failing, 1, 1)
+	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
+
+	for v := int64(1); v <= 3; v++ {
+		e.commitTo([]string{"good"}, v, v)
+		poll.Until(t, 30*time.Second, fmt.Sprintf("good's version %d arrived behind an open circuit", v), func() bool {
+			rcv.mu.Lock()
+			defer rcv.mu.Unlock()
+			return rcv.last["good"] == v
+		})
+	}
+	// The failing conversations' events are still pending, not lost.
+	var pending int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries
+		WHERE status = 'pending' AND conversation_id LIKE 'bad_%'`).Scan(&pending); err != nil || pending != len(failing) {
+		t.Fatalf("failing conversations' deliveries pending: %d %v, want %d", pending, err, len(failing))
 	}
 }

@@ -85,7 +85,7 @@ func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, com
 		d.parkLocked(r, j, now)
 		return
 	}
-	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold) {
+	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold, j.attempts > 0) {
 		return
 	}
 	l := &lane{complete: complete, queue: []job{j}, tail: j.version}
@@ -112,12 +112,12 @@ func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
 		}
 		return
 	}
-	c := d.circuit(p.webhook)
-	if !c.allows(now, d.cfg.CircuitThreshold) {
+	c, retry := d.circuit(p.webhook), l.queue[0].attempts > 0
+	if !c.allows(now, d.cfg.CircuitThreshold, retry) {
 		d.stopLocked(p, l) // its head stays due for the dispatcher
 		return
 	}
-	if c.failures >= d.cfg.CircuitThreshold {
+	if c.probes(d.cfg.CircuitThreshold, retry) {
 		c.probing = true // half-open: this attempt decides
 	}
 	d.running++

@@ -118,19 +118,22 @@ func TestRetryDelay(t *testing.T) {
 func TestCircuit(t *testing.T) {
 	c := &circuit{}
 	now := time.Now()
-	if !c.allows(now, 3) {
+	if !c.allows(now, 3, true) || !c.allows(now, 3, false) {
 		t.Fatal("a closed circuit allows")
 	}
 	c.failures, c.openUntil = 3, now.Add(time.Second)
-	if c.allows(now, 3) || !c.open(now, 3) {
-		t.Fatal("an open circuit refuses")
+	if c.allows(now, 3, true) || !c.open(now, 3) {
+		t.Fatal("an open circuit refuses retries")
+	}
+	if !c.allows(now, 3, false) || c.probes(3, false) {
+		t.Fatal("an open circuit lets a first attempt through, which probes nothing")
 	}
 	later := now.Add(2 * time.Second)
-	if !c.allows(later, 3) {
-		t.Fatal("a cooled-down circuit allows a probe")
+	if !c.allows(later, 3, true) || !c.probes(3, true) {
+		t.Fatal("a cooled-down circuit allows a retry as its probe")
 	}
 	c.probing = true
-	if c.allows(later, 3) {
+	if c.allows(later, 3, true) {
 		t.Fatal("only one probe at a time")
 	}
 }
