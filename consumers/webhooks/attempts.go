@@ -24,14 +24,16 @@ type job struct {
 	payload        string
 	attempts       int
 	committedAt    time.Time
-	queuedAt       time.Time
+	// firstAttempt is when its first attempt was recorded (now, for a
+	// first attempt): its retry horizon runs from there.
+	firstAttempt time.Time
 	url            string
 	sealed         []byte
 }
 
 // fields are the scan targets of jobColumns.
 func (j *job) fields() []any {
-	return []any{&j.webhook, &j.event, &j.conversationID, &j.version, &j.payload, &j.attempts, &j.committedAt, &j.queuedAt}
+	return []any{&j.webhook, &j.event, &j.conversationID, &j.version, &j.payload, &j.attempts, &j.committedAt, &j.firstAttempt}
 }
 
 // outcome is what an attempt came to.
@@ -109,7 +111,7 @@ func (d *Deliverer) dispatchLoop(r *run) {
 // webhooks is the check, right before the attempts, that the webhook still
 // exists.
 const dueSQL = `
-SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, due.created_at,
+SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, coalesce(due.first_attempt_at, now()),
 	w.url, w.secret_sealed
 FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
 	FROM webhook_deliveries
@@ -229,7 +231,7 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 		o.err = truncate(err.Error(), 500)
 		d.failed.Add(1)
 		wait := retryDelay(d.cfg.RetryMin, d.cfg.RetryMax, j.attempts+1)
-		if now.Add(wait).Sub(j.queuedAt) > d.cfg.Horizon {
+		if now.Add(wait).Sub(j.firstAttempt) > d.cfg.Horizon {
 			o.status = "failed"
 			d.m.results.WithLabelValues("failed").Inc()
 		} else {
@@ -331,6 +333,7 @@ func (c *circuit) probes(threshold int, retry bool) bool {
 
 const recordSQL = `
 UPDATE webhook_deliveries d SET status = o.status, attempts = d.attempts + 1, last_error = o.err,
+	first_attempt_at = coalesce(d.first_attempt_at, now()),
 	next_attempt_at = o.next, delivered_at = CASE WHEN o.status = 'delivered' THEN now() END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS o(webhook_id, event_id, status, err, next)
 WHERE d.webhook_id = o.webhook_id AND d.event_id = o.event_id AND d.status = 'pending'`

@@ -336,3 +336,48 @@ func TestFailingConversationsHoldBackOnlyTheirRetries(t *testing.T) {
 		t.Fatalf("failing conversations' deliveries pending: %d %v, want %d", pending, err, len(failing))
 	}
 }
+
+// TestRetryHorizonRunsFromTheFirstAttempt: deliveries that wait behind a
+// failing one of their conversation get their whole retry horizon once
+// their turn comes, not what is left of it since they were queued.
+func TestRetryHorizonRunsFromTheFirstAttempt(t *testing.T) {
+	rcv := newHookReceiver(t)
+	rcv.refuse = map[string]bool{"down": true}
+	const horizon = 1500 * time.Millisecond
+	e := newBacklogEnvWith(t, rcv, func(c *Config) {
+		c.Horizon = horizon
+		c.CircuitThreshold = 1 << 20 // no circuit: this is about each delivery's retries
+	})
+	e.commitTo([]string{"down"}, 1, 3)
+	poll.Until(t, time.Minute, "all three failed for good", func() bool {
+		var failed int
+		err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'`).Scan(&failed)
+		return err == nil && failed == 3
+	})
+	rows, err := e.pool.Query(context.Background(), `SELECT version, attempts,
+		extract(epoch FROM (now() - first_attempt_at)) FROM webhook_deliveries ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var version int64
+		var attempts int
+		var since float64
+		if err := rows.Scan(&version, &attempts, &since); err != nil {
+			t.Fatal(err)
+		}
+		// Retries 20 ms doubling to 200 ms over 1.5 s: several each. Had
+		// the horizon run from the queueing, versions 2 and 3 would have
+		// failed at their first or second attempt.
+		if attempts < 4 {
+			t.Errorf("version %d failed after %d attempts", version, attempts)
+		}
+		if since <= 0 {
+			t.Errorf("version %d has no first attempt time", version)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -424,7 +424,7 @@ ON CONFLICT DO NOTHING
 RETURNING ` + jobColumns + `, next_attempt_at IS NOT NULL`
 
 // jobColumns are what an attempt needs of a delivery row.
-const jobColumns = `webhook_id, event_id, conversation_id, version, payload, attempts, committed_at, created_at`
+const jobColumns = `webhook_id, event_id, conversation_id, version, payload, attempts, committed_at, coalesce(first_attempt_at, now())`
 
 // setHeadsSQL gives each named (webhook, conversation) queue its head: the
 // lowest pending version becomes due if it is not already. It returns the
@@ -443,7 +443,7 @@ WITH h AS MATERIALIZED (
 	WHERE q.next_attempt_at IS NULL)
 UPDATE webhook_deliveries d SET next_attempt_at = now()
 FROM h WHERE d.webhook_id = h.webhook_id AND d.event_id = h.event_id
-RETURNING d.webhook_id, d.event_id, d.conversation_id, d.version, d.payload, d.attempts, d.committed_at, d.created_at`
+RETURNING d.webhook_id, d.event_id, d.conversation_id, d.version, d.payload, d.attempts, d.committed_at, coalesce(d.first_attempt_at, now())`
 
 const repairHeadsSQL = `
 UPDATE webhook_deliveries d SET next_attempt_at = now()

@@ -146,7 +146,7 @@ WITH d AS (
 	SELECT d.webhook_id, d.event_id, d.status FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 	WHERE d.webhook_id = $1 AND d.event_id = $2 AND w.account_id = $3 FOR UPDATE OF d
 ), u AS (
-	UPDATE webhook_deliveries x SET status = 'pending', next_attempt_at = now(), created_at = now(), last_error = ''
+	UPDATE webhook_deliveries x SET status = 'pending', next_attempt_at = now(), created_at = now(), first_attempt_at = NULL, last_error = ''
 	FROM d WHERE x.webhook_id = d.webhook_id AND x.event_id = d.event_id AND d.status = 'failed'
 )
 SELECT status FROM d`, id, eventID, accountID).Scan(&status)

@@ -37,7 +37,7 @@ func (d *Deliverer) refillLocked(r *run, p pair, l *lane) {
 // statement, joined with their webhook: the webhook read right before the
 // first of them may be attempted.
 const refillSQL = `
-SELECT p.i, q.webhook_id, q.event_id, q.conversation_id, q.version, q.payload, q.attempts, q.committed_at, q.created_at,
+SELECT p.i, q.webhook_id, q.event_id, q.conversation_id, q.version, q.payload, q.attempts, q.committed_at, coalesce(q.first_attempt_at, now()),
 	w.url, w.secret_sealed
 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[]) WITH ORDINALITY AS p(webhook_id, conversation_id, after, n, i)
 JOIN webhooks w ON w.id = p.webhook_id

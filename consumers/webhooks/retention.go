@@ -39,14 +39,17 @@ DELETE FROM webhook_deliveries d USING (
 	FOR UPDATE SKIP LOCKED) old
 WHERE d.webhook_id = old.webhook_id AND d.event_id = old.event_id`
 
-// purgeFailedSQL deletes failed rows queued (or retried through the API,
-// which resets created_at) before $1 seconds ago. A delivery fails at most
-// Config.Horizon after it was queued, so the caller adds the horizon: a
-// failed row stays listed and retryable for at least FailedRetention.
+// purgeFailedSQL deletes failed rows first attempted (or retried through
+// the API, which resets both times) before $1 seconds ago. A delivery fails
+// at most Config.Horizon after its first attempt, so the caller adds the
+// horizon: a failed row stays listed and retryable for at least
+// FailedRetention. A row is first attempted after it was queued, so the
+// created_at bound is implied, and keeps the scan on the failed rows' index.
 const purgeFailedSQL = `
 DELETE FROM webhook_deliveries d USING (
 	SELECT webhook_id, event_id FROM webhook_deliveries
 	WHERE status = 'failed' AND created_at < now() - make_interval(secs => $1)
+		AND coalesce(first_attempt_at, created_at) < now() - make_interval(secs => $1)
 	ORDER BY created_at LIMIT $2
 	FOR UPDATE SKIP LOCKED) old
 WHERE d.webhook_id = old.webhook_id AND d.event_id = old.event_id`
