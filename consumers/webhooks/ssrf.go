@@ -17,15 +17,41 @@ import (
 // could make the server probe its own network (SSRF).
 var ErrForbiddenDestination = errors.New("webhooks: destination is a loopback, private or link-local address")
 
-// forbidden reports whether ip is off limits for webhook deliveries.
+// forbidden reports whether ip is off limits for webhook deliveries. An
+// IPv6 address that carries an IPv4 one (NAT64, 6to4) is judged by the IPv4
+// address too: a gateway on the way would deliver to it.
 func forbidden(ip netip.Addr) bool {
 	ip = ip.Unmap()
+	if v4, ok := embeddedIPv4(ip); ok && forbidden(v4) {
+		return true
+	}
 	return !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
 		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() ||
-		ip.IsUnspecified() || cgnat.Contains(ip)
+		ip.IsUnspecified() || cgnat.Contains(ip) || ip == broadcast
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+var (
+	cgnat     = netip.MustParsePrefix("100.64.0.0/10")
+	broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052: the IPv4 address in the last 32 bits
+	nat64Loc  = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215, the same layout at /96
+	sixToFour = netip.MustParsePrefix("2002::/16")      // RFC 3056: the IPv4 address in bits 16–47
+)
+
+// embeddedIPv4 is the IPv4 address a NAT64 or 6to4 address carries.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.Is6() {
+		return netip.Addr{}, false
+	}
+	b := ip.As16()
+	switch {
+	case nat64.Contains(ip), nat64Loc.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
 
 // ValidateURL checks a webhook URL: absolute http(s), at most 2,048
 // characters, and (unless allowPrivate) a host that resolves only to public

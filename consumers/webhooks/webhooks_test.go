@@ -76,7 +76,9 @@ func TestSealer(t *testing.T) {
 func TestValidateURL(t *testing.T) {
 	ctx := context.Background()
 	for _, u := range []string{"http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.1/", "http://192.168.1.1/",
-		"http://172.16.0.1/", "http://169.254.169.254/", "http://[::1]/", "http://[fe80::1]/", "http://0.0.0.0/", "http://100.64.0.1/"} {
+		"http://172.16.0.1/", "http://169.254.169.254/", "http://[::1]/", "http://[fe80::1]/", "http://0.0.0.0/", "http://100.64.0.1/",
+		"http://255.255.255.255/", "http://[64:ff9b::7f00:1]/", "http://[64:ff9b::a00:1]/", "http://[64:ff9b:1::a9fe:a9fe]/",
+		"http://[2002:7f00:1::]/", "http://[2002:c0a8:101::1]/"} {
 		if err := ValidateURL(ctx, u, false); !errors.Is(err, ErrForbiddenDestination) {
 			t.Errorf("%s: %v, want refused", u, err)
 		}
@@ -89,8 +91,10 @@ func TestValidateURL(t *testing.T) {
 			t.Errorf("%q must be refused", u)
 		}
 	}
-	if err := ValidateURL(ctx, "https://93.184.215.14/hook", false); err != nil {
-		t.Errorf("a public address: %v", err)
+	for _, u := range []string{"https://93.184.215.14/hook", "http://[64:ff9b::5db8:d70e]/", "http://[2002:5db8:d70e::1]/"} {
+		if err := ValidateURL(ctx, u, false); err != nil {
+			t.Errorf("%s, a public address: %v", u, err)
+		}
 	}
 }
 

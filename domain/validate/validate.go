@@ -139,8 +139,9 @@ func URL(field, v string) error {
 	if err := Text(field, v, MaxURL); err != nil {
 		return err
 	}
+	// A space is no URL character: url.Parse lets one through in a path.
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsRune(v, ' ') {
 		return fail(field, "must be an absolute http or https URL")
 	}
 	return nil

@@ -68,6 +68,7 @@ func TestRules(t *testing.T) {
 		{"url http", URL("recording_url", "http://rec.example.com/a.mp3"), true},
 		{"url relative", URL("recording_url", "/a.mp3"), false},
 		{"url ftp", URL("recording_url", "ftp://example.com/a"), false},
+		{"url with a space", URL("recording_url", "https://rec.example.com/a b.mp3"), false},
 		{"url no host", URL("recording_url", "https:///a"), false},
 		{"url javascript", URL("recording_url", "javascript:alert(1)"), false},
 		{"url 2048", URL("recording_url", "https://e.com/"+strings.Repeat("a", 2048-14)), true},
