@@ -11,12 +11,15 @@ import (
 //
 // Semantics under concurrent changes: a later page holds the conversations
 // that sort strictly after (key, id) in the current state and that have not
-// changed since seq of the epoch the first page was read at. A conversation
-// that changed after the first page is left out of later pages, whichever way
-// it moved: the update stream (every update with a seq above the page's seq)
+// moved since seq of the epoch the first page was read at: none of their
+// sort keys changed, and they did not come into memory. A conversation that
+// moved after the first page is left out of later pages, whichever way it
+// moved: the update stream (every update with a seq above the page's seq)
 // carries it, and leaving it out is what guarantees that no conversation
-// appears on two pages. Conversations that did not change have fixed
-// positions, so paging to the end yields each of them exactly once. A cursor
+// appears on two pages. Conversations that did not move have fixed
+// positions, so paging to the end yields each of them exactly once — also
+// those that changed in place (a tag, an assignee, a status in the same
+// order), as they are now. A cursor
 // from another epoch (the actor reactivated) is still a valid position, but
 // the change filter cannot apply, so only the keyset order holds then.
 type cursor struct {

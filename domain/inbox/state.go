@@ -105,6 +105,10 @@ type entry struct {
 	sla      int64                // sla_due_at in Unix ns, or noWait
 	assignee string               // "" when unassigned
 	seq      int64                // inbox seq of its last change; 0 if loaded
+	// moved is the inbox seq at which it last moved: one of its sort keys
+	// changed, or it came into memory. A change that moves nothing (tags,
+	// assignment, status, unread) leaves a page's cursor valid for it.
+	moved int64
 }
 
 func (e *entry) key(s Sort) int64 {
@@ -180,7 +184,7 @@ func newEntry(sum conversation.Summary, seq int64) *entry {
 
 // set makes e hold sum as changed at seq.
 func (e *entry) set(sum *conversation.Summary, seq int64) {
-	*e = entry{sum: cloneSummary(*sum), at: nanos(sum.LastActivityAt), wait: noWait, sla: noWait, seq: seq}
+	*e = entry{sum: cloneSummary(*sum), at: nanos(sum.LastActivityAt), wait: noWait, sla: noWait, seq: seq, moved: seq}
 	if sum.WaitingSince != nil {
 		e.wait = nanos(*sum.WaitingSince)
 	}
@@ -396,6 +400,7 @@ func (s *State) update(e *entry, sum *conversation.Summary, seq int64) {
 	for k, so := range sorts {
 		before[k] = indexKey(so, e)
 	}
+	moved := e.moved
 	s.cnt[i].add(e, -1)
 	e.set(sum, seq)
 	s.cnt[i].add(e, 1)
@@ -403,8 +408,20 @@ func (s *State) update(e *entry, sum *conversation.Summary, seq int64) {
 		if after := indexKey(sorts[k], e); after != before[k] {
 			t.Delete(item{before[k], e})
 			t.ReplaceOrInsert(item{after, e})
+			moved = seq
 		}
 	}
+	e.moved = moved
+}
+
+// sameKeys reports whether a and b sort alike in every index.
+func sameKeys(a, b *entry) bool {
+	for _, so := range sorts {
+		if indexKey(so, a) != indexKey(so, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // evictClosed drops the least recently active closed conversations beyond
@@ -446,6 +463,7 @@ func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update
 		s.seq++
 		s.update(e, &sum, s.seq)
 	default:
+		old := e
 		if e != nil {
 			s.remove(e)
 		} else if was == conversation.StatusClosed && s.closedNotHeld > 0 {
@@ -453,6 +471,9 @@ func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update
 		}
 		s.seq++
 		e = newEntry(sum, s.seq)
+		if old != nil && sameKeys(old, e) {
+			e.moved = old.moved // a status change alone moves it in no order
+		}
 		s.insert(e)
 	}
 	u := Update{Seq: s.seq, Summary: e.sum}
@@ -598,7 +619,7 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 			if pivot != nil && !lessItem(*pivot, it) {
 				return true // the cursor's own conversation
 			}
-			if changedAfter >= 0 && it.e.seq > changedAfter {
+			if changedAfter >= 0 && it.e.moved > changedAfter {
 				return true
 			}
 			if !f.matchesRest(&it.e.sum) {
