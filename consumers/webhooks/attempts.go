@@ -27,8 +27,8 @@ type job struct {
 	// firstAttempt is when its first attempt was recorded (now, for a
 	// first attempt): its retry horizon runs from there.
 	firstAttempt time.Time
-	url            string
-	sealed         []byte
+	url          string
+	sealed       []byte
 }
 
 // fields are the scan targets of jobColumns.
