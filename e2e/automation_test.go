@@ -62,6 +62,13 @@ func TestInboxSettings(t *testing.T) {
 	for _, bad := range []obj{{"auto_close_after_s": 0}, {"sla_first_response_s": 1.5}, {"auto_assign": "random"}, {"auto_close_after_s": "10"}} {
 		expectErr(t, f.k, 400, "invalid_argument", "PATCH", "/v1/inboxes/"+f.tn.inbox, bad)
 	}
+	// Whole seconds written as an encoder may write them: 120.0, 1.2e2.
+	for _, whole := range []string{`{"auto_close_after_s":120.0}`, `{"auto_close_after_s":1.2e2}`} {
+		if got := f.k.must(200, "PATCH", "/v1/inboxes/"+f.tn.inbox, whole); num(t, got, "auto_close_after_s") != 120 {
+			t.Fatalf("%s: %v", whole, got)
+		}
+	}
+	f.settings(obj{"auto_close_after_s": nil})
 	expectErr(t, f.ag, 403, "forbidden", "PATCH", "/v1/inboxes/"+f.tn.inbox, obj{"auto_assign": "none"})
 	if got := f.ag.must(200, "GET", "/v1/inboxes/"+f.tn.inbox, nil); str(t, got, "auto_assign") != "round_robin" {
 		t.Fatalf("agent GET: %v", got)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/switchboard-dev/switchboard/domain/validate"
+	"math"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
@@ -43,10 +45,12 @@ func (s *Server) getInbox(w http.ResponseWriter, r *http.Request) error {
 }
 
 // optionalSeconds is a duration field of the inbox PATCH: absent, null
-// (off) or whole seconds ≥ 1.
+// (off) or whole seconds ≥ 1, written as any JSON number of that value (an
+// encoder may write 30 as 30.0 or 3e1).
 type optionalSeconds struct {
 	set   bool
 	value *int64
+	bad   bool // a number, but not whole seconds in range
 }
 
 func (o *optionalSeconds) UnmarshalJSON(b []byte) error {
@@ -54,7 +58,21 @@ func (o *optionalSeconds) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(b, []byte("null")) {
 		return nil
 	}
-	return json.Unmarshal(b, &o.value)
+	if len(b) == 0 || b[0] == '"' {
+		return &json.UnmarshalTypeError{Value: "string", Type: reflect.TypeFor[int64]()}
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || f < 1 || f > maxAutomationSeconds {
+		o.bad = true
+		return nil
+	}
+	v := int64(f)
+	o.value = &v
+	return nil
 }
 
 func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
@@ -92,10 +110,10 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 	} {
 		switch {
 		case !f.v.set:
+		case f.v.bad:
+			return errorf(codeInvalid, "%s must be whole seconds from 1 to %d, or null", f.name, maxAutomationSeconds)
 		case f.v.value == nil:
 			*f.clear = true
-		case *f.v.value < 1 || *f.v.value > maxAutomationSeconds:
-			return errorf(codeInvalid, "%s must be whole seconds from 1 to %d, or null", f.name, maxAutomationSeconds)
 		default:
 			*f.set = f.v.value
 		}
