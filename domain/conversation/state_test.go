@@ -407,37 +407,33 @@ func TestActiveCallTracksTheLiveCall(t *testing.T) {
 	if m.s.Summary.Status != StatusNew || m.s.Summary.Channel != ChannelVoice {
 		t.Fatalf("a call opens a conversation: %+v", m.s.Summary)
 	}
-	m.run(call("b", CallRinging, 0))
-	if ac := m.s.Summary.ActiveCall; ac == nil || ac.CallID != "b" {
-		t.Fatalf("active_call %+v, want b", ac)
-	}
-	// Ending a (not the active one) leaves b showing.
-	m.run(call("a", CallMissed, 0))
-	if ac := m.s.Summary.ActiveCall; ac == nil || ac.CallID != "b" || ac.State != CallRinging {
-		t.Fatalf("active_call %+v, want b ringing", ac)
-	}
-	m.run(call("b", CallMissed, 0))
-	if m.s.Summary.ActiveCall != nil {
-		t.Fatalf("active_call %+v, want nil", m.s.Summary.ActiveCall)
-	}
-	if m.s.Summary.UnreadCount != 2 {
-		t.Fatalf("unread %d, want 2 (one per call, not per call event)", m.s.Summary.UnreadCount)
-	}
-	// A call that starts and ends in one event never shows as active.
-	m.run(call("c", CallVoicemail, 0))
-	if m.s.Summary.ActiveCall != nil {
-		t.Fatalf("active_call %+v after a voicemail", m.s.Summary.ActiveCall)
-	}
-	// Two live calls: when the one shown ends, the other still live shows.
-	m.run(call("d", CallInProgress, 0))
-	m.run(call("e", CallRinging, 0))
-	m.run(call("e", CallMissed, 0))
-	if ac := m.s.Summary.ActiveCall; ac == nil || ac.CallID != "d" || ac.State != CallInProgress {
-		t.Fatalf("active_call %+v after e ended, want d in progress", ac)
-	}
-	m.run(call("d", CallCompleted, 0))
-	if m.s.Summary.ActiveCall != nil {
-		t.Fatalf("active_call %+v after every call ended", m.s.Summary.ActiveCall)
+	none := ActiveCall{}
+	for i, st := range []struct {
+		call  string
+		state CallState
+		want  ActiveCall
+	}{
+		{"b", CallRinging, ActiveCall{"b", CallRinging}},
+		{"a", CallMissed, ActiveCall{"b", CallRinging}}, // not the one shown
+		{"b", CallMissed, none},
+		{"c", CallVoicemail, none}, // starts and ends in one event
+		// Two live calls: when the one shown ends, the other still live shows.
+		{"d", CallInProgress, ActiveCall{"d", CallInProgress}},
+		{"e", CallRinging, ActiveCall{"e", CallRinging}},
+		{"e", CallMissed, ActiveCall{"d", CallInProgress}},
+		{"d", CallCompleted, none},
+	} {
+		m.run(call(st.call, st.state, 0))
+		got := none
+		if ac := m.s.Summary.ActiveCall; ac != nil {
+			got = *ac
+		}
+		if got != st.want {
+			t.Fatalf("step %d (%s %s): active_call %+v, want %+v", i, st.call, st.state, got, st.want)
+		}
+		if i == 2 && m.s.Summary.UnreadCount != 2 {
+			t.Fatalf("unread %d, want 2 (one per call, not per call event)", m.s.Summary.UnreadCount)
+		}
 	}
 }
 

@@ -11,14 +11,7 @@ import (
 // TestDocumentIsValid loads the served JSON with a full OpenAPI validator:
 // every $ref resolves and every schema is well formed.
 func TestDocumentIsValid(t *testing.T) {
-	raw, err := JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := openapi3.NewLoader().LoadFromData(raw)
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
+	doc := load(t)
 	if err := doc.Validate(context.Background()); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
@@ -34,14 +27,7 @@ func TestDocumentIsValid(t *testing.T) {
 // 400 for a malformed or invalid one, 413 for one over 1 MiB; every one with
 // path parameters, the 400 of a path id that breaks the string rules.
 func TestBodiesDocumentTheirRefusals(t *testing.T) {
-	raw, err := JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := openapi3.NewLoader().LoadFromData(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := load(t)
 	checked := 0
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -63,4 +49,18 @@ func TestBodiesDocumentTheirRefusals(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("only %d operations with a body: is the document read?", checked)
 	}
+}
+
+// load reads the served document.
+func load(t *testing.T) *openapi3.T {
+	t.Helper()
+	raw, err := JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(raw)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return doc
 }
