@@ -24,6 +24,7 @@ type notices struct {
 	last     time.Time // when the latest notice was claimed or sent
 	trailing *time.Timer
 	closed   bool
+	sending  sync.WaitGroup // trailing notices being sent: close waits for them
 }
 
 func newNotices(every time.Duration, send func()) *notices {
@@ -60,11 +61,15 @@ func (n *notices) fire() {
 		return
 	}
 	n.trailing, n.last = nil, time.Now()
+	n.sending.Add(1) // under mu: close, once it holds mu, sees every send
 	n.mu.Unlock()
+	defer n.sending.Done()
 	n.send()
 }
 
-// close sends a notice still owed, at once, and stops scheduling more.
+// close sends a notice still owed, at once, stops scheduling more, and
+// waits for one its timer is sending: once it returns, no notice is on its
+// way and the notices hold no connection.
 func (n *notices) close() {
 	n.mu.Lock()
 	owed := n.trailing != nil && n.trailing.Stop()
@@ -73,4 +78,5 @@ func (n *notices) close() {
 	if owed {
 		n.send()
 	}
+	n.sending.Wait()
 }

@@ -155,3 +155,23 @@ func TestWriterFailedWakeUpIsSentAgain(t *testing.T) {
 		t.Fatalf("the next commit's notice: %v", err)
 	}
 }
+
+// close waits for a trailing notice its timer is sending: a closed writer
+// holds no connection and owes nothing on its way.
+func TestNoticesCloseWaitsForASendInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	n := newNotices(time.Millisecond, func() { close(entered); <-release })
+	n.claim(time.Now())
+	n.owe(time.Now())
+	<-entered
+	closed := make(chan struct{})
+	go func() { n.close(); close(closed) }()
+	// Asserting that something does not happen takes a bound.
+	select {
+	case <-closed:
+		t.Fatal("close returned while a notice was being sent")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+}

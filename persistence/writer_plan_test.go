@@ -75,8 +75,8 @@ func TestLoneAppendsUseTheGenericPlan(t *testing.T) {
 		}
 	}
 	// Closed, the writer has given back every connection (a commit's
-	// wake-up holds its own a little after the commit is answered), so
-	// the idle ones below are all it used.
+	// wake-up, or a trailing notice, holds one a little after the commit
+	// is answered), so the idle ones below are all it used.
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
