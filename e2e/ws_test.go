@@ -185,7 +185,8 @@ func TestWSOrdering(t *testing.T) {
 }
 
 // TestWSResume: reconnecting with (epoch, seq) replays exactly the missed
-// updates; an unknown epoch gets resumed:false and a current snapshot.
+// updates; an unknown epoch, or more missed updates than arrive whole, gets
+// resumed:false, a resync and a current snapshot.
 func TestWSResume(t *testing.T) {
 	n := testNode(t)
 	c := api{t: t, base: n.URL()}
@@ -249,6 +250,25 @@ func TestWSResume(t *testing.T) {
 		t.Fatalf("snapshot: %d conversations, total %d", len(list), snap3.num("total"))
 	}
 	for _, x := range list {
+		conv := x.(map[string]any)
+		if conv["version"].(float64) != versions[conv["id"].(string)] {
+			t.Fatalf("snapshot conversation %v at version %v, want %v", conv["id"], conv["version"], versions[conv["id"].(string)])
+		}
+	}
+
+	// More missed than the connection's queue takes without coalescing
+	// (256 by default): a snapshot, not a replay with updates left out.
+	for i := range 300 {
+		r := inbound(k, tn.inbox, phoneN(i%10), fmt.Sprintf("missed again %d", i))
+		conv := r["conversation"].(map[string]any)
+		versions[conv["id"].(string)] = conv["version"].(float64)
+	}
+	ws4 := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	sub4, snap4 := ws4.subscribe(tn.inbox, map[string]any{"resume": map[string]any{"epoch": epoch, "seq": sub2.num("seq")}})
+	if sub4.m["resumed"] != false || snap4 == nil {
+		t.Fatalf("resume of 300 missed updates: %v", sub4.m)
+	}
+	for _, x := range snap4.m["conversations"].([]any) {
 		conv := x.(map[string]any)
 		if conv["version"].(float64) != versions[conv["id"].(string)] {
 			t.Fatalf("snapshot conversation %v at version %v, want %v", conv["id"], conv["version"], versions[conv["id"].(string)])

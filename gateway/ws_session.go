@@ -44,7 +44,8 @@ func newSession(wc *wsConn) *sessionActor { return &sessionActor{wc: wc} }
 
 func (a *sessionActor) Receive(ctx actor.Context) {
 	if a.se == nil {
-		a.se = session.New(ctx.Self(), principalFrom(a.wc.ctx).AgentID, a.wc.cfg.MaxSubscriptions)
+		a.se = session.New(ctx.Self(), principalFrom(a.wc.ctx).AgentID, a.wc.cfg.MaxSubscriptions).
+			WithMaxReplay(a.wc.cfg.Queue.Whole())
 	}
 	var effects []session.Effect
 	switch m := ctx.Message().(type) {

@@ -63,6 +63,10 @@ type Config struct {
 	CoalesceAt int
 }
 
+// Whole is how many frames a queue takes before it coalesces: the longest
+// replay that arrives whole.
+func (c Config) Whole() int { return c.withDefaults().CoalesceAt }
+
 func (c Config) withDefaults() Config {
 	if c.MaxFrames <= 0 {
 		c.MaxFrames = 512

@@ -129,16 +129,27 @@ type Session struct {
 	self    *actor.PID
 	agentID string
 	max     int
-	subs    map[string]*sub
-	watches map[string]*watch
-	gen     uint64
-	out     []Effect
+	// maxReplay: see WithMaxReplay.
+	maxReplay int
+	subs      map[string]*sub
+	watches   map[string]*watch
+	gen       uint64
+	out       []Effect
 }
 
 // New returns the session of the actor self, for an agent ("" for an
 // account key), allowing max subscriptions and max watches.
 func New(self *actor.PID, agentID string, max int) *Session {
 	return &Session{self: self, agentID: agentID, max: max, subs: map[string]*sub{}, watches: map[string]*watch{}}
+}
+
+// WithMaxReplay bounds the updates a resume replays: a longer replay is
+// answered with a snapshot instead, since the connection's queue would
+// coalesce it and a resume must bring every missed update or a snapshot.
+// 0: no bound.
+func (s *Session) WithMaxReplay(n int) *Session {
+	s.maxReplay = n
+	return s
 }
 
 func (s *Session) emit(e Effect)                          { s.out = append(s.out, e) }
@@ -295,6 +306,15 @@ func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 		if m.Inbox != nil && (sb == nil || sb.gen != m.SubscriptionID) {
 			s.emit(Unsubscribe{PID: m.Inbox, Inbox: m.InboxID, ID: m.SubscriptionID})
 		}
+		return s.flush()
+	}
+	if m.Resumed && s.maxReplay > 0 && len(m.Updates) > s.maxReplay {
+		// Too long a replay to arrive whole: a snapshot instead. The
+		// inbox replaces this registration with the new one.
+		if sb.reason == "" {
+			sb.reason = wire.ReasonResumeUnavailable
+		}
+		s.request(sb, false)
 		return s.flush()
 	}
 	sb.pending, sb.retryDelay = false, 0

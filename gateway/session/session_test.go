@@ -121,9 +121,10 @@ func run(t *testing.T, s *Session, steps []step) {
 func TestSubscriptions(t *testing.T) {
 	unavailable := wire.Errorf(wire.CodeUnavailable, "inbox moved")
 	for _, c := range []struct {
-		name  string
-		max   int
-		steps []step
+		name      string
+		max       int
+		maxReplay int
+		steps     []step
 	}{
 		{name: "fresh subscribe: subscribed, snapshot, then updates in order", steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, []string{"subscribe in1 #1 resume=false"}},
@@ -140,6 +141,14 @@ func TestSubscriptions(t *testing.T) {
 				"resync if stale in1", "done"}},
 			// The queue overflowed during the replay: a fresh snapshot.
 			{func(s *Session) []Effect { return s.Resynced("in1") }, []string{"subscribe in1 #2 resume=false"}},
+		}},
+		{name: "a replay longer than the queue takes whole: a snapshot instead", maxReplay: 2, steps: []step{
+			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(true)) }, []string{"subscribe in1 #1 resume=true"}},
+			{func(s *Session) []Effect {
+				return s.Subscribed(subscribed(1, inboxPID, 6, update(1, 3, 4, "c1", 2), update(1, 4, 5, "c2", 3), update(1, 5, 6, "c3", 4)))
+			}, []string{"subscribe in1 #2 resume=false"}},
+			{func(s *Session) []Effect { return s.Subscribed(subscribed(2, inboxPID, 6)) },
+				[]string{"monitor nodeB", "push reply subscribed", "push resync resync resume_unavailable", "push snapshot snapshot", "done"}},
 		}},
 		{name: "a resume the inbox cannot serve: subscribed, resync, snapshot", steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(true)) }, []string{"subscribe in1 #1 resume=true"}},
@@ -231,7 +240,7 @@ func TestSubscriptions(t *testing.T) {
 			if max == 0 {
 				max = 50
 			}
-			run(t, New(self, "ag1", max), scene(c.steps))
+			run(t, New(self, "ag1", max).WithMaxReplay(c.maxReplay), scene(c.steps))
 		})
 	}
 }
