@@ -134,10 +134,12 @@ func TestBadStringsInEveryFieldCostNoOneElse(t *testing.T) {
 			"/v1/search?q=hello%00", "/v1/search?q=%FF", conv + "/messages?limit=5&x=%7F"} {
 			checkErr(t, ak.do("GET", p, nil), 400, "invalid_argument", p)
 		}
-		// Ids in paths that cannot exist are simply not found.
-		for _, p := range []string{"/v1/inboxes/ib%00x/conversations", "/v1/conversations/cv%7Fx", "/v1/conversations/" + strings.Repeat("c", 300)} {
-			checkErr(t, ak.do("GET", p, nil), 404, "not_found", p)
+		// Path ids obey the string rule too; a clean id that cannot exist
+		// is simply not found.
+		for _, p := range []string{"/v1/inboxes/ib%00x/conversations", "/v1/conversations/cv%7Fx"} {
+			checkErr(t, ak.do("GET", p, nil), 400, "invalid_argument", p)
 		}
+		checkErr(t, ak.do("GET", "/v1/conversations/"+strings.Repeat("c", 300), nil), 404, "not_found", "a 300-character id")
 	}
 
 	// The websocket frames, the same rules.
