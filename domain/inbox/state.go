@@ -105,10 +105,12 @@ type entry struct {
 	sla      int64                // sla_due_at in Unix ns, or noWait
 	assignee string               // "" when unassigned
 	seq      int64                // inbox seq of its last change; 0 if loaded
-	// moved is the inbox seq at which it last moved: one of its sort keys
-	// changed, or it came into memory. A change that moves nothing (tags,
-	// assignment, status, unread) leaves a page's cursor valid for it.
-	moved int64
+	// moved is, per sort (sorts' order), the inbox seq at which it last
+	// moved in that order: its key changed, or it came into memory. A
+	// change that moves it in no order (tags, assignment, status, unread),
+	// or in another order than a page's (addressing moves the wait and
+	// SLA orders, not the recent one), leaves the page's cursor valid for it.
+	moved [len(sorts)]int64
 }
 
 func (e *entry) key(s Sort) int64 {
@@ -184,7 +186,10 @@ func newEntry(sum conversation.Summary, seq int64) *entry {
 
 // set makes e hold sum as changed at seq.
 func (e *entry) set(sum *conversation.Summary, seq int64) {
-	*e = entry{sum: cloneSummary(*sum), at: nanos(sum.LastActivityAt), wait: noWait, sla: noWait, seq: seq, moved: seq}
+	*e = entry{sum: cloneSummary(*sum), at: nanos(sum.LastActivityAt), wait: noWait, sla: noWait, seq: seq}
+	for k := range e.moved {
+		e.moved[k] = seq
+	}
 	if sum.WaitingSince != nil {
 		e.wait = nanos(*sum.WaitingSince)
 	}
@@ -408,20 +413,20 @@ func (s *State) update(e *entry, sum *conversation.Summary, seq int64) {
 		if after := indexKey(sorts[k], e); after != before[k] {
 			t.Delete(item{before[k], e})
 			t.ReplaceOrInsert(item{after, e})
-			moved = seq
+		} else {
+			e.moved[k] = moved[k]
 		}
 	}
-	e.moved = moved
 }
 
-// sameKeys reports whether a and b sort alike in every index.
-func sameKeys(a, b *entry) bool {
-	for _, so := range sorts {
-		if indexKey(so, a) != indexKey(so, b) {
-			return false
+// keepMoved gives e, which replaces old (a status change), old's moved seq
+// in every order where its key is the same.
+func keepMoved(e, old *entry) {
+	for k, so := range sorts {
+		if indexKey(so, e) == indexKey(so, old) {
+			e.moved[k] = old.moved[k]
 		}
 	}
-	return true
 }
 
 // evictClosed drops the least recently active closed conversations beyond
@@ -471,8 +476,8 @@ func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update
 		}
 		s.seq++
 		e = newEntry(sum, s.seq)
-		if old != nil && sameKeys(old, e) {
-			e.moved = old.moved // a status change alone moves it in no order
+		if old != nil {
+			keepMoved(e, old)
 		}
 		s.insert(e)
 	}
@@ -611,6 +616,7 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 	}
 
 	statuses := f.statuses()
+	sortIdx := max(slices.Index(sorts[:], sort), 0) // as statusIndex.tree picks it
 	want := limit + 1
 	runs := make([][]*entry, 0, len(statuses))
 	for _, st := range statuses {
@@ -619,7 +625,7 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 			if pivot != nil && !lessItem(*pivot, it) {
 				return true // the cursor's own conversation
 			}
-			if changedAfter >= 0 && it.e.moved > changedAfter {
+			if changedAfter >= 0 && it.e.moved[sortIdx] > changedAfter {
 				return true
 			}
 			if !f.matchesRest(&it.e.sum) {

@@ -257,7 +257,8 @@ func TestPagingYieldsEachOnce(t *testing.T) {
 
 // Conversations change between pages: none may appear twice, and every one
 // that did not move since the first page appears exactly once — also those
-// that changed in place (tags, status, assignee, sort keys untouched).
+// that changed in place (tags, status, assignee, sort keys untouched) or
+// moved in another order than the page's (addressed: the wait order).
 func TestPagingUnderChanges(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, so := range []Sort{SortRecent, SortOldest, SortLongestWait} {
@@ -293,6 +294,13 @@ func TestPagingUnderChanges(t *testing.T) {
 					sum.Status = conversation.StatusPending
 					if r.IntN(2) == 0 {
 						sum.Status = conversation.StatusOpen
+					}
+					if r.IntN(3) == 0 && sum.WaitingSince != nil {
+						// Addressed: it moves in the wait order only.
+						sum.Addressed, sum.WaitingSince = true, nil
+						if so == SortLongestWait {
+							changed[id] = true
+						}
 					}
 					mustApply(t, s, sum)
 					continue
