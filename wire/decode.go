@@ -78,7 +78,7 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 		case errors.As(err, &typeErr):
 			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "field %q has the wrong type", typeErr.Field)
 		case errors.Is(err, ErrTrailingData):
-			return ClientFrame{ID: f.ID}, Errorf(CodeInvalid, "one JSON object per frame")
+			return ClientFrame{ID: cleanRef(f.ID)}, Errorf(CodeInvalid, "one JSON object per frame")
 		case errors.Is(err, ErrLoneSurrogate):
 			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "%v", err)
 		}
@@ -93,13 +93,12 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 // check requires each type's fields, in the order a client would fix them,
 // and holds the frame's strings to the rules every string obeys.
 func (f *ClientFrame) check() error {
-	if len(f.ID) > 0 && f.ID[0] == '"' {
-		var id string
-		if err := json.Unmarshal(f.ID, &id); err != nil {
-			return Errorf(CodeInvalid, "id: malformed")
-		}
-		if err := validate.Key("id", id); err != nil {
-			f.ID = nil // not to be echoed back as the error's ref
+	if len(f.ID) > 0 && cleanRef(f.ID) == nil {
+		f.ID = nil // not to be echoed back as the error's ref
+		return Errorf(CodeInvalid, "id: every string in it must be valid text of at most %d characters without control characters", validate.MaxKey)
+	}
+	if f.Resume != nil {
+		if err := validate.Key("resume.epoch", f.Resume.Epoch); err != nil {
 			return Errorf(CodeInvalid, "%v", err)
 		}
 	}
@@ -143,11 +142,51 @@ func (f *ClientFrame) check() error {
 	return Errorf(CodeInvalid, "unknown frame type %q", f.Type)
 }
 
-// RefOf digs the id out of a frame that did not decode as a whole.
+// RefOf digs the id out of a frame that did not decode as a whole; nil
+// unless it is fit to echo (see cleanRef).
 func RefOf(raw []byte) json.RawMessage {
 	var v struct {
 		ID json.RawMessage `json:"id"`
 	}
 	_ = json.Unmarshal(raw, &v)
-	return v.ID
+	return cleanRef(v.ID)
+}
+
+// cleanRef is id when it may be echoed back as a ref: valid UTF-8 without
+// lone surrogate escapes, every string in it (an id may be any JSON value)
+// under the rule every string obeys, and small. Else nil: a ref the server
+// echoed would carry the bad bytes into a frame a client must reject
+// (invalid UTF-8 fails the whole connection, 1007).
+func cleanRef(id json.RawMessage) json.RawMessage {
+	if len(id) == 0 || len(id) > maxRef || !utf8.Valid(id) || loneSurrogate(id) {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(id, &v) != nil || !cleanValue(v) {
+		return nil
+	}
+	return id
+}
+
+// maxRef bounds an id echoed as a ref.
+const maxRef = 1024
+
+func cleanValue(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return validate.Key("id", x) == nil
+	case []any:
+		for _, e := range x {
+			if !cleanValue(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !cleanValue(k) || !cleanValue(e) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -79,7 +79,12 @@ func TestDecodeClientFrame(t *testing.T) {
 				t.Errorf("body %q", f.Body)
 			}
 		}},
-		{name: "an id with a control character", raw: `{"type":"ping","id":"a\u0001"}`, wantErr: "id must not contain control characters"},
+		{name: "an id with a control character", raw: `{"type":"ping","id":"a\u0001"}`, wantErr: "id: every string in it"},
+		{name: "an object id with a control character", raw: `{"type":"ping","id":{"a":"\u0001"}}`, wantErr: "id: every string in it"},
+		{name: "an id in invalid UTF-8 is not echoed", raw: "{\"type\":\"ping\",\"id\":\"\xff\"}", wantErr: "not valid UTF-8"},
+		{name: "a bad id is not echoed by a type error", raw: `{"type":"ping","id":"a\u0001","inbox_id":5}`, wantErr: "wrong type"},
+		{name: "a lone surrogate id is not echoed", raw: `{"type":"ping","id":"\ud800"}`, wantErr: "lone UTF-16 surrogate"},
+		{name: "a resume epoch with a control character", raw: `{"type":"subscribe","id":2,"inbox_id":"i","resume":{"epoch":"e\u0001","seq":1}}`, wantErr: "resume.epoch must not contain", ref: "2"},
 		{name: "an inbox id with a control character", raw: `{"type":"unsubscribe","id":2,"inbox_id":"in\u007f"}`, wantErr: "inbox_id must not contain", ref: "2"},
 		{name: "a conversation id too long", raw: `{"type":"watch","id":2,"conversation_id":"` + strings.Repeat("c", 129) + `"}`, wantErr: "conversation_id must be at most", ref: "2"},
 		{name: "a tag filter too long", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"tag":"` + strings.Repeat("t", 65) + `"}}`, wantErr: "tag must be at most 64", ref: "2"},

@@ -44,6 +44,10 @@ type Frame struct {
 	Conv    string
 	Version int64
 	Data    []byte
+	// Replay marks an update of a resume's replay: it is never coalesced,
+	// neither replaced nor replacing, so that a resume arrives whole or,
+	// when the queue overflows, is answered with a resync.
+	Replay bool
 	// superseded: a newer update of the conversation was queued after it
 	// (coalesced); it is skipped, and dropped at the next compaction.
 	superseded bool
@@ -196,7 +200,7 @@ func (q *Queue) pushUpdate(f Frame) {
 			q.dropped++ // stale never overwrites fresh
 			return
 		}
-		if q.live() >= q.cfg.CoalesceAt {
+		if q.live() >= q.cfg.CoalesceAt && !f.Replay && !old.Replay {
 			// Not in old's place: the updates queued between them carry
 			// lower seqs, and a client must never see the seq go back.
 			q.bytes -= len(old.Data)

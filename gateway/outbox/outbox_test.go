@@ -259,6 +259,46 @@ func TestCoalescesWhenBehind(t *testing.T) {
 	}
 }
 
+// TestReplayIsNeverCoalesced: a resume's replayed updates arrive whole even
+// when the queue is past its coalescing length, and a live update behind
+// them does not replace one of them.
+func TestReplayIsNeverCoalesced(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{})
+	var got []Frame
+	var mu sync.Mutex
+	first := true
+	w := writerFunc(func(fs []Frame) error {
+		if first {
+			first = false
+			close(entered)
+			<-release
+		}
+		mu.Lock()
+		got = append(got, fs...)
+		mu.Unlock()
+		return nil
+	})
+	q := New(Config{MaxFrames: 100, CoalesceAt: 1}, w, Hooks{}, func(string) []byte { return nil })
+	q.Push(Frame{Kind: Other, Data: []byte("blocker")})
+	<-entered
+	for v := int64(1); v <= 5; v++ {
+		q.Push(Frame{Kind: Update, Inbox: "a", Conv: "x", Version: v, Data: []byte("x"), Replay: true})
+	}
+	q.Push(Frame{Kind: Update, Inbox: "a", Conv: "x", Version: 6, Data: []byte("x")})
+	q.Push(Frame{Kind: Update, Inbox: "a", Conv: "x", Version: 7, Data: []byte("x")}) // coalesces with 6 only
+	close(release)
+	waitIdle(t, q)
+	mu.Lock()
+	defer mu.Unlock()
+	var versions []int64
+	for _, f := range got[1:] {
+		versions = append(versions, f.Version)
+	}
+	if fmt.Sprint(versions) != "[1 2 3 4 5 7]" {
+		t.Fatalf("written versions %v, want [1 2 3 4 5 7]", versions)
+	}
+}
+
 // TestOverflowResyncsOnlyThatInbox: overflow drops the queued updates of the
 // inbox that overflowed, queues one resync for it, and keeps other frames.
 func TestOverflowResyncsOnlyThatInbox(t *testing.T) {

@@ -341,7 +341,7 @@ func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 	sb.epoch = m.Epoch
 	if m.Resumed {
 		for _, u := range m.Updates {
-			s.pushUpdate(sb.inbox, u)
+			s.emit(Push{outbox.Frame{Kind: wire.KindUpdate, Inbox: sb.inbox, Conv: u.ConversationID, Version: u.Version, Data: u.Frame, Replay: true}})
 		}
 		s.emit(ResyncIfStale{sb.inbox})
 	} else {

@@ -48,6 +48,9 @@ func describe(effects []Effect) []string {
 				s += " " + head.Error.Code
 			case e.Frame.Kind == wire.KindUpdate:
 				s += fmt.Sprintf(" %s v%d", e.Frame.Conv, e.Frame.Version)
+				if e.Frame.Replay {
+					s += " replay"
+				}
 			}
 			out = append(out, s)
 		case Forget:
@@ -137,7 +140,7 @@ func TestSubscriptions(t *testing.T) {
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(true)) }, []string{"subscribe in1 #1 resume=true"}},
 			{func(s *Session) []Effect {
 				return s.Subscribed(subscribed(1, inboxPID, 5, update(1, 3, 4, "c1", 2), update(1, 4, 5, "c2", 3)))
-			}, []string{"monitor nodeB", "push reply subscribed", "push update update c1 v2", "push update update c2 v3",
+			}, []string{"monitor nodeB", "push reply subscribed", "push update update c1 v2 replay", "push update update c2 v3 replay",
 				"resync if stale in1", "done"}},
 			// The queue overflowed during the replay: a fresh snapshot.
 			{func(s *Session) []Effect { return s.Resynced("in1") }, []string{"subscribe in1 #2 resume=false"}},
@@ -166,7 +169,7 @@ func TestSubscriptions(t *testing.T) {
 			// Later answers (internal re-subscriptions) carry no client's resume.
 			{func(s *Session) []Effect { return s.Update(update(1, 6, 7, "c1", 2)) }, []string{"subscribe in1 #2 resume=true"}},
 			{func(s *Session) []Effect { return s.Subscribed(subscribed(2, inboxPID, 8, update(2, 5, 7, "c1", 2))) },
-				[]string{"push update update c1 v2", "resync if stale in1"}},
+				[]string{"push update update c1 v2 replay", "resync if stale in1"}},
 		}},
 		{name: "one subscription too many is refused", max: 1, steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, []string{"subscribe in1 #1 resume=false"}},
@@ -187,7 +190,7 @@ func TestSubscriptions(t *testing.T) {
 			// Updates of the replaced registration are ignored.
 			{func(s *Session) []Effect { return s.Update(update(1, 7, 8, "c1", 3)) }, none},
 			{func(s *Session) []Effect { return s.Subscribed(subscribed(2, inboxPID, 8, update(2, 5, 7, "c1", 2))) },
-				[]string{"push update update c1 v2", "resync if stale in1"}},
+				[]string{"push update update c1 v2 replay", "resync if stale in1"}},
 			{func(s *Session) []Effect { return s.Update(update(2, 8, 9, "c1", 3)) }, []string{"push update update c1 v3"}},
 		}},
 		{name: "a lost update beyond the ring: resync gap, then a snapshot", steps: []step{
@@ -225,7 +228,7 @@ func TestSubscriptions(t *testing.T) {
 			{func(s *Session) []Effect { return s.RetrySubscribe("in1", 2) }, none}, // an old timer
 			{func(s *Session) []Effect { return s.RetrySubscribe("in1", 3) }, []string{"subscribe in1 #4 resume=true"}},
 			{func(s *Session) []Effect { return s.Subscribed(subscribed(4, inbox2, 6, update(4, 5, 6, "c1", 2))) },
-				[]string{"monitor nodeC", "push update update c1 v2", "resync if stale in1"}},
+				[]string{"monitor nodeC", "push update update c1 v2 replay", "resync if stale in1"}},
 		}},
 		{name: "unsubscribe forgets queued updates and the registration", steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, nil},
