@@ -204,10 +204,16 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	c.probing = false
 	switch {
 	case err == nil:
-		c.failures, c.cooldown = 0, 0
+		c.failures, c.cooldown, c.lastSuccess = 0, 0, now
 	case ctx.Err() != nil:
 	default:
 		c.failures++
+		if now.Sub(c.lastSuccess) < d.cfg.CircuitMax {
+			// The receiver delivered something lately: it is up, and these
+			// failures are some conversations' own, each backing off on
+			// its own; they must not hold back the others' retries.
+			c.failures = min(c.failures, d.cfg.CircuitThreshold-1)
+		}
 		// Failures of attempts that were already in flight when the
 		// circuit opened do not lengthen its cooldown.
 		if c.failures >= d.cfg.CircuitThreshold && !now.Before(c.openUntil) {
@@ -301,10 +307,11 @@ func truncate(s string, n int) string {
 
 // circuit is one endpoint's breaker, guarded by Deliverer.mu.
 type circuit struct {
-	failures  int // consecutive
-	cooldown  time.Duration
-	openUntil time.Time
-	probing   bool // a half-open probe is in flight
+	failures    int       // consecutive
+	lastSuccess time.Time // of any delivery to the endpoint
+	cooldown    time.Duration
+	openUntil   time.Time
+	probing     bool // a half-open probe is in flight
 }
 
 func (c *circuit) open(now time.Time, threshold int) bool {

@@ -35,8 +35,10 @@ type hookReceiver struct {
 	secret  string
 	failing atomic.Bool
 
-	// refuse answers 500 to the events of these conversations only.
-	refuse map[string]bool
+	// refuse answers 500 to the events of these conversations only, and
+	// refusedConv counts those answers per conversation.
+	refuse      map[string]bool
+	refusedConv map[string]int
 
 	mu       sync.Mutex
 	seen     map[string]bool
@@ -73,6 +75,10 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	if r.refuse[p.ConversationID] {
 		r.refused++
+		if r.refusedConv == nil {
+			r.refusedConv = map[string]int{}
+		}
+		r.refusedConv[p.ConversationID]++
 		http.Error(w, "not this one", http.StatusInternalServerError)
 		return
 	}
@@ -379,5 +385,49 @@ func TestRetryHorizonRunsFromTheFirstAttempt(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRetriesGoOnWhileTheReceiverDeliversOthers: once the receiver has
+// delivered something lately, other conversations' failures do not open
+// the circuit again: a conversation whose event failed once gets its retry
+// on its own schedule, not after the cooldown (an hour here), though the
+// failing conversations went on failing more than the threshold meanwhile.
+func TestRetriesGoOnWhileTheReceiverDeliversOthers(t *testing.T) {
+	rcv := newHookReceiver(t)
+	failing := []string{"bad_0", "bad_1", "bad_2", "bad_3", "bad_4", "bad_5"}
+	rcv.refuse = map[string]bool{"flaky": true}
+	for _, c := range failing {
+		rcv.refuse[c] = true
+	}
+	refusedOf := func(conv string) int {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.refusedConv[conv]
+	}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
+	e.commitTo(failing, 1, 1)
+	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
+	e.commitTo([]string{"good"}, 1, 1) // a first attempt, delivered: the receiver is up
+	poll.Until(t, 30*time.Second, "good's event arrived", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.last["good"] == 1
+	})
+	// The failing conversations fail again, more than the threshold (5).
+	before := refusedOf("bad_0")
+	poll.Until(t, 30*time.Second, "the failing conversations retried", func() bool { return refusedOf("bad_0") >= before+6 })
+	e.commitTo([]string{"flaky"}, 1, 1)
+	poll.Until(t, 30*time.Second, "flaky's first attempt refused", func() bool { return refusedOf("flaky") >= 1 })
+	rcv.mu.Lock()
+	delete(rcv.refuse, "flaky")
+	rcv.mu.Unlock()
+	poll.Until(t, 30*time.Second, "flaky's retry arrived while the others kept failing", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.last["flaky"] == 1
+	})
+	if n := e.d.Stats().OpenCircs; n != 0 {
+		t.Fatalf("%d circuits open while the receiver delivers", n)
 	}
 }

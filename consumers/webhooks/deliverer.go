@@ -59,9 +59,10 @@
 // Each endpoint has a circuit: after Config.CircuitThreshold consecutive
 // failures it opens and no retry goes to it until a cooldown has passed
 // (doubling up to CircuitMax); then one probe decides. A delivery's first
-// attempt still goes: the failures may be some conversations' alone (a
-// receiver that refuses one contact's events), and the others must not
-// wait for them. With the per-endpoint cap this keeps a receiver that
+// attempt still goes, and failures do not open it while the receiver
+// delivered anything within CircuitMax: the failures may be some
+// conversations' alone (a receiver that refuses one contact's events), and
+// the others must not wait for them. With the per-endpoint cap this keeps a receiver that
 // times out from holding the workers that healthy receivers need. Failed attempts back off per delivery with
 // exponential backoff and jitter (RetryMin doubling up to RetryMax), and
 // after Horizon the delivery is failed and listed.
