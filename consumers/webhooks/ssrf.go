@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -36,6 +37,7 @@ var (
 	nat64     = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052: the IPv4 address in the last 32 bits
 	nat64Loc  = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215, the same layout at /96
 	sixToFour = netip.MustParsePrefix("2002::/16")      // RFC 3056: the IPv4 address in bits 16–47
+	v4Compat  = netip.MustParsePrefix("::/96")          // RFC 4291's deprecated IPv4-compatible form
 )
 
 // embeddedIPv4 is the IPv4 address a NAT64 or 6to4 address carries.
@@ -49,6 +51,8 @@ func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 		return netip.AddrFrom4([4]byte(b[12:16])), true
 	case sixToFour.Contains(ip):
 		return netip.AddrFrom4([4]byte(b[2:6])), true
+	case v4Compat.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
 	}
 	return netip.Addr{}, false
 }
@@ -62,7 +66,7 @@ func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
 		return errors.New("url must be at most 2048 characters")
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || !validPort(u.Port()) {
 		return errors.New("url must be an absolute http or https URL without credentials")
 	}
 	if allowPrivate {
@@ -112,4 +116,13 @@ func Dialer(allowPrivate bool) *net.Dialer {
 		return nil
 	}
 	return d
+}
+
+// validPort: no port, or one from 1 to 65535.
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
