@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // The pages are plain HTML and JavaScript embedded in the binary: no build
@@ -26,8 +27,19 @@ func (s *Server) page(name string) http.HandlerFunc {
 	}
 }
 
+// assets serves the pages' files: files only (no directory listings), and
+// the API's error shape for a name that is none of them.
 func (s *Server) assets() http.Handler {
-	return http.StripPrefix("/assets/", http.FileServerFS(mustSub(webFS, "web")))
+	files := mustSub(webFS, "web")
+	serve := http.StripPrefix("/assets/", http.FileServerFS(files))
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		name := strings.TrimPrefix(r.URL.Path, "/assets/")
+		if st, err := fs.Stat(files, name); err != nil || st.IsDir() {
+			return errorf(codeNotFound, "no such asset: %s", r.URL.Path)
+		}
+		serve.ServeHTTP(w, r)
+		return nil
+	})
 }
 
 func mustSub(f fs.FS, dir string) fs.FS {
