@@ -217,6 +217,37 @@ func TestKeepingUpDeliversEverySeq(t *testing.T) {
 	}
 }
 
+// stalledWriter holds its first batch until release is closed (entered
+// says it is holding it), and records every frame it writes.
+type stalledWriter struct {
+	entered, release chan struct{}
+	mu               sync.Mutex
+	held             bool
+	frames           []Frame
+}
+
+func newStalledWriter() *stalledWriter {
+	return &stalledWriter{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (w *stalledWriter) WriteBatch(fs []Frame) error {
+	if !w.held { // the writer goroutine is the only caller, one batch at a time
+		w.held = true
+		close(w.entered)
+		<-w.release
+	}
+	w.mu.Lock()
+	w.frames = append(w.frames, fs...)
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *stalledWriter) written() []Frame {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Frame(nil), w.frames...)
+}
+
 type writerFunc func([]Frame) error
 
 func (f writerFunc) WriteBatch(fs []Frame) error { return f(fs) }
@@ -263,35 +294,19 @@ func TestCoalescesWhenBehind(t *testing.T) {
 // when the queue is past its coalescing length, and a live update behind
 // them does not replace one of them.
 func TestReplayIsNeverCoalesced(t *testing.T) {
-	release, entered := make(chan struct{}), make(chan struct{})
-	var got []Frame
-	var mu sync.Mutex
-	first := true
-	w := writerFunc(func(fs []Frame) error {
-		if first {
-			first = false
-			close(entered)
-			<-release
-		}
-		mu.Lock()
-		got = append(got, fs...)
-		mu.Unlock()
-		return nil
-	})
+	w := newStalledWriter()
 	q := New(Config{MaxFrames: 100, CoalesceAt: 1}, w, Hooks{}, func(string) []byte { return nil })
 	q.Push(Frame{Kind: Other, Data: []byte("blocker")})
-	<-entered
+	<-w.entered
 	for v := int64(1); v <= 5; v++ {
 		q.Push(Frame{Kind: Update, Inbox: "a", Conv: "x", Version: v, Data: []byte("x"), Replay: true})
 	}
 	q.Push(Frame{Kind: Update, Inbox: "a", Conv: "x", Version: 6, Data: []byte("x")})
 	q.Push(Frame{Kind: Update, Inbox: "a", Conv: "x", Version: 7, Data: []byte("x")}) // coalesces with 6 only
-	close(release)
+	close(w.release)
 	waitIdle(t, q)
-	mu.Lock()
-	defer mu.Unlock()
 	var versions []int64
-	for _, f := range got[1:] {
+	for _, f := range w.written()[1:] {
 		versions = append(versions, f.Version)
 	}
 	if fmt.Sprint(versions) != "[1 2 3 4 5 7]" {
@@ -302,29 +317,16 @@ func TestReplayIsNeverCoalesced(t *testing.T) {
 // TestOverflowResyncsOnlyThatInbox: overflow drops the queued updates of the
 // inbox that overflowed, queues one resync for it, and keeps other frames.
 func TestOverflowResyncsOnlyThatInbox(t *testing.T) {
-	release, entered := make(chan struct{}), make(chan struct{})
+	w := newStalledWriter()
 	var resynced []string
 	var mu sync.Mutex
-	var delivered []Frame
-	first := true
-	w := writerFunc(func(fs []Frame) error {
-		if first {
-			first = false
-			close(entered)
-			<-release
-		}
-		mu.Lock()
-		delivered = append(delivered, fs...)
-		mu.Unlock()
-		return nil
-	})
 	q := New(Config{MaxFrames: 10, CoalesceAt: 100}, w, Hooks{Resynced: func(ib string) {
 		mu.Lock()
 		resynced = append(resynced, ib)
 		mu.Unlock()
 	}}, func(ib string) []byte { return []byte("resync " + ib) })
 	q.Push(Frame{Kind: Other, Data: []byte("blocker")})
-	<-entered
+	<-w.entered
 	q.Push(Frame{Kind: Update, Inbox: "b", Conv: "b1", Version: 1, Data: []byte("b")})
 	q.Push(Frame{Kind: Other, Data: []byte("ack")})
 	for v := int64(1); v <= 20; v++ {
@@ -339,7 +341,7 @@ func TestOverflowResyncsOnlyThatInbox(t *testing.T) {
 	if st.HighWater > 11 {
 		t.Fatalf("high water %d over bound", st.HighWater)
 	}
-	close(release)
+	close(w.release)
 	waitIdle(t, q)
 	q.Push(Frame{Kind: Snapshot, Inbox: "a", Data: []byte("snap")})
 	q.Push(Frame{Kind: Update, Inbox: "a", Conv: "a1", Version: 22, Data: []byte("a")})
@@ -347,7 +349,7 @@ func TestOverflowResyncsOnlyThatInbox(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	var kinds []string
-	for _, f := range delivered {
+	for _, f := range w.written() {
 		kinds = append(kinds, string(f.Data))
 	}
 	want := "[blocker b ack resync a snap a]"
