@@ -49,9 +49,6 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := checked(validate.URL("url", in.URL)); err != nil {
-		return err
-	}
 	if err := webhooks.ValidateURL(r.Context(), in.URL, s.hooks.allowPrivate); err != nil {
 		if errors.Is(err, webhooks.ErrForbiddenDestination) {
 			return errorf(codeInvalid, "url: webhook destinations on loopback, private and link-local addresses are refused")

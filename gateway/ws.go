@@ -242,8 +242,7 @@ func (wc *wsConn) touch() {
 // readLoop reads the client's frames and handles each before reading the
 // next, so that frames of one connection are handled in order.
 func (wc *wsConn) readLoop() {
-	status, reason := websocket.StatusNormalClosure, ""
-	defer func() { wc.shutdown(status, reason) }()
+	defer wc.shutdown(websocket.StatusNormalClosure, "")
 	for {
 		typ, rd, err := wc.c.Reader(wc.ctx)
 		if err != nil {

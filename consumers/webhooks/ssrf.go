@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-	"unicode/utf8"
+
+	"github.com/switchboard-dev/switchboard/domain/validate"
 )
 
 // ErrForbiddenDestination: a webhook URL resolves to an address the server
@@ -57,16 +58,16 @@ func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// ValidateURL checks a webhook URL: absolute http(s), at most 2,048
-// characters, and (unless allowPrivate) a host that resolves only to public
-// addresses. Resolution here is a courtesy (a clear 400 at creation); the
+// ValidateURL checks a webhook URL: the API's rule for every URL
+// (validate.URL), no credentials, a valid port, and (unless allowPrivate) a
+// host that resolves only to public addresses. Resolution here is a courtesy (a clear 400 at creation); the
 // dialer checks again at connect time, where it counts.
 func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
-	if utf8.RuneCountInString(raw) > 2048 {
-		return errors.New("url must be at most 2048 characters")
+	if err := validate.URL("url", raw); err != nil {
+		return err
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || !validPort(u.Port()) {
+	u, err := url.Parse(raw) // validate.URL parsed it: no error here
+	if err != nil || u.User != nil || !validPort(u.Port()) {
 		return errors.New("url must be an absolute http or https URL without credentials")
 	}
 	if allowPrivate {

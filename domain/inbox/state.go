@@ -265,8 +265,12 @@ func newStatusIndex() statusIndex {
 
 // tree is the index of sort s; recent for any other.
 func (x *statusIndex) tree(s Sort) *btree.BTreeG[item] {
-	return x[max(slices.Index(sorts[:], s), 0)]
+	return x[sortIndex(s)]
 }
+
+// sortIndex is s's position in sorts (and statusIndex, entry.moved);
+// recent's for any other.
+func sortIndex(s Sort) int { return max(slices.Index(sorts[:], s), 0) }
 
 // pair counts all, unaddressed and SLA-breached conversations of one group.
 type pair struct{ all, unaddressed, breached int }
@@ -616,7 +620,7 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 	}
 
 	statuses := f.statuses()
-	sortIdx := max(slices.Index(sorts[:], sort), 0) // as statusIndex.tree picks it
+	sortIdx := sortIndex(sort)
 	want := limit + 1
 	runs := make([][]*entry, 0, len(statuses))
 	for _, st := range statuses {

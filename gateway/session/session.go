@@ -341,7 +341,7 @@ func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 	sb.epoch = m.Epoch
 	if m.Resumed {
 		for _, u := range m.Updates {
-			s.emit(Push{outbox.Frame{Kind: wire.KindUpdate, Inbox: sb.inbox, Conv: u.ConversationID, Version: u.Version, Data: u.Frame, Replay: true}})
+			s.pushUpdate(sb.inbox, u, true)
 		}
 		s.emit(ResyncIfStale{sb.inbox})
 	} else {
@@ -353,8 +353,10 @@ func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 	return s.flush()
 }
 
-func (s *Session) pushUpdate(inbox string, u actors.InboxUpdate) {
-	s.emit(Push{outbox.Frame{Kind: wire.KindUpdate, Inbox: inbox, Conv: u.ConversationID, Version: u.Version, Data: u.Frame}})
+// pushUpdate queues an update; replay marks one of a resume's replay,
+// which the queue never coalesces (outbox.Frame.Replay).
+func (s *Session) pushUpdate(inbox string, u actors.InboxUpdate, replay bool) {
+	s.emit(Push{outbox.Frame{Kind: wire.KindUpdate, Inbox: inbox, Conv: u.ConversationID, Version: u.Version, Data: u.Frame, Replay: replay}})
 }
 
 // Update is a live update of a subscription.
@@ -371,7 +373,7 @@ func (s *Session) Update(u actors.InboxUpdate) []Effect {
 		return s.flush()
 	}
 	sb.seq = u.Seq
-	s.pushUpdate(sb.inbox, u)
+	s.pushUpdate(sb.inbox, u, false)
 	return s.flush()
 }
 
