@@ -250,7 +250,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 			g.rearm(ctx, settings, now)
 			g.tryAssign = st.AssignPending
 		}
-		return g.reply(unchangedItem(dc), false), nil
+		return g.reply(unchangedItem(st, dc), false), nil
 	}
 	was := st.Summary.Status // "" for a new conversation
 	next := conversation.Next(st, ev)

@@ -28,11 +28,16 @@ func (g *conversationGrain) loadStatusTarget(ctx context.Context, c *conversatio
 }
 
 // unchangedItem is the item a command that changed nothing answers with: a
-// delivery status report that is not a step forward answers the message as
-// it is.
-func unchangedItem(c conversation.Command) *conversation.Item {
-	if c.Status != nil {
+// delivery status report or a call event that is not a step forward answers
+// the message or call as it is.
+func unchangedItem(st *conversation.State, c conversation.Command) *conversation.Item {
+	switch {
+	case c.Status != nil:
 		return c.Status.Current
+	case c.Call != nil:
+		if it, ok := st.Call(c.Call.CallID); ok {
+			return &it
+		}
 	}
 	return nil
 }

@@ -434,6 +434,15 @@ func TestRESTCallsAndTimeline(t *testing.T) {
 			t.Errorf("%s: GET %v differs from the call's summary %v", st.state, g, c)
 		}
 	}
+	// A ringing that arrives after the hang-up changes nothing: 200 with the
+	// call as it is, no version, and the summary shows no active call.
+	late := f.call(ann, "call-1", "ringing")
+	if it := sub(t, late, "call"); str(t, it, "state") != "completed" || str(t, it, "id") != callItemID || num(t, it, "duration_s") != 93 {
+		t.Errorf("a late ringing answered the call %v, want it completed as it was", it)
+	}
+	if c := sub(t, late, "conversation"); num(t, c, "version") != 8 || !isNull(t, c, "active_call") {
+		t.Errorf("a late ringing moved the conversation: %v", c)
+	}
 	f.inbound(ann, "m9")
 
 	t.Run("paging newest first", func(t *testing.T) {

@@ -193,6 +193,13 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		ev.Type = EventCall
 		identify(s, ev, cmd, c.Contact)
 		item, ok := s.Call(c.CallID)
+		if ok && c.State.stage() < item.State.stage() {
+			// Telephony events arrive late and out of order: a ringing
+			// after the hang-up would show an ended call as active for
+			// good. Like a delivery report that is not a step forward,
+			// it changes nothing.
+			return nil, nil
+		}
 		if !ok {
 			item = Item{ID: newID(), Seq: ev.Version, Direction: Inbound, Kind: KindCall, Channel: ChannelVoice,
 				CreatedAt: now, CallID: c.CallID}

@@ -437,6 +437,35 @@ func TestActiveCallTracksTheLiveCall(t *testing.T) {
 	}
 }
 
+func TestLateCallEventsChangeNothing(t *testing.T) {
+	m := newMachine(t)
+	m.run(call("a", CallRinging, 0))
+	m.run(call("a", CallInProgress, 0))
+	for _, late := range []CallState{CallRinging} {
+		if ev, err := m.decide(call("a", late, 0)); ev != nil || err != nil {
+			t.Fatalf("%s after in_progress: %+v, %v; want nothing", late, ev, err)
+		}
+	}
+	m.run(call("a", CallMissed, 0))
+	// One ended state to another is news (a missed call, then a voicemail
+	// left); an ended call never rings again.
+	m.run(call("a", CallVoicemail, 12))
+	for _, late := range []CallState{CallRinging, CallInProgress} {
+		if ev, err := m.decide(call("a", late, 0)); ev != nil || err != nil {
+			t.Fatalf("%s after voicemail: %+v, %v; want nothing", late, ev, err)
+		}
+	}
+	if m.s.Summary.ActiveCall != nil {
+		t.Fatalf("active_call %+v after the call ended", m.s.Summary.ActiveCall)
+	}
+	if c, _ := m.s.Call("a"); c.State != CallVoicemail || c.DurationS != 12 {
+		t.Fatalf("call %+v, want voicemail of 12 s", c)
+	}
+	// The same call_id in the same stage again still counts (a recording
+	// arriving after the hang-up).
+	m.run(call("a", CallVoicemail, 0))
+}
+
 func TestCallValidation(t *testing.T) {
 	cases := map[string]Command{
 		"no call id":        call("", CallRinging, 0),

@@ -87,6 +87,19 @@ func (s CallState) Valid() bool {
 // Active reports whether the call is still going (shown as active_call).
 func (s CallState) Active() bool { return s == CallRinging || s == CallInProgress }
 
+// stage orders a call's states: ringing, then in progress, then any of the
+// ended states. A call moves from one ended state to another (missed, then
+// a voicemail is left) but never back to an earlier stage.
+func (s CallState) stage() int {
+	switch s {
+	case CallRinging:
+		return 0
+	case CallInProgress:
+		return 1
+	}
+	return 2
+}
+
 // Contact is the other party of a conversation. Exactly one of Phone, Email
 // or Handle identifies it; Name is a display name.
 type Contact struct {
