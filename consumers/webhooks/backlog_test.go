@@ -40,6 +40,11 @@ type hookReceiver struct {
 	refuse      map[string]bool
 	refusedConv map[string]int
 
+	// hang holds the answers to these conversations' events until the
+	// test ends; hung counts the requests held.
+	hang map[string]bool
+	hung atomic.Int32
+
 	mu       sync.Mutex
 	seen     map[string]bool
 	last     map[string]int64
@@ -59,6 +64,14 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 
 func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	if len(r.hang) > 0 {
+		var p Payload
+		if json.Unmarshal(body, &p) == nil && r.hang[p.ConversationID] {
+			r.hung.Add(1)
+			<-r.t.Context().Done()
+			return
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failing.Load() {
@@ -429,5 +442,66 @@ func TestRetriesGoOnWhileTheReceiverDeliversOthers(t *testing.T) {
 	})
 	if n := e.d.Stats().OpenCircs; n != 0 {
 		t.Fatalf("%d circuits open while the receiver delivers", n)
+	}
+}
+
+// TestHangingConversationsDoNotHoldTheSlots: a receiver that never answers
+// for more conversations than there are workers and endpoint slots holds
+// those attempts until their timeout (an hour here); the other
+// conversations' deliveries go on meanwhile, through the slots the slow
+// attempts gave up.
+func TestHangingConversationsDoNotHoldTheSlots(t *testing.T) {
+	rcv := newHookReceiver(t)
+	hanging := []string{"hang_0", "hang_1", "hang_2", "hang_3", "hang_4", "hang_5"}
+	rcv.hang = map[string]bool{}
+	for _, c := range hanging {
+		rcv.hang[c] = true
+	}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) {
+		c.Workers, c.MaxPerEndpoint, c.MaxSlowPerEndpoint = 4, 2, 8
+		c.SlowAfter, c.Timeout = 50*time.Millisecond, time.Hour
+	})
+	e.commitTo(hanging, 1, 1)
+	poll.Until(t, time.Minute, "every hanging conversation's attempt is held", func() bool {
+		return rcv.hung.Load() == int32(len(hanging))
+	})
+	for v := int64(1); v <= 3; v++ {
+		e.commitTo([]string{"good_0", "good_1"}, v, v)
+		poll.Until(t, 30*time.Second, fmt.Sprintf("version %d of the others arrived", v), func() bool {
+			rcv.mu.Lock()
+			defer rcv.mu.Unlock()
+			return rcv.last["good_0"] == v && rcv.last["good_1"] == v
+		})
+	}
+	if n := testutil.ToFloat64(e.d.m.slowAttempts); n < float64(len(hanging)) {
+		t.Errorf("slow attempts counted: %v, want at least %d", n, len(hanging))
+	}
+}
+
+// TestSlowAttemptsAreBounded: past MaxSlowPerEndpoint, a slow attempt keeps
+// its slot, so an endpoint that hangs on everything is not sent an
+// unbounded number of requests at once.
+func TestSlowAttemptsAreBounded(t *testing.T) {
+	rcv := newHookReceiver(t)
+	rcv.hang = map[string]bool{}
+	var convs []string
+	for i := range 12 {
+		c := fmt.Sprintf("hang_%02d", i)
+		convs = append(convs, c)
+		rcv.hang[c] = true
+	}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) {
+		c.Workers, c.MaxPerEndpoint, c.MaxSlowPerEndpoint = 8, 2, 3
+		c.SlowAfter, c.Timeout = 50*time.Millisecond, time.Hour
+	})
+	e.commitTo(convs, 1, 1)
+	// 3 slow and 2 in their slots: 5 held, and no more however long.
+	poll.Until(t, time.Minute, "five attempts held", func() bool { return rcv.hung.Load() == 5 })
+	poll.Until(t, time.Minute, "three of them slow", func() bool { return testutil.ToFloat64(e.d.m.slowAttempts) == 3 })
+	e.d.mu.Lock()
+	running, slow := e.d.running, e.d.slow
+	e.d.mu.Unlock()
+	if running != 2 || slow != 3 || rcv.hung.Load() != 5 {
+		t.Fatalf("running %d, slow %d, requests held %d; want 2, 3, 5", running, slow, rcv.hung.Load())
 	}
 }

@@ -104,7 +104,17 @@ type Config struct {
 	LockKey          int64         // advisory lock electing the active deliverer; default DefaultLockKey
 	CursorName       string        // its row in journal_cursors; default "webhooks"
 	Workers          int           // attempts in flight; default 64
-	MaxPerEndpoint   int           // attempts in flight per endpoint; default 16
+	MaxPerEndpoint   int           // attempts in flight per endpoint; default 48
+	// SlowAfter: an attempt still waiting for its answer after this long
+	// gives its worker and endpoint slot to the next lane and waits in a
+	// slow slot, so receivers that hang (for some conversations, or for a
+	// whole tenant) do not hold back the others' deliveries for their 10 s
+	// timeouts. MaxSlow and MaxSlowPerEndpoint bound the attempts waiting
+	// so; beyond them a slow attempt keeps its slot. Defaults 1 s,
+	// 8 × Workers, 2 × MaxPerEndpoint.
+	SlowAfter          time.Duration
+	MaxSlow            int
+	MaxSlowPerEndpoint int
 	Timeout          time.Duration // one attempt; default 10 s
 	RetryMin         time.Duration // first retry after at most this; default 1 s
 	RetryMax         time.Duration // longest wait between attempts; default 10 min
@@ -154,6 +164,9 @@ func (c Config) withDefaults() Config {
 	num(&c.BatchSize, 500)
 	num(&c.Workers, 128)
 	num(&c.MaxPerEndpoint, 48)
+	num(&c.MaxSlow, 8*c.Workers)
+	num(&c.MaxSlowPerEndpoint, 2*c.MaxPerEndpoint)
+	set(&c.SlowAfter, time.Second)
 	num(&c.CircuitThreshold, 5)
 	num(&c.PurgeBatch, 5000)
 	set(&c.PollInterval, time.Second)
@@ -223,6 +236,10 @@ type Deliverer struct {
 	waiting  []pair         // lanes waiting for a slot, oldest first
 	running  int            // lanes attempting (Config.Workers bounds it)
 	perHook  map[string]int // of those, per endpoint (Config.MaxPerEndpoint)
+	// slow counts the lanes whose attempt outlasted Config.SlowAfter and
+	// gave up its slot (not in running or perHook), slowPerHook per endpoint.
+	slow        int
+	slowPerHook map[string]int
 	circuits map[string]*circuit
 
 	delivered, failed atomic.Int64
@@ -303,6 +320,7 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
 	d.finished, d.readers, d.backlog = map[key]uint64{}, map[uint64]int{}, true
 	d.lanes, d.running, d.waiting = map[pair]*lane{}, 0, nil
+	d.slow, d.slowPerHook = 0, map[string]int{}
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
 	ctx, cancel := context.WithCancel(ctx)

@@ -32,6 +32,8 @@ type lane struct {
 	queue      []job
 	tail       int64 // the highest version the lane has taken (sent, in flight or queued)
 	running    bool  // a goroutine is attempting its deliveries
+	slow       bool  // running, and its attempt gave up its slot (Config.SlowAfter)
+	attempts   int   // attempts started, to tell a slow timer's attempt from later ones
 	waiting    bool  // in Deliverer.waiting
 	waited     bool  // its first queued delivery's webhook was read before the wait
 	unrecorded int   // outcomes handed to the recorder, not yet committed
@@ -106,10 +108,7 @@ func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
 		return
 	}
 	if d.running >= d.cfg.Workers || d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
-		if !l.waiting {
-			l.waiting, l.waited = true, true
-			d.waiting = append(d.waiting, p)
-		}
+		d.waitLocked(p, l)
 		return
 	}
 	c, retry := d.circuit(p.webhook), l.queue[0].attempts > 0
@@ -130,6 +129,14 @@ func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
 		j.url, j.sealed, l.waited = "", nil, false
 	}
 	r.attempts.Go(func() { d.work(r, p, l, j) })
+}
+
+// waitLocked queues l for a slot.
+func (d *Deliverer) waitLocked(p pair, l *lane) {
+	if !l.waiting {
+		l.waiting, l.waited = true, true
+		d.waiting = append(d.waiting, p)
+	}
 }
 
 // startWaitingLocked gives freed slots to the lanes waiting for one, in
@@ -222,11 +229,24 @@ func (d *Deliverer) work(r *run, p pair, l *lane, j job) {
 				return
 			}
 		}
+		d.mu.Lock()
+		l.attempts++
+		n := l.attempts
+		d.mu.Unlock()
+		slow := time.AfterFunc(d.cfg.SlowAfter, func() { d.slowDown(r, p, l, n) })
 		o := d.attempt(r.ctx, j)
+		slow.Stop()
 		d.mu.Lock()
 		l.unrecorded++
 		r.outbox = append(r.outbox, o)
 		next, more := d.nextLocked(r, p, l, o)
+		if more && l.slow && !d.speedUpLocked(p, l) {
+			// No slot for the next attempt: the lane waits for one.
+			l.queue = append([]job{next}, l.queue...)
+			d.releaseLocked(p, l)
+			d.waitLocked(p, l)
+			more = false
+		}
 		d.mu.Unlock()
 		signal(r.recordWake)
 		if !more {
@@ -234,6 +254,64 @@ func (d *Deliverer) work(r *run, p pair, l *lane, j job) {
 		}
 		j = next
 		j.url, j.sealed = "", nil // read again right before its attempt
+	}
+}
+
+// slowDown moves a lane whose attempt n is still waiting for its answer
+// out of its worker and endpoint slot into a slow one, if one is free, and
+// gives the freed slot to a waiting lane.
+func (d *Deliverer) slowDown(r *run, p pair, l *lane, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !l.running || l.slow || l.attempts != n || r.ctx.Err() != nil ||
+		d.slow >= d.cfg.MaxSlow || d.slowPerHook[p.webhook] >= d.cfg.MaxSlowPerEndpoint {
+		return
+	}
+	d.freeSlotLocked(p.webhook)
+	l.slow = true
+	d.slow++
+	d.slowPerHook[p.webhook]++
+	d.m.slowAttempts.Inc()
+	d.startWaitingLocked(r)
+	if d.backlog {
+		d.poke()
+	}
+}
+
+// speedUpLocked moves a slow lane back into a worker and endpoint slot for
+// its next attempt, if one is free.
+func (d *Deliverer) speedUpLocked(p pair, l *lane) bool {
+	if d.running >= d.cfg.Workers || d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
+		return false
+	}
+	d.releaseLocked(p, l)
+	l.running = true
+	d.running++
+	d.perHook[p.webhook]++
+	return true
+}
+
+// releaseLocked frees the slot a running lane holds, slow or not.
+func (d *Deliverer) releaseLocked(p pair, l *lane) {
+	if !l.running {
+		return
+	}
+	l.running = false
+	if !l.slow {
+		d.freeSlotLocked(p.webhook)
+		return
+	}
+	l.slow = false
+	d.slow--
+	if d.slowPerHook[p.webhook]--; d.slowPerHook[p.webhook] <= 0 {
+		delete(d.slowPerHook, p.webhook)
+	}
+}
+
+func (d *Deliverer) freeSlotLocked(hook string) {
+	d.running--
+	if d.perHook[hook]--; d.perHook[hook] <= 0 {
+		delete(d.perHook, hook)
 	}
 }
 
@@ -272,13 +350,7 @@ func (d *Deliverer) stopLocked(p pair, l *lane) {
 		l.drops++
 	}
 	l.queue, l.waiting = nil, false
-	if l.running {
-		l.running = false
-		d.running--
-		if d.perHook[p.webhook]--; d.perHook[p.webhook] <= 0 {
-			delete(d.perHook, p.webhook)
-		}
-	}
+	d.releaseLocked(p, l)
 	d.forgetIdleLocked(p, l)
 }
 

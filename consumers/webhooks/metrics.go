@@ -23,6 +23,9 @@ type metrics struct {
 	// refills: reads of lanes' next deliveries; refilled: deliveries
 	// those reads brought back into memory.
 	refills, refilled prometheus.Counter
+	// slowAttempts: attempts that outlasted Config.SlowAfter and gave
+	// their slot to another lane.
+	slowAttempts prometheus.Counter
 	// purged: rows deleted by retention, by status; purgeBatch: the
 	// duration of each purge statement.
 	purged     *prometheus.CounterVec
@@ -69,6 +72,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "lane_refilled_total",
 			Help: "Deliveries those reads brought back into lanes.",
 		}),
+		slowAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "slow_attempts_total",
+			Help: "Attempts still unanswered after the slow threshold, which gave their worker and endpoint slot to another conversation's deliveries.",
+		}),
 		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "deliveries_purged_total",
 			Help: "Delivery rows deleted after their retention, by status: delivered, failed.",
@@ -95,6 +102,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m.fanOuts = sbmetrics.Register(reg, m.fanOuts)
 	m.refills = sbmetrics.Register(reg, m.refills)
 	m.refilled = sbmetrics.Register(reg, m.refilled)
+	m.slowAttempts = sbmetrics.Register(reg, m.slowAttempts)
 	m.purged = sbmetrics.Register(reg, m.purged)
 	m.purgeBatch = sbmetrics.Register(reg, m.purgeBatch)
 	return m
