@@ -115,14 +115,14 @@ type Config struct {
 	SlowAfter          time.Duration
 	MaxSlow            int
 	MaxSlowPerEndpoint int
-	Timeout          time.Duration // one attempt; default 10 s
-	RetryMin         time.Duration // first retry after at most this; default 1 s
-	RetryMax         time.Duration // longest wait between attempts; default 10 min
-	Horizon          time.Duration // retry this long, then fail; default 24 h
-	CircuitThreshold int           // consecutive failures that open an endpoint's circuit; default 5
-	CircuitMin       time.Duration // first cooldown of an open circuit; default 1 s
-	CircuitMax       time.Duration // longest cooldown; default 60 s
-	StatsInterval    time.Duration // pending counts; default 2 s
+	Timeout            time.Duration // one attempt; default 10 s
+	RetryMin           time.Duration // first retry after at most this; default 1 s
+	RetryMax           time.Duration // longest wait between attempts; default 10 min
+	Horizon            time.Duration // retry this long, then fail; default 24 h
+	CircuitThreshold   int           // consecutive failures that open an endpoint's circuit; default 5
+	CircuitMin         time.Duration // first cooldown of an open circuit; default 1 s
+	CircuitMax         time.Duration // longest cooldown; default 60 s
+	StatsInterval      time.Duration // pending counts; default 2 s
 	// Gather spaces out the fan-outs that are not catching up, as the
 	// indexer's does: a fan-out costs a journal read and an account lookup
 	// whatever its size, and a busy cluster commits hundreds of times a
@@ -231,16 +231,16 @@ type Deliverer struct {
 	gen      uint64
 	// backlog: a due head was left for the dispatcher (no worker or
 	// endpoint slot free), so it looks again as soon as slots free up.
-	backlog  bool
-	lanes    map[pair]*lane
-	waiting  []pair         // lanes waiting for a slot, oldest first
-	running  int            // lanes attempting (Config.Workers bounds it)
-	perHook  map[string]int // of those, per endpoint (Config.MaxPerEndpoint)
+	backlog bool
+	lanes   map[pair]*lane
+	waiting []pair         // lanes waiting for a slot, oldest first
+	running int            // lanes attempting (Config.Workers bounds it)
+	perHook map[string]int // of those, per endpoint (Config.MaxPerEndpoint)
 	// slow counts the lanes whose attempt outlasted Config.SlowAfter and
 	// gave up its slot (not in running or perHook), slowPerHook per endpoint.
 	slow        int
 	slowPerHook map[string]int
-	circuits map[string]*circuit
+	circuits    map[string]*circuit
 
 	delivered, failed atomic.Int64
 }
