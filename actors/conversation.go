@@ -250,6 +250,11 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 			g.rearm(ctx, settings, now)
 			g.tryAssign = st.AssignPending
 		}
+		if dc.Assign != nil && st.NobodyAvailable() {
+			g.dirty++
+			g.snapshot()
+			g.rearm(ctx, settings, now)
+		}
 		return g.reply(unchangedItem(st, dc), false), nil
 	}
 	was := st.Summary.Status // "" for a new conversation

@@ -676,12 +676,13 @@ SELECT i.idx, false FROM dup JOIN input i ON i.idx = dup.idx
 
 // saveSnapshotsSQL stores a set of snapshots (one per conversation), each
 // only over an older one: a stale activation finishing late must not move
-// the restore point backwards.
+// the restore point backwards. One of the same version replaces it: a state
+// can change without an event (conversation.State.NobodyAvailable).
 const saveSnapshotsSQL = `
 INSERT INTO snapshots (conversation_id, version, state)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])
 ON CONFLICT (conversation_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = now()
-	WHERE snapshots.version < excluded.version`
+	WHERE snapshots.version <= excluded.version`
 
 // writeSnapshots writes snapshots in one statement.
 func (w *Writer) writeSnapshots(snaps []snapshot) {

@@ -8,8 +8,8 @@ import "time"
 // conversation unassigned, the state itself records that an assignment is
 // owed (State.AssignPending): the contact's event sets it, and it is cleared
 // by the event that settles it — an assignment (by round-robin or anyone),
-// a reply or close that ends the wait, or round-robin's own "nobody is
-// available" decision. While it is set, NextDue keeps the conversation due
+// or a reply or close that ends the wait — or by round-robin's "nobody is
+// available" answer (NobodyAvailable). While it is set, NextDue keeps the conversation due
 // within AssignRetry, and a tick asks for an assignee again. A tick on a
 // conversation that owes nothing (a settings re-arm, an SLA or auto-close
 // tick, a late or repeated one) never assigns it, so a conversation that
@@ -34,14 +34,29 @@ func decideAssign(s *State, ev *Event, c *AssignCommand) (*Event, error) {
 	if !s.AssignPending {
 		return nil, nil
 	}
+	if c.AgentID == "" {
+		return nil, nil // nobody is available: see NobodyAvailable
+	}
+	id := c.AgentID
 	ev.Type = EventUpdate
 	ev.ActorID = ActorAutomation
-	ev.Change = &Change{}
-	if c.AgentID != "" {
-		id := c.AgentID
-		ev.Change.AssigneeID = &id
-	}
+	ev.Change = &Change{AssigneeID: &id}
 	return ev, nil
+}
+
+// NobodyAvailable settles an owed assignment for which round-robin found no
+// available agent, and reports whether one was owed. It is not an event:
+// nothing the API shows changes, and a version that changes nothing would
+// reach every watcher and webhook as an update and make a draft's
+// if_version stale. The actor keeps the settled state in a snapshot; should
+// that be lost, the assignment is owed again on the next activation and its
+// tick asks the inbox once more.
+func (s *State) NobodyAvailable() bool {
+	if !s.AssignPending {
+		return false
+	}
+	s.AssignPending = false
+	return true
 }
 
 // finishAssign sets ev.AssignPending when the event changes whether an

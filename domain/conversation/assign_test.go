@@ -35,11 +35,11 @@ func TestAssignOwed(t *testing.T) {
 		{"new conversation in a round-robin inbox owes", []step{{rr, inbound("hi"), true, 0}}, true, ""},
 		{"auto_assign none owes nothing", []step{{Settings{}, inbound("hi"), true, 0}}, false, ""},
 		{"round-robin's agent settles it", []step{{rr, inbound("hi"), true, 0}, {rr, assignCmd("ag_1"), true, 0}}, false, "ag_1"},
-		{"nobody available settles it, unassigned", []step{{rr, inbound("hi"), true, 0}, {rr, assignCmd(""), true, 0}}, false, ""},
+		{"nobody available settles it, unassigned", []step{{rr, inbound("hi"), true, 0}, {rr, assignCmd(""), false, 0}}, false, ""},
 		{"a tick after nobody available decides nothing", []step{
-			{rr, inbound("hi"), true, 0}, {rr, assignCmd(""), true, 0}, {rr, tickCmd(), false, 0}}, false, ""},
+			{rr, inbound("hi"), true, 0}, {rr, assignCmd(""), false, 0}, {rr, tickCmd(), false, 0}}, false, ""},
 		{"an SLA tick after nobody available does not assign", []step{
-			{rrSLA, inbound("hi"), true, 0}, {rrSLA, assignCmd(""), true, 0}, {rrSLA, tickCmd(), true, 2 * time.Minute}}, false, ""},
+			{rrSLA, inbound("hi"), true, 0}, {rrSLA, assignCmd(""), false, 0}, {rrSLA, tickCmd(), true, 2 * time.Minute}}, false, ""},
 		{"a late answer after the assignment decides nothing", []step{
 			{rr, inbound("hi"), true, 0}, {rr, assignCmd("ag_1"), true, 0}, {rr, assignCmd("ag_2"), false, 0}}, false, "ag_1"},
 		{"an answer when nothing is owed decides nothing", []step{{Settings{}, inbound("hi"), true, 0}, {rr, assignCmd("ag_1"), false, 0}}, false, ""},
@@ -54,7 +54,7 @@ func TestAssignOwed(t *testing.T) {
 		{"snoozing does not settle it", []step{{rr, inbound("hi"), true, 0}, {rr, update(Change{Status: &pending}), true, 0}}, true, ""},
 		{"round-robin turned off: the next tick settles it", []step{{rr, inbound("hi"), true, 0}, {Settings{}, tickCmd(), true, 0}}, false, ""},
 		{"reopened by the contact owes again", []step{
-			{rr, inbound("hi"), true, 0}, {rr, assignCmd(""), true, 0}, {rr, update(Change{Status: &closed}), true, 0},
+			{rr, inbound("hi"), true, 0}, {rr, assignCmd(""), false, 0}, {rr, update(Change{Status: &closed}), true, 0},
 			{rr, inbound("back"), true, 0}}, true, ""},
 		{"a new call owes", []step{{rr, call("c1", CallRinging, 0), true, 0}}, true, ""},
 	}
@@ -63,6 +63,9 @@ func TestAssignOwed(t *testing.T) {
 			m := newMachine(t)
 			for i, s := range tc.steps {
 				ev := m.at(s.after, s.st, s.cmd)
+				if ev == nil && s.cmd.Assign != nil && s.cmd.Assign.AgentID == "" {
+					m.s.NobodyAvailable() // what the actor does, in its snapshot
+				}
 				if (ev != nil) != s.event {
 					t.Fatalf("step %d: event %+v, want one: %v", i, ev, s.event)
 				}
@@ -139,17 +142,41 @@ func TestAssignOwedReplays(t *testing.T) {
 	if st := replay(2); !st.AssignPending {
 		t.Fatal("replayed journal lost the owed assignment")
 	}
-	evs = append(evs, m.at(0, rr, assignCmd("")))
-	if st := replay(3); st.AssignPending {
-		t.Fatal("replayed journal owes an assignment round-robin already answered")
+	// Through a snapshot, owed and settled.
+	for _, nobody := range []bool{false, true} {
+		st := replay(2)
+		if nobody && !st.NobodyAvailable() {
+			t.Fatal("NobodyAvailable settled nothing on a state that owed an assignment")
+		}
+		raw, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var snap State
+		if err := json.Unmarshal(raw, &snap); err != nil || snap.AssignPending == nobody {
+			t.Fatalf("snapshot %s: assign pending %v, want %v (err %v)", raw, snap.AssignPending, !nobody, err)
+		}
 	}
-	// And through a snapshot.
-	raw, err := json.Marshal(replay(2))
-	if err != nil {
-		t.Fatal(err)
+	// Journals written before "nobody available" left the journal hold it
+	// as an event that changes nothing but the flag; they replay settled.
+	settled := false
+	evs = append(evs, &Event{Type: EventUpdate, Version: 3, At: m.now, ActorID: ActorAutomation, Change: &Change{}, AssignPending: &settled})
+	if st := replay(3); st.AssignPending || st.Version() != 3 {
+		t.Fatalf("an old journal's nobody-available event replays as owed %v at version %d", st.AssignPending, st.Version())
 	}
-	var snap State
-	if err := json.Unmarshal(raw, &snap); err != nil || !snap.AssignPending {
-		t.Fatalf("snapshot %s lost the owed assignment (err %v)", raw, err)
+}
+
+// TestNobodyAvailableMakesNoEvent: round-robin's "nobody is available"
+// changes nothing the API shows, so it is no event (no version, no update,
+// no webhook); the owed assignment is settled all the same.
+func TestNobodyAvailableMakesNoEvent(t *testing.T) {
+	rr := Settings{AutoAssign: AutoAssignRoundRobin}
+	m := newMachine(t)
+	m.at(0, rr, inbound("hi"))
+	if ev := m.at(0, rr, assignCmd("")); ev != nil {
+		t.Fatalf("nobody available made an event: %+v", ev)
+	}
+	if m.s.Version() != 1 || !m.s.NobodyAvailable() || m.s.AssignPending || m.s.NobodyAvailable() {
+		t.Fatalf("version %d, still owed %v", m.s.Version(), m.s.AssignPending)
 	}
 }
