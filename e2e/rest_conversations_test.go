@@ -57,6 +57,21 @@ func TestRESTInboundMessage(t *testing.T) {
 		t.Errorf("waiting_since %v, want the message's created_at %v", conv["waiting_since"], msg["created_at"])
 	}
 
+	t.Run("without external_id it is null", func(t *testing.T) {
+		k := f.c.with(newTenant(t, f.c, "Initech").key)
+		inbox := str(t, k.must(201, "POST", "/v1/inboxes", obj{"name": "Chat"}), "id")
+		r := k.must(201, "POST", "/v1/inboxes/"+inbox+"/messages", obj{"contact": obj{"handle": "visitor-9"}, "body": "hi"})
+		m := sub(t, r, "message")
+		checkItem(t, m, "inbound", "message")
+		if !isNull(t, m, "external_id") {
+			t.Errorf("external_id %v, want null", m["external_id"])
+		}
+		page := k.must(200, "GET", "/v1/conversations/"+str(t, r, "conversation_id")+"/messages", nil)
+		if got := list(t, page, "messages"); len(got) != 1 || !isNull(t, got[0].(obj), "external_id") {
+			t.Errorf("the timeline's message: %v, want external_id null", got)
+		}
+	})
+
 	t.Run("same external_id is answered with the original", func(t *testing.T) {
 		f := f.in(t)
 		before := rows(t, f.n)

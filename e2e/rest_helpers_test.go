@@ -226,6 +226,13 @@ func checkItem(t testing.TB, it obj, direction, kind string) {
 	str(t, it, "channel")
 	str(t, it, "body")
 	rfc3339(t, it, "created_at")
+	if direction == "inbound" && kind == "message" {
+		// The API names external_id in every inbound message: null when
+		// the integration sent none.
+		if _, ok := it["external_id"]; !ok {
+			t.Errorf("inbound message without external_id: %v", it)
+		}
+	}
 }
 
 // rows counts what the database holds for the "nothing written" checks.

