@@ -80,10 +80,11 @@ func stillOwed(sum *Summary, cmd Command) bool {
 
 // NextDue is the earliest time a tick has something to do for the
 // conversation at now (the time of its latest event or tick): its timers
-// (NextDue of the summary) and, while an assignment is owed, a retry of it
-// within AssignRetry.
+// and, while an assignment is owed, a retry of it within AssignRetry. It is
+// stored with every event in the read model, where the timer scanner finds
+// it.
 func (s *State) NextDue(st Settings, now time.Time) *time.Time {
-	due := NextDue(&s.Summary, st)
+	due := s.timersDue(st)
 	if s.AssignPending {
 		if retry := now.Add(AssignRetry); due == nil || retry.Before(*due) {
 			due = &retry

@@ -85,7 +85,7 @@ func decideTick(s *State, st Settings, now time.Time) *Change {
 	switch {
 	case sum.Status == StatusPending && sum.SnoozeUntil != nil && !now.Before(*sum.SnoozeUntil):
 		to = StatusOpen
-	case autoCloseArmed(sum, st) && !now.Before(sum.LastActivityAt.Add(st.AutoCloseAfter)):
+	case autoCloseArmed(sum, st) && !now.Before(s.idleSince().Add(st.AutoCloseAfter)):
 		to = StatusClosed
 	default:
 		return &Change{}
@@ -95,6 +95,15 @@ func decideTick(s *State, st Settings, now time.Time) *Change {
 
 func autoCloseArmed(sum *Summary, st Settings) bool {
 	return st.AutoCloseAfter > 0 && sum.Status != StatusClosed && sum.Status != StatusPending
+}
+
+// idleSince is when the conversation's idle time for auto-close began: its
+// last activity, or its reopening if that came later.
+func (s *State) idleSince() time.Time {
+	if s.ReopenedAt.After(s.Summary.LastActivityAt) {
+		return s.ReopenedAt
+	}
+	return s.Summary.LastActivityAt
 }
 
 // finishTimers sets ev.Timers to the snooze and SLA fields the state after
@@ -109,13 +118,14 @@ func finishTimers(s *State, ev *Event, after *Summary, cmd Command, now time.Tim
 			want.SnoozeUntil = cloneTime(cmd.Update.Snooze.Until)
 		}
 	}
-	// The SLA runs while the conversation waits for the team; addressing it
-	// (or turning the SLA off) clears both fields.
-	if sla := cmd.Settings.SLAFirstResponse; sla > 0 && !after.Addressed && after.WaitingSince != nil {
+	// The SLA runs while the conversation, not closed, waits for the team;
+	// addressing or closing it (or turning the SLA off) clears both fields.
+	// A breach is the due time having passed: one the settings moved into
+	// the future (a longer SLA) is no breach.
+	if sla := cmd.Settings.SLAFirstResponse; sla > 0 && !after.Addressed && after.WaitingSince != nil && after.Status != StatusClosed {
 		due := after.WaitingSince.Add(sla)
 		want.SLADueAt = &due
-		want.SLABreached = after.SLABreached ||
-			(cmd.Tick != nil && s.Summary.Status != StatusClosed && !now.Before(due))
+		want.SLABreached = !now.Before(due) && (after.SLABreached || (cmd.Tick != nil && s.Summary.Status != StatusClosed))
 	}
 	if !sameTime(after.SnoozeUntil, want.SnoozeUntil) || !sameTime(after.SLADueAt, want.SLADueAt) ||
 		after.SLABreached != want.SLABreached {
@@ -127,10 +137,10 @@ func applyTimers(sum *Summary, t *Timers) {
 	sum.SnoozeUntil, sum.SLADueAt, sum.SLABreached = cloneTime(t.SnoozeUntil), cloneTime(t.SLADueAt), t.SLABreached
 }
 
-// NextDue is the earliest time a tick has something to decide for this
-// summary under these settings, nil when nothing is armed. It is stored with
-// every event in the read model, where the timer scanner finds it.
-func NextDue(sum *Summary, st Settings) *time.Time {
+// timersDue is the earliest time a tick has something to decide for the
+// conversation's timers under these settings, nil when nothing is armed.
+func (s *State) timersDue(st Settings) *time.Time {
+	sum := &s.Summary
 	var due *time.Time
 	consider := func(t time.Time) {
 		if due == nil || t.Before(*due) {
@@ -143,7 +153,7 @@ func NextDue(sum *Summary, st Settings) *time.Time {
 	case sum.Status == StatusPending && sum.SnoozeUntil != nil:
 		consider(*sum.SnoozeUntil)
 	case autoCloseArmed(sum, st):
-		consider(sum.LastActivityAt.Add(st.AutoCloseAfter))
+		consider(s.idleSince().Add(st.AutoCloseAfter))
 	}
 	if sum.SLADueAt != nil && !sum.SLABreached && !sum.Addressed {
 		consider(*sum.SLADueAt)

@@ -228,7 +228,7 @@ func TestNextDue(t *testing.T) {
 		{"breached SLA is not armed", Summary{Status: StatusNew, LastActivityAt: base, SLADueAt: at(time.Minute), SLABreached: true}, at(time.Hour)},
 	}
 	for _, tc := range cases {
-		if got := NextDue(&tc.sum, st); !sameTime(got, tc.want) {
+		if got := (&State{Summary: tc.sum}).timersDue(st); !sameTime(got, tc.want) {
 			t.Errorf("%s: NextDue %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -256,5 +256,70 @@ func TestShouldAutoAssign(t *testing.T) {
 	ev = m.run(inbound("reopen"))
 	if !ShouldAutoAssign(&prev, &m.s.Summary, ev, rr) {
 		t.Fatal("a conversation reopened by the contact is not assigned")
+	}
+}
+
+// TestSLAEndsWithTheWait: a closed conversation is in no SLA (due and breach
+// cleared), and a longer SLA than the one it breached undoes the breach
+// while the new due time is ahead.
+func TestSLAEndsWithTheWait(t *testing.T) {
+	sla := Settings{SLAFirstResponse: time.Minute}
+	m := newMachine(t)
+	m.at(0, sla, inbound("hi"))
+	waiting := *m.s.Summary.WaitingSince
+	m.at(2*time.Minute, sla, tickCmd())
+	if !m.s.Summary.SLABreached {
+		t.Fatal("not breached a minute past due")
+	}
+	longer := Settings{SLAFirstResponse: time.Hour}
+	m.at(3*time.Minute, longer, tickCmd())
+	if s := m.s.Summary; s.SLABreached || s.SLADueAt == nil || !s.SLADueAt.Equal(waiting.Add(time.Hour)) {
+		t.Fatalf("after a longer SLA: breached %v, due %v; want not breached, due %v", s.SLABreached, s.SLADueAt, waiting.Add(time.Hour))
+	}
+	m.at(2*time.Hour, longer, tickCmd())
+	if !m.s.Summary.SLABreached {
+		t.Fatal("not breached past the longer SLA's due time")
+	}
+	m.at(2*time.Hour, longer, update(Change{Status: ptr(StatusClosed)}))
+	if s := m.s.Summary; s.SLADueAt != nil || s.SLABreached {
+		t.Fatalf("closed: due %v, breached %v; want neither", s.SLADueAt, s.SLABreached)
+	}
+	// The contact writes again: the wait that began before goes on.
+	m.at(3*time.Hour, longer, inbound("still there?"))
+	if s := m.s.Summary; s.SLADueAt == nil || !s.SLADueAt.Equal(waiting.Add(time.Hour)) {
+		t.Fatalf("reopened: due %v, want %v", s.SLADueAt, waiting.Add(time.Hour))
+	}
+}
+
+// TestReopeningRestartsTheIdleClock: a snooze that wakes, or an agent
+// reopening a closed conversation, starts auto-close's idle time again:
+// the conversation is not closed the moment it reopens.
+func TestReopeningRestartsTheIdleClock(t *testing.T) {
+	ac := Settings{AutoCloseAfter: time.Hour}
+	m := newMachine(t)
+	m.at(0, ac, inbound("hi"))
+	until := m.now.Add(5 * time.Hour)
+	m.at(time.Minute, ac, snooze(ptr(StatusPending), until))
+	m.at(5*time.Hour, ac, tickCmd())
+	if m.s.Summary.Status != StatusOpen {
+		t.Fatalf("status %s after the snooze, want open", m.s.Summary.Status)
+	}
+	if due := m.s.NextDue(ac, m.now.Add(5*time.Hour)); due == nil || !due.Equal(until.Add(time.Hour)) {
+		t.Fatalf("next due %v, want an hour after the wake, %v", due, until.Add(time.Hour))
+	}
+	if ev := m.at(5*time.Hour+time.Second, ac, tickCmd()); ev != nil {
+		t.Fatalf("a tick right after the wake decided %+v", ev)
+	}
+	m.at(6*time.Hour, ac, tickCmd())
+	if m.s.Summary.Status != StatusClosed {
+		t.Fatalf("status %s an idle hour after the wake, want closed", m.s.Summary.Status)
+	}
+	m.at(30*time.Hour, ac, update(Change{Status: ptr(StatusOpen)}))
+	if ev := m.at(30*time.Hour+time.Second, ac, tickCmd()); ev != nil || m.s.Summary.Status != StatusOpen {
+		t.Fatalf("reopened by an agent, then closed at once: %+v", ev)
+	}
+	m.at(31*time.Hour, ac, tickCmd())
+	if m.s.Summary.Status != StatusClosed {
+		t.Fatalf("status %s an idle hour after the reopening, want closed", m.s.Summary.Status)
 	}
 }

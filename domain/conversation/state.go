@@ -38,6 +38,11 @@ type State struct {
 	// AssignPending: round-robin owes this conversation an assignment
 	// (assign.go).
 	AssignPending bool `json:"assign_pending,omitempty"`
+	// ReopenedAt is when a status change last took the conversation out of
+	// closed or pending (an agent reopening it, a snooze waking). Auto-close
+	// counts idle time from it or the last activity, whichever is later: a
+	// conversation reopened after a long silence is not closed again at once.
+	ReopenedAt time.Time `json:"reopened_at,omitzero"`
 }
 
 // KeyRef ties an idempotency key to the version of the event it produced.
@@ -450,6 +455,9 @@ func advance(s *State, ev *Event) {
 	case EventUpdate:
 		c := ev.Change
 		if c.Status != nil {
+			if (sum.Status == StatusClosed || sum.Status == StatusPending) && (*c.Status == StatusOpen || *c.Status == StatusNew) {
+				s.ReopenedAt = ev.At
+			}
 			sum.Status = *c.Status
 		}
 		if c.Addressed != nil {
