@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
@@ -172,8 +173,14 @@ func (in *updateIn) snooze() (until *time.Time, clear bool, err error) {
 	if bytes.Equal(in.SnoozeUntil, []byte("null")) {
 		return nil, true, nil
 	}
+	var raw string
+	if err := json.Unmarshal(in.SnoozeUntil, &raw); err != nil {
+		return nil, false, errorf(codeInvalid, "snooze_until must be an RFC 3339 time or null")
+	}
+	// RFC 3339 allows a lower-case "t" and "z" (section 5.6); Go's layout
+	// does not, and nothing else in the format has a letter.
 	var t time.Time
-	if err := json.Unmarshal(in.SnoozeUntil, &t); err != nil {
+	if err := t.UnmarshalText([]byte(strings.ToUpper(raw))); err != nil {
 		return nil, false, errorf(codeInvalid, "snooze_until must be an RFC 3339 time or null")
 	}
 	return &t, false, nil

@@ -50,3 +50,24 @@ func TestUpdateDecoding(t *testing.T) {
 		}
 	}
 }
+
+// TestSnoozeUntilIsRFC3339: the full format, lower-case "t" and "z"
+// included (RFC 3339 section 5.6), and nothing looser.
+func TestSnoozeUntilIsRFC3339(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		`"2026-12-02T15:54:28Z"`:             true,
+		`"2026-12-02t15:54:28z"`:             true,
+		`"2026-12-02T15:54:28.123456+01:00"`: true,
+		`"2026-12-02 15:54:28Z"`:             false,
+		`"2026-12-02T15:54:28"`:              false,
+		`"2026-12-02T24:00:00Z"`:             false,
+		`"tomorrow"`:                         false,
+		`1764690868`:                         false,
+	} {
+		in := updateIn{SnoozeUntil: json.RawMessage(raw)}
+		until, _, err := in.snooze()
+		if ok != (err == nil) {
+			t.Errorf("%s: %v, %v; want accepted %v", raw, until, err, ok)
+		}
+	}
+}
