@@ -73,6 +73,13 @@ func TestInboxSettings(t *testing.T) {
 	if got := f.ag.must(200, "GET", "/v1/inboxes/"+f.tn.inbox, nil); str(t, got, "auto_assign") != "round_robin" {
 		t.Fatalf("agent GET: %v", got)
 	}
+	for _, bad := range []obj{{"auto_assign": 1}, {"auto_assign": ""}} {
+		expectErr(t, f.k, 400, "invalid_argument", "PATCH", "/v1/inboxes/"+f.tn.inbox, bad)
+	}
+	// null is the default, as for the durations.
+	if got := f.settings(obj{"auto_assign": nil}); str(t, got, "auto_assign") != "none" {
+		t.Fatalf("auto_assign null: %v, want none", got)
+	}
 	other := newTenant(t, f.c, "Other")
 	expectErr(t, f.c.with(other.key), 404, "not_found", "GET", "/v1/inboxes/"+f.tn.inbox, nil)
 	expectErr(t, f.c.with(other.key), 404, "not_found", "PATCH", "/v1/inboxes/"+f.tn.inbox, obj{"auto_assign": "none"})

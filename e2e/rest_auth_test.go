@@ -281,6 +281,17 @@ func TestRESTTenancy(t *testing.T) {
 		expectErr(t, ag, 403, "forbidden", "PATCH", "/v1/agents/"+colleague, obj{"status": "away"})
 		expectErr(t, ag, 403, "forbidden", "DELETE", "/v1/agents/"+colleague+"/tokens", nil)
 		expectErr(t, ag, 403, "forbidden", "DELETE", "/v1/agents/"+colleague, nil)
+		// Refused before its body is read: no 400 telling a bad status apart.
+		expectErr(t, ag, 403, "forbidden", "PATCH", "/v1/agents/"+colleague, obj{"status": "busy"})
+		// An agent of the same account outside the caller's inboxes is not
+		// revealed either.
+		ib2 := str(t, ka.must(201, "POST", "/v1/inboxes", obj{"name": "Elsewhere"}), "id")
+		stranger := str(t, ka.must(201, "POST", "/v1/agents", obj{"name": "Cy", "email": "cy@example.com", "inbox_ids": []string{ib2}}), "agent.id")
+		before = rows(t, n) // legitimate too
+		expectErr(t, ag, 404, "not_found", "PATCH", "/v1/agents/"+stranger, obj{"status": "away"})
+		expectErr(t, ag, 404, "not_found", "PATCH", "/v1/agents/"+stranger, obj{"status": "busy"})
+		expectErr(t, ag, 404, "not_found", "DELETE", "/v1/agents/"+stranger+"/tokens", nil)
+		expectErr(t, ag, 404, "not_found", "DELETE", "/v1/agents/"+stranger, nil)
 	})
 	t.Run("unknown ids are 404 like foreign ones", func(t *testing.T) {
 		for _, e := range outside("ib_does_not_exist", "cv_does_not_exist") {

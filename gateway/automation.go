@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/switchboard-dev/switchboard/domain/validate"
 	"math"
 	"net/http"
 	"reflect"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/validate"
 	"github.com/switchboard-dev/switchboard/persistence"
 )
 
@@ -89,12 +89,12 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 		Name              *string         `json:"name"`
 		AutoCloseAfterS   optionalSeconds `json:"auto_close_after_s"`
 		SLAFirstResponseS optionalSeconds `json:"sla_first_response_s"`
-		AutoAssign        *string         `json:"auto_assign"`
+		AutoAssign        json.RawMessage `json:"auto_assign"`
 	}
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	patch := persistence.InboxPatch{Name: in.Name, AutoAssign: in.AutoAssign}
+	patch := persistence.InboxPatch{Name: in.Name}
 	if in.Name != nil {
 		if err := checked(validate.Name("name", *in.Name)); err != nil {
 			return err
@@ -119,8 +119,15 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 			*f.set = f.v.value
 		}
 	}
-	if in.AutoAssign != nil && !conversation.AutoAssign(*in.AutoAssign).Valid() {
-		return errorf(codeInvalid, "auto_assign must be none or round_robin")
+	if len(in.AutoAssign) > 0 {
+		// null is the default, none, as a null duration is off.
+		policy := string(conversation.AutoAssignNone)
+		if !bytes.Equal(in.AutoAssign, []byte("null")) {
+			if json.Unmarshal(in.AutoAssign, &policy) != nil || !conversation.AutoAssign(policy).Valid() {
+				return errorf(codeInvalid, "auto_assign must be none or round_robin")
+			}
+		}
+		patch.AutoAssign = &policy
 	}
 	updated, st, err := s.engine.UpdateInbox(r.Context(), ib.AccountID, ib.ID, patch)
 	if errors.Is(err, persistence.ErrNotFound) {
@@ -147,11 +154,11 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if in.Status != persistence.AgentAvailable && in.Status != persistence.AgentAway {
-		return errorf(codeInvalid, "status must be available or away")
-	}
 	if isAgent(p) && p.AgentID != id {
 		return s.refuseAgent(r.Context(), p, id)
+	}
+	if in.Status != persistence.AgentAvailable && in.Status != persistence.AgentAway {
+		return errorf(codeInvalid, "status must be available or away")
 	}
 	ag, err := s.store.SetAgentStatus(r.Context(), p.AccountID, id, in.Status)
 	if errors.Is(err, persistence.ErrNotFound) {

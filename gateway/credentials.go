@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/persistence"
@@ -37,17 +38,22 @@ func (s *Server) agentTarget(r *http.Request) (principal, string, error) {
 }
 
 // refuseAgent answers an agent acting on agent id where its role may not:
-// 403 for an agent of its account, 404 for any other id, so that another
-// account's agents are not revealed (docs/api.md, Credentials).
+// 403 for a colleague (an agent of one of its inboxes), 404 for any other
+// id, so that agents outside its inboxes or account are not revealed
+// (docs/api.md, Credentials).
 func (s *Server) refuseAgent(ctx context.Context, p principal, id string) error {
 	agents, err := s.store.ListAgents(ctx, p.AccountID, id)
 	if err != nil {
 		return err
 	}
-	if len(agents) == 0 {
-		return notFound("agent")
+	for _, ag := range agents {
+		for _, inbox := range ag.InboxIDs {
+			if slices.Contains(p.InboxIDs, inbox) {
+				return errForbidden
+			}
+		}
 	}
-	return errForbidden
+	return notFound("agent")
 }
 
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
