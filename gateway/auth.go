@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/domain/validate"
 	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 type principalKey struct{}
@@ -88,14 +89,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, secret string
 	// The path's ids are strings the client sent: the rule every string
 	// obeys holds for them too (a control character is invalid_argument,
 	// not an id that names nothing).
-	if err := checked(validate.Text("path", r.URL.Path, maxPath)); err != nil {
+	if err := checked(validate.Text("path", r.URL.Path, wire.MaxPath)); err != nil {
 		return err
 	}
 	return next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
-
-// maxPath bounds a request path: a few ids of at most validate.MaxID each.
-const maxPath = 1024
 
 // admin accepts the admin token only.
 func (s *Server) admin(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {

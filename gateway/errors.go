@@ -165,7 +165,7 @@ func decodeJSON(raw []byte, v any) error {
 		}
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return errorf(codeInvalid, "field %q has the wrong type", typeErr.Field)
+			return wire.WrongType(typeErr)
 		}
 		return errorf(codeInvalid, "malformed JSON: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/validate"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // The rules themselves live in domain/validate and the conversation
@@ -66,16 +67,4 @@ func (s *Server) checkAssignee(ctx context.Context, inboxID string, assignee *st
 // cleanQuery applies the rule every string obeys to a request's query
 // parameters, so that a control character in a filter or a search is
 // refused here rather than passed on to an actor or the search backend.
-func cleanQuery(r *http.Request) error {
-	for k, vs := range r.URL.Query() {
-		if err := checked(validate.Text("query parameter name", k, validate.MaxTag)); err != nil {
-			return err
-		}
-		for _, v := range vs {
-			if err := checked(validate.Text(k, v, validate.MaxURL)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+func cleanQuery(r *http.Request) error { return wire.CleanQuery(r.URL.Query()) }

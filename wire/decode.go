@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/domain/inbox"
@@ -76,7 +78,7 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 		var typeErr *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &typeErr):
-			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "field %q has the wrong type", typeErr.Field)
+			return ClientFrame{ID: RefOf(raw)}, WrongType(typeErr)
 		case errors.Is(err, ErrTrailingData):
 			return ClientFrame{ID: cleanRef(f.ID)}, Errorf(CodeInvalid, "one JSON object per frame")
 		case errors.Is(err, ErrLoneSurrogate):
@@ -106,7 +108,9 @@ func (f *ClientFrame) check() error {
 		if id.v == "" {
 			continue // whether it is required depends on the type
 		}
-		if err := validate.ID(id.field, id.v); err != nil {
+		// As in a REST path: a control character is invalid, an id too
+		// long to exist is not found.
+		if err := validate.Text(id.field, id.v, MaxPath); err != nil {
 			return Errorf(CodeInvalid, "%v", err)
 		}
 	}
@@ -189,4 +193,21 @@ func cleanValue(v any) bool {
 		}
 	}
 	return true
+}
+
+// WrongType words a JSON type mismatch with the field's name as the client
+// wrote it: encoding/json puts the Go names of embedded structs in the path
+// ("UpdateFields.if_version"), which the API's lower-case names never are.
+func WrongType(e *json.UnmarshalTypeError) *Error {
+	parts := strings.Split(e.Field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" && !unicode.IsUpper(rune(p[0])) {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		return Errorf(CodeInvalid, "a value has the wrong type")
+	}
+	return Errorf(CodeInvalid, "field %q has the wrong type", strings.Join(kept, "."))
 }

@@ -86,7 +86,12 @@ func TestDecodeClientFrame(t *testing.T) {
 		{name: "a lone surrogate id is not echoed", raw: `{"type":"ping","id":"\ud800"}`, wantErr: "lone UTF-16 surrogate"},
 		{name: "a resume epoch with a control character", raw: `{"type":"subscribe","id":2,"inbox_id":"i","resume":{"epoch":"e\u0001","seq":1}}`, wantErr: "resume.epoch must not contain", ref: "2"},
 		{name: "an inbox id with a control character", raw: `{"type":"unsubscribe","id":2,"inbox_id":"in\u007f"}`, wantErr: "inbox_id must not contain", ref: "2"},
-		{name: "a conversation id too long", raw: `{"type":"watch","id":2,"conversation_id":"` + strings.Repeat("c", 129) + `"}`, wantErr: "conversation_id must be at most", ref: "2"},
+		// An id too long to exist is left to be not found, as in a REST
+		// path; past a path's length it is invalid.
+		{name: "a conversation id longer than a path", raw: `{"type":"watch","id":2,"conversation_id":"` + strings.Repeat("c", MaxPath+1) + `"}`, wantErr: "conversation_id must be at most", ref: "2"},
+		{name: "a control character in a filter value", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"assignee":"x\u0001"}}`, wantErr: "control", ref: "2"},
+		{name: "a control character in a filter key", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"\u007f":"x"}}`, wantErr: "control", ref: "2"},
+		{name: "a filter value too long", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"assignee":"` + strings.Repeat("a", 5000) + `"}}`, wantErr: "assignee must be at most", ref: "2"},
 		{name: "a tag filter too long", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"tag":"` + strings.Repeat("t", 65) + `"}}`, wantErr: "tag must be at most 64", ref: "2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -82,6 +82,30 @@ func FilterQuery(filter map[string]json.RawMessage) (inbox.Query, error) {
 			return inbox.Query{}, Errorf(CodeInvalid, "filter.%s: want a string, boolean, number or list of strings", k)
 		}
 	}
+	if err := CleanQuery(q); err != nil {
+		return inbox.Query{}, err
+	}
 	q.Del("cursor")
 	return ListQuery(q)
+}
+
+// MaxPath bounds a request path (a few ids of at most validate.MaxID each),
+// and an id in a frame, which may be as long as a path before it is simply
+// not found.
+const MaxPath = 1024
+
+// CleanQuery holds a list query's names and values, from a URL or a
+// subscription's filter, to the rule every string obeys.
+func CleanQuery(q url.Values) error {
+	for k, vs := range q {
+		if err := validate.Text("query parameter name", k, validate.MaxTag); err != nil {
+			return Errorf(CodeInvalid, "%v", err)
+		}
+		for _, v := range vs {
+			if err := validate.Text(k, v, validate.MaxURL); err != nil {
+				return Errorf(CodeInvalid, "%v", err)
+			}
+		}
+	}
+	return nil
 }
