@@ -211,3 +211,46 @@ func doRaw(t testing.TB, c api, method, path, contentType, body string) response
 	req.t = t
 	return req.doWith(method, path, contentType, body)
 }
+
+// TestBodilessEndpointsRefuseBadBodies: the endpoints that read no body
+// take none or an empty object, and hold anything else to the rules of
+// every body (400, 413) with nothing written, rather than ignoring it.
+func TestBodilessEndpointsRefuseBadBodies(t *testing.T) {
+	f := newFixture(t)
+	agent := str(t, f.k.must(201, "POST", "/v1/agents", obj{"name": "Bo", "email": "bo@example.com", "inbox_ids": []string{f.tn.inbox}}), "agent.id")
+	hook := str(t, f.k.must(201, "POST", "/v1/webhooks", obj{"url": "https://hooks.example.com/in"}), "webhook.id")
+	key := str(t, f.k.must(201, "POST", "/v1/api-keys", nil), "id")
+	huge := `{"x":"` + strings.Repeat("y", 1<<20) + `"}`
+	admin := f.c.with(testAdminToken)
+	endpoints := []struct {
+		c            api
+		method, path string
+		ok           int
+	}{
+		{f.k, "POST", "/v1/api-keys", 201},
+		{f.k, "POST", "/v1/agents/" + agent + "/tokens", 201},
+		{f.k, "DELETE", "/v1/agents/" + agent + "/tokens", 204},
+		{admin, "POST", "/v1/admin/indexer/pause", 200},
+		{admin, "POST", "/v1/admin/indexer/resume", 200},
+		{f.k, "DELETE", "/v1/webhooks/" + hook, 204},
+		{f.k, "DELETE", "/v1/api-keys/" + key, 204},
+		{f.k, "DELETE", "/v1/agents/" + agent, 204},
+	}
+	for _, e := range endpoints {
+		before := rows(t, f.n)
+		for _, bad := range []struct {
+			body   string
+			status int
+			code   string
+		}{{`{bad`, 400, "invalid_argument"}, {`[1]`, 400, "invalid_argument"}, {`{}}`, 400, "invalid_argument"}, {huge, 413, "payload_too_large"}} {
+			checkErr(t, e.c.do(e.method, e.path, bad.body), bad.status, bad.code, e.method+" "+e.path+" "+bad.body[:min(len(bad.body), 8)])
+		}
+		r := e.c.send(e.method, e.path, "text/plain", strings.NewReader("hello"))
+		checkErr(t, r, 400, "invalid_argument", e.method+" "+e.path+" as text/plain")
+		sameRows(t, e.method+" "+e.path+" refused", before, rows(t, f.n))
+		// An empty object is no body.
+		if r := e.c.do(e.method, e.path, `{}`); r.Status != e.ok {
+			t.Errorf("%s %s with {}: %d, want %d: %s", e.method, e.path, r.Status, e.ok, r.Body)
+		}
+	}
+}

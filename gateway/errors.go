@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -143,6 +144,34 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, errorf(codeInvalid, "request body could not be read")
 	}
 	return raw, nil
+}
+
+// bodyless wraps an endpoint that reads no body. Clients may send none or
+// an empty JSON object, but what they send is held to the rules of every
+// body (413 over 1 MiB, invalid_argument for anything but a JSON object)
+// rather than ignored. The Content-Type counts only with a body: a bare
+// POST from a tool that labels its empty body as a form is fine.
+func bodyless(next func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return errorf(codePayloadTooLarge, "request body is over 1 MiB")
+			}
+			return errorf(codeInvalid, "request body could not be read")
+		}
+		if len(bytes.TrimSpace(raw)) > 0 {
+			if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+				return errorf(codeInvalid, "Content-Type must be application/json")
+			}
+			var none map[string]json.RawMessage
+			if err := decodeJSON(raw, &none); err != nil {
+				return err
+			}
+		}
+		return next(w, r)
+	}
 }
 
 // isJSON reports whether a Content-Type names JSON: application/json or a

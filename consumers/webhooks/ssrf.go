@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,14 +81,18 @@ func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
 		}
 		return nil
 	}
-	if host == "localhost" {
-		return ErrForbiddenDestination
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return ErrForbiddenDestination // RFC 6761: loopback, whatever DNS says
 	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("url host %q does not resolve", host)
+		// A name that does not resolve now (a record not yet published,
+		// a DNS outage, a server with no outside DNS) is no reason to
+		// refuse the webhook: its deliveries fail and are retried until it
+		// does, and the dialer checks every address it connects to.
+		return nil
 	}
 	for _, a := range addrs {
 		if forbidden(a) {

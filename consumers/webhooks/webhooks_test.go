@@ -92,7 +92,12 @@ func TestValidateURL(t *testing.T) {
 			t.Errorf("%q must be refused", u)
 		}
 	}
-	for _, u := range []string{"https://93.184.215.14/hook", "http://[64:ff9b::5db8:d70e]/", "http://[2002:5db8:d70e::1]/"} {
+	if err := ValidateURL(ctx, "http://api.localhost/hook", false); !errors.Is(err, ErrForbiddenDestination) {
+		t.Errorf("a .localhost name: %v, want refused", err)
+	}
+	// A name that does not resolve (.invalid never does, RFC 6761) is left
+	// to the deliveries' retries and the dialer's check.
+	for _, u := range []string{"https://93.184.215.14/hook", "http://[64:ff9b::5db8:d70e]/", "http://[2002:5db8:d70e::1]/", "https://hooks.example.invalid/in"} {
 		if err := ValidateURL(ctx, u, false); err != nil {
 			t.Errorf("%s, a public address: %v", u, err)
 		}
