@@ -29,6 +29,9 @@ type job struct {
 	firstAttempt time.Time
 	url          string
 	sealed       []byte
+	// overdue: read by the dispatcher, a retry that has waited so long
+	// past its time that an open circuit lets it through (held).
+	overdue bool
 }
 
 // fields are the scan targets of jobColumns.
@@ -107,16 +110,19 @@ func (d *Deliverer) dispatchLoop(r *run) {
 // dueSQL takes at most $3 heads per endpoint, so that the heads of an
 // endpoint that may only take a few (a half-open circuit, at its cap) never
 // fill the window and starve the other endpoints; none of an endpoint at
-// its cap ($1), no retries of one whose circuit is open ($4). The join with
+// its cap ($1), none of the retries an open circuit holds back ($4:
+// Deliverer.held; $5 and $6 are RetryMax and RetryMin in seconds). The join with
 // webhooks is the check, right before the attempts, that the webhook still
 // exists.
 const dueSQL = `
 SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, coalesce(due.first_attempt_at, now()),
-	w.url, w.secret_sealed
-FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
-	FROM webhook_deliveries
+	w.url, w.secret_sealed, due.overdue
+FROM (SELECT d.*, o.overdue, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
+	FROM webhook_deliveries d
+	CROSS JOIN LATERAL (SELECT d.next_attempt_at <= now() - make_interval(secs =>
+		$5 - least($6 * 2 ^ (greatest(d.attempts, 1) - 1), $5)) AS overdue) o
 	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))
-		AND NOT (attempts > 0 AND webhook_id = ANY ($4))) due
+		AND NOT (attempts >= 2 AND NOT o.overdue AND webhook_id = ANY ($4))) due
 JOIN webhooks w ON w.id = due.webhook_id
 WHERE due.rn <= $3
 ORDER BY due.next_attempt_at
@@ -152,14 +158,14 @@ func (d *Deliverer) dispatch(r *run) error {
 	since := d.beginReadLocked()
 	d.mu.Unlock()
 	defer d.endRead(since)
-	rows, err := d.pool.Query(r.ctx, dueSQL, skip, window, perHook, open)
+	rows, err := d.pool.Query(r.ctx, dueSQL, skip, window, perHook, open, d.cfg.RetryMax.Seconds(), d.cfg.RetryMin.Seconds())
 	if err != nil {
 		d.setBacklog()
 		return fmt.Errorf("due deliveries: %w", err)
 	}
 	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (job, error) {
 		var j job
-		err := row.Scan(append(j.fields(), &j.url, &j.sealed)...)
+		err := row.Scan(append(j.fields(), &j.url, &j.sealed, &j.overdue)...)
 		return j, err
 	})
 	if err != nil {
@@ -305,6 +311,15 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// held reports whether an open circuit holds j back. It does not hold back
+// a first attempt, nor the first retry (within 2 s, whatever the
+// endpoint's state), nor a retry overdue by so much that waiting longer
+// would space its attempts more than RetryMax apart (10 minutes): the
+// contract's spacing holds however many of an endpoint's queues are
+// failing, while the retries in between, which would multiply a down
+// receiver's load, wait for the circuit's probe to close it.
+func held(j job) bool { return j.attempts >= 2 && !j.overdue }
+
 // circuit is one endpoint's breaker, guarded by Deliverer.mu.
 type circuit struct {
 	failures    int       // consecutive
@@ -319,23 +334,23 @@ func (c *circuit) open(now time.Time, threshold int) bool {
 }
 
 // allows reports whether an attempt may start: the circuit is closed, or
-// the attempt is a delivery's first, or the circuit has cooled down and no
-// probe is out. An open circuit holds back retries only: failures the
-// receiver gives some conversations (a 500 for one contact's events) must
-// not hold back the others' events, and a receiver that is down gets each
-// new event once, what it would get if it were up, while the retries that
-// would multiply that wait.
-func (c *circuit) allows(now time.Time, threshold int, retry bool) bool {
-	if c.failures < threshold || !retry {
+// the attempt is not one it holds back (Deliverer.held), or the circuit has
+// cooled down and no probe is out. An open circuit holds back retries
+// only: failures the receiver gives some conversations (a 500 for one
+// contact's events) must not hold back the others' events, and a receiver
+// that is down gets each new event about twice (its first attempt and
+// first retry), while the retries that would multiply that wait.
+func (c *circuit) allows(now time.Time, threshold int, held bool) bool {
+	if c.failures < threshold || !held {
 		return true
 	}
 	return !now.Before(c.openUntil) && !c.probing
 }
 
 // probes reports whether an attempt allowed now decides the circuit: a
-// retry let through a cooled-down open circuit.
-func (c *circuit) probes(threshold int, retry bool) bool {
-	return retry && c.failures >= threshold
+// held retry let through a cooled-down open circuit.
+func (c *circuit) probes(threshold int, held bool) bool {
+	return held && c.failures >= threshold
 }
 
 const recordSQL = `

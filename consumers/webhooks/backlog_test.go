@@ -505,3 +505,35 @@ func TestSlowAttemptsAreBounded(t *testing.T) {
 		t.Fatalf("running %d, slow %d, requests held %d; want 2, 3, 5", running, slow, rcv.hung.Load())
 	}
 }
+
+// TestOpenCircuitKeepsEveryDeliverysRetries: a receiver that refuses
+// everything opens the circuit (for an hour here), yet each delivery still
+// gets its first retry at once and, once its backoff reaches RetryMax,
+// an attempt at least that often: the contract's spacing holds however
+// many conversations fail. Only the retries in between wait for the probe.
+func TestOpenCircuitKeepsEveryDeliverysRetries(t *testing.T) {
+	rcv := newHookReceiver(t)
+	var convs []string
+	rcv.refuse = map[string]bool{}
+	for i := range 12 {
+		c := fmt.Sprintf("down_%02d", i)
+		convs = append(convs, c)
+		rcv.refuse[c] = true
+	}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
+	e.commitTo(convs, 1, 1)
+	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
+	poll.Until(t, time.Minute, "every delivery retried past its held attempts", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		for _, c := range convs {
+			if rcv.refusedConv[c] < 6 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := e.d.Stats().OpenCircs; n != 1 {
+		t.Fatalf("%d circuits open, want the one still open", n)
+	}
+}

@@ -87,7 +87,7 @@ func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, com
 		d.parkLocked(r, j, now)
 		return
 	}
-	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold, j.attempts > 0) {
+	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold, held(j)) {
 		return
 	}
 	l := &lane{complete: complete, queue: []job{j}, tail: j.version}
@@ -111,12 +111,12 @@ func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
 		d.waitLocked(p, l)
 		return
 	}
-	c, retry := d.circuit(p.webhook), l.queue[0].attempts > 0
-	if !c.allows(now, d.cfg.CircuitThreshold, retry) {
+	c, held := d.circuit(p.webhook), held(l.queue[0])
+	if !c.allows(now, d.cfg.CircuitThreshold, held) {
 		d.stopLocked(p, l) // its head stays due for the dispatcher
 		return
 	}
-	if c.probes(d.cfg.CircuitThreshold, retry) {
+	if c.probes(d.cfg.CircuitThreshold, held) {
 		c.probing = true // half-open: this attempt decides
 	}
 	d.running++
