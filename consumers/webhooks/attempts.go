@@ -32,6 +32,9 @@ type job struct {
 	// overdue: read by the dispatcher, a retry that has waited so long
 	// past its time that an open circuit lets it through (held).
 	overdue bool
+	// detached: a delivery retried through the API, out of its queue's
+	// order (Endpoints.Retry); read by the dispatcher.
+	detached bool
 }
 
 // fields are the scan targets of jobColumns.
@@ -116,7 +119,7 @@ func (d *Deliverer) dispatchLoop(r *run) {
 // exists.
 const dueSQL = `
 SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, coalesce(due.first_attempt_at, now()),
-	w.url, w.secret_sealed, due.overdue
+	w.url, w.secret_sealed, due.overdue, due.detached
 FROM (SELECT d.*, o.overdue, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
 	FROM webhook_deliveries d
 	CROSS JOIN LATERAL (SELECT d.next_attempt_at <= now() - make_interval(secs =>
@@ -165,7 +168,7 @@ func (d *Deliverer) dispatch(r *run) error {
 	}
 	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (job, error) {
 		var j job
-		err := row.Scan(append(j.fields(), &j.url, &j.sealed, &j.overdue)...)
+		err := row.Scan(append(j.fields(), &j.url, &j.sealed, &j.overdue, &j.detached)...)
 		return j, err
 	})
 	if err != nil {

@@ -39,6 +39,8 @@ type hookReceiver struct {
 	// refusedConv counts those answers per conversation.
 	refuse      map[string]bool
 	refusedConv map[string]int
+	// refuseAt answers 500 to one version of these conversations.
+	refuseAt map[string]int64
 
 	// hang holds the answers to these conversations' events until the
 	// test ends; hung counts the requests held.
@@ -86,7 +88,7 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "bad signature", http.StatusBadRequest)
 		return
 	}
-	if r.refuse[p.ConversationID] {
+	if r.refuse[p.ConversationID] || r.refuseAt[p.ConversationID] == p.Version {
 		r.refused++
 		if r.refusedConv == nil {
 			r.refusedConv = map[string]int{}
@@ -535,5 +537,52 @@ func TestOpenCircuitKeepsEveryDeliverysRetries(t *testing.T) {
 	})
 	if n := e.d.Stats().OpenCircs; n != 1 {
 		t.Fatalf("%d circuits open, want the one still open", n)
+	}
+}
+
+// TestRetriedDeliveryHoldsBackNoLaterEvent: a delivery that failed for good
+// and is retried through the API is sent out of its queue's order; the
+// conversation's later events do not wait behind it while it fails again
+// (for its fresh 24 h horizon, were they to).
+func TestRetriedDeliveryHoldsBackNoLaterEvent(t *testing.T) {
+	rcv := newHookReceiver(t)
+	rcv.refuseAt = map[string]int64{"stuck": 2}
+	e := newBacklogEnv(t, rcv)
+	ctx := context.Background()
+	e.commitTo([]string{"stuck"}, 1, 3)
+	var v2 string
+	poll.Until(t, time.Minute, "version 2 attempted", func() bool {
+		err := e.pool.QueryRow(ctx, `SELECT event_id FROM webhook_deliveries WHERE conversation_id = 'stuck' AND version = 2 AND attempts > 0`).Scan(&v2)
+		return err == nil
+	})
+	// Its horizon runs out at its next attempt (a day is long to wait).
+	if _, err := e.pool.Exec(ctx, `UPDATE webhook_deliveries SET first_attempt_at = now() - interval '2 days' WHERE event_id = $1`, v2); err != nil {
+		t.Fatal(err)
+	}
+	last := func() int64 {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.last["stuck"]
+	}
+	poll.Until(t, time.Minute, "version 3 delivered once 2 failed for good", func() bool { return last() == 3 })
+	if err := NewEndpoints(e.pool, e.sealer).Retry(ctx, "acc_1", e.webhook, v2); err != nil {
+		t.Fatal(err)
+	}
+	e.commitTo([]string{"stuck"}, 4, 5)
+	poll.Until(t, 30*time.Second, "versions 4 and 5 delivered while the retried 2 fails again", func() bool { return last() == 5 })
+	var status string
+	var attempts int
+	if err := e.pool.QueryRow(ctx, `SELECT status, attempts FROM webhook_deliveries WHERE event_id = $1`, v2).Scan(&status, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if status != "pending" {
+		t.Fatalf("the retried delivery is %s, want pending (still failing, still retried)", status)
+	}
+	// A later event of the conversation is a head at once, not queued
+	// behind the retried one.
+	var queued int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries
+		WHERE conversation_id = 'stuck' AND status = 'pending' AND next_attempt_at IS NULL`).Scan(&queued); err != nil || queued != 0 {
+		t.Fatalf("%d deliveries queued behind the retried one (%v)", queued, err)
 	}
 }

@@ -433,7 +433,7 @@ INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_i
 SELECT w.id, e.event_id, e.account_id, e.conversation_id, e.version, e.type, e.payload, e.committed_at,
 	CASE WHEN row_number() OVER (PARTITION BY w.id, e.conversation_id ORDER BY e.version) = 1
 		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries q
-			WHERE q.webhook_id = w.id AND q.conversation_id = e.conversation_id AND q.status = 'pending')
+			WHERE q.webhook_id = w.id AND q.conversation_id = e.conversation_id AND q.status = 'pending' AND NOT q.detached)
 	THEN now() END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
 	AS e(event_id, account_id, conversation_id, version, type, payload, txid, committed_at)
@@ -458,6 +458,7 @@ WITH h AS MATERIALIZED (
 	FROM unnest($1::text[], $2::text[]) AS p(webhook_id, conversation_id),
 	LATERAL (SELECT q.event_id, q.next_attempt_at FROM webhook_deliveries q
 		WHERE q.webhook_id = p.webhook_id AND q.conversation_id = p.conversation_id AND q.status = 'pending'
+			AND NOT q.detached
 		ORDER BY q.version LIMIT 1) q
 	WHERE q.next_attempt_at IS NULL)
 UPDATE webhook_deliveries d SET next_attempt_at = now()
@@ -467,7 +468,7 @@ RETURNING d.webhook_id, d.event_id, d.conversation_id, d.version, d.payload, d.a
 const repairHeadsSQL = `
 UPDATE webhook_deliveries d SET next_attempt_at = now()
 FROM (SELECT DISTINCT ON (webhook_id, conversation_id) webhook_id, event_id, next_attempt_at
-	FROM webhook_deliveries WHERE status = 'pending' ORDER BY webhook_id, conversation_id, version) h
+	FROM webhook_deliveries WHERE status = 'pending' AND NOT detached ORDER BY webhook_id, conversation_id, version) h
 WHERE d.webhook_id = h.webhook_id AND d.event_id = h.event_id AND h.next_attempt_at IS NULL`
 
 // lockQueuesSQL takes the (webhook, conversation) queues' transaction

@@ -34,6 +34,7 @@ type lane struct {
 	running    bool  // a goroutine is attempting its deliveries
 	slow       bool  // running, and its attempt gave up its slot (Config.SlowAfter)
 	attempts   int   // attempts started, to tell a slow timer's attempt from later ones
+	detached   bool  // started by a detached delivery (Endpoints.Retry): it never refills
 	waiting    bool  // in Deliverer.waiting
 	waited     bool  // its first queued delivery's webhook was read before the wait
 	unrecorded int   // outcomes handed to the recorder, not yet committed
@@ -90,7 +91,9 @@ func (d *Deliverer) launchLocked(r *run, j job, since uint64, now time.Time, com
 	if !d.circuit(j.webhook).allows(now, d.cfg.CircuitThreshold, held(j)) {
 		return
 	}
-	l := &lane{complete: complete, queue: []job{j}, tail: j.version}
+	// A detached delivery's lane sends it alone: what follows it in its
+	// queue is no lane's business until the queue's own head is attempted.
+	l := &lane{complete: complete && !j.detached, detached: j.detached, queue: []job{j}, tail: j.version}
 	d.lanes[p] = l
 	d.inflight[j.key] = true
 	d.runLocked(r, p, l, now)

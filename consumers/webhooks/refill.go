@@ -21,7 +21,7 @@ type refill struct {
 // all already or has a read out. The read is shared with the other lanes
 // that ask meanwhile.
 func (d *Deliverer) refillLocked(r *run, p pair, l *lane) {
-	if l.complete || l.stop || l.refilling || r.ctx.Err() != nil {
+	if l.complete || l.stop || l.refilling || l.detached || r.ctx.Err() != nil {
 		return
 	}
 	limit := maxLaneQueue - len(l.queue)
@@ -43,7 +43,7 @@ FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[]) WITH ORDINALITY AS p
 JOIN webhooks w ON w.id = p.webhook_id
 CROSS JOIN LATERAL (SELECT * FROM webhook_deliveries q
 	WHERE q.webhook_id = p.webhook_id AND q.conversation_id = p.conversation_id AND q.status = 'pending'
-		AND q.version > p.after
+		AND NOT q.detached AND q.version > p.after
 	ORDER BY q.version LIMIT p.n) q
 ORDER BY p.i, q.version`
 
