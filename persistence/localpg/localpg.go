@@ -100,10 +100,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	data := filepath.Join(dir, "pgdata")
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
-			"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions")
-		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := initdb.CombinedOutput(); err != nil {
+		// Byte order for every comparison (the C collation: ids are
+		// compared everywhere, and strcoll would slow each index), but
+		// Unicode character classes, so that full-text search folds "CAFÉ"
+		// to "café" as it folds ASCII. A system without the C.UTF-8 locale
+		// gets plain C.
+		var out []byte
+		for _, ctype := range []string{"C.UTF-8", "C"} {
+			initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+				"--auth=trust", "--encoding=UTF8", "--locale=C", "--lc-ctype="+ctype, "--no-instructions")
+			initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			if out, err = initdb.CombinedOutput(); err == nil {
+				break
+			}
+			_ = os.RemoveAll(data)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("localpg: initdb %s: %w\n%s", data, err, out)
 		}
 	}

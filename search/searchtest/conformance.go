@@ -122,6 +122,7 @@ func words(t *testing.T, b search.Backend) {
 		Doc("r2", "acc", "ib_1", "a refund was issued for your order", 4),
 		Doc("o1", "acc", "ib_1", "ordering pizza tonight", 5),
 		Doc("e1", "acc", "ib_1", "write to John.Doe@example.com about it", 6),
+		Doc("u1", "acc", "ib_1", "un café crème pour l ÉCOLE", 7),
 	)
 	for _, c := range []struct {
 		name, text, want string
@@ -132,6 +133,7 @@ func words(t *testing.T, b search.Backend) {
 		{"earlier words are whole", "ord refu", "", true},
 		{"every word required", "parcel refund", "", true},
 		{"case-insensitive", "REFUND ord", "r1,r2", false},
+		{"case-insensitive beyond ASCII", "CAFÉ école", "u1", true},
 		{"query syntax is literal", `"parcel -never *`, "p1", true},
 		{"e-mail address", "john.doe@example.com", "e1", true},
 	} {
