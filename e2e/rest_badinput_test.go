@@ -38,6 +38,11 @@ func TestRESTBadInput(t *testing.T) {
 		// inbound messages
 		{"inbound malformed JSON", "POST", inbox + "/messages", `{"contact": {"phone": "+14155550777"}, "body": "x"`, 400, bad},
 		{"inbound not JSON", "POST", inbox + "/messages", `hello`, 400, bad},
+		// An optional enum or URL given as "" is a value the API does not
+		// know, not the default.
+		{"inbound empty channel", "POST", inbox + "/messages", obj{"contact": newContact, "body": "x", "channel": ""}, 400, bad},
+		{"reply empty kind", "POST", conv + "/messages", obj{"body": "x", "kind": ""}, 400, bad},
+		{"call empty recording_url", "POST", inbox + "/calls", obj{"contact": newContact, "call_id": "k0", "state": "ringing", "recording_url": ""}, 400, bad},
 		{"inbound JSON array", "POST", inbox + "/messages", `[]`, 400, bad},
 		{"inbound trailing data", "POST", inbox + "/messages", `{"contact":{"phone":"+14155550777"},"body":"x"} {}`, 400, bad},
 		{"inbound empty request", "POST", inbox + "/messages", ``, 400, bad},

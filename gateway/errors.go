@@ -122,12 +122,15 @@ func writeErr(w http.ResponseWriter, err error) {
 const maxBody = 1 << 20
 
 // decode reads a JSON object body into v: 413 over 1 MiB, 400 on bad JSON.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
+func decode(w http.ResponseWriter, r *http.Request, v any, notEmpty ...string) error {
 	raw, err := readBody(w, r)
 	if err != nil {
 		return err
 	}
-	return decodeJSON(raw, v)
+	if err := decodeJSON(raw, v); err != nil {
+		return err
+	}
+	return wire.RefuseEmpty(raw, notEmpty...)
 }
 
 // readBody reads a JSON request body: 413 over 1 MiB.

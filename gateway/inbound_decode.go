@@ -6,6 +6,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/switchboard-dev/switchboard/internal/plainjson"
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // decodeInbound reads POST /v1/inboxes/{inbox_id}/messages' body exactly as
@@ -21,7 +22,10 @@ func decodeInbound(w http.ResponseWriter, r *http.Request, in *inboundIn) error 
 		return nil
 	}
 	*in = inboundIn{}
-	return decodeJSON(raw, in)
+	if err := decodeJSON(raw, in); err != nil {
+		return err
+	}
+	return wire.RefuseEmpty(raw, "channel")
 }
 
 // decodePlain decodes the common shape of the body (see plainjson): one
@@ -42,7 +46,8 @@ func (in *inboundIn) decodePlain(raw []byte) bool {
 		case 1:
 			return plainjson.String(v, &in.Body)
 		case 2:
-			return plainjson.String(v, &in.Channel)
+			// An empty channel is refused, by the slow path.
+			return plainjson.String(v, &in.Channel) && (in.Channel != "" || v.Type == gjson.Null)
 		}
 		return plainjson.String(v, &in.ExternalID)
 	})

@@ -281,7 +281,7 @@ func (s *Server) callEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in callIn
-	if err := decode(w, r, &in); err != nil {
+	if err := decode(w, r, &in, "recording_url"); err != nil {
 		return err
 	}
 	if err := in.validate(); err != nil {
@@ -311,7 +311,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in replyIn
-	if err := decode(w, r, &in); err != nil {
+	if err := decode(w, r, &in, "kind"); err != nil {
 		return err
 	}
 	if err := in.validate(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 	"github.com/switchboard-dev/switchboard/domain/validate"
 )
@@ -86,7 +88,11 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 		}
 		return ClientFrame{}, Errorf(CodeInvalid, "malformed JSON: %v", err)
 	}
-	if err := f.check(); err != nil {
+	err := f.check()
+	if err == nil && f.Type == TypeSend {
+		err = RefuseEmpty(raw, "kind")
+	}
+	if err != nil {
 		return ClientFrame{Type: f.Type, ID: f.ID}, err
 	}
 	return f, nil
@@ -210,4 +216,17 @@ func WrongType(e *json.UnmarshalTypeError) *Error {
 		return Errorf(CodeInvalid, "a value has the wrong type")
 	}
 	return Errorf(CodeInvalid, "field %q has the wrong type", strings.Join(kept, "."))
+}
+
+// RefuseEmpty refuses a body or frame whose named top-level members are the
+// empty string: left out, an optional enum or URL takes its default; given
+// as "", it is a value the API does not know (invalid_argument), which
+// decoding into a string alone cannot tell apart.
+func RefuseEmpty(raw []byte, names ...string) error {
+	for _, name := range names {
+		if v := gjson.GetBytes(raw, name); v.Type == gjson.String && v.Str == "" {
+			return Errorf(CodeInvalid, "%s must not be empty: leave it out for the default", name)
+		}
+	}
+	return nil
 }

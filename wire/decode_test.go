@@ -89,6 +89,7 @@ func TestDecodeClientFrame(t *testing.T) {
 		// An id too long to exist is left to be not found, as in a REST
 		// path; past a path's length it is invalid.
 		{name: "a conversation id longer than a path", raw: `{"type":"watch","id":2,"conversation_id":"` + strings.Repeat("c", MaxPath+1) + `"}`, wantErr: "conversation_id must be at most", ref: "2"},
+		{name: "an empty kind", raw: `{"type":"send","id":2,"conversation_id":"c","body":"x","kind":""}`, wantErr: "kind must not be empty", ref: "2"},
 		{name: "a control character in a filter value", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"assignee":"x\u0001"}}`, wantErr: "control", ref: "2"},
 		{name: "a control character in a filter key", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"\u007f":"x"}}`, wantErr: "control", ref: "2"},
 		{name: "a filter value too long", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"assignee":"` + strings.Repeat("a", 5000) + `"}}`, wantErr: "assignee must be at most", ref: "2"},
