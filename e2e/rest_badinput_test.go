@@ -42,6 +42,8 @@ func TestRESTBadInput(t *testing.T) {
 		// know, not the default.
 		{"inbound empty channel", "POST", inbox + "/messages", obj{"contact": newContact, "body": "x", "channel": ""}, 400, bad},
 		{"reply empty kind", "POST", conv + "/messages", obj{"body": "x", "kind": ""}, 400, bad},
+		{"reply empty client_id", "POST", conv + "/messages", obj{"body": "x", "client_id": ""}, 400, bad},
+		{"inbound empty external_id", "POST", inbox + "/messages", obj{"contact": newContact, "body": "x", "external_id": ""}, 400, bad},
 		{"call empty recording_url", "POST", inbox + "/calls", obj{"contact": newContact, "call_id": "k0", "state": "ringing", "recording_url": ""}, 400, bad},
 		{"inbound JSON array", "POST", inbox + "/messages", `[]`, 400, bad},
 		{"inbound trailing data", "POST", inbox + "/messages", `{"contact":{"phone":"+14155550777"},"body":"x"} {}`, 400, bad},
@@ -241,20 +243,25 @@ func TestBodilessEndpointsRefuseBadBodies(t *testing.T) {
 		{f.k, "DELETE", "/v1/api-keys/" + key, 204},
 		{f.k, "DELETE", "/v1/agents/" + agent, 204},
 	}
+	// The caller's role is checked first: an agent is refused whatever it
+	// sends.
+	checkErr(t, f.ag.do("POST", "/v1/api-keys", `{bad`), 403, "forbidden", "an agent creating a key")
+	checkErr(t, f.ag.do("DELETE", "/v1/webhooks/"+hook, `{bad`), 403, "forbidden", "an agent deleting a webhook")
 	for _, e := range endpoints {
 		before := rows(t, f.n)
 		for _, bad := range []struct {
 			body   string
 			status int
 			code   string
-		}{{`{bad`, 400, "invalid_argument"}, {`[1]`, 400, "invalid_argument"}, {`{}}`, 400, "invalid_argument"}, {huge, 413, "payload_too_large"}} {
+		}{{`{bad`, 400, "invalid_argument"}, {`[1]`, 400, "invalid_argument"}, {`null`, 400, "invalid_argument"},
+			{`{}}`, 400, "invalid_argument"}, {huge, 413, "payload_too_large"}} {
 			checkErr(t, e.c.do(e.method, e.path, bad.body), bad.status, bad.code, e.method+" "+e.path+" "+bad.body[:min(len(bad.body), 8)])
 		}
 		r := e.c.send(e.method, e.path, "text/plain", strings.NewReader("hello"))
 		checkErr(t, r, 400, "invalid_argument", e.method+" "+e.path+" as text/plain")
 		sameRows(t, e.method+" "+e.path+" refused", before, rows(t, f.n))
-		// An empty object is no body.
-		if r := e.c.do(e.method, e.path, `{}`); r.Status != e.ok {
+		// An object is no body: its members mean nothing here.
+		if r := e.c.do(e.method, e.path, `{"note":"x"}`); r.Status != e.ok {
 			t.Errorf("%s %s with {}: %d, want %d: %s", e.method, e.path, r.Status, e.ok, r.Body)
 		}
 	}

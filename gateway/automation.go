@@ -148,14 +148,14 @@ const maxAutomationSeconds = 10 * 365 * 24 * 3600
 func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
 	id := r.PathValue("agent_id")
+	if isAgent(p) && p.AgentID != id {
+		return s.refuseAgent(r.Context(), p, id)
+	}
 	var in struct {
 		Status string `json:"status"`
 	}
 	if err := decode(w, r, &in); err != nil {
 		return err
-	}
-	if isAgent(p) && p.AgentID != id {
-		return s.refuseAgent(r.Context(), p, id)
 	}
 	if in.Status != persistence.AgentAvailable && in.Status != persistence.AgentAway {
 		return errorf(codeInvalid, "status must be available or away")

@@ -61,6 +61,9 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := noBody(w, r); err != nil {
+		return err
+	}
 	if err := s.store.DeleteAgent(r.Context(), p.AccountID, id); err != nil {
 		return agentErr(err)
 	}
@@ -72,6 +75,9 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error {
 	p, id, err := s.agentTarget(r)
 	if err != nil {
+		return err
+	}
+	if err := noBody(w, r); err != nil {
 		return err
 	}
 	token, err := s.store.CreateAgentToken(r.Context(), p.AccountID, id)
@@ -89,6 +95,9 @@ func (s *Server) revokeAgentTokens(w http.ResponseWriter, r *http.Request) error
 	id := r.PathValue("agent_id")
 	if isAgent(p) && p.AgentID != id {
 		return s.refuseAgent(r.Context(), p, id)
+	}
+	if err := noBody(w, r); err != nil {
+		return err
 	}
 	if err := s.store.RevokeAgentTokens(r.Context(), p.AccountID, id); err != nil {
 		return agentErr(err)
@@ -109,6 +118,9 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
 	if isAgent(p) {
 		return errForbidden
+	}
+	if err := noBody(w, r); err != nil {
+		return err
 	}
 	k, secret, err := s.store.CreateAPIKey(r.Context(), p.AccountID)
 	if err != nil {
@@ -139,6 +151,9 @@ func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
 	if isAgent(p) {
 		return errForbidden
+	}
+	if err := noBody(w, r); err != nil {
+		return err
 	}
 	id := r.PathValue("id")
 	err := s.store.DeleteAPIKey(r.Context(), p.AccountID, id)

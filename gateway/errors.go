@@ -149,32 +149,34 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return raw, nil
 }
 
-// bodyless wraps an endpoint that reads no body. Clients may send none or
-// an empty JSON object, but what they send is held to the rules of every
-// body (413 over 1 MiB, invalid_argument for anything but a JSON object)
-// rather than ignored. The Content-Type counts only with a body: a bare
-// POST from a tool that labels its empty body as a form is fine.
-func bodyless(next func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return errorf(codePayloadTooLarge, "request body is over 1 MiB")
-			}
-			return errorf(codeInvalid, "request body could not be read")
+// noBody reads the body of an endpoint that takes none, after its caller's
+// role is checked and before it writes. Clients may send none or a JSON
+// object (whose members mean nothing here, as unknown members mean nothing
+// anywhere), but what they send is held to the rules of every body (413
+// over 1 MiB, invalid_argument for anything but a JSON object) rather than
+// ignored. The Content-Type counts only with a body: a bare POST from a
+// tool that labels its empty body as a form is fine.
+func noBody(w http.ResponseWriter, r *http.Request) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
 		}
-		if len(bytes.TrimSpace(raw)) > 0 {
-			if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-				return errorf(codeInvalid, "Content-Type must be application/json")
-			}
-			var none map[string]json.RawMessage
-			if err := decodeJSON(raw, &none); err != nil {
-				return err
-			}
-		}
-		return next(w, r)
+		return errorf(codeInvalid, "request body could not be read")
 	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		return errorf(codeInvalid, "Content-Type must be application/json")
+	}
+	if raw[0] != '{' {
+		return errorf(codeInvalid, "the body, when sent, must be a JSON object")
+	}
+	var members map[string]json.RawMessage
+	return decodeJSON(raw, &members)
 }
 
 // isJSON reports whether a Content-Type names JSON: application/json or a

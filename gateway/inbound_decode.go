@@ -25,7 +25,7 @@ func decodeInbound(w http.ResponseWriter, r *http.Request, in *inboundIn) error 
 	if err := decodeJSON(raw, in); err != nil {
 		return err
 	}
-	return wire.RefuseEmpty(raw, "channel")
+	return wire.RefuseEmpty(raw, "channel", "external_id")
 }
 
 // decodePlain decodes the common shape of the body (see plainjson): one
@@ -49,7 +49,8 @@ func (in *inboundIn) decodePlain(raw []byte) bool {
 			// An empty channel is refused, by the slow path.
 			return plainjson.String(v, &in.Channel) && (in.Channel != "" || v.Type == gjson.Null)
 		}
-		return plainjson.String(v, &in.ExternalID)
+		// An empty external_id is refused, by the slow path.
+		return plainjson.String(v, &in.ExternalID) && (in.ExternalID != "" || v.Type == gjson.Null)
 	})
 }
 

@@ -311,7 +311,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in replyIn
-	if err := decode(w, r, &in, "kind"); err != nil {
+	if err := decode(w, r, &in, "kind", "client_id"); err != nil {
 		return err
 	}
 	if err := in.validate(); err != nil {

@@ -27,6 +27,9 @@ type CommitLatency interface {
 // search-backend maintenance, and nothing but search lag notices.
 func (s *Server) setIndexerPaused(paused bool) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := noBody(w, r); err != nil {
+			return err
+		}
 		if s.indexer == nil {
 			return errorf(codeUnavailable, "no indexer runs on this node")
 		}

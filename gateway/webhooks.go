@@ -105,6 +105,9 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := noBody(w, r); err != nil {
+		return err
+	}
 	err = s.hooks.endpoints.Delete(r.Context(), account, r.PathValue("id"))
 	if errors.Is(err, webhooks.ErrNotFound) {
 		return notFound("webhook")
@@ -146,6 +149,9 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	account, err := s.webhookAccount(r)
 	if err != nil {
+		return err
+	}
+	if err := noBody(w, r); err != nil {
 		return err
 	}
 	err = s.hooks.endpoints.Retry(r.Context(), account, r.PathValue("id"), r.PathValue("event_id"))

@@ -90,7 +90,7 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 	}
 	err := f.check()
 	if err == nil && f.Type == TypeSend {
-		err = RefuseEmpty(raw, "kind")
+		err = RefuseEmpty(raw, "kind", "client_id")
 	}
 	if err != nil {
 		return ClientFrame{Type: f.Type, ID: f.ID}, err

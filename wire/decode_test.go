@@ -26,7 +26,7 @@ func TestDecodeClientFrame(t *testing.T) {
 			}
 		}},
 		{name: "subscribe with filter and resume", raw: `{"type":"subscribe","id":"s","inbox_id":"in1",
-			"filter":{"status":["open","new"],"addressed":true,"limit":20,"sort":"oldest","cursor":"x","access_token":"t"},
+			"filter":{"status":["open","new"],"addressed":true,"limit":20,"sort":"oldest","access_token":"t"},
 			"resume":{"epoch":"e1","seq":0}}`, check: func(t *testing.T, f ClientFrame) {
 			want := inbox.Query{Statuses: []conversation.Status{"open", "new"}, Addressed: &yes, Limit: 20, Sort: inbox.SortOldest}
 			if !reflect.DeepEqual(f.Query, want) {
@@ -89,6 +89,8 @@ func TestDecodeClientFrame(t *testing.T) {
 		// An id too long to exist is left to be not found, as in a REST
 		// path; past a path's length it is invalid.
 		{name: "a conversation id longer than a path", raw: `{"type":"watch","id":2,"conversation_id":"` + strings.Repeat("c", MaxPath+1) + `"}`, wantErr: "conversation_id must be at most", ref: "2"},
+		{name: "a filter's cursor that is none", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"cursor":"zzz"}}`, wantErr: "filter.cursor", ref: "2"},
+		{name: "an empty client_id", raw: `{"type":"send","id":2,"conversation_id":"c","body":"x","client_id":""}`, wantErr: "client_id must not be empty", ref: "2"},
 		{name: "an empty kind", raw: `{"type":"send","id":2,"conversation_id":"c","body":"x","kind":""}`, wantErr: "kind must not be empty", ref: "2"},
 		{name: "a control character in a filter value", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"assignee":"x\u0001"}}`, wantErr: "control", ref: "2"},
 		{name: "a control character in a filter key", raw: `{"type":"subscribe","id":2,"inbox_id":"i","filter":{"\u007f":"x"}}`, wantErr: "control", ref: "2"},

@@ -85,6 +85,12 @@ func FilterQuery(filter map[string]json.RawMessage) (inbox.Query, error) {
 	if err := CleanQuery(q); err != nil {
 		return inbox.Query{}, err
 	}
+	if c := q.Get("cursor"); c != "" {
+		// Ignored, as the list query would not ignore a bad one.
+		if err := inbox.CheckCursor(c); err != nil {
+			return inbox.Query{}, Errorf(CodeInvalid, "filter.cursor: not a cursor of a list page")
+		}
+	}
 	q.Del("cursor")
 	return ListQuery(q)
 }

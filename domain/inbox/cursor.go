@@ -72,6 +72,13 @@ func (c cursor) encode() string {
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
+// CheckCursor reports whether s is a cursor this package made (its syntax:
+// whether it fits a page is decided when one is read).
+func CheckCursor(s string) error {
+	_, err := decodeCursor(s)
+	return err
+}
+
 func decodeCursor(s string) (cursor, error) {
 	bad := func(why string) (cursor, error) {
 		return cursor{}, fmt.Errorf("%w: cursor: %s", ErrInvalid, why)
