@@ -586,3 +586,43 @@ func TestRetriedDeliveryHoldsBackNoLaterEvent(t *testing.T) {
 		t.Fatalf("%d deliveries queued behind the retried one (%v)", queued, err)
 	}
 }
+
+// TestRetriedDeliveryStartsOver: a delivery retried through the API starts
+// over (attempts and horizon), so an open circuit lets its first attempt
+// and first retry through at once, as for a new event.
+func TestRetriedDeliveryStartsOver(t *testing.T) {
+	rcv := newHookReceiver(t)
+	convs := []string{"down_0", "down_1", "down_2", "down_3", "down_4", "down_5"}
+	rcv.refuse = map[string]bool{}
+	for _, c := range convs {
+		rcv.refuse[c] = true
+	}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) {
+		c.CircuitMin, c.CircuitMax, c.RetryMax = time.Hour, time.Hour, time.Hour
+	})
+	ctx := context.Background()
+	e.commitTo(convs, 1, 1)
+	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
+	refused := func() int {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.refusedConv["down_0"]
+	}
+	poll.Until(t, time.Minute, "down_0 retried once", func() bool { return refused() >= 2 })
+	// It fails for good (as after its horizon), then is retried.
+	var event string
+	if err := e.pool.QueryRow(ctx, `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL
+		WHERE conversation_id = 'down_0' RETURNING event_id`).Scan(&event); err != nil {
+		t.Fatal(err)
+	}
+	before := refused()
+	if err := NewEndpoints(e.pool, e.sealer).Retry(ctx, "acc_1", e.webhook, event); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, "the retried delivery's first attempt and first retry, through the open circuit", func() bool {
+		return refused() >= before+2
+	})
+	if n := e.d.Stats().OpenCircs; n != 1 {
+		t.Fatalf("%d circuits open, want the one still open", n)
+	}
+}

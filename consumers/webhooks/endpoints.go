@@ -137,10 +137,12 @@ FROM webhook_deliveries WHERE webhook_id = $1 AND status = ANY($2) ORDER BY crea
 	return out, nil
 }
 
-// Retry sends a failed delivery again, with a fresh retry horizon. A
-// pending one is left as it is (it is being retried already). The retried
-// delivery is detached from its queue: the events after it went out once it
-// failed for good, and none waits for it now.
+// Retry sends a failed delivery again, from the start: a fresh retry
+// horizon and attempt count, so its first attempt and first retry go even
+// through an open circuit. A pending one is left as it is (it is being
+// retried already). The retried delivery is detached from its queue: the
+// events after it went out once it failed for good, and none waits for it
+// now.
 func (e *Endpoints) Retry(ctx context.Context, accountID, id, eventID string) error {
 	var status string
 	err := e.pool.QueryRow(ctx, `
@@ -149,7 +151,7 @@ WITH d AS (
 	WHERE d.webhook_id = $1 AND d.event_id = $2 AND w.account_id = $3 FOR UPDATE OF d
 ), u AS (
 	UPDATE webhook_deliveries x SET status = 'pending', next_attempt_at = now(), created_at = now(), first_attempt_at = NULL, last_error = '',
-		detached = true
+		attempts = 0, detached = true
 	FROM d WHERE x.webhook_id = d.webhook_id AND x.event_id = d.event_id AND d.status = 'failed'
 )
 SELECT status FROM d`, id, eventID, accountID).Scan(&status)

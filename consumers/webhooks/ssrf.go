@@ -74,14 +74,16 @@ func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
 	if allowPrivate {
 		return nil
 	}
-	host := u.Hostname()
+	// "localhost." is localhost: a name's trailing dot only says it is
+	// fully qualified.
+	host := strings.TrimSuffix(u.Hostname(), ".")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if forbidden(ip) {
 			return ErrForbiddenDestination
 		}
 		return nil
 	}
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host = strings.ToLower(host); host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return ErrForbiddenDestination // RFC 6761: loopback, whatever DNS says
 	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)

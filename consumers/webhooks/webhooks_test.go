@@ -92,8 +92,10 @@ func TestValidateURL(t *testing.T) {
 			t.Errorf("%q must be refused", u)
 		}
 	}
-	if err := ValidateURL(ctx, "http://api.localhost/hook", false); !errors.Is(err, ErrForbiddenDestination) {
-		t.Errorf("a .localhost name: %v, want refused", err)
+	for _, u := range []string{"http://api.localhost/hook", "http://localhost./hook", "http://API.LocalHost.:8080/hook"} {
+		if err := ValidateURL(ctx, u, false); !errors.Is(err, ErrForbiddenDestination) {
+			t.Errorf("%s: %v, want refused", u, err)
+		}
 	}
 	// A name that does not resolve (.invalid never does, RFC 6761) is left
 	// to the deliveries' retries and the dialer's check.
