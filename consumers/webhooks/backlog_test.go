@@ -570,6 +570,12 @@ func TestRetriedDeliveryHoldsBackNoLaterEvent(t *testing.T) {
 	}
 	e.commitTo([]string{"stuck"}, 4, 5)
 	poll.Until(t, 30*time.Second, "versions 4 and 5 delivered while the retried 2 fails again", func() bool { return last() == 5 })
+	poll.Until(t, 30*time.Second, "their outcomes recorded", func() bool {
+		var n int
+		err := e.pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries
+			WHERE conversation_id = 'stuck' AND version IN (4, 5) AND status = 'delivered'`).Scan(&n)
+		return err == nil && n == 2
+	})
 	var status string
 	var attempts int
 	if err := e.pool.QueryRow(ctx, `SELECT status, attempts FROM webhook_deliveries WHERE event_id = $1`, v2).Scan(&status, &attempts); err != nil {
@@ -608,7 +614,12 @@ func TestRetriedDeliveryStartsOver(t *testing.T) {
 		defer rcv.mu.Unlock()
 		return rcv.refusedConv["down_0"]
 	}
-	poll.Until(t, time.Minute, "down_0 retried once", func() bool { return refused() >= 2 })
+	// Its first retry recorded: from here the open circuit holds it.
+	poll.Until(t, time.Minute, "down_0's first retry recorded", func() bool {
+		var attempts int
+		err := e.pool.QueryRow(ctx, `SELECT attempts FROM webhook_deliveries WHERE conversation_id = 'down_0'`).Scan(&attempts)
+		return err == nil && attempts >= 2
+	})
 	// It fails for good (as after its horizon), then is retried.
 	var event string
 	if err := e.pool.QueryRow(ctx, `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL
