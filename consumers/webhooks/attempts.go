@@ -113,8 +113,10 @@ func (d *Deliverer) dispatchLoop(r *run) {
 // dueSQL takes at most $3 heads per endpoint, so that the heads of an
 // endpoint that may only take a few (a half-open circuit, at its cap) never
 // fill the window and starve the other endpoints; none of an endpoint at
-// its cap ($1), none of the retries an open circuit holds back ($4:
-// Deliverer.held; $5 and $6 are RetryMax and RetryMin in seconds). The join with
+// its cap ($1), none of the retries an open circuit holds back ($4: held;
+// $5 and $6 are RetryMax and RetryMin in seconds, the exponent capped where
+// the backoff is long at its maximum, so that no count of attempts
+// overflows it). The join with
 // webhooks is the check, right before the attempts, that the webhook still
 // exists.
 const dueSQL = `
@@ -123,7 +125,7 @@ SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.paylo
 FROM (SELECT d.*, o.overdue, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
 	FROM webhook_deliveries d
 	CROSS JOIN LATERAL (SELECT d.next_attempt_at <= now() - make_interval(secs =>
-		$5 - least($6 * 2 ^ (greatest(d.attempts, 1) - 1), $5)) AS overdue) o
+		$5 - least($6 * 2 ^ (least(greatest(d.attempts, 1), 60) - 1), $5)) AS overdue) o
 	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))
 		AND NOT (attempts >= 2 AND NOT o.overdue AND webhook_id = ANY ($4))) due
 JOIN webhooks w ON w.id = due.webhook_id
@@ -337,7 +339,7 @@ func (c *circuit) open(now time.Time, threshold int) bool {
 }
 
 // allows reports whether an attempt may start: the circuit is closed, or
-// the attempt is not one it holds back (Deliverer.held), or the circuit has
+// the attempt is not one it holds back (held), or the circuit has
 // cooled down and no probe is out. An open circuit holds back retries
 // only: failures the receiver gives some conversations (a 500 for one
 // contact's events) must not hold back the others' events, and a receiver

@@ -637,3 +637,32 @@ func TestRetriedDeliveryStartsOver(t *testing.T) {
 		t.Fatalf("%d circuits open, want the one still open", n)
 	}
 }
+
+// TestDueReadTakesAnyAttemptCount: the dispatcher's read computes each
+// held retry's backoff from its attempts; a count far past the backoff's
+// maximum (a short RetryMax over a 24 h horizon) must not overflow it.
+func TestDueReadTakesAnyAttemptCount(t *testing.T) {
+	rcv := newHookReceiver(t)
+	rcv.refuse = map[string]bool{"many": true}
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.RetryMax = time.Hour })
+	ctx := context.Background()
+	e.commitTo([]string{"many"}, 1, 1)
+	poll.Until(t, time.Minute, "the delivery attempted", func() bool {
+		var n int
+		return e.pool.QueryRow(ctx, `SELECT attempts FROM webhook_deliveries`).Scan(&n) == nil && n > 0
+	})
+	if _, err := e.pool.Exec(ctx, `UPDATE webhook_deliveries SET attempts = 100000, next_attempt_at = now() - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.pool.Query(ctx, dueSQL, []string{}, 10, 10, []string{e.webhook}, time.Hour.Seconds(), 0.02)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil || n != 1 {
+		t.Fatalf("due read: %d rows, %v; want the overdue retry", n, err)
+	}
+}
