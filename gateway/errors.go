@@ -135,9 +135,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any, notEmpty ...string) e
 
 // readBody reads a JSON request body: 413 over 1 MiB.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return nil, errorf(codeInvalid, "Content-Type must be application/json")
+	if err := checkContentType(r); err != nil {
+		return nil, err
 	}
+	return readLimited(w, r)
+}
+
+// readLimited reads a request body: 413 over 1 MiB.
+func readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -149,6 +154,13 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return raw, nil
 }
 
+func checkContentType(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		return errorf(codeInvalid, "Content-Type must be application/json")
+	}
+	return nil
+}
+
 // noBody reads the body of an endpoint that takes none, after its caller's
 // role is checked and before it writes. Clients may send none or a JSON
 // object (whose members mean nothing here, as unknown members mean nothing
@@ -157,20 +169,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // ignored. The Content-Type counts only with a body: a bare POST from a
 // tool that labels its empty body as a form is fine.
 func noBody(w http.ResponseWriter, r *http.Request) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	raw, err := readLimited(w, r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errorf(codePayloadTooLarge, "request body is over 1 MiB")
-		}
-		return errorf(codeInvalid, "request body could not be read")
+		return err
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return nil
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return errorf(codeInvalid, "Content-Type must be application/json")
+	if err := checkContentType(r); err != nil {
+		return err
 	}
 	if raw[0] != '{' {
 		return errorf(codeInvalid, "the body, when sent, must be a JSON object")

@@ -9,8 +9,9 @@ import "time"
 // owed (State.AssignPending): the contact's event sets it, and it is cleared
 // by the event that settles it — an assignment (by round-robin or anyone),
 // or a reply or close that ends the wait — or by round-robin's "nobody is
-// available" answer (NobodyAvailable). While it is set, NextDue keeps the conversation due
-// within AssignRetry, and a tick asks for an assignee again. A tick on a
+// available" answer (NobodyAvailable). While it is set, NextDue keeps the
+// conversation due within AssignRetry, and a tick asks for an assignee
+// again. A tick on a
 // conversation that owes nothing (a settings re-arm, an SLA or auto-close
 // tick, a late or repeated one) never assigns it, so a conversation that
 // found nobody available stays unassigned, as the API says.
