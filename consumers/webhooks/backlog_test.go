@@ -113,6 +113,24 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// convNames names n conversations prefix_0, prefix_1, ...
+func convNames(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s_%d", prefix, i)
+	}
+	return out
+}
+
+// setOf is a receiver's set of conversations (refuse, hang).
+func setOf(convs ...string) map[string]bool {
+	out := make(map[string]bool, len(convs))
+	for _, c := range convs {
+		out[c] = true
+	}
+	return out
+}
+
 func (r *hookReceiver) counts() (received, refused int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -333,11 +351,8 @@ func TestGatherFansOutCommitsTogether(t *testing.T) {
 // once, not after the cooldown (an hour here); their success closes it.
 func TestFailingConversationsHoldBackOnlyTheirRetries(t *testing.T) {
 	rcv := newHookReceiver(t)
-	failing := []string{"bad_0", "bad_1", "bad_2", "bad_3", "bad_4", "bad_5"}
-	rcv.refuse = map[string]bool{}
-	for _, c := range failing {
-		rcv.refuse[c] = true
-	}
+	failing := convNames("bad", 6)
+	rcv.refuse = setOf(failing...)
 	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
 	e.commitTo(failing, 1, 1)
 	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
@@ -410,11 +425,8 @@ func TestRetryHorizonRunsFromTheFirstAttempt(t *testing.T) {
 // failing conversations went on failing more than the threshold meanwhile.
 func TestRetriesGoOnWhileTheReceiverDeliversOthers(t *testing.T) {
 	rcv := newHookReceiver(t)
-	failing := []string{"bad_0", "bad_1", "bad_2", "bad_3", "bad_4", "bad_5"}
-	rcv.refuse = map[string]bool{"flaky": true}
-	for _, c := range failing {
-		rcv.refuse[c] = true
-	}
+	failing := convNames("bad", 6)
+	rcv.refuse = setOf(append(failing, "flaky")...)
 	refusedOf := func(conv string) int {
 		rcv.mu.Lock()
 		defer rcv.mu.Unlock()
@@ -454,11 +466,8 @@ func TestRetriesGoOnWhileTheReceiverDeliversOthers(t *testing.T) {
 // attempts gave up.
 func TestHangingConversationsDoNotHoldTheSlots(t *testing.T) {
 	rcv := newHookReceiver(t)
-	hanging := []string{"hang_0", "hang_1", "hang_2", "hang_3", "hang_4", "hang_5"}
-	rcv.hang = map[string]bool{}
-	for _, c := range hanging {
-		rcv.hang[c] = true
-	}
+	hanging := convNames("hang", 6)
+	rcv.hang = setOf(hanging...)
 	e := newBacklogEnvWith(t, rcv, func(c *Config) {
 		c.Workers, c.MaxPerEndpoint, c.MaxSlowPerEndpoint = 4, 2, 8
 		c.SlowAfter, c.Timeout = 50*time.Millisecond, time.Hour
@@ -485,13 +494,8 @@ func TestHangingConversationsDoNotHoldTheSlots(t *testing.T) {
 // unbounded number of requests at once.
 func TestSlowAttemptsAreBounded(t *testing.T) {
 	rcv := newHookReceiver(t)
-	rcv.hang = map[string]bool{}
-	var convs []string
-	for i := range 12 {
-		c := fmt.Sprintf("hang_%02d", i)
-		convs = append(convs, c)
-		rcv.hang[c] = true
-	}
+	convs := convNames("hang", 12)
+	rcv.hang = setOf(convs...)
 	e := newBacklogEnvWith(t, rcv, func(c *Config) {
 		c.Workers, c.MaxPerEndpoint, c.MaxSlowPerEndpoint = 8, 2, 3
 		c.SlowAfter, c.Timeout = 50*time.Millisecond, time.Hour
@@ -515,13 +519,8 @@ func TestSlowAttemptsAreBounded(t *testing.T) {
 // many conversations fail. Only the retries in between wait for the probe.
 func TestOpenCircuitKeepsEveryDeliverysRetries(t *testing.T) {
 	rcv := newHookReceiver(t)
-	var convs []string
-	rcv.refuse = map[string]bool{}
-	for i := range 12 {
-		c := fmt.Sprintf("down_%02d", i)
-		convs = append(convs, c)
-		rcv.refuse[c] = true
-	}
+	convs := convNames("down", 12)
+	rcv.refuse = setOf(convs...)
 	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
 	e.commitTo(convs, 1, 1)
 	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
@@ -598,11 +597,8 @@ func TestRetriedDeliveryHoldsBackNoLaterEvent(t *testing.T) {
 // and first retry through at once, as for a new event.
 func TestRetriedDeliveryStartsOver(t *testing.T) {
 	rcv := newHookReceiver(t)
-	convs := []string{"down_0", "down_1", "down_2", "down_3", "down_4", "down_5"}
-	rcv.refuse = map[string]bool{}
-	for _, c := range convs {
-		rcv.refuse[c] = true
-	}
+	convs := convNames("down", 6)
+	rcv.refuse = setOf(convs...)
 	e := newBacklogEnvWith(t, rcv, func(c *Config) {
 		c.CircuitMin, c.CircuitMax, c.RetryMax = time.Hour, time.Hour, time.Hour
 	})

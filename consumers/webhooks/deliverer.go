@@ -103,8 +103,16 @@ type Config struct {
 	LockRetry        time.Duration // standby's lock attempts; default 2 s
 	LockKey          int64         // advisory lock electing the active deliverer; default DefaultLockKey
 	CursorName       string        // its row in journal_cursors; default "webhooks"
-	Workers          int           // attempts in flight; default 64
+	Workers          int           // attempts in flight; default 128
 	MaxPerEndpoint   int           // attempts in flight per endpoint; default 48
+	Timeout          time.Duration // one attempt; default 10 s
+	RetryMin         time.Duration // first retry after at most this; default 1 s
+	RetryMax         time.Duration // longest wait between attempts; default 10 min
+	Horizon          time.Duration // retry this long, then fail; default 24 h
+	CircuitThreshold int           // consecutive failures that open an endpoint's circuit; default 5
+	CircuitMin       time.Duration // first cooldown of an open circuit; default 1 s
+	CircuitMax       time.Duration // longest cooldown; default 60 s
+	StatsInterval    time.Duration // pending counts; default 2 s
 	// SlowAfter: an attempt still waiting for its answer after this long
 	// gives its worker and endpoint slot to the next lane and waits in a
 	// slow slot, so receivers that hang (for some conversations, or for a
@@ -115,14 +123,6 @@ type Config struct {
 	SlowAfter          time.Duration
 	MaxSlow            int
 	MaxSlowPerEndpoint int
-	Timeout            time.Duration // one attempt; default 10 s
-	RetryMin           time.Duration // first retry after at most this; default 1 s
-	RetryMax           time.Duration // longest wait between attempts; default 10 min
-	Horizon            time.Duration // retry this long, then fail; default 24 h
-	CircuitThreshold   int           // consecutive failures that open an endpoint's circuit; default 5
-	CircuitMin         time.Duration // first cooldown of an open circuit; default 1 s
-	CircuitMax         time.Duration // longest cooldown; default 60 s
-	StatsInterval      time.Duration // pending counts; default 2 s
 	// Gather spaces out the fan-outs that are not catching up, as the
 	// indexer's does: a fan-out costs a journal read and an account lookup
 	// whatever its size, and a busy cluster commits hundreds of times a
