@@ -231,6 +231,9 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	if err := g.loadStatusTarget(ctx, dc.Status); err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
+	if err := g.loadForgottenCall(ctx, dc.Call); err != nil {
+		return &actorpb.ConversationReply{Error: toPB(err)}, nil
+	}
 	now := decideTime(cmd)
 	ev, err := conversation.Decide(st, dc, now, newItemID)
 	if err != nil {
@@ -255,7 +258,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 			g.snapshot()
 			g.rearm(ctx, settings, now)
 		}
-		return g.reply(unchangedItem(st, dc), false), nil
+		return g.reply(unchangedItem(dc), false), nil
 	}
 	was := st.Summary.Status // "" for a new conversation
 	next := conversation.Next(st, ev)

@@ -27,17 +27,31 @@ func (g *conversationGrain) loadStatusTarget(ctx context.Context, c *conversatio
 	return nil
 }
 
+// loadForgottenCall reads a call's item from PostgreSQL when the state has
+// forgotten calls and does not remember this one.
+func (g *conversationGrain) loadForgottenCall(ctx context.Context, c *conversation.CallCommand) error {
+	if c == nil || !g.state.ForgetsCalls() {
+		return nil
+	}
+	if _, ok := g.state.Call(c.CallID); ok {
+		return nil
+	}
+	it, found, err := g.deps.Store.FindCall(ctx, g.id, c.CallID)
+	if err != nil {
+		return fmt.Errorf("load call %s: %w", c.CallID, err)
+	}
+	if found {
+		c.Earlier = &it
+	}
+	return nil
+}
+
 // unchangedItem is the item a command that changed nothing answers with: a
-// delivery status report or a call event that is not a step forward answers
-// the message or call as it is.
-func unchangedItem(st *conversation.State, c conversation.Command) *conversation.Item {
-	switch {
-	case c.Status != nil:
+// delivery status report that is not a step forward answers the message as
+// it is.
+func unchangedItem(c conversation.Command) *conversation.Item {
+	if c.Status != nil {
 		return c.Status.Current
-	case c.Call != nil:
-		if it, ok := st.Call(c.Call.CallID); ok {
-			return &it
-		}
 	}
 	return nil
 }

@@ -206,3 +206,46 @@ func TestAccessTokenOnlyOnWebsocket(t *testing.T) {
 	mustWS(t, n.URL(), wsOpts{query: a.agentToken}).ping("q")
 	mustWS(t, n.URL(), wsOpts{token: a.key}).ping("h")
 }
+
+// TestWhoAmIAndInboxAgents: GET /v1/me names the caller's role, and an
+// inbox's agents are listed by name to whoever may see the inbox — never
+// outside it, and never with emails.
+func TestWhoAmIAndInboxAgents(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	a := newTenant(t, c, "Acme")
+	k := c.with(a.key)
+	bob := k.must(201, "POST", "/v1/agents", obj{"name": "Bob", "email": "bob@example.com", "inbox_ids": []string{a.inbox}})
+	bobID, bobToken := str(t, bob, "agent.id"), str(t, bob, "token")
+	other := str(t, k.must(201, "POST", "/v1/inboxes", obj{"name": "Other"}), "id")
+	carol := k.must(201, "POST", "/v1/agents", obj{"name": "Carol", "email": "carol@example.com", "inbox_ids": []string{other}})
+	carolToken := str(t, carol, "token")
+
+	asKey := k.must(200, "GET", "/v1/me", nil)
+	if asKey["agent"] != nil || str(t, asKey, "account_id") == "" {
+		t.Fatalf("an account key is %v", asKey)
+	}
+	asBob := c.with(bobToken).must(200, "GET", "/v1/me", nil)
+	if str(t, asBob, "agent.id") != bobID || str(t, asBob, "account_id") != str(t, asKey, "account_id") {
+		t.Fatalf("bob is %v", asBob)
+	}
+	expectErr(t, c.with(testAdminToken), 401, "unauthorized", "GET", "/v1/me", nil)
+
+	for _, who := range []api{k, c.with(bobToken), c.with(a.agentToken)} {
+		listed := who.must(200, "GET", "/v1/inboxes/"+a.inbox+"/agents", nil)
+		if got := listedIDs(t, listed, "agents"); !slices.Equal(got, []string{a.agentID, bobID}) {
+			t.Fatalf("agents of the inbox %v, want [%s %s]", got, a.agentID, bobID)
+		}
+		first := list(t, listed, "agents")[1].(obj)
+		if first["name"] != "Bob" || first["status"] != "available" || first["email"] != nil || first["inbox_ids"] != nil {
+			t.Fatalf("a colleague listed as %v", first)
+		}
+	}
+	expectErr(t, c.with(carolToken), 404, "not_found", "GET", "/v1/inboxes/"+a.inbox+"/agents", nil)
+	expectErr(t, c.with(newTenant(t, c, "Else").key), 404, "not_found", "GET", "/v1/inboxes/"+a.inbox+"/agents", nil)
+
+	k.must(204, "DELETE", "/v1/agents/"+bobID, nil)
+	if got := listedIDs(t, k.must(200, "GET", "/v1/inboxes/"+a.inbox+"/agents", nil), "agents"); !slices.Equal(got, []string{a.agentID}) {
+		t.Fatalf("agents after deleting bob %v, want [%s]", got, a.agentID)
+	}
+}

@@ -449,16 +449,22 @@ func TestRESTCallsAndTimeline(t *testing.T) {
 			t.Errorf("%s: GET %v differs from the call's summary %v", st.state, g, c)
 		}
 	}
-	// A ringing that arrives after the hang-up changes nothing: 200 with the
-	// call as it is, no version, and the summary shows no active call.
+	// A ringing that arrives after the hang-up is activity (every call
+	// event is), but the call stays as it was and no call shows as active.
+	f.inbound(bob, "interleaved")
 	late := f.call(ann, "call-1", "ringing")
 	if it := sub(t, late, "call"); str(t, it, "state") != "completed" || str(t, it, "id") != callItemID || num(t, it, "duration_s") != 93 {
 		t.Errorf("a late ringing answered the call %v, want it completed as it was", it)
 	}
-	if c := sub(t, late, "conversation"); num(t, c, "version") != 8 || !isNull(t, c, "active_call") {
-		t.Errorf("a late ringing moved the conversation: %v", c)
+	if c := sub(t, late, "conversation"); num(t, c, "version") != 9 || !isNull(t, c, "active_call") ||
+		!rfc3339(t, c, "last_activity_at").After(lastActivity) || str(t, c, "last_message.body") != "Call completed (93s)" {
+		t.Errorf("a late ringing: %v, want version 9, last_activity_at moved, no active call", c)
 	}
-	f.inbound(ann, "m9")
+	f.settle()
+	if ids, _ := listIDs(t, f.k, f.tn.inbox, url.Values{"sort": {"recent"}}); len(ids) != 2 || ids[0] != convID {
+		t.Errorf("late ringing: sort=recent gives %v, want %s first", ids, convID)
+	}
+	f.inbound(ann, "m10")
 
 	t.Run("paging newest first", func(t *testing.T) {
 		f := f.in(t)
@@ -471,11 +477,11 @@ func TestRESTCallsAndTimeline(t *testing.T) {
 		for _, x := range list(t, all, "messages") {
 			seqs = append(seqs, num(t, x.(obj), "seq"))
 		}
-		if !slices.Equal(seqs, []int64{9, 6, 5, 4, 3, 2, 1}) {
-			t.Fatalf("seqs %v, want [9 6 5 4 3 2 1]", seqs)
+		if !slices.Equal(seqs, []int64{10, 6, 5, 4, 3, 2, 1}) {
+			t.Fatalf("seqs %v, want [10 6 5 4 3 2 1]", seqs)
 		}
-		kinds := map[int64]string{9: "message", 6: "call", 5: "note", 4: "message", 3: "message", 2: "message", 1: "message"}
-		dirs := map[int64]string{9: "inbound", 6: "inbound", 5: "outbound", 4: "outbound", 3: "inbound", 2: "inbound", 1: "inbound"}
+		kinds := map[int64]string{10: "message", 6: "call", 5: "note", 4: "message", 3: "message", 2: "message", 1: "message"}
+		dirs := map[int64]string{10: "inbound", 6: "inbound", 5: "outbound", 4: "outbound", 3: "inbound", 2: "inbound", 1: "inbound"}
 		for _, x := range list(t, all, "messages") {
 			it := x.(obj)
 			s := num(t, it, "seq")
@@ -579,6 +585,36 @@ func rawPost(base, token, path string, body any) (int, obj, error) {
 	var m obj
 	err = json.NewDecoder(res.Body).Decode(&m)
 	return res.StatusCode, m, err
+}
+
+// TestRESTCallOneItemAfterManyCalls: a call the conversation's memory has
+// dropped (hundreds of calls later) is still one item, updated in place,
+// and an older call's update leaves the newest item as the preview.
+func TestRESTCallOneItemAfterManyCalls(t *testing.T) {
+	f := newFixture(t)
+	ann := obj{"phone": "+14155550123"}
+	first := f.call(ann, "c0", "ringing")
+	convID, itemID := str(t, first, "conversation_id"), str(t, first, "call.id")
+	const later = 300 // over what a conversation's state remembers
+	for i := range later {
+		f.call(ann, fmt.Sprintf("c%d", i+1), "missed")
+	}
+	f.reply(convID, obj{"body": "a note", "kind": "note"})
+	r := f.call(ann, "c0", "completed", obj{"duration_s": 42})
+	if str(t, r, "call.id") != itemID || num(t, r, "call.seq") != 1 || str(t, r, "call.state") != "completed" {
+		t.Fatalf("c0 completed as %v, want item %s at seq 1", r["call"], itemID)
+	}
+	c := sub(t, r, "conversation")
+	if str(t, c, "last_message.kind") != "note" || !isNull(t, c, "active_call") {
+		t.Errorf("summary after an old call ended: %v, want the note as last_message and no active call", c)
+	}
+	page := f.k.must(200, "GET", "/v1/conversations/"+convID+"/messages?before=3&limit=10", nil)
+	if items := list(t, page, "messages"); len(items) != 2 || str(t, items[1].(obj), "id") != itemID || str(t, items[1].(obj), "state") != "completed" {
+		t.Errorf("the timeline's first items: %v", items)
+	}
+	if n := num(t, f.get(convID), "version"); n != later+3 {
+		t.Errorf("version %d, want %d: one event per call event and the note", n, later+3)
+	}
 }
 
 func TestRESTConcurrentWrites(t *testing.T) {

@@ -28,6 +28,52 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// me answers who the credential is: its account, and its agent for an agent
+// token (null for an account key). A client learns its role and "me"
+// without guessing from what else it may read.
+func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	var agent *persistence.Agent
+	if isAgent(p) {
+		agents, err := s.store.ListAgents(r.Context(), p.AccountID, p.AgentID)
+		if err != nil {
+			return err
+		}
+		if len(agents) == 0 {
+			return errUnauthorized // deleted since the credential was checked
+		}
+		agent = &agents[0]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account_id": p.AccountID, "agent": agent})
+	return nil
+}
+
+// colleague is an agent as the other agents of its inboxes see it: GET
+// /v1/agents shows an agent only itself, with its email and memberships,
+// but the people who share an inbox work by each other's names.
+type colleague struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+func (s *Server) inboxAgents(w http.ResponseWriter, r *http.Request) error {
+	ib, err := s.inbox(r, r.PathValue("inbox_id"))
+	if err != nil {
+		return err
+	}
+	agents, err := s.store.InboxAgents(r.Context(), ib.AccountID, ib.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]colleague, len(agents))
+	for i, ag := range agents {
+		out[i] = colleague{ID: ag.ID, Name: ag.Name, Status: ag.Status}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+	return nil
+}
+
 // agentTarget is the path's agent for an account-key-only endpoint.
 func (s *Server) agentTarget(r *http.Request) (principal, string, error) {
 	p, id := principalFrom(r.Context()), r.PathValue("agent_id")

@@ -160,6 +160,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/webhooks/{id}/deliveries", s.authenticated(s.listDeliveries))
 	route("POST /v1/webhooks/{id}/deliveries/{event_id}/retry", s.authenticated(s.retryDelivery))
 	route("GET /v1/agents", s.authenticated(s.listAgents))
+	route("GET /v1/me", s.authenticated(s.me))
+	route("GET /v1/inboxes/{inbox_id}/agents", s.authenticated(s.inboxAgents))
 	route("DELETE /v1/agents/{agent_id}", s.authenticated(s.deleteAgent))
 	route("POST /v1/agents/{agent_id}/tokens", s.authenticated(s.createAgentToken))
 	route("DELETE /v1/agents/{agent_id}/tokens", s.authenticated(s.revokeAgentTokens))

@@ -37,11 +37,23 @@ type APIKey struct {
 // with agentID set, only that one. AccountID is left empty: the agents are
 // rendered as they are, and the caller knows its account.
 func (s *Store) ListAgents(ctx context.Context, accountID, agentID string) ([]Agent, error) {
+	return s.agents(ctx, `$2 = '' OR a.id = $2`, accountID, agentID)
+}
+
+// InboxAgents returns the live agents who belong to an inbox of the
+// account, oldest first: the colleagues an agent of that inbox works with.
+func (s *Store) InboxAgents(ctx context.Context, accountID, inboxID string) ([]Agent, error) {
+	return s.agents(ctx, `EXISTS (SELECT 1 FROM agent_inboxes m WHERE m.agent_id = a.id AND m.inbox_id = $2)`, accountID, inboxID)
+}
+
+// agents lists the account's live agents that also meet where, a condition
+// on a and the second argument.
+func (s *Store) agents(ctx context.Context, where, accountID, arg string) ([]Agent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.id, a.name, a.email, a.status,
 			coalesce(array_agg(ai.inbox_id ORDER BY ai.inbox_id) FILTER (WHERE ai.inbox_id IS NOT NULL), '{}')
 		FROM agents a LEFT JOIN agent_inboxes ai ON ai.agent_id = a.id
-		WHERE a.account_id = $1 AND a.deleted_at IS NULL AND ($2 = '' OR a.id = $2)
-		GROUP BY a.id ORDER BY a.created_at, a.id`, accountID, agentID)
+		WHERE a.account_id = $1 AND a.deleted_at IS NULL AND (`+where+`)
+		GROUP BY a.id ORDER BY a.created_at, a.id`, accountID, arg)
 	if err != nil {
 		return nil, fmt.Errorf("persistence: list agents of %s: %w", accountID, err)
 	}

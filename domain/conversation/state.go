@@ -88,6 +88,10 @@ func (s *State) SeenKey(key string) (KeyRef, bool) {
 	return KeyRef{}, false
 }
 
+// ForgetsCalls reports whether the state has dropped calls from memory, so
+// that a call it does not remember may still have an item.
+func (s *State) ForgetsCalls() bool { return len(s.Calls) >= callsKept }
+
 // Call returns the item of a call, if remembered.
 func (s *State) Call(callID string) (Item, bool) {
 	for _, c := range s.Calls {
@@ -136,6 +140,10 @@ type CallCommand struct {
 	State        CallState
 	DurationS    int64
 	RecordingURL string
+	// Earlier is the call's item as PostgreSQL holds it, read by the actor
+	// when the state no longer remembers the call (ForgetsCalls): a call
+	// stays one item however many came after it.
+	Earlier *Item
 }
 
 // ReplyCommand: a reply or an internal note.
@@ -198,26 +206,28 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 		ev.Type = EventCall
 		identify(s, ev, cmd, c.Contact)
 		item, ok := s.Call(c.CallID)
-		if ok && c.State.stage() < item.State.stage() {
-			// Telephony events arrive late and out of order: a ringing
-			// after the hang-up would show an ended call as active for
-			// good. Like a delivery report that is not a step forward,
-			// it changes nothing.
-			return nil, nil
+		if !ok && c.Earlier != nil {
+			item, ok = *c.Earlier, true
 		}
 		if !ok {
 			item = Item{ID: newID(), Seq: ev.Version, Direction: Inbound, Kind: KindCall, Channel: ChannelVoice,
 				CreatedAt: now, CallID: c.CallID}
 		}
-		item.State = c.State
-		if c.DurationS > 0 {
-			item.DurationS = c.DurationS
+		// Telephony events arrive late and out of order: a ringing after
+		// the hang-up would show an ended call as active for good. Such an
+		// event is still activity (docs/api.md: every call event is), but
+		// the call stays as it is.
+		if !ok || c.State.stage() >= item.State.stage() {
+			item.State = c.State
+			if c.DurationS > 0 {
+				item.DurationS = c.DurationS
+			}
+			if c.RecordingURL != "" {
+				item.RecordingURL = c.RecordingURL
+			}
+			item.Body = callBody(item)
+			item.UpdatedAt = now
 		}
-		if c.RecordingURL != "" {
-			item.RecordingURL = c.RecordingURL
-		}
-		item.Body = callBody(item)
-		item.UpdatedAt = now
 		ev.Item = &item
 	case cmd.Reply != nil:
 		c := cmd.Reply
@@ -437,8 +447,9 @@ func advance(s *State, ev *Event) {
 		sum.LastMessage = lastMessage(ev.Item)
 	case EventCall:
 		it := *ev.Item
-		_, known := s.Call(it.CallID)
-		if !known {
+		// A call's first event creates its item at this version; later
+		// ones update it where it is.
+		if it.Seq == ev.Version {
 			// A new call is the contact reaching out: it needs an answer.
 			reopen(sum)
 			markWaiting(sum, ev.At)
@@ -451,7 +462,11 @@ func advance(s *State, ev *Event) {
 			sum.ActiveCall = latestActiveCall(s.Calls, it.CallID)
 		}
 		sum.LastActivityAt = ev.At
-		sum.LastMessage = lastMessage(&it)
+		if sum.LastMessage == nil || it.Seq >= sum.LastMessage.Seq {
+			// An older call updated in place stays where it is in the
+			// timeline: the preview remains the newest item.
+			sum.LastMessage = lastMessage(&it)
+		}
 	case EventUpdate:
 		c := ev.Change
 		if c.Status != nil {

@@ -437,33 +437,86 @@ func TestActiveCallTracksTheLiveCall(t *testing.T) {
 	}
 }
 
-func TestLateCallEventsChangeNothing(t *testing.T) {
+// TestLateCallEventsAreActivityOnly: a call event that is not a step
+// forward is still activity (docs/api.md: every call event is), but the
+// call stays as it is.
+func TestLateCallEventsAreActivityOnly(t *testing.T) {
 	m := newMachine(t)
 	m.run(call("a", CallRinging, 0))
 	m.run(call("a", CallInProgress, 0))
-	for _, late := range []CallState{CallRinging} {
-		if ev, err := m.decide(call("a", late, 0)); ev != nil || err != nil {
-			t.Fatalf("%s after in_progress: %+v, %v; want nothing", late, ev, err)
+	late := func(st CallState, want CallState) {
+		t.Helper()
+		before := m.s.Summary.LastActivityAt
+		ev := m.run(call("a", st, 0))
+		if ev.Item.State != want {
+			t.Fatalf("%s late: the call is %s, want %s", st, ev.Item.State, want)
 		}
+		if !m.s.Summary.LastActivityAt.After(before) {
+			t.Fatalf("%s late: last_activity_at %v did not move from %v", st, m.s.Summary.LastActivityAt, before)
+		}
+	}
+	late(CallRinging, CallInProgress)
+	if a := m.s.Summary.ActiveCall; a == nil || a.State != CallInProgress {
+		t.Fatalf("active_call %+v, want in_progress", a)
 	}
 	m.run(call("a", CallMissed, 0))
 	// One ended state to another is news (a missed call, then a voicemail
 	// left); an ended call never rings again.
 	m.run(call("a", CallVoicemail, 12))
-	for _, late := range []CallState{CallRinging, CallInProgress} {
-		if ev, err := m.decide(call("a", late, 0)); ev != nil || err != nil {
-			t.Fatalf("%s after voicemail: %+v, %v; want nothing", late, ev, err)
-		}
-	}
+	late(CallRinging, CallVoicemail)
+	late(CallInProgress, CallVoicemail)
 	if m.s.Summary.ActiveCall != nil {
 		t.Fatalf("active_call %+v after the call ended", m.s.Summary.ActiveCall)
 	}
 	if c, _ := m.s.Call("a"); c.State != CallVoicemail || c.DurationS != 12 {
 		t.Fatalf("call %+v, want voicemail of 12 s", c)
 	}
-	// The same call_id in the same stage again still counts (a recording
-	// arriving after the hang-up).
-	m.run(call("a", CallVoicemail, 0))
+	if m.s.Summary.UnreadCount != 1 {
+		t.Fatalf("unread %d, want 1: late events are not new calls", m.s.Summary.UnreadCount)
+	}
+}
+
+// TestCallUpdateKeepsNewestPreview: an older call updated in place does not
+// become the summary's last_message over a newer item.
+func TestCallUpdateKeepsNewestPreview(t *testing.T) {
+	m := newMachine(t)
+	m.run(call("a", CallRinging, 0))
+	note := m.run(reply("noted during the call", KindNote))
+	m.run(call("a", CallCompleted, 300))
+	if lm := m.s.Summary.LastMessage; lm == nil || lm.ID != note.Item.ID {
+		t.Fatalf("last_message %+v, want the note %s", lm, note.Item.ID)
+	}
+	// The newest item being the call, its update is the preview.
+	m.run(call("b", CallRinging, 0))
+	m.run(call("b", CallMissed, 0))
+	if lm := m.s.Summary.LastMessage; lm == nil || lm.Body != "Missed call" {
+		t.Fatalf("last_message %+v, want the missed call", lm)
+	}
+}
+
+// TestForgottenCallUpdatesItsItem: once the state no longer remembers a
+// call, the item the actor reads back (CallCommand.Earlier) is updated in
+// place, not duplicated.
+func TestForgottenCallUpdatesItsItem(t *testing.T) {
+	m := newMachine(t)
+	first := m.run(call("c0", CallRinging, 0)).Item
+	for i := range callsKept {
+		m.run(call(fmt.Sprintf("c%d", i+1), CallMissed, 0))
+	}
+	if _, ok := m.s.Call("c0"); ok || !m.s.ForgetsCalls() {
+		t.Fatalf("c0 still remembered after %d later calls", callsKept)
+	}
+	unread := m.s.Summary.UnreadCount
+	cmd := call("c0", CallCompleted, 30)
+	earlier := *first
+	cmd.Call.Earlier = &earlier
+	ev := m.run(cmd)
+	if ev.Item.ID != first.ID || ev.Item.Seq != first.Seq || ev.Item.State != CallCompleted {
+		t.Fatalf("item %+v, want %s at seq %d completed", ev.Item, first.ID, first.Seq)
+	}
+	if m.s.Summary.UnreadCount != unread {
+		t.Fatalf("unread %d, want %d: not a new call", m.s.Summary.UnreadCount, unread)
+	}
 }
 
 func TestCallValidation(t *testing.T) {
