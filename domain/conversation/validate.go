@@ -133,11 +133,27 @@ func (c *UpdateCommand) Validate() error {
 			return err
 		}
 	}
-	if len(c.TagsAdd) > validate.MaxTags || len(c.TagsRemove) > validate.MaxTags {
-		return &validate.Error{Field: "tags", Reason: fmt.Sprintf("a conversation has at most %d tags", validate.MaxTags)}
-	}
 	if err := validate.Tags("tags_add", c.TagsAdd); err != nil {
 		return err
 	}
-	return validate.Tags("tags_remove", c.TagsRemove)
+	if err := validate.Tags("tags_remove", c.TagsRemove); err != nil {
+		return err
+	}
+	// More distinct tags than a conversation may hold can never be added;
+	// repeats, and any number of names to remove, are harmless.
+	if n := distinct(c.TagsAdd); n > validate.MaxTags {
+		return &validate.Error{Field: "tags_add", Reason: fmt.Sprintf("adds %d tags; a conversation has at most %d", n, validate.MaxTags)}
+	}
+	return nil
+}
+
+func distinct(tags []string) int {
+	if len(tags) <= validate.MaxTags {
+		return len(tags) // enough for the bound it is compared with
+	}
+	seen := make(map[string]struct{}, len(tags))
+	for _, t := range tags {
+		seen[t] = struct{}{}
+	}
+	return len(seen)
 }

@@ -3,6 +3,7 @@ package conversation
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,8 @@ func TestCommandValidation(t *testing.T) {
 		{"update tag 65", update(Change{TagsAdd: []string{long(65)}}), false},
 		{"update tag control", update(Change{TagsRemove: []string{"a\x1f"}}), false},
 		{"update 51 tags", update(Change{TagsAdd: tagList(51)}), false},
+		{"update one tag 51 times", update(Change{TagsAdd: slices.Repeat([]string{"vip"}, 51)}), true},
+		{"update 51 tags removed", update(Change{TagsRemove: tagList(51)}), true},
 		{"no payload", Command{}, false},
 		{"two payloads", Command{Reply: &ReplyCommand{Body: "x"}, Update: &UpdateCommand{}}, false},
 	}
