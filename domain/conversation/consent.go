@@ -1,6 +1,10 @@
 package conversation
 
-import "strings"
+import (
+	"strings"
+
+	"golang.org/x/text/cases"
+)
 
 // SMS consent (opt-out): carriers require that a contact who texts STOP
 // receives no further messages until they text START. The keywords are the
@@ -15,12 +19,17 @@ func (ErrOptedOut) Error() string {
 	return "the contact opted out of text messages (they replied STOP); they must text START before you can message them again — internal notes still work"
 }
 
+// The keywords, case-folded.
 var optOutWords = map[string]bool{
-	"STOP": true, "STOPALL": true, "UNSUBSCRIBE": true, "CANCEL": true,
-	"END": true, "QUIT": true, "REVOKE": true, "OPTOUT": true,
+	"stop": true, "stopall": true, "unsubscribe": true, "cancel": true,
+	"end": true, "quit": true, "revoke": true, "optout": true,
 }
 
-var optInWords = map[string]bool{"START": true, "UNSTOP": true, "YES": true}
+var optInWords = map[string]bool{"start": true, "unstop": true, "yes": true}
+
+// maxKeywordBytes bounds what is folded: no keyword, however it is spelled
+// in other cases or ligatures, takes more.
+const maxKeywordBytes = 48
 
 // ConsentKeyword reports whether an inbound message changes the contact's
 // SMS consent, and to what (true: opted out). Only the sms channel counts,
@@ -29,7 +38,13 @@ func ConsentKeyword(ch Channel, body string) (optedOut, ok bool) {
 	if ch != ChannelSMS {
 		return false, false
 	}
-	w := strings.ToUpper(strings.TrimSpace(body))
+	w := strings.TrimSpace(body)
+	if len(w) > maxKeywordBytes {
+		return false, false
+	}
+	// Unicode full case folding, as the contract says: "ﬆop" is stop, but
+	// the dotless "quıt" is not quit (upper-casing would make it QUIT).
+	w = cases.Fold().String(w)
 	switch {
 	case optOutWords[w]:
 		return true, true

@@ -19,6 +19,9 @@ func TestConsentKeyword(t *testing.T) {
 		{ChannelSMS, "start", false, true}, {ChannelSMS, "UNSTOP", false, true}, {ChannelSMS, " Yes ", false, true},
 		{ChannelSMS, "please stop", false, false}, {ChannelSMS, "STOP!", false, false}, {ChannelSMS, "opt out", false, false},
 		{ChannelChat, "STOP", false, false}, {ChannelEmail, "START", false, false},
+		// Case folding, not upper-casing: a ligature folds to its letters,
+		// a dotless i is no i.
+		{ChannelSMS, "\ufb06op", true, true}, {ChannelSMS, "qu\u0131t", false, false},
 	}
 	for _, c := range cases {
 		out, hit := ConsentKeyword(c.ch, c.body)
