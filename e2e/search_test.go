@@ -44,7 +44,7 @@ func TestSearchFindsEveryMessageWithinTheCallersInboxes(t *testing.T) {
 		"contact": map[string]any{"email": "x@example.com"}, "body": "refund from another account"})
 	conv := ka.must(201, "POST", "/v1/inboxes/"+a.inbox+"/messages", map[string]any{
 		"contact": map[string]any{"phone": "+14155550999"}, "body": "where is my parcel"})["conversation_id"].(string)
-	ka.must(201, "POST", "/v1/conversations/"+conv+"/messages", map[string]any{"body": "Your parcel ships tomorrow"})
+	shipped := ka.must(201, "POST", "/v1/conversations/"+conv+"/messages", map[string]any{"body": "Your parcel ships tomorrow"})
 
 	// The account key sees both of its inboxes, never the other account.
 	r := awaitSearch(t, ka, "q=refund", 6)
@@ -75,8 +75,14 @@ func TestSearchFindsEveryMessageWithinTheCallersInboxes(t *testing.T) {
 	}
 	// Outbound replies are searchable too, and the last word matches as a prefix.
 	awaitSearch(t, ka, "q=parcel", 2)
-	if r := awaitSearch(t, ka, "q="+url.QueryEscape("parcel ship"), 1); r["found"].(float64) != 1 {
+	r = awaitSearch(t, ka, "q="+url.QueryEscape("parcel ship"), 1)
+	if r["found"].(float64) != 1 {
 		t.Fatalf("prefix search found %v, want only the reply", r["found"])
+	}
+	// A hit names the message as it was answered, to the same instant.
+	hit, sent := r["hits"].([]any)[0].(map[string]any), shipped
+	if hit["message_id"] != sent["id"] || hit["created_at"] != sent["created_at"] {
+		t.Fatalf("hit %v, want message %v at %v", hit, sent["id"], sent["created_at"])
 	}
 	// Bad input.
 	ka.must(400, "GET", "/v1/search", nil)

@@ -169,7 +169,9 @@ type UpdateCommand struct {
 // Version = s.Version()+1. It returns (nil, nil) when the command changes
 // nothing (an update to the values already held). newID makes item ids.
 func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, error) {
-	now = now.UTC()
+	// PostgreSQL keeps microseconds: a time read back (a search hit's
+	// created_at) must equal the one answered.
+	now = now.UTC().Truncate(time.Microsecond)
 	if err := cmd.Validate(); err != nil {
 		return nil, err
 	}

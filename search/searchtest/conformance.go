@@ -158,7 +158,11 @@ func words(t *testing.T, b search.Backend) {
 // snippet that marks the match and escapes everything else.
 func hit(t *testing.T, b search.Backend) {
 	body := "Refund for order 5678 <i>now</i> <script>alert(1)</script> & 1 < 2"
-	MustUpsert(t, b, Doc("m4", "acc_a", "ib_a1", body, 4), Doc("m5", "acc_a", "ib_a1", "unrelated", 5))
+	m4 := Doc("m4", "acc_a", "ib_a1", body, 4)
+	// To the microsecond, as the API answers a message's created_at.
+	at := T0.Add(4*time.Minute + 123456*time.Microsecond)
+	m4.CreatedAt = at
+	MustUpsert(t, b, m4, Doc("m5", "acc_a", "ib_a1", "unrelated", 5))
 	r := MustSearch(t, b, search.Query{AccountID: "acc_a", InboxIDs: []string{"ib_a1"}, Text: "refund"})
 	if len(r.Hits) != 1 {
 		t.Fatalf("refund: %q", HitIDs(r))
@@ -167,8 +171,8 @@ func hit(t *testing.T, b search.Backend) {
 	if h.MessageID != "m4" || h.ConversationID != "conv_m4" || h.InboxID != "ib_a1" || h.Seq != 4 || h.Body != body {
 		t.Errorf("hit %+v", h)
 	}
-	if !h.CreatedAt.Equal(T0.Add(4*time.Minute)) || h.CreatedAt.Location() != time.UTC {
-		t.Errorf("created_at %v, want %v in UTC", h.CreatedAt, T0.Add(4*time.Minute))
+	if !h.CreatedAt.Equal(at) || h.CreatedAt.Location() != time.UTC {
+		t.Errorf("created_at %v, want %v in UTC", h.CreatedAt, at)
 	}
 	if !strings.Contains(h.Snippet, "<mark>Refund</mark>") {
 		t.Errorf("snippet %q does not mark the match", h.Snippet)

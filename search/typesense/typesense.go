@@ -156,6 +156,10 @@ type document struct {
 	Kind           string `json:"kind"`
 	Body           string `json:"body"`
 	CreatedAt      int64  `json:"created_at"`
+	// CreatedAtMicros is the time to the microsecond, as PostgreSQL and the
+	// API give it; stored, not indexed (no schema field), and read back
+	// when present.
+	CreatedAtMicros int64 `json:"created_at_us"`
 }
 
 // importLine is one line of the import response. Code appears from
@@ -182,7 +186,7 @@ func (b *Backend) Upsert(ctx context.Context, docs []search.Document) ([]search.
 	for _, d := range docs {
 		if err := enc.Encode(document{
 			ID: d.ID, AccountID: d.AccountID, InboxID: d.InboxID, ConversationID: d.ConversationID,
-			Seq: d.Seq, Direction: d.Direction, Kind: d.Kind, Body: d.Body, CreatedAt: d.CreatedAt.UnixMilli(),
+			Seq: d.Seq, Direction: d.Direction, Kind: d.Kind, Body: d.Body, CreatedAt: d.CreatedAt.UnixMilli(), CreatedAtMicros: d.CreatedAt.UnixMicro(),
 		}); err != nil {
 			return nil, fmt.Errorf("typesense: encode document %s: %w", d.ID, err)
 		}
@@ -351,9 +355,13 @@ func hitOf(doc map[string]any) search.Hit {
 		}
 		return 0
 	}
+	at := time.UnixMilli(n("created_at"))
+	if us := n("created_at_us"); us != 0 {
+		at = time.UnixMicro(us) // documents indexed before it was kept have none
+	}
 	return search.Hit{
 		ConversationID: s("conversation_id"), InboxID: s("inbox_id"), MessageID: s("id"),
-		Seq: n("seq"), Body: s("body"), CreatedAt: time.UnixMilli(n("created_at")).UTC(),
+		Seq: n("seq"), Body: s("body"), CreatedAt: at.UTC(),
 	}
 }
 
