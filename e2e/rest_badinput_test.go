@@ -119,6 +119,8 @@ func TestRESTBadInput(t *testing.T) {
 		{"inbox bad phone", "POST", "/v1/inboxes", obj{"name": "x", "phone_number": "4155550100"}, 400, bad},
 		{"inbox phone with spaces", "POST", "/v1/inboxes", obj{"name": "x", "phone_number": "+1 415 555 0100"}, 400, bad},
 		{"inbox no name", "POST", "/v1/inboxes", obj{"phone_number": "+14155550100"}, 400, bad},
+		{"inbox empty phone", "POST", "/v1/inboxes", obj{"name": "x", "phone_number": ""}, 400, bad},
+		{"websocket without an upgrade", "GET", "/v1/ws", nil, 400, bad},
 		{"inbox malformed JSON", "POST", "/v1/inboxes", `{"name":`, 400, bad},
 		{"inbox over 1 MiB", "POST", "/v1/inboxes", obj{"name": huge}, 413, "payload_too_large"},
 		{"agent bad email", "POST", "/v1/agents", obj{"name": "x", "email": "nope", "inbox_ids": []string{f.tn.inbox}}, 400, bad},

@@ -42,7 +42,7 @@ func (s *Server) createInbox(w http.ResponseWriter, r *http.Request) error {
 		Name        string `json:"name"`
 		PhoneNumber string `json:"phone_number"`
 	}
-	if err := decode(w, r, &in); err != nil {
+	if err := decode(w, r, &in, "phone_number"); err != nil {
 		return err
 	}
 	if err := checked(validate.Name("name", in.Name)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,11 @@ type wsConn struct {
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	if s.node == nil {
 		return errorf(codeUnavailable, "websockets need a cluster member")
+	}
+	if !wantsUpgrade(r) {
+		// The library would answer 426 in plain text; every error of the
+		// API is JSON.
+		return errorf(codeInvalid, "GET /v1/ws takes a websocket upgrade (Connection: Upgrade, Upgrade: websocket)")
 	}
 	cfg := &s.ws.cfg
 	slot, err := s.wsCreds.reserve(r.Context())
@@ -329,4 +335,21 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 		}
 		_ = wc.c.Close(code, reason)
 	})
+}
+
+// wantsUpgrade reports whether r asks for a websocket: Connection names
+// the upgrade token and Upgrade names websocket (RFC 6455 4.2.1).
+func wantsUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
