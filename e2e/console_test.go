@@ -149,16 +149,16 @@ func TestConsoleTwoAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each sees the other in presence (by id: an agent token may read only
-	// its own name), and not itself.
+	// Each sees the other in presence, by name (GET /v1/inboxes/{id}/agents),
+	// and not itself.
 	for _, p := range []struct {
-		ctx       context.Context
-		me, other string
-	}{{ctxA, tn.agentID, bID}, {ctxB, bID, tn.agentID}} {
+		ctx                  context.Context
+		me, other, otherName string
+	}{{ctxA, tn.agentID, bID, "Bea"}, {ctxB, bID, tn.agentID, "Agent"}} {
 		err := chromedp.Do(p.ctx, waitTrue(`(() => { const e = document.getElementById("thread-presence");
 			const agents = e.dataset.agents.split(",");
 			return agents.includes(`+jsString(p.me)+`) && agents.includes(`+jsString(p.other)+`) &&
-				e.textContent.includes("Also viewing") && e.textContent.includes(`+jsString(p.other)+`) && !e.textContent.includes(`+jsString(p.me)+`); })()`))
+				e.textContent === "Also viewing: " + `+jsString(p.otherName)+`; })()`))
 		if err != nil {
 			t.Fatalf("presence in %s's console: %v (shows %q)", p.me, err, text(t, p.ctx, "#thread-presence"))
 		}

@@ -12,8 +12,8 @@ const LIST_LIMIT = 200;
 const ui = {
   token: sessionStorage.getItem("sb_agent_token") || "",
   sb: null,
-  me: null, // {id, name} when the server tells us (GET /v1/agents)
-  agents: new Map(), // id → agent, as far as this credential may see them
+  me: null, // this agent (GET /v1/me)
+  agents: new Map(), // id → {id, name, status}: the colleagues of the inboxes seen so far
   inbox: "",
   tab: "all",
   sort: "recent",
@@ -26,6 +26,10 @@ const ui = {
   presence: [],
   counts: null,
   total: 0,
+  listPending: false, // a subscription's snapshot is on its way: keep the list as it is
+  hasOlder: false, // the open thread has items older than those held
+  sending: false,
+  swallow: "", // a shortcut's key whose character must not land in the field it focused
 };
 
 async function api(path, opts = {}) {
@@ -85,30 +89,49 @@ function showState(state) {
 // ---- sign-in -------------------------------------------------------------
 
 async function signIn(token) {
+  if (ui.sb) { ui.sb.close(); ui.sb = null; }
   ui.token = token;
+  const { agent } = await api("/v1/me");
+  if (!agent) throw new Error("this is an account API key; the console signs in with an agent token");
   const { inboxes } = await api("/v1/inboxes");
   sessionStorage.setItem("sb_agent_token", token);
-  await loadAgents();
+  ui.me = agent;
+  ui.agents.clear();
+  ui.agents.set(agent.id, agent);
   $("login").hidden = true;
   $("app").hidden = false;
   $("signout").hidden = $("help-btn").hidden = false;
-  $("me").textContent = ui.me ? ui.me.name : "";
-  $("assign-me").disabled = !ui.me;
-  if (!ui.me) $("assign-me").title = "This server does not tell an agent its own id (GET /v1/agents)";
+  $("me").textContent = agent.name;
   const sel = $("inbox");
   sel.replaceChildren(...inboxes.map((ib) => el("option", { value: ib.id, text: ib.name })));
-  ui.sb = new Switchboard({ token });
+  // Reconnects are quick: an agent waits on this page while a node restarts.
+  ui.sb = new Switchboard({ token, maxBackoffMs: 3000 });
   ui.sb.on("state", ({ state }) => showState(state));
-  ui.sb.on("snapshot", (s) => { if (s.inbox_id === ui.inbox) { ui.counts = s.counts; ui.total = s.total; renderList(); } });
+  ui.sb.on("disconnected", () => checkCredentials());
+  ui.sb.on("snapshot", (s) => {
+    if (s.inbox_id !== ui.inbox) return;
+    ui.counts = s.counts;
+    ui.total = s.total;
+    ui.listPending = false;
+    // After a reconnect the open conversation may have changed unseen.
+    const open = s.conversations.find((c) => c.id === ui.selected);
+    if (open) showSummary(open);
+    else if (ui.selected) refreshSummary(ui.selected);
+    renderList();
+  });
   // Counts render on their own: when this console's own change was acked
   // first, the update that carries the new counts brings no newer summary,
   // so no "conversation" event would render them.
   ui.sb.on("counts", (c) => { if (c.inbox_id === ui.inbox) { ui.counts = c.counts; renderCounts(); } });
   ui.sb.on("conversation", ({ conversation }) => {
-    if (conversation.id === ui.selected) { ui.summary = conversation; renderThreadHead(); }
+    if (conversation.id === ui.selected) showSummary(conversation);
     if (conversation.inbox_id === ui.inbox) scheduleList();
   });
-  ui.sb.on("watching", ({ conversation_id }) => { if (conversation_id === ui.selected) loadHistory(); });
+  ui.sb.on("watching", ({ conversation_id, version }) => {
+    if (conversation_id !== ui.selected) return;
+    if (!ui.summary || version > ui.summary.version) refreshSummary(conversation_id);
+    loadHistory().catch(threadError);
+  });
   ui.sb.on("item", ({ conversation_id, item }) => {
     if (conversation_id !== ui.selected) return;
     ui.items.set(item.id, newer(ui.items.get(item.id), item));
@@ -123,38 +146,87 @@ async function signIn(token) {
   ui.sb.on("error", ({ error }) => console.warn("switchboard:", error));
   ui.sb.connect();
   if (inboxes.length) switchInbox(inboxes[0].id);
+  else $("list-more").textContent = "You are not a member of any inbox yet: ask your account's owner to add you to one.";
 }
 
-async function loadAgents() {
-  ui.me = null;
-  ui.agents.clear();
+// checkCredentials asks the REST API whether the token still works after
+// the websocket closed or failed to open (a browser cannot see the 401 of a
+// refused upgrade): a revoked token or a deleted agent signs out with a
+// reason instead of reconnecting for ever.
+let checking = false;
+async function checkCredentials() {
+  if (checking || !ui.sb) return;
+  checking = true;
   try {
-    const { agents } = await api("/v1/agents");
+    await api("/v1/me");
+  } catch (err) {
+    if (err.status === 401) signOut("Signed out: this token no longer works (revoked, or the agent was deleted).");
+  } finally {
+    checking = false;
+  }
+}
+
+// loadColleagues names the agents of an inbox (GET /v1/inboxes/{id}/agents).
+async function loadColleagues(inboxId) {
+  try {
+    const { agents } = await api(`/v1/inboxes/${encodeURIComponent(inboxId)}/agents`);
     for (const a of agents) ui.agents.set(a.id, a);
-    // An agent token sees itself only: that one is "me".
-    if (agents.length === 1) ui.me = agents[0];
   } catch {
-    // An older server without GET /v1/agents: assigning by id still works.
+    return; // names are a convenience: ids still work
   }
   renderAgentChoices();
+  renderList();
+  renderThreadHead();
+  renderPresence();
 }
 
 function renderAgentChoices() {
   $("agents").replaceChildren(...[...ui.agents.values()].map((a) => el("option", { value: a.id, text: a.name })));
 }
 
-function signOut() {
+// signOut shows the sign-in form again, with the reason when the server
+// ended the session. In place, not by reloading: a reload would lose the
+// reason, and the page holds nothing else worth a reload.
+function signOut(reason = "") {
   sessionStorage.removeItem("sb_agent_token");
   if (ui.sb) ui.sb.close();
-  location.reload();
+  Object.assign(ui, { token: "", sb: null, me: null, inbox: "", selected: "", summary: null, target: null, cursor: -1, presence: [], counts: null, total: 0, listPending: false, hasOlder: false });
+  ui.agents.clear();
+  ui.items.clear();
+  $("app").hidden = true;
+  $("signout").hidden = $("help-btn").hidden = true;
+  $("me").textContent = "";
+  $("conversations").replaceChildren();
+  $("thread-body").hidden = true;
+  $("thread-empty").hidden = false;
+  $("login").hidden = false;
+  $("login-error").textContent = reason;
+  $("token").value = "";
+  $("token").focus();
+  showState(States.CLOSED);
 }
 
 function switchInbox(id) {
-  if (ui.inbox) ui.sb.unsubscribe(ui.inbox);
   ui.inbox = id;
   ui.counts = null;
-  ui.sb.subscribe(id, { filter: { limit: LIST_LIMIT } }).catch((err) => showState("error: " + err.message));
-  renderList();
+  subscribeList();
+  loadColleagues(id);
+}
+
+// subscribeList (re)subscribes to the inbox with the tab's filter and the
+// chosen sort, so that the server's first page is the right 200 however
+// many conversations the inbox holds; updates keep it live from there.
+function subscribeList() {
+  const f = { limit: LIST_LIMIT, sort: ui.tab === "sla" ? "sla_due" : ui.sort };
+  if (ui.tab === "mine") f.assignee = "me";
+  if (ui.tab === "unassigned") f.assignee = "none";
+  if (ui.tab === "unaddressed") f.addressed = false;
+  for (const inbox of [...ui.sb.inboxes.keys()]) ui.sb.unsubscribe(inbox);
+  ui.listPending = true;
+  const inbox = ui.inbox;
+  ui.sb.subscribe(inbox, { filter: f }).catch((err) => {
+    if (inbox === ui.inbox) { ui.listPending = false; $("list-more").textContent = "Could not load the list: " + err.message; }
+  });
 }
 
 // ---- the list ------------------------------------------------------------
@@ -189,8 +261,13 @@ function scheduleList() {
   requestAnimationFrame(() => { listQueued = false; renderList(); });
 }
 
+// A preview says who wrote the newest item: the team's replies and notes
+// are marked, the contact's words are not.
+const PREFIX = (m) => (m.kind === "note" ? "Note: " : m.direction === "outbound" ? "Team: " : "");
+
 function renderList() {
   renderCounts();
+  if (ui.listPending) return; // the new subscription's snapshot redraws it
   const list = visible();
   const hadFocus = $("conversations").contains(document.activeElement) ? document.activeElement.closest("li")?.dataset.conversationId : null;
   $("conversations").replaceChildren(...list.map((c, i) => {
@@ -206,7 +283,7 @@ function renderList() {
     el("button", { type: "button", class: "conv", "aria-current": c.id === ui.selected ? "true" : null,
       "aria-label": `${who(c)}, ${c.status}${c.addressed ? "" : ", waiting for a reply"}: ${c.last_message ? c.last_message.body : "no messages"}` },
     el("span", { class: "who" }, who(c), el("time", { datetime: c.last_activity_at, text: ago(c.last_activity_at), title: clock(c.last_activity_at) })),
-    el("span", { class: "preview", text: c.last_message ? (c.last_message.direction === "outbound" ? "You: " : "") + c.last_message.body : "" }),
+    el("span", { class: "preview", text: c.last_message ? PREFIX(c.last_message) + c.last_message.body : "" }),
     el("span", { class: "badges" }, ...badges)));
     return li;
   }));
@@ -228,7 +305,8 @@ function renderCounts() {
 function setTab(tab) {
   ui.tab = tab;
   ui.cursor = -1;
-  renderList();
+  renderList(); // at once from what is held, then from the server's page
+  subscribeList();
 }
 
 // ---- the thread ----------------------------------------------------------
@@ -244,12 +322,34 @@ async function select(id, target = null) {
   $("thread-empty").hidden = true;
   $("thread-body").hidden = false;
   $("reply-error").textContent = "";
-  if (!ui.summary) ui.summary = await api(`/v1/conversations/${encodeURIComponent(id)}`).catch(() => null);
+  if (changed) { ui.hasOlder = false; renderMessages(); }
+  if (!ui.summary) await refreshSummary(id);
   renderThreadHead();
   renderPresence();
   renderList();
   if (changed) ui.sb.watch(id).catch((err) => console.warn("watch:", err.message));
-  await loadHistory();
+  await loadHistory().catch(threadError);
+}
+
+// refreshSummary reads the conversation over REST (one not in the list: a
+// closed one opened from search; or after a reconnect).
+async function refreshSummary(id) {
+  try {
+    showSummary(await api(`/v1/conversations/${encodeURIComponent(id)}`));
+  } catch (err) {
+    if (id === ui.selected) threadError(err);
+  }
+}
+
+// showSummary shows a summary in the open thread's header unless an older one.
+function showSummary(c) {
+  if (c.id !== ui.selected || (ui.summary && ui.summary.id === c.id && c.version < ui.summary.version)) return;
+  ui.summary = c;
+  renderThreadHead();
+}
+
+function threadError(err) {
+  $("reply-error").textContent = "Could not load the conversation: " + err.message;
 }
 
 // loadHistory reads the newest page of the timeline (and further back until
@@ -258,14 +358,41 @@ async function loadHistory() {
   const id = ui.selected;
   let before = null;
   for (let page = 0; page < 10; page++) {
-    const q = before ? `&before=${before}` : "";
-    const { messages, next_before } = await api(`/v1/conversations/${encodeURIComponent(id)}/messages?limit=50${q}`);
-    if (id !== ui.selected) return;
-    for (const m of messages) ui.items.set(m.id, newer(ui.items.get(m.id), m));
-    if (!ui.target || ui.items.has(ui.target.message_id) || next_before == null) break;
-    before = next_before;
+    const next = await loadPage(id, before);
+    if (next === undefined) return; // the agent moved on
+    if (!ui.target || ui.items.has(ui.target.message_id) || next === null) break;
+    before = next;
   }
   renderMessages();
+}
+
+const oldestSeq = () => Math.min(...[...ui.items.values()].map((m) => m.seq));
+
+// loadPage reads one page of the timeline into the thread: the next page's
+// before, null when this one was the oldest, undefined when id is no longer
+// open. A page that reaches further back than what is held says whether
+// there is more (a newest page read again after a reconnect does not).
+async function loadPage(id, before) {
+  const q = before ? `&before=${before}` : "";
+  const { messages, next_before } = await api(`/v1/conversations/${encodeURIComponent(id)}/messages?limit=50${q}`);
+  if (id !== ui.selected) return undefined;
+  const oldest = oldestSeq();
+  for (const m of messages) ui.items.set(m.id, newer(ui.items.get(m.id), m));
+  const last = messages[messages.length - 1];
+  if (oldest === Infinity || (last && last.seq < oldest) || (before !== null && before <= oldest)) ui.hasOlder = next_before !== null;
+  return next_before;
+}
+
+async function loadOlder() {
+  const id = ui.selected;
+  if (!id || !ui.hasOlder) return;
+  const box = $("messages");
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  try {
+    if ((await loadPage(id, oldestSeq())) !== undefined) renderMessages({ keep: fromBottom });
+  } catch (err) {
+    threadError(err);
+  }
 }
 
 // Items change in place (a call through its states, a reply through its
@@ -297,10 +424,11 @@ function renderThreadHead() {
   $("thread-meta").replaceChildren(...meta);
 }
 
-function renderMessages() {
+function renderMessages({ keep = 0 } = {}) {
   const items = [...ui.items.values()].sort((a, b) => a.seq - b.seq);
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  $("load-older").hidden = !ui.hasOlder;
   box.replaceChildren(...items.map((m) => {
     const kind = m.kind || "message";
     const head = [];
@@ -323,7 +451,8 @@ function renderMessages() {
     return li;
   }));
   const hit = ui.target && box.querySelector(`li[data-id="${CSS.escape(ui.target.message_id)}"]`);
-  if (hit) hit.scrollIntoView({ block: "center" });
+  if (keep) box.scrollTop = box.scrollHeight - keep; // older items went in above what the agent reads
+  else if (hit) hit.scrollIntoView({ block: "center" });
   else if (atBottom || items.length < 60) box.scrollTop = box.scrollHeight;
 }
 
@@ -352,10 +481,7 @@ async function act(changes) {
     const c = await ui.sb.update(id, changes);
     // The agent may have opened another conversation while this one's ack
     // was on its way: its answer must not replace that thread's header.
-    if (c && c.id === ui.selected && (!ui.summary || ui.summary.id !== c.id || c.version >= ui.summary.version)) {
-      ui.summary = c;
-      renderThreadHead();
-    }
+    if (c) showSummary(c);
     renderList();
   } catch (err) {
     if (id === ui.selected) $("reply-error").textContent = err.message;
@@ -364,10 +490,14 @@ async function act(changes) {
 
 async function sendReply() {
   const body = $("reply").value;
-  if (!body.trim() || !ui.selected) return;
+  // One click, one message: a second click while the first is on its way
+  // would send the text twice.
+  if (!body.trim() || !ui.selected || ui.sending) return;
   const kind = document.querySelector('input[name="kind"]:checked').value;
   $("reply-error").textContent = "";
   const id = ui.selected;
+  ui.sending = true;
+  $("reply-send").disabled = true;
   try {
     const m = await ui.sb.send(id, body, { kind });
     if ($("reply").value === body) $("reply").value = "";
@@ -376,6 +506,9 @@ async function sendReply() {
     renderMessages();
   } catch (err) {
     if (id === ui.selected) $("reply-error").textContent = "Not sent: " + err.message;
+  } finally {
+    ui.sending = false;
+    $("reply-send").disabled = false;
   }
 }
 
@@ -406,17 +539,23 @@ async function search(q) {
 
 $("login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
+  const button = $("login-form").querySelector("button[type=submit]");
+  if (button.disabled) return; // a sign-in is on its way
   $("login-error").textContent = "";
+  button.disabled = true;
   try {
     await signIn($("token").value.trim());
   } catch (err) {
     $("login-error").textContent = "Sign-in failed: " + err.message;
+  } finally {
+    button.disabled = false;
   }
 });
-$("signout").addEventListener("click", signOut);
+$("signout").addEventListener("click", () => signOut());
 $("help-btn").addEventListener("click", () => $("help").showModal());
 $("inbox").addEventListener("change", (e) => switchInbox(e.target.value));
-$("sort").addEventListener("change", (e) => { ui.sort = e.target.value; renderList(); });
+$("sort").addEventListener("change", (e) => { ui.sort = e.target.value; renderList(); subscribeList(); });
+$("load-older").addEventListener("click", loadOlder);
 $("tabs").addEventListener("click", (e) => { const b = e.target.closest("[data-tab]"); if (b) setTab(b.dataset.tab); });
 $("conversations").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) select(li.dataset.conversationId); });
 $("search-form").addEventListener("submit", (e) => { e.preventDefault(); search($("search").value); });
@@ -452,6 +591,7 @@ $("snooze").addEventListener("change", (e) => {
 
 // Keyboard shortcuts, outside text boxes only.
 document.addEventListener("keydown", (e) => {
+  ui.swallow = "";
   if ($("app").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
   const typingInField = e.target.closest("input, textarea, select");
   if (e.key === "Escape") { if (typingInField) e.target.blur(); return; }
@@ -475,8 +615,19 @@ document.addEventListener("keydown", (e) => {
   };
   TABS.forEach((t, i) => { keys[String(i + 1)] = () => setTab(t); });
   const f = keys[e.key];
-  if (f) { e.preventDefault(); f(); }
+  if (f) {
+    e.preventDefault();
+    f();
+    // A key whose default was prevented types nothing, but a keyboard
+    // driven without keydown's default (some automation sends the
+    // character apart) would type it into the field just focused.
+    if (e.target !== document.activeElement) ui.swallow = e.key;
+  }
 });
+document.addEventListener("keypress", (e) => {
+  if (ui.swallow && e.key === ui.swallow) e.preventDefault();
+  ui.swallow = "";
+}, true);
 
 // Relative times in the list age without updates.
 setInterval(() => { if (ui.sb && !$("app").hidden) scheduleList(); }, 30000);

@@ -65,6 +65,9 @@ const OPEN = 1;
  * - `typing` `{conversation_id, agent_id}` — another agent is typing
  * - `presence` `{conversation_id, agents}` — the agents watching a conversation now
  * - `error` `{error}` — an error frame that answers no request
+ * - `disconnected` `{code, reason, opened}` — the connection closed or an attempt failed
+ *   (`opened` false); the client reconnects. A browser cannot see why an attempt failed (a
+ *   revoked token answers 401 before the upgrade): ask the REST API when it matters.
  */
 export class Switchboard {
   /**
@@ -107,6 +110,7 @@ export class Switchboard {
     this._pingTimer = null;
     this._typingSent = new Map();
     this._restoring = null; // after a reconnect: {waiting: Set<inbox>, resynced: bool}
+    this._live = false; // the current connection opened
   }
 
   /**
@@ -182,7 +186,7 @@ export class Switchboard {
       }
       this._frame(frame);
     };
-    ws.onclose = () => this._closed(ws);
+    ws.onclose = (ev) => this._closed(ws, ev);
     // A failed connection attempt is an error followed by close, except in
     // Node 20's WebSocket, which never reports the close: treat an error
     // before open as the close (_closed ignores the second report).
@@ -191,6 +195,7 @@ export class Switchboard {
 
   _opened(ws) {
     if (ws !== this._ws) return;
+    this._live = true;
     this._attempt = 0;
     const reconnect = this._everLive;
     clearInterval(this._pingTimer);
@@ -223,9 +228,11 @@ export class Switchboard {
     this._setState(!reconnect ? States.LIVE : resynced ? States.RESYNCED : States.RESUMED);
   }
 
-  _closed(ws) {
+  _closed(ws, ev) {
     if (ws !== this._ws) return;
     this._ws = null;
+    const opened = !!this._live;
+    this._live = false;
     clearInterval(this._pingTimer);
     // Requests that cannot be replayed fail now; the caller decides.
     for (const [id, p] of this._pending) {
@@ -241,6 +248,7 @@ export class Switchboard {
       this._reconnectTimer = null;
       this._open();
     }, delay);
+    this._emit("disconnected", { code: ev ? ev.code : 1006, reason: ev ? ev.reason : "", opened });
   }
 
   _heartbeat() {
