@@ -206,7 +206,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 // someone else could reach them.
 func warnPlaintext(log *slog.Logger, provider, host string) {
 	if provider == ProviderAutomanaged || provider == ProviderEtcd {
-		log.Warn("node-to-node traffic is neither authenticated nor encrypted: anyone who reaches this node's remoting port can send any actor message for any account; set SWITCHBOARD_CLUSTER_CA, SWITCHBOARD_NODE_CERT and SWITCHBOARD_NODE_KEY", "provider", provider)
+		log.Warn("node-to-node traffic is neither authenticated nor encrypted (SWITCHBOARD_CLUSTER_INSECURE): anyone who reaches this node's remoting port can send any actor message for any account; without it, members use mutual TLS from the database's CA", "provider", provider)
 		return
 	}
 	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {

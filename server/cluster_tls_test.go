@@ -1,12 +1,18 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/internal/certs"
+	"github.com/switchboard-dev/switchboard/persistence"
+	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
 func TestClusterTLSSettings(t *testing.T) {
@@ -36,8 +42,6 @@ func TestClusterTLSSettings(t *testing.T) {
 	}{
 		{"single without certificates", map[string]string{}, ""},
 		{"etcd with certificates", with(all, "SWITCHBOARD_CLUSTER_PROVIDER", "etcd", "SWITCHBOARD_ETCD_ENDPOINTS", "e:2379"), ""},
-		{"etcd without certificates", with(nil, "SWITCHBOARD_CLUSTER_PROVIDER", "etcd"), "needs mutual TLS"},
-		{"automanaged without certificates", with(nil, "SWITCHBOARD_CLUSTER_PROVIDER", "automanaged"), "needs mutual TLS"},
 		{"automanaged, insecure on purpose", with(nil, "SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_CLUSTER_INSECURE", "true"), ""},
 		{"a key missing", with(all, "SWITCHBOARD_NODE_KEY", ""), "go together"},
 	} {
@@ -47,7 +51,7 @@ func TestClusterTLSSettings(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m, err := cfg.clusterTLS()
+				m, err := cfg.clusterTLS(context.Background(), nil) // no database needed
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -71,7 +75,7 @@ func TestClusterTLSSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cfg.clusterTLS(); err == nil || !strings.Contains(err.Error(), "SWITCHBOARD_CLUSTER_CA") {
+	if _, err := cfg.clusterTLS(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "SWITCHBOARD_CLUSTER_CA") {
 		t.Fatalf("err %v, want one naming the settings", err)
 	}
 }
@@ -83,4 +87,77 @@ func writeTemp(t *testing.T, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestClusterTLSFromTheDatabase: nodes of several without certificate files
+// sign their own with the CA their database keeps, made once: two members
+// of one database complete a mutual TLS handshake, and a member of another
+// database is refused.
+func TestClusterTLSFromTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	member := func(url string) *cluster.MutualTLS {
+		t.Helper()
+		if err := persistence.Migrate(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+		store, err := persistence.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(store.Close)
+		cfg, err := LoadConfig("test", nil, func(k string) string {
+			return map[string]string{"SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_CLUSTER_PROVIDER": "etcd",
+				"SWITCHBOARD_NODE_ADDR": "127.0.0.1:0"}[k]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cfg.clusterTLS(ctx, store)
+		if err != nil || m == nil {
+			t.Fatalf("cluster TLS from the database: %v, %v", m, err)
+		}
+		return m
+	}
+	url := pgtest.NewDatabase(t)
+	a, b := member(url), member(url)
+	if err := handshake(a, b); err != nil {
+		t.Fatalf("two members of one database: %v", err)
+	}
+	if err := handshake(b, a); err != nil {
+		t.Fatalf("two members of one database, the other way: %v", err)
+	}
+	stranger := member(pgtest.NewDatabase(t))
+	if err := handshake(a, stranger); err == nil {
+		t.Fatal("a member of another database was accepted")
+	}
+	if err := handshake(stranger, a); err == nil {
+		t.Fatal("a member accepted another database's server")
+	}
+}
+
+// handshake runs a TLS handshake between server and client as members
+// dial each other (at 127.0.0.1).
+func handshake(server, client *cluster.MutualTLS) error {
+	sc, cc := net.Pipe()
+	defer sc.Close()
+	defer cc.Close()
+	errs := make(chan error, 1)
+	go func() {
+		c := tls.Server(sc, server.ServerConfig())
+		err := c.Handshake()
+		if err == nil {
+			_, err = c.Read(make([]byte, 1)) // a refused client certificate surfaces here in TLS 1.3
+		}
+		errs <- err
+		sc.Close()
+	}()
+	c := tls.Client(cc, client.ClientConfig("127.0.0.1"))
+	err := c.Handshake()
+	if err == nil {
+		_, err = c.Write([]byte{1})
+	}
+	if serr := <-errs; err == nil {
+		err = serr
+	}
+	return err
 }

@@ -150,7 +150,7 @@ func (c *Config) settings() []setting {
 		{"CLUSTER_CA", "PEM file of the CA that signs every member's certificate (mutual TLS between nodes)", "", str(&c.ClusterTLS.CA)},
 		{"NODE_CERT", "PEM file of this node's certificate, signed by the cluster CA for the host of NODE_ADDR", "", str(&c.ClusterTLS.Cert)},
 		{"NODE_KEY", "PEM file of this node's private key", "", str(&c.ClusterTLS.Key)},
-		{"CLUSTER_INSECURE", "let automanaged and etcd members talk without TLS (anyone reaching a node can then send any actor message)", "false", boolean(&c.ClusterInsecure)},
+		{"CLUSTER_INSECURE", "let automanaged and etcd members talk without TLS (anyone reaching a node can then send any actor message); without it and without certificate files, members use mutual TLS from a CA the database keeps", "false", boolean(&c.ClusterInsecure)},
 		{"CLUSTER_SUSPECT_AFTER", "route around another member silent to this node's pings this long, until it answers (a frozen member closes no connection)", "2s", dur(&c.ClusterSuspectAfter)},
 		{"ALLOWED_ORIGINS", "websocket origins allowed besides the page's own, comma separated host patterns", "", list(&c.AllowedOrigins)},
 		{"IDLE_TIMEOUT", "passivate a conversation actor idle this long", "10m", dur(&c.IdleTimeout)},

@@ -111,7 +111,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Store:  store, Writer: n.writer, Notices: n.hub, Log: log, Metrics: actors.NewMetrics(reg),
 		Dispatcher: workers.New(actorThroughput, time.Second),
 	}
-	mtls, err := cfg.clusterTLS()
+	mtls, err := cfg.clusterTLS(ctx, store)
 	if err != nil {
 		n.closeStorage()
 		return nil, err
