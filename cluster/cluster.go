@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,9 +38,12 @@ type Config struct {
 	Provider string // single, automanaged or etcd
 	Name     string // nodes with the same name form one cluster
 	NodeAddr string // host:port of actor remoting; port 0 picks one
-	// Seeds are the automanaged HTTP addresses of the other nodes.
+	// Seeds are the other nodes: their node addresses, whose port + 1 is
+	// their automanaged membership endpoint; or, with AutomanagedPort set,
+	// those endpoints' addresses themselves.
 	Seeds []string
-	// AutomanagedPort is where this node's automanaged provider listens.
+	// AutomanagedPort is where this node's automanaged membership endpoint
+	// listens; 0 takes the port of NodeAddr + 1 (see automanagedAddrs).
 	AutomanagedPort int
 	EtcdEndpoints   []string
 	// StartTimeout bounds joining: with etcd down StartMember would block forever.
@@ -124,10 +128,11 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		}
 		provider = test.NewTestProvider(agent)
 	case ProviderAutomanaged:
-		if cfg.AutomanagedPort == 0 {
-			return nil, errors.New("cluster: automanaged needs an automanaged port")
+		amPort, seeds, err := automanagedAddrs(host, port, cfg.AutomanagedPort, cfg.Seeds)
+		if err != nil {
+			return nil, err
 		}
-		p, l, err := automanagedProvider(host, cfg.AutomanagedPort, cfg.Seeds, cfg.TLS, &c)
+		p, l, err := automanagedProvider(host, amPort, seeds, cfg.TLS, &c)
 		if err != nil {
 			return nil, err
 		}
@@ -425,4 +430,36 @@ func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h atLeast) WithGroup(name string) slog.Handler {
 	return atLeast{h.Handler.WithGroup(name), h.min}
+}
+
+// automanagedAddrs places this node's automanaged membership endpoint and
+// its peers'. Without an explicit port it listens next to remoting (the
+// node address's port + 1) and reads each seed as another node's address,
+// so that nodes are named one way everywhere (SWITCHBOARD_SEEDS lists the
+// others' SWITCHBOARD_NODE_ADDR). The library learns membership from the
+// seeds alone, this node included: a node missing from its own list never
+// counts itself a member.
+func automanagedAddrs(host string, nodePort, port int, seeds []string) (int, []string, error) {
+	shift := 0 // from a seed's port to its membership endpoint's
+	if port == 0 {
+		if nodePort == 0 {
+			return 0, nil, errors.New("cluster: automanaged needs SWITCHBOARD_NODE_ADDR with its port (the others reach this node there) or SWITCHBOARD_AUTOMANAGED_PORT")
+		}
+		port, shift = nodePort+1, 1
+	}
+	out := []string{net.JoinHostPort(host, strconv.Itoa(port))}
+	for _, seed := range seeds {
+		h, p, err := net.SplitHostPort(seed)
+		if err != nil {
+			return 0, nil, fmt.Errorf("cluster: seed %q is not host:port: %w", seed, err)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n+shift > 65535 {
+			return 0, nil, fmt.Errorf("cluster: seed %q: bad port", seed)
+		}
+		if a := net.JoinHostPort(h, strconv.Itoa(n+shift)); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return port, out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -117,6 +118,47 @@ func TestAutomanagedProvider(t *testing.T) {
 	b := startNode(t, Config{Provider: ProviderAutomanaged, AutomanagedPort: pb, Seeds: seeds})
 	awaitMembers(t, 2, a, b)
 	crossNode(t, a, b)
+}
+
+// TestAutomanagedByNodeAddresses: each node names only the others, by their
+// node addresses, as SWITCHBOARD_SEEDS does; membership endpoints sit next
+// to remoting.
+func TestAutomanagedByNodeAddresses(t *testing.T) {
+	pair := func() int { // a free port whose next one is free too
+		for range 50 {
+			p := freePort(t)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+				l.Close()
+				return p
+			}
+		}
+		t.Fatal("no two free ports in a row")
+		return 0
+	}
+	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", pair()), fmt.Sprintf("127.0.0.1:%d", pair())
+	a := startNode(t, Config{Provider: ProviderAutomanaged, NodeAddr: addrA, Seeds: []string{addrB}})
+	b := startNode(t, Config{Provider: ProviderAutomanaged, NodeAddr: addrB, Seeds: []string{addrA}})
+	awaitMembers(t, 2, a, b)
+	crossNode(t, a, b)
+}
+
+func TestAutomanagedAddrs(t *testing.T) {
+	port, seeds, err := automanagedAddrs("10.0.0.1", 7001, 0, []string{"10.0.0.2:7001", "10.0.0.1:7001", "node3:7005"})
+	if err != nil || port != 7002 || !slices.Equal(seeds, []string{"10.0.0.1:7002", "10.0.0.2:7002", "node3:7006"}) {
+		t.Fatalf("derived: %d %v %v", port, seeds, err)
+	}
+	port, seeds, err = automanagedAddrs("10.0.0.1", 0, 6330, []string{"10.0.0.2:6330"})
+	if err != nil || port != 6330 || !slices.Equal(seeds, []string{"10.0.0.1:6330", "10.0.0.2:6330"}) {
+		t.Fatalf("explicit: %d %v %v", port, seeds, err)
+	}
+	for _, bad := range [][]string{{"notahostport"}, {"h:0"}, {"h:65535"}, {"h:x"}} {
+		if _, _, err := automanagedAddrs("10.0.0.1", 7001, 0, bad); err == nil {
+			t.Errorf("seeds %q accepted", bad)
+		}
+	}
+	if _, _, err := automanagedAddrs("127.0.0.1", 0, 0, nil); err == nil {
+		t.Error("no port to derive from, and none given: accepted")
+	}
 }
 
 // Over etcd the members talk mutual TLS, as docker-compose runs them.
