@@ -4,6 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -107,7 +110,7 @@ func (c *Config) settings() []setting {
 	rate := func(p *float64) func(string) error {
 		return func(v string) error {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
+			if err != nil || !(f >= 0) || math.IsInf(f, 1) { // NaN fails >= 0
 				return fmt.Errorf("not a rate per second ≥ 0: %q", v)
 			}
 			*p = f
@@ -189,6 +192,9 @@ func LoadConfig(name string, args []string, getenv func(string) string) (Config,
 			}
 		}
 		fs.Func(strings.ToLower(strings.ReplaceAll(s.name, "_", "-")), s.help+" (SWITCHBOARD_"+s.name+")", s.set)
+		// The contract's "flags of the same names": the variable's own name
+		// works as a flag too.
+		fs.Func("SWITCHBOARD_"+s.name, "same as -"+strings.ToLower(strings.ReplaceAll(s.name, "_", "-")), s.set)
 	}
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
@@ -205,8 +211,10 @@ func (c *Config) validate() error {
 	switch c.Search {
 	case "postgres":
 	case "typesense":
-		if c.TypesenseURL == "" {
+		if u, err := url.Parse(c.TypesenseURL); c.TypesenseURL == "" {
 			errs = append(errs, errors.New("SWITCHBOARD_SEARCH=typesense needs SWITCHBOARD_TYPESENSE_URL"))
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("SWITCHBOARD_TYPESENSE_URL must be an http or https URL, not %q", c.TypesenseURL))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_SEARCH must be postgres or typesense, not %q", c.Search))
@@ -215,6 +223,13 @@ func (c *Config) validate() error {
 	case "single", "automanaged", "etcd":
 	default:
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_CLUSTER_PROVIDER must be single, automanaged or etcd, not %q", c.ClusterProvider))
+	}
+	if c.ClusterProvider == "automanaged" {
+		for _, seed := range c.Seeds {
+			if _, _, err := net.SplitHostPort(seed); err != nil {
+				errs = append(errs, fmt.Errorf("SWITCHBOARD_SEEDS: %q is not host:port", seed))
+			}
+		}
 	}
 	if err := c.validateClusterTLS(); err != nil {
 		errs = append(errs, err)

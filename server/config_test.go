@@ -67,3 +67,33 @@ func TestClusterSuspectAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsAsTheContractNamesThem: a flag of the variable's own name
+// overrides it like the short flag, and values that cannot work are
+// refused at start with the setting named.
+func TestSettingsAsTheContractNamesThem(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{"SWITCHBOARD_DATABASE_URL": "postgres://localhost/x"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	c, err := LoadConfig("test", []string{"--SWITCHBOARD_HTTP_ADDR=127.0.0.1:9999", "-rate-key", "7"}, env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:1"))
+	if err != nil || c.HTTPAddr != "127.0.0.1:9999" || c.Limits.KeyRate != 7 {
+		t.Fatalf("flags: %q %v, %v", c.HTTPAddr, c.Limits.KeyRate, err)
+	}
+	for _, bad := range []struct {
+		env   []string
+		names string
+	}{
+		{[]string{"SWITCHBOARD_RATE_AGENT", "NaN"}, "RATE_AGENT"},
+		{[]string{"SWITCHBOARD_RATE_KEY", "+Inf"}, "RATE_KEY"},
+		{[]string{"SWITCHBOARD_SEARCH", "typesense", "SWITCHBOARD_TYPESENSE_URL", "not a url"}, "TYPESENSE_URL"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_NODE_ADDR", "127.0.0.1:7001", "SWITCHBOARD_SEEDS", "notahostport"}, "SEEDS"},
+	} {
+		if _, err := LoadConfig("test", nil, env(bad.env...)); err == nil || !strings.Contains(err.Error(), bad.names) {
+			t.Errorf("%q: err %v, want one naming %s", bad.env, err, bad.names)
+		}
+	}
+}
