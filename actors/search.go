@@ -75,11 +75,20 @@ func (g *searchGrain) Receive(ctx actor.Context) {
 	case *actor.Stopped, *actor.Restarting:
 		g.stop()
 	case *actorpb.SearchControl:
-		switch msg.Action {
-		case actorpb.SearchControl_PAUSE:
-			g.ix.Pause()
-		case actorpb.SearchControl_RESUME:
-			g.ix.Resume()
+		if msg.Action == actorpb.SearchControl_PAUSE || msg.Action == actorpb.SearchControl_RESUME {
+			paused := msg.Action == actorpb.SearchControl_PAUSE
+			// Recorded, so that it outlives this activation; without the
+			// database it holds here alone (and nothing is indexed anyway).
+			c, cancel := context.WithTimeout(context.Background(), searchRequestTimeout/2)
+			if err := indexer.SetPaused(c, g.deps.Pool, paused); err != nil {
+				g.deps.Log.Warn("the operator's pause is not recorded; it holds on this node only", "err", err)
+			}
+			cancel()
+			if paused {
+				g.ix.Pause()
+			} else {
+				g.ix.Resume()
+			}
 		}
 		ctx.Respond(statusOf(g.ix.Stats()))
 	}
@@ -126,9 +135,9 @@ type Search struct {
 func NewSearch(deps *Deps) *Search { return &Search{deps: deps} }
 
 // Pause stops indexing cluster-wide after the batch in hand. The pause is
-// the activation's: if the search actor moves to another node (its node
-// stopped or died), the new activation indexes — search is a consumer, and
-// an operator's pause must not outlive the node it was given to.
+// recorded in the database: it holds across restarts, and when the search
+// actor moves to another node (its node stopped or died) the new activation
+// stays paused, until Resume.
 func (s *Search) Pause(ctx context.Context) (indexer.Stats, error) {
 	return s.control(ctx, actorpb.SearchControl_PAUSE)
 }

@@ -285,6 +285,11 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	bo := backoff{min: ix.cfg.BackoffMin, max: ix.cfg.BackoffMax}
 	for ctx.Err() == nil {
 		started := time.Now()
+		if err := ix.syncPause(ctx); err != nil {
+			// The pause held in memory stands; the session meets the
+			// database's trouble itself if it lasts.
+			ix.log.Warn("search indexer could not read the operator's pause", "err", err)
+		}
 		err := ix.session(ctx)
 		if ctx.Err() != nil {
 			break
