@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"github.com/switchboard-dev/switchboard/server"
 	"strings"
@@ -89,6 +90,11 @@ func TestWSAuthAndLimits(t *testing.T) {
 	}
 	if _, res, err := dialWS(t, n.URL(), wsOpts{token: a.agentToken, origin: "https://evil.example"}); err == nil || res == nil || res.StatusCode != 403 {
 		t.Fatalf("foreign origin: err %v", err)
+	} else {
+		var body struct{ Error struct{ Code string } }
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Error.Code != "forbidden" {
+			t.Fatalf("foreign origin answered %v (%v), want the API's forbidden error", body, err)
+		}
 	}
 	ws := mustWS(t, n.URL(), wsOpts{token: a.agentToken})
 	// Another tenant's inbox and conversation: not_found, no data.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,6 +163,10 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		// The library would answer 426 in plain text; every error of the
 		// API is JSON.
 		return errorf(codeInvalid, "GET /v1/ws takes a websocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+	}
+	if !originAllowed(r, s.cfg.AllowedOrigins) {
+		// Checked here, as the library would, for the API's error shape.
+		return errorf(codeForbidden, "a page at Origin %q may not open a websocket here (the page's own origin may; SWITCHBOARD_ALLOWED_ORIGINS adds others)", r.Header.Get("Origin"))
 	}
 	cfg := &s.ws.cfg
 	slot, err := s.wsCreds.reserve(r.Context())
@@ -349,6 +355,34 @@ func headerHasToken(h http.Header, name, token string) bool {
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// originAllowed applies websocket.Accept's origin rule: no Origin (not a
+// browser), the page's own host, or a host matching one of patterns
+// (path.Match, case-insensitive; a pattern with "://" matches the scheme
+// too).
+func originAllowed(r *http.Request, patterns []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return true
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
 		}
 	}
 	return false
