@@ -120,6 +120,9 @@ func TestRESTBadInput(t *testing.T) {
 		{"inbox phone with spaces", "POST", "/v1/inboxes", obj{"name": "x", "phone_number": "+1 415 555 0100"}, 400, bad},
 		{"inbox no name", "POST", "/v1/inboxes", obj{"phone_number": "+14155550100"}, 400, bad},
 		{"inbox empty phone", "POST", "/v1/inboxes", obj{"name": "x", "phone_number": ""}, 400, bad},
+		// Every string, in fields the endpoint does not know too.
+		{"inbox unknown field with a control character", "POST", "/v1/inboxes", obj{"name": "x", "extra": "a\u0001"}, 400, bad},
+		{"inbound contact's unknown field with a control character", "POST", inbox + "/messages", obj{"contact": obj{"phone": "+14155550778", "x": "\u007f"}, "body": "x"}, 400, bad},
 		{"websocket without an upgrade", "GET", "/v1/ws", nil, 400, bad},
 		{"inbox malformed JSON", "POST", "/v1/inboxes", `{"name":`, 400, bad},
 		{"inbox over 1 MiB", "POST", "/v1/inboxes", obj{"name": huge}, 413, "payload_too_large"},

@@ -209,6 +209,9 @@ func decodeJSON(raw []byte, v any) error {
 		if errors.As(err, &typeErr) {
 			return wire.WrongType(typeErr)
 		}
+		if errors.Is(err, wire.ErrControlChar) || errors.Is(err, wire.ErrLoneSurrogate) {
+			return errorf(codeInvalid, "%v", err)
+		}
 		return errorf(codeInvalid, "malformed JSON: %v", err)
 	}
 	return nil

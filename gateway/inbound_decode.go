@@ -18,7 +18,9 @@ func decodeInbound(w http.ResponseWriter, r *http.Request, in *inboundIn) error 
 	if err != nil {
 		return err
 	}
-	if in.decodePlain(raw) {
+	// The fast path decodes only the members it knows, so the text rule
+	// every string obeys is checked on the whole body first.
+	if wire.CheckText(raw) == nil && in.decodePlain(raw) {
 		return nil
 	}
 	*in = inboundIn{}

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // sameAsEncodingJSON fails t when decodePlain accepts raw but encoding/json
@@ -12,7 +14,7 @@ import (
 func sameAsEncodingJSON(t *testing.T, raw []byte) (plain bool) {
 	t.Helper()
 	var fast inboundIn
-	if !fast.decodePlain(raw) {
+	if wire.CheckText(raw) != nil || !fast.decodePlain(raw) {
 		return false
 	}
 	var slow inboundIn

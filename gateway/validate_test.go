@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -26,7 +27,8 @@ func TestUpdateValidation(t *testing.T) {
 		{"tag control character", `{"tags_add":["a\u001fb"]}`, false, nil},
 		{"tag 64", `{"tags_add":["` + strings.Repeat("t", 64) + `"]}`, true, nil},
 		{"tag 65", `{"tags_remove":["` + strings.Repeat("t", 65) + `"]}`, false, nil},
-		{"51 tags", `{"tags_add":[` + strings.Repeat(`"t",`, 50) + `"t"]}`, false, nil},
+		{"51 tags", `{"tags_add":["t` + strings.Join(strings.Split(strings.Repeat("x", 51), ""), `","t`) + `"]}`, true, nil},
+		{"51 distinct tags", `{"tags_add":[` + distinctTags(51) + `]}`, false, nil},
 		{"invalid UTF-8", "{\"tags_add\":[\"\xff\"]}", false, nil},
 		{"trailing data", `{} {}`, false, nil},
 		{"a stray closing brace", `{"status":"closed"}}`, false, nil},
@@ -97,3 +99,12 @@ func TestBodyValidation(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// distinctTags is n different tags as JSON array members.
+func distinctTags(n int) string {
+	tags := make([]string, n)
+	for i := range tags {
+		tags[i] = fmt.Sprintf(`"t%d"`, i)
+	}
+	return strings.Join(tags, ",")
+}

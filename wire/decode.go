@@ -83,7 +83,7 @@ func DecodeClientFrame(raw []byte) (ClientFrame, error) {
 			return ClientFrame{ID: RefOf(raw)}, WrongType(typeErr)
 		case errors.Is(err, ErrTrailingData):
 			return ClientFrame{ID: cleanRef(f.ID)}, Errorf(CodeInvalid, "one JSON object per frame")
-		case errors.Is(err, ErrLoneSurrogate):
+		case errors.Is(err, ErrLoneSurrogate), errors.Is(err, ErrControlChar):
 			return ClientFrame{ID: RefOf(raw)}, Errorf(CodeInvalid, "%v", err)
 		}
 		return ClientFrame{}, Errorf(CodeInvalid, "malformed JSON: %v", err)

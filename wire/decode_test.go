@@ -79,11 +79,17 @@ func TestDecodeClientFrame(t *testing.T) {
 				t.Errorf("body %q", f.Body)
 			}
 		}},
-		{name: "an id with a control character", raw: `{"type":"ping","id":"a\u0001"}`, wantErr: "id: every string in it"},
-		{name: "an object id with a control character", raw: `{"type":"ping","id":{"a":"\u0001"}}`, wantErr: "id: every string in it"},
+		{name: "an id with a control character", raw: `{"type":"ping","id":"a\u0001"}`, wantErr: "id must not contain control characters"},
+		{name: "an object id with a control character", raw: `{"type":"ping","id":{"a":"\u0001"}}`, wantErr: "id.a must not contain control characters"},
 		{name: "an id in invalid UTF-8 is not echoed", raw: "{\"type\":\"ping\",\"id\":\"\xff\"}", wantErr: "not valid UTF-8"},
-		{name: "a bad id is not echoed by a type error", raw: `{"type":"ping","id":"a\u0001","inbox_id":5}`, wantErr: "wrong type"},
+		{name: "a bad id is not echoed by a type error", raw: `{"type":"ping","id":"a\u0001","inbox_id":5}`, wantErr: "id must not contain control characters"},
 		{name: "a lone surrogate id is not echoed", raw: `{"type":"ping","id":"\ud800"}`, wantErr: "lone UTF-16 surrogate"},
+		// Every string, in fields the frame does not know too.
+		{name: "an unknown field with a control character", raw: `{"type":"ping","id":3,"extra":{"x":["ok","\u0001"]}}`, wantErr: "extra.x[1] must not contain", ref: "3"},
+		{name: "a member name with a control character", raw: `{"type":"ping","id":3,"a\u001fb":1}`, wantErr: "the name of a member of the object", ref: "3"},
+		{name: "a short escape of a control character", raw: `{"type":"ping","id":3,"extra":"\b"}`, wantErr: "extra must not contain", ref: "3"},
+		{name: "a raw DEL", raw: "{\"type\":\"ping\",\"id\":3,\"extra\":\"\x7f\"}", wantErr: "extra must not contain", ref: "3"},
+		{name: "tab, line feed, carriage return pass the text rule", raw: `{"type":"ping","id":3,"extra":"\t\n\r"}`},
 		{name: "a resume epoch with a control character", raw: `{"type":"subscribe","id":2,"inbox_id":"i","resume":{"epoch":"e\u0001","seq":1}}`, wantErr: "resume.epoch must not contain", ref: "2"},
 		{name: "an inbox id with a control character", raw: `{"type":"unsubscribe","id":2,"inbox_id":"in\u007f"}`, wantErr: "inbox_id must not contain", ref: "2"},
 		// An id too long to exist is left to be not found, as in a REST

@@ -2,9 +2,13 @@ package wire
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"sort"
+	"strings"
 )
 
 // Decoding problems every JSON input shares, REST body or frame alike; each
@@ -14,6 +18,10 @@ var (
 	ErrTrailingData = errors.New("trailing data after the JSON value")
 	// ErrLoneSurrogate: a \u escape names half of a UTF-16 surrogate pair.
 	ErrLoneSurrogate = errors.New("a \\u escape names a lone UTF-16 surrogate (not valid Unicode)")
+	// ErrControlChar: a string, known field or not, holds a control
+	// character other than tab, line feed and carriage return (which each
+	// field's own rule may still refuse: only a message body takes them).
+	ErrControlChar = errors.New("a string holds a control character (U+0000–U+001F, U+007F); only tab, line feed and carriage return, and only in a message body")
 )
 
 // DecodeOne decodes raw, exactly one JSON value, into v. Besides what
@@ -23,8 +31,8 @@ var (
 // encoding/json turns into U+FFFD. Invalid UTF-8 is the caller's check (it
 // words it). io.EOF is returned as is for an empty input.
 func DecodeOne(raw []byte, v any) error {
-	if loneSurrogate(raw) {
-		return ErrLoneSurrogate
+	if err := CheckText(raw); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(v); err != nil {
@@ -36,36 +44,118 @@ func DecodeOne(raw []byte, v any) error {
 	return nil
 }
 
-// loneSurrogate reports whether JSON text escapes a UTF-16 surrogate
-// (U+D800–U+DFFF) that is not a high one followed at once by a low one.
+func loneSurrogate(raw []byte) bool { return errors.Is(badText(raw), ErrLoneSurrogate) }
+
+// CheckText is badText's finding, an ErrControlChar naming the string's
+// place when it can be found (a decoder that skips unknown fields must
+// still refuse them). Only a refused input pays for the search.
+func CheckText(raw []byte) error {
+	err := badText(raw)
+	if !errors.Is(err, ErrControlChar) {
+		return err
+	}
+	var v any
+	if json.Unmarshal(raw, &v) == nil {
+		if where := controlAt(v, ""); where != "" {
+			return controlCharAt(where)
+		}
+	}
+	return err
+}
+
+// controlCharAt is ErrControlChar at a place the message names.
+type controlCharAt string
+
+func (w controlCharAt) Error() string {
+	return string(w) + " must not contain control characters (U+0000–U+001F, U+007F); only a message body may hold tab, line feed and carriage return"
+}
+
+func (controlCharAt) Is(target error) bool { return target == ErrControlChar }
+
+// controlAt is the place of the first string in v (keys included) with a
+// control character other than tab, line feed and carriage return.
+func controlAt(v any, at string) string {
+	join := func(k string) string {
+		if at == "" {
+			return k
+		}
+		return at + "." + k
+	}
+	switch x := v.(type) {
+	case string:
+		if strings.IndexFunc(x, func(r rune) bool { return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f }) >= 0 {
+			if at == "" {
+				return "a string"
+			}
+			return at
+		}
+	case []any:
+		for i, e := range x {
+			if w := controlAt(e, fmt.Sprintf("%s[%d]", at, i)); w != "" {
+				return w
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if controlAt(k, "x") != "" {
+				return "the name of a member of " + cmp.Or(at, "the object")
+			}
+			if w := controlAt(x[k], join(k)); w != "" {
+				return w
+			}
+		}
+	}
+	return ""
+}
+
+// badText finds, in JSON text, what encoding/json decodes without a word
+// but the API refuses in every string, keys and unknown fields included
+// (docs/api.md, "Limits and bad input"): a \u escape of a UTF-16 surrogate
+// (U+D800–U+DFFF) that is not a high one followed at once by a low one, and
+// a control character other than tab, line feed and carriage return,
+// escaped or raw (JSON lets DEL through raw; the others it refuses).
 // Backslashes occur only inside strings in valid JSON, and an escaped
 // backslash is skipped whole, so "\\ud800" (a backslash, then text) is not
 // taken for an escape. Malformed escapes are left to the decoder.
-func loneSurrogate(raw []byte) bool {
+func badText(raw []byte) error {
+	if bytes.IndexByte(raw, 0x7f) >= 0 {
+		return ErrControlChar
+	}
 	for i := 0; ; {
 		j := bytes.IndexByte(raw[i:], '\\')
 		if j < 0 || i+j+1 >= len(raw) {
-			return false
+			return nil
 		}
 		i += j
-		if raw[i+1] != 'u' {
+		switch raw[i+1] {
+		case 'u':
+		case 'b', 'f':
+			return ErrControlChar
+		default:
 			i += 2
 			continue
 		}
 		r, ok := hex4(raw, i+2)
 		if !ok {
-			return false
+			return nil
 		}
 		i += 6
 		switch {
+		case (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f:
+			return ErrControlChar
 		case r >= 0xDC00 && r <= 0xDFFF:
-			return true
+			return ErrLoneSurrogate
 		case r >= 0xD800 && r <= 0xDBFF:
 			if i+1 >= len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
-				return true
+				return ErrLoneSurrogate
 			}
 			if low, ok := hex4(raw, i+2); !ok || low < 0xDC00 || low > 0xDFFF {
-				return true
+				return ErrLoneSurrogate
 			}
 			i += 6
 		}
