@@ -155,6 +155,15 @@ func BenchmarkInboundDecode(b *testing.B) {
 			}
 		}
 	})
+	b.Run("checked+plain", func(b *testing.B) { // what decodeInbound does
+		b.ReportAllocs()
+		for b.Loop() {
+			var in inboundIn
+			if wire.CheckText(raw) != nil || !in.decodePlain(raw) {
+				b.Fatal("refused")
+			}
+		}
+	})
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
