@@ -517,6 +517,9 @@ func toCommand(pb *actorpb.ConversationCommand) (conversation.Command, []persist
 
 func snoozeOf(m *actorpb.Update) *conversation.SnoozeRequest {
 	switch {
+	case m.SnoozeUntilUs != nil:
+		t := time.UnixMicro(*m.SnoozeUntilUs).UTC()
+		return &conversation.SnoozeRequest{Until: &t}
 	case m.SnoozeUntilMs != nil:
 		t := time.UnixMilli(*m.SnoozeUntilMs).UTC()
 		return &conversation.SnoozeRequest{Until: &t}

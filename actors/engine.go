@@ -71,8 +71,8 @@ func (e *Engine) Update(ctx context.Context, t Target, c conversation.UpdateComm
 	}
 	if c.Snooze != nil {
 		if c.Snooze.Until != nil {
-			ms := c.Snooze.Until.UnixMilli()
-			u.SnoozeUntilMs = &ms
+			us := c.Snooze.Until.UnixMicro()
+			u.SnoozeUntilUs = &us
 		} else {
 			u.ClearSnooze = true
 		}

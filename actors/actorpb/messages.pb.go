@@ -713,10 +713,12 @@ type Update struct {
 	TagsAdd    []string `protobuf:"bytes,4,rep,name=tags_add,json=tagsAdd,proto3" json:"tags_add,omitempty"`
 	TagsRemove []string `protobuf:"bytes,5,rep,name=tags_remove,json=tagsRemove,proto3" json:"tags_remove,omitempty"`
 	IfVersion  *int64   `protobuf:"varint,6,opt,name=if_version,json=ifVersion,proto3,oneof" json:"if_version,omitempty"`
-	// snooze_until_ms sets snooze_until (Unix milliseconds); clear_snooze
-	// clears it.
+	// snooze_until_us sets snooze_until (Unix microseconds, the API's
+	// precision); clear_snooze clears it. snooze_until_ms is what nodes of
+	// an earlier version send, read when snooze_until_us is absent.
 	SnoozeUntilMs *int64 `protobuf:"varint,30,opt,name=snooze_until_ms,json=snoozeUntilMs,proto3,oneof" json:"snooze_until_ms,omitempty"`
 	ClearSnooze   bool   `protobuf:"varint,31,opt,name=clear_snooze,json=clearSnooze,proto3" json:"clear_snooze,omitempty"`
+	SnoozeUntilUs *int64 `protobuf:"varint,32,opt,name=snooze_until_us,json=snoozeUntilUs,proto3,oneof" json:"snooze_until_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -805,6 +807,13 @@ func (x *Update) GetClearSnooze() bool {
 		return x.ClearSnooze
 	}
 	return false
+}
+
+func (x *Update) GetSnoozeUntilUs() int64 {
+	if x != nil && x.SnoozeUntilUs != nil {
+		return *x.SnoozeUntilUs
+	}
+	return 0
 }
 
 type GetConversation struct {
@@ -3091,7 +3100,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\"\n" +
 	"\n" +
 	"if_version\x18\x1e \x01(\x03H\x00R\tifVersion\x88\x01\x01B\r\n" +
-	"\v_if_version\"\xea\x02\n" +
+	"\v_if_version\"\xab\x03\n" +
 	"\x06Update\x12\x1b\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x88\x01\x01\x12!\n" +
 	"\taddressed\x18\x02 \x01(\bH\x01R\taddressed\x88\x01\x01\x12$\n" +
@@ -3103,13 +3112,15 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\n" +
 	"if_version\x18\x06 \x01(\x03H\x03R\tifVersion\x88\x01\x01\x12+\n" +
 	"\x0fsnooze_until_ms\x18\x1e \x01(\x03H\x04R\rsnoozeUntilMs\x88\x01\x01\x12!\n" +
-	"\fclear_snooze\x18\x1f \x01(\bR\vclearSnoozeB\t\n" +
+	"\fclear_snooze\x18\x1f \x01(\bR\vclearSnooze\x12+\n" +
+	"\x0fsnooze_until_us\x18  \x01(\x03H\x05R\rsnoozeUntilUs\x88\x01\x01B\t\n" +
 	"\a_statusB\f\n" +
 	"\n" +
 	"_addressedB\x0e\n" +
 	"\f_assignee_idB\r\n" +
 	"\v_if_versionB\x12\n" +
-	"\x10_snooze_until_ms\"\x11\n" +
+	"\x10_snooze_until_msB\x12\n" +
+	"\x10_snooze_until_us\"\x11\n" +
 	"\x0fGetConversation\"\xa2\x01\n" +
 	"\x11ConversationReply\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12!\n" +
