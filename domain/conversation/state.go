@@ -458,9 +458,14 @@ func advance(s *State, ev *Event) {
 			sum.UnreadCount++
 			sum.Channel = ChannelVoice
 		}
-		if it.State.Active() {
+		// An event that moved the call stamps it with its time; a late one
+		// (a step back) leaves the call, and which call shows as active,
+		// as they were.
+		switch moved := it.UpdatedAt.Equal(ev.At); {
+		case !moved:
+		case it.State.Active():
 			sum.ActiveCall = &ActiveCall{CallID: it.CallID, State: it.State}
-		} else if sum.ActiveCall != nil && sum.ActiveCall.CallID == it.CallID {
+		case sum.ActiveCall != nil && sum.ActiveCall.CallID == it.CallID:
 			sum.ActiveCall = latestActiveCall(s.Calls, it.CallID)
 		}
 		sum.LastActivityAt = ev.At

@@ -476,6 +476,23 @@ func TestLateCallEventsAreActivityOnly(t *testing.T) {
 	}
 }
 
+// TestLateEventOfAnotherCallLeavesTheActiveCall: a step back of a call that
+// is not the one shown as active does not bring it back.
+func TestLateEventOfAnotherCallLeavesTheActiveCall(t *testing.T) {
+	m := newMachine(t)
+	m.run(call("a", CallRinging, 0))
+	m.run(call("a", CallInProgress, 0))
+	m.run(call("b", CallRinging, 0))
+	m.run(call("a", CallRinging, 0)) // late: a is in progress
+	if a := m.s.Summary.ActiveCall; a == nil || a.CallID != "b" || a.State != CallRinging {
+		t.Fatalf("active_call %+v, want b ringing", a)
+	}
+	m.run(call("a", CallInProgress, 0)) // the same stage again: news
+	if a := m.s.Summary.ActiveCall; a == nil || a.CallID != "a" {
+		t.Fatalf("active_call %+v, want a", a)
+	}
+}
+
 // TestCallUpdateKeepsNewestPreview: an older call updated in place does not
 // become the summary's last_message over a newer item.
 func TestCallUpdateKeepsNewestPreview(t *testing.T) {
