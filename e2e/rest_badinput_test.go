@@ -123,6 +123,8 @@ func TestRESTBadInput(t *testing.T) {
 		// Every string, in fields the endpoint does not know too.
 		{"inbox unknown field with a control character", "POST", "/v1/inboxes", obj{"name": "x", "extra": "a\u0001"}, 400, bad},
 		{"inbound contact's unknown field with a control character", "POST", inbox + "/messages", obj{"contact": obj{"phone": "+14155550778", "x": "\u007f"}, "body": "x"}, 400, bad},
+		{"inbox unknown field with a tab", "POST", "/v1/inboxes", obj{"name": "x", "x": "a\tb"}, 400, bad},
+		{"inbound line feed in an unknown body", "POST", inbox + "/messages", obj{"contact": obj{"phone": "+14155550778"}, "body": "x", "more": obj{"body": "a\nb"}}, 400, bad},
 		{"websocket without an upgrade", "GET", "/v1/ws", nil, 400, bad},
 		{"inbox malformed JSON", "POST", "/v1/inboxes", `{"name":`, 400, bad},
 		{"inbox over 1 MiB", "POST", "/v1/inboxes", obj{"name": huge}, 413, "payload_too_large"},

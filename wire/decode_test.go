@@ -89,7 +89,10 @@ func TestDecodeClientFrame(t *testing.T) {
 		{name: "a member name with a control character", raw: `{"type":"ping","id":3,"a\u001fb":1}`, wantErr: "the name of a member of the object", ref: "3"},
 		{name: "a short escape of a control character", raw: `{"type":"ping","id":3,"extra":"\b"}`, wantErr: "extra must not contain", ref: "3"},
 		{name: "a raw DEL", raw: "{\"type\":\"ping\",\"id\":3,\"extra\":\"\x7f\"}", wantErr: "extra must not contain", ref: "3"},
-		{name: "tab, line feed, carriage return pass the text rule", raw: `{"type":"ping","id":3,"extra":"\t\n\r"}`},
+		{name: "tab, line feed, carriage return in a body pass the text rule", raw: `{"type":"send","id":3,"conversation_id":"c","body":"a\t\n\r\u0009\u000Ab"}`},
+		{name: "a line feed outside the body", raw: `{"type":"ping","id":3,"extra":{"body":"a\nb"}}`, wantErr: "extra.body must not contain", ref: "3"},
+		{name: "an escaped tab outside the body", raw: `{"type":"ping","id":3,"x":"\u0009"}`, wantErr: "x must not contain", ref: "3"},
+		{name: "a tab in a member name", raw: `{"type":"ping","id":3,"a\tb":1}`, wantErr: "the name of a member", ref: "3"},
 		{name: "a resume epoch with a control character", raw: `{"type":"subscribe","id":2,"inbox_id":"i","resume":{"epoch":"e\u0001","seq":1}}`, wantErr: "resume.epoch must not contain", ref: "2"},
 		{name: "an inbox id with a control character", raw: `{"type":"unsubscribe","id":2,"inbox_id":"in\u007f"}`, wantErr: "inbox_id must not contain", ref: "2"},
 		// An id too long to exist is left to be not found, as in a REST

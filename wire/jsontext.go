@@ -9,6 +9,9 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
 )
 
 // Decoding problems every JSON input shares, REST body or frame alike; each
@@ -83,7 +86,10 @@ func controlAt(v any, at string) string {
 	}
 	switch x := v.(type) {
 	case string:
-		if strings.IndexFunc(x, func(r rune) bool { return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f }) >= 0 {
+		inBody := at == "body" // tab, line feed and carriage return belong there
+		if strings.IndexFunc(x, func(r rune) bool {
+			return (r < 0x20 && !(inBody && (r == '\t' || r == '\n' || r == '\r'))) || r == 0x7f
+		}) >= 0 {
 			if at == "" {
 				return "a string"
 			}
@@ -117,14 +123,28 @@ func controlAt(v any, at string) string {
 // but the API refuses in every string, keys and unknown fields included
 // (docs/api.md, "Limits and bad input"): a \u escape of a UTF-16 surrogate
 // (U+D800–U+DFFF) that is not a high one followed at once by a low one, and
-// a control character other than tab, line feed and carriage return,
-// escaped or raw (JSON lets DEL through raw; the others it refuses).
-// Backslashes occur only inside strings in valid JSON, and an escaped
-// backslash is skipped whole, so "\\ud800" (a backslash, then text) is not
-// taken for an escape. Malformed escapes are left to the decoder.
+// a control character, escaped or raw (JSON lets DEL through raw; the
+// others it refuses) — but for tab, line feed and carriage return inside
+// the message body (the top-level "body" string), the one place they
+// belong. Backslashes occur only inside strings in valid JSON, and an
+// escaped backslash is skipped whole, so "\\ud800" (a backslash, then
+// text) is not taken for an escape. Malformed escapes are left to the
+// decoder.
 func badText(raw []byte) error {
 	if bytes.IndexByte(raw, 0x7f) >= 0 {
 		return ErrControlChar
+	}
+	body := [2]int{-1, -1} // where the body's string is, found at the first need
+	inBody := func(i int) bool {
+		if body[0] < 0 {
+			body = [2]int{0, 0}
+			// A view, not a copy: only the position is kept, and raw
+			// does not change during the call.
+			if b := gjson.Get(unsafe.String(unsafe.SliceData(raw), len(raw)), "body"); b.Type == gjson.String && b.Index > 0 {
+				body = [2]int{b.Index, b.Index + len(b.Raw)}
+			}
+		}
+		return i > body[0] && i < body[1]
 	}
 	for i := 0; ; {
 		j := bytes.IndexByte(raw[i:], '\\')
@@ -136,6 +156,12 @@ func badText(raw []byte) error {
 		case 'u':
 		case 'b', 'f':
 			return ErrControlChar
+		case 't', 'n', 'r':
+			if !inBody(i) {
+				return ErrControlChar
+			}
+			i += 2
+			continue
 		default:
 			i += 2
 			continue
@@ -144,21 +170,25 @@ func badText(raw []byte) error {
 		if !ok {
 			return nil
 		}
-		i += 6
 		switch {
-		case (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f:
+		case r == '\t' || r == '\n' || r == '\r':
+			if !inBody(i) {
+				return ErrControlChar
+			}
+		case r < 0x20 || r == 0x7f:
 			return ErrControlChar
 		case r >= 0xDC00 && r <= 0xDFFF:
 			return ErrLoneSurrogate
 		case r >= 0xD800 && r <= 0xDBFF:
-			if i+1 >= len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			if i+7 >= len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
 				return ErrLoneSurrogate
 			}
-			if low, ok := hex4(raw, i+2); !ok || low < 0xDC00 || low > 0xDFFF {
+			if low, ok := hex4(raw, i+8); !ok || low < 0xDC00 || low > 0xDFFF {
 				return ErrLoneSurrogate
 			}
 			i += 6
 		}
+		i += 6
 	}
 }
 
