@@ -121,11 +121,25 @@ func TestConsoleSignInEdges(t *testing.T) {
 		t.Errorf("the page reported problems: %q", p)
 	}
 
+	// A search on screen when the session ends goes with it: the next
+	// agent at this browser may not see those inboxes.
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(`[data-testid="search-input"]`, "hello\n"),
+		waitTrue(`document.querySelectorAll('[data-testid="search-results"] li').length > 0`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.with(tn.key).must(204, "DELETE", "/v1/agents/"+tn.agentID+"/tokens", nil)
 	err = chromedp.Do(ctx, waitTrue(`!document.getElementById("login").hidden &&
 		document.getElementById("login-error").textContent.includes("no longer works")`))
 	if err != nil {
 		t.Fatalf("a revoked agent's console: %v (status %q)", err, text(t, ctx, "#status"))
+	}
+	left := mustEval[bool](t, ctx, `document.querySelector('[data-testid="search-input"]').value === "" &&
+		document.querySelectorAll('[data-testid="search-results"] li').length === 0`)
+	if !left {
+		t.Error("the signed-out agent's search stays on the page")
 	}
 }
 

@@ -237,6 +237,36 @@ test("watch: items, typing from another agent, re-watched after a reconnect", as
   assert.equal(a.watches.has(id), false);
 });
 
+test("a watch and a subscription withdrawn while offline are not sent again", async (t) => {
+  const g = gated();
+  const a = client(t, { WebSocket: g.WebSocket }).sb;
+  const b = client(t, { token: TOKEN2 }).sb;
+  a.connect(); b.connect();
+  const m = await inbound("left while offline");
+  const id = m.conversation_id;
+  await a.subscribe(INBOX);
+  g.open = false;
+  a.drop();
+  await until(a, () => a.state === States.RECONNECTING, "reconnecting");
+  // Offline: watch, then leave it; subscribe again, then unsubscribe.
+  const w = a.watch(id);
+  a.unwatch(id);
+  await assert.rejects(w, (err) => err.code === "cancelled");
+  a.unsubscribe(INBOX);
+  const sent = [];
+  g.drop = (f) => { sent.push(f.type); return false; };
+  g.open = true;
+  await until(a, () => a.state === States.LIVE || a.state === States.RESUMED || a.state === States.RESYNCED, "back");
+  await a.ping();
+  assert.deepEqual(sent.filter((t) => t === "watch" || t === "subscribe"), [], "frames sent again: " + sent);
+  // The other agent sees nobody but itself watching.
+  const presence = [];
+  b.on("presence", (f) => presence.push(f));
+  await b.watch(id);
+  await until(b, () => presence.length >= 1, "presence");
+  assert.equal(presence.at(-1).agents.length, 1);
+});
+
 test("close: pending and later requests fail with closed", async (t) => {
   const { sb } = client(t);
   sb.connect();

@@ -107,7 +107,7 @@ async function signIn(token) {
   // Reconnects are quick: an agent waits on this page while a node restarts.
   ui.sb = new Switchboard({ token, maxBackoffMs: 3000 });
   ui.sb.on("state", ({ state }) => showState(state));
-  ui.sb.on("disconnected", () => checkCredentials());
+  ui.sb.on("disconnected", ({ code, opened }) => checkCredentials(code === 1008 || opened));
   ui.sb.on("snapshot", (s) => {
     if (s.inbox_id !== ui.inbox) return;
     ui.counts = s.counts;
@@ -154,9 +154,12 @@ async function signIn(token) {
 // refused upgrade): a revoked token or a deleted agent signs out with a
 // reason instead of reconnecting for ever.
 let checking = false;
-async function checkCredentials() {
-  if (checking || !ui.sb) return;
+let checkedAt = 0;
+async function checkCredentials(now) {
+  // While a node is down every attempt fails: ask at most every 10 s then.
+  if (checking || !ui.sb || (!now && Date.now() - checkedAt < 10000)) return;
   checking = true;
+  checkedAt = Date.now();
   try {
     await api("/v1/me");
   } catch (err) {
@@ -197,6 +200,10 @@ function signOut(reason = "") {
   $("signout").hidden = $("help-btn").hidden = true;
   $("me").textContent = "";
   $("conversations").replaceChildren();
+  $("search").value = $("reply").value = $("assignee").value = $("tag").value = "";
+  $("search-results").replaceChildren();
+  $("search-panel").hidden = true;
+  $("typing").textContent = "";
   $("thread-body").hidden = true;
   $("thread-empty").hidden = false;
   $("login").hidden = false;
@@ -225,7 +232,9 @@ function subscribeList() {
   ui.listPending = true;
   const inbox = ui.inbox;
   ui.sb.subscribe(inbox, { filter: f }).catch((err) => {
-    if (inbox === ui.inbox) { ui.listPending = false; $("list-more").textContent = "Could not load the list: " + err.message; }
+    if (err.code === "cancelled" || inbox !== ui.inbox) return; // another tab or sort took over
+    ui.listPending = false;
+    $("list-more").textContent = "Could not load the list: " + err.message;
   });
 }
 
@@ -288,8 +297,11 @@ function renderList() {
     return li;
   }));
   if (hadFocus) document.querySelector(`#conversations li[data-conversation-id="${CSS.escape(hadFocus)}"] button`)?.focus();
+  // The SLA tab's page is every open conversation by due time; its total
+  // is the breached count.
   const held = ui.sb.conversations(ui.inbox).length;
-  $("list-more").textContent = ui.total > held ? `Showing the first ${held} of ${ui.total}; search finds the rest.` : "";
+  const total = ui.tab === "sla" ? (ui.counts ? ui.counts.sla_breached : 0) : ui.total;
+  $("list-more").textContent = total > list.length && ui.total > held ? `Showing the first ${list.length} of ${total}; search finds the rest.` : "";
   if (list.length === 0) $("list-more").textContent = "Nothing here.";
 }
 
@@ -306,6 +318,8 @@ function setTab(tab) {
   ui.tab = tab;
   ui.cursor = -1;
   renderList(); // at once from what is held, then from the server's page
+  if (!visible().length) $("list-more").textContent = "Loading…";
+  if (![States.LIVE, States.RESUMED, States.RESYNCED].includes(ui.sb.state)) $("list-more").textContent = "Offline: this list is refreshed when the connection is back.";
   subscribeList();
 }
 

@@ -39,7 +39,7 @@ export const States = Object.freeze({
 /** An error answer of the server ({"error": {code, message}}), or a client-side failure. */
 export class SwitchboardError extends Error {
   /**
-   * @param {string} code docs/api.md error code, or `timeout` / `disconnected` / `closed`
+   * @param {string} code docs/api.md error code, or `timeout` / `disconnected` / `closed` / `cancelled`
    * @param {string} message
    */
   constructor(code, message) {
@@ -466,7 +466,13 @@ export class Switchboard {
 
   /** Stops an inbox subscription. @param {string} inboxId */
   unsubscribe(inboxId) {
-    if (this.inboxes.delete(inboxId)) this._write({ type: "unsubscribe", inbox_id: inboxId });
+    const st = this.inboxes.get(inboxId);
+    if (!st) return;
+    this.inboxes.delete(inboxId);
+    // A subscription still waiting for its answer (offline) must not be
+    // sent again on the next connection.
+    this._cancel(st.req);
+    this._write({ type: "unsubscribe", inbox_id: inboxId });
   }
 
   /**
@@ -481,7 +487,17 @@ export class Switchboard {
 
   /** Stops watching a conversation. @param {string} conversationId */
   unwatch(conversationId) {
-    if (this.watches.delete(conversationId)) this._write({ type: "unwatch", conversation_id: conversationId });
+    if (!this.watches.has(conversationId)) return;
+    this._cancel(this.watches.get(conversationId));
+    this.watches.delete(conversationId);
+    this._write({ type: "unwatch", conversation_id: conversationId });
+  }
+
+  // _cancel fails a request still waiting for its answer with `cancelled`
+  // and forgets it, so that a reconnect does not send it again.
+  _cancel(id) {
+    const p = this._pending.get(id);
+    if (p) this._settle(id, p, new SwitchboardError("cancelled", "the request was withdrawn before its answer"));
   }
 
   /**
