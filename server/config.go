@@ -226,7 +226,8 @@ func (c *Config) validate() error {
 	}
 	if c.ClusterProvider == "automanaged" {
 		for _, seed := range c.Seeds {
-			if _, _, err := net.SplitHostPort(seed); err != nil {
+			host, port, err := net.SplitHostPort(seed)
+			if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
 				errs = append(errs, fmt.Errorf("SWITCHBOARD_SEEDS: %q is not host:port", seed))
 			}
 		}

@@ -91,6 +91,9 @@ func TestSettingsAsTheContractNamesThem(t *testing.T) {
 		{[]string{"SWITCHBOARD_RATE_KEY", "+Inf"}, "RATE_KEY"},
 		{[]string{"SWITCHBOARD_SEARCH", "typesense", "SWITCHBOARD_TYPESENSE_URL", "not a url"}, "TYPESENSE_URL"},
 		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_NODE_ADDR", "127.0.0.1:7001", "SWITCHBOARD_SEEDS", "notahostport"}, "SEEDS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_SEEDS", "h:7001,:7000"}, "SEEDS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_SEEDS", "h:99999"}, "SEEDS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_SEEDS", "h:abc"}, "SEEDS"},
 	} {
 		if _, err := LoadConfig("test", nil, env(bad.env...)); err == nil || !strings.Contains(err.Error(), bad.names) {
 			t.Errorf("%q: err %v, want one naming %s", bad.env, err, bad.names)

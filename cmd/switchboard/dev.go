@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,19 @@ func dev(ctx context.Context, args []string) int {
 	dataDir := ".data"
 	if d := os.Getenv("SWITCHBOARD_DEV_DIR"); d != "" {
 		dataDir = d
+	}
+	// The settings first: a bad one, or -help, must not start PostgreSQL.
+	if _, err := server.LoadConfig("switchboard dev", args, func(k string) string {
+		if k == "SWITCHBOARD_DATABASE_URL" {
+			return "postgres://" // dev's own, started below
+		}
+		return os.Getenv(k)
+	}); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
