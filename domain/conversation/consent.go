@@ -28,8 +28,12 @@ var optOutWords = map[string]bool{
 var optInWords = map[string]bool{"start": true, "unstop": true, "yes": true}
 
 // maxKeywordBytes bounds what is folded: no keyword, however it is spelled
-// in other cases or ligatures, takes more.
-const maxKeywordBytes = 48
+// in other cases or ligatures, takes more. An ASCII body is a keyword only
+// at a keyword's length ("unsubscribe" is the longest).
+const (
+	maxKeywordBytes      = 48
+	maxASCIIKeywordBytes = len("unsubscribe")
+)
 
 // ConsentKeyword reports whether an inbound message changes the contact's
 // SMS consent, and to what (true: opted out). Only the sms channel counts,
@@ -39,12 +43,22 @@ func ConsentKeyword(ch Channel, body string) (optedOut, ok bool) {
 		return false, false
 	}
 	w := strings.TrimSpace(body)
-	if len(w) > maxKeywordBytes {
-		return false, false
+	if ascii(w) {
+		// Folding ASCII is lower-casing: no folder, no allocation for
+		// the common message, which is no keyword.
+		if len(w) > maxASCIIKeywordBytes {
+			return false, false
+		}
+		w = strings.ToLower(w)
+	} else {
+		if len(w) > maxKeywordBytes {
+			return false, false
+		}
+		// Unicode full case folding, as the contract says: "ﬆop" is
+		// stop, but the dotless "quıt" is not quit (upper-casing would
+		// make it QUIT).
+		w = cases.Fold().String(w)
 	}
-	// Unicode full case folding, as the contract says: "ﬆop" is stop, but
-	// the dotless "quıt" is not quit (upper-casing would make it QUIT).
-	w = cases.Fold().String(w)
 	switch {
 	case optOutWords[w]:
 		return true, true
@@ -69,4 +83,13 @@ func checkConsent(s *State, kind ItemKind) error {
 		return ErrOptedOut{}
 	}
 	return nil
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
