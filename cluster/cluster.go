@@ -6,6 +6,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,7 +129,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		}
 		provider = test.NewTestProvider(agent)
 	case ProviderAutomanaged:
-		amPort, seeds, err := automanagedAddrs(host, port, cfg.AutomanagedPort, cfg.Seeds)
+		amPort, seeds, err := automanagedAddrs(advertisedHost(host), port, cfg.AutomanagedPort, cfg.Seeds)
 		if err != nil {
 			return nil, err
 		}
@@ -165,6 +166,11 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		remoteOpts = append(remoteOpts, remote.WithServerOptions(server...), remote.WithDialOptions(dial))
 	} else {
 		warnPlaintext(log, cfg.Provider, host)
+	}
+	if ad := advertisedHost(host); ad != host && port != 0 {
+		// Listening on every interface, the node is reached at one of them:
+		// the library would announce the listener's "[::]:port".
+		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(net.JoinHostPort(ad, strconv.Itoa(port))))
 	}
 	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(host, port, remoteOpts...),
 		cluster.WithKinds(kinds...), cluster.WithRequestTimeout(cfg.RequestTimeout))
@@ -462,4 +468,28 @@ func automanagedAddrs(host string, nodePort, port int, seeds []string) (int, []s
 		}
 	}
 	return port, out, nil
+}
+
+// advertisedHost is the host other members dial this node at: host itself,
+// or, when host is unspecified (0.0.0.0, ::, empty), the machine's first
+// global address (IPv4 first), loopback when it has none.
+func advertisedHost(host string) string {
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return host
+	}
+	addrs, _ := net.InterfaceAddrs()
+	var v6 string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || !ipn.IP.IsGlobalUnicast() {
+			continue
+		}
+		if ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+		if v6 == "" {
+			v6 = ipn.IP.String()
+		}
+	}
+	return cmp.Or(v6, "127.0.0.1")
 }

@@ -38,6 +38,21 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// freePortPair is a free port whose next one is free too: an automanaged
+// member listens on both.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		p := freePort(t)
+		if l, err := net.Listen("tcp", fmt.Sprintf(":%d", p+1)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no two free ports in a row")
+	return 0
+}
+
 func startNode(t *testing.T, cfg Config) *Node {
 	t.Helper()
 	cfg.RequestTimeout = 2 * time.Second
@@ -124,21 +139,25 @@ func TestAutomanagedProvider(t *testing.T) {
 // node addresses, as SWITCHBOARD_SEEDS does; membership endpoints sit next
 // to remoting.
 func TestAutomanagedByNodeAddresses(t *testing.T) {
-	pair := func() int { // a free port whose next one is free too
-		for range 50 {
-			p := freePort(t)
-			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
-				l.Close()
-				return p
-			}
-		}
-		t.Fatal("no two free ports in a row")
-		return 0
-	}
-	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", pair()), fmt.Sprintf("127.0.0.1:%d", pair())
+	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", freePortPair(t)), fmt.Sprintf("127.0.0.1:%d", freePortPair(t))
 	a := startNode(t, Config{Provider: ProviderAutomanaged, NodeAddr: addrA, Seeds: []string{addrB}})
 	b := startNode(t, Config{Provider: ProviderAutomanaged, NodeAddr: addrB, Seeds: []string{addrA}})
 	awaitMembers(t, 2, a, b)
+	crossNode(t, a, b)
+}
+
+// TestNodesOnAllInterfaces: members listening on 0.0.0.0 announce an
+// address the others can dial, not the listener's "[::]".
+func TestNodesOnAllInterfaces(t *testing.T) {
+	pa, pb := freePortPair(t), freePortPair(t)
+	a := startNode(t, Config{Provider: ProviderAutomanaged, NodeAddr: fmt.Sprintf("0.0.0.0:%d", pa), Seeds: []string{fmt.Sprintf("127.0.0.1:%d", pb)}})
+	b := startNode(t, Config{Provider: ProviderAutomanaged, NodeAddr: fmt.Sprintf("0.0.0.0:%d", pb), Seeds: []string{fmt.Sprintf("127.0.0.1:%d", pa)}})
+	awaitMembers(t, 2, a, b)
+	for _, m := range a.Members() {
+		if h, _, _ := net.SplitHostPort(m.Address); net.ParseIP(h) == nil || net.ParseIP(h).IsUnspecified() {
+			t.Fatalf("a member announced as %q", m.Address)
+		}
+	}
 	crossNode(t, a, b)
 }
 
