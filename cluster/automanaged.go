@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
@@ -24,7 +25,7 @@ import (
 // route to us. It answers what the library's own route does. *c must be set
 // before the member starts. With mTLS the endpoint serves only members and
 // the provider asks only members (see protectAutomanaged).
-func automanagedProvider(host string, port int, seeds []string, mtls *MutualTLS, c **cluster.Cluster) (*automanaged.AutoManagedProvider, net.Listener, error) {
+func automanagedProvider(host string, port int, seeds []string, mtls *MutualTLS, c **cluster.Cluster, log *slog.Logger) (*automanaged.AutoManagedProvider, net.Listener, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster: automanaged endpoint: %w", err)
@@ -37,6 +38,9 @@ func automanagedProvider(host string, port int, seeds []string, mtls *MutualTLS,
 	e.HideBanner, e.HidePort, e.Listener = true, true, served
 	// A peer gets a few seconds for its handshake and request, not forever.
 	e.Server.ReadHeaderTimeout = 5 * time.Second
+	// A refused handshake (no certificate, another CA, plain HTTP) is a
+	// warning like the remoting port's, not a bare line on stderr.
+	e.StdLogger = slog.NewLogLogger(log.With("component", "membership endpoint").Handler(), slog.LevelWarn)
 	e.GET("/_health", func(ec echo.Context) error {
 		cl := *c
 		h, memberPort, err := cl.ActorSystem.GetHostPort()

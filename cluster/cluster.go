@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 		if err != nil {
 			return nil, err
 		}
-		p, l, err := automanagedProvider(host, amPort, seeds, cfg.TLS, &c)
+		p, l, err := automanagedProvider(host, amPort, seeds, cfg.TLS, &c, log)
 		if err != nil {
 			return nil, err
 		}
