@@ -107,6 +107,8 @@ async function signIn(token) {
   // Reconnects are quick: an agent waits on this page while a node restarts.
   ui.sb = new Switchboard({ token, maxBackoffMs: 3000 });
   ui.sb.on("state", ({ state }) => showState(state));
+  // Closed by the server as revoked (1008), or dropped after it was open:
+  // ask now; a failed attempt to reconnect: ask now and then.
   ui.sb.on("disconnected", ({ code, opened }) => checkCredentials(code === 1008 || opened));
   ui.sb.on("snapshot", (s) => {
     if (s.inbox_id !== ui.inbox) return;
@@ -155,9 +157,9 @@ async function signIn(token) {
 // reason instead of reconnecting for ever.
 let checking = false;
 let checkedAt = 0;
-async function checkCredentials(now) {
+async function checkCredentials(urgent) {
   // While a node is down every attempt fails: ask at most every 10 s then.
-  if (checking || !ui.sb || (!now && Date.now() - checkedAt < 10000)) return;
+  if (checking || !ui.sb || (!urgent && Date.now() - checkedAt < 10000)) return;
   checking = true;
   checkedAt = Date.now();
   try {
@@ -173,6 +175,7 @@ async function checkCredentials(now) {
 async function loadColleagues(inboxId) {
   try {
     const { agents } = await api(`/v1/inboxes/${encodeURIComponent(inboxId)}/agents`);
+    if (!ui.sb) return; // signed out meanwhile
     for (const a of agents) ui.agents.set(a.id, a);
   } catch {
     return; // names are a convenience: ids still work
@@ -275,6 +278,7 @@ function scheduleList() {
 const PREFIX = (m) => (m.kind === "note" ? "Note: " : m.direction === "outbound" ? "Team: " : "");
 
 function renderList() {
+  if (!ui.sb) return; // signed out: a late answer or frame has no list to draw
   renderCounts();
   if (ui.listPending) return; // the new subscription's snapshot redraws it
   const list = visible();
