@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -205,26 +208,24 @@ func TestConsoleThreadCatchesUpAfterReconnect(t *testing.T) {
 	tn := newTenant(t, c, "Stale")
 	conv := str(t, c.with(tn.key).must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
 		obj{"contact": obj{"phone": "+14155550150", "name": "Stale"}, "body": "hi"}), "conversation_id")
+	// The page reaches the node through a proxy that can refuse websocket
+	// upgrades: the page may not reconnect until the change is made.
+	var shut atomic.Bool
+	upstream := httputil.NewSingleHostReverseProxy(&neturl.URL{Scheme: "http", Host: addr})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/ws" && shut.Load() {
+			http.Error(w, "the test keeps the page offline", http.StatusServiceUnavailable)
+			return
+		}
+		upstream.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
 	ctx := browser(t)
-	consoleAt(t, ctx, n1.URL(), tn.agentToken)
+	consoleAt(t, ctx, proxy.URL, tn.agentToken)
 	if err := chromedp.Do(ctx, clickNow(itemSel(conv)), waitTrue(`document.getElementById("thread-status").textContent === "new"`)); err != nil {
 		t.Fatal(err)
 	}
-	// The page may not reconnect until the change is made.
-	block := func(on bool) {
-		t.Helper()
-		var patterns []*network.BlockPattern
-		if on {
-			patterns = []*network.BlockPattern{{URLPattern: "*://*:*/v1/ws?*", Block: true}, {URLPattern: "*://*:*/v1/ws", Block: true}}
-		}
-		if _, err := chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	block(true)
+	shut.Store(true)
 	stop1()
 	if err := chromedp.Do(ctx, waitTrue(`document.getElementById("status").dataset.state === "reconnecting"`)); err != nil {
 		t.Fatal(err)
@@ -232,9 +233,9 @@ func TestConsoleThreadCatchesUpAfterReconnect(t *testing.T) {
 	n2, _ := nodeOn(t, url, at)
 	api{t: t, base: n2.URL(), token: tn.key}.must(200, "PATCH", "/v1/conversations/"+conv, obj{"status": "closed", "tags_add": []string{"whiledown"}})
 	if s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").dataset.state`)); s != "reconnecting" {
-		t.Fatalf("the page is %q while its websocket is blocked", s)
+		t.Fatalf("the page is %q while its websocket is refused", s)
 	}
-	block(false)
+	shut.Store(false)
 	err := chromedp.Do(ctx, waitTrue(`document.getElementById("thread-status").textContent === "closed" &&
 		document.getElementById("thread-meta").textContent.includes("#whiledown") &&
 		!document.getElementById("reopen-btn").hidden`))
