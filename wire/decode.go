@@ -168,7 +168,7 @@ func RefOf(raw []byte) json.RawMessage {
 // echoed would carry the bad bytes into a frame a client must reject
 // (invalid UTF-8 fails the whole connection, 1007).
 func cleanRef(id json.RawMessage) json.RawMessage {
-	if len(id) == 0 || len(id) > maxRef || !utf8.Valid(id) || loneSurrogate(id) {
+	if len(id) == 0 || len(id) > maxRef || !utf8.Valid(id) || badText(id) != nil {
 		return nil
 	}
 	var v any

@@ -47,8 +47,6 @@ func DecodeOne(raw []byte, v any) error {
 	return nil
 }
 
-func loneSurrogate(raw []byte) bool { return errors.Is(badText(raw), ErrLoneSurrogate) }
-
 // CheckText is badText's finding, an ErrControlChar naming the string's
 // place when it can be found (a decoder that skips unknown fields must
 // still refuse them). Only a refused input pays for the search.
@@ -86,14 +84,9 @@ func controlAt(v any, at string) string {
 	}
 	switch x := v.(type) {
 	case string:
-		inBody := at == "body" // tab, line feed and carriage return belong there
-		if strings.IndexFunc(x, func(r rune) bool {
-			return (r < 0x20 && !(inBody && (r == '\t' || r == '\n' || r == '\r'))) || r == 0x7f
-		}) >= 0 {
-			if at == "" {
-				return "a string"
-			}
-			return at
+		// Tab, line feed and carriage return belong in the body.
+		if hasControl(x, at == "body") {
+			return cmp.Or(at, "a string")
 		}
 	case []any:
 		for i, e := range x {
@@ -108,7 +101,7 @@ func controlAt(v any, at string) string {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if controlAt(k, "x") != "" {
+			if hasControl(k, false) {
 				return "the name of a member of " + cmp.Or(at, "the object")
 			}
 			if w := controlAt(x[k], join(k)); w != "" {
@@ -117,6 +110,14 @@ func controlAt(v any, at string) string {
 		}
 	}
 	return ""
+}
+
+// hasControl reports whether s holds a control character; lineBreaks lets
+// tab, line feed and carriage return through.
+func hasControl(s string, lineBreaks bool) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		return (r < 0x20 && !(lineBreaks && (r == '\t' || r == '\n' || r == '\r'))) || r == 0x7f
+	}) >= 0
 }
 
 // badText finds, in JSON text, what encoding/json decodes without a word
