@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -159,10 +161,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	if s.node == nil {
 		return errorf(codeUnavailable, "websockets need a cluster member")
 	}
-	if !wantsUpgrade(r) {
-		// The library would answer 426 in plain text; every error of the
-		// API is JSON.
-		return errorf(codeInvalid, "GET /v1/ws takes a websocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+	if msg := handshakeProblem(r); msg != "" {
+		// The library would answer in plain text; every error of the API
+		// is JSON.
+		if r.Header.Get("Sec-WebSocket-Version") != "13" {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		return errorf(codeInvalid, "%s", msg)
 	}
 	if !originAllowed(r, s.cfg.AllowedOrigins) {
 		// Checked here, as the library would, for the API's error shape.
@@ -343,10 +348,27 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 	})
 }
 
-// wantsUpgrade reports whether r asks for a websocket: Connection names
-// the upgrade token and Upgrade names websocket (RFC 6455 4.2.1).
-func wantsUpgrade(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+// handshakeProblem says what makes r no websocket opening handshake (RFC
+// 6455 4.2.1), checked as websocket.Accept checks it, or "" when nothing
+// does.
+func handshakeProblem(r *http.Request) string {
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return "GET /v1/ws takes a websocket upgrade (Connection: Upgrade, Upgrade: websocket)"
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return "a websocket upgrade needs HTTP/1.1"
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		return fmt.Sprintf("Sec-WebSocket-Version %q is not supported; only 13 is", v)
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return "a websocket upgrade takes exactly one Sec-WebSocket-Key"
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+		return "Sec-WebSocket-Key must be 16 bytes in base64"
+	}
+	return ""
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
