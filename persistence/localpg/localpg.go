@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +45,7 @@ type Server struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan error
+	lock *os.File // flock held while the server is this process's
 }
 
 // BinDir finds the directory of initdb and postgres: $PG_BINDIR, else the
@@ -98,7 +101,20 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			}
 		}
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
 	data := filepath.Join(dir, "pgdata")
+	if err := stopOrphan(ctx, data); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		// Byte order for every comparison (the C collation: ids are
 		// compared everywhere, and strcoll would slow each index), but
@@ -131,23 +147,99 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// A server outliving this process would hold the data directory (the
+	// next start fails on its postmaster.pid) and its port: when this
+	// process dies, even by SIGKILL, the kernel asks the server for a fast
+	// shutdown.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
 	if opts.Log != nil {
 		cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("localpg: start postgres: %w", err)
-	}
 	s := &Server{
 		URL:  fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
-		Port: port, dir: dir, cmd: cmd, done: make(chan error, 1),
+		Port: port, dir: dir, cmd: cmd, done: make(chan error, 1), lock: lock,
 	}
-	go func() { s.done <- cmd.Wait() }()
+	startErr := make(chan error, 1)
+	go func() {
+		// The parent-death signal is sent when the thread that started
+		// the child exits, not the process: that thread stays with this
+		// goroutine until the server has exited.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			startErr <- fmt.Errorf("localpg: start postgres: %w", err)
+			return
+		}
+		startErr <- nil
+		s.done <- cmd.Wait()
+	}()
+	if err := <-startErr; err != nil {
+		return nil, err
+	}
+	started = true
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// lockDir takes dir's lock file, so that two processes never run a server
+// on one data directory; the kernel releases it when the process dies.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "localpg.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("localpg: lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("localpg: another process runs the PostgreSQL server in %s; stop it first", dir)
+		}
+		return nil, fmt.Errorf("localpg: lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// stopOrphan stops a server still running on data although no process holds
+// the directory's lock: its owner died without stopping it (a machine
+// without the parent-death signal, or a server started by hand). It gets a
+// fast shutdown, as its owner would have given it; a postmaster.pid naming
+// a process that is not this directory's server is left to postgres, which
+// treats it as stale.
+func stopOrphan(ctx context.Context, data string) error {
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return nil // none: nothing runs there
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 || !runsOn(pid, data) {
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGINT)
+	deadline := time.Now().Add(60 * time.Second)
+	for runsOn(pid, data) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("localpg: a PostgreSQL server left running on %s (pid %d) did not stop; stop it by hand", data, pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // another process's exit has no event to wait on
+		}
+	}
+	return nil
+}
+
+// runsOn reports whether process pid is a postgres server on data.
+func runsOn(pid int, data string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	return len(args) > 0 && filepath.Base(args[0]) == "postgres" && slices.Contains(args, data)
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
@@ -188,8 +280,10 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error
 	return strings.Replace(s.URL, "/postgres?", "/"+name+"?", 1), nil
 }
 
-// Stop shuts the server down (fast mode) and waits for it to exit.
+// Stop shuts the server down (fast mode), waits for it to exit and frees
+// the data directory.
 func (s *Server) Stop() {
+	defer s.lock.Close()
 	if s.cmd.Process == nil {
 		return
 	}
@@ -199,6 +293,7 @@ func (s *Server) Stop() {
 		s.done <- err
 	case <-time.After(30 * time.Second):
 		_ = s.cmd.Process.Kill()
+		s.done <- <-s.done
 	}
 }
 
