@@ -109,7 +109,7 @@ func (s *State) idleSince() time.Time {
 // finishTimers sets ev.Timers to the snooze and SLA fields the state after
 // ev must have under the command's settings, if they differ from what it
 // would otherwise keep (after: the summary ev alone would leave).
-func finishTimers(s *State, ev *Event, after *Summary, cmd Command, now time.Time) {
+func finishTimers(ev *Event, after *Summary, cmd Command, now time.Time) {
 	var want Timers
 	// Any status but pending clears the snooze.
 	if after.Status == StatusPending {
@@ -120,12 +120,13 @@ func finishTimers(s *State, ev *Event, after *Summary, cmd Command, now time.Tim
 	}
 	// The SLA runs while the conversation, not closed, waits for the team;
 	// addressing or closing it (or turning the SLA off) clears both fields.
-	// A breach is the due time having passed: one the settings moved into
-	// the future (a longer SLA) is no breach.
+	// A breach is the due time having passed, whichever event finds it so
+	// (a reopening whose wait began long ago breaches at once); one the
+	// settings moved into the future (a longer SLA) is no breach.
 	if sla := cmd.Settings.SLAFirstResponse; sla > 0 && !after.Addressed && after.WaitingSince != nil && after.Status != StatusClosed {
 		due := after.WaitingSince.Add(sla)
 		want.SLADueAt = &due
-		want.SLABreached = !now.Before(due) && (after.SLABreached || (cmd.Tick != nil && s.Summary.Status != StatusClosed))
+		want.SLABreached = !now.Before(due)
 	}
 	if !sameTime(after.SnoozeUntil, want.SnoozeUntil) || !sameTime(after.SLADueAt, want.SLADueAt) ||
 		after.SLABreached != want.SLABreached {

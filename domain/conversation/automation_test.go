@@ -284,10 +284,12 @@ func TestSLAEndsWithTheWait(t *testing.T) {
 	if s := m.s.Summary; s.SLADueAt != nil || s.SLABreached {
 		t.Fatalf("closed: due %v, breached %v; want neither", s.SLADueAt, s.SLABreached)
 	}
-	// The contact writes again: the wait that began before goes on.
+	// The contact writes again: the wait that began before goes on, and
+	// its due time, passed while closed, is a breach in that same event
+	// (no summary says past due and not breached).
 	m.at(3*time.Hour, longer, inbound("still there?"))
-	if s := m.s.Summary; s.SLADueAt == nil || !s.SLADueAt.Equal(waiting.Add(time.Hour)) {
-		t.Fatalf("reopened: due %v, want %v", s.SLADueAt, waiting.Add(time.Hour))
+	if s := m.s.Summary; s.SLADueAt == nil || !s.SLADueAt.Equal(waiting.Add(time.Hour)) || !s.SLABreached {
+		t.Fatalf("reopened: due %v, breached %v; want %v, breached", s.SLADueAt, s.SLABreached, waiting.Add(time.Hour))
 	}
 }
 

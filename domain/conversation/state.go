@@ -182,7 +182,7 @@ func Decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 	// One look at the state after ev serves both: assignment reads none of
 	// the timer fields that finishTimers may add to ev.
 	after := &Next(s, ev).Summary
-	finishTimers(s, ev, after, cmd, now)
+	finishTimers(ev, after, cmd, now)
 	finishAssign(s, ev, after, cmd)
 	if ev.Type == EventUpdate && ev.Change.empty() && ev.Timers == nil && ev.AssignPending == nil {
 		return nil, nil // a tick or snooze that changes nothing
