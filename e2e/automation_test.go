@@ -59,9 +59,16 @@ func TestInboxSettings(t *testing.T) {
 	if !isNull(t, got, "auto_close_after_s") || num(t, got, "sla_first_response_s") != 60 {
 		t.Fatalf("null turns one setting off and leaves the other: %v", got)
 	}
-	for _, bad := range []obj{{"auto_close_after_s": 0}, {"sla_first_response_s": 1.5}, {"auto_assign": "random"}, {"auto_close_after_s": "10"}} {
+	for _, bad := range []obj{{"auto_close_after_s": 0}, {"sla_first_response_s": 1.5}, {"auto_assign": "random"}, {"auto_close_after_s": "10"},
+		{"sla_first_response_s": 315360001}, {"auto_close_after_s": 1 << 62}} {
 		expectErr(t, f.k, 400, "invalid_argument", "PATCH", "/v1/inboxes/"+f.tn.inbox, bad)
 	}
+	// The documented bound, ten years, is accepted (and the answer
+	// validates against the document that states it).
+	if got := f.settings(obj{"sla_first_response_s": 315360000}); num(t, got, "sla_first_response_s") != 315360000 {
+		t.Fatalf("ten years: %v", got)
+	}
+	f.settings(obj{"sla_first_response_s": 60})
 	// Whole seconds written as an encoder may write them: 120.0, 1.2e2.
 	for _, whole := range []string{`{"auto_close_after_s":120.0}`, `{"auto_close_after_s":1.2e2}`} {
 		if got := f.k.must(200, "PATCH", "/v1/inboxes/"+f.tn.inbox, whole); num(t, got, "auto_close_after_s") != 120 {

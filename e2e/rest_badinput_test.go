@@ -102,6 +102,9 @@ func TestRESTBadInput(t *testing.T) {
 		// PATCH
 		{"patch malformed JSON", "PATCH", conv, `{"status": "closed"`, 400, bad},
 		{"patch empty request", "PATCH", conv, ``, 400, bad},
+		{"patch null", "PATCH", conv, `null`, 400, bad},
+		{"patch array", "PATCH", conv, `[{"status": "closed"}]`, 400, bad},
+		{"inbox settings null", "PATCH", "/v1/inboxes/" + f.tn.inbox, ` null`, 400, bad},
 		{"patch unknown status", "PATCH", conv, obj{"status": "archived"}, 400, bad},
 		{"patch status in capitals", "PATCH", conv, obj{"status": "CLOSED"}, 400, bad},
 		{"patch status of wrong type", "PATCH", conv, obj{"status": 1}, 400, bad},

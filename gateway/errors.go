@@ -201,6 +201,11 @@ func decodeJSON(raw []byte, v any) error {
 	if !utf8.Valid(raw) {
 		return errorf(codeInvalid, "request body is not valid UTF-8")
 	}
+	// encoding/json decodes null into a struct as nothing at all, which
+	// would make it an empty, valid request.
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && t[0] != '{' {
+		return errorf(codeInvalid, "the request body must be a JSON object")
+	}
 	if err := wire.DecodeOne(raw, v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errorf(codeInvalid, "request body is empty")

@@ -36,3 +36,21 @@ func TestWriteMembersMatchesWriteJSON(t *testing.T) {
 		t.Fatalf("Content-Length %q for a body of %d bytes", cl, spliced.Body.Len())
 	}
 }
+
+// A body is a JSON object: null in particular, which encoding/json decodes
+// into a struct as nothing, is no empty request.
+func TestDecodeJSONTakesObjectsOnly(t *testing.T) {
+	var v struct {
+		Status *string `json:"status"`
+	}
+	for _, raw := range []string{`null`, ` null`, `[]`, `"x"`, `1`, `true`} {
+		if err := decodeJSON([]byte(raw), &v); err == nil {
+			t.Errorf("%s accepted", raw)
+		}
+	}
+	for _, raw := range []string{`{}`, " \n{\"status\":\"open\"}"} {
+		if err := decodeJSON([]byte(raw), &v); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
