@@ -82,12 +82,21 @@ func validateSnooze(s *State, c *UpdateCommand, now time.Time) error {
 func decideTick(s *State, st Settings, now time.Time) *Change {
 	sum := &s.Summary
 	var to Status
+	var at time.Time // when the status change fell due
 	switch {
 	case sum.Status == StatusPending && sum.SnoozeUntil != nil && !now.Before(*sum.SnoozeUntil):
-		to = StatusOpen
+		to, at = StatusOpen, *sum.SnoozeUntil
 	case autoCloseArmed(sum, st) && !now.Before(s.idleSince().Add(st.AutoCloseAfter)):
-		to = StatusClosed
+		to, at = StatusClosed, s.idleSince().Add(st.AutoCloseAfter)
 	default:
+		return &Change{}
+	}
+	// Timers act in the order they fell due. A tick late enough to find
+	// both (the node was down through them) records an earlier breach
+	// first, on its own, and leaves the status change due for the next
+	// tick: closing first would clear the breach before it ever happened.
+	if sla := st.SLAFirstResponse; sla > 0 && !sum.SLABreached && !sum.Addressed && sum.WaitingSince != nil &&
+		sum.Status != StatusClosed && sum.WaitingSince.Add(sla).Before(at) {
 		return &Change{}
 	}
 	return &Change{Status: &to}

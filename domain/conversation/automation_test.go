@@ -293,6 +293,35 @@ func TestSLAEndsWithTheWait(t *testing.T) {
 	}
 }
 
+// A tick that comes after both an SLA breach and an auto-close fell due (the
+// node was down through both) breaches first, as its own event, and the
+// close follows at the next tick; a close due before the breach simply
+// closes.
+func TestLateTickActsInDueOrder(t *testing.T) {
+	both := Settings{AutoCloseAfter: 6 * time.Second, SLAFirstResponse: 3 * time.Second}
+	m := newMachine(t)
+	m.at(0, both, inbound("hi"))
+	ev := m.at(10*time.Second, both, tickCmd())
+	if s := m.s.Summary; ev == nil || !s.SLABreached || s.Status != StatusNew {
+		t.Fatalf("first late tick: breached %v, status %s; want the breach alone", s.SLABreached, s.Status)
+	}
+	if due := m.s.NextDue(both, m.now.Add(10*time.Second)); due == nil || due.After(m.now.Add(10*time.Second)) {
+		t.Fatalf("next due %v: the close must still be due", due)
+	}
+	m.at(10*time.Second, both, tickCmd())
+	if s := m.s.Summary; s.Status != StatusClosed {
+		t.Fatalf("second tick: status %s, want closed", s.Status)
+	}
+
+	closeFirst := Settings{AutoCloseAfter: 3 * time.Second, SLAFirstResponse: 6 * time.Second}
+	m = newMachine(t)
+	m.at(0, closeFirst, inbound("hi"))
+	m.at(10*time.Second, closeFirst, tickCmd())
+	if s := m.s.Summary; s.Status != StatusClosed || s.SLABreached {
+		t.Fatalf("close due first: status %s, breached %v; want closed at once, no breach", s.Status, s.SLABreached)
+	}
+}
+
 // TestReopeningRestartsTheIdleClock: a snooze that wakes, or an agent
 // reopening a closed conversation, starts auto-close's idle time again:
 // the conversation is not closed the moment it reopens.
