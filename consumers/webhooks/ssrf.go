@@ -83,6 +83,14 @@ func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
 		}
 		return nil
 	}
+	if ip, ok := shorthandIPv4(host); ok {
+		// 127.1, 2130706433, 0x7f000001, 0: the C library reads these as
+		// addresses, so curl and most tools would call 127.0.0.1 or 0.0.0.0.
+		if forbidden(ip) {
+			return ErrForbiddenDestination
+		}
+		return fmt.Errorf("url's host %q is an IPv4 address in a shorthand form; write it as four decimal numbers, %s", host, ip)
+	}
 	if host = strings.ToLower(host); host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return ErrForbiddenDestination // RFC 6761: loopback, whatever DNS says
 	}
@@ -102,6 +110,42 @@ func ValidateURL(ctx context.Context, raw string, allowPrivate bool) error {
 		}
 	}
 	return nil
+}
+
+// shorthandIPv4 reads host as inet_aton(3) does: one to four numbers
+// separated by dots, each decimal, octal (a leading 0) or hexadecimal (0x),
+// the last one filling the bytes the others leave.
+func shorthandIPv4(host string) (netip.Addr, bool) {
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var v uint64
+	for i, p := range parts {
+		base := 10
+		switch {
+		case len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X"):
+			p, base = p[2:], 16
+		case len(p) > 1 && p[0] == '0':
+			p, base = p[1:], 8
+		}
+		n, err := strconv.ParseUint(p, base, 32)
+		if err != nil || p == "" || p[0] == '+' || p[0] == '-' {
+			return netip.Addr{}, false
+		}
+		if last := i == len(parts)-1; last {
+			if n >= 1<<(8*(4-i)) {
+				return netip.Addr{}, false
+			}
+			v = v<<(8*(4-i)) | n
+		} else {
+			if n > 255 {
+				return netip.Addr{}, false
+			}
+			v = v<<8 | n
+		}
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
 }
 
 // Dialer returns the dialer deliveries connect with. Unless allowPrivate,

@@ -92,6 +92,30 @@ func TestValidateURL(t *testing.T) {
 			t.Errorf("%q must be refused", u)
 		}
 	}
+	// inet_aton's shorthand forms, which curl and the C library read as
+	// addresses, are judged as those addresses; a public one is refused
+	// too, since deliveries (Go's resolver) would take it for a name.
+	for _, u := range []string{"http://127.1/", "http://2130706433/", "http://0x7f000001/", "http://017700000001/",
+		"http://127.000.000.001/", "http://0/", "http://10.1/", "http://0xA9.0xFE.0xA9.0xFE/", "http://192.168.257/"} {
+		if err := ValidateURL(ctx, u, false); !errors.Is(err, ErrForbiddenDestination) {
+			t.Errorf("%s: %v, want refused as a forbidden destination", u, err)
+		}
+	}
+	for _, u := range []string{"http://1572395022/", "http://93.184.55054/"} {
+		if err := ValidateURL(ctx, u, false); err == nil || errors.Is(err, ErrForbiddenDestination) {
+			t.Errorf("%s: %v, want refused as a shorthand", u, err)
+		}
+	}
+	for h, want := range map[string]string{"127.1": "127.0.0.1", "0x7f.1": "127.0.0.1", "010.0.0.1": "8.0.0.1", "1.2.3.4": "1.2.3.4", "4294967295": "255.255.255.255"} {
+		if ip, ok := shorthandIPv4(h); !ok || ip.String() != want {
+			t.Errorf("shorthandIPv4(%q) = %v %v, want %s", h, ip, ok, want)
+		}
+	}
+	for _, h := range []string{"4294967296", "1.2.3.4.5", "1.256.1", "1.2.65536", "08", "0x", "1..2", "a.b", "example.com", "+1", "1.-2"} {
+		if ip, ok := shorthandIPv4(h); ok {
+			t.Errorf("shorthandIPv4(%q) = %v, want no address", h, ip)
+		}
+	}
 	for _, u := range []string{"http://api.localhost/hook", "http://localhost./hook", "http://API.LocalHost.:8080/hook"} {
 		if err := ValidateURL(ctx, u, false); !errors.Is(err, ErrForbiddenDestination) {
 			t.Errorf("%s: %v, want refused", u, err)
