@@ -247,14 +247,12 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	default:
 		o.err = truncate(err.Error(), 500)
 		d.failed.Add(1)
-		wait := retryDelay(d.cfg.RetryMin, d.cfg.RetryMax, j.attempts+1)
-		if now.Add(wait).Sub(j.firstAttempt) > d.cfg.Horizon {
-			o.status = "failed"
-			d.m.results.WithLabelValues("failed").Inc()
-		} else {
-			next := now.Add(wait)
+		if next, ok := nextAttempt(now, j.firstAttempt, retryDelay(d.cfg.RetryMin, d.cfg.RetryMax, j.attempts+1), d.cfg.Horizon); ok {
 			o.status, o.next = "pending", &next
 			d.m.results.WithLabelValues("retry").Inc()
+		} else {
+			o.status = "failed"
+			d.m.results.WithLabelValues("failed").Inc()
 		}
 	}
 	return o
@@ -295,6 +293,22 @@ func (d *Deliverer) send(ctx context.Context, j job) error {
 		return fmt.Errorf("POST %s: answered %s", j.url, resp.Status)
 	}
 	return nil
+}
+
+// nextAttempt is when a delivery that failed at now is tried again, wait
+// later, or false when it has failed for good: retries go on for at least
+// the horizon after its first attempt, the last one at the horizon itself
+// rather than a backoff's step before it.
+func nextAttempt(now, first time.Time, wait, horizon time.Duration) (time.Time, bool) {
+	deadline := first.Add(horizon)
+	if !now.Before(deadline) {
+		return time.Time{}, false
+	}
+	next := now.Add(wait)
+	if next.After(deadline) {
+		next = deadline
+	}
+	return next, true
 }
 
 // retryDelay is the wait after the n-th failed attempt: min·2ⁿ⁻¹ capped at

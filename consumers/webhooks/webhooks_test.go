@@ -151,6 +151,35 @@ func TestRetryDelay(t *testing.T) {
 	}
 }
 
+// Retries go on for at least the horizon: a backoff step that would land
+// past it becomes one last attempt at the horizon, and only a failure there
+// or later is final.
+func TestNextAttemptKeepsTheWholeHorizon(t *testing.T) {
+	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const h = 24 * time.Hour
+	cases := []struct {
+		failedAt time.Duration // after the first attempt
+		wait     time.Duration
+		want     time.Duration // next attempt after the first; -1: failed
+	}{
+		{0, 2 * time.Second, 2 * time.Second},
+		{h - 10*time.Minute, 10 * time.Minute, h},
+		{h - 3*time.Minute, 10 * time.Minute, h},
+		{h - time.Nanosecond, time.Minute, h},
+		{h, time.Second, -1},
+		{h + 5*time.Second, time.Second, -1},
+	}
+	for _, c := range cases {
+		next, ok := nextAttempt(first.Add(c.failedAt), first, c.wait, h)
+		switch {
+		case c.want < 0 && ok:
+			t.Errorf("failed at +%v: retried at +%v, want failed for good", c.failedAt, next.Sub(first))
+		case c.want >= 0 && (!ok || !next.Equal(first.Add(c.want))):
+			t.Errorf("failed at +%v, wait %v: next +%v (%v), want +%v", c.failedAt, c.wait, next.Sub(first), ok, c.want)
+		}
+	}
+}
+
 func TestCircuit(t *testing.T) {
 	c := &circuit{}
 	now := time.Now()
