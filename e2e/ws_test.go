@@ -305,6 +305,29 @@ func TestWSFilter(t *testing.T) {
 	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != nil {
 		t.Fatalf("left: %v", f.m)
 	}
+
+	// A subscribe refused for its filter leaves the subscription it would
+	// have replaced as it was: updates go on.
+	for i, bad := range []map[string]any{{"status": "bogus"}, {"sort": "x"}, {"channel": "fax"}} {
+		ws.send(map[string]any{"type": "subscribe", "id": i, "inbox_id": tn.inbox, "filter": bad})
+		if f := ws.expect("error"); f.num("ref") != int64(i) || f.obj("error")["code"] != "invalid_argument" {
+			t.Fatalf("bad filter %v: %v", bad, f.m)
+		}
+	}
+	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"assignee_id": tn.agentID})
+	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != tn.agentID {
+		t.Fatalf("after refused subscribes: %v", f.m)
+	}
+	key := mustWS(t, n.URL(), wsOpts{token: tn.key})
+	key.subscribe(tn.inbox, nil)
+	key.send(map[string]any{"type": "subscribe", "id": "me", "inbox_id": tn.inbox, "filter": map[string]any{"assignee": "me"}})
+	if f := key.expect("error"); f.str("ref") != "me" || f.obj("error")["code"] != "invalid_argument" {
+		t.Fatalf("assignee=me for an account key: %v", f.m)
+	}
+	inbound(k, tn.inbox, phoneN(3), "still subscribed")
+	if f := key.expect("update"); f.obj("conversation")["last_message"].(map[string]any)["body"] != "still subscribed" {
+		t.Fatalf("account key after a refused subscribe: %v", f.m)
+	}
 }
 
 // TestWSWatchSendTyping: watch gets items of commits (REST or websocket),

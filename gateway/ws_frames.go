@@ -54,6 +54,11 @@ func (wc *wsConn) subscribe(f *wire.ClientFrame) error {
 	if err != nil {
 		return err
 	}
+	// The filter is checked here, as the inbox would check it, so that a
+	// refused one never reaches the subscription it would replace.
+	if _, _, _, _, err := f.Query.Resolve(principalFrom(wc.ctx).AgentID); err != nil {
+		return wire.Errorf(wire.CodeInvalid, "%s", err.Error())
+	}
 	req := session.ClientSubscribe{Inbox: f.InboxID, AccountID: ib.AccountID, Query: f.Query, Ref: f.ID, Done: make(chan struct{})}
 	if f.Resume != nil {
 		req.Resume, req.Epoch, req.Seq = true, f.Resume.Epoch, *f.Resume.Seq

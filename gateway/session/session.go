@@ -112,6 +112,16 @@ type sub struct {
 	seq         int64
 	inboxPID    *actor.PID
 	retryDelay  time.Duration
+	// kept is the subscription a client's subscribe awaiting its answer
+	// replaces; if that subscribe is refused, the client keeps it.
+	kept *keptSub
+}
+
+// keptSub is what a live subscription resumes from.
+type keptSub struct {
+	query inbox.Query
+	epoch string
+	seq   int64
 }
 
 type watch struct {
@@ -198,6 +208,9 @@ func (s *Session) Subscribe(m ClientSubscribe) []Effect {
 		sb = &sub{inbox: m.Inbox}
 		s.subs[m.Inbox] = sb
 	}
+	if sb.done == nil && sb.inboxPID != nil { // answered before: the client has it
+		sb.kept = &keptSub{query: sb.query, epoch: sb.epoch, seq: sb.seq}
+	}
 	s.finish(&sb.done) // a subscribe replacing one still pending
 	sb.accountID, sb.query, sb.ref, sb.done, sb.reason = m.AccountID, m.Query, m.Ref, m.Done, ""
 	sb.epoch, sb.seq, sb.resumeAsked = m.Epoch, m.Seq, m.Resume
@@ -254,9 +267,18 @@ func (s *Session) Fail(m Failed) []Effect {
 		return nil
 	}
 	if sb.done != nil {
-		// The client's own subscribe: tell it, keep nothing.
+		// The client's own subscribe: tell it. A subscription it replaced
+		// stands, resumed from where it was (the inbox may hold either
+		// registration by now); otherwise nothing is kept.
 		s.pushErr(sb.ref, m.Err)
 		s.finish(&sb.done)
+		sb.ref, sb.resumeAsked = nil, false
+		if k := sb.kept; k != nil {
+			sb.kept = nil
+			sb.query, sb.epoch, sb.seq, sb.reason = k.query, k.epoch, k.seq, wire.ReasonGap
+			s.request(sb, true)
+			return s.flush()
+		}
 		delete(s.subs, m.Inbox)
 		return s.flush()
 	}
@@ -337,7 +359,7 @@ func (s *Session) Subscribed(m actors.InboxSubscribed) []Effect {
 	} else if !m.Resumed && sb.reason != "" {
 		s.push(wire.Resync(sb.inbox, sb.reason))
 	}
-	sb.ref, sb.reason, sb.resumeAsked = nil, "", false
+	sb.ref, sb.reason, sb.resumeAsked, sb.kept = nil, "", false, nil
 	sb.epoch = m.Epoch
 	if m.Resumed {
 		for _, u := range m.Updates {

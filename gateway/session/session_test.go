@@ -217,6 +217,19 @@ func TestSubscriptions(t *testing.T) {
 			{func(s *Session) []Effect { return s.Subscribed(subscribed(1, inboxPID, 5)) }, []string{"unsubscribe in1 #1 at nodeB"}},
 			{func(s *Session) []Effect { return s.Unsubscribe("in1") }, none},
 		}},
+		{name: "a refused subscribe replacing a live one: the live one stands, resumed", steps: []step{
+			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, nil},
+			{func(s *Session) []Effect { return s.Subscribed(subscribed(1, inboxPID, 5)) }, nil},
+			{func(s *Session) []Effect { return s.Update(update(1, 5, 6, "c1", 2)) }, []string{"push update update c1 v2"}},
+			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, []string{"subscribe in1 #2 resume=false"}},
+			{func(s *Session) []Effect { return s.Update(update(1, 6, 7, "c1", 3)) }, none}, // while the new one is asked for
+			{func(s *Session) []Effect { return s.Fail(Failed{Inbox: "in1", ID: 2, Err: unavailable}) },
+				[]string{"push reply error unavailable", "done", "subscribe in1 #3 resume=true"}},
+			// The resume brings what was missed meanwhile, and updates go on.
+			{func(s *Session) []Effect { return s.Subscribed(subscribed(3, inboxPID, 7, update(3, 6, 7, "c1", 3))) },
+				[]string{"push update update c1 v3 replay", "resync if stale in1"}},
+			{func(s *Session) []Effect { return s.Update(update(3, 7, 8, "c2", 1)) }, []string{"push update update c2 v1"}},
+		}},
 		{name: "a refused re-subscription retries with backoff", steps: []step{
 			{func(s *Session) []Effect { return s.Subscribe(clientSubscribe(false)) }, nil},
 			{func(s *Session) []Effect { return s.Subscribed(subscribed(1, inboxPID, 5)) }, nil},
