@@ -110,6 +110,14 @@ func TestWSAuthAndLimits(t *testing.T) {
 	if f := ws.expect("error"); f.str("ref") != "x" || f.obj("error")["code"] != "not_found" {
 		t.Fatalf("foreign send: %v", f.m)
 	}
+	ws.send(map[string]any{"type": "unsubscribe", "id": "u", "inbox_id": b.inbox})
+	if f := ws.expect("error"); f.str("ref") != "u" || f.obj("error")["code"] != "not_found" {
+		t.Fatalf("foreign unsubscribe: %v", f.m)
+	}
+	ws.send(map[string]any{"type": "unwatch", "id": "uw", "conversation_id": rb["conversation_id"]})
+	if f := ws.expect("error"); f.str("ref") != "uw" || f.obj("error")["code"] != "not_found" {
+		t.Fatalf("foreign unwatch: %v", f.m)
+	}
 	inbound(c.with(b.key), b.inbox, phoneN(1), "more secret")
 	ws.ping("p")
 	if f := ws.expect("pong"); f.str("ref") != "p" {

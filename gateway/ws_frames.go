@@ -34,11 +34,18 @@ func (wc *wsConn) dispatch(f *wire.ClientFrame) error {
 	case wire.TypeSubscribe:
 		return wc.subscribe(f)
 	case wire.TypeUnsubscribe:
+		// Ended whatever the answer: an agent taken off the inbox still
+		// stops its subscription. Outside the caller's inboxes the frame
+		// is then not_found, as every frame is.
 		wc.root.Send(wc.pid, &unsubscribeReq{inbox: f.InboxID})
+		_, err := wc.s.inboxFor(wc.ctx, f.InboxID)
+		return err
 	case wire.TypeWatch:
 		return wc.watch(f)
 	case wire.TypeUnwatch:
 		wc.root.Send(wc.pid, &unwatchReq{conv: f.ConversationID})
+		_, err := wc.s.conversationRefFor(wc.ctx, f.ConversationID)
+		return err
 	case wire.TypeTyping:
 		return wc.typing(f)
 	case wire.TypeSend:
