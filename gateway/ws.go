@@ -114,7 +114,11 @@ func (s *Server) WSStats() WSStats {
 
 // CloseWebsockets closes every websocket connection (1001 going away) and
 // refuses new ones: http.Server.Shutdown does not track hijacked
-// connections, so the node calls this when it stops.
+// connections, so the node calls this when it stops, before its actors.
+// Like the HTTP requests in flight, a frame being handled (a send awaiting
+// its commit) is finished and its answer written first; frames that arrive
+// meanwhile are answered unavailable. It returns once every connection is
+// closed.
 func (s *Server) CloseWebsockets() {
 	s.ws.mu.Lock()
 	s.ws.closed = true
@@ -128,7 +132,7 @@ func (s *Server) CloseWebsockets() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.shutdown(websocket.StatusGoingAway, "server shutting down")
+			c.drainAndClose()
 		}()
 	}
 	wg.Wait()
@@ -155,6 +159,11 @@ type wsConn struct {
 	alive atomic.Pointer[wsconn.Keepalive]
 	once  sync.Once
 	slot  *wsSlot // the credential's place (ws_creds.go)
+
+	// busy is held while a frame is handled; draining, once set, has
+	// every later frame refused (the server is stopping).
+	busy     sync.Mutex
+	draining atomic.Bool
 }
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
@@ -281,7 +290,7 @@ func (wc *wsConn) readLoop() {
 			if typ != websocket.MessageText {
 				wc.sendError(nil, errorf(codeInvalid, "frames are JSON text, not binary"))
 			} else if wc.admitFrame(buf.Bytes()) {
-				wc.handle(buf.Bytes())
+				wc.handleUnlessDraining(buf.Bytes())
 			}
 		}
 		if buf.Cap() <= 64<<10 {
@@ -327,9 +336,45 @@ func (wc *wsConn) WriteBatch(frames []outbox.Frame) error {
 
 // shutdown ends the connection once: the session actor stops (it
 // unsubscribes), the queue drops what it holds, the socket closes.
+// handleUnlessDraining handles a frame, or refuses it once the server is
+// stopping.
+func (wc *wsConn) handleUnlessDraining(raw []byte) {
+	wc.busy.Lock()
+	defer wc.busy.Unlock()
+	if wc.draining.Load() {
+		f, _ := wire.DecodeClientFrame(raw)
+		wc.sendError(f.ID, errorf(codeUnavailable, "the server is shutting down; send it again once reconnected"))
+		return
+	}
+	wc.handle(raw)
+}
+
+// drainAndClose closes the connection for a stopping server: the frame
+// being handled, if any, finishes (within CommandTimeout), what is queued
+// is written (within WriteTimeout), then 1001.
+func (wc *wsConn) drainAndClose() {
+	wc.draining.Store(true)
+	handled := make(chan struct{})
+	go func() {
+		wc.busy.Lock()
+		wc.busy.Unlock()
+		close(handled)
+	}()
+	timer := time.NewTimer(wc.cfg.CommandTimeout)
+	select {
+	case <-handled:
+	case <-timer.C:
+	}
+	timer.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), wc.cfg.WriteTimeout)
+	_ = wc.q.Drain(ctx)
+	cancel()
+	wc.shutdown(websocket.StatusGoingAway, "server shutting down")
+}
+
 func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 	wc.once.Do(func() {
-		wc.cancel()
+		wc.draining.Store(true) // no frame is handled from here on
 		if k := wc.alive.Load(); k != nil {
 			k.Stop()
 		}
@@ -341,10 +386,16 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 		wc.s.wsConnections.Add(-1)
 		wc.slot.release()
 		if code == websocket.StatusNormalClosure && reason == "" {
+			wc.cancel()
 			_ = wc.c.CloseNow() // the peer went away: no handshake to wait for
 			return
 		}
+		// The close handshake first, while the reader still reads: ending
+		// the reader's context would drop the connection at once, and a
+		// peer still sending would get a reset that can swallow the frames
+		// written before the close.
 		_ = wc.c.Close(code, reason)
+		wc.cancel()
 	})
 }
 

@@ -156,8 +156,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	to := cfg.HTTPTimeouts.WithDefaults()
 	n.http = &http.Server{Handler: gateway.BodyDeadline(gw.Handler(), to.Body), ReadHeaderTimeout: to.Header, IdleTimeout: to.Idle,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	// Shutdown does not track hijacked connections: close websockets with it.
-	n.http.RegisterOnShutdown(gw.CloseWebsockets)
 	n.gw = gw
 	// Revocations on other nodes close this node's websockets too.
 	revCtx, stopRev := context.WithCancel(context.Background())
@@ -217,6 +215,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.http.Shutdown(shutdownCtx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	// Shutdown does not track hijacked connections: the websockets finish
+	// their frames in flight while the actors still run.
+	n.gw.CloseWebsockets()
 	<-n.served
 	if err := n.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)

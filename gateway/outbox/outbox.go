@@ -13,6 +13,7 @@
 package outbox
 
 import (
+	"context"
 	"sync"
 
 	"github.com/switchboard-dev/switchboard/wire"
@@ -121,6 +122,9 @@ type Queue struct {
 	writing bool
 	closed  bool
 	err     error
+	// drained, when set, is closed once nothing is queued or being
+	// written (Drain waits on it).
+	drained chan struct{}
 
 	// Statistics, for tests and metrics.
 	highWater  int
@@ -352,6 +356,7 @@ func (q *Queue) run() {
 		}
 		if q.closed || len(q.frames) == 0 {
 			q.writing = false
+			q.wakeDrain()
 			q.mu.Unlock()
 			return
 		}
@@ -366,6 +371,7 @@ func (q *Queue) run() {
 			q.mu.Lock()
 			q.closed, q.err, q.writing = true, err, false
 			q.frames, q.dead = nil, 0
+			q.wakeDrain()
 			q.mu.Unlock()
 			if q.hooks.Failed != nil {
 				q.hooks.Failed(err)
@@ -402,6 +408,37 @@ func (q *Queue) Close() {
 	q.closed = true
 	q.frames, q.dead = nil, 0
 	q.newest = nil
+	q.wakeDrain()
+}
+
+// Drain waits until every frame queued so far, and any queued meanwhile,
+// is written, or the queue closed; it gives up when ctx ends.
+func (q *Queue) Drain(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		if q.closed || (!q.writing && len(q.frames) == 0) {
+			q.mu.Unlock()
+			return nil
+		}
+		if q.drained == nil {
+			q.drained = make(chan struct{})
+		}
+		ch := q.drained
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// wakeDrain releases Drain's waiters. Called with mu held.
+func (q *Queue) wakeDrain() {
+	if q.drained != nil {
+		close(q.drained)
+		q.drained = nil
+	}
 }
 
 // Err is why the queue closed itself (overflow or a failed write).

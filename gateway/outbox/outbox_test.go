@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -403,5 +404,41 @@ func TestOtherFramesNeverDropped(t *testing.T) {
 	}
 	if ok || !errors.Is(q.Err(), ErrOverflow) {
 		t.Fatalf("want overflow failure, got ok=%v err=%v", ok, q.Err())
+	}
+}
+
+// TestDrainWaitsForEveryFrame: Drain returns once the frames queued before
+// and during it are written, not before; it gives up at its context's end,
+// and a closed queue has nothing to wait for.
+func TestDrainWaitsForEveryFrame(t *testing.T) {
+	w := newStalledWriter()
+	q := New(Config{MaxFrames: 100}, w, Hooks{}, func(string) []byte { return nil })
+	q.Push(Frame{Kind: Other, Data: []byte("first")})
+	<-w.entered
+	q.Push(Frame{Kind: Other, Data: []byte("second")})
+
+	short, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := q.Drain(short); err == nil {
+		t.Fatal("Drain returned with a write held")
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- q.Drain(context.Background()) }()
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) with a write held", err)
+	default:
+	}
+	close(w.release)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if got := w.written(); len(got) != 2 || string(got[1].Data) != "second" {
+		t.Fatalf("written when Drain returned: %d frames", len(got))
+	}
+
+	q.Close()
+	if err := q.Drain(context.Background()); err != nil {
+		t.Fatalf("Drain of a closed queue: %v", err)
 	}
 }

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/persistence/pgtest"
+)
+
+// TestWSFramesInFlightFinishOnStop: a node stopping gracefully finishes the
+// frame a websocket is handling, as it finishes HTTP requests in flight:
+// every note the stream wrote was acknowledged before the 1001 close, and
+// frames that came too late are answered unavailable, not dropped.
+func TestWSFramesInFlightFinishOnStop(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	n, stop := nodeOn(t, url)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	conv := inbound(c.with(tn.key), tn.inbox, phoneN(1), "hello")["conversation_id"].(string)
+
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.key})
+	const frames = 2000
+	go func() {
+		// As fast as the socket takes them: the server handles one at a
+		// time, so one is in flight whenever the node stops.
+		for i := range frames {
+			raw := fmt.Sprintf(`{"type":"send","id":%d,"conversation_id":%q,"body":"m%d","kind":"note","client_id":"c%d"}`, i, conv, i, i)
+			if err := ws.c.Write(t.Context(), websocket.MessageText, []byte(raw)); err != nil {
+				return
+			}
+		}
+	}()
+
+	acked, refused := map[string]bool{}, 0
+	stopped := make(chan struct{})
+	for done := false; !done; {
+		select {
+		case f := <-ws.frames:
+			switch {
+			case f.typ() == "ack":
+				acked[f.obj("message")["body"].(string)] = true
+				if len(acked) == 20 {
+					go func() { stop(); close(stopped) }()
+				}
+			case f.typ() == "error" && f.obj("error")["code"] == "unavailable":
+				refused++
+			default:
+				t.Fatalf("unexpected frame %v", f.m)
+			}
+		case <-ws.done:
+			done = true
+		case <-time.After(60 * time.Second):
+			t.Fatalf("connection still open, %d acks", len(acked))
+		}
+	}
+	<-stopped
+	ws.mu.Lock()
+	err := ws.err
+	ws.mu.Unlock()
+	if status := websocket.CloseStatus(err); status != websocket.StatusGoingAway {
+		t.Fatalf("closed with %v (%v), want 1001", status, err)
+	}
+	if len(acked) >= frames {
+		t.Fatalf("all %d frames handled before the stop took effect", frames)
+	}
+
+	n2, _ := nodeOn(t, url)
+	k2 := api{t: t, base: n2.URL(), token: tn.key}
+	written := map[string]bool{}
+	for path := "/v1/conversations/" + conv + "/messages?limit=200"; ; {
+		page := k2.must(200, "GET", path, nil)
+		for _, m := range page["messages"].([]any) {
+			if body := m.(map[string]any)["body"].(string); strings.HasPrefix(body, "m") {
+				written[body] = true
+			}
+		}
+		next, ok := page["next_before"].(float64)
+		if !ok {
+			break
+		}
+		path = fmt.Sprintf("/v1/conversations/%s/messages?limit=200&before=%d", conv, int64(next))
+	}
+	for body := range written {
+		if !acked[body] {
+			t.Errorf("note %s was written but never acknowledged", body)
+		}
+	}
+	for body := range acked {
+		if !written[body] {
+			t.Errorf("note %s was acknowledged but is not in the timeline", body)
+		}
+	}
+	t.Logf("%d notes acknowledged and written, %d frames refused while stopping", len(acked), refused)
+}
