@@ -247,7 +247,7 @@ func decide(s *State, cmd Command, now time.Time, newID func() string) (*Event, 
 			return nil, err
 		}
 		ev.Type = EventOutbound
-		ev.Item = &Item{ID: newID(), Seq: ev.Version, Direction: Outbound, Kind: kind, Channel: s.Summary.Channel,
+		ev.Item = &Item{ID: newID(), Seq: ev.Version, Direction: Outbound, Kind: kind, Channel: replyChannel(&s.Summary),
 			Body: c.Body, CreatedAt: now, ClientID: c.ClientID, AuthorID: cmd.ActorID}
 		if kind == KindMessage {
 			ev.Item.Status = DeliveryPending
@@ -306,6 +306,16 @@ func identify(s *State, ev *Event, cmd Command, c Contact) {
 		named.Name = c.Name
 		ev.Contact = &named
 	}
+}
+
+// replyChannel is the channel a reply reaches the contact on: the
+// conversation's, unless that is a call's, which carries no message; then
+// the contact's own (an SMS to a phone).
+func replyChannel(sum *Summary) Channel {
+	if sum.Channel == ChannelVoice {
+		return defaultChannel(sum.Contact)
+	}
+	return sum.Channel
 }
 
 func defaultChannel(c Contact) Channel {

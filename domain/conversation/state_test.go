@@ -370,6 +370,10 @@ func TestCallItemUpdatedInPlace(t *testing.T) {
 	if c, ok := m.s.Call("c1"); !ok || c.ID != it.ID {
 		t.Fatalf("Call(c1) = %+v, %v", c, ok)
 	}
+	// No message travels on a call: a reply now goes by SMS to the phone.
+	if ev, err := m.decide(reply("call me back?", KindMessage)); err != nil || ev.Item.Channel != ChannelSMS {
+		t.Fatalf("reply after a call: %+v, %v; want channel sms", ev, err)
+	}
 
 	prog := m.run(call("c1", CallInProgress, 0))
 	if prog.Version != 4 || prog.Item.ID != it.ID || prog.Item.Seq != 3 || prog.Item.State != CallInProgress ||
