@@ -357,8 +357,8 @@ func (wc *wsConn) drainAndClose() {
 	handled := make(chan struct{})
 	go func() {
 		wc.busy.Lock()
+		close(handled) // no frame is being handled, and none will be
 		wc.busy.Unlock()
-		close(handled)
 	}()
 	timer := time.NewTimer(wc.cfg.CommandTimeout)
 	select {
