@@ -369,12 +369,26 @@ func (wc *wsConn) drainAndClose() {
 	ctx, cancel := context.WithTimeout(context.Background(), wc.cfg.WriteTimeout)
 	_ = wc.q.Drain(ctx)
 	cancel()
-	wc.shutdown(websocket.StatusGoingAway, "server shutting down")
+	wc.closeWithHandshake(websocket.StatusGoingAway, "server shutting down")
 }
 
-func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
+func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) { wc.stop(code, reason, false) }
+
+// closeWithHandshake ends the connection like shutdown, but for a peer that
+// is alive and reading: the close handshake runs before the reader's
+// context ends, which would drop the connection at once, and a peer still
+// sending would then get a reset that can swallow the frames written
+// before the close.
+func (wc *wsConn) closeWithHandshake(code websocket.StatusCode, reason string) {
+	wc.stop(code, reason, true)
+}
+
+func (wc *wsConn) stop(code websocket.StatusCode, reason string, handshake bool) {
 	wc.once.Do(func() {
 		wc.draining.Store(true) // no frame is handled from here on
+		if !handshake {
+			wc.cancel()
+		}
 		if k := wc.alive.Load(); k != nil {
 			k.Stop()
 		}
@@ -385,16 +399,12 @@ func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) {
 		wc.s.ws.mu.Unlock()
 		wc.s.wsConnections.Add(-1)
 		wc.slot.release()
-		if code == websocket.StatusNormalClosure && reason == "" {
-			wc.cancel()
+		switch {
+		case code == websocket.StatusNormalClosure && reason == "":
 			_ = wc.c.CloseNow() // the peer went away: no handshake to wait for
-			return
+		default:
+			_ = wc.c.Close(code, reason)
 		}
-		// The close handshake first, while the reader still reads: ending
-		// the reader's context would drop the connection at once, and a
-		// peer still sending would get a reset that can swallow the frames
-		// written before the close.
-		_ = wc.c.Close(code, reason)
 		wc.cancel()
 	})
 }

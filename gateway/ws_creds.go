@@ -130,15 +130,12 @@ func (s *Server) closeRevoked(rv persistence.Revocation) {
 	}
 }
 
-// closeRevoked stops handling the connection's frames and closes it with
-// 1008, waiting for the client's close frame (the close code tells the
-// client why) before the session is torn down.
+// closeRevoked stops handling the connection's frames, ends its session
+// (its presence goes at once) and closes it with 1008 through the close
+// handshake, so that the client reads why.
 func (wc *wsConn) closeRevoked() {
 	wc.slot.revoked.Store(true)
-	go func() {
-		_ = wc.c.Close(websocket.StatusPolicyViolation, "credentials revoked")
-		wc.shutdown(websocket.StatusPolicyViolation, "credentials revoked")
-	}()
+	go wc.closeWithHandshake(websocket.StatusPolicyViolation, "credentials revoked")
 }
 
 // admitFrame says whether to handle a client frame: not once the
