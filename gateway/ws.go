@@ -334,10 +334,8 @@ func (wc *wsConn) WriteBatch(frames []outbox.Frame) error {
 	return wc.cork.Uncork()
 }
 
-// shutdown ends the connection once: the session actor stops (it
-// unsubscribes), the queue drops what it holds, the socket closes.
-// handleUnlessDraining handles a frame, or refuses it once the server is
-// stopping.
+// handleUnlessDraining handles a frame, or refuses it once the connection
+// is closing.
 func (wc *wsConn) handleUnlessDraining(raw []byte) {
 	wc.busy.Lock()
 	defer wc.busy.Unlock()
@@ -372,6 +370,8 @@ func (wc *wsConn) drainAndClose() {
 	wc.closeWithHandshake(websocket.StatusGoingAway, "server shutting down")
 }
 
+// shutdown ends the connection once: the session actor stops (it
+// unsubscribes), the queue drops what it holds, the socket closes.
 func (wc *wsConn) shutdown(code websocket.StatusCode, reason string) { wc.stop(code, reason, false) }
 
 // closeWithHandshake ends the connection like shutdown, but for a peer that
@@ -399,10 +399,9 @@ func (wc *wsConn) stop(code websocket.StatusCode, reason string, handshake bool)
 		wc.s.ws.mu.Unlock()
 		wc.s.wsConnections.Add(-1)
 		wc.slot.release()
-		switch {
-		case code == websocket.StatusNormalClosure && reason == "":
+		if code == websocket.StatusNormalClosure && reason == "" {
 			_ = wc.c.CloseNow() // the peer went away: no handshake to wait for
-		default:
+		} else {
 			_ = wc.c.Close(code, reason)
 		}
 		wc.cancel()
