@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -95,4 +97,41 @@ func TestWSFramesInFlightFinishOnStop(t *testing.T) {
 		}
 	}
 	t.Logf("%d notes acknowledged and written, %d frames refused while stopping", len(acked), refused)
+}
+
+// TestWSCloseDoesNotWaitForSlowRequests: a stopping node closes its
+// websockets beside the HTTP requests it finishes, not after the slowest
+// of them: here a request whose body never comes holds the HTTP side.
+func TestWSCloseDoesNotWaitForSlowRequests(t *testing.T) {
+	n, stop := nodeOn(t, pgtest.NewDatabase(t))
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.key})
+	ws.ping("up")
+	ws.expect("pong")
+
+	slow, err := net.Dial("tcp", strings.TrimPrefix(n.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST /v1/inboxes/%s/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", tn.inbox, tn.key)
+	// The request is in its handler, reading the body, once the node
+	// counts it in flight.
+	poll.Until(t, 10*time.Second, "the slow request in flight", func() bool {
+		return strings.Contains(string(c.do("GET", "/metrics", nil).Body),
+			`switchboard_http_requests_in_flight{route="POST /v1/inboxes/{inbox_id}/messages"} 1`)
+	})
+
+	go stop()
+	select {
+	case <-ws.done:
+	case <-time.After(20 * time.Second): // the body deadline is 30 s
+		t.Fatal("the websocket waited for the slow request")
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if status := websocket.CloseStatus(ws.err); status != websocket.StatusGoingAway {
+		t.Fatalf("closed with %v (%v), want 1001", status, ws.err)
+	}
 }

@@ -225,21 +225,31 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "ready": true})
 }
 
-// httpMetrics are request latency histograms by route.
+// httpMetrics are request latency histograms and requests in flight, by
+// route.
 type httpMetrics struct {
 	duration *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	return &httpMetrics{duration: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: metrics.Namespace, Name: "http_request_duration_seconds", Help: "REST request latency by route and status.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
-	}, []string{"route", "code"}))}
+	return &httpMetrics{
+		duration: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metrics.Namespace, Name: "http_request_duration_seconds", Help: "REST request latency by route and status.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}, []string{"route", "code"})),
+		inFlight: metrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Name: "http_requests_in_flight", Help: "REST requests being handled, by route (a slow client's body included).",
+		}, []string{"route"})),
+	}
 }
 
 func (m *httpMetrics) instrument(route string, h http.Handler) http.Handler {
+	inFlight := m.inFlight.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		inFlight.Inc()
+		defer inFlight.Dec()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
 		m.duration.WithLabelValues(route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())

@@ -212,12 +212,14 @@ func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
 	shutdownCtx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 	defer cancel()
+	// Shutdown does not track hijacked connections: the websockets finish
+	// their frames in flight beside it, while the actors still run.
+	wsClosed := make(chan struct{})
+	go func() { n.gw.CloseWebsockets(); close(wsClosed) }()
 	if err := n.http.Shutdown(shutdownCtx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
-	// Shutdown does not track hijacked connections: the websockets finish
-	// their frames in flight while the actors still run.
-	n.gw.CloseWebsockets()
+	<-wsClosed
 	<-n.served
 	if err := n.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)
