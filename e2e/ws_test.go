@@ -97,26 +97,20 @@ func TestWSAuthAndLimits(t *testing.T) {
 		}
 	}
 	ws := mustWS(t, n.URL(), wsOpts{token: a.agentToken})
-	// Another tenant's inbox and conversation: not_found, no data.
-	ws.send(map[string]any{"type": "subscribe", "id": "s", "inbox_id": b.inbox})
-	if f := ws.expect("error"); f.str("ref") != "s" || f.obj("error")["code"] != "not_found" {
-		t.Fatalf("foreign subscribe: %v", f.m)
-	}
-	ws.send(map[string]any{"type": "watch", "id": "w", "conversation_id": rb["conversation_id"]})
-	if f := ws.expect("error"); f.str("ref") != "w" || f.obj("error")["code"] != "not_found" {
-		t.Fatalf("foreign watch: %v", f.m)
-	}
-	ws.send(map[string]any{"type": "send", "id": "x", "conversation_id": rb["conversation_id"], "body": "hi"})
-	if f := ws.expect("error"); f.str("ref") != "x" || f.obj("error")["code"] != "not_found" {
-		t.Fatalf("foreign send: %v", f.m)
-	}
-	ws.send(map[string]any{"type": "unsubscribe", "id": "u", "inbox_id": b.inbox})
-	if f := ws.expect("error"); f.str("ref") != "u" || f.obj("error")["code"] != "not_found" {
-		t.Fatalf("foreign unsubscribe: %v", f.m)
-	}
-	ws.send(map[string]any{"type": "unwatch", "id": "uw", "conversation_id": rb["conversation_id"]})
-	if f := ws.expect("error"); f.str("ref") != "uw" || f.obj("error")["code"] != "not_found" {
-		t.Fatalf("foreign unwatch: %v", f.m)
+	// Another tenant's inbox and conversation: not_found for every frame
+	// that names one, no data.
+	foreignConv := rb["conversation_id"]
+	for _, fr := range []map[string]any{
+		{"type": "subscribe", "id": "s", "inbox_id": b.inbox},
+		{"type": "watch", "id": "w", "conversation_id": foreignConv},
+		{"type": "send", "id": "x", "conversation_id": foreignConv, "body": "hi"},
+		{"type": "unsubscribe", "id": "u", "inbox_id": b.inbox},
+		{"type": "unwatch", "id": "uw", "conversation_id": foreignConv},
+	} {
+		ws.send(fr)
+		if f := ws.expect("error"); f.str("ref") != fr["id"] || f.obj("error")["code"] != "not_found" {
+			t.Fatalf("foreign %s: %v", fr["type"], f.m)
+		}
 	}
 	inbound(c.with(b.key), b.inbox, phoneN(1), "more secret")
 	ws.ping("p")
