@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -172,7 +173,7 @@ WITH q AS MATERIALIZED (
 	LIMIT $5
 )
 SELECT message_id, conversation_id, inbox_id, seq, body, created_at, found,
-	ts_headline('simple', body, (SELECT q FROM q), $6)
+	ts_headline('simple', translate(body, '<>', '‹›'), (SELECT q FROM q), $6)
 FROM m
 ORDER BY rank DESC, created_at DESC, message_id`
 
@@ -201,7 +202,7 @@ func (b *Backend) Search(ctx context.Context, q search.Query) (search.Result, er
 			return search.Result{Hits: []search.Hit{}}, fmt.Errorf("pgsearch: search: scan: %w", err)
 		}
 		h.CreatedAt = h.CreatedAt.UTC()
-		h.Snippet = search.MarkSnippet(snippet)
+		h.Snippet = search.MarkSnippet(restoreBrackets(snippet, h.Body))
 		res.Found = int(found)
 		res.Hits = append(res.Hits, h)
 	}
@@ -216,13 +217,51 @@ func searchArgs(q search.Query) []any {
 	return []any{q.AccountID, q.InboxIDs, head, last, q.EffectiveLimit(), headlineOptions}
 }
 
+// bracketsAsBlanks is the SQL's translate(body, '<>', '‹›'): the parser
+// reads < and > as the edges of an HTML tag and drops what is between them,
+// the single guillemets as blanks.
+var bracketsAsBlanks = strings.NewReplacer("<", "‹", ">", "›")
+
+// restoreBrackets gives a headline of the translated body its own
+// characters back: the headline is one stretch of that text (plus the
+// marks), rune for rune, so each of its runes is the body's rune at the same
+// place. A body that had guillemets of its own keeps them too.
+func restoreBrackets(headline, body string) string {
+	if !strings.ContainsAny(body, "<>") {
+		return headline
+	}
+	plain := strings.NewReplacer(search.MarkStart, "", search.MarkEnd, "").Replace(headline)
+	translated := bracketsAsBlanks.Replace(body)
+	at := strings.Index(translated, plain)
+	if at < 0 {
+		return bracketsAsBlanks.Replace(headline) // not expected; never worse than the guillemets
+	}
+	own := []rune(body)[utf8.RuneCountInString(translated[:at]):]
+	var b strings.Builder
+	b.Grow(len(headline))
+	k := 0
+	for _, r := range headline {
+		switch {
+		case string(r) == search.MarkStart || string(r) == search.MarkEnd:
+			b.WriteRune(r)
+		case k < len(own):
+			b.WriteRune(own[k])
+			k++
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // splitQuery returns the words before the last one, for plainto_tsquery, and
 // the last word as a quoted prefix term for to_tsquery. Both go through
 // PostgreSQL's own parser, so the query is tokenized exactly like the
 // indexed bodies (e-mail addresses, hyphenated words, numbers); quoting makes
 // every character of the user's text literal.
 func splitQuery(text string) (head, last string) {
-	words := strings.Fields(text)
+	// As in the indexed bodies, < and > separate words.
+	words := strings.Fields(strings.NewReplacer("<", " ", ">", " ").Replace(text))
 	if len(words) == 0 {
 		return "", ""
 	}

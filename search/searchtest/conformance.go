@@ -71,6 +71,7 @@ func Run(t *testing.T, newBackend Factory) {
 	t.Run("Scope", func(t *testing.T) { scope(t, newBackend(t)) })
 	t.Run("Words", func(t *testing.T) { words(t, newBackend(t)) })
 	t.Run("Hit", func(t *testing.T) { hit(t, newBackend(t)) })
+	t.Run("AngleBrackets", func(t *testing.T) { angleBrackets(t, newBackend(t)) })
 	t.Run("Limit", func(t *testing.T) { limit(t, newBackend(t)) })
 	t.Run("Upsert", func(t *testing.T) { upsert(t, newBackend(t)) })
 }
@@ -179,6 +180,28 @@ func hit(t *testing.T, b search.Backend) {
 	}
 	if strings.Contains(h.Snippet, "<i>") || strings.Contains(h.Snippet, "<script>") {
 		t.Errorf("snippet %q passes the body's markup through", h.Snippet)
+	}
+}
+
+// angleBrackets: text between < and > is words like any other (an HTML
+// parser would drop it as a tag), and the snippet shows the body's own
+// characters, escaped, brackets and guillemets included.
+func angleBrackets(t *testing.T, b search.Backend) {
+	body := "zebrafish: <john@example.com> <ticket 5521>, x<y a>b ‹ok›"
+	MustUpsert(t, b, Doc("g1", "acc", "ib", body, 1))
+	for _, q := range []string{"5521", "ticket", "john@example.com", "x<y", "<ticket"} {
+		if r := MustSearch(t, b, search.Query{AccountID: "acc", InboxIDs: []string{"ib"}, Text: q}); HitIDs(r) != "g1" {
+			t.Errorf("%q: %q, want g1", q, HitIDs(r))
+		}
+	}
+	r := MustSearch(t, b, search.Query{AccountID: "acc", InboxIDs: []string{"ib"}, Text: "zebrafish"})
+	if len(r.Hits) != 1 {
+		t.Fatalf("zebrafish: %q", HitIDs(r))
+	}
+	for _, part := range []string{"<mark>zebrafish", "&lt;john@example.com&gt; &lt;ticket 5521&gt;, x&lt;y a&gt;b ‹ok›"} {
+		if !strings.Contains(r.Hits[0].Snippet, part) {
+			t.Errorf("snippet %q lacks %q", r.Hits[0].Snippet, part)
+		}
 	}
 }
 
