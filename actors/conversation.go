@@ -129,6 +129,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		if notify != nil {
 			g.publishItem(ctx, reply.ItemJson)
+			g.publishSummary(ctx, notify.SummaryJson)
 			g.deliver(ctx, notify)
 		} else if g.announce && g.state.Exists() {
 			st := g.state.Summary

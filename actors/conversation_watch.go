@@ -13,6 +13,8 @@ import (
 // watcher is a websocket session watching this conversation.
 type watcher struct {
 	pid *actor.PID
+	// summaries: the watcher asked for the summary after every event.
+	summaries bool
 }
 
 // watch registers a session for item and typing frames and Sends it
@@ -38,7 +40,8 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 		return &actorpb.Ack{Error: pbError(wire.CodeInvalid, "watcher is required")}
 	}
 	key := pidKey(pid)
-	if g.watchers[key] != nil {
+	if w := g.watchers[key]; w != nil {
+		w.summaries = msg.Summaries
 		// The client watching again (or the cluster resending a request):
 		// the current version and presence again; a session that waits
 		// for no answer ignores the version.
@@ -49,7 +52,7 @@ func (g *conversationGrain) watch(ctx actor.Context, msg *actorpb.WatchConversat
 	if g.watchers == nil {
 		g.watchers = make(map[string]*watcher)
 	}
-	g.watchers[key] = &watcher{pid: pid}
+	g.watchers[key] = &watcher{pid: pid, summaries: msg.Summaries}
 	ctx.Watch(pid)
 	ctx.Send(pid, &actorpb.ConversationWatched{ConversationId: g.id, Conversation: pbPID(ctx.Self()), Version: g.state.Version()})
 	// Presence follows watching: to everyone when the agents changed, else
@@ -142,6 +145,25 @@ func (g *conversationGrain) publishItem(ctx actor.Context, item []byte) {
 	}
 	ev := conversationEvent(g.id, wire.Item(g.id, item))
 	for _, w := range g.watchers {
+		ctx.Send(w.pid, ev)
+	}
+}
+
+// publishSummary Sends the summary after an event, encoded once, to the
+// watchers that asked for it: a client showing the conversation keeps its
+// header current even when no subscription of its carries the conversation.
+func (g *conversationGrain) publishSummary(ctx actor.Context, summary []byte) {
+	if len(g.watchers) == 0 || len(summary) == 0 {
+		return
+	}
+	var ev *actorpb.ConversationEvent
+	for _, w := range g.watchers {
+		if !w.summaries {
+			continue
+		}
+		if ev == nil {
+			ev = conversationEvent(g.id, wire.ConversationSummary(g.id, summary))
+		}
 		ctx.Send(w.pid, ev)
 	}
 }

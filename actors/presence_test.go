@@ -120,7 +120,7 @@ func testPresenceCrossNode(t *testing.T, leave func(*tnode)) {
 	}
 	watch := func(n *tnode, s *presenceSession, agentID string) {
 		t.Helper()
-		if err := n.engine.Watch(ctx, tn.account, id, agentID, s.pid); err != nil {
+		if err := n.engine.Watch(ctx, tn.account, id, agentID, s.pid, false); err != nil {
 			t.Fatalf("watch as %q: %v", agentID, err)
 		}
 	}

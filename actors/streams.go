@@ -111,9 +111,9 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) error {
 
 // Watch registers a watcher with a conversation actor, which then Sends
 // ConversationWatched to it before any event.
-func (e *Engine) Watch(ctx context.Context, accountID, conversationID, agentID string, watcher *actor.PID) error {
+func (e *Engine) Watch(ctx context.Context, accountID, conversationID, agentID string, watcher *actor.PID, summaries bool) error {
 	ack, err := request[*actorpb.Ack](ctx, e.deps, KindConversation, conversationID, &actorpb.WatchConversation{
-		AccountId: accountID, ConversationId: conversationID, AgentId: agentID, Watcher: pbPID(watcher)})
+		AccountId: accountID, ConversationId: conversationID, AgentId: agentID, Watcher: pbPID(watcher), Summaries: summaries})
 	if err != nil {
 		return err
 	}

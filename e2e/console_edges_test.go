@@ -280,3 +280,30 @@ func mustEval[T any](t *testing.T, ctx context.Context, expr string) T {
 	}
 	return v
 }
+
+// TestConsoleHeaderFollowsAConversationOutsideTheList: the open
+// conversation's header follows its changes after it left the list's
+// filter (closed, under the default tab), which no inbox update carries.
+func TestConsoleHeaderFollowsAConversationOutsideTheList(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Header")
+	k := c.with(tn.key)
+	conv := str(t, k.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
+		obj{"contact": obj{"phone": "+14155550160", "name": "Header"}, "body": "hi"}), "conversation_id")
+	ctx := browser(t)
+	consoleAt(t, ctx, n.URL(), tn.agentToken)
+	if err := chromedp.Do(ctx, clickNow(itemSel(conv)), waitTrue(`document.getElementById("thread-status").textContent === "new"`)); err != nil {
+		t.Fatal(err)
+	}
+	k.must(200, "PATCH", "/v1/conversations/"+conv, obj{"status": "closed"})
+	if err := chromedp.Do(ctx, waitTrue(`document.getElementById("thread-status").textContent === "closed"`)); err != nil {
+		t.Fatalf("closed: %v", err)
+	}
+	// Closed, it is in no list of the default tab now: only the watch's
+	// summaries carry what follows.
+	k.must(200, "PATCH", "/v1/conversations/"+conv, obj{"tags_add": []string{"later"}, "assignee_id": tn.agentID})
+	if err := chromedp.Do(ctx, waitTrue(`document.getElementById("thread-meta").textContent.includes("#later")`)); err != nil {
+		t.Fatalf("the header after a change outside the list: %v (meta %q)", err, text(t, ctx, "#thread-meta"))
+	}
+}

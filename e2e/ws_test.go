@@ -597,3 +597,44 @@ func TestWSCountsPerAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestWSWatchSummaries: a watch with "summaries": true also gets the
+// summary after every event of the conversation (an extension), whatever
+// subscription the connection holds; a plain watch does not.
+func TestWSWatchSummaries(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	id := inbound(k, tn.inbox, phoneN(1), "hello")["conversation_id"].(string)
+
+	plain := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	plain.send(map[string]any{"type": "watch", "id": "w", "conversation_id": id})
+	plain.expect("watching")
+	plain.expect("presence")
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.agentToken})
+	ws.send(map[string]any{"type": "watch", "id": "w", "conversation_id": id, "summaries": true})
+	ws.expect("watching")
+	ws.expect("presence")
+
+	// An event without an item (a PATCH by someone else), then one with.
+	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"status": "closed", "tags_add": []string{"vip"}})
+	if f := ws.expect("conversation"); f.str("conversation_id") != id || f.obj("conversation")["status"] != "closed" ||
+		f.obj("conversation")["version"].(float64) != 2 {
+		t.Fatalf("after the PATCH: %v", f.m)
+	}
+	inbound(k, tn.inbox, phoneN(1), "again")
+	if f := ws.expect("item"); f.obj("item")["body"] != "again" {
+		t.Fatalf("item %v", f.m)
+	}
+	if f := ws.expect("conversation"); f.obj("conversation")["status"] != "open" || f.obj("conversation")["version"].(float64) != 3 {
+		t.Fatalf("after the inbound: %v", f.m)
+	}
+	if f := plain.expect("item"); f.obj("item")["body"] != "again" {
+		t.Fatalf("plain watcher: %v", f.m)
+	}
+	plain.ping("quiet")
+	if f := plain.expect("pong"); f.str("ref") != "quiet" {
+		t.Fatalf("a plain watch got %v", f.m)
+	}
+}

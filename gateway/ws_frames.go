@@ -85,7 +85,7 @@ func (wc *wsConn) watch(f *wire.ClientFrame) error {
 	if err != nil {
 		return err
 	}
-	req := session.ClientWatch{Conv: f.ConversationID, AccountID: ref.accountID, Ref: f.ID, Done: make(chan struct{})}
+	req := session.ClientWatch{Conv: f.ConversationID, AccountID: ref.accountID, Ref: f.ID, Done: make(chan struct{}), Summaries: f.Summaries}
 	wc.root.Send(wc.pid, &watchReq{req})
 	select {
 	case <-req.Done:

@@ -118,7 +118,7 @@ func (a *sessionActor) run(ctx actor.Context, effects []session.Effect) {
 			go func() {
 				rctx, cancel := context.WithTimeout(wc.ctx, requestTimeout)
 				defer cancel()
-				if err := wc.s.engine.Watch(rctx, e.AccountID, e.Conv, agent, self); err != nil {
+				if err := wc.s.engine.Watch(rctx, e.AccountID, e.Conv, agent, self, e.Summaries); err != nil {
 					wc.root.Send(self, &requestFailed{session.Failed{Conv: e.Conv, ID: e.ID, Err: err}})
 				}
 			}()

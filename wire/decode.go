@@ -37,6 +37,8 @@ type ClientFrame struct {
 	Filter map[string]json.RawMessage `json:"filter"`
 	Query  inbox.Query                `json:"-"`
 	Resume *Resume                    `json:"resume"`
+	// Summaries: a watch that also wants the summary after every event.
+	Summaries bool `json:"summaries"`
 	// send
 	Body     string `json:"body"`
 	Kind     string `json:"kind"`

@@ -182,6 +182,18 @@ func Item(conversationID string, item json.RawMessage) Frame {
 	return Frame{Kind: KindReply, Data: append(b, '}')}
 }
 
+// ConversationSummary is the frame a watcher that asked for summaries gets
+// after every event of the conversation (an extension of docs/api.md's
+// watch).
+func ConversationSummary(conversationID string, summary json.RawMessage) Frame {
+	b := make([]byte, 0, 64+len(conversationID)+len(summary))
+	b = append(b, `{"type":"conversation","conversation_id":`...)
+	b = appendString(b, conversationID)
+	b = append(b, `,"conversation":`...)
+	b = append(b, summary...)
+	return Frame{Kind: KindReply, Data: append(b, '}')}
+}
+
 func appendString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s)
 	return append(b, q...)

@@ -2374,8 +2374,10 @@ type WatchConversation struct {
 	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	AgentId        string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	Watcher        *Pid                   `protobuf:"bytes,4,opt,name=watcher,proto3" json:"watcher,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// summaries: the watcher also gets the summary after every event.
+	Summaries     bool `protobuf:"varint,5,opt,name=summaries,proto3" json:"summaries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchConversation) Reset() {
@@ -2434,6 +2436,13 @@ func (x *WatchConversation) GetWatcher() *Pid {
 		return x.Watcher
 	}
 	return nil
+}
+
+func (x *WatchConversation) GetSummaries() bool {
+	if x != nil {
+		return x.Summaries
+	}
+	return false
 }
 
 type ConversationWatched struct {
@@ -3269,13 +3278,14 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\n" +
 	"subscriber\x18\x02 \x01(\v2\x17.switchboard.actors.PidR\n" +
 	"subscriber\x12'\n" +
-	"\x0fsubscription_id\x18\x03 \x01(\x04R\x0esubscriptionId\"\xa9\x01\n" +
+	"\x0fsubscription_id\x18\x03 \x01(\x04R\x0esubscriptionId\"\xc7\x01\n" +
 	"\x11WatchConversation\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x121\n" +
-	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\"\x95\x01\n" +
+	"\awatcher\x18\x04 \x01(\v2\x17.switchboard.actors.PidR\awatcher\x12\x1c\n" +
+	"\tsummaries\x18\x05 \x01(\bR\tsummaries\"\x95\x01\n" +
 	"\x13ConversationWatched\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12;\n" +
 	"\fconversation\x18\x02 \x01(\v2\x17.switchboard.actors.PidR\fconversation\x12\x18\n" +

@@ -37,7 +37,7 @@ function until(sb, pred, what, ms = 5000) {
     const done = (err) => { clearTimeout(timer); offs.forEach((f) => f()); err ? reject(err) : resolve(); };
     const check = () => { try { if (pred()) done(); } catch (err) { done(err); } };
     const timer = setTimeout(() => done(new Error("timed out waiting for " + (typeof what === "function" ? what() : what))), ms);
-    for (const t of ["state", "snapshot", "conversation", "counts", "item", "typing", "presence", "watching", "resync"]) offs.push(sb.on(t, check));
+    for (const t of ["state", "snapshot", "conversation", "counts", "item", "typing", "presence", "watching", "resync", "summary"]) offs.push(sb.on(t, check));
     check();
   });
 }
@@ -235,6 +235,25 @@ test("watch: items, typing from another agent, re-watched after a reconnect", as
   assert.deepEqual(presence.at(-1).agents, presence[0].agents);
   a.unwatch(id);
   assert.equal(a.watches.has(id), false);
+});
+
+test("watch with summaries: the summary after every change, also after a reconnect", async (t) => {
+  const a = client(t).sb;
+  a.connect();
+  const m = await inbound("summaries please");
+  const id = m.conversation_id;
+  const summaries = [], watching = [];
+  a.on("summary", (s) => summaries.push(s));
+  a.on("watching", (w) => watching.push(w));
+  await a.watch(id, { summaries: true });
+  await rest("PATCH", `/v1/conversations/${id}`, { status: "closed" });
+  await until(a, () => summaries.some((s) => s.conversation.status === "closed"), "the summary of the PATCH");
+  assert.equal(summaries.at(-1).conversation_id, id);
+  a.drop();
+  await until(a, () => watching.length >= 2, "the watch re-established");
+  await rest("PATCH", `/v1/conversations/${id}`, { tags_add: ["after"] });
+  await until(a, () => summaries.some((s) => (s.conversation.tags || []).includes("after")), "the summary after the reconnect");
+  a.unwatch(id);
 });
 
 test("a watch and a subscription withdrawn while offline are not sent again", async (t) => {

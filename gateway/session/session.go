@@ -41,6 +41,7 @@ type (
 	Watch struct {
 		AccountID, Conv string
 		ID              uint64
+		Summaries       bool
 	}
 	// Unwatch tells a conversation activation to forget this watcher.
 	Unwatch struct {
@@ -126,6 +127,7 @@ type keptSub struct {
 
 type watch struct {
 	conv, accountID string
+	summaries       bool
 	gen             uint64
 	pending         bool
 	ref             json.RawMessage
@@ -446,6 +448,8 @@ type ClientWatch struct {
 	Conv, AccountID string
 	Ref             json.RawMessage
 	Done            chan struct{}
+	// Summaries: the client wants the summary after every event too.
+	Summaries bool
 }
 
 // Watch handles a client's watch.
@@ -456,8 +460,8 @@ func (s *Session) Watch(m ClientWatch) []Effect {
 		// registration and its items flowing meanwhile. It answers with
 		// watching's version and then presence, as for a first watch.
 		s.finish(&w.done)
-		w.ref, w.done, w.gen = m.Ref, m.Done, s.nextGen()
-		s.emit(Watch{AccountID: w.accountID, Conv: w.conv, ID: w.gen})
+		w.ref, w.done, w.gen, w.summaries = m.Ref, m.Done, s.nextGen(), m.Summaries
+		s.emit(Watch{AccountID: w.accountID, Conv: w.conv, ID: w.gen, Summaries: w.summaries})
 		return s.flush()
 	}
 	if len(s.watches) >= s.max {
@@ -471,7 +475,7 @@ func (s *Session) Watch(m ClientWatch) []Effect {
 		s.watches[m.Conv] = w
 	}
 	s.finish(&w.done)
-	w.accountID, w.ref, w.done = m.AccountID, m.Ref, m.Done
+	w.accountID, w.ref, w.done, w.summaries = m.AccountID, m.Ref, m.Done, m.Summaries
 	s.requestWatch(w)
 	return s.flush()
 }
@@ -479,7 +483,7 @@ func (s *Session) Watch(m ClientWatch) []Effect {
 func (s *Session) requestWatch(w *watch) {
 	w.gen = s.nextGen()
 	w.pending = true
-	s.emit(Watch{AccountID: w.accountID, Conv: w.conv, ID: w.gen})
+	s.emit(Watch{AccountID: w.accountID, Conv: w.conv, ID: w.gen, Summaries: w.summaries})
 }
 
 // Watched installs a watch registration.

@@ -60,7 +60,11 @@ func describe(effects []Effect) []string {
 		case Unsubscribe:
 			out = append(out, fmt.Sprintf("unsubscribe %s #%d at %s", e.Inbox, e.ID, e.PID.Address))
 		case Watch:
-			out = append(out, fmt.Sprintf("watch %s #%d", e.Conv, e.ID))
+			w := fmt.Sprintf("watch %s #%d", e.Conv, e.ID)
+			if e.Summaries {
+				w += " summaries"
+			}
+			out = append(out, w)
 		case Unwatch:
 			out = append(out, fmt.Sprintf("unwatch %s at %s", e.Conv, e.PID.Address))
 		case Monitor:
@@ -421,4 +425,25 @@ func TestTypingBehindFullQueueIsDropped(t *testing.T) {
 	if !strings.HasPrefix(string(wire.Typing("c1", "ag2").Data), `{"type":"typing"`) {
 		t.Fatal("typing frames start with their type")
 	}
+}
+
+// A watch that asks for summaries keeps asking on every registration (a
+// retry after its activation moved included); watching again says anew.
+func TestWatchCarriesSummaries(t *testing.T) {
+	watch := func(summaries bool) ClientWatch {
+		return ClientWatch{Conv: "c1", AccountID: "acc", Ref: json.RawMessage(`"w"`), Done: make(chan struct{}), Summaries: summaries}
+	}
+	run(t, New(self, "ag1", 50), []step{
+		{func(s *Session) []Effect { return s.Watch(watch(true)) }, []string{"watch c1 #1 summaries"}},
+		{func(s *Session) []Effect {
+			return s.Watched(actors.ConversationWatched{ConversationID: "c1", Conversation: convPID, Version: 2})
+		}, []string{"monitor nodeB", "push reply watching", "done"}},
+		{func(s *Session) []Effect { return s.Terminated(convPID) }, []string{"watch c1 #2 summaries"}},
+		{func(s *Session) []Effect { return s.Fail(Failed{Conv: "c1", ID: 2, Err: errors.New("timeout")}) }, []string{"retry c1 #2 in 1s"}},
+		{func(s *Session) []Effect { return s.RetryWatch("c1") }, []string{"watch c1 #3 summaries"}},
+		{func(s *Session) []Effect {
+			return s.Watched(actors.ConversationWatched{ConversationID: "c1", Conversation: convPID, Version: 2})
+		}, []string{"monitor nodeB"}},
+		{func(s *Session) []Effect { return s.Watch(watch(false)) }, []string{"watch c1 #4"}},
+	})
 }

@@ -134,6 +134,7 @@ async function signIn(token) {
     if (!ui.summary || version > ui.summary.version) refreshSummary(conversation_id);
     loadHistory().catch(threadError);
   });
+  ui.sb.on("summary", ({ conversation }) => showSummary(conversation));
   ui.sb.on("item", ({ conversation_id, item }) => {
     if (conversation_id !== ui.selected) return;
     ui.items.set(item.id, newer(ui.items.get(item.id), item));
@@ -345,7 +346,9 @@ async function select(id, target = null) {
   renderThreadHead();
   renderPresence();
   renderList();
-  if (changed) ui.sb.watch(id).catch((err) => console.warn("watch:", err.message));
+  // Summaries keep the header current when no tab's subscription holds
+  // the conversation (a filtered tab it left, a search hit, another inbox).
+  if (changed) ui.sb.watch(id, { summaries: true }).catch((err) => console.warn("watch:", err.message));
   await loadHistory().catch(threadError);
 }
 

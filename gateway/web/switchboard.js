@@ -99,6 +99,8 @@ export class Switchboard {
     this.inboxes = new Map();
     /** Conversation ids being watched (→ the id of their last watch request). */
     this.watches = new Map();
+    // Conversations whose watch asked for summaries.
+    this._summaries = new Set();
 
     this._ws = null;
     this._listeners = new Map();
@@ -311,6 +313,9 @@ export class Switchboard {
       case "presence":
         if (this.watches.has(f.conversation_id)) this._emit(f.type, f);
         return;
+      case "conversation":
+        if (this.watches.has(f.conversation_id)) this._emit("summary", { conversation_id: f.conversation_id, conversation: f.conversation });
+        return;
       case "error":
         if (f.ref == null) this._emit("error", { error: f.error });
         return;
@@ -344,7 +349,9 @@ export class Switchboard {
     const req = this._request((id) => {
       reqId = id;
       this.watches.set(conv, id);
-      return { type: "watch", id, conversation_id: conv };
+      const frame = { type: "watch", id, conversation_id: conv };
+      if (this._summaries.has(conv)) frame.summaries = true;
+      return frame;
     }, { replay: true });
     req.id = reqId;
     req.catch((err) => {
@@ -476,12 +483,18 @@ export class Switchboard {
   }
 
   /**
-   * Watches a conversation: `item`, `typing` and `presence` events follow.
-   * Kept across reconnects (a `watching` event each time).
+   * Watches a conversation: `item`, `typing` and `presence` events follow,
+   * and with `{summaries: true}` a `summary` event after every change of
+   * the conversation, whatever subscription holds it or not (the server's
+   * extension of watch). Kept across reconnects (a `watching` event each
+   * time).
    * @param {string} conversationId
+   * @param {{summaries?: boolean}} [opts]
    * @returns {Promise<{conversation_id: string, version: number}>}
    */
-  watch(conversationId) {
+  watch(conversationId, opts = {}) {
+    if (opts.summaries) this._summaries.add(conversationId);
+    else this._summaries.delete(conversationId);
     return this._watchRequest(conversationId);
   }
 
@@ -490,6 +503,7 @@ export class Switchboard {
     if (!this.watches.has(conversationId)) return;
     this._cancel(this.watches.get(conversationId));
     this.watches.delete(conversationId);
+    this._summaries.delete(conversationId);
     this._write({ type: "unwatch", conversation_id: conversationId });
   }
 
