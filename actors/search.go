@@ -77,13 +77,18 @@ func (g *searchGrain) Receive(ctx actor.Context) {
 	case *actorpb.SearchControl:
 		if msg.Action == actorpb.SearchControl_PAUSE || msg.Action == actorpb.SearchControl_RESUME {
 			paused := msg.Action == actorpb.SearchControl_PAUSE
-			// Recorded, so that it outlives this activation; without the
-			// database it holds here alone (and nothing is indexed anyway).
+			// Recorded first, so that it outlives this activation. One that
+			// cannot be recorded changes nothing: held here alone, it would
+			// be undone by the next reading of the record (the database
+			// back, another activation), after the operator was told it held.
 			c, cancel := context.WithTimeout(context.Background(), searchRequestTimeout/2)
-			if err := indexer.SetPaused(c, g.deps.Pool, paused); err != nil {
-				g.deps.Log.Warn("the operator's pause is not recorded; it holds on this node only", "err", err)
-			}
+			err := indexer.SetPaused(c, g.deps.Pool, paused)
 			cancel()
+			if err != nil {
+				g.deps.Log.Warn("the operator's pause or resume could not be recorded; nothing changed", "paused", paused, "err", err)
+				ctx.Respond(&actorpb.Ack{Error: pbError(wire.CodeUnavailable, "the indexer's state could not be recorded (is the database reachable?); nothing changed, try again")})
+				return
+			}
 			if paused {
 				g.ix.Pause()
 			} else {
@@ -164,6 +169,9 @@ func (s *Search) control(ctx context.Context, action actorpb.SearchControl_Actio
 	res, err := node.Request(ctx, KindSearch, SearchIdentity, &actorpb.SearchControl{Action: action})
 	if err != nil {
 		return indexer.Stats{}, &wire.Error{Code: wire.CodeUnavailable, Message: "search indexer unavailable"}
+	}
+	if ack, ok := res.(*actorpb.Ack); ok && ack.Error != nil {
+		return indexer.Stats{}, fromPB(ack.Error)
 	}
 	st, ok := res.(*actorpb.SearchStatus)
 	if !ok {

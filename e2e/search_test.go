@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"sort"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
@@ -247,4 +250,37 @@ func TestIndexerPauseOutlivesTheNode(t *testing.T) {
 	}
 	admin.must(200, "POST", "/v1/admin/indexer/resume", nil)
 	awaitSearch(t, c.with(tn.key), "q=paused", 1)
+}
+
+// TestIndexerPauseNotRecordedChangesNothing: a pause the database cannot
+// record is refused (503) and changes nothing, rather than holding on one
+// node until the record is read again and silently undoing it.
+func TestIndexerPauseNotRecordedChangesNothing(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	n, _ := nodeOn(t, db)
+	admin := api{t: t, base: n.URL(), token: testAdminToken}
+	admin.must(200, "POST", "/v1/admin/indexer/resume", nil)
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// The record's table gone: every write of it fails, as with the
+	// database unreachable, while the node itself keeps running.
+	if _, err := conn.Exec(context.Background(), "ALTER TABLE indexer_control RENAME TO indexer_control_away"); err != nil {
+		t.Fatal(err)
+	}
+	if r := admin.do("POST", "/v1/admin/indexer/pause", nil); r.Status != 503 {
+		t.Fatalf("unrecorded pause answered %d %s, want 503", r.Status, r.Body)
+	}
+	if st := admin.must(200, "GET", "/v1/admin/stats", nil); st["indexer_paused"] != false {
+		t.Fatalf("an unrecorded pause took effect: %v", st["indexer_paused"])
+	}
+	if _, err := conn.Exec(context.Background(), "ALTER TABLE indexer_control_away RENAME TO indexer_control"); err != nil {
+		t.Fatal(err)
+	}
+	admin.must(200, "POST", "/v1/admin/indexer/pause", nil)
+	if st := admin.must(200, "GET", "/v1/admin/stats", nil); st["indexer_paused"] != true {
+		t.Fatalf("a recorded pause: %v", st["indexer_paused"])
+	}
 }
