@@ -200,6 +200,9 @@ func LoadConfig(name string, args []string, getenv func(string) string) (Config,
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: settings are flags (-name=value) or SWITCHBOARD_* variables", fs.Arg(0))
+	}
 	return c, c.validate()
 }
 

@@ -83,6 +83,10 @@ func TestSettingsAsTheContractNamesThem(t *testing.T) {
 	if err != nil || c.HTTPAddr != "127.0.0.1:9999" || c.Limits.KeyRate != 7 {
 		t.Fatalf("flags: %q %v, %v", c.HTTPAddr, c.Limits.KeyRate, err)
 	}
+	// A stray word is no setting: refused, not ignored.
+	if _, err := LoadConfig("test", []string{"-rate-key", "7", "extra"}, env()); err == nil || !strings.Contains(err.Error(), `"extra"`) {
+		t.Errorf("a stray argument: %v, want it named", err)
+	}
 	for _, bad := range []struct {
 		env   []string
 		names string

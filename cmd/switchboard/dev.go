@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,19 +32,24 @@ func dev(ctx context.Context, args []string) int {
 		dataDir = d
 	}
 	// The settings first: a bad one, or -help, must not start PostgreSQL.
-	if _, err := server.LoadConfig("switchboard dev", args, func(k string) string {
+	early, err := server.LoadConfig("switchboard dev", args, func(k string) string {
 		if k == "SWITCHBOARD_DATABASE_URL" {
 			return "postgres://" // dev's own, started below
 		}
 		return os.Getenv(k)
-	}); err != nil {
+	})
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(early)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		return 2
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		log.Error("create .data", "err", err)
 		return 1
@@ -128,6 +132,8 @@ func dev(ctx context.Context, args []string) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	// The token the node took: a flag may override the variable.
+	adminToken = cfg.AdminToken
 	demo, err := ensureDemo(ctx, n.URL(), adminToken, filepath.Join(dataDir, "demo.json"))
 	if err != nil {
 		log.Error("demo data", "err", err)

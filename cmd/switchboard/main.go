@@ -71,12 +71,11 @@ func serve(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "switchboard: SWITCHBOARD_LOG_LEVEL:", err)
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	log.Info(tuneGC(cfg))
 	n, err := server.Start(ctx, cfg, log)
 	if err != nil {
@@ -96,4 +95,13 @@ func serve(ctx context.Context, args []string) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// newLogger is the process's logger at cfg's level.
+func newLogger(cfg server.Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("SWITCHBOARD_LOG_LEVEL: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
 }
