@@ -231,6 +231,25 @@ func TestSlowClientsAreCut(t *testing.T) {
 			t.Fatalf("%d inboxes after the slow body, want %d", after, before)
 		}
 	})
+	// Connection: Upgrade on an ordinary request lifts no deadline (with or
+	// without credentials, on any path, the websocket's included).
+	for name, prefix := range map[string]string{
+		"slow body claiming an upgrade": fmt.Sprintf("POST /v1/inboxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+			"Content-Type: application/json\r\nConnection: Upgrade\r\nContent-Length: %d\r\n\r\n", a.key, 1<<16),
+		"slow body to an unknown path claiming an upgrade": "POST /v1/nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 65536\r\n\r\n",
+		"websocket handshake with a slow body": "GET /v1/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + a.key + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 65536\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			took, status := trickle(t, prefix, `{"name": "never finished"}`)
+			if took >= trickleFor {
+				t.Fatalf("connection held for %v: the body deadline was lifted", took)
+			}
+			if status == "101" || status == "201" {
+				t.Fatalf("answered %s", status)
+			}
+		})
+	}
 	t.Run("idle keep-alive", func(t *testing.T) {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,11 +110,13 @@ func (t Timeouts) WithDefaults() Timeouts {
 // first byte, headers included), and it would also cut every handler that
 // runs longer (net/http cancels a request whose connection's read deadline
 // passes). So the deadline is set only while a body is being read, and
-// cleared once it is whole; requests without a body, and websocket
-// upgrades, whose connection outlives the request, get none.
+// cleared once it is whole; requests without a body get none. A websocket
+// upgrade has none (one with a body is refused), so its connection, which
+// outlives the request, never carries the deadline; a Connection: Upgrade
+// header alone does not lift it.
 func BodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength == 0 || isUpgrade(r) {
+		if r.ContentLength == 0 {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -139,15 +140,4 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.once.Do(b.whole)
 	}
 	return n, err
-}
-
-func isUpgrade(r *http.Request) bool {
-	for _, v := range r.Header.Values("Connection") {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
 }

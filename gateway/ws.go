@@ -418,6 +418,9 @@ func handshakeProblem(r *http.Request) string {
 	if !r.ProtoAtLeast(1, 1) {
 		return "a websocket upgrade needs HTTP/1.1"
 	}
+	if r.ContentLength != 0 {
+		return "a websocket upgrade takes no body"
+	}
 	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
 		return fmt.Sprintf("Sec-WebSocket-Version %q is not supported; only 13 is", v)
 	}
