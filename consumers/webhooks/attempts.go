@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/switchboard-dev/switchboard/consumers/journal"
 	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/consumers/journal"
 )
 
 // job is a due delivery: the head of its (webhook, conversation) queue,
@@ -245,7 +248,7 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	case ctx.Err() != nil:
 		o.status = "gone" // stopped: the next leader attempts it again
 	default:
-		o.err = truncate(err.Error(), 500)
+		o.err = errorText(err, 500)
 		d.failed.Add(1)
 		if next, ok := nextAttempt(now, j.firstAttempt, retryDelay(d.cfg.RetryMin, d.cfg.RetryMax, j.attempts+1), d.cfg.Horizon); ok {
 			o.status, o.next = "pending", &next
@@ -323,9 +326,19 @@ func retryDelay(minD, maxD time.Duration, n int) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-func truncate(s string, n int) string {
+// errorText is an attempt's error as last_error keeps it: text PostgreSQL
+// takes (valid UTF-8, no NUL) of at most n bytes, cut between characters.
+// The text quotes the URL and the receiver's answer, which may hold any
+// bytes; one PostgreSQL refuses would fail the whole batch of outcomes it
+// is recorded with, again on every retry, for every account.
+func errorText(err error, n int) string {
+	s := strings.ToValidUTF8(err.Error(), "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -200,5 +201,27 @@ func TestCircuit(t *testing.T) {
 	c.probing = true
 	if c.allows(later, 3, true) {
 		t.Fatal("only one probe at a time")
+	}
+}
+
+// An attempt's error text is stored whole or cut between characters, as
+// valid UTF-8 without NUL, whatever the URL or the receiver's answer held.
+func TestErrorTextIsStorable(t *testing.T) {
+	url := "http://127.0.0.1:1/a" + strings.Repeat("😀", 200)
+	for _, raw := range []string{
+		"POST " + url + ": answered 500",
+		"answered 500 \xff\xfe bad bytes",
+		"answered 500 with a \x00 in it",
+		strings.Repeat("é", 400),
+	} {
+		for _, n := range []int{500, 21, 22, 23, 1} {
+			got := errorText(errors.New(raw), n)
+			if !utf8.ValidString(got) || strings.Contains(got, "\x00") || len(got) > n {
+				t.Errorf("errorText(%q, %d) = %q: not storable or too long", raw[:min(len(raw), 30)], n, got)
+			}
+		}
+	}
+	if got := errorText(errors.New("short"), 500); got != "short" {
+		t.Errorf("a short text changed: %q", got)
 	}
 }
