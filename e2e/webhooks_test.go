@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/consumers/webhooks"
 	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
@@ -293,4 +294,40 @@ func TestWebhookEndpoints(t *testing.T) {
 	expectErr(t, k, 404, "not_found", "POST", "/v1/webhooks/"+id+"/deliveries/evt_x_1/retry", nil)
 	k.must(204, "DELETE", "/v1/webhooks/"+id, nil)
 	expectErr(t, k, 404, "not_found", "GET", "/v1/webhooks/"+id+"/deliveries", nil)
+}
+
+// TestWebhooksWithoutASecretKey: on the contract's settings alone (no
+// SWITCHBOARD_SECRET_KEY) webhooks are created and signed, with a key the
+// database keeps: a second node opens what the first sealed, and once the
+// variable is set the webhooks made before still deliver.
+func TestWebhooksWithoutASecretKey(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	settings := func(key string) func(*server.Config) {
+		return func(c *server.Config) {
+			c.SecretKey = key
+			c.WebhookAllowPrivate = true
+			c.Webhooks = webhooks.Config{RetryMin: 20 * time.Millisecond, RetryMax: 300 * time.Millisecond, DispatchInterval: 50 * time.Millisecond}
+		}
+	}
+	n1, stop1 := nodeOn(t, db, settings(""))
+	c := api{t: t, base: n1.URL()}
+	tn := newTenant(t, c, "NoKey")
+	r := newReceiver(t)
+	createWebhook(t, c.with(tn.key), r)
+	inbound(c.with(tn.key), tn.inbox, phoneN(1), "one")
+	poll.Until(t, 20*time.Second, "the first delivery", func() bool { return r.count() == 1 })
+	stop1()
+
+	// Another node without the variable; then one with it.
+	for i, key := range []string{"", webhooks.NewKey()} {
+		n, stop := nodeOn(t, db, settings(key))
+		inbound(api{t: t, base: n.URL(), token: tn.key}, tn.inbox, phoneN(1), fmt.Sprint("next ", i))
+		poll.Until(t, 20*time.Second, "a delivery from the next node", func() bool { return r.count() == 2+i })
+		stop()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.badSig != 0 || len(r.order) != 0 {
+		t.Fatalf("%d bad signatures, order %v", r.badSig, r.order)
+	}
 }

@@ -164,7 +164,7 @@ func (c *Config) settings() []setting {
 		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
 		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
-		{"SECRET_KEY", "key sealing webhook secrets at rest: base64 of 32 bytes (openssl rand -base64 32)", "", str(&c.SecretKey)},
+		{"SECRET_KEY", "key sealing webhook secrets at rest: base64 of 32 bytes (openssl rand -base64 32); unset, a key the database keeps", "", str(&c.SecretKey)},
 		{"WEBHOOK_ALLOW_PRIVATE", "allow webhook destinations on loopback, private and link-local addresses", "false", boolean(&c.WebhookAllowPrivate)},
 		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
 		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s (0 = none)", "20", rate(&c.Limits.AgentRate)},

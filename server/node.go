@@ -90,13 +90,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		n.closeStorage()
 		return nil, err
 	}
-	sealer, err := webhooks.NewSealer(cfg.SecretKey)
+	sealer, err := newSealer(ctx, cfg, store, log)
 	if err != nil {
 		n.closeStorage()
 		return nil, err
-	}
-	if sealer == nil {
-		log.Warn("SWITCHBOARD_SECRET_KEY is not set: webhooks cannot be created or signed")
 	}
 	// Like the indexer: every node runs a deliverer, one delivers.
 	whCfg := cfg.Webhooks
@@ -276,6 +273,29 @@ func (n *Node) StopDeliverer() {
 		<-n.delivererDone
 		n.stopDeliverer = nil
 	}
+}
+
+// newSealer seals webhook secrets with SWITCHBOARD_SECRET_KEY, or without
+// it with a key the database keeps for every node (made by the first), so
+// that webhooks work on the contract's settings alone. Secrets sealed under
+// the database's key still open once the variable is set.
+func newSealer(ctx context.Context, cfg Config, store *persistence.Store, log *slog.Logger) (*webhooks.Sealer, error) {
+	if cfg.SecretKey != "" {
+		kept, err := store.SealingKey(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		if kept == "" {
+			return webhooks.NewSealer(cfg.SecretKey)
+		}
+		return webhooks.NewSealer(cfg.SecretKey, kept)
+	}
+	kept, err := store.SealingKey(ctx, webhooks.NewKey)
+	if err != nil {
+		return nil, err
+	}
+	log.Warn("SWITCHBOARD_SECRET_KEY is not set: webhook secrets are sealed with a key kept in the database; set it to keep the key apart from the data")
+	return webhooks.NewSealer(kept)
 }
 
 // searchKeepAlive is how often every node pings the search actor: the

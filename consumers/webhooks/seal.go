@@ -18,14 +18,34 @@ var ErrNoSecretKey = errors.New("webhooks: SWITCHBOARD_SECRET_KEY is not set")
 // keys is not an option; a database dump alone does not reveal them.
 type Sealer struct {
 	aead cipher.AEAD
+	// older open what was sealed under earlier keys (the database's own,
+	// before SWITCHBOARD_SECRET_KEY was set).
+	older []cipher.AEAD
 }
 
 // NewSealer takes the key as base64 of 32 random bytes (`openssl rand
-// -base64 32`). An empty key gives a nil Sealer, which refuses to work.
-func NewSealer(keyB64 string) (*Sealer, error) {
+// -base64 32`), and optionally earlier keys that Open also tries. An empty
+// key gives a nil Sealer, which refuses to work.
+func NewSealer(keyB64 string, older ...string) (*Sealer, error) {
 	if keyB64 == "" {
 		return nil, nil
 	}
+	aead, err := newAEAD(keyB64)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{aead: aead}
+	for _, k := range older {
+		a, err := newAEAD(k)
+		if err != nil {
+			return nil, err
+		}
+		s.older = append(s.older, a)
+	}
+	return s, nil
+}
+
+func newAEAD(keyB64 string) (cipher.AEAD, error) {
 	key, err := base64.StdEncoding.DecodeString(keyB64)
 	if err != nil || len(key) != 32 {
 		return nil, errors.New("webhooks: SWITCHBOARD_SECRET_KEY must be base64 of 32 bytes (openssl rand -base64 32)")
@@ -38,7 +58,7 @@ func NewSealer(keyB64 string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: secret key: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return aead, nil
 }
 
 // NewKey returns a fresh key in the form NewSealer takes.
@@ -69,6 +89,12 @@ func (s *Sealer) Open(webhookID string, sealed []byte) (string, error) {
 		return "", errors.New("webhooks: sealed secret is truncated")
 	}
 	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(webhookID))
+	for _, a := range s.older {
+		if err == nil {
+			break
+		}
+		plain, err = a.Open(nil, sealed[:n], sealed[n:], []byte(webhookID))
+	}
 	if err != nil {
 		return "", fmt.Errorf("webhooks: open secret of %s (wrong SWITCHBOARD_SECRET_KEY?): %w", webhookID, err)
 	}

@@ -72,6 +72,25 @@ func TestSealer(t *testing.T) {
 	if _, err := none.Seal("wh_1", "x"); !errors.Is(err, ErrNoSecretKey) {
 		t.Errorf("no key: %v", err)
 	}
+	// A new key with the earlier one behind it: what the earlier sealed
+	// still opens, and new seals use the new key alone.
+	earlierKey, newKey := NewKey(), NewKey()
+	earlier, _ := NewSealer(earlierKey)
+	old, _ := earlier.Seal("wh_1", "whsec_old")
+	both, err := NewSealer(newKey, earlierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := both.Open("wh_1", old); err != nil || got != "whsec_old" {
+		t.Fatalf("sealed under the earlier key: %q, %v", got, err)
+	}
+	fresh, _ := both.Seal("wh_1", "whsec_new")
+	if _, err := earlier.Open("wh_1", fresh); err == nil {
+		t.Error("a new seal opened under the earlier key")
+	}
+	if newOnly, _ := NewSealer(newKey); func() bool { _, err := newOnly.Open("wh_1", fresh); return err != nil }() {
+		t.Error("a new seal does not open under the new key")
+	}
 }
 
 func TestValidateURL(t *testing.T) {
