@@ -307,3 +307,27 @@ func TestConsoleHeaderFollowsAConversationOutsideTheList(t *testing.T) {
 		t.Fatalf("the header after a change outside the list: %v (meta %q)", err, text(t, ctx, "#thread-meta"))
 	}
 }
+
+// TestConsoleAgentWithoutAnInbox: an agent of no inbox is told so, and the
+// tabs' keys leave that message (and no error) on the page.
+func TestConsoleAgentWithoutAnInbox(t *testing.T) {
+	n := testNode(t)
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Lonely")
+	carol := c.with(tn.key).must(201, "POST", "/v1/agents", obj{"name": "Carol", "email": "carol@example.com", "inbox_ids": []string{}})
+	ctx := browser(t)
+	problems := watchProblems(t, ctx)
+	consoleAt(t, ctx, n.URL(), str(t, carol, "token"))
+	const told = `document.getElementById("list-more").textContent.includes("not a member of any inbox")`
+	if err := chromedp.Do(ctx, waitTrue(told), chromedp.KeyEvent("1"), chromedp.KeyEvent("2")); err != nil {
+		t.Fatal(err)
+	}
+	// The key handlers ran as the key events were dispatched: a tab
+	// switch redraws the list's footer at once.
+	if !mustEval[bool](t, ctx, told) {
+		t.Fatalf("after the tab keys the page says %q", text(t, ctx, "#list-more"))
+	}
+	if p := problems.get(); len(p) > 0 {
+		t.Errorf("the page reported problems: %q", p)
+	}
+}

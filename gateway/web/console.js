@@ -321,6 +321,8 @@ function renderCounts() {
 
 function setTab(tab) {
   ui.tab = tab;
+  renderCounts();
+  if (!ui.inbox) return; // no inbox: the page says so, and there is no list to fetch
   ui.cursor = -1;
   renderList(); // at once from what is held, then from the server's page
   if (!visible().length) $("list-more").textContent = "Loading…";
