@@ -13,7 +13,9 @@ import (
 // database all end with the one that was stored first.
 func (s *Store) ClusterCA(ctx context.Context, create func() (certPEM, keyPEM []byte, err error)) (certPEM, keyPEM []byte, err error) {
 	err = s.oneRow("the cluster CA",
-		func() error { return s.pool.QueryRow(ctx, `SELECT cert_pem, key_pem FROM cluster_ca`).Scan(&certPEM, &keyPEM) },
+		func() error {
+			return s.pool.QueryRow(ctx, `SELECT cert_pem, key_pem FROM cluster_ca`).Scan(&certPEM, &keyPEM)
+		},
 		func() error {
 			c, k, err := create()
 			if err != nil {
