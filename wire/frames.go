@@ -174,23 +174,24 @@ func Update(inboxID, epoch string, seq int64, summary, counts json.RawMessage) F
 // Item is a new or changed timeline item of a watched conversation, spliced
 // in as the conversation actor encoded it (see Update).
 func Item(conversationID string, item json.RawMessage) Frame {
-	b := make([]byte, 0, 64+len(conversationID)+len(item))
-	b = append(b, `{"type":"item","conversation_id":`...)
-	b = appendString(b, conversationID)
-	b = append(b, `,"item":`...)
-	b = append(b, item...)
-	return Frame{Kind: KindReply, Data: append(b, '}')}
+	return watched("item", conversationID, item)
 }
 
 // ConversationSummary is the frame a watcher that asked for summaries gets
 // after every event of the conversation (an extension of docs/api.md's
 // watch).
 func ConversationSummary(conversationID string, summary json.RawMessage) Frame {
-	b := make([]byte, 0, 64+len(conversationID)+len(summary))
-	b = append(b, `{"type":"conversation","conversation_id":`...)
+	return watched("conversation", conversationID, summary)
+}
+
+// watched is a watched conversation's frame of type typ, whose member of
+// the same name is raw, spliced in.
+func watched(typ, conversationID string, raw json.RawMessage) Frame {
+	b := make([]byte, 0, 64+len(conversationID)+len(raw))
+	b = append(append(append(b, `{"type":"`...), typ...), `","conversation_id":`...)
 	b = appendString(b, conversationID)
-	b = append(b, `,"conversation":`...)
-	b = append(b, summary...)
+	b = append(append(append(b, `,"`...), typ...), `":`...)
+	b = append(b, raw...)
 	return Frame{Kind: KindReply, Data: append(b, '}')}
 }
 
