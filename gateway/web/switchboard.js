@@ -355,7 +355,10 @@ export class Switchboard {
     }, { replay: true });
     req.id = reqId;
     req.catch((err) => {
-      if (!this._lost(err) && this.watches.get(conv) === req.id) this.watches.delete(conv);
+      if (!this._lost(err) && this.watches.get(conv) === req.id) {
+        this.watches.delete(conv);
+        this._summaries.delete(conv);
+      }
     });
     return req;
   }
