@@ -340,8 +340,7 @@ func (wc *wsConn) handleUnlessDraining(raw []byte) {
 	wc.busy.Lock()
 	defer wc.busy.Unlock()
 	if wc.draining.Load() {
-		f, _ := wire.DecodeClientFrame(raw)
-		wc.sendError(f.ID, errorf(codeUnavailable, "the server is shutting down; send it again once reconnected"))
+		wc.sendError(wire.RefOf(raw), errorf(codeUnavailable, "the server is shutting down; send it again once reconnected"))
 		return
 	}
 	wc.handle(raw)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 
 // TestMain doubles as the child of TestServerStopsWhenItsOwnerDies: with
@@ -49,18 +51,6 @@ func mustStart(t *testing.T, dir string) *Server {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// waitGone waits for process pid to stop being dir's server.
-func waitGone(t *testing.T, pid int, data string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for runsOn(pid, data) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d still runs on %s", pid, data)
-		}
-		time.Sleep(50 * time.Millisecond) // another process's exit has no event to wait on
-	}
 }
 
 func TestOneServerPerDirectory(t *testing.T) {
@@ -111,18 +101,13 @@ func TestStartStopsAnOrphanedServer(t *testing.T) {
 	go func() { exited <- orphan.Wait() }()
 	t.Cleanup(func() { _ = orphan.Process.Kill() })
 	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, time.Minute, "the hand-started server to accept connections", func() bool {
 		c, err := pgx.Connect(context.Background(), url)
 		if err == nil {
 			c.Close(context.Background())
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hand-started server not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // no readiness event
-	}
+		return err == nil
+	})
 
 	s = mustStart(t, dir)
 	defer s.Stop()
@@ -173,6 +158,6 @@ func TestServerStopsWhenItsOwnerDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = owner.Wait()
-	waitGone(t, pid, data)
+	poll.Until(t, time.Minute, "the owner's server to stop", func() bool { return !runsOn(pid, data) })
 	mustStart(t, dir).Stop()
 }

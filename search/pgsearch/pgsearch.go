@@ -222,6 +222,10 @@ func searchArgs(q search.Query) []any {
 // the single guillemets as blanks.
 var bracketsAsBlanks = strings.NewReplacer("<", "‹", ">", "›")
 
+// bracketsAsSpaces splits a query's words at < and >, as the indexed
+// bodies are split.
+var bracketsAsSpaces = strings.NewReplacer("<", " ", ">", " ")
+
 // restoreBrackets gives a headline of the translated body its own
 // characters back: the headline is one stretch of that text (plus the
 // marks), rune for rune, so each of its runes is the body's rune at the same
@@ -234,7 +238,7 @@ func restoreBrackets(headline, body string) string {
 	translated := bracketsAsBlanks.Replace(body)
 	at := strings.Index(translated, plain)
 	if at < 0 {
-		return bracketsAsBlanks.Replace(headline) // not expected; never worse than the guillemets
+		return headline // not expected: the guillemets then stay
 	}
 	own := []rune(body)[utf8.RuneCountInString(translated[:at]):]
 	var b strings.Builder
@@ -261,7 +265,7 @@ func restoreBrackets(headline, body string) string {
 // every character of the user's text literal.
 func splitQuery(text string) (head, last string) {
 	// As in the indexed bodies, < and > separate words.
-	words := strings.Fields(strings.NewReplacer("<", " ", ">", " ").Replace(text))
+	words := strings.Fields(bracketsAsSpaces.Replace(text))
 	if len(words) == 0 {
 		return "", ""
 	}
