@@ -260,6 +260,19 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 		t.Fatalf("list: %+v (%s)", page, page.ConversationsJson)
 	}
 	epochB := page.Epoch
+	// A list that includes closed conversations carries the read model's
+	// rows; this inbox holds every closed conversation it has (none), so
+	// it lists none of them.
+	closedRows, err := json.Marshal([]conversation.Summary{staleSummary(tnB, "cv_xnode_closed", 1, conversation.StatusClosed, "bye")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPage := ask(KindInbox, tnB.inbox, &actorpb.ListConversations{AccountId: tnB.account, InboxId: tnB.inbox,
+		Filter: &actorpb.ListFilter{Statuses: []string{"closed"}, Limit: 10},
+		Closed: &actorpb.ClosedRows{SummariesJson: closedRows, Complete: true}}).(*actorpb.ConversationPage)
+	if closedPage.Error != nil || string(closedPage.ConversationsJson) != "[]" || closedPage.Total != 0 {
+		t.Fatalf("closed list: %+v (%s)", closedPage, closedPage.ConversationsJson)
+	}
 	counts := ask(KindInbox, tnB.inbox, &actorpb.GetCounts{AccountId: tnB.account, InboxId: tnB.inbox, AgentId: "ag_1"}).(*actorpb.InboxCounts)
 	var c map[string]int64
 	if counts.Error != nil || json.Unmarshal(counts.CountsJson, &c) != nil || c["pending"] != 1 || c["mine"] != 1 || counts.Seq != page.Seq || counts.Epoch != page.Epoch {

@@ -136,10 +136,20 @@ type Page struct {
 	Seq           int64
 }
 
-// List reads a page of an inbox's conversation list from its actor.
+// List reads a page of an inbox's conversation list from its actor. A list
+// that includes closed conversations takes the read model's closed ones
+// along: the actor holds only the most recent of them and merges the rest.
+// A query the inbox refuses goes to it unread, for it to say why.
 func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query) (Page, error) {
-	p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID,
-		&actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q)})
+	msg := &actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q)}
+	if cq, ok, err := q.ClosedQuery(agentID); err == nil && ok {
+		rows, n, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
+		if err != nil {
+			return Page{}, unavailable(err)
+		}
+		msg.Closed = &actorpb.ClosedRows{SummariesJson: rows, Complete: n < cq.Limit}
+	}
+	p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID, msg)
 	if err != nil {
 		return Page{}, err
 	}

@@ -83,7 +83,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 		}
 	}
 	if !res.Resumed {
-		page, err := g.st.List(f, sort, limit, "")
+		page, err := g.st.List(f, sort, limit, "", nil)
 		if err != nil {
 			delete(g.subs, key)
 			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"slices"
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 // The inbox list and counts: filters, sorts, limit, cursor paging, totals,
@@ -377,4 +380,83 @@ func TestRESTListPagingAndCounts(t *testing.T) {
 			t.Errorf("after one change: seq %d (want %d), new %d, open %d", num(t, c, "seq"), seq+1, num(t, c, "new"), num(t, c, "open"))
 		}
 	})
+}
+
+// TestRESTListClosedBeyondMemory: with an inbox keeping two closed
+// conversations in memory (SWITCHBOARD_INBOX_CLOSED_KEPT), a list that
+// includes closed ones still pages through all of them, in the order and
+// with the filters the API defines, as the read model holds them.
+func TestRESTListClosedBeyondMemory(t *testing.T) {
+	n := testNode(t, func(c *server.Config) { c.InboxClosedKept = 2 })
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Archive")
+	f := &fixture{t: t, n: n, c: c, tn: tn, k: c.with(tn.key), ag: c.with(tn.agentToken), known: map[string]int64{}}
+	for i := range 7 {
+		id := str(t, f.inbound(phoneContact(300+i), "hello"), "conversation_id")
+		if i == 3 {
+			continue // stays open
+		}
+		req := obj{"status": "closed"}
+		if i%2 == 0 {
+			req["assignee_id"] = tn.agentID
+		}
+		f.patch(f.k, id, req)
+	}
+	f.settle()
+	truth := func(where, order string) []string {
+		rows, err := n.Store().Pool().Query(context.Background(),
+			`SELECT id FROM conversations WHERE inbox_id = $1 AND `+where+` ORDER BY `+order, tn.inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	all := func(c api, q url.Values) ([]string, int64) {
+		var ids []string
+		for range 20 {
+			page, p := listIDs(t, c, tn.inbox, q)
+			ids = append(ids, page...)
+			next, _ := p["next_cursor"].(string)
+			if next == "" {
+				return ids, num(t, p, "total")
+			}
+			q.Set("cursor", next)
+		}
+		t.Fatalf("%v: no end after 20 pages", q)
+		return nil, 0
+	}
+	for _, tc := range []struct {
+		name  string
+		c     api
+		q     url.Values
+		where string
+		order string
+	}{
+		{"closed", f.k, url.Values{"status": {"closed"}, "limit": {"2"}},
+			`status = 'closed'`, `last_activity_at DESC, id COLLATE "C"`},
+		{"all oldest", f.k, url.Values{"status": {"new,open,pending,closed"}, "sort": {"oldest"}, "limit": {"3"}},
+			`true`, `last_activity_at, id COLLATE "C"`},
+		{"mine closed", f.ag, url.Values{"status": {"closed"}, "assignee": {"me"}, "limit": {"1"}},
+			`status = 'closed' AND assignee_id = '` + tn.agentID + `'`, `last_activity_at DESC, id COLLATE "C"`},
+		{"unassigned longest wait", f.k, url.Values{"status": {"closed,new"}, "assignee": {"none"}, "sort": {"longest_wait"}, "limit": {"2"}},
+			`status IN ('closed', 'new') AND assignee_id IS NULL`, `waiting_since NULLS LAST, id COLLATE "C"`},
+	} {
+		got, total := all(tc.c, tc.q)
+		want := truth(tc.where, tc.order)
+		if len(want) < 2 || !slices.Equal(got, want) {
+			t.Errorf("%s:\n got  %v\n want %v", tc.name, got, want)
+		}
+		if tc.name == "closed" && total != 6 {
+			t.Errorf("closed total %v, want 6", total)
+		}
+	}
 }

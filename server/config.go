@@ -46,11 +46,14 @@ type Config struct {
 	AllowedOrigins      []string
 	IdleTimeout         time.Duration
 	SnapshotEvery       int
-	CommitWindow        time.Duration
-	CommitMaxBatch      int
-	Committers          int
-	ShutdownTimeout     time.Duration
-	LogLevel            string
+	// InboxClosedKept is how many closed conversations an inbox keeps in
+	// memory; lists page past them into the read model.
+	InboxClosedKept int
+	CommitWindow    time.Duration
+	CommitMaxBatch  int
+	Committers      int
+	ShutdownTimeout time.Duration
+	LogLevel        string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
 	// SecretKey seals webhook secrets at rest (base64 of 32 bytes).
@@ -158,6 +161,7 @@ func (c *Config) settings() []setting {
 		{"ALLOWED_ORIGINS", "websocket origins allowed besides the page's own, comma separated host patterns", "", list(&c.AllowedOrigins)},
 		{"IDLE_TIMEOUT", "passivate a conversation actor idle this long", "10m", dur(&c.IdleTimeout)},
 		{"SNAPSHOT_EVERY", "snapshot a conversation every N events", "100", num(&c.SnapshotEvery)},
+		{"INBOX_CLOSED_KEPT", "closed conversations an inbox keeps in memory, the most recently active (lists page past them into the read model)", "5000", num(&c.InboxClosedKept)},
 		{"COMMIT_WINDOW", "group commit: hold an append this long for company even when no commit runs (0: batch only while one runs)", "0s", dur(&c.CommitWindow)},
 		{"COMMIT_MAX_BATCH", "group commit: most appends in one transaction", "512", num(&c.CommitMaxBatch)},
 		{"COMMITTERS", "group commit: most batch transactions in flight at once", "2", num(&c.Committers)},
@@ -244,8 +248,8 @@ func (c *Config) validate() error {
 	if c.Limits.WSPerCredential < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_WS_MAX_PER_CREDENTIAL must be at least 1"))
 	}
-	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 || c.Committers < 1 {
-		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY, SWITCHBOARD_COMMIT_MAX_BATCH and SWITCHBOARD_COMMITTERS must be at least 1"))
+	if c.SnapshotEvery < 1 || c.CommitMaxBatch < 1 || c.Committers < 1 || c.InboxClosedKept < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_SNAPSHOT_EVERY, SWITCHBOARD_COMMIT_MAX_BATCH, SWITCHBOARD_COMMITTERS and SWITCHBOARD_INBOX_CLOSED_KEPT must be at least 1"))
 	}
 	if c.Webhooks.Retention <= 0 || c.Webhooks.FailedRetention <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_WEBHOOK_RETENTION and SWITCHBOARD_WEBHOOK_FAILED_RETENTION must be positive"))

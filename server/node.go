@@ -104,7 +104,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	// Grains run on reused goroutines (internal/workers); actorThroughput
 	// is protoactor's default messages per mailbox run.
 	deps := &actors.Deps{
-		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery},
+		Config: actors.Config{IdleTimeout: cfg.IdleTimeout, SnapshotEvery: cfg.SnapshotEvery, ClosedKept: cfg.InboxClosedKept},
 		Store:  store, Writer: n.writer, Notices: n.hub, Log: log, Metrics: actors.NewMetrics(reg),
 		Dispatcher: workers.New(actorThroughput, time.Second),
 	}

@@ -73,7 +73,7 @@ func (x SearchControl_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SearchControl_Action.Descriptor instead.
 func (SearchControl_Action) EnumDescriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{36, 0}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{37, 0}
 }
 
 // Error is a failed request's answer. code is an API error code
@@ -1587,11 +1587,14 @@ func (x *ListFilter) GetCursor() string {
 
 // ListConversations asks an inbox actor for a page of its list.
 type ListConversations struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	InboxId       string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
-	AgentId       string                 `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Filter        *ListFilter            `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	InboxId   string                 `protobuf:"bytes,2,opt,name=inbox_id,json=inboxId,proto3" json:"inbox_id,omitempty"`
+	AgentId   string                 `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Filter    *ListFilter            `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	// closed: the read model's closed conversations for a list that includes
+	// them (inbox.ClosedQuery), read by the asking node.
+	Closed        *ClosedRows `protobuf:"bytes,6,opt,name=closed,proto3" json:"closed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1654,6 +1657,68 @@ func (x *ListConversations) GetFilter() *ListFilter {
 	return nil
 }
 
+func (x *ListConversations) GetClosed() *ClosedRows {
+	if x != nil {
+		return x.Closed
+	}
+	return nil
+}
+
+// ClosedRows are an inbox's closed conversations read from the read model.
+type ClosedRows struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// summaries_json is a JSON array of summaries, in the list's order.
+	SummariesJson []byte `protobuf:"bytes,1,opt,name=summaries_json,json=summariesJson,proto3" json:"summaries_json,omitempty"`
+	// complete: the read model had no more rows than these.
+	Complete      bool `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosedRows) Reset() {
+	*x = ClosedRows{}
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosedRows) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosedRows) ProtoMessage() {}
+
+func (x *ClosedRows) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosedRows.ProtoReflect.Descriptor instead.
+func (*ClosedRows) Descriptor() ([]byte, []int) {
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ClosedRows) GetSummariesJson() []byte {
+	if x != nil {
+		return x.SummariesJson
+	}
+	return nil
+}
+
+func (x *ClosedRows) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
 type ConversationPage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -1669,7 +1734,7 @@ type ConversationPage struct {
 
 func (x *ConversationPage) Reset() {
 	*x = ConversationPage{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1746,7 @@ func (x *ConversationPage) String() string {
 func (*ConversationPage) ProtoMessage() {}
 
 func (x *ConversationPage) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[18]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1759,7 @@ func (x *ConversationPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationPage.ProtoReflect.Descriptor instead.
 func (*ConversationPage) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConversationPage) GetError() *Error {
@@ -1750,7 +1815,7 @@ type GetCounts struct {
 
 func (x *GetCounts) Reset() {
 	*x = GetCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1827,7 @@ func (x *GetCounts) String() string {
 func (*GetCounts) ProtoMessage() {}
 
 func (x *GetCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[19]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1840,7 @@ func (x *GetCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounts.ProtoReflect.Descriptor instead.
 func (*GetCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{19}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCounts) GetAccountId() string {
@@ -1811,7 +1876,7 @@ type InboxCounts struct {
 
 func (x *InboxCounts) Reset() {
 	*x = InboxCounts{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1888,7 @@ func (x *InboxCounts) String() string {
 func (*InboxCounts) ProtoMessage() {}
 
 func (x *InboxCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[20]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1901,7 @@ func (x *InboxCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCounts.ProtoReflect.Descriptor instead.
 func (*InboxCounts) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{20}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *InboxCounts) GetError() *Error {
@@ -1880,7 +1945,7 @@ type Pid struct {
 
 func (x *Pid) Reset() {
 	*x = Pid{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1957,7 @@ func (x *Pid) String() string {
 func (*Pid) ProtoMessage() {}
 
 func (x *Pid) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[21]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1970,7 @@ func (x *Pid) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pid.ProtoReflect.Descriptor instead.
 func (*Pid) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{21}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Pid) GetAddress() string {
@@ -1946,7 +2011,7 @@ type SubscribeInbox struct {
 
 func (x *SubscribeInbox) Reset() {
 	*x = SubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2023,7 @@ func (x *SubscribeInbox) String() string {
 func (*SubscribeInbox) ProtoMessage() {}
 
 func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[22]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2036,7 @@ func (x *SubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeInbox.ProtoReflect.Descriptor instead.
 func (*SubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{22}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubscribeInbox) GetAccountId() string {
@@ -2047,7 +2112,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2124,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[23]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2137,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{23}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Ack) GetError() *Error {
@@ -2103,7 +2168,7 @@ type InboxSubscribed struct {
 
 func (x *InboxSubscribed) Reset() {
 	*x = InboxSubscribed{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2180,7 @@ func (x *InboxSubscribed) String() string {
 func (*InboxSubscribed) ProtoMessage() {}
 
 func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[24]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2193,7 @@ func (x *InboxSubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSubscribed.ProtoReflect.Descriptor instead.
 func (*InboxSubscribed) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{24}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InboxSubscribed) GetSubscriptionId() uint64 {
@@ -2221,7 +2286,7 @@ type InboxUpdate struct {
 
 func (x *InboxUpdate) Reset() {
 	*x = InboxUpdate{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2298,7 @@ func (x *InboxUpdate) String() string {
 func (*InboxUpdate) ProtoMessage() {}
 
 func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[25]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2311,7 @@ func (x *InboxUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxUpdate.ProtoReflect.Descriptor instead.
 func (*InboxUpdate) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{25}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InboxUpdate) GetSubscriptionId() uint64 {
@@ -2316,7 +2381,7 @@ type UnsubscribeInbox struct {
 
 func (x *UnsubscribeInbox) Reset() {
 	*x = UnsubscribeInbox{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2393,7 @@ func (x *UnsubscribeInbox) String() string {
 func (*UnsubscribeInbox) ProtoMessage() {}
 
 func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[26]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2406,7 @@ func (x *UnsubscribeInbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeInbox.ProtoReflect.Descriptor instead.
 func (*UnsubscribeInbox) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{26}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UnsubscribeInbox) GetInboxId() string {
@@ -2382,7 +2447,7 @@ type WatchConversation struct {
 
 func (x *WatchConversation) Reset() {
 	*x = WatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2459,7 @@ func (x *WatchConversation) String() string {
 func (*WatchConversation) ProtoMessage() {}
 
 func (x *WatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[27]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2472,7 @@ func (x *WatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConversation.ProtoReflect.Descriptor instead.
 func (*WatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{27}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchConversation) GetAccountId() string {
@@ -2456,7 +2521,7 @@ type ConversationWatched struct {
 
 func (x *ConversationWatched) Reset() {
 	*x = ConversationWatched{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2533,7 @@ func (x *ConversationWatched) String() string {
 func (*ConversationWatched) ProtoMessage() {}
 
 func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[28]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2546,7 @@ func (x *ConversationWatched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationWatched.ProtoReflect.Descriptor instead.
 func (*ConversationWatched) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{28}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ConversationWatched) GetConversationId() string {
@@ -2515,7 +2580,7 @@ type UnwatchConversation struct {
 
 func (x *UnwatchConversation) Reset() {
 	*x = UnwatchConversation{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2592,7 @@ func (x *UnwatchConversation) String() string {
 func (*UnwatchConversation) ProtoMessage() {}
 
 func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[29]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2605,7 @@ func (x *UnwatchConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwatchConversation.ProtoReflect.Descriptor instead.
 func (*UnwatchConversation) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{29}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UnwatchConversation) GetConversationId() string {
@@ -2571,7 +2636,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2648,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[30]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2661,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{30}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Typing) GetAccountId() string {
@@ -2644,7 +2709,7 @@ type ConversationEvent struct {
 
 func (x *ConversationEvent) Reset() {
 	*x = ConversationEvent{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2721,7 @@ func (x *ConversationEvent) String() string {
 func (*ConversationEvent) ProtoMessage() {}
 
 func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[31]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2734,7 @@ func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationEvent.ProtoReflect.Descriptor instead.
 func (*ConversationEvent) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{31}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConversationEvent) GetConversationId() string {
@@ -2714,7 +2779,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2791,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[32]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2804,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{32}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Tick) GetNowMs() int64 {
@@ -2769,7 +2834,7 @@ type AutoAssign struct {
 
 func (x *AutoAssign) Reset() {
 	*x = AutoAssign{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2846,7 @@ func (x *AutoAssign) String() string {
 func (*AutoAssign) ProtoMessage() {}
 
 func (x *AutoAssign) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[33]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2859,7 @@ func (x *AutoAssign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AutoAssign.ProtoReflect.Descriptor instead.
 func (*AutoAssign) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{33}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AutoAssign) GetAgentId() string {
@@ -2816,7 +2881,7 @@ type NextAssignee struct {
 
 func (x *NextAssignee) Reset() {
 	*x = NextAssignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[34]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +2893,7 @@ func (x *NextAssignee) String() string {
 func (*NextAssignee) ProtoMessage() {}
 
 func (x *NextAssignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[34]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +2906,7 @@ func (x *NextAssignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextAssignee.ProtoReflect.Descriptor instead.
 func (*NextAssignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{34}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NextAssignee) GetAccountId() string {
@@ -2869,7 +2934,7 @@ type Assignee struct {
 
 func (x *Assignee) Reset() {
 	*x = Assignee{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[35]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +2946,7 @@ func (x *Assignee) String() string {
 func (*Assignee) ProtoMessage() {}
 
 func (x *Assignee) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[35]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +2959,7 @@ func (x *Assignee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
 func (*Assignee) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{35}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Assignee) GetError() *Error {
@@ -2923,7 +2988,7 @@ type SearchControl struct {
 
 func (x *SearchControl) Reset() {
 	*x = SearchControl{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[36]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3000,7 @@ func (x *SearchControl) String() string {
 func (*SearchControl) ProtoMessage() {}
 
 func (x *SearchControl) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[36]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3013,7 @@ func (x *SearchControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchControl.ProtoReflect.Descriptor instead.
 func (*SearchControl) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{36}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SearchControl) GetAction() SearchControl_Action {
@@ -2975,7 +3040,7 @@ type SearchStatus struct {
 
 func (x *SearchStatus) Reset() {
 	*x = SearchStatus{}
-	mi := &file_actors_actorpb_messages_proto_msgTypes[37]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3052,7 @@ func (x *SearchStatus) String() string {
 func (*SearchStatus) ProtoMessage() {}
 
 func (x *SearchStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_actorpb_messages_proto_msgTypes[37]
+	mi := &file_actors_actorpb_messages_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3065,7 @@ func (x *SearchStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchStatus.ProtoReflect.Descriptor instead.
 func (*SearchStatus) Descriptor() ([]byte, []int) {
-	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{37}
+	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SearchStatus) GetPaused() bool {
@@ -3204,13 +3269,18 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x05limit\x18\a \x01(\x05R\x05limit\x12\x16\n" +
 	"\x06cursor\x18\b \x01(\tR\x06cursorB\f\n" +
 	"\n" +
-	"_addressed\"\xa6\x01\n" +
+	"_addressed\"\xde\x01\n" +
 	"\x11ListConversations\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x126\n" +
-	"\x06filter\x18\x05 \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filterJ\x04\b\x03\x10\x04\"\xd1\x01\n" +
+	"\x06filter\x18\x05 \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
+	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"O\n" +
+	"\n" +
+	"ClosedRows\x12%\n" +
+	"\x0esummaries_json\x18\x01 \x01(\fR\rsummariesJson\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"\xd1\x01\n" +
 	"\x10ConversationPage\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12-\n" +
 	"\x12conversations_json\x18\x02 \x01(\fR\x11conversationsJson\x12\x1f\n" +
@@ -3350,7 +3420,7 @@ func file_actors_actorpb_messages_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_actorpb_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_actors_actorpb_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_actors_actorpb_messages_proto_goTypes = []any{
 	(SearchControl_Action)(0),   // 0: switchboard.actors.SearchControl.Action
 	(*Error)(nil),               // 1: switchboard.actors.Error
@@ -3371,26 +3441,27 @@ var file_actors_actorpb_messages_proto_goTypes = []any{
 	(*SummaryAck)(nil),          // 16: switchboard.actors.SummaryAck
 	(*ListFilter)(nil),          // 17: switchboard.actors.ListFilter
 	(*ListConversations)(nil),   // 18: switchboard.actors.ListConversations
-	(*ConversationPage)(nil),    // 19: switchboard.actors.ConversationPage
-	(*GetCounts)(nil),           // 20: switchboard.actors.GetCounts
-	(*InboxCounts)(nil),         // 21: switchboard.actors.InboxCounts
-	(*Pid)(nil),                 // 22: switchboard.actors.Pid
-	(*SubscribeInbox)(nil),      // 23: switchboard.actors.SubscribeInbox
-	(*Ack)(nil),                 // 24: switchboard.actors.Ack
-	(*InboxSubscribed)(nil),     // 25: switchboard.actors.InboxSubscribed
-	(*InboxUpdate)(nil),         // 26: switchboard.actors.InboxUpdate
-	(*UnsubscribeInbox)(nil),    // 27: switchboard.actors.UnsubscribeInbox
-	(*WatchConversation)(nil),   // 28: switchboard.actors.WatchConversation
-	(*ConversationWatched)(nil), // 29: switchboard.actors.ConversationWatched
-	(*UnwatchConversation)(nil), // 30: switchboard.actors.UnwatchConversation
-	(*Typing)(nil),              // 31: switchboard.actors.Typing
-	(*ConversationEvent)(nil),   // 32: switchboard.actors.ConversationEvent
-	(*Tick)(nil),                // 33: switchboard.actors.Tick
-	(*AutoAssign)(nil),          // 34: switchboard.actors.AutoAssign
-	(*NextAssignee)(nil),        // 35: switchboard.actors.NextAssignee
-	(*Assignee)(nil),            // 36: switchboard.actors.Assignee
-	(*SearchControl)(nil),       // 37: switchboard.actors.SearchControl
-	(*SearchStatus)(nil),        // 38: switchboard.actors.SearchStatus
+	(*ClosedRows)(nil),          // 19: switchboard.actors.ClosedRows
+	(*ConversationPage)(nil),    // 20: switchboard.actors.ConversationPage
+	(*GetCounts)(nil),           // 21: switchboard.actors.GetCounts
+	(*InboxCounts)(nil),         // 22: switchboard.actors.InboxCounts
+	(*Pid)(nil),                 // 23: switchboard.actors.Pid
+	(*SubscribeInbox)(nil),      // 24: switchboard.actors.SubscribeInbox
+	(*Ack)(nil),                 // 25: switchboard.actors.Ack
+	(*InboxSubscribed)(nil),     // 26: switchboard.actors.InboxSubscribed
+	(*InboxUpdate)(nil),         // 27: switchboard.actors.InboxUpdate
+	(*UnsubscribeInbox)(nil),    // 28: switchboard.actors.UnsubscribeInbox
+	(*WatchConversation)(nil),   // 29: switchboard.actors.WatchConversation
+	(*ConversationWatched)(nil), // 30: switchboard.actors.ConversationWatched
+	(*UnwatchConversation)(nil), // 31: switchboard.actors.UnwatchConversation
+	(*Typing)(nil),              // 32: switchboard.actors.Typing
+	(*ConversationEvent)(nil),   // 33: switchboard.actors.ConversationEvent
+	(*Tick)(nil),                // 34: switchboard.actors.Tick
+	(*AutoAssign)(nil),          // 35: switchboard.actors.AutoAssign
+	(*NextAssignee)(nil),        // 36: switchboard.actors.NextAssignee
+	(*Assignee)(nil),            // 37: switchboard.actors.Assignee
+	(*SearchControl)(nil),       // 38: switchboard.actors.SearchControl
+	(*SearchStatus)(nil),        // 39: switchboard.actors.SearchStatus
 }
 var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	5,  // 0: switchboard.actors.ConversationCommand.inbound:type_name -> switchboard.actors.InboundMessage
@@ -3398,9 +3469,9 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	7,  // 2: switchboard.actors.ConversationCommand.reply:type_name -> switchboard.actors.Reply
 	8,  // 3: switchboard.actors.ConversationCommand.update:type_name -> switchboard.actors.Update
 	9,  // 4: switchboard.actors.ConversationCommand.get:type_name -> switchboard.actors.GetConversation
-	33, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
+	34, // 5: switchboard.actors.ConversationCommand.tick:type_name -> switchboard.actors.Tick
 	4,  // 6: switchboard.actors.ConversationCommand.message_status:type_name -> switchboard.actors.MessageStatus
-	34, // 7: switchboard.actors.ConversationCommand.auto_assign:type_name -> switchboard.actors.AutoAssign
+	35, // 7: switchboard.actors.ConversationCommand.auto_assign:type_name -> switchboard.actors.AutoAssign
 	2,  // 8: switchboard.actors.InboundMessage.contact:type_name -> switchboard.actors.Contact
 	2,  // 9: switchboard.actors.CallEvent.contact:type_name -> switchboard.actors.Contact
 	1,  // 10: switchboard.actors.ConversationReply.error:type_name -> switchboard.actors.Error
@@ -3409,25 +3480,26 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	14, // 13: switchboard.actors.SummaryFields.last_message:type_name -> switchboard.actors.SummaryLastMessage
 	15, // 14: switchboard.actors.SummaryFields.active_call:type_name -> switchboard.actors.SummaryActiveCall
 	17, // 15: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 16: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	1,  // 17: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	22, // 18: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	17, // 19: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 20: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	22, // 21: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	26, // 22: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	22, // 23: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	22, // 24: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	22, // 25: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	22, // 26: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	22, // 27: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	1,  // 28: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	0,  // 29: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	19, // 16: switchboard.actors.ListConversations.closed:type_name -> switchboard.actors.ClosedRows
+	1,  // 17: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	1,  // 18: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	23, // 19: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	17, // 20: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
+	1,  // 21: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	23, // 22: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	27, // 23: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	23, // 24: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	23, // 25: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	23, // 26: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	23, // 27: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	23, // 28: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	1,  // 29: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	0,  // 30: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
@@ -3455,7 +3527,7 @@ func file_actors_actorpb_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorpb_messages_proto_rawDesc), len(file_actors_actorpb_messages_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,7 +34,7 @@ func BenchmarkFirstPage100k(b *testing.B) {
 	s, _ := benchInbox(b, benchN)
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := s.List(Filter{}, SortRecent, 50, "")
+		p, err := s.List(Filter{}, SortRecent, 50, "", nil)
 		if err != nil || len(p.Conversations) != 50 || p.Total != benchN {
 			b.Fatalf("page of %d, total %d: %v", len(p.Conversations), p.Total, err)
 		}
@@ -49,7 +49,7 @@ func BenchmarkFirstPageLongestWaitMine100k(b *testing.B) {
 	f := false
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := s.List(Filter{Assignee: "ag1", Addressed: &f}, SortLongestWait, 50, "")
+		p, err := s.List(Filter{Assignee: "ag1", Addressed: &f}, SortLongestWait, 50, "", nil)
 		if err != nil || len(p.Conversations) != 50 {
 			b.Fatalf("page of %d: %v", len(p.Conversations), err)
 		}

@@ -23,14 +23,14 @@ func TestSLADueSortAndBreachedCount(t *testing.T) {
 	mustApply(t, s, mk("d", conversation.StatusPending, 4, 1, slaDue(20, false)))
 	mustApply(t, s, mk("e", conversation.StatusClosed, 5, 1, slaDue(5, true)))
 
-	p, err := s.List(Filter{}, SortSLADue, 2, "")
+	p, err := s.List(Filter{}, SortSLADue, 2, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := ids(p); !slices.Equal(got, []string{"b", "d"}) {
 		t.Fatalf("first page %v, want [b d]", got)
 	}
-	p, err = s.List(Filter{}, SortSLADue, 2, p.NextCursor)
+	p, err = s.List(Filter{}, SortSLADue, 2, p.NextCursor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestSLADueSortAndBreachedCount(t *testing.T) {
 	if c := s.Counts(""); c.SLABreached != 0 {
 		t.Fatalf("sla_breached %d after addressing, want 0", c.SLABreached)
 	}
-	p, _ = s.List(Filter{}, SortSLADue, 10, "")
+	p, _ = s.List(Filter{}, SortSLADue, 10, "", nil)
 	if got := ids(p); !slices.Equal(got, []string{"d", "a", "b", "c"}) {
 		t.Fatalf("order %v, want [d a b c]", got)
 	}

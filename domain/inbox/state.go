@@ -38,10 +38,6 @@ type Page struct {
 	// Total is how many conversations match the filter now, including closed
 	// ones no longer held in memory when the filter is by status only.
 	Total int `json:"total"`
-	// Partial is set on the last page when the list asked for closed
-	// conversations and older closed ones exist that are not held in memory:
-	// the caller pages those from the read model if it wants them.
-	Partial bool `json:"-"`
 }
 
 // Counts are the inbox's badge numbers. Unaddressed, Unassigned, Mine and
@@ -580,7 +576,12 @@ func (s *State) Counts(agentID string) Counts {
 // statuses, where skipped counts the conversations a selective filter
 // passes over. Total comes from the counters in O(k) unless the filter
 // names a channel or tag, which needs one scan of the requested statuses.
-func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
+//
+// closed, when the list asks for closed conversations and some are not
+// held, are the read model's rows for the query's ClosedQuery: merged as one
+// more run, they complete the list (see readmodel.go). Without them such a
+// list holds only the closed conversations in memory.
+func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedRows) (Page, error) {
 	if sort == "" {
 		sort = SortRecent
 	}
@@ -648,7 +649,28 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 			runs = append(runs, run)
 		}
 	}
+	var bound *item // the read model's rows reach no further than this
+	if closed != nil && s.closedNotHeld > 0 && slices.Contains(statuses, conversation.StatusClosed) {
+		var run []*entry
+		run, bound = s.closedRun(closed, &f, sort, pivot)
+		if len(run) > 0 {
+			runs = append(runs, run)
+		}
+	}
 	merged := mergeRuns(runs, want, sort)
+	if bound != nil {
+		// Closed conversations past the bound are unknown yet: the page
+		// ends at it, and the next one resumes from there.
+		n := len(merged)
+		for n > 0 && lessItem(*bound, item{indexKey(sort, merged[n-1]), merged[n-1]}) {
+			n--
+		}
+		if n < len(merged) || n <= limit {
+			merged = merged[:min(n, limit)]
+		} else {
+			bound = nil // the page ends before the bound anyway
+		}
+	}
 
 	p := Page{Total: s.total(&f, statuses)}
 	n := min(len(merged), limit)
@@ -656,17 +678,27 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string) (Page, error) {
 	for i, e := range merged[:n] {
 		p.Conversations[i] = cloneSummary(e.sum)
 	}
-	if len(merged) > limit {
+	next := func(key int64, id string) string {
+		return cursor{sort: sort, key: key, id: id, seq: pageSeq, epoch: s.epoch}.encode()
+	}
+	switch {
+	case bound != nil && n > 0:
+		last := merged[n-1]
+		p.NextCursor = next(last.key(sort), last.sum.ID)
+	case bound != nil:
+		// Nothing to show up to the bound (every row was held or
+		// filtered): resume after it.
+		p.NextCursor = next(bound.e.key(sort), bound.e.sum.ID)
+	case len(merged) > limit:
 		last := merged[limit-1]
-		p.NextCursor = cursor{sort: sort, key: last.key(sort), id: last.sum.ID, seq: pageSeq, epoch: s.epoch}.encode()
-	} else if s.closedNotHeld > 0 && slices.Contains(statuses, conversation.StatusClosed) {
-		p.Partial = true
+		p.NextCursor = next(last.key(sort), last.sum.ID)
 	}
 	return p, nil
 }
 
 // mergeRuns is a k-way merge of sorted runs, stopping at want entries; k is
-// at most 4, so a linear pick of the smallest head beats a heap.
+// at most 5 (four statuses and the read model's closed rows), so a linear
+// pick of the smallest head beats a heap.
 func mergeRuns(runs [][]*entry, want int, sort Sort) []*entry {
 	if len(runs) == 1 {
 		return runs[0][:min(len(runs[0]), want)]

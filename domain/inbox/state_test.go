@@ -66,7 +66,7 @@ func mustApply(t testing.TB, s *State, sum conversation.Summary) Update {
 
 func mustList(t testing.TB, s *State, f Filter, so Sort, limit int, cur string) Page {
 	t.Helper()
-	p, err := s.List(f, so, limit, cur)
+	p, err := s.List(f, so, limit, cur, nil)
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
@@ -531,8 +531,8 @@ func TestClosedEviction(t *testing.T) {
 	}
 	closed := Filter{Statuses: []conversation.Status{conversation.StatusClosed}}
 	p := mustList(t, s, closed, SortRecent, 50, "")
-	if got := ids(p); !slices.Equal(got, []string{"x4", "x3", "x2"}) || p.Total != 5 || !p.Partial {
-		t.Fatalf("closed list %v total %d partial %v", got, p.Total, p.Partial)
+	if got := ids(p); !slices.Equal(got, []string{"x4", "x3", "x2"}) || p.Total != 5 || p.NextCursor != "" {
+		t.Fatalf("closed list from memory alone %v total %d next %q", got, p.Total, p.NextCursor)
 	}
 	// An evicted conversation reopening moves out of the closed count.
 	if _, ok := s.Apply(mk("x0", conversation.StatusOpen, 10, 2), conversation.StatusClosed); !ok {
@@ -572,11 +572,11 @@ func TestCursorErrors(t *testing.T) {
 		if c.cur == "" {
 			continue
 		}
-		if _, err := s.List(Filter{}, Sort(c.sort), 2, c.cur); !errors.Is(err, ErrInvalid) {
+		if _, err := s.List(Filter{}, Sort(c.sort), 2, c.cur, nil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("cursor %q sort %s: err %v, want ErrInvalid", c.cur, c.sort, err)
 		}
 	}
-	if _, err := s.List(Filter{}, "sideways", 2, ""); !errors.Is(err, ErrInvalid) {
+	if _, err := s.List(Filter{}, "sideways", 2, "", nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad sort: %v", err)
 	}
 	// A cursor from another epoch still pages by position.

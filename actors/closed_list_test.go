@@ -1,0 +1,108 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/actors/actorpb"
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/internal/poll"
+)
+
+// TestClosedListBeyondMemory: an inbox that keeps two closed conversations
+// in memory lists all of its closed ones, paging from memory into the read
+// model, in every sort — the order and set the read model itself gives.
+func TestClosedListBeyondMemory(t *testing.T) {
+	url := newDatabase(t)
+	n := startNode(t, url, nil, Config{ClosedKept: 2})
+	tn := newTenantIDs(t, n.store, "ClosedBeyond")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(cmd *actorpb.ConversationCommand) {
+		t.Helper()
+		if _, err := n.engine.command(ctx, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := string(conversation.StatusClosed)
+	for i := range 7 {
+		phone := fmt.Sprintf("+1415555%04d", 100+i)
+		run(inboundCmd(tn, phone, "hi", ""))
+		if i != 3 { // one stays open
+			run(&actorpb.ConversationCommand{ConversationId: convID(tn.inbox, phone), AccountId: tn.account, InboxId: tn.inbox,
+				Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{Status: &closed}}})
+		}
+	}
+	truth := func(order, where string) []string {
+		rows, err := n.store.Pool().Query(ctx, `SELECT id FROM conversations WHERE inbox_id = $1 AND `+where+` ORDER BY `+order, tn.inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	list := func(q inbox.Query) []string {
+		t.Helper()
+		var ids []string
+		for range 20 {
+			page, err := n.engine.List(ctx, tn.account, tn.inbox, "", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var convs []conversation.Summary
+			if err := json.Unmarshal(page.Conversations, &convs); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range convs {
+				ids = append(ids, c.ID)
+			}
+			if page.NextCursor == "" {
+				return ids
+			}
+			q.Cursor = page.NextCursor
+		}
+		t.Fatalf("%+v: no end after 20 pages", q)
+		return nil
+	}
+	// The inbox sees the last close once the summary arrives.
+	onlyClosed := []conversation.Status{conversation.StatusClosed}
+	poll.Until(t, 10*time.Second, "the inbox to count six closed conversations", func() bool {
+		raw, _, _, err := n.engine.Counts(ctx, tn.account, tn.inbox, "")
+		var c struct{ Closed int }
+		return err == nil && json.Unmarshal(raw, &c) == nil && c.Closed == 6
+	})
+
+	recent := truth(`last_activity_at DESC, id COLLATE "C"`, `status = 'closed'`)
+	if len(recent) != 6 {
+		t.Fatalf("read model has %d closed conversations, want 6", len(recent))
+	}
+	if got := list(inbox.Query{Statuses: onlyClosed, Limit: 2}); !slices.Equal(got, recent) {
+		t.Fatalf("closed, recent, by 2:\n got  %v\n want %v", got, recent)
+	}
+	oldest := truth(`last_activity_at, id COLLATE "C"`, `true`)
+	all := []conversation.Status{conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending, conversation.StatusClosed}
+	if got := list(inbox.Query{Statuses: all, Sort: inbox.SortOldest, Limit: 3}); !slices.Equal(got, oldest) {
+		t.Fatalf("all, oldest, by 3:\n got  %v\n want %v", got, oldest)
+	}
+	wait := truth(`waiting_since NULLS LAST, id COLLATE "C"`, `true`)
+	if got := list(inbox.Query{Statuses: all, Sort: inbox.SortLongestWait, Limit: 4}); !slices.Equal(got, wait) {
+		t.Fatalf("all, longest_wait, by 4:\n got  %v\n want %v", got, wait)
+	}
+	// The default list (no closed) is served from memory alone, unchanged.
+	if got := list(inbox.Query{}); !slices.Equal(got, truth(`id`, `status <> 'closed'`)) {
+		t.Fatalf("default list %v", got)
+	}
+}

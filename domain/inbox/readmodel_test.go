@@ -1,0 +1,235 @@
+package inbox
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/switchboard-dev/switchboard/domain/conversation"
+)
+
+// readModel answers ClosedQuery the way the conversations table does: from
+// every conversation's latest summary, closed, matching, in the sort's order
+// after the position, at most Limit.
+type readModel map[string]conversation.Summary
+
+func (m readModel) closed(q ClosedQuery) *ClosedRows {
+	var all []*entry
+	for _, sum := range m {
+		if sum.Status == conversation.StatusClosed && q.Filter.matchesRest(&sum) {
+			all = append(all, newEntry(sum, 0))
+		}
+	}
+	at := func(e *entry) item { return item{indexKey(q.Sort, e), e} }
+	slices.SortFunc(all, func(a, b *entry) int {
+		if lessItem(at(a), at(b)) {
+			return -1
+		}
+		return 1
+	})
+	rows := &ClosedRows{Complete: true}
+	for _, e := range all {
+		if q.After != nil && !lessItem(cursorItem(q.Sort, q.After.Key, q.After.ID), at(e)) {
+			continue
+		}
+		if len(rows.Summaries) == q.Limit {
+			rows.Complete = false
+			break
+		}
+		rows.Summaries = append(rows.Summaries, e.sum)
+	}
+	return rows
+}
+
+// want is the whole list a filter selects from the truth, in order.
+func (m readModel) want(f Filter, sort Sort) []string {
+	var all []*entry
+	for _, sum := range m {
+		if f.Matches(sum) {
+			all = append(all, newEntry(sum, 0))
+		}
+	}
+	slices.SortFunc(all, func(a, b *entry) int {
+		if lessItem(item{indexKey(sort, a), a}, item{indexKey(sort, b), b}) {
+			return -1
+		}
+		return 1
+	})
+	out := make([]string, len(all))
+	for i, e := range all {
+		out[i] = e.sum.ID
+	}
+	return out
+}
+
+// pageAll pages through a list to its end, asking the read model for each
+// page as the engine does.
+func pageAll(t *testing.T, s *State, m readModel, q Query) []string {
+	t.Helper()
+	var got []string
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			t.Fatalf("%+v: no end after 1000 pages", q)
+		}
+		f, sort, limit, cur, err := q.Resolve("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows *ClosedRows
+		if cq, ok, err := q.ClosedQuery(""); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			rows = m.closed(cq)
+		}
+		p, err := s.List(f, sort, limit, cur, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids(p)...)
+		if p.NextCursor == "" {
+			return got
+		}
+		q.Cursor = p.NextCursor
+	}
+}
+
+// TestClosedListsPageTheReadModel: with most closed conversations evicted
+// from memory, paging a list that includes closed ones to its end yields
+// exactly the read model's list — every conversation once, in order — for
+// every sort, filter and page size, ties included.
+func TestClosedListsPageTheReadModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	statuses := []conversation.Status{conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending, conversation.StatusClosed}
+	for round := range 40 {
+		s := New("in1", "e1", Config{ClosedKept: 1 + rng.IntN(6)})
+		m := readModel{}
+		for i := range 20 + rng.IntN(60) {
+			st := statuses[rng.IntN(len(statuses))]
+			if rng.IntN(2) == 0 {
+				st = conversation.StatusClosed
+			}
+			var opts []opt
+			if st != conversation.StatusClosed && rng.IntN(2) == 0 {
+				opts = append(opts, waiting(rng.IntN(5)))
+			}
+			if rng.IntN(3) == 0 {
+				opts = append(opts, assigned(fmt.Sprintf("ag%d", rng.IntN(2))))
+			}
+			if rng.IntN(3) == 0 {
+				opts = append(opts, tags("vip"))
+			}
+			sum := mk(fmt.Sprintf("c%02d", i), st, rng.IntN(8), 1, opts...) // few times: many ties
+			m[sum.ID] = sum
+			mustApply(t, s, sum)
+		}
+		if s.closedNotHeld == 0 {
+			continue
+		}
+		for _, sort := range sorts {
+			for _, q := range []Query{
+				{Statuses: []conversation.Status{conversation.StatusClosed}},
+				{Statuses: statuses},
+				{Statuses: []conversation.Status{conversation.StatusOpen, conversation.StatusClosed}, Tag: "vip"},
+				{Statuses: []conversation.Status{conversation.StatusClosed}, Assignee: AssigneeNone},
+				{Statuses: []conversation.Status{conversation.StatusClosed, conversation.StatusNew}, Assignee: "ag1"},
+			} {
+				q.Sort, q.Limit = sort, 1+rng.IntN(7)
+				f, _, _, _, err := q.Resolve("")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := pageAll(t, s, m, q), m.want(f, sort); !slices.Equal(got, want) {
+					t.Fatalf("round %d, %s, %+v:\n got  %v\n want %v", round, sort, q, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestClosedListPrefersWhatIsHeld: a read-model row of a conversation the
+// inbox holds (here older than the held version, which reopened it) is
+// not listed: the inbox's own version is the one its stream delivered.
+func TestClosedListPrefersWhatIsHeld(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1})
+	for i := range 3 {
+		mustApply(t, s, mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, i, 1))
+	}
+	mustApply(t, s, mk("x0", conversation.StatusOpen, 10, 2)) // reopened: held again
+	m := readModel{}
+	for i := range 3 {
+		sum := mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, i, 1)
+		m[sum.ID] = sum // x0 as the read model had it before the reopen
+	}
+	q := Query{Statuses: []conversation.Status{conversation.StatusClosed}}
+	if got := pageAll(t, s, m, q); !slices.Equal(got, []string{"x2", "x1"}) {
+		t.Fatalf("closed list %v, want x2 x1 (x0 is held, open)", got)
+	}
+	// Rows that belong to another inbox or are not closed are not listed.
+	foreign := mk("y", conversation.StatusClosed, 20, 1)
+	foreign.InboxID = "in2"
+	f, sort, limit, _, _ := q.Resolve("")
+	p, err := s.List(f, sort, limit, "", &ClosedRows{Summaries: []conversation.Summary{foreign, mk("z", conversation.StatusOpen, 19, 1)}, Complete: true})
+	if err != nil || len(p.Conversations) != 1 || p.Conversations[0].ID != "x2" {
+		t.Fatalf("list with foreign rows: %v, %v", ids(p), err)
+	}
+}
+
+// TestClosedListEndsAtTheRowsBound: when the read model's rows stop short
+// (not complete), the page ends at their last position even if it has room,
+// and its cursor resumes there — also when every row was held.
+func TestClosedListEndsAtTheRowsBound(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 2})
+	for i := range 6 {
+		mustApply(t, s, mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, 10-i, 1)) // x0 newest
+	}
+	f := Filter{Statuses: []conversation.Status{conversation.StatusClosed}}
+	// Rows x0, x1 (both held): nothing unheld reaches past x1 yet.
+	rows := &ClosedRows{Summaries: []conversation.Summary{mk("x0", conversation.StatusClosed, 10, 1), mk("x1", conversation.StatusClosed, 9, 1)}}
+	p, err := s.List(f, SortRecent, 10, "", rows)
+	if err != nil || !slices.Equal(ids(p), []string{"x0", "x1"}) || p.NextCursor == "" {
+		t.Fatalf("first page %v next %q, %v; want x0 x1 and a cursor", ids(p), p.NextCursor, err)
+	}
+	// A page whose rows were all filtered out still moves on.
+	rows = &ClosedRows{Summaries: []conversation.Summary{mk("x2", conversation.StatusClosed, 8, 1, tags("other"))}}
+	p, err = s.List(Filter{Statuses: f.Statuses, Tag: "vip"}, SortRecent, 10, "", rows)
+	if err != nil || len(p.Conversations) != 0 || p.NextCursor == "" {
+		t.Fatalf("filtered page %v next %q, %v; want empty with a cursor", ids(p), p.NextCursor, err)
+	}
+	c, err := decodeCursor(p.NextCursor)
+	if err != nil || c.id != "x2" {
+		t.Fatalf("cursor %+v, %v: want it at x2", c, err)
+	}
+}
+
+// TestClosedListStaleRowsSkipNothing: read-model rows of held conversations
+// at positions they have since left (read before a reopen reached the
+// inbox) use up the rows' limit; the page must not run past the rows'
+// bound, or a closed conversation beyond it would fall between two pages.
+func TestClosedListStaleRowsSkipNothing(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1})
+	for _, sum := range []conversation.Summary{
+		mk("c", conversation.StatusClosed, 3, 1),
+		mk("b", conversation.StatusClosed, 5, 1),
+		mk("h1", conversation.StatusClosed, 8, 1),
+		mk("h2", conversation.StatusClosed, 7, 1),
+		mk("a", conversation.StatusClosed, 9, 1),
+		mk("o", conversation.StatusOpen, 4, 1),
+		mk("h1", conversation.StatusOpen, 1, 2), // reopened; the read model below still has v1
+		mk("h2", conversation.StatusOpen, 2, 2),
+	} {
+		mustApply(t, s, sum)
+	}
+	m := readModel{}
+	for _, sum := range []conversation.Summary{
+		mk("a", conversation.StatusClosed, 9, 1), mk("h1", conversation.StatusClosed, 8, 1),
+		mk("h2", conversation.StatusClosed, 7, 1), mk("b", conversation.StatusClosed, 5, 1),
+		mk("c", conversation.StatusClosed, 3, 1),
+	} {
+		m[sum.ID] = sum
+	}
+	q := Query{Statuses: []conversation.Status{conversation.StatusOpen, conversation.StatusClosed}, Limit: 2}
+	if got, want := pageAll(t, s, m, q), []string{"a", "b", "o", "c", "h2", "h1"}; !slices.Equal(got, want) {
+		t.Fatalf("list %v, want %v", got, want)
+	}
+}
