@@ -9,52 +9,81 @@ import (
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 )
 
-// closedListSQL reads closed conversations of an inbox in a list's order,
-// one statement per sort, with and without a position to start after. The
-// filter mirrors inbox.Filter; ids compare bytewise (COLLATE "C"), as the
-// inbox orders them. Recent and oldest walk the closed conversations'
-// partial index (closed_activity_at is their last_activity_at); the wait
-// and SLA orders, whose times a closed conversation does not have, sort
-// the inbox's closed rows.
-var closedListSQL = func() map[closedListKey]string {
-	const head = `SELECT summary::text FROM conversations
+// closedListHead selects an inbox's closed conversations matching a list's
+// filter (inbox.Filter's, statuses aside). ids compare bytewise (COLLATE
+// "C"), as the inbox orders them.
+const closedListHead = `SELECT summary::text` + closedListFrom
+
+const closedListFrom = ` FROM conversations
 WHERE account_id = $1 AND inbox_id = $2 AND status = 'closed'
 	AND ($3::bool IS NULL OR addressed = $3)
 	AND ($4::text = '' OR coalesce(assignee_id, '') = CASE WHEN $4 = 'none' THEN '' ELSE $4 END)
 	AND ($5::text = '' OR channel = $5)
 	AND ($6::text = '' OR $6 = ANY(tags))`
-	out := map[closedListKey]string{}
-	for _, sort := range []inbox.Sort{inbox.SortRecent, inbox.SortOldest, inbox.SortLongestWait, inbox.SortSLADue} {
-		var k, order, after string
+
+// closedListSQL returns the statement reading a page of closed
+// conversations in sort's order after a position (nil: from the start),
+// and the position's parameters it uses ($8 and $9: its time and id; $8
+// alone: its id).
+// Each form walks an index of closed rows in order (migrations 00014 and
+// 00022), so a page costs the same however deep it is. Recent and oldest
+// order by closed_activity_at (a closed row's last_activity_at).
+// A closed conversation keeps waiting_since but never has an SLA due time
+// (domain/conversation clears it on closing), so sla_due puts every closed
+// one after those that have one, by id.
+func closedListSQL(sort inbox.Sort, after *inbox.Position) (string, []any, error) {
+	const limit = "\nLIMIT $7"
+	if after == nil {
 		switch sort {
 		case inbox.SortRecent:
-			k = "closed_activity_at"
-			order = k + ` DESC, id COLLATE "C"`
-			after = k + ` <= $8 AND (` + k + ` < $8 OR id COLLATE "C" > $9)`
+			return closedListHead + "\nORDER BY closed_activity_at DESC, id COLLATE \"C\"" + limit, nil, nil
 		case inbox.SortOldest:
-			k = "closed_activity_at"
-			order = k + `, id COLLATE "C"`
-			after = k + ` >= $8 AND (` + k + ` > $8 OR id COLLATE "C" > $9)`
-		default:
-			k = "waiting_since"
-			if sort == inbox.SortSLADue {
-				k = "(summary->>'sla_due_at')::timestamptz"
-			}
-			order = k + ` NULLS LAST, id COLLATE "C"`
-			// $8 NULL: after a conversation without the time, among the
-			// others without it.
-			after = `CASE WHEN $8::timestamptz IS NULL THEN ` + k + ` IS NULL AND id COLLATE "C" > $9
-		ELSE ` + k + ` > $8 OR ` + k + ` IS NULL OR (` + k + ` = $8 AND id COLLATE "C" > $9) END`
+			return closedListHead + "\nORDER BY closed_activity_at, id COLLATE \"C\"" + limit, nil, nil
+		case inbox.SortLongestWait:
+			return closedListHead + "\nORDER BY waiting_since NULLS LAST, id COLLATE \"C\"" + limit, nil, nil
+		case inbox.SortSLADue:
+			return closedListHead + "\nORDER BY id COLLATE \"C\"" + limit, nil, nil
 		}
-		out[closedListKey{sort, false}] = head + "\nORDER BY " + order + "\nLIMIT $7"
-		out[closedListKey{sort, true}] = head + "\n\tAND (" + after + ")\nORDER BY " + order + "\nLIMIT $7"
+		return "", nil, fmt.Errorf("sort %q: %w", sort, ErrInvalid)
 	}
-	return out
-}()
-
-type closedListKey struct {
-	sort  inbox.Sort
-	after bool
+	at := time.Unix(0, after.Key).UTC()
+	none := after.Key == inbox.NoKey
+	switch {
+	case sort == inbox.SortRecent:
+		return closedListHead + `
+	AND closed_activity_at <= $8 AND (closed_activity_at < $8 OR id COLLATE "C" > $9)
+ORDER BY closed_activity_at DESC, id COLLATE "C"` + limit, []any{at, after.ID}, nil
+	case sort == inbox.SortOldest:
+		return closedListHead + `
+	AND closed_activity_at >= $8 AND (closed_activity_at > $8 OR id COLLATE "C" > $9)
+ORDER BY closed_activity_at, id COLLATE "C"` + limit, []any{at, after.ID}, nil
+	case sort == inbox.SortLongestWait && none:
+		// After one without the time: the rest of those, by id.
+		return closedListHead + `
+	AND waiting_since IS NULL AND id COLLATE "C" > $8
+ORDER BY id COLLATE "C"` + limit, []any{after.ID}, nil
+	case sort == inbox.SortSLADue && none:
+		return closedListHead + `
+	AND id COLLATE "C" > $8
+ORDER BY id COLLATE "C"` + limit, []any{after.ID}, nil
+	case sort == inbox.SortLongestWait:
+		// Those waiting since later, then every one without the time: two
+		// index ranges, so neither is scanned from the start.
+		return `SELECT s FROM (
+	(SELECT summary::text, waiting_since, id` + closedListFrom + `
+		AND waiting_since >= $8 AND (waiting_since > $8 OR id COLLATE "C" > $9)
+	ORDER BY waiting_since, id COLLATE "C"` + limit + `)
+	UNION ALL
+	(SELECT summary::text, waiting_since, id` + closedListFrom + `
+		AND waiting_since IS NULL
+	ORDER BY id COLLATE "C"` + limit + `)
+) page(s, w, i)
+ORDER BY w NULLS LAST, i COLLATE "C"` + limit, []any{at, after.ID}, nil
+	case sort == inbox.SortSLADue:
+		// After one with a due time: every closed one is still to come.
+		return closedListHead + "\nORDER BY id COLLATE \"C\"" + limit, nil, nil
+	}
+	return "", nil, fmt.Errorf("sort %q: %w", sort, ErrInvalid)
 }
 
 // ClosedConversations reads what a list that includes closed conversations
@@ -63,19 +92,11 @@ type closedListKey struct {
 // and how many there are. The read model is written in the journal's
 // transaction, so it is as fresh as anything committed.
 func (s *Store) ClosedConversations(ctx context.Context, accountID, inboxID string, q inbox.ClosedQuery) (json.RawMessage, int, error) {
-	sql, ok := closedListSQL[closedListKey{q.Sort, q.After != nil}]
-	if !ok {
-		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: sort %q: %w", inboxID, q.Sort, ErrInvalid)
+	sql, at, err := closedListSQL(q.Sort, q.After)
+	if err != nil {
+		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
-	args := []any{accountID, inboxID, q.Filter.Addressed, q.Filter.Assignee, string(q.Filter.Channel), q.Filter.Tag, q.Limit}
-	if q.After != nil {
-		var at *time.Time
-		if q.After.Key != inbox.NoKey {
-			t := time.Unix(0, q.After.Key).UTC()
-			at = &t
-		}
-		args = append(args, at, q.After.ID)
-	}
+	args := append([]any{accountID, inboxID, q.Filter.Addressed, q.Filter.Assignee, string(q.Filter.Channel), q.Filter.Tag, q.Limit}, at...)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
