@@ -74,7 +74,9 @@ func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item) (
 		sum := &rows.Summaries[i]
 		e := newEntry(*sum, 0)
 		it := item{indexKey(sort, e), e}
-		if !rows.Complete && i == len(rows.Summaries)-1 {
+		if !rows.Complete && i == len(rows.Summaries)-1 && (pivot == nil || lessItem(*pivot, it)) {
+			// (A last row not after the pivot would be rows out of this
+			// order: a bound there could send the next page back.)
 			bound = &it
 		}
 		if sum.Status != conversation.StatusClosed || !s.accepts(sum) || s.byID[sum.ID] != nil ||

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 )
@@ -231,5 +232,35 @@ func TestClosedListStaleRowsSkipNothing(t *testing.T) {
 	q := Query{Statuses: []conversation.Status{conversation.StatusOpen, conversation.StatusClosed}, Limit: 2}
 	if got, want := pageAll(t, s, m, q), []string{"a", "b", "o", "c", "h2", "h1"}; !slices.Equal(got, want) {
 		t.Fatalf("list %v, want %v", got, want)
+	}
+}
+
+// TestClosedListNeverPagesBackwards: rows that do not follow the cursor
+// (a read model out of this order) never set where the next page starts,
+// so paging cannot loop.
+func TestClosedListNeverPagesBackwards(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1})
+	for i := range 4 {
+		mustApply(t, s, mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, 10-i, 1)) // x0 newest
+	}
+	f := Filter{Statuses: []conversation.Status{conversation.StatusClosed}}
+	first, err := s.List(f, SortRecent, 1, "", &ClosedRows{Summaries: []conversation.Summary{mk("x0", conversation.StatusClosed, 10, 1), mk("x1", conversation.StatusClosed, 9, 1)}})
+	if err != nil || !slices.Equal(ids(first), []string{"x0"}) || first.NextCursor == "" {
+		t.Fatalf("first page %v next %q, %v", ids(first), first.NextCursor, err)
+	}
+	// The rows for the next page end with one before the cursor.
+	rows := &ClosedRows{Summaries: []conversation.Summary{mk("x1", conversation.StatusClosed, 9, 1), mk("x0", conversation.StatusClosed, 10, 1)}}
+	p, err := s.List(f, SortRecent, 1, first.NextCursor, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NextCursor != "" {
+		c, err := decodeCursor(p.NextCursor)
+		if err != nil || c.id == "x0" || c.key > nanos(t0.Add(9*time.Minute)) {
+			t.Fatalf("next cursor %+v (%v) goes back to x0", c, err)
+		}
+	}
+	if !slices.Equal(ids(p), []string{"x1"}) {
+		t.Fatalf("second page %v, want x1", ids(p))
 	}
 }
