@@ -11,29 +11,31 @@ type Code string
 
 // The API's error codes.
 const (
-	CodeInvalidArgument Code = "invalid_argument"
-	CodeUnauthorized    Code = "unauthorized"
-	CodeForbidden       Code = "forbidden"
-	CodeNotFound        Code = "not_found"
-	CodeConflict        Code = "conflict"
-	CodePayloadTooLarge Code = "payload_too_large"
-	CodeRateLimited     Code = "rate_limited"
-	CodeUnavailable     Code = "unavailable"
-	CodeInternal        Code = "internal"
+	CodeInvalidArgument  Code = "invalid_argument"
+	CodeUnauthorized     Code = "unauthorized"
+	CodeForbidden        Code = "forbidden"
+	CodeNotFound         Code = "not_found"
+	CodeMethodNotAllowed Code = "method_not_allowed"
+	CodeConflict         Code = "conflict"
+	CodePayloadTooLarge  Code = "payload_too_large"
+	CodeRateLimited      Code = "rate_limited"
+	CodeUnavailable      Code = "unavailable"
+	CodeInternal         Code = "internal"
 )
 
 // Sentinels for errors.Is: errors.Is(err, client.ErrNotFound) holds for an
 // *Error with that code, from REST and websocket alike.
 var (
-	ErrInvalidArgument error = sentinel(CodeInvalidArgument)
-	ErrUnauthorized    error = sentinel(CodeUnauthorized)
-	ErrForbidden       error = sentinel(CodeForbidden)
-	ErrNotFound        error = sentinel(CodeNotFound)
-	ErrConflict        error = sentinel(CodeConflict)
-	ErrPayloadTooLarge error = sentinel(CodePayloadTooLarge)
-	ErrRateLimited     error = sentinel(CodeRateLimited)
-	ErrUnavailable     error = sentinel(CodeUnavailable)
-	ErrInternal        error = sentinel(CodeInternal)
+	ErrInvalidArgument  error = sentinel(CodeInvalidArgument)
+	ErrUnauthorized     error = sentinel(CodeUnauthorized)
+	ErrForbidden        error = sentinel(CodeForbidden)
+	ErrNotFound         error = sentinel(CodeNotFound)
+	ErrMethodNotAllowed error = sentinel(CodeMethodNotAllowed)
+	ErrConflict         error = sentinel(CodeConflict)
+	ErrPayloadTooLarge  error = sentinel(CodePayloadTooLarge)
+	ErrRateLimited      error = sentinel(CodeRateLimited)
+	ErrUnavailable      error = sentinel(CodeUnavailable)
+	ErrInternal         error = sentinel(CodeInternal)
 )
 
 type sentinel Code
@@ -83,6 +85,8 @@ func codeForStatus(status int) Code {
 		return CodeForbidden
 	case http.StatusNotFound:
 		return CodeNotFound
+	case http.StatusMethodNotAllowed:
+		return CodeMethodNotAllowed
 	case http.StatusConflict:
 		return CodeConflict
 	case http.StatusRequestEntityTooLarge:

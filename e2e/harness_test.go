@@ -81,6 +81,7 @@ type api struct {
 
 type response struct {
 	Status int
+	Header http.Header
 	Body   []byte
 }
 
@@ -138,7 +139,7 @@ func (a api) send(method, path, contentType string, body io.Reader) response {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	checkResponse(a.t, req, res.StatusCode, res.Header, raw)
-	return response{Status: res.StatusCode, Body: raw}
+	return response{Status: res.StatusCode, Header: res.Header, Body: raw}
 }
 
 // must does a request and fails the test unless the status matches.

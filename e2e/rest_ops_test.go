@@ -71,12 +71,23 @@ func TestRESTOperations(t *testing.T) {
 			}
 			expectErr(t, c, 404, "not_found", "POST", "/v1/nope", obj{"x": 1})
 		}
-		// A method the path does not serve: an error in the API's shape.
-		r := f.k.do("DELETE", "/v1/conversations/"+conv, nil)
-		if r.Status != 404 && r.Status != 405 {
-			t.Errorf("DELETE conversation: status %d, want 404 or 405", r.Status)
-		} else {
-			checkErr(t, r, r.Status, map[int]string{404: "not_found", 405: "invalid_argument"}[r.Status], "DELETE conversation")
+		// A method the path does not serve: 405 in the API's shape, with
+		// the methods it does serve in Allow.
+		for _, c := range []struct{ method, path, allow string }{
+			{"DELETE", "/v1/conversations/" + conv, "GET, HEAD, PATCH"},
+			{"PUT", "/v1/inboxes/" + f.tn.inbox + "/messages", "POST"},
+			{"GET", "/v1/webhooks/wh_x/deliveries/ev_x/retry", "POST"},
+			{"POST", "/v1/admin/cluster", "GET, HEAD"},
+		} {
+			token := f.k
+			if strings.HasPrefix(c.path, "/v1/admin/") {
+				token = f.c.with(testAdminToken)
+			}
+			r := token.do(c.method, c.path, nil)
+			checkErr(t, r, 405, "method_not_allowed", c.method+" "+c.path)
+			if got := r.Header.Get("Allow"); got != c.allow {
+				t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+			}
 		}
 		// Nothing was deleted.
 		f.get(conv)

@@ -18,15 +18,16 @@ import (
 // Short names for wire's error codes, which are the API's one vocabulary
 // (wire owns them, their statuses and the error type).
 const (
-	codeInvalid         = wire.CodeInvalid
-	codeUnauthorized    = wire.CodeUnauthorized
-	codeForbidden       = wire.CodeForbidden
-	codeNotFound        = wire.CodeNotFound
-	codeConflict        = wire.CodeConflict
-	codePayloadTooLarge = wire.CodePayloadTooLarge
-	codeRateLimited     = wire.CodeRateLimited
-	codeUnavailable     = wire.CodeUnavailable
-	codeInternal        = wire.CodeInternal
+	codeInvalid          = wire.CodeInvalid
+	codeUnauthorized     = wire.CodeUnauthorized
+	codeForbidden        = wire.CodeForbidden
+	codeNotFound         = wire.CodeNotFound
+	codeMethodNotAllowed = wire.CodeMethodNotAllowed
+	codeConflict         = wire.CodeConflict
+	codePayloadTooLarge  = wire.CodePayloadTooLarge
+	codeRateLimited      = wire.CodeRateLimited
+	codeUnavailable      = wire.CodeUnavailable
+	codeInternal         = wire.CodeInternal
 )
 
 // errorf is wire.Errorf: handlers return the error and writeErr renders it.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /assets/", s.assets())
 
 	noSuchEndpoint := func(w http.ResponseWriter, r *http.Request) error {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			return errorf(codeMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
+		}
 		return errorf(codeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}
 	// Under /v1/admin/ only the admin token learns that a path is not an
@@ -185,6 +190,25 @@ func (s *Server) Handler() http.Handler {
 	// shape rather than the mux's plain text.
 	route("/", s.handle(noSuchEndpoint))
 	return mux
+}
+
+// catchAll are the patterns that answer for paths no endpoint serves.
+var catchAll = []string{"/", "/v1/", "/v1/admin/"}
+
+// allowedMethods lists the methods an endpoint serves at r's path, for the
+// 405 of a method it does not: the mux would answer 405 itself, but the
+// catch-all patterns (which give every miss the API's error shape) match
+// any method first.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := mux.Handler(&probe); pattern != "" && !slices.Contains(catchAll, pattern) {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // Routes lists the patterns ("METHOD /path/{param}") that Handler serves,

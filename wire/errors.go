@@ -12,15 +12,16 @@ type Code string
 
 // The API's error codes.
 const (
-	CodeInvalid         Code = "invalid_argument"
-	CodeUnauthorized    Code = "unauthorized"
-	CodeForbidden       Code = "forbidden"
-	CodeNotFound        Code = "not_found"
-	CodeConflict        Code = "conflict"
-	CodePayloadTooLarge Code = "payload_too_large"
-	CodeRateLimited     Code = "rate_limited"
-	CodeUnavailable     Code = "unavailable"
-	CodeInternal        Code = "internal"
+	CodeInvalid          Code = "invalid_argument"
+	CodeUnauthorized     Code = "unauthorized"
+	CodeForbidden        Code = "forbidden"
+	CodeNotFound         Code = "not_found"
+	CodeMethodNotAllowed Code = "method_not_allowed"
+	CodeConflict         Code = "conflict"
+	CodePayloadTooLarge  Code = "payload_too_large"
+	CodeRateLimited      Code = "rate_limited"
+	CodeUnavailable      Code = "unavailable"
+	CodeInternal         Code = "internal"
 )
 
 // Status is the HTTP status a code is answered with; 0 for a code the API
@@ -35,6 +36,8 @@ func (c Code) Status() int {
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case CodeConflict:
 		return http.StatusConflict
 	case CodePayloadTooLarge:
@@ -86,7 +89,7 @@ var Withheld = &Error{Code: CodeUnavailable, Message: "the service is temporaril
 func ToError(err error) *Error {
 	if e, ok := AsError(err); ok {
 		switch e.Code {
-		case CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeRateLimited:
+		case CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodePayloadTooLarge, CodeRateLimited:
 			return e
 		}
 	}
