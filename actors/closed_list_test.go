@@ -23,19 +23,12 @@ func TestClosedListBeyondMemory(t *testing.T) {
 	tn := newTenantIDs(t, n.store, "ClosedBeyond")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := func(cmd *actorpb.ConversationCommand) {
-		t.Helper()
-		if _, err := n.engine.command(ctx, cmd); err != nil {
-			t.Fatal(err)
-		}
-	}
-	closed := string(conversation.StatusClosed)
+	run := func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
 	for i := range 7 {
 		phone := fmt.Sprintf("+1415555%04d", 100+i)
 		run(inboundCmd(tn, phone, "hi", ""))
 		if i != 3 { // one stays open
-			run(&actorpb.ConversationCommand{ConversationId: convID(tn.inbox, phone), AccountId: tn.account, InboxId: tn.inbox,
-				Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{Status: &closed}}})
+			run(closeCmd(tn, phone))
 		}
 	}
 	truth := func(order, where string) []string {

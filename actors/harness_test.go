@@ -120,6 +120,21 @@ func inboundCmd(tn tenantIDs, phone, body, key string) *actorpb.ConversationComm
 	}
 }
 
+// must runs a conversation command and fails the test if it fails.
+func (n *tnode) must(ctx context.Context, t testing.TB, cmd *actorpb.ConversationCommand) {
+	t.Helper()
+	if _, err := n.engine.command(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeCmd closes a phone contact's conversation in the inbox.
+func closeCmd(tn tenantIDs, phone string) *actorpb.ConversationCommand {
+	st := string(conversation.StatusClosed)
+	return &actorpb.ConversationCommand{ConversationId: convID(tn.inbox, phone), AccountId: tn.account, InboxId: tn.inbox,
+		Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{Status: &st}}}
+}
+
 func getCmd(tn tenantIDs, id string) *actorpb.ConversationCommand {
 	return &actorpb.ConversationCommand{ConversationId: id, AccountId: tn.account, InboxId: tn.inbox,
 		IdempotencyKey: "get_" + randomID(), Command: &actorpb.ConversationCommand_Get{Get: &actorpb.GetConversation{}}}

@@ -26,17 +26,7 @@ func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
 	tn := newTenantIDs(t, n.store, "Stale")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := func(cmd *actorpb.ConversationCommand) {
-		t.Helper()
-		if _, err := n.engine.command(ctx, cmd); err != nil {
-			t.Fatal(err)
-		}
-	}
-	closeConv := func(phone string) *actorpb.ConversationCommand {
-		st := string(conversation.StatusClosed)
-		return &actorpb.ConversationCommand{ConversationId: convID(tn.inbox, phone), AccountId: tn.account, InboxId: tn.inbox,
-			Command: &actorpb.ConversationCommand_Update{Update: &actorpb.Update{Status: &st}}}
-	}
+	run := func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
 	replyTo := func(phone, body string) *actorpb.ConversationCommand {
 		return &actorpb.ConversationCommand{ConversationId: convID(tn.inbox, phone), AccountId: tn.account, InboxId: tn.inbox,
 			Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: body}}}
@@ -45,7 +35,7 @@ func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
 	// one open: the inbox holds x2 and c1 and counts x1 as not held.
 	for _, p := range []string{"+14155550001", "+14155550002"} {
 		run(inboundCmd(tn, p, "hi", ""))
-		run(closeConv(p))
+		run(closeCmd(tn, p))
 	}
 	const c1, c2 = "+14155550011", "+14155550012"
 	run(inboundCmd(tn, c1, "hello", ""))
