@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
@@ -141,15 +142,12 @@ type Page struct {
 // along: the actor holds only the most recent of them and merges the rest.
 // A query the inbox refuses goes to it unread, for it to say why.
 func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query) (Page, error) {
-	msg := &actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q)}
-	if cq, ok, err := q.ClosedQuery(agentID); err == nil && ok {
-		rows, n, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
-		if err != nil {
-			return Page{}, unavailable(err)
-		}
-		msg.Closed = &actorpb.ClosedRows{SummariesJson: rows, Complete: n < cq.Limit}
+	closed, err := e.closedRows(ctx, accountID, inboxID, agentID, q)
+	if err != nil {
+		return Page{}, err
 	}
-	p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID, msg)
+	p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID,
+		&actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q), Closed: closed})
 	if err != nil {
 		return Page{}, err
 	}
@@ -161,6 +159,33 @@ func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q
 		convs = json.RawMessage("[]")
 	}
 	return Page{Conversations: convs, NextCursor: p.NextCursor, Total: p.Total, Epoch: p.Epoch, Seq: p.Seq}, nil
+}
+
+// closedRows reads the read model's closed conversations a page of q
+// needs (nil when q does not include closed ones). A query the inbox
+// refuses reads nothing: it goes to the inbox, for it to say why.
+func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query) (*actorpb.ClosedRows, error) {
+	cq, ok, err := q.ClosedQuery(agentID)
+	if err != nil || !ok {
+		return nil, nil
+	}
+	rows, n, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &actorpb.ClosedRows{SummariesJson: rows, Complete: n < cq.Limit}, nil
+}
+
+// closedRowsOf decodes the rows closedRows read, for the inbox actor.
+func closedRowsOf(c *actorpb.ClosedRows) (*inbox.ClosedRows, error) {
+	if c == nil {
+		return nil, nil
+	}
+	rows := &inbox.ClosedRows{Complete: c.Complete}
+	if err := json.Unmarshal(c.SummariesJson, &rows.Summaries); err != nil {
+		return nil, fmt.Errorf("closed conversations: %w", err)
+	}
+	return rows, nil
 }
 
 // Counts reads an inbox's counts from its actor's memory.

@@ -159,12 +159,9 @@ func (g *inboxGrain) list(msg *actorpb.ListConversations) *actorpb.ConversationP
 	if err != nil {
 		return &actorpb.ConversationPage{Error: pbError(wire.CodeInvalid, err.Error())}
 	}
-	var closed *inbox.ClosedRows
-	if c := msg.Closed; c != nil {
-		closed = &inbox.ClosedRows{Complete: c.Complete}
-		if err := json.Unmarshal(c.SummariesJson, &closed.Summaries); err != nil {
-			return &actorpb.ConversationPage{Error: pbError(wire.CodeInternal, "closed conversations: "+err.Error())}
-		}
+	closed, err := closedRowsOf(msg.Closed)
+	if err != nil {
+		return &actorpb.ConversationPage{Error: pbError(wire.CodeInternal, err.Error())}
 	}
 	page, err := g.st.List(f, sort, limit, cursor, closed)
 	if err != nil {

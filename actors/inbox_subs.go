@@ -83,7 +83,12 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 		}
 	}
 	if !res.Resumed {
-		page, err := g.st.List(f, sort, limit, "", nil)
+		closed, err := closedRowsOf(msg.Closed)
+		if err != nil {
+			delete(g.subs, key)
+			return &actorpb.Ack{Error: pbError(wire.CodeInternal, err.Error())}
+		}
+		page, err := g.st.List(f, sort, limit, "", closed)
 		if err != nil {
 			delete(g.subs, key)
 			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}

@@ -99,10 +99,20 @@ type Subscription struct {
 
 // Subscribe registers a subscription with its inbox actor, which then Sends
 // InboxSubscribed to the subscriber before any update.
+//
+// A filter that includes closed conversations takes the read model's
+// first page of them along, for the snapshot (see List).
 func (e *Engine) Subscribe(ctx context.Context, s Subscription) error {
+	q := s.Query
+	q.Cursor = "" // a subscription starts at the first page
+	closed, err := e.closedRows(ctx, s.AccountID, s.InboxID, s.AgentID, q)
+	if err != nil {
+		return err
+	}
 	ack, err := request[*actorpb.Ack](ctx, e.deps, KindInbox, s.InboxID, &actorpb.SubscribeInbox{
 		AccountId: s.AccountID, InboxId: s.InboxID, AgentId: s.AgentID, Subscriber: pbPID(s.Subscriber),
-		SubscriptionId: s.ID, Filter: filterPB(s.Query), Resume: s.Resume, ResumeEpoch: s.Epoch, ResumeSeq: s.Seq})
+		SubscriptionId: s.ID, Filter: filterPB(s.Query), Resume: s.Resume, ResumeEpoch: s.Epoch, ResumeSeq: s.Seq,
+		Closed: closed})
 	if err != nil {
 		return err
 	}

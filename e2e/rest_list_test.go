@@ -456,4 +456,15 @@ func TestRESTListClosedBeyondMemory(t *testing.T) {
 			t.Errorf("closed total %v, want 6", total)
 		}
 	}
+	// A websocket snapshot is the first page under its filter: the oldest
+	// closed conversations, which the inbox no longer holds.
+	ws := mustWS(t, n.URL(), wsOpts{token: tn.key})
+	_, snap := ws.subscribe(tn.inbox, obj{"filter": obj{"status": "closed", "sort": "oldest", "limit": 3}})
+	var got []string
+	for _, cv := range snap.m["conversations"].([]any) {
+		got = append(got, str(t, cv.(obj), "id"))
+	}
+	if want := truth(`status = 'closed'`, `last_activity_at, id COLLATE "C"`)[:3]; !slices.Equal(got, want) {
+		t.Errorf("snapshot, closed oldest:\n got  %v\n want %v", got, want)
+	}
 }

@@ -2005,8 +2005,11 @@ type SubscribeInbox struct {
 	ResumeEpoch    string                 `protobuf:"bytes,8,opt,name=resume_epoch,json=resumeEpoch,proto3" json:"resume_epoch,omitempty"`
 	ResumeSeq      int64                  `protobuf:"varint,9,opt,name=resume_seq,json=resumeSeq,proto3" json:"resume_seq,omitempty"`
 	Filter         *ListFilter            `protobuf:"bytes,10,opt,name=filter,proto3" json:"filter,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// closed: the read model's closed conversations for a snapshot whose
+	// filter includes them, as for ListConversations.
+	Closed        *ClosedRows `protobuf:"bytes,11,opt,name=closed,proto3" json:"closed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeInbox) Reset() {
@@ -2098,6 +2101,13 @@ func (x *SubscribeInbox) GetResumeSeq() int64 {
 func (x *SubscribeInbox) GetFilter() *ListFilter {
 	if x != nil {
 		return x.Filter
+	}
+	return nil
+}
+
+func (x *SubscribeInbox) GetClosed() *ClosedRows {
+	if x != nil {
+		return x.Closed
 	}
 	return nil
 }
@@ -3302,7 +3312,7 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\x03seq\x18\x04 \x01(\x03R\x03seq\"/\n" +
 	"\x03Pid\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xdf\x02\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x97\x03\n" +
 	"\x0eSubscribeInbox\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x19\n" +
@@ -3317,7 +3327,8 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\n" +
 	"resume_seq\x18\t \x01(\x03R\tresumeSeq\x126\n" +
 	"\x06filter\x18\n" +
-	" \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filterJ\x04\b\x06\x10\a\"6\n" +
+	" \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
+	"\x06closed\x18\v \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x06\x10\a\"6\n" +
 	"\x03Ack\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\"\xe7\x02\n" +
 	"\x0fInboxSubscribed\x12'\n" +
@@ -3485,21 +3496,22 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	1,  // 18: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
 	23, // 19: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
 	17, // 20: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
-	1,  // 21: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	23, // 22: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	27, // 23: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	23, // 24: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	23, // 25: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	23, // 26: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	23, // 27: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	23, // 28: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	1,  // 29: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	0,  // 30: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	19, // 21: switchboard.actors.SubscribeInbox.closed:type_name -> switchboard.actors.ClosedRows
+	1,  // 22: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	23, // 23: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	27, // 24: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	23, // 25: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	23, // 26: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	23, // 27: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	23, // 28: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	23, // 29: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	1,  // 30: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	0,  // 31: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }
