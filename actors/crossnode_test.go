@@ -263,14 +263,16 @@ func TestCrossNodeEveryMessage(t *testing.T) {
 	// A list that includes closed conversations carries the read model's
 	// rows; this inbox holds every closed conversation it has (none), so
 	// it lists none of them.
-	closedRows, err := json.Marshal([]conversation.Summary{staleSummary(tnB, "cv_xnode_closed", 1, conversation.StatusClosed, "bye")})
+	closedSum := staleSummary(tnB, "cv_xnode_closed", 1, conversation.StatusClosed, "bye")
+	closedJSON, err := json.Marshal(closedSum)
 	if err != nil {
 		t.Fatal(err)
 	}
 	closedPage := ask(KindInbox, tnB.inbox, &actorpb.ListConversations{AccountId: tnB.account, InboxId: tnB.inbox,
 		Filter: &actorpb.ListFilter{Statuses: []string{"closed"}, Limit: 10},
-		Closed: &actorpb.ClosedRows{SummariesJson: closedRows, Complete: true}}).(*actorpb.ConversationPage)
-	if closedPage.Error != nil || string(closedPage.ConversationsJson) != "[]" || closedPage.Total != 0 {
+		Closed: &actorpb.ClosedRows{Summaries: []*actorpb.SummaryFields{summaryFields(&closedSum)},
+			SummariesJson: [][]byte{closedJSON}, Complete: true}}).(*actorpb.ConversationPage)
+	if closedPage.Error != nil || closedPage.ReadClosed || string(closedPage.ConversationsJson) != "[]" || closedPage.Total != 0 {
 		t.Fatalf("closed list: %+v (%s)", closedPage, closedPage.ConversationsJson)
 	}
 	counts := ask(KindInbox, tnB.inbox, &actorpb.GetCounts{AccountId: tnB.account, InboxId: tnB.inbox, AgentId: "ag_1"}).(*actorpb.InboxCounts)

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -137,55 +138,90 @@ type Page struct {
 	Seq           int64
 }
 
-// List reads a page of an inbox's conversation list from its actor. A list
-// that includes closed conversations takes the read model's closed ones
-// along: the actor holds only the most recent of them and merges the rest.
-// A query the inbox refuses goes to it unread, for it to say why.
+// List reads a page of an inbox's conversation list from its actor. An
+// inbox holds only its most recent closed conversations: for a list that
+// includes closed ones while others exist, it asks for the read model's
+// (read_closed), and the page is asked for again with them.
 func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query) (Page, error) {
-	closed, err := e.closedRows(ctx, accountID, inboxID, agentID, q)
-	if err != nil {
-		return Page{}, err
+	var closed *actorpb.ClosedRows
+	for reads := 0; ; reads++ {
+		p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID,
+			&actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q), Closed: closed})
+		if err != nil {
+			return Page{}, err
+		}
+		if p.Error != nil {
+			return Page{}, fromPB(p.Error)
+		}
+		if p.ReadClosed {
+			if closed, err = e.closedRows(ctx, accountID, inboxID, agentID, q, reads); err != nil {
+				return Page{}, err
+			}
+			continue
+		}
+		convs := json.RawMessage(p.ConversationsJson)
+		if len(convs) == 0 || string(convs) == "null" {
+			convs = json.RawMessage("[]")
+		}
+		return Page{Conversations: convs, NextCursor: p.NextCursor, Total: p.Total, Epoch: p.Epoch, Seq: p.Seq}, nil
 	}
-	p, err := request[*actorpb.ConversationPage](ctx, e.deps, KindInbox, inboxID,
-		&actorpb.ListConversations{AccountId: accountID, InboxId: inboxID, AgentId: agentID, Filter: filterPB(q), Closed: closed})
-	if err != nil {
-		return Page{}, err
-	}
-	if p.Error != nil {
-		return Page{}, fromPB(p.Error)
-	}
-	convs := json.RawMessage(p.ConversationsJson)
-	if len(convs) == 0 || string(convs) == "null" {
-		convs = json.RawMessage("[]")
-	}
-	return Page{Conversations: convs, NextCursor: p.NextCursor, Total: p.Total, Epoch: p.Epoch, Seq: p.Seq}, nil
 }
 
-// closedRows reads the read model's closed conversations a page of q
-// needs (nil when q does not include closed ones). A query the inbox
-// refuses reads nothing: it goes to the inbox, for it to say why.
-func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query) (*actorpb.ClosedRows, error) {
+// maxClosedReads bounds the reads of the read model for one page: a read
+// is refused only when a conversation it returned changed before the inbox
+// used it, which takes a change in the milliseconds between the two.
+const maxClosedReads = 3
+
+// closedRows reads the read model's closed conversations a page of q needs
+// and decodes them here, off the inbox actor. reads counts the earlier
+// reads for this page.
+func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query, reads int) (*actorpb.ClosedRows, error) {
+	if reads == maxClosedReads {
+		return nil, unavailable(fmt.Errorf("inbox %s: closed conversations changed during %d reads", inboxID, reads))
+	}
 	cq, ok, err := q.ClosedQuery(agentID)
 	if err != nil || !ok {
-		return nil, nil
+		// The inbox resolved the query and asked: this node disagrees.
+		return nil, &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf("inbox %s asked for closed conversations of %+v", inboxID, q)}
 	}
-	rows, n, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
+	rows, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return &actorpb.ClosedRows{SummariesJson: rows, Complete: n < cq.Limit}, nil
+	out := &actorpb.ClosedRows{Complete: len(rows) < cq.Limit, SummariesJson: make([][]byte, len(rows)),
+		Summaries: make([]*actorpb.SummaryFields, len(rows))}
+	for i, raw := range rows {
+		var sum conversation.Summary
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			return nil, &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf("inbox %s: closed conversation: %v", inboxID, err)}
+		}
+		// The row's JSON as the inbox answers it: compact, without the
+		// spaces PostgreSQL prints jsonb with.
+		var compact bytes.Buffer
+		compact.Grow(len(raw))
+		if err := json.Compact(&compact, raw); err != nil {
+			return nil, &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf("inbox %s: closed conversation: %v", inboxID, err)}
+		}
+		out.Summaries[i], out.SummariesJson[i] = summaryFields(&sum), compact.Bytes()
+	}
+	return out, nil
 }
 
-// closedRowsOf decodes the rows closedRows read, for the inbox actor.
-func closedRowsOf(c *actorpb.ClosedRows) (*inbox.ClosedRows, error) {
+// closedRowsOf takes the rows closedRows read, for the inbox actor: the
+// summaries to merge, and their JSON by id to answer with.
+func closedRowsOf(c *actorpb.ClosedRows) (*inbox.ClosedRows, map[string]encodedSummary) {
 	if c == nil {
 		return nil, nil
 	}
-	rows := &inbox.ClosedRows{Complete: c.Complete}
-	if err := json.Unmarshal(c.SummariesJson, &rows.Summaries); err != nil {
-		return nil, fmt.Errorf("closed conversations: %w", err)
+	rows := &inbox.ClosedRows{Complete: c.Complete, Summaries: make([]conversation.Summary, len(c.Summaries))}
+	raw := make(map[string]encodedSummary, len(c.Summaries))
+	for i, f := range c.Summaries {
+		rows.Summaries[i] = summaryOf(f)
+		if i < len(c.SummariesJson) {
+			raw[f.Id] = encodedSummary{version: f.Version, raw: c.SummariesJson[i]}
+		}
 	}
-	return rows, nil
+	return rows, raw
 }
 
 // Counts reads an inbox's counts from its actor's memory.

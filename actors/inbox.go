@@ -159,15 +159,15 @@ func (g *inboxGrain) list(msg *actorpb.ListConversations) *actorpb.ConversationP
 	if err != nil {
 		return &actorpb.ConversationPage{Error: pbError(wire.CodeInvalid, err.Error())}
 	}
-	closed, err := closedRowsOf(msg.Closed)
-	if err != nil {
-		return &actorpb.ConversationPage{Error: pbError(wire.CodeInternal, err.Error())}
-	}
+	closed, closedJSON := closedRowsOf(msg.Closed)
 	page, err := g.st.List(f, sort, limit, cursor, closed)
+	if errors.Is(err, inbox.ErrReadClosed) {
+		return &actorpb.ConversationPage{ReadClosed: true}
+	}
 	if err != nil {
 		return &actorpb.ConversationPage{Error: pbError(wire.CodeInvalid, err.Error())}
 	}
-	convs := g.encodePage(page.Conversations)
+	convs := g.encodePage(page.Conversations, closedJSON)
 	return &actorpb.ConversationPage{ConversationsJson: convs, NextCursor: page.NextCursor,
 		Total: int64(page.Total), Epoch: g.st.Epoch(), Seq: g.st.Seq()}
 }
@@ -181,14 +181,18 @@ func (g *inboxGrain) remember(id string, version int64, raw []byte) {
 	g.encoded[id] = encodedSummary{version: version, raw: raw}
 }
 
-// encodePage renders summaries as a JSON array from the cached encodings,
+// encodePage renders summaries as a JSON array from the cached encodings
+// or, for closed conversations from the read model, the rows' own (rows),
 // encoding (and caching) only those not seen at their current version.
-func (g *inboxGrain) encodePage(convs []conversation.Summary) []byte {
+func (g *inboxGrain) encodePage(convs []conversation.Summary, rows map[string]encodedSummary) []byte {
 	buf := make([]byte, 0, 2+len(convs)*768)
 	buf = append(buf, '[')
 	for i := range convs {
 		s := &convs[i]
-		e, ok := g.encoded[s.ID]
+		e, ok := rows[s.ID]
+		if !ok || e.version != s.Version {
+			e, ok = g.encoded[s.ID]
+		}
 		if !ok || e.version != s.Version {
 			raw, err := json.Marshal(s)
 			if err != nil {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"errors"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -83,17 +84,17 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 		}
 	}
 	if !res.Resumed {
-		closed, err := closedRowsOf(msg.Closed)
-		if err != nil {
-			delete(g.subs, key)
-			return &actorpb.Ack{Error: pbError(wire.CodeInternal, err.Error())}
-		}
+		closed, closedJSON := closedRowsOf(msg.Closed)
 		page, err := g.st.List(f, sort, limit, "", closed)
+		if errors.Is(err, inbox.ErrReadClosed) {
+			delete(g.subs, key)
+			return &actorpb.Ack{ReadClosed: true}
+		}
 		if err != nil {
 			delete(g.subs, key)
 			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}
 		}
-		res.ConversationsJson = g.encodePage(page.Conversations)
+		res.ConversationsJson = g.encodePage(page.Conversations, closedJSON)
 		res.Total = int64(page.Total)
 		res.CountsJson, _ = json.Marshal(g.st.Counts(sub.agentID))
 	}

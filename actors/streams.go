@@ -100,23 +100,27 @@ type Subscription struct {
 // Subscribe registers a subscription with its inbox actor, which then Sends
 // InboxSubscribed to the subscriber before any update.
 //
-// A filter that includes closed conversations takes the read model's
-// first page of them along, for the snapshot (see List).
+// A snapshot whose filter includes closed conversations may need the read
+// model's first page of them, as a list does (see List).
 func (e *Engine) Subscribe(ctx context.Context, s Subscription) error {
 	q := s.Query
 	q.Cursor = "" // a subscription starts at the first page
-	closed, err := e.closedRows(ctx, s.AccountID, s.InboxID, s.AgentID, q)
-	if err != nil {
-		return err
+	var closed *actorpb.ClosedRows
+	for reads := 0; ; reads++ {
+		ack, err := request[*actorpb.Ack](ctx, e.deps, KindInbox, s.InboxID, &actorpb.SubscribeInbox{
+			AccountId: s.AccountID, InboxId: s.InboxID, AgentId: s.AgentID, Subscriber: pbPID(s.Subscriber),
+			SubscriptionId: s.ID, Filter: filterPB(s.Query), Resume: s.Resume, ResumeEpoch: s.Epoch, ResumeSeq: s.Seq,
+			Closed: closed})
+		if err != nil {
+			return err
+		}
+		if !ack.ReadClosed {
+			return fromPB(ack.Error)
+		}
+		if closed, err = e.closedRows(ctx, s.AccountID, s.InboxID, s.AgentID, q, reads); err != nil {
+			return err
+		}
 	}
-	ack, err := request[*actorpb.Ack](ctx, e.deps, KindInbox, s.InboxID, &actorpb.SubscribeInbox{
-		AccountId: s.AccountID, InboxId: s.InboxID, AgentId: s.AgentID, Subscriber: pbPID(s.Subscriber),
-		SubscriptionId: s.ID, Filter: filterPB(s.Query), Resume: s.Resume, ResumeEpoch: s.Epoch, ResumeSeq: s.Seq,
-		Closed: closed})
-	if err != nil {
-		return err
-	}
-	return fromPB(ack.Error)
 }
 
 // Watch registers a watcher with a conversation actor, which then Sends

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 )
 
@@ -88,35 +90,26 @@ ORDER BY w NULLS LAST, i COLLATE "C"` + limit, []any{at, after.ID}, nil
 
 // ClosedConversations reads what a list that includes closed conversations
 // needs from the read model (q, from inbox.Query.ClosedQuery): the inbox's
-// closed conversations in the list's order, as a JSON array of summaries,
-// and how many there are. The read model is written in the journal's
-// transaction, so it is as fresh as anything committed.
-func (s *Store) ClosedConversations(ctx context.Context, accountID, inboxID string, q inbox.ClosedQuery) (json.RawMessage, int, error) {
+// closed conversations in the list's order, each summary's JSON. The read
+// model is written in the journal's transaction, so it holds everything
+// committed.
+func (s *Store) ClosedConversations(ctx context.Context, accountID, inboxID string, q inbox.ClosedQuery) ([]json.RawMessage, error) {
 	sql, at, err := closedListSQL(q.Sort, q.After)
 	if err != nil {
-		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
+		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
 	args := append([]any{accountID, inboxID, q.Filter.Addressed, q.Filter.Assignee, string(q.Filter.Channel), q.Filter.Tag, q.Limit}, at...)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
+		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
-	defer rows.Close()
-	out := []byte{'['}
-	n := 0
-	var raw []byte
-	for rows.Next() {
-		if err := rows.Scan(&raw); err != nil {
-			return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
-		}
-		if n > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, raw...)
-		n++
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (json.RawMessage, error) {
+		var raw json.RawMessage
+		err := r.Scan(&raw)
+		return raw, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
-	}
-	return append(out, ']'), n, nil
+	return out, nil
 }

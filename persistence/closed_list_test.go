@@ -91,16 +91,13 @@ func TestClosedConversationsOrderLikeTheInbox(t *testing.T) {
 				if err != nil || !ok {
 					t.Fatalf("%+v: closed query %v %v", q, ok, err)
 				}
-				raw, n, err := s.ClosedConversations(ctx, "acc_t", "ib_t", cq)
+				raw, err := s.ClosedConversations(ctx, "acc_t", "ib_t", cq)
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []conversation.Summary
-				if err := json.Unmarshal(raw, &got); err != nil || len(got) != n {
-					t.Fatalf("rows %s (%d): %v", raw, n, err)
-				}
+				got, n := decodeRows(t, raw), len(raw)
 				f, so, limit, cur, _ := q.Resolve("")
-				want, err := oracle.List(f, so, limit, cur, nil)
+				want, err := oracle.List(f, so, limit, cur, &inbox.ClosedRows{Complete: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,15 +141,11 @@ func TestClosedConversationsAfterAnOpenOne(t *testing.T) {
 	}
 	read := func(sort inbox.Sort, after inbox.Position) []string {
 		t.Helper()
-		raw, _, err := s.ClosedConversations(ctx, "acc_t", "ib_t", inbox.ClosedQuery{Sort: sort, After: &after, Limit: 100})
+		raw, err := s.ClosedConversations(ctx, "acc_t", "ib_t", inbox.ClosedQuery{Sort: sort, After: &after, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []conversation.Summary
-		if err := json.Unmarshal(raw, &got); err != nil {
-			t.Fatal(err)
-		}
-		return summaryIDs(got)
+		return summaryIDs(decodeRows(t, raw))
 	}
 	all := summaryIDs(closed) // by id already
 	if got := read(inbox.SortSLADue, inbox.Position{Key: base.UnixNano(), ID: "zz"}); !slices.Equal(got, all) {
@@ -179,6 +172,17 @@ func TestClosedConversationsAfterAnOpenOne(t *testing.T) {
 	if got := read(inbox.SortLongestWait, inbox.Position{Key: inbox.NoKey, ID: "cv_03"}); !slices.Equal(got, none[2:]) {
 		t.Fatalf("longest_wait after (none, cv_03): %v, want %v", got, none[2:])
 	}
+}
+
+func decodeRows(t *testing.T, rows []json.RawMessage) []conversation.Summary {
+	t.Helper()
+	out := make([]conversation.Summary, len(rows))
+	for i, raw := range rows {
+		if err := json.Unmarshal(raw, &out[i]); err != nil {
+			t.Fatalf("row %s: %v", raw, err)
+		}
+	}
+	return out
 }
 
 func summaryIDs(sums []conversation.Summary) []string {
@@ -231,9 +235,9 @@ func BenchmarkClosedConversations(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			c.q.Limit = 51
 			for b.Loop() {
-				_, got, err := s.ClosedConversations(ctx, "acc_bench", inboxID, c.q)
-				if err != nil || got != 51 {
-					b.Fatalf("%d rows, %v", got, err)
+				got, err := s.ClosedConversations(ctx, "acc_bench", inboxID, c.q)
+				if err != nil || len(got) != 51 {
+					b.Fatalf("%d rows, %v", len(got), err)
 				}
 			}
 		})

@@ -1664,13 +1664,15 @@ func (x *ListConversations) GetClosed() *ClosedRows {
 	return nil
 }
 
-// ClosedRows are an inbox's closed conversations read from the read model.
+// ClosedRows are an inbox's closed conversations read from the read model,
+// in the list's order: as fields to merge (decoded by the node that read
+// them, not in the inbox actor) and as the JSON to answer with.
 type ClosedRows struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// summaries_json is a JSON array of summaries, in the list's order.
-	SummariesJson []byte `protobuf:"bytes,1,opt,name=summaries_json,json=summariesJson,proto3" json:"summaries_json,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Summaries []*SummaryFields       `protobuf:"bytes,1,rep,name=summaries,proto3" json:"summaries,omitempty"`
 	// complete: the read model had no more rows than these.
-	Complete      bool `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	Complete      bool     `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	SummariesJson [][]byte `protobuf:"bytes,3,rep,name=summaries_json,json=summariesJson,proto3" json:"summaries_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1705,9 +1707,9 @@ func (*ClosedRows) Descriptor() ([]byte, []int) {
 	return file_actors_actorpb_messages_proto_rawDescGZIP(), []int{18}
 }
 
-func (x *ClosedRows) GetSummariesJson() []byte {
+func (x *ClosedRows) GetSummaries() []*SummaryFields {
 	if x != nil {
-		return x.SummariesJson
+		return x.Summaries
 	}
 	return nil
 }
@@ -1719,9 +1721,20 @@ func (x *ClosedRows) GetComplete() bool {
 	return false
 }
 
+func (x *ClosedRows) GetSummariesJson() [][]byte {
+	if x != nil {
+		return x.SummariesJson
+	}
+	return nil
+}
+
 type ConversationPage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// read_closed: the list needs the read model's closed conversations (none
+	// were sent, or one sent is older than the inbox has seen): read them and
+	// ask again.
+	ReadClosed bool `protobuf:"varint,7,opt,name=read_closed,json=readClosed,proto3" json:"read_closed,omitempty"`
 	// conversations_json is a JSON array of summaries.
 	ConversationsJson []byte `protobuf:"bytes,2,opt,name=conversations_json,json=conversationsJson,proto3" json:"conversations_json,omitempty"`
 	NextCursor        string `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
@@ -1767,6 +1780,13 @@ func (x *ConversationPage) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *ConversationPage) GetReadClosed() bool {
+	if x != nil {
+		return x.ReadClosed
+	}
+	return false
 }
 
 func (x *ConversationPage) GetConversationsJson() []byte {
@@ -2114,8 +2134,11 @@ func (x *SubscribeInbox) GetClosed() *ClosedRows {
 
 // Ack answers SubscribeInbox and WatchConversation.
 type Ack struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// read_closed: as ConversationPage's, for a subscription's snapshot; the
+	// subscription was not registered.
+	ReadClosed    bool `protobuf:"varint,2,opt,name=read_closed,json=readClosed,proto3" json:"read_closed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2155,6 +2178,13 @@ func (x *Ack) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Ack) GetReadClosed() bool {
+	if x != nil {
+		return x.ReadClosed
+	}
+	return false
 }
 
 // InboxSubscribed is the atomic answer to a subscription: either the missed
@@ -3286,13 +3316,16 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x126\n" +
 	"\x06filter\x18\x05 \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
-	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"O\n" +
+	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"\x90\x01\n" +
 	"\n" +
-	"ClosedRows\x12%\n" +
-	"\x0esummaries_json\x18\x01 \x01(\fR\rsummariesJson\x12\x1a\n" +
-	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"\xd1\x01\n" +
+	"ClosedRows\x12?\n" +
+	"\tsummaries\x18\x01 \x03(\v2!.switchboard.actors.SummaryFieldsR\tsummaries\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12%\n" +
+	"\x0esummaries_json\x18\x03 \x03(\fR\rsummariesJson\"\xf2\x01\n" +
 	"\x10ConversationPage\x12/\n" +
-	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12-\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x1f\n" +
+	"\vread_closed\x18\a \x01(\bR\n" +
+	"readClosed\x12-\n" +
 	"\x12conversations_json\x18\x02 \x01(\fR\x11conversationsJson\x12\x1f\n" +
 	"\vnext_cursor\x18\x03 \x01(\tR\n" +
 	"nextCursor\x12\x14\n" +
@@ -3328,9 +3361,11 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"resume_seq\x18\t \x01(\x03R\tresumeSeq\x126\n" +
 	"\x06filter\x18\n" +
 	" \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
-	"\x06closed\x18\v \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x06\x10\a\"6\n" +
+	"\x06closed\x18\v \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x06\x10\a\"W\n" +
 	"\x03Ack\x12/\n" +
-	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\"\xe7\x02\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x1f\n" +
+	"\vread_closed\x18\x02 \x01(\bR\n" +
+	"readClosed\"\xe7\x02\n" +
 	"\x0fInboxSubscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x19\n" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12-\n" +
@@ -3492,26 +3527,27 @@ var file_actors_actorpb_messages_proto_depIdxs = []int32{
 	15, // 14: switchboard.actors.SummaryFields.active_call:type_name -> switchboard.actors.SummaryActiveCall
 	17, // 15: switchboard.actors.ListConversations.filter:type_name -> switchboard.actors.ListFilter
 	19, // 16: switchboard.actors.ListConversations.closed:type_name -> switchboard.actors.ClosedRows
-	1,  // 17: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
-	1,  // 18: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
-	23, // 19: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	17, // 20: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
-	19, // 21: switchboard.actors.SubscribeInbox.closed:type_name -> switchboard.actors.ClosedRows
-	1,  // 22: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
-	23, // 23: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
-	27, // 24: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
-	23, // 25: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
-	23, // 26: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
-	23, // 27: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
-	23, // 28: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
-	23, // 29: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
-	1,  // 30: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
-	0,  // 31: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	12, // 17: switchboard.actors.ClosedRows.summaries:type_name -> switchboard.actors.SummaryFields
+	1,  // 18: switchboard.actors.ConversationPage.error:type_name -> switchboard.actors.Error
+	1,  // 19: switchboard.actors.InboxCounts.error:type_name -> switchboard.actors.Error
+	23, // 20: switchboard.actors.SubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	17, // 21: switchboard.actors.SubscribeInbox.filter:type_name -> switchboard.actors.ListFilter
+	19, // 22: switchboard.actors.SubscribeInbox.closed:type_name -> switchboard.actors.ClosedRows
+	1,  // 23: switchboard.actors.Ack.error:type_name -> switchboard.actors.Error
+	23, // 24: switchboard.actors.InboxSubscribed.inbox:type_name -> switchboard.actors.Pid
+	27, // 25: switchboard.actors.InboxSubscribed.updates:type_name -> switchboard.actors.InboxUpdate
+	23, // 26: switchboard.actors.UnsubscribeInbox.subscriber:type_name -> switchboard.actors.Pid
+	23, // 27: switchboard.actors.WatchConversation.watcher:type_name -> switchboard.actors.Pid
+	23, // 28: switchboard.actors.ConversationWatched.conversation:type_name -> switchboard.actors.Pid
+	23, // 29: switchboard.actors.UnwatchConversation.watcher:type_name -> switchboard.actors.Pid
+	23, // 30: switchboard.actors.Typing.watcher:type_name -> switchboard.actors.Pid
+	1,  // 31: switchboard.actors.Assignee.error:type_name -> switchboard.actors.Error
+	0,  // 32: switchboard.actors.SearchControl.action:type_name -> switchboard.actors.SearchControl.Action
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_messages_proto_init() }

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/switchboard-dev/switchboard/domain/conversation"
@@ -8,10 +9,17 @@ import (
 
 // An inbox holds every conversation that is not closed, but only the
 // ClosedKept most recently active closed ones. A list that asks for closed
-// conversations is completed from the conversations read model, which is
-// written in the same transaction as the journal and so never lags it: the
-// caller reads the closed conversations a ClosedQuery names and hands them
-// to List as ClosedRows, and List merges them with what it holds.
+// conversations while others exist is completed from the conversations read
+// model, which is written in the same transaction as the journal and so
+// never lags it: List asks for them (ErrReadClosed), the caller reads the
+// closed conversations a ClosedQuery names and hands them to List as
+// ClosedRows, and List merges them with what it holds.
+
+// ErrReadClosed is List's answer when it needs the read model's closed
+// conversations: none were given, or one of those given is older than a
+// version this inbox has seen of it since (it changed while not held, in
+// the moment between the read and the list). Read them, again, and retry.
+var ErrReadClosed = errors.New("inbox: the list needs the read model's closed conversations")
 
 // NoKey is a Position's key for a conversation without the sort's time
 // (waiting_since or sla_due_at unset): it sorts after every time.
@@ -65,10 +73,14 @@ func (q Query) ClosedQuery(agentID string) (ClosedQuery, bool, error) {
 // closedRun returns the read model's rows that List merges as one more
 // sorted run: closed, of this inbox, not held (a held conversation is
 // served as held: its version is the one the stream delivered), matching
-// f and after pivot. bound is the last position the rows cover when they
-// are not complete (nil otherwise): past it, closed conversations may
-// exist that the rows did not reach.
-func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item) (run []*entry, bound *item) {
+// f, after pivot, and — like a held conversation — not moved in this order
+// since the page's cursor was made (changedAfter, -1 for none) if this
+// activation evicted it. bound is the last position the rows cover when
+// they are not complete (nil otherwise): past it, closed conversations may
+// exist that the rows did not reach. stale reports a row older than a
+// version this inbox has seen.
+func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item, changedAfter int64) (run []*entry, bound *item, stale bool) {
+	sortIdx := sortIndex(sort)
 	run = make([]*entry, 0, len(rows.Summaries))
 	for i := range rows.Summaries {
 		sum := &rows.Summaries[i]
@@ -82,6 +94,14 @@ func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item) (
 		if sum.Status != conversation.StatusClosed || !s.accepts(sum) || s.byID[sum.ID] != nil ||
 			!f.matchesRest(sum) || (pivot != nil && !lessItem(*pivot, it)) {
 			continue
+		}
+		if rec, ok := s.evicted.byID[sum.ID]; ok {
+			if sum.Version < rec.version {
+				return nil, nil, true
+			}
+			if changedAfter >= 0 && rec.moved[sortIdx] > changedAfter {
+				continue
+			}
 		}
 		run = append(run, e)
 	}
@@ -97,5 +117,57 @@ func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item) (
 		}
 		return 0
 	})
-	return run, bound
+	return run, bound, false
+}
+
+// evictions remember the conversations an activation changed and then
+// evicted: the version it last saw of each, and the seq at which each last
+// moved in every order. Rows of them older than that version are stale, and
+// a row of one that moved after a page's cursor is left out of the later
+// pages as a held one would be. Conversations evicted unchanged since the
+// activation loaded them need no record (a row cannot be older than the
+// load, nor have moved since). Bounded: beyond the limit the oldest records
+// go, and a cursor older than them keeps only the keyset order, as one from
+// another epoch does.
+type evictions struct {
+	byID  map[string]evicted
+	order []evictedAt // oldest first; entries whose record went are skipped
+	next  uint64
+}
+
+type evicted struct {
+	version int64
+	moved   [len(sorts)]int64
+	stamp   uint64
+}
+
+type evictedAt struct {
+	id    string
+	stamp uint64
+}
+
+func (v *evictions) remember(e *entry, limit int) {
+	if e.seq == 0 && e.moved == [len(sorts)]int64{} {
+		return
+	}
+	if v.byID == nil {
+		v.byID = make(map[string]evicted)
+	}
+	v.next++
+	v.byID[e.sum.ID] = evicted{version: e.sum.Version, moved: e.moved, stamp: v.next}
+	v.order = append(v.order, evictedAt{e.sum.ID, v.next})
+	for len(v.byID) > limit || len(v.order) > 2*limit {
+		at := v.order[0]
+		v.order = v.order[1:]
+		if r, ok := v.byID[at.id]; ok && r.stamp == at.stamp {
+			delete(v.byID, at.id)
+		}
+	}
+}
+
+// forget drops the record of a conversation held again.
+func (v *evictions) forget(id string) {
+	if v.byID != nil {
+		delete(v.byID, id)
+	}
 }

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -262,5 +263,109 @@ func TestClosedListNeverPagesBackwards(t *testing.T) {
 	}
 	if !slices.Equal(ids(p), []string{"x1"}) {
 		t.Fatalf("second page %v, want x1", ids(p))
+	}
+}
+
+// TestClosedListLeavesOutWhatMovedAfterTheCursor: a closed conversation the
+// inbox does not hold changes between two pages so that it moves in the
+// order (addressing it ends its wait), comes into memory and is evicted at
+// once; its row, now further on, is left out of the later pages as a held
+// conversation's would be — the update stream carries it — and it is not
+// listed twice.
+func TestClosedListLeavesOutWhatMovedAfterTheCursor(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1})
+	m := readModel{}
+	put := func(sum conversation.Summary) {
+		t.Helper()
+		m[sum.ID] = sum
+		mustApply(t, s, sum)
+	}
+	for i := range 6 {
+		put(mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, 20+i, 1, waiting(i)))
+	}
+	q := Query{Statuses: []conversation.Status{conversation.StatusClosed}, Sort: SortLongestWait, Limit: 2}
+	f, sort, limit, _, _ := q.Resolve("")
+	list := func(cur string) Page {
+		t.Helper()
+		q.Cursor = cur
+		cq, _, err := q.ClosedQuery("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.List(f, sort, limit, cur, m.closed(cq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := list("")
+	if !slices.Equal(ids(first), []string{"x0", "x1"}) {
+		t.Fatalf("first page %v", ids(first))
+	}
+	// x0, listed and not held, is addressed: no wait any more, so it sorts
+	// last now.
+	addressed := mk("x0", conversation.StatusClosed, 20, 2)
+	put(addressed)
+	if _, held := s.Get("x0"); held {
+		t.Fatal("x0 still held: not the case under test")
+	}
+	var got []string
+	for p := list(first.NextCursor); ; p = list(p.NextCursor) {
+		got = append(got, ids(p)...)
+		if p.NextCursor == "" {
+			break
+		}
+	}
+	if want := []string{"x2", "x3", "x4", "x5"}; !slices.Equal(got, want) {
+		t.Fatalf("later pages %v, want %v (x0 moved after the first page)", got, want)
+	}
+}
+
+// TestClosedListRefusesStaleRows: rows read before a closed conversation
+// the inbox does not hold changed (the change came into memory and was
+// evicted in between) are refused, so that neither a page nor a snapshot
+// carries a version older than the inbox's seq covers; rows read again
+// are taken.
+func TestClosedListRefusesStaleRows(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1})
+	m := readModel{}
+	for i := range 3 {
+		sum := mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, i, 1)
+		m[sum.ID] = sum
+		mustApply(t, s, sum)
+	}
+	q := Query{Statuses: []conversation.Status{conversation.StatusClosed}}
+	cq, _, _ := q.ClosedQuery("")
+	f, sort, limit, _, _ := q.Resolve("")
+	before := m.closed(cq)
+	tagged := mk("x0", conversation.StatusClosed, 0, 2, tags("vip"))
+	m[tagged.ID] = tagged
+	mustApply(t, s, tagged) // into memory and out again: x0 is the least recent
+	if _, err := s.List(f, sort, limit, "", before); !errors.Is(err, ErrReadClosed) {
+		t.Fatalf("stale rows: %v, want ErrReadClosed", err)
+	}
+	p, err := s.List(f, sort, limit, "", m.closed(cq))
+	if err != nil || !slices.Equal(ids(p), []string{"x2", "x1", "x0"}) || p.Conversations[2].Version != 2 {
+		t.Fatalf("rows read again: %v %+v", err, p.Conversations)
+	}
+}
+
+// TestEvictionRecordsAreBounded: an inbox that closes and evicts without
+// end keeps at most RingSize records, the newest, and forgets the record
+// of a conversation held again.
+func TestEvictionRecordsAreBounded(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1, RingSize: 8})
+	for i := range 100 {
+		mustApply(t, s, mk(fmt.Sprintf("x%03d", i), conversation.StatusClosed, i, 1))
+	}
+	if n := len(s.evicted.byID); n != 8 || len(s.evicted.order) > 16 {
+		t.Fatalf("%d records, %d in order; want 8 and at most 16", n, len(s.evicted.order))
+	}
+	if _, ok := s.evicted.byID["x098"]; !ok {
+		t.Fatal("the newest eviction is not remembered")
+	}
+	mustApply(t, s, mk("x098", conversation.StatusOpen, 200, 2)) // reopened: held again
+	if _, ok := s.evicted.byID["x098"]; ok {
+		t.Fatal("a conversation held again keeps its eviction record")
 	}
 }

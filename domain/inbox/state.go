@@ -315,6 +315,10 @@ type State struct {
 	// closedNotHeld counts closed conversations that exist but are not in
 	// memory: not loaded at activation, or evicted since.
 	closedNotHeld int
+	// evicted remembers the conversations this activation changed and then
+	// evicted, by which the read model's rows of them are judged
+	// (readmodel.go).
+	evicted evictions
 
 	// ring is a circular buffer of the last cfg.RingSize updates; the newest
 	// has seq s.seq.
@@ -338,6 +342,7 @@ func (s *State) reset() {
 		s.cnt[i] = counter{byAssignee: make(map[string]pair)}
 	}
 	s.closedNotHeld = 0
+	s.evicted = evictions{}
 	// Allocated lazily in push: an inbox that never changes keeps no ring.
 	s.ring = nil
 	s.ringHead, s.ringLen = 0, 0
@@ -384,6 +389,7 @@ func (s *State) insert(e *entry) {
 	}
 	s.cnt[i].add(e, 1)
 	s.byID[e.sum.ID] = e
+	s.evicted.forget(e.sum.ID)
 }
 
 func (s *State) remove(e *entry) {
@@ -438,6 +444,7 @@ func (s *State) evictClosed() {
 		it, _ := oldest.Min()
 		s.remove(it.e)
 		s.closedNotHeld++
+		s.evicted.remember(it.e, s.cfg.RingSize)
 	}
 }
 
@@ -579,8 +586,9 @@ func (s *State) Counts(agentID string) Counts {
 //
 // closed, when the list asks for closed conversations and some are not
 // held, are the read model's rows for the query's ClosedQuery: merged as one
-// more run, they complete the list (see readmodel.go). Without them such a
-// list holds only the closed conversations in memory.
+// more run, they complete the list (see readmodel.go). Without them, or
+// with rows older than what the inbox has seen, such a list is
+// ErrReadClosed.
 func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedRows) (Page, error) {
 	if sort == "" {
 		sort = SortRecent
@@ -650,9 +658,15 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedR
 		}
 	}
 	var bound *item // the read model's rows reach no further than this
-	if closed != nil && s.closedNotHeld > 0 && slices.Contains(statuses, conversation.StatusClosed) {
-		var run []*entry
-		run, bound = s.closedRun(closed, &f, sort, pivot)
+	if s.closedNotHeld > 0 && slices.Contains(statuses, conversation.StatusClosed) {
+		if closed == nil {
+			return Page{}, ErrReadClosed
+		}
+		run, b, stale := s.closedRun(closed, &f, sort, pivot, changedAfter)
+		if stale {
+			return Page{}, ErrReadClosed
+		}
+		bound = b
 		if len(run) > 0 {
 			runs = append(runs, run)
 		}

@@ -64,9 +64,11 @@ func mustApply(t testing.TB, s *State, sum conversation.Summary) Update {
 	return u
 }
 
+// mustList lists from memory alone: the read model, when asked, has no
+// closed conversations to add.
 func mustList(t testing.TB, s *State, f Filter, so Sort, limit int, cur string) Page {
 	t.Helper()
-	p, err := s.List(f, so, limit, cur, nil)
+	p, err := s.List(f, so, limit, cur, &ClosedRows{Complete: true})
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
@@ -530,6 +532,12 @@ func TestClosedEviction(t *testing.T) {
 		t.Fatalf("counts %+v, want closed 5 open 1", c)
 	}
 	closed := Filter{Statuses: []conversation.Status{conversation.StatusClosed}}
+	if _, err := s.List(closed, SortRecent, 50, "", nil); !errors.Is(err, ErrReadClosed) {
+		t.Fatalf("closed list without the read model's rows: %v, want ErrReadClosed", err)
+	}
+	if _, err := s.List(Filter{}, SortRecent, 50, "", nil); err != nil {
+		t.Fatalf("default list without the read model's rows: %v", err)
+	}
 	p := mustList(t, s, closed, SortRecent, 50, "")
 	if got := ids(p); !slices.Equal(got, []string{"x4", "x3", "x2"}) || p.Total != 5 || p.NextCursor != "" {
 		t.Fatalf("closed list from memory alone %v total %d next %q", got, p.Total, p.NextCursor)
