@@ -66,6 +66,26 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 		// answer already, and a second one would repeat its snapshot.
 		return &actorpb.Ack{}
 	}
+	// What the subscriber gets is settled before anything is registered: a
+	// snapshot that needs the read model's closed conversations is asked
+	// for again, and the session's current subscription stays meanwhile.
+	var missed []inbox.Update
+	resumed := false
+	if msg.Resume && msg.ResumeEpoch == g.st.Epoch() {
+		missed, resumed = g.st.Since(msg.ResumeSeq)
+	}
+	var page inbox.Page
+	var closedJSON map[string]encodedSummary
+	if !resumed {
+		var closed *inbox.ClosedRows
+		closed, closedJSON = closedRowsOf(msg.Closed)
+		if page, err = g.st.List(f, sort, limit, "", closed); errors.Is(err, inbox.ErrReadClosed) {
+			return &actorpb.Ack{ReadClosed: true}
+		} else if err != nil {
+			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}
+		}
+	}
+
 	if g.subs == nil {
 		g.subs = make(map[string]*subscriber)
 	}
@@ -74,26 +94,11 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	}
 	sub := &subscriber{pid: pid, id: msg.SubscriptionId, agentID: msg.AgentId, filter: f, sort: sort, limit: limit}
 	g.subs[key] = sub
-
 	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: pbPID(ctx.Self()),
-		Epoch: g.st.Epoch(), Seq: g.st.Seq()}
-	if msg.Resume && msg.ResumeEpoch == g.st.Epoch() {
-		if missed, ok := g.st.Since(msg.ResumeSeq); ok {
-			res.Resumed = true
-			res.Updates = g.replay(sub, msg.ResumeSeq, missed)
-		}
-	}
-	if !res.Resumed {
-		closed, closedJSON := closedRowsOf(msg.Closed)
-		page, err := g.st.List(f, sort, limit, "", closed)
-		if errors.Is(err, inbox.ErrReadClosed) {
-			delete(g.subs, key)
-			return &actorpb.Ack{ReadClosed: true}
-		}
-		if err != nil {
-			delete(g.subs, key)
-			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}
-		}
+		Epoch: g.st.Epoch(), Seq: g.st.Seq(), Resumed: resumed}
+	if resumed {
+		res.Updates = g.replay(sub, msg.ResumeSeq, missed)
+	} else {
 		res.ConversationsJson = g.encodePage(page.Conversations, closedJSON)
 		res.Total = int64(page.Total)
 		res.CountsJson, _ = json.Marshal(g.st.Counts(sub.agentID))
