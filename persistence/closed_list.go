@@ -103,11 +103,7 @@ func (s *Store) ClosedConversations(ctx context.Context, accountID, inboxID stri
 	if err != nil {
 		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (json.RawMessage, error) {
-		var raw json.RawMessage
-		err := r.Scan(&raw)
-		return raw, err
-	})
+	out, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
 	if err != nil {
 		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
