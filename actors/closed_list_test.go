@@ -96,3 +96,65 @@ func TestClosedListBeyondMemory(t *testing.T) {
 		t.Fatalf("default list %v", got)
 	}
 }
+
+// TestClosedListRowsReadBeforeAClose: the read model's rows read for the
+// inbox's read_closed answer, then a close the inbox applies before it gets
+// them (an idle conversation, closed with its old activity, is evicted at
+// once, so the rows lack it): the inbox refuses them, and the engine's
+// list, which reads again, has it.
+func TestClosedListRowsReadBeforeAClose(t *testing.T) {
+	url := newDatabase(t)
+	n := startNode(t, url, nil, Config{ClosedKept: 1})
+	tn := newTenantIDs(t, n.store, "ClosedWhileRead")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
+	x, b, a := "+14155550001", "+14155550002", "+14155550003"
+	run(inboundCmd(tn, x, "hi", "")) // stays open for now: the oldest activity
+	run(inboundCmd(tn, b, "hi", ""))
+	run(closeCmd(tn, b))
+	run(inboundCmd(tn, a, "hi", ""))
+	run(closeCmd(tn, a)) // a held, b evicted
+	closedCount := func(want int) {
+		poll.Until(t, 10*time.Second, fmt.Sprintf("the inbox to count %d closed", want), func() bool {
+			raw, _, _, err := n.engine.Counts(ctx, tn.account, tn.inbox, "")
+			var c struct{ Closed int }
+			return err == nil && json.Unmarshal(raw, &c) == nil && c.Closed == want
+		})
+	}
+	closedCount(2)
+	q := inbox.Query{Statuses: []conversation.Status{conversation.StatusClosed}}
+	ask := func(rows *actorpb.ClosedRows) *actorpb.ConversationPage {
+		t.Helper()
+		p, err := request[*actorpb.ConversationPage](ctx, n.deps, KindInbox, tn.inbox,
+			&actorpb.ListConversations{AccountId: tn.account, InboxId: tn.inbox, Filter: filterPB(q), Closed: rows})
+		if err != nil || p.Error != nil {
+			t.Fatal(err, p.Error)
+		}
+		return p
+	}
+	first := ask(nil)
+	if !first.ReadClosed {
+		t.Fatalf("an inbox holding 1 of 2 closed conversations answered without them: %+v", first)
+	}
+	rows, err := n.engine.closedRows(ctx, tn.account, tn.inbox, "", q, 0, first.Epoch, first.Seq) // a, b
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(closeCmd(tn, x))
+	closedCount(3)
+	if p := ask(rows); !p.ReadClosed {
+		t.Fatalf("rows read before x closed were taken: %s at seq %d", p.ConversationsJson, p.Seq)
+	}
+	page, err := n.engine.List(ctx, tn.account, tn.inbox, "", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var convs []conversation.Summary
+	if err := json.Unmarshal(page.Conversations, &convs); err != nil {
+		t.Fatal(err)
+	}
+	if len(convs) != 3 || !slices.ContainsFunc(convs, func(s conversation.Summary) bool { return s.ID == convID(tn.inbox, x) }) {
+		t.Fatalf("the engine's list: %s, want a, x, b", page.Conversations)
+	}
+}

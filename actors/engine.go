@@ -154,7 +154,7 @@ func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q
 			return Page{}, fromPB(p.Error)
 		}
 		if p.ReadClosed {
-			if closed, err = e.closedRows(ctx, accountID, inboxID, agentID, q, reads); err != nil {
+			if closed, err = e.closedRows(ctx, accountID, inboxID, agentID, q, reads, p.Epoch, p.Seq); err != nil {
 				return Page{}, err
 			}
 			continue
@@ -168,14 +168,15 @@ func (e *Engine) List(ctx context.Context, accountID, inboxID, agentID string, q
 }
 
 // maxClosedReads bounds the reads of the read model for one page: a read
-// is refused only when a conversation it returned changed before the inbox
-// used it, which takes a change in the milliseconds between the two.
+// is refused only when a closed conversation the inbox does not hold
+// changed, in the page's range, in the milliseconds between the read and
+// the inbox's merge.
 const maxClosedReads = 3
 
-// closedRows reads the read model's closed conversations a page of q needs
-// and decodes them here, off the inbox actor. reads counts the earlier
-// reads for this page.
-func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query, reads int) (*actorpb.ClosedRows, error) {
+// closedRows reads the read model's closed conversations a page of q needs,
+// after the inbox state (epoch, seq) that asked for them, and decodes them
+// here, off the inbox actor. reads counts the earlier reads for this page.
+func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID string, q inbox.Query, reads int, epoch string, seq int64) (*actorpb.ClosedRows, error) {
 	if reads == maxClosedReads {
 		return nil, unavailable(fmt.Errorf("inbox %s: closed conversations changed during %d reads", inboxID, reads))
 	}
@@ -188,7 +189,7 @@ func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID str
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	out := &actorpb.ClosedRows{Complete: len(rows) < cq.Limit, SummariesJson: make([][]byte, len(rows)),
+	out := &actorpb.ClosedRows{Complete: len(rows) < cq.Limit, Epoch: epoch, Seq: seq, SummariesJson: make([][]byte, len(rows)),
 		Summaries: make([]*actorpb.SummaryFields, len(rows))}
 	for i, raw := range rows {
 		var sum conversation.Summary
@@ -213,7 +214,7 @@ func closedRowsOf(c *actorpb.ClosedRows) (*inbox.ClosedRows, map[string]encodedS
 	if c == nil {
 		return nil, nil
 	}
-	rows := &inbox.ClosedRows{Complete: c.Complete, Summaries: make([]conversation.Summary, len(c.Summaries))}
+	rows := &inbox.ClosedRows{Complete: c.Complete, Epoch: c.Epoch, Seq: c.Seq, Summaries: make([]conversation.Summary, len(c.Summaries))}
 	raw := make(map[string]encodedSummary, len(c.Summaries))
 	for i, f := range c.Summaries {
 		rows.Summaries[i] = summaryOf(f)

@@ -162,7 +162,7 @@ func (g *inboxGrain) list(msg *actorpb.ListConversations) *actorpb.ConversationP
 	closed, closedJSON := closedRowsOf(msg.Closed)
 	page, err := g.st.List(f, sort, limit, cursor, closed)
 	if errors.Is(err, inbox.ErrReadClosed) {
-		return &actorpb.ConversationPage{ReadClosed: true}
+		return &actorpb.ConversationPage{ReadClosed: true, Epoch: g.st.Epoch(), Seq: g.st.Seq()}
 	}
 	if err != nil {
 		return &actorpb.ConversationPage{Error: pbError(wire.CodeInvalid, err.Error())}

@@ -80,7 +80,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 		var closed *inbox.ClosedRows
 		closed, closedJSON = closedRowsOf(msg.Closed)
 		if page, err = g.st.List(f, sort, limit, "", closed); errors.Is(err, inbox.ErrReadClosed) {
-			return &actorpb.Ack{ReadClosed: true}
+			return &actorpb.Ack{ReadClosed: true, Epoch: g.st.Epoch(), Seq: g.st.Seq()}
 		} else if err != nil {
 			return &actorpb.Ack{Error: pbError(wire.CodeInvalid, err.Error())}
 		}

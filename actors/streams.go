@@ -117,7 +117,7 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) error {
 		if !ack.ReadClosed {
 			return fromPB(ack.Error)
 		}
-		if closed, err = e.closedRows(ctx, s.AccountID, s.InboxID, s.AgentID, q, reads); err != nil {
+		if closed, err = e.closedRows(ctx, s.AccountID, s.InboxID, s.AgentID, q, reads, ack.Epoch, ack.Seq); err != nil {
 			return err
 		}
 	}

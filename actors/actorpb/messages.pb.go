@@ -1673,6 +1673,10 @@ type ClosedRows struct {
 	// complete: the read model had no more rows than these.
 	Complete      bool     `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
 	SummariesJson [][]byte `protobuf:"bytes,3,rep,name=summaries_json,json=summariesJson,proto3" json:"summaries_json,omitempty"`
+	// epoch and seq: the inbox state whose read_closed answer they were read
+	// after.
+	Epoch         string `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq           int64  `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1728,12 +1732,26 @@ func (x *ClosedRows) GetSummariesJson() [][]byte {
 	return nil
 }
 
+func (x *ClosedRows) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *ClosedRows) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 type ConversationPage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
 	// read_closed: the list needs the read model's closed conversations (none
-	// were sent, or one sent is older than the inbox has seen): read them and
-	// ask again.
+	// were sent, or those sent were read for another state of the inbox):
+	// read them after the state epoch and seq name, and ask again.
 	ReadClosed bool `protobuf:"varint,7,opt,name=read_closed,json=readClosed,proto3" json:"read_closed,omitempty"`
 	// conversations_json is a JSON array of summaries.
 	ConversationsJson []byte `protobuf:"bytes,2,opt,name=conversations_json,json=conversationsJson,proto3" json:"conversations_json,omitempty"`
@@ -2136,9 +2154,11 @@ func (x *SubscribeInbox) GetClosed() *ClosedRows {
 type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	// read_closed: as ConversationPage's, for a subscription's snapshot; the
-	// subscription was not registered.
-	ReadClosed    bool `protobuf:"varint,2,opt,name=read_closed,json=readClosed,proto3" json:"read_closed,omitempty"`
+	// read_closed: as ConversationPage's, for a subscription's snapshot, after
+	// the state epoch and seq name; the subscription was not registered.
+	ReadClosed    bool   `protobuf:"varint,2,opt,name=read_closed,json=readClosed,proto3" json:"read_closed,omitempty"`
+	Epoch         string `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq           int64  `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2185,6 +2205,20 @@ func (x *Ack) GetReadClosed() bool {
 		return x.ReadClosed
 	}
 	return false
+}
+
+func (x *Ack) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *Ack) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // InboxSubscribed is the atomic answer to a subscription: either the missed
@@ -3316,12 +3350,14 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x126\n" +
 	"\x06filter\x18\x05 \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
-	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"\x90\x01\n" +
+	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"\xb8\x01\n" +
 	"\n" +
 	"ClosedRows\x12?\n" +
 	"\tsummaries\x18\x01 \x03(\v2!.switchboard.actors.SummaryFieldsR\tsummaries\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12%\n" +
-	"\x0esummaries_json\x18\x03 \x03(\fR\rsummariesJson\"\xf2\x01\n" +
+	"\x0esummaries_json\x18\x03 \x03(\fR\rsummariesJson\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\tR\x05epoch\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x03R\x03seq\"\xf2\x01\n" +
 	"\x10ConversationPage\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x1f\n" +
 	"\vread_closed\x18\a \x01(\bR\n" +
@@ -3361,11 +3397,13 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"resume_seq\x18\t \x01(\x03R\tresumeSeq\x126\n" +
 	"\x06filter\x18\n" +
 	" \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
-	"\x06closed\x18\v \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x06\x10\a\"W\n" +
+	"\x06closed\x18\v \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x06\x10\a\"\x7f\n" +
 	"\x03Ack\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x1f\n" +
 	"\vread_closed\x18\x02 \x01(\bR\n" +
-	"readClosed\"\xe7\x02\n" +
+	"readClosed\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x03R\x03seq\"\xe7\x02\n" +
 	"\x0fInboxSubscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x19\n" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12-\n" +

@@ -22,6 +22,13 @@ import (
 // order), as they are now. A cursor
 // from another epoch (the actor reactivated) is still a valid position, but
 // the change filter cannot apply, so only the keyset order holds then.
+//
+// Closed conversations the inbox does not hold come from the read model
+// (readmodel.go), which is committed before the inbox applies a change: one
+// of them that moves during a walk is left out of later pages once the
+// inbox has applied the move, but a page read in the milliseconds between
+// the commit and that can list it at its new place too — twice in the walk,
+// the later one newer.
 type cursor struct {
 	sort  Sort
 	key   int64

@@ -16,9 +16,12 @@ import (
 // ClosedRows, and List merges them with what it holds.
 
 // ErrReadClosed is List's answer when it needs the read model's closed
-// conversations: none were given, or one of those given is older than a
-// version this inbox has seen of it since (it changed while not held, in
-// the moment between the read and the list). Read them, again, and retry.
+// conversations: none were given, or those given were read for another
+// state than the one they would be merged into — another activation, or a
+// closed conversation this inbox does not hold changed in the range of the
+// page since they were read (it may be missing from them, or older in them
+// than the inbox's seq covers). Read them, again, after the state Epoch and
+// Seq name, and retry.
 var ErrReadClosed = errors.New("inbox: the list needs the read model's closed conversations")
 
 // NoKey is a Position's key for a conversation without the sort's time
@@ -49,6 +52,11 @@ type ClosedRows struct {
 	// Complete is set when the read model had no more rows than these:
 	// otherwise the rows cover the order only up to the last of them.
 	Complete bool
+	// Epoch and Seq name the inbox state that asked for them (the page
+	// ErrReadClosed answered): they were read after it, so they hold every
+	// change the inbox had applied by then.
+	Epoch string
+	Seq   int64
 }
 
 // ClosedQuery returns the read-model query a list for q needs, and false
@@ -77,9 +85,12 @@ func (q Query) ClosedQuery(agentID string) (ClosedQuery, bool, error) {
 // since the page's cursor was made (changedAfter, -1 for none) if this
 // activation evicted it. bound is the last position the rows cover when
 // they are not complete (nil otherwise): past it, closed conversations may
-// exist that the rows did not reach. stale reports a row older than a
-// version this inbox has seen.
+// exist that the rows did not reach. stale reports rows read for another
+// state than this one (see ErrReadClosed).
 func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item, changedAfter int64) (run []*entry, bound *item, stale bool) {
+	if rows.Epoch != s.epoch || rows.Seq > s.seq {
+		return nil, nil, true
+	}
 	sortIdx := sortIndex(sort)
 	run = make([]*entry, 0, len(rows.Summaries))
 	for i := range rows.Summaries {
@@ -105,6 +116,15 @@ func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item, c
 		}
 		run = append(run, e)
 	}
+	// A closed conversation evicted since the rows were read, in the range
+	// they cover, may be missing from them or older in them.
+	inRange := func(key int64, id string) bool {
+		it := item{key, &entry{sum: conversation.Summary{ID: id}}}
+		return (pivot == nil || lessItem(*pivot, it)) && (bound == nil || !lessItem(*bound, it))
+	}
+	if s.evicted.since(rows.Seq, sortIdx, inRange) {
+		return nil, nil, true
+	}
 	// The read model orders them so already; sorting again makes the merge
 	// independent of how the rows were read.
 	slices.SortFunc(run, func(a, b *entry) int {
@@ -121,23 +141,29 @@ func (s *State) closedRun(rows *ClosedRows, f *Filter, sort Sort, pivot *item, c
 }
 
 // evictions remember the conversations an activation changed and then
-// evicted: the version it last saw of each, and the seq at which each last
-// moved in every order. Rows of them older than that version are stale, and
-// a row of one that moved after a page's cursor is left out of the later
-// pages as a held one would be. Conversations evicted unchanged since the
-// activation loaded them need no record (a row cannot be older than the
-// load, nor have moved since). Bounded: beyond the limit the oldest records
-// go, and a cursor older than them keeps only the keyset order, as one from
-// another epoch does.
+// evicted: the version it last saw of each, where each stood in every order
+// and the seq at which it last moved there, and the seq of the eviction.
+// Rows of them older than that version are stale; a row of one that moved
+// after a page's cursor is left out of the later pages as a held one would
+// be; and rows read before an eviction in their range are read again.
+// Conversations evicted unchanged since the activation loaded them need no
+// record (a row cannot be older than the load, nor have moved since).
+// Bounded: beyond the limit the oldest records go (rows read before a
+// dropped record are read again; a cursor older than it keeps only the
+// keyset order for the conversations not held, as one from another epoch
+// does).
 type evictions struct {
-	byID  map[string]evicted
-	order []evictedAt // oldest first; entries whose record went are skipped
-	next  uint64
+	byID    map[string]evicted
+	order   []evictedAt // in eviction order; entries whose record went are skipped
+	next    uint64
+	dropped int64 // the seq of the newest eviction whose record was dropped
 }
 
 type evicted struct {
 	version int64
+	keys    [len(sorts)]int64 // its key in each order
 	moved   [len(sorts)]int64
+	seq     int64 // the inbox seq of the eviction
 	stamp   uint64
 }
 
@@ -146,7 +172,7 @@ type evictedAt struct {
 	stamp uint64
 }
 
-func (v *evictions) remember(e *entry, limit int) {
+func (v *evictions) remember(e *entry, seq int64, limit int) {
 	if e.seq == 0 && e.moved == [len(sorts)]int64{} {
 		return
 	}
@@ -154,15 +180,43 @@ func (v *evictions) remember(e *entry, limit int) {
 		v.byID = make(map[string]evicted)
 	}
 	v.next++
-	v.byID[e.sum.ID] = evicted{version: e.sum.Version, moved: e.moved, stamp: v.next}
+	rec := evicted{version: e.sum.Version, moved: e.moved, seq: seq, stamp: v.next}
+	for k, so := range sorts {
+		rec.keys[k] = indexKey(so, e)
+	}
+	v.byID[e.sum.ID] = rec
 	v.order = append(v.order, evictedAt{e.sum.ID, v.next})
 	for len(v.byID) > limit || len(v.order) > 2*limit {
 		at := v.order[0]
 		v.order = v.order[1:]
 		if r, ok := v.byID[at.id]; ok && r.stamp == at.stamp {
 			delete(v.byID, at.id)
+			v.dropped = max(v.dropped, r.seq)
 		}
 	}
+}
+
+// since reports whether a conversation was evicted after seq at a place
+// inRange accepts (its key in order sortIdx, its id), or a record that could
+// tell was dropped.
+func (v *evictions) since(seq int64, sortIdx int, inRange func(key int64, id string) bool) bool {
+	if v.dropped > seq {
+		return true
+	}
+	for i := len(v.order) - 1; i >= 0; i-- {
+		at := v.order[i]
+		r, ok := v.byID[at.id]
+		if !ok || r.stamp != at.stamp {
+			continue // held again since: served as held
+		}
+		if r.seq <= seq {
+			return false
+		}
+		if inRange(r.keys[sortIdx], at.id) {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops the record of a conversation held again.

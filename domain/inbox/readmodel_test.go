@@ -16,7 +16,9 @@ import (
 // after the position, at most Limit.
 type readModel map[string]conversation.Summary
 
-func (m readModel) closed(q ClosedQuery) *ClosedRows {
+// The rows are read for s's current state, as the engine reads them after
+// the inbox's read_closed answer.
+func (m readModel) closed(s *State, q ClosedQuery) *ClosedRows {
 	var all []*entry
 	for _, sum := range m {
 		if sum.Status == conversation.StatusClosed && q.Filter.matchesRest(&sum) {
@@ -30,7 +32,7 @@ func (m readModel) closed(q ClosedQuery) *ClosedRows {
 		}
 		return 1
 	})
-	rows := &ClosedRows{Complete: true}
+	rows := &ClosedRows{Complete: true, Epoch: s.Epoch(), Seq: s.Seq()}
 	for _, e := range all {
 		if q.After != nil && !lessItem(cursorItem(q.Sort, q.After.Key, q.After.ID), at(e)) {
 			continue
@@ -41,6 +43,12 @@ func (m readModel) closed(q ClosedQuery) *ClosedRows {
 		}
 		rows.Summaries = append(rows.Summaries, e.sum)
 	}
+	return rows
+}
+
+// at stamps rows as read for s's current state.
+func at(s *State, rows *ClosedRows) *ClosedRows {
+	rows.Epoch, rows.Seq = s.Epoch(), s.Seq()
 	return rows
 }
 
@@ -82,7 +90,7 @@ func pageAll(t *testing.T, s *State, m readModel, q Query) []string {
 		if cq, ok, err := q.ClosedQuery(""); err != nil {
 			t.Fatal(err)
 		} else if ok {
-			rows = m.closed(cq)
+			rows = m.closed(s, cq)
 		}
 		p, err := s.List(f, sort, limit, cur, rows)
 		if err != nil {
@@ -171,7 +179,7 @@ func TestClosedListPrefersWhatIsHeld(t *testing.T) {
 	foreign := mk("y", conversation.StatusClosed, 20, 1)
 	foreign.InboxID = "in2"
 	f, sort, limit, _, _ := q.Resolve("")
-	p, err := s.List(f, sort, limit, "", &ClosedRows{Summaries: []conversation.Summary{foreign, mk("z", conversation.StatusOpen, 19, 1)}, Complete: true})
+	p, err := s.List(f, sort, limit, "", at(s, &ClosedRows{Summaries: []conversation.Summary{foreign, mk("z", conversation.StatusOpen, 19, 1)}, Complete: true}))
 	if err != nil || len(p.Conversations) != 1 || p.Conversations[0].ID != "x2" {
 		t.Fatalf("list with foreign rows: %v, %v", ids(p), err)
 	}
@@ -187,13 +195,13 @@ func TestClosedListEndsAtTheRowsBound(t *testing.T) {
 	}
 	f := Filter{Statuses: []conversation.Status{conversation.StatusClosed}}
 	// Rows x0, x1 (both held): nothing unheld reaches past x1 yet.
-	rows := &ClosedRows{Summaries: []conversation.Summary{mk("x0", conversation.StatusClosed, 10, 1), mk("x1", conversation.StatusClosed, 9, 1)}}
+	rows := at(s, &ClosedRows{Summaries: []conversation.Summary{mk("x0", conversation.StatusClosed, 10, 1), mk("x1", conversation.StatusClosed, 9, 1)}})
 	p, err := s.List(f, SortRecent, 10, "", rows)
 	if err != nil || !slices.Equal(ids(p), []string{"x0", "x1"}) || p.NextCursor == "" {
 		t.Fatalf("first page %v next %q, %v; want x0 x1 and a cursor", ids(p), p.NextCursor, err)
 	}
 	// A page whose rows were all filtered out still moves on.
-	rows = &ClosedRows{Summaries: []conversation.Summary{mk("x2", conversation.StatusClosed, 8, 1, tags("other"))}}
+	rows = at(s, &ClosedRows{Summaries: []conversation.Summary{mk("x2", conversation.StatusClosed, 8, 1, tags("other"))}})
 	p, err = s.List(Filter{Statuses: f.Statuses, Tag: "vip"}, SortRecent, 10, "", rows)
 	if err != nil || len(p.Conversations) != 0 || p.NextCursor == "" {
 		t.Fatalf("filtered page %v next %q, %v; want empty with a cursor", ids(p), p.NextCursor, err)
@@ -245,12 +253,12 @@ func TestClosedListNeverPagesBackwards(t *testing.T) {
 		mustApply(t, s, mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, 10-i, 1)) // x0 newest
 	}
 	f := Filter{Statuses: []conversation.Status{conversation.StatusClosed}}
-	first, err := s.List(f, SortRecent, 1, "", &ClosedRows{Summaries: []conversation.Summary{mk("x0", conversation.StatusClosed, 10, 1), mk("x1", conversation.StatusClosed, 9, 1)}})
+	first, err := s.List(f, SortRecent, 1, "", at(s, &ClosedRows{Summaries: []conversation.Summary{mk("x0", conversation.StatusClosed, 10, 1), mk("x1", conversation.StatusClosed, 9, 1)}}))
 	if err != nil || !slices.Equal(ids(first), []string{"x0"}) || first.NextCursor == "" {
 		t.Fatalf("first page %v next %q, %v", ids(first), first.NextCursor, err)
 	}
 	// The rows for the next page end with one before the cursor.
-	rows := &ClosedRows{Summaries: []conversation.Summary{mk("x1", conversation.StatusClosed, 9, 1), mk("x0", conversation.StatusClosed, 10, 1)}}
+	rows := at(s, &ClosedRows{Summaries: []conversation.Summary{mk("x1", conversation.StatusClosed, 9, 1), mk("x0", conversation.StatusClosed, 10, 1)}})
 	p, err := s.List(f, SortRecent, 1, first.NextCursor, rows)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +300,7 @@ func TestClosedListLeavesOutWhatMovedAfterTheCursor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := s.List(f, sort, limit, cur, m.closed(cq))
+		p, err := s.List(f, sort, limit, cur, m.closed(s, cq))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,14 +345,14 @@ func TestClosedListRefusesStaleRows(t *testing.T) {
 	q := Query{Statuses: []conversation.Status{conversation.StatusClosed}}
 	cq, _, _ := q.ClosedQuery("")
 	f, sort, limit, _, _ := q.Resolve("")
-	before := m.closed(cq)
+	before := m.closed(s, cq)
 	tagged := mk("x0", conversation.StatusClosed, 0, 2, tags("vip"))
 	m[tagged.ID] = tagged
 	mustApply(t, s, tagged) // into memory and out again: x0 is the least recent
 	if _, err := s.List(f, sort, limit, "", before); !errors.Is(err, ErrReadClosed) {
 		t.Fatalf("stale rows: %v, want ErrReadClosed", err)
 	}
-	p, err := s.List(f, sort, limit, "", m.closed(cq))
+	p, err := s.List(f, sort, limit, "", m.closed(s, cq))
 	if err != nil || !slices.Equal(ids(p), []string{"x2", "x1", "x0"}) || p.Conversations[2].Version != 2 {
 		t.Fatalf("rows read again: %v %+v", err, p.Conversations)
 	}
@@ -367,5 +375,115 @@ func TestEvictionRecordsAreBounded(t *testing.T) {
 	mustApply(t, s, mk("x098", conversation.StatusOpen, 200, 2)) // reopened: held again
 	if _, ok := s.evicted.byID["x098"]; ok {
 		t.Fatal("a conversation held again keeps its eviction record")
+	}
+}
+
+// TestClosedListRefusesRowsReadBeforeAChange: rows read before a change the
+// inbox then applied to a closed conversation it does not hold (it came
+// into memory and went at once) are refused, whether the change left it
+// out of the rows (an open conversation closed; a tag the filter asks for)
+// or made its row stale (also when that record was dropped meanwhile); the
+// rows read again list it.
+func TestClosedListRefusesRowsReadBeforeAChange(t *testing.T) {
+	closedOnly := []conversation.Status{conversation.StatusClosed}
+	all := []conversation.Status{conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending, conversation.StatusClosed}
+	for _, c := range []struct {
+		name    string
+		q       Query
+		ringLen int
+		setup   []conversation.Summary
+		change  conversation.Summary
+		burst   bool // evict more changed conversations than RingSize after the change
+	}{
+		{"closed while read", Query{Statuses: closedOnly}, 0,
+			[]conversation.Summary{mk("b", conversation.StatusClosed, 0, 1), mk("a", conversation.StatusClosed, 5, 1), mk("x", conversation.StatusOpen, 1, 1)},
+			mk("x", conversation.StatusClosed, 1, 2), false},
+		{"closed while read, every status", Query{Statuses: all}, 0,
+			[]conversation.Summary{mk("b", conversation.StatusClosed, 0, 1), mk("a", conversation.StatusClosed, 5, 1), mk("x", conversation.StatusOpen, 1, 1)},
+			mk("x", conversation.StatusClosed, 1, 2), false},
+		{"tagged while read", Query{Statuses: closedOnly, Tag: "vip"}, 0,
+			[]conversation.Summary{mk("x", conversation.StatusClosed, 0, 1), mk("b", conversation.StatusClosed, 1, 1, tags("vip")), mk("a", conversation.StatusClosed, 5, 1, tags("vip"))},
+			mk("x", conversation.StatusClosed, 0, 2, tags("vip")), false},
+		{"stale, its record dropped", Query{Statuses: closedOnly}, 4,
+			[]conversation.Summary{mk("x", conversation.StatusClosed, 0, 1), mk("a", conversation.StatusClosed, 50, 1)},
+			mk("x", conversation.StatusClosed, 0, 2, tags("vip")), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := New("in1", "e1", Config{ClosedKept: 1, RingSize: c.ringLen})
+			m := readModel{}
+			put := func(sum conversation.Summary) { m[sum.ID] = sum; mustApply(t, s, sum) }
+			for _, sum := range c.setup {
+				put(sum)
+			}
+			cq, _, _ := c.q.ClosedQuery("")
+			f, sort, limit, _, _ := c.q.Resolve("")
+			before := m.closed(s, cq)
+			put(c.change)
+			if _, held := s.Get(c.change.ID); held {
+				t.Fatal("the changed conversation is held: not the case under test")
+			}
+			if c.burst {
+				for i := range 5 {
+					id := fmt.Sprintf("o%d", i)
+					put(mk(id, conversation.StatusOpen, 1+i, 1))
+					put(mk(id, conversation.StatusClosed, 1+i, 2))
+				}
+			}
+			if p, err := s.List(f, sort, limit, "", before); !errors.Is(err, ErrReadClosed) {
+				t.Fatalf("rows read before the change: %v %v, want ErrReadClosed", ids(p), err)
+			}
+			p, err := s.List(f, sort, limit, "", m.closed(s, cq))
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, sum := range p.Conversations {
+				if sum.ID == c.change.ID {
+					found = sum.Version == c.change.Version
+				}
+			}
+			if !found {
+				t.Fatalf("rows read again: %v lacks %s v%d", p.Conversations, c.change.ID, c.change.Version)
+			}
+		})
+	}
+}
+
+// TestClosedListRefusesRowsOfAnotherActivation: rows read for one
+// activation of the inbox are refused by the next, which loaded later.
+func TestClosedListRefusesRowsOfAnotherActivation(t *testing.T) {
+	m := readModel{}
+	old := New("in1", "e1", Config{ClosedKept: 1})
+	for _, sum := range []conversation.Summary{mk("x", conversation.StatusClosed, 0, 1), mk("a", conversation.StatusClosed, 5, 1)} {
+		m[sum.ID] = sum
+		mustApply(t, old, sum)
+	}
+	q := Query{Statuses: []conversation.Status{conversation.StatusClosed}}
+	cq, _, _ := q.ClosedQuery("")
+	f, sort, limit, _, _ := q.Resolve("")
+	rows := m.closed(old, cq)
+	m["x"] = mk("x", conversation.StatusClosed, 0, 2, tags("vip"))
+	s := New("in1", "e2", Config{ClosedKept: 1})
+	s.Load(nil, []conversation.Summary{m["a"]}, 2)
+	if _, err := s.List(f, sort, limit, "", rows); !errors.Is(err, ErrReadClosed) {
+		t.Fatalf("rows of epoch e1 in epoch e2: %v, want ErrReadClosed", err)
+	}
+}
+
+// TestEvictionsSinceCountsDroppedRecords: once a record went for the
+// limit, rows read before its eviction can no longer be judged by it and
+// count as read before a change, wherever it was.
+func TestEvictionsSinceCountsDroppedRecords(t *testing.T) {
+	var v evictions
+	nowhere := func(int64, string) bool { return false }
+	for i := range 3 {
+		v.remember(newEntry(mk(fmt.Sprintf("x%d", i), conversation.StatusClosed, i, 1), int64(10+i)), int64(10+i), 1)
+	}
+	// x0 (evicted at seq 10) and x1 (11) went; x2 (12) stays.
+	if !v.since(10, 0, nowhere) {
+		t.Fatal("rows read before x1's eviction (seq 11), whose record went, are not refused")
+	}
+	if v.since(11, 0, nowhere) || v.since(12, 0, nowhere) {
+		t.Fatal("rows read after every dropped eviction are refused for one out of range")
 	}
 }

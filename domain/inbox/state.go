@@ -444,7 +444,7 @@ func (s *State) evictClosed() {
 		it, _ := oldest.Min()
 		s.remove(it.e)
 		s.closedNotHeld++
-		s.evicted.remember(it.e, s.cfg.RingSize)
+		s.evicted.remember(it.e, s.seq, s.cfg.RingSize)
 	}
 }
 

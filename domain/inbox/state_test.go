@@ -68,7 +68,7 @@ func mustApply(t testing.TB, s *State, sum conversation.Summary) Update {
 // closed conversations to add.
 func mustList(t testing.TB, s *State, f Filter, so Sort, limit int, cur string) Page {
 	t.Helper()
-	p, err := s.List(f, so, limit, cur, &ClosedRows{Complete: true})
+	p, err := s.List(f, so, limit, cur, &ClosedRows{Complete: true, Epoch: s.Epoch(), Seq: s.Seq()})
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
