@@ -200,9 +200,12 @@ func TestRESTCredentials(t *testing.T) {
 		expectErr(t, c.with(testAdminToken), 404, "not_found", "GET", "/v1/admin/nonexistent", nil)
 	})
 	t.Run("errors outside the API keep its shape", func(t *testing.T) {
-		for _, e := range []ep{{"GET", "/nope", nil}, {"POST", "/healthz", nil}, {"POST", "/", nil},
+		for _, e := range []ep{{"GET", "/nope", nil},
 			{"GET", "/assets/nope.js", nil}, {"GET", "/assets/", nil}, {"GET", "/assets/vendor/", nil}} {
 			expectErr(t, c, 404, "not_found", e.method, e.path, e.body)
+		}
+		for _, e := range []ep{{"POST", "/healthz", nil}, {"POST", "/", nil}} {
+			expectErr(t, c, 405, "method_not_allowed", e.method, e.path, e.body)
 		}
 		if r := c.do("GET", "/assets/style.css", nil); r.Status != 200 {
 			t.Errorf("an asset: status %d", r.Status)
