@@ -156,7 +156,7 @@ type evictions struct {
 	byID    map[string]evicted
 	order   []evictedAt // in eviction order; entries whose record went are skipped
 	next    uint64
-	dropped int64 // the seq of the newest eviction whose record was dropped
+	dropped int64 // the latest change among the records dropped
 }
 
 type evicted struct {
@@ -164,6 +164,7 @@ type evicted struct {
 	keys    [len(sorts)]int64 // its key in each order
 	moved   [len(sorts)]int64
 	seq     int64 // the inbox seq of the eviction
+	changed int64 // the inbox seq of its last change, at or before seq
 	stamp   uint64
 }
 
@@ -180,7 +181,7 @@ func (v *evictions) remember(e *entry, seq int64, limit int) {
 		v.byID = make(map[string]evicted)
 	}
 	v.next++
-	rec := evicted{version: e.sum.Version, moved: e.moved, seq: seq, stamp: v.next}
+	rec := evicted{version: e.sum.Version, moved: e.moved, seq: seq, changed: e.seq, stamp: v.next}
 	for k, so := range sorts {
 		rec.keys[k] = indexKey(so, e)
 	}
@@ -191,14 +192,15 @@ func (v *evictions) remember(e *entry, seq int64, limit int) {
 		v.order = v.order[1:]
 		if r, ok := v.byID[at.id]; ok && r.stamp == at.stamp {
 			delete(v.byID, at.id)
-			v.dropped = max(v.dropped, r.seq)
+			v.dropped = max(v.dropped, r.changed)
 		}
 	}
 }
 
-// since reports whether a conversation was evicted after seq at a place
-// inRange accepts (its key in order sortIdx, its id), or a record that could
-// tell was dropped.
+// since reports whether a conversation changed after seq, then evicted, lies
+// at a place inRange accepts (its key in order sortIdx, its id), or a record
+// that could tell was dropped. (Evicting a conversation that did not change
+// after seq leaves rows read after seq exact.)
 func (v *evictions) since(seq int64, sortIdx int, inRange func(key int64, id string) bool) bool {
 	if v.dropped > seq {
 		return true
@@ -210,9 +212,9 @@ func (v *evictions) since(seq int64, sortIdx int, inRange func(key int64, id str
 			continue // held again since: served as held
 		}
 		if r.seq <= seq {
-			return false
+			return false // evicted, so changed, no later than seq: so are the rest
 		}
-		if inRange(r.keys[sortIdx], at.id) {
+		if r.changed > seq && inRange(r.keys[sortIdx], at.id) {
 			return true
 		}
 	}

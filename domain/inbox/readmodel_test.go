@@ -487,3 +487,43 @@ func TestEvictionsSinceCountsDroppedRecords(t *testing.T) {
 		t.Fatal("rows read after every dropped eviction are refused for one out of range")
 	}
 }
+
+// TestClosedListTakesRowsAfterAnUnrelatedEviction: a close elsewhere in
+// the inbox evicts its oldest held closed conversation, unchanged since
+// long before the rows were read: the rows are still exact and are taken.
+func TestClosedListTakesRowsAfterAnUnrelatedEviction(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 5})
+	m := readModel{}
+	put := func(sum conversation.Summary) { m[sum.ID] = sum; mustApply(t, s, sum) }
+	for i := range 20 {
+		var o []opt
+		if i%7 == 0 {
+			o = append(o, assigned("ag1"))
+		}
+		put(mk(fmt.Sprintf("c%02d", i), conversation.StatusClosed, i, 1, o...))
+	}
+	q := Query{Statuses: []conversation.Status{conversation.StatusClosed}, Assignee: "ag1"}
+	cq, _, _ := q.ClosedQuery("")
+	f, sort, limit, _, _ := q.Resolve("")
+	rows := m.closed(s, cq)
+	put(mk("z", conversation.StatusClosed, 100, 1)) // evicts c15, last changed before the read
+	p, err := s.List(f, sort, limit, "", rows)
+	if err != nil || !slices.Equal(ids(p), m.want(f, sort)) {
+		t.Fatalf("exact rows after an unrelated close: %v, %v; want %v", ids(p), err, m.want(f, sort))
+	}
+}
+
+// TestApplyRefusesAStaleSummaryOfAnEvictedConversation: a late or repeated
+// summary of a conversation evicted at a newer version is not applied.
+func TestApplyRefusesAStaleSummaryOfAnEvictedConversation(t *testing.T) {
+	s := New("in1", "e1", Config{ClosedKept: 1})
+	mustApply(t, s, mk("a", conversation.StatusClosed, 50, 1))
+	mustApply(t, s, mk("x", conversation.StatusClosed, 0, 1))
+	mustApply(t, s, mk("x", conversation.StatusClosed, 0, 2, tags("vip"))) // evicted at v2
+	if _, ok := s.Apply(mk("x", conversation.StatusClosed, 0, 1), conversation.StatusClosed); ok {
+		t.Fatal("a stale v1 applied over the evicted v2")
+	}
+	if _, ok := s.Apply(mk("x", conversation.StatusClosed, 0, 3), conversation.StatusClosed); !ok {
+		t.Fatal("v3 not applied")
+	}
+}

@@ -461,8 +461,8 @@ func (s *State) evictClosed() {
 // which keeps Closed exact when an old closed conversation reopens. The
 // version alone cannot tell: a conversation whose version 1 never reached
 // this inbox arrives at version 2 without ever having been counted. A stale
-// summary of an evicted conversation cannot be recognized as stale (no
-// tombstones are kept).
+// summary of an evicted conversation is recognized by the eviction's record
+// when this activation changed it before (readmodel.go), not otherwise.
 func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update, bool) {
 	if !s.accepts(&sum) {
 		return Update{}, false
@@ -470,6 +470,9 @@ func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update
 	e := s.byID[sum.ID]
 	switch {
 	case e != nil && sum.Version <= e.sum.Version:
+		return Update{}, false
+	case e == nil && sum.Version <= s.evicted.byID[sum.ID].version:
+		// Evicted at a newer version: a late or repeated summary.
 		return Update{}, false
 	case e != nil && statusIdx(e.sum.Status) == statusIdx(sum.Status):
 		s.seq++
