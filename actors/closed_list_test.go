@@ -69,11 +69,7 @@ func TestClosedListBeyondMemory(t *testing.T) {
 	}
 	// The inbox sees the last close once the summary arrives.
 	onlyClosed := []conversation.Status{conversation.StatusClosed}
-	poll.Until(t, 10*time.Second, "the inbox to count six closed conversations", func() bool {
-		raw, _, _, err := n.engine.Counts(ctx, tn.account, tn.inbox, "")
-		var c struct{ Closed int }
-		return err == nil && json.Unmarshal(raw, &c) == nil && c.Closed == 6
-	})
+	awaitClosed(ctx, t, n, tn, 6)
 
 	recent := truth(`last_activity_at DESC, id COLLATE "C"`, `status = 'closed'`)
 	if len(recent) != 6 {
@@ -115,14 +111,7 @@ func TestClosedListRowsReadBeforeAClose(t *testing.T) {
 	run(closeCmd(tn, b))
 	run(inboundCmd(tn, a, "hi", ""))
 	run(closeCmd(tn, a)) // a held, b evicted
-	closedCount := func(want int) {
-		poll.Until(t, 10*time.Second, fmt.Sprintf("the inbox to count %d closed", want), func() bool {
-			raw, _, _, err := n.engine.Counts(ctx, tn.account, tn.inbox, "")
-			var c struct{ Closed int }
-			return err == nil && json.Unmarshal(raw, &c) == nil && c.Closed == want
-		})
-	}
-	closedCount(2)
+	awaitClosed(ctx, t, n, tn, 2)
 	q := inbox.Query{Statuses: []conversation.Status{conversation.StatusClosed}}
 	ask := func(rows *actorpb.ClosedRows) *actorpb.ConversationPage {
 		t.Helper()
@@ -142,7 +131,7 @@ func TestClosedListRowsReadBeforeAClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(closeCmd(tn, x))
-	closedCount(3)
+	awaitClosed(ctx, t, n, tn, 3)
 	if p := ask(rows); !p.ReadClosed {
 		t.Fatalf("rows read before x closed were taken: %s at seq %d", p.ConversationsJson, p.Seq)
 	}
@@ -157,4 +146,15 @@ func TestClosedListRowsReadBeforeAClose(t *testing.T) {
 	if len(convs) != 3 || !slices.ContainsFunc(convs, func(s conversation.Summary) bool { return s.ID == convID(tn.inbox, x) }) {
 		t.Fatalf("the engine's list: %s, want a, x, b", page.Conversations)
 	}
+}
+
+// awaitClosed waits for the inbox to count want closed conversations: the
+// conversation answers first and then tells its inbox.
+func awaitClosed(ctx context.Context, t *testing.T, n *tnode, tn tenantIDs, want int) {
+	t.Helper()
+	poll.Until(t, 10*time.Second, fmt.Sprintf("the inbox to count %d closed", want), func() bool {
+		raw, _, _, err := n.engine.Counts(ctx, tn.account, tn.inbox, "")
+		var c struct{ Closed int }
+		return err == nil && json.Unmarshal(raw, &c) == nil && c.Closed == want
+	})
 }
