@@ -590,8 +590,8 @@ func (s *State) Counts(agentID string) Counts {
 // closed, when the list asks for closed conversations and some are not
 // held, are the read model's rows for the query's ClosedQuery: merged as one
 // more run, they complete the list (see readmodel.go). Without them, or
-// with rows older than what the inbox has seen, such a list is
-// ErrReadClosed.
+// with rows read for another state of the inbox than this one, such a list
+// is ErrReadClosed.
 func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedRows) (Page, error) {
 	if sort == "" {
 		sort = SortRecent
