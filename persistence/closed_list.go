@@ -83,7 +83,7 @@ ORDER BY id COLLATE "C"` + limit, []any{after.ID}, nil
 ORDER BY w NULLS LAST, i COLLATE "C"` + limit, []any{at, after.ID}, nil
 	case sort == inbox.SortSLADue:
 		// After one with a due time: every closed one is still to come.
-		return closedListHead + "\nORDER BY id COLLATE \"C\"" + limit, nil, nil
+		return closedListSQL(sort, nil)
 	}
 	return "", nil, fmt.Errorf("sort %q: %w", sort, ErrInvalid)
 }

@@ -174,8 +174,8 @@ type evictedAt struct {
 }
 
 func (v *evictions) remember(e *entry, seq int64, limit int) {
-	if e.seq == 0 && e.moved == [len(sorts)]int64{} {
-		return
+	if e.seq == 0 {
+		return // loaded and unchanged since
 	}
 	if v.byID == nil {
 		v.byID = make(map[string]evicted)
