@@ -51,6 +51,10 @@ type Config struct {
 
 	JSONPath string // where Main writes the JSON report; "-" is stdout
 
+	// Timeline is the interval of the report's timeline (ack and freshness
+	// per interval of due time); 0 leaves it out.
+	Timeline time.Duration
+
 	// ProfilePath, if set, receives the node's CPU profile over the
 	// measured window (GET /debug/pprof/profile, admin token).
 	ProfilePath string
@@ -77,6 +81,7 @@ func DefaultConfig() Config {
 		CompareInterval: 50 * time.Millisecond,
 		Grace:           5 * time.Second,
 		RequestTimeout:  10 * time.Second,
+		Timeline:        time.Second,
 	}
 }
 
@@ -212,6 +217,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (Con
 	fs.DurationVar(&cfg.MaxFreshnessP99, "max-freshness-p99", cfg.MaxFreshnessP99, "fail when freshness p99 is above this (0: off)")
 	fs.Int64Var(&cfg.MaxErrors, "max-errors", cfg.MaxErrors, "fail when more operations than this failed (negative: off)")
 	fs.StringVar(&cfg.JSONPath, "json", cfg.JSONPath, "write every figure as JSON to `FILE` (- for stdout)")
+	fs.DurationVar(&cfg.Timeline, "timeline", cfg.Timeline, "interval of the report's timeline: ack and freshness per interval of the window, to tell a stall from queueing (0: off)")
 	fs.StringVar(&cfg.ProfilePath, "profile", cfg.ProfilePath, "write the node's CPU profile over the measured window to `FILE` (go tool pprof FILE)")
 
 	if err := fs.Parse(args); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,24 +17,28 @@ import (
 // scripts and docs/BENCHMARKS.md are built from; durations are in
 // milliseconds (fields ending _ms) or seconds (_s).
 type Report struct {
-	Tool         string            `json:"tool"`
-	RunID        string            `json:"run_id"`
-	Date         time.Time         `json:"date"` // when the run started, UTC
-	Machine      Machine           `json:"machine"`
-	Scenario     Scenario          `json:"scenario"`
-	ElapsedS     float64           `json:"elapsed_s"`  // from setup to the end of the grace period
-	MeasuredS    float64           `json:"measured_s"` // the measured window
-	Throughput   Throughput        `json:"throughput"`
-	Latency      Latencies         `json:"latency_ms"`
-	IndexerPause *IndexerPause     `json:"indexer_pause"` // null unless --pause-indexer-for
-	CompareSQL   *CompareSQL       `json:"compare_sql"`   // null unless --compare-sql
-	NodeCPU      *NodeCPU          `json:"node_cpu"`
-	Counters     Counters          `json:"counters"`
-	Errors       map[string]int64  `json:"errors_by_kind"`
-	FirstErrors  map[string]string `json:"first_errors"` // the first message of each kind
-	Thresholds   []Threshold       `json:"thresholds"`
-	Failures     []string          `json:"failures"` // why the run fails; empty when OK
-	OK           bool              `json:"ok"`
+	Tool         string        `json:"tool"`
+	RunID        string        `json:"run_id"`
+	Date         time.Time     `json:"date"` // when the run started, UTC
+	Machine      Machine       `json:"machine"`
+	Scenario     Scenario      `json:"scenario"`
+	ElapsedS     float64       `json:"elapsed_s"`  // from setup to the end of the grace period
+	MeasuredS    float64       `json:"measured_s"` // the measured window
+	Throughput   Throughput    `json:"throughput"`
+	Latency      Latencies     `json:"latency_ms"`
+	IndexerPause *IndexerPause `json:"indexer_pause"` // null unless --pause-indexer-for
+	CompareSQL   *CompareSQL   `json:"compare_sql"`   // null unless --compare-sql
+	NodeCPU      *NodeCPU      `json:"node_cpu"`
+	// Timeline: ack and freshness per interval of the window (--timeline);
+	// null when off.
+	Timeline    []TimelineInterval `json:"timeline"`
+	TimelineS   float64            `json:"timeline_interval_s"`
+	Counters    Counters           `json:"counters"`
+	Errors      map[string]int64   `json:"errors_by_kind"`
+	FirstErrors map[string]string  `json:"first_errors"` // the first message of each kind
+	Thresholds  []Threshold        `json:"thresholds"`
+	Failures    []string           `json:"failures"` // why the run fails; empty when OK
+	OK          bool               `json:"ok"`
 }
 
 type Machine struct {
@@ -233,6 +238,8 @@ func (r *runner) report(startedAt, finished time.Time, c trackerCounts, cpu *Nod
 		Errors:      kinds,
 		FirstErrors: first,
 		NodeCPU:     cpu,
+		Timeline:    r.timeline.intervalsOut(),
+		TimelineS:   cfg.Timeline.Seconds(),
 	}
 	rep.Counters.Lost = rep.Counters.LostUpdates + rep.Counters.LostSearch
 
@@ -477,6 +484,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			fmt.Fprintf(&b, "profile     %s (go tool pprof -top %s)\n", n.Profile, n.Profile)
 		}
 	}
+	if line := r.timelineSummary(); line != "" {
+		fmt.Fprintf(&b, "timeline    %s\n", line)
+	}
 	if cs := r.CompareSQL; cs != nil {
 		fmt.Fprintf(&b, "compare     first page SQL/API: p50 ×%.2f, p99 ×%.2f\n", cs.RatioP50, cs.RatioP99)
 	}
@@ -509,4 +519,33 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// timelineSummary says whether the tail is spread or gathered: the p99 of
+// freshness (ack when no subscriber measured any) per interval, as the
+// median and the worst interval, with when that was.
+func (r *Report) timelineSummary() string {
+	name, pick := "freshness", func(iv TimelineInterval) *Quantiles { return iv.Freshness }
+	if r.Latency.Freshness == nil {
+		name, pick = "ack", func(iv TimelineInterval) *Quantiles { return iv.Ack }
+	}
+	var p99s []float64
+	worst := -1
+	for i, iv := range r.Timeline {
+		q := pick(iv)
+		if q == nil {
+			continue
+		}
+		p99s = append(p99s, q.P99MS)
+		if worst < 0 || q.P99MS > pick(r.Timeline[worst]).P99MS {
+			worst = i
+		}
+	}
+	if worst < 0 {
+		return ""
+	}
+	slices.Sort(p99s)
+	w := r.Timeline[worst]
+	return fmt.Sprintf("%s p99 per %gs interval: median %s, worst %s (max %s) at %.1fs of %d intervals",
+		name, r.TimelineS, fmtMS(p99s[(len(p99s)-1)/2]), fmtMS(pick(w).P99MS), fmtMS(pick(w).MaxMS), w.AtS, len(p99s))
 }

@@ -95,6 +95,7 @@ type runner struct {
 
 	ack, ackFromSend, fresh, freshPaused, indexLag, indexLagPaused, schedLag *histogram
 	apiPage, sqlPage                                                         *histogram
+	timeline                                                                 *timeline // nil: off
 
 	// Paused window of the indexer, as unix nanoseconds (0: not yet).
 	pausedSince, resumedAt atomic.Int64
@@ -183,11 +184,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	for _, h := range []**histogram{&r.ack, &r.ackFromSend, &r.fresh, &r.freshPaused, &r.indexLag, &r.indexLagPaused, &r.schedLag, &r.apiPage, &r.sqlPage} {
 		*h = newHistogram()
 	}
-	r.tr = newTracker(func(d time.Duration, tag sendTag) {
+	r.tr = newTracker(func(d time.Duration, due time.Time, tag sendTag) {
 		if !tag.measured {
 			return
 		}
 		r.fresh.Record(d)
+		r.timeline.recordFresh(due, d)
 		if tag.paused {
 			r.freshPaused.Record(d)
 		}
@@ -217,6 +219,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	r.start = time.Now()
 	r.measureStart = r.start.Add(cfg.Warmup)
 	r.end = r.measureStart.Add(cfg.Duration)
+	r.timeline = newTimeline(r.measureStart, cfg.Duration, cfg.Timeline)
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
@@ -529,6 +532,7 @@ func (r *runner) recordAck(tag sendTag, due, started, ackAt time.Time) {
 	if tag.measured {
 		r.ack.Record(ackAt.Sub(due))
 		r.ackFromSend.Record(ackAt.Sub(started))
+		r.timeline.recordAck(due, ackAt.Sub(due))
 	}
 }
 

@@ -93,12 +93,13 @@ type tracker struct {
 	ackedV  map[string]*versionSet // conversation → versions acknowledged as new
 	c       trackerCounts
 	zero    chan struct{} // closed whenever pending drops to zero
-	fresh   func(d time.Duration, tag sendTag)
+	fresh   func(d time.Duration, due time.Time, tag sendTag)
 }
 
-// newTracker takes the callback that records one freshness sample; it is
-// called with the tracker's lock held and must not call back into it.
-func newTracker(fresh func(time.Duration, sendTag)) *tracker {
+// newTracker takes the callback that records one freshness sample (with
+// the write's due time); it is called with the tracker's lock held and must
+// not call back into it.
+func newTracker(fresh func(time.Duration, time.Time, sendTag)) *tracker {
 	return &tracker{
 		byInbox: map[string][]int{},
 		ackedV:  map[string]*versionSet{},
@@ -291,7 +292,7 @@ func (t *tracker) recordFresh(at time.Time, e expectation) {
 	}
 	t.c.FreshnessSamples++
 	if t.fresh != nil {
-		t.fresh(d, e.tag)
+		t.fresh(d, e.due, e.tag)
 	}
 }
 

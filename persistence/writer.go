@@ -129,6 +129,12 @@ type Writer struct {
 	cfg    WriterConfig
 	system *actor.ActorSystem
 	pid    *actor.PID
+	// committing hands batches to the Committers goroutines, which live as
+	// long as the writer: a goroutine per batch grew a fresh stack through
+	// pgx's read path at every commit (~5% of the node's CPU at 1,000 msg/s,
+	// where most batches are single appends). Buffered to Committers, and
+	// the actor never has more in flight, so its send never blocks.
+	committing chan []*request
 
 	mu       sync.RWMutex // guards closed against sends after closeWriter
 	closed   bool
@@ -197,6 +203,7 @@ func NewWriter(pool *pgxpool.Pool, cfg WriterConfig, reg prometheus.Registerer) 
 		stmt:          appendStatement,
 		notifyJournal: notifySQL,
 		done:          make(chan struct{}),
+		committing:    make(chan []*request, cfg.Committers),
 		m:             newWriterMetrics(reg),
 		commitP99:     metrics.NewWindow(commitBuckets, time.Minute, 12),
 	}
@@ -207,7 +214,23 @@ func NewWriter(pool *pgxpool.Pool, cfg WriterConfig, reg prometheus.Registerer) 
 	// The producer returns the same instance: were Receive ever to panic,
 	// the restarted actor keeps the appends it was holding.
 	w.pid = w.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }))
+	for range cfg.Committers {
+		go w.committer()
+	}
 	return w
+}
+
+// committer commits the batches the actor hands it until the writer stops.
+func (w *Writer) committer() {
+	for batch := range w.committing {
+		answers := w.commit(batch)
+		// The actor hears of it before the callers do, so a caller's next
+		// append for the same conversation finds it free.
+		w.system.Root.Send(w.pid, batchDone{batch: batch})
+		for i, r := range batch {
+			w.answer(r, answers[i].err, answers[i].result)
+		}
+	}
 }
 
 // Stats returns the writer's counters.

@@ -153,19 +153,11 @@ func (a *writerActor) dispatch(ctx actor.Context) {
 		}
 		a.inflight++
 		a.lastBatch = len(batch)
-		self := ctx.Self()
-		go func() {
-			answers := w.commit(batch)
-			// The actor hears of it before the callers do, so a caller's
-			// next append for the same conversation finds it free.
-			w.system.Root.Send(self, batchDone{batch: batch})
-			for i, r := range batch {
-				w.answer(r, answers[i].err, answers[i].result)
-			}
-		}()
+		w.committing <- batch
 	}
 	if a.closing && !a.stopped && len(a.pending) == 0 && a.inflight == 0 && !a.snapInflight && len(a.snaps) == 0 {
 		a.stopped = true
+		close(w.committing)
 		close(w.done)
 		ctx.Stop(ctx.Self())
 	}
