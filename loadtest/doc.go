@@ -42,6 +42,12 @@
 //   - tool cpu: this tool's own CPU seconds over the same window
 //     (getrusage), per acknowledged write: on one machine the tool takes
 //     its share of the cores the node and PostgreSQL use.
+//   - timeline: the measured window cut into --timeline intervals (1 s;
+//     0: off) by due time, each with its writes and their ack and
+//     freshness p50/p99/max (two significant digits). The summary line
+//     gives the median interval's p99 beside the worst one: a tail spread
+//     over every interval is queueing, one gathered in a few is a stall to
+//     line up with what the node and PostgreSQL did then.
 //
 // # Correctness counters (must be zero)
 //

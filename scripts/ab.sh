@@ -8,6 +8,7 @@
 #
 #   scripts/ab.sh OLD_BINARY NEW_BINARY [OUT]
 #   AB_DURATION=10s AB_SCENARIOS="idle fresh1000" AB_LOADTOOL=NEW_BINARY scripts/ab.sh ...
+#   AB_INGEST_RATE=12000 AB_SCENARIOS=ingest scripts/ab.sh ...  (offered rate of ingest)
 #
 # AB_LOADTOOL_B drives B's runs with another load tool: two tools on one
 # server is `AB_LOADTOOL_B=NEW_BINARY scripts/ab.sh OLD_BINARY OLD_BINARY`.
@@ -17,6 +18,7 @@ tool_b=$(realpath "${AB_LOADTOOL_B:-$tool_a}")
 out=${3:-$(mktemp -d /tmp/switchboard-ab-XXXXXX)}
 mkdir -p "$out"
 duration=${AB_DURATION:-15s}
+ingest_rate=${AB_INGEST_RATE:-8000}
 scenarios=${AB_SCENARIOS:-idle fresh1000 fresh2000 ingest}
 port=${AB_PORT:-18180}
 url="http://127.0.0.1:${port}"
@@ -31,7 +33,7 @@ flags() {
     idle) echo "${common[@]} --agents 4 --workers 64 --rate 100 --duration $duration --search-sample 0.02" ;;
     fresh1000) echo "${common[@]} --agents 4 --workers 512 --rate 1000 --duration $duration --search-sample 0.02" ;;
     fresh2000) echo "${common[@]} --agents 4 --workers 512 --rate 2000 --duration $duration --search-sample 0.02" ;;
-    ingest) echo "--inboxes 10 --contacts 100 --agents 0 --workers 1024 --rate 8000 --duration 10s --warmup 2s --max-errors -1 --search-sample 0 --call-share 0 --reply-share 0 --resend-share 0" ;;
+    ingest) echo "--inboxes 10 --contacts 100 --agents 0 --workers 1024 --rate $ingest_rate --duration 10s --warmup 2s --max-errors -1 --search-sample 0 --call-share 0 --reply-share 0 --resend-share 0" ;;
   esac
 }
 
