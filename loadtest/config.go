@@ -93,6 +93,9 @@ const (
 	maxContacts         = 1_000_000
 	maxRate             = 1_000_000
 	maxWorkers          = 100_000
+	// maxTimeline bounds the timeline's intervals: each holds two small
+	// histograms (~40 KB once it has samples).
+	maxTimeline = 3_600
 )
 
 // Validate reports the first problem with the scenario, naming the flag.
@@ -153,6 +156,10 @@ func (c Config) Validate() error {
 		return errors.New("--compare-sql needs --database-url (or SWITCHBOARD_DATABASE_URL)")
 	case c.CompareSQL && c.CompareInterval <= 0:
 		return fmt.Errorf("--compare-interval must be > 0 (got %s)", c.CompareInterval)
+	case c.Timeline < 0:
+		return fmt.Errorf("--timeline must not be negative (got %s; 0 turns it off)", c.Timeline)
+	case c.Timeline > 0 && c.Duration/c.Timeline >= maxTimeline:
+		return fmt.Errorf("--timeline %s cuts --duration %s into more than %d intervals: take a longer interval, or 0 for none", c.Timeline, c.Duration, maxTimeline)
 	case c.Grace < 0:
 		return fmt.Errorf("--grace must not be negative (got %s)", c.Grace)
 	case c.RequestTimeout <= 0:

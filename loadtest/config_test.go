@@ -31,7 +31,7 @@ func TestParseArgsAll(t *testing.T) {
 			"--call-share 0.2 --reply-share 0.3 --resend-share 0.05 --duration 1m --warmup 5s --workers 9 --seed 7 "+
 			"--search-sample 0.02 --search-timeout 9s --pause-indexer-for 20s --compare-sql --database-url postgres://db "+
 			"--compare-interval 10ms --grace 3s --request-timeout 4s --max-ack-p99 15ms --max-freshness-p99 10ms "+
-			"--max-errors -1 --json out.json"), env(nil), &bytes.Buffer{})
+			"--max-errors -1 --json out.json --timeline 250ms"), env(nil), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestParseArgsAll(t *testing.T) {
 		Workers: 9, Seed: 7, SearchSample: 0.02, SearchTimeout: 9 * time.Second, PauseIndexerFor: 20 * time.Second,
 		CompareSQL: true, DatabaseURL: "postgres://db", CompareInterval: 10 * time.Millisecond, Grace: 3 * time.Second,
 		RequestTimeout: 4 * time.Second, MaxAckP99: 15 * time.Millisecond, MaxFreshnessP99: 10 * time.Millisecond,
-		MaxErrors: -1, JSONPath: "out.json",
+		MaxErrors: -1, JSONPath: "out.json", Timeline: 250 * time.Millisecond,
 	}
 	if cfg != want {
 		t.Errorf("cfg = %+v\nwant %+v", cfg, want)
@@ -81,6 +81,8 @@ func TestMainUsageErrors(t *testing.T) {
 		{base + "--compare-sql", "--compare-sql needs --database-url"},
 		{base + "--max-ack-p99 -1ms", "--max-ack-p99 must not be negative"},
 		{base + "--max-freshness-p99 5ms --agents 0", "needs --agents"},
+		{base + "--timeline -1s", "--timeline must not be negative"},
+		{base + "--timeline 1ms --duration 1h", "more than 3600 intervals"},
 		{base + "--no-such-flag", "flag provided but not defined: -no-such-flag"},
 		{base + "extra", "unexpected argument \"extra\""},
 	} {

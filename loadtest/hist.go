@@ -22,17 +22,17 @@ type histogram struct {
 }
 
 func newHistogram() *histogram {
-	return &histogram{h: hdrhistogram.New(1, histMaxMicros, 3)}
+	return newHistogramOf(histMaxMicros, 3)
+}
+
+// newHistogramOf records up to maxMicros (larger values are clamped) with
+// digits significant digits.
+func newHistogramOf(maxMicros int64, digits int) *histogram {
+	return &histogram{h: hdrhistogram.New(1, maxMicros, digits)}
 }
 
 func (h *histogram) Record(d time.Duration) {
-	us := d.Microseconds()
-	if us < 0 {
-		us = 0
-	}
-	if us > histMaxMicros {
-		us = histMaxMicros
-	}
+	us := min(max(d.Microseconds(), 0), h.h.HighestTrackableValue())
 	h.mu.Lock()
 	_ = h.h.RecordValue(us) // cannot fail: the value was clamped into range
 	h.mu.Unlock()

@@ -525,9 +525,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 // freshness (ack when no subscriber measured any) per interval, as the
 // median and the worst interval, with when that was.
 func (r *Report) timelineSummary() string {
-	name, pick := "freshness", func(iv TimelineInterval) *Quantiles { return iv.Freshness }
+	name, pick := "freshness", func(iv TimelineInterval) *Latency { return iv.Freshness }
 	if r.Latency.Freshness == nil {
-		name, pick = "ack", func(iv TimelineInterval) *Quantiles { return iv.Ack }
+		name, pick = "ack", func(iv TimelineInterval) *Latency { return iv.Ack }
 	}
 	var p99s []float64
 	worst := -1

@@ -3,8 +3,6 @@ package loadtest
 import (
 	"sync"
 	"time"
-
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // timelineMaxMicros bounds an interval's histograms: a minute covers any
@@ -21,12 +19,12 @@ type timeline struct {
 	start, end time.Time
 	every      time.Duration
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards the intervals' lazily made histograms
 	intervals []timelineInterval
 }
 
 type timelineInterval struct {
-	ack, fresh *hdrhistogram.Histogram // nil until the first sample
+	ack, fresh *histogram // nil until the first sample
 }
 
 // newTimeline covers window from start in intervals of every; it returns
@@ -40,56 +38,35 @@ func newTimeline(start time.Time, window, every time.Duration) *timeline {
 }
 
 func (t *timeline) recordAck(due time.Time, d time.Duration) {
-	t.record(due, d, func(iv *timelineInterval) **hdrhistogram.Histogram { return &iv.ack })
+	t.record(due, d, func(iv *timelineInterval) **histogram { return &iv.ack })
 }
 
 func (t *timeline) recordFresh(due time.Time, d time.Duration) {
-	t.record(due, d, func(iv *timelineInterval) **hdrhistogram.Histogram { return &iv.fresh })
+	t.record(due, d, func(iv *timelineInterval) **histogram { return &iv.fresh })
 }
 
-func (t *timeline) record(due time.Time, d time.Duration, which func(*timelineInterval) **hdrhistogram.Histogram) {
-	if t == nil {
+func (t *timeline) record(due time.Time, d time.Duration, which func(*timelineInterval) **histogram) {
+	if t == nil || due.Before(t.start) || !due.Before(t.end) {
 		return
 	}
-	if due.Before(t.start) || !due.Before(t.end) {
-		return
-	}
-	i := int(due.Sub(t.start) / t.every)
-	us := min(max(d.Microseconds(), 0), timelineMaxMicros)
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i >= len(t.intervals) {
-		return
-	}
-	h := which(&t.intervals[i])
+	h := which(&t.intervals[int(due.Sub(t.start)/t.every)])
 	if *h == nil {
-		*h = hdrhistogram.New(1, timelineMaxMicros, 2)
+		*h = newHistogramOf(timelineMaxMicros, 2)
 	}
-	_ = (*h).RecordValue(us) // cannot fail: clamped into range
+	hist := *h
+	t.mu.Unlock()
+	hist.Record(d)
 }
 
 // TimelineInterval is one interval of the measured window: the writes due
-// in it and their ack and freshness (null when it had none).
+// in it and their ack and freshness (null when it had none), to two
+// significant digits.
 type TimelineInterval struct {
-	AtS       float64    `json:"at_s"` // its start, seconds into the measured window
-	Writes    int64      `json:"writes"`
-	Ack       *Quantiles `json:"ack"`
-	Freshness *Quantiles `json:"freshness"`
-}
-
-// Quantiles is an interval's short summary, two significant digits.
-type Quantiles struct {
-	P50MS float64 `json:"p50_ms"`
-	P99MS float64 `json:"p99_ms"`
-	MaxMS float64 `json:"max_ms"`
-}
-
-func quantiles(h *hdrhistogram.Histogram) *Quantiles {
-	if h == nil || h.TotalCount() == 0 {
-		return nil
-	}
-	ms := func(us int64) float64 { return roundMS(float64(us) / 1000) }
-	return &Quantiles{P50MS: ms(h.ValueAtQuantile(50)), P99MS: ms(h.ValueAtQuantile(99)), MaxMS: ms(h.Max())}
+	AtS       float64  `json:"at_s"` // its start, seconds into the measured window
+	Writes    int64    `json:"writes"`
+	Ack       *Latency `json:"ack"`
+	Freshness *Latency `json:"freshness"`
 }
 
 // intervalsOut is the timeline as the report carries it.
@@ -101,9 +78,13 @@ func (t *timeline) intervalsOut() []TimelineInterval {
 	defer t.mu.Unlock()
 	out := make([]TimelineInterval, len(t.intervals))
 	for i, iv := range t.intervals {
-		out[i] = TimelineInterval{AtS: roundMS((time.Duration(i) * t.every).Seconds()), Ack: quantiles(iv.ack), Freshness: quantiles(iv.fresh)}
+		out[i].AtS = roundMS((time.Duration(i) * t.every).Seconds())
 		if iv.ack != nil {
-			out[i].Writes = iv.ack.TotalCount()
+			out[i].Ack = iv.ack.Summary()
+			out[i].Writes = out[i].Ack.Count
+		}
+		if iv.fresh != nil {
+			out[i].Freshness = iv.fresh.Summary()
 		}
 	}
 	return out
