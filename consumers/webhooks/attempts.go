@@ -216,6 +216,7 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 	d.mu.Lock()
 	c := d.circuit(j.webhook)
 	c.probing = false
+	shown := c.shown(d.cfg.CircuitThreshold)
 	switch {
 	case err == nil:
 		c.failures, c.cooldown, c.lastSuccess = 0, 0, now
@@ -235,6 +236,9 @@ func (d *Deliverer) attempt(ctx context.Context, j job) outcome {
 			c.openUntil = now.Add(c.cooldown)
 		}
 		d.lastError = err.Error()
+	}
+	if !c.shown(d.cfg.CircuitThreshold).Equal(shown) {
+		d.circuitsShown[j.webhook] = true
 	}
 	d.mu.Unlock()
 	switch {
@@ -361,6 +365,15 @@ type circuit struct {
 	probing     bool // a half-open probe is in flight
 }
 
+// shown is when the circuit lets held retries go again, as the deliveries
+// list shows it (zero: closed).
+func (c *circuit) shown(threshold int) time.Time {
+	if c.failures < threshold {
+		return time.Time{}
+	}
+	return c.openUntil
+}
+
 func (c *circuit) open(now time.Time, threshold int) bool {
 	return c.failures >= threshold && now.Before(c.openUntil)
 }
@@ -414,7 +427,12 @@ func (d *Deliverer) recordLoop(r *run) {
 		} else {
 			r.outbox = nil
 		}
+		circuits := d.takeCircuitsShownLocked()
 		d.mu.Unlock()
+		// Every change of a circuit comes with its attempt's outcome, and
+		// this loop is the only writer: the last value written is the
+		// circuit's latest.
+		d.saveCircuits(ctx, circuits)
 		if len(batch) == 0 {
 			continue
 		}
@@ -459,6 +477,53 @@ func (d *Deliverer) recordLoop(r *run) {
 		if poke {
 			d.poke()
 		}
+	}
+}
+
+// circuitShown is what the deliveries list shows of one endpoint's circuit.
+type circuitShown struct {
+	webhook string
+	until   *time.Time // nil: closed
+}
+
+// takeCircuitsShownLocked returns the circuits changed since the last call,
+// as they are now.
+func (d *Deliverer) takeCircuitsShownLocked() []circuitShown {
+	if len(d.circuitsShown) == 0 {
+		return nil
+	}
+	out := make([]circuitShown, 0, len(d.circuitsShown))
+	for hook := range d.circuitsShown {
+		cs := circuitShown{webhook: hook}
+		if until := d.circuit(hook).shown(d.cfg.CircuitThreshold); !until.IsZero() {
+			cs.until = &until
+		}
+		out = append(out, cs)
+	}
+	clear(d.circuitsShown)
+	return out
+}
+
+// saveCircuits writes circuits for the deliveries list. One that cannot be
+// written is marked changed again, for the next round.
+func (d *Deliverer) saveCircuits(ctx context.Context, circuits []circuitShown) {
+	if len(circuits) == 0 {
+		return
+	}
+	hooks, untils := make([]string, len(circuits)), make([]*time.Time, len(circuits))
+	for i, c := range circuits {
+		hooks[i], untils[i] = c.webhook, c.until
+	}
+	if _, err := d.pool.Exec(ctx, `UPDATE webhooks w SET circuit_open_until = c.until
+FROM unnest($1::text[], $2::timestamptz[]) AS c(id, until) WHERE w.id = c.id`, hooks, untils); err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("webhooks: saving circuits for the deliveries list failed", "err", err)
+		}
+		d.mu.Lock()
+		for _, h := range hooks {
+			d.circuitsShown[h] = true
+		}
+		d.mu.Unlock()
 	}
 }
 

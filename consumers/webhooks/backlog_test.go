@@ -539,6 +539,86 @@ func TestOpenCircuitKeepsEveryDeliverysRetries(t *testing.T) {
 	}
 }
 
+// TestDeliveriesListShowsTheOpenCircuit: while an endpoint's circuit is
+// open, a delivery whose next attempt it holds back (a retry past the
+// first) is listed with the circuit's end as its next attempt, not the
+// earlier time its backoff stored; once a delivery succeeds and the
+// circuit closes, the backoff's time again.
+func TestDeliveriesListShowsTheOpenCircuit(t *testing.T) {
+	rcv := newHookReceiver(t)
+	convs := convNames("down", 6)
+	rcv.refuse = setOf(convs...)
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
+	ctx := context.Background()
+	ep := NewEndpoints(e.pool, e.sealer)
+	start := time.Now()
+	e.commitTo(convs, 1, 1)
+	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
+	// Held: the next attempt after two or more, while the hour lasts.
+	heldListed := func(want func(next time.Time) bool) func() bool {
+		return func() bool {
+			list, err := ep.Deliveries(ctx, "acc_1", e.webhook, "pending", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := 0
+			for _, d := range list {
+				if d.Attempts < 2 {
+					continue
+				}
+				held++
+				if d.NextAttemptAt == nil || !want(*d.NextAttemptAt) {
+					return false
+				}
+			}
+			return held > 0
+		}
+	}
+	poll.Until(t, time.Minute, "held retries listed at the circuit's end, an hour on", heldListed(func(next time.Time) bool {
+		return next.After(start.Add(59 * time.Minute))
+	}))
+	var stored time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT max(next_attempt_at) FROM webhook_deliveries WHERE webhook_id = $1 AND attempts >= 2`, e.webhook).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.After(start.Add(time.Minute)) {
+		t.Fatalf("the stored backoff reaches %s: the listing's hour would not show the circuit", stored)
+	}
+
+	// A delivery that succeeds (a first attempt goes through an open
+	// circuit) closes it: the list shows the backoff's times again.
+	e.commitTo([]string{"up"}, 1, 1)
+	poll.Until(t, time.Minute, "the circuit closed", func() bool { return e.d.Stats().OpenCircs == 0 })
+	poll.Until(t, time.Minute, "held retries listed at their backoff again", heldListed(func(next time.Time) bool {
+		return next.Before(start.Add(time.Minute))
+	}))
+}
+
+// TestNewLeaderClearsCircuits: circuits live in the leader's memory, so a
+// new leader starts with every circuit closed and clears what an earlier
+// one wrote for the deliveries list.
+func TestNewLeaderClearsCircuits(t *testing.T) {
+	ctx := context.Background()
+	pool, sealer := newAccountDB(t, "Circuits")
+	hook, _, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", "http://127.0.0.1:1/hook", Types, "left open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE webhooks SET circuit_open_until = now() + interval '1 hour' WHERE id = $1`, hook.ID); err != nil {
+		t.Fatal(err)
+	}
+	d := New(pool, listentest.Run(t, pool), sealer, Config{AllowPrivate: true}, nil, prometheus.NewRegistry())
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	poll.Until(t, time.Minute, "the earlier leader's circuit cleared", func() bool {
+		var open *time.Time
+		err := pool.QueryRow(ctx, `SELECT circuit_open_until FROM webhooks WHERE id = $1`, hook.ID).Scan(&open)
+		return err == nil && open == nil
+	})
+}
+
 // TestRetriedDeliveryHoldsBackNoLaterEvent: a delivery that failed for good
 // and is retried through the API is sent out of its queue's order; the
 // conversation's later events do not wait behind it while it fails again

@@ -241,6 +241,9 @@ type Deliverer struct {
 	slow        int
 	slowPerHook map[string]int
 	circuits    map[string]*circuit
+	// circuitsShown: endpoints whose circuit changed what the deliveries
+	// list shows (circuit.shown) since the recorder last wrote it.
+	circuitsShown map[string]bool
 
 	delivered, failed atomic.Int64
 }
@@ -318,6 +321,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.mu.Lock()
 	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
+	d.circuitsShown = map[string]bool{}
 	d.finished, d.readers, d.backlog = map[key]uint64{}, map[uint64]int{}, true
 	d.lanes, d.running, d.waiting = map[pair]*lane{}, 0, nil
 	d.slow, d.slowPerHook = 0, map[string]int{}
@@ -344,6 +348,10 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	// head once per leadership.
 	if _, err := d.pool.Exec(ctx, repairHeadsSQL); err != nil {
 		return fmt.Errorf("webhooks: repair heads: %w", err)
+	}
+	// This leadership's circuits start closed; an earlier leader's are gone.
+	if _, err := d.pool.Exec(ctx, `UPDATE webhooks SET circuit_open_until = NULL WHERE circuit_open_until IS NOT NULL`); err != nil {
+		return fmt.Errorf("webhooks: clear circuits: %w", err)
 	}
 	cur, err := journal.LoadCursor(ctx, conn, d.cfg.CursorName)
 	if err != nil {

@@ -120,8 +120,12 @@ func (e *Endpoints) Deliveries(ctx context.Context, accountID, id, status string
 	if status != "" {
 		statuses = []string{status}
 	}
-	rows, err := e.pool.Query(ctx, `SELECT event_id, type, conversation_id, version, status, attempts, last_error, next_attempt_at
-FROM webhook_deliveries WHERE webhook_id = $1 AND status = ANY($2) ORDER BY created_at, conversation_id, version LIMIT $3`,
+	// A retry past the first waits for an open circuit (held in
+	// attempts.go): its next attempt is not before the circuit cools down.
+	rows, err := e.pool.Query(ctx, `SELECT d.event_id, d.type, d.conversation_id, d.version, d.status, d.attempts, d.last_error,
+	CASE WHEN d.status = 'pending' AND d.attempts >= 2 THEN greatest(d.next_attempt_at, w.circuit_open_until) ELSE d.next_attempt_at END
+FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+WHERE d.webhook_id = $1 AND d.status = ANY($2) ORDER BY d.created_at, d.conversation_id, d.version LIMIT $3`,
 		id, statuses, limit)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
