@@ -138,6 +138,10 @@ func TestRESTListFilters(t *testing.T) {
 			t.Fatalf("limit=1: %v", page)
 		}
 		expectErr(t, k, 400, "invalid_argument", "GET", "/v1/inboxes/"+f.tn.inbox+"/conversations?sort=oldest&cursor="+url.QueryEscape(str(t, page, "next_cursor")), nil)
+		// And one made for another inbox is refused there, not read as a
+		// position in it.
+		second := k.must(201, "POST", "/v1/inboxes", obj{"name": "second"})["id"].(string)
+		expectErr(t, k, 400, "invalid_argument", "GET", "/v1/inboxes/"+second+"/conversations?cursor="+url.QueryEscape(str(t, page, "next_cursor")), nil)
 	})
 }
 

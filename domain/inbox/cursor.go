@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 )
 
 // cursor is the position after the last conversation of a page, plus the
@@ -29,18 +30,42 @@ import (
 // inbox has applied the move, but a page read in the milliseconds between
 // the commit and that can list it at its new place too — twice in the walk,
 // the later one newer.
+//
+// A cursor names its inbox (a hash of its id), so one used on another
+// inbox's list is refused rather than read as a position there.
 type cursor struct {
 	sort  Sort
+	inbox uint32 // inboxTag of the inbox it was made for; 0 with anyInbox
 	key   int64
 	id    string
 	seq   int64
 	epoch string
+	// anyInbox: a version 1 cursor, made before cursors named their inbox
+	// (still accepted, so a walk begun before an upgrade can go on).
+	anyInbox bool
 }
 
-// Cursor layout: version byte, sort byte, varint key, varint seq, uvarint
-// epoch length, epoch, id (the rest). Binary rather than text so that no id
-// or epoch character needs escaping.
-const cursorVersion = 1
+// Cursor layout: version byte, sort byte, the inbox tag (4 bytes, big
+// endian), varint key, varint seq, uvarint epoch length, epoch, id (the
+// rest). Binary rather than text so that no id or epoch character needs
+// escaping. Version 1 had no inbox tag.
+const cursorVersion = 2
+
+// inboxTag is a 32-bit FNV-1a hash of an inbox id: enough to tell a client
+// that mixed up its cursors, which is all it is for.
+func inboxTag(id string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum32()
+}
+
+// checkInbox refuses a cursor made for another inbox than inboxID.
+func (c cursor) checkInbox(inboxID string) error {
+	if !c.anyInbox && c.inbox != inboxTag(inboxID) {
+		return fmt.Errorf("%w: cursor: made for another inbox", ErrInvalid)
+	}
+	return nil
+}
 
 func sortCode(s Sort) byte {
 	switch s {
@@ -69,8 +94,9 @@ func sortFromCode(b byte) (Sort, bool) {
 }
 
 func (c cursor) encode() string {
-	buf := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(c.epoch)+len(c.id))
+	buf := make([]byte, 0, 6+3*binary.MaxVarintLen64+len(c.epoch)+len(c.id))
 	buf = append(buf, cursorVersion, sortCode(c.sort))
+	buf = binary.BigEndian.AppendUint32(buf, c.inbox)
 	buf = binary.AppendVarint(buf, c.key)
 	buf = binary.AppendVarint(buf, c.seq)
 	buf = binary.AppendUvarint(buf, uint64(len(c.epoch)))
@@ -94,7 +120,7 @@ func decodeCursor(s string) (cursor, error) {
 	if err != nil {
 		return bad("not base64url")
 	}
-	if len(buf) < 2 || buf[0] != cursorVersion {
+	if len(buf) < 2 || (buf[0] != cursorVersion && buf[0] != 1) {
 		return bad("unknown format")
 	}
 	var c cursor
@@ -102,7 +128,14 @@ func decodeCursor(s string) (cursor, error) {
 	if c.sort, ok = sortFromCode(buf[1]); !ok {
 		return bad("unknown sort")
 	}
-	buf = buf[2:]
+	if buf[0] == 1 {
+		c.anyInbox, buf = true, buf[2:]
+	} else {
+		if len(buf) < 6 {
+			return bad("truncated inbox")
+		}
+		c.inbox, buf = binary.BigEndian.Uint32(buf[2:6]), buf[6:]
+	}
 	var n int
 	if c.key, n = binary.Varint(buf); n <= 0 {
 		return bad("truncated key")

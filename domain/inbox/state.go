@@ -623,6 +623,9 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedR
 		if c.sort != sort {
 			return Page{}, fmt.Errorf("%w: cursor: made for sort %q, not %q", ErrInvalid, c.sort, sort)
 		}
+		if err := c.checkInbox(s.inboxID); err != nil {
+			return Page{}, err
+		}
 		p := cursorItem(sort, c.key, c.id)
 		pivot = &p
 		if c.epoch == s.epoch && c.seq <= s.seq {
@@ -696,7 +699,7 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedR
 		p.Conversations[i] = cloneSummary(e.sum)
 	}
 	next := func(key int64, id string) string {
-		return cursor{sort: sort, key: key, id: id, seq: pageSeq, epoch: s.epoch}.encode()
+		return cursor{sort: sort, inbox: inboxTag(s.inboxID), key: key, id: id, seq: pageSeq, epoch: s.epoch}.encode()
 	}
 	switch {
 	case bound != nil && n > 0:

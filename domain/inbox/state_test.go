@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -594,6 +595,32 @@ func TestCursorErrors(t *testing.T) {
 	if got := ids(p2); !slices.Equal(got, []string{"c2", "c1", "c0"}) {
 		t.Fatalf("cross-epoch page %v", got)
 	}
+	// One from another inbox is refused, though it would parse as a
+	// position there.
+	other := New("in2", "e1", Config{})
+	other.Load(slicesOf(s), nil, 0)
+	if _, err := other.List(Filter{}, SortRecent, 2, p.NextCursor, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "another inbox") {
+		t.Fatalf("a cursor of in1 on in2: %v, want ErrInvalid naming another inbox", err)
+	}
+	// A version 1 cursor (before cursors named their inbox) still pages.
+	c, err := decodeCursor(p.NextCursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append([]byte{1, sortCode(c.sort)}, mustB64(t, p.NextCursor)[6:]...)
+	p1 := mustList(t, s, Filter{}, SortRecent, 10, base64.RawURLEncoding.EncodeToString(v1))
+	if got := ids(p1); !slices.Equal(got, []string{"c2", "c1", "c0"}) {
+		t.Fatalf("version 1 cursor's page %v", got)
+	}
+}
+
+func mustB64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func slicesOf(s *State) []conversation.Summary {
