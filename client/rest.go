@@ -57,7 +57,8 @@ func (c *Client) GetInbox(ctx context.Context, inboxID string) (*Inbox, error) {
 	return ret(&out, err)
 }
 
-// UpdateInbox changes an inbox's name and automation settings (account key).
+// UpdateInbox changes an inbox's name, phone number and automation settings
+// (account key).
 func (c *Client) UpdateInbox(ctx context.Context, inboxID string, u InboxUpdate) (*Inbox, error) {
 	var out Inbox
 	// Setting absolute values twice is the same as once.

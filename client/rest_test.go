@@ -37,6 +37,15 @@ func TestRESTEndToEnd(t *testing.T) {
 	if ib.AutoCloseAfterS != nil || ib.SLAFirstResponseS == nil || *ib.SLAFirstResponseS != 300 {
 		t.Fatalf("Null cleared the wrong settings: %+v", ib)
 	}
+	// The phone number: set, then removed with Null.
+	ib, err = key.UpdateInbox(ctx, tn.inbox.ID, client.InboxUpdate{PhoneNumber: client.Set("+14155550199")})
+	if err != nil || ib.PhoneNumber == nil || *ib.PhoneNumber != "+14155550199" || ib.SLAFirstResponseS == nil {
+		t.Fatalf("inbox after a new number: %+v, %v", ib, err)
+	}
+	ib, err = key.UpdateInbox(ctx, tn.inbox.ID, client.InboxUpdate{PhoneNumber: client.Null[string]()})
+	if err != nil || ib.PhoneNumber != nil {
+		t.Fatalf("inbox after removing its number: %+v, %v", ib, err)
+	}
 	if got, err := tn.agent.GetInbox(ctx, tn.inbox.ID); err != nil || got.SLAFirstResponseS == nil {
 		t.Fatalf("agent reads its inbox: %+v, %v", got, err)
 	}

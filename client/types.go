@@ -134,10 +134,11 @@ type CreateInboxRequest struct {
 // InboxUpdate is the body of PATCH /v1/inboxes/{id}; durations are whole
 // seconds, Null switches the automation off.
 type InboxUpdate struct {
-	Name              *string      `json:"name,omitempty"`
-	AutoCloseAfterS   Field[int64] `json:"auto_close_after_s,omitzero"`
-	SLAFirstResponseS Field[int64] `json:"sla_first_response_s,omitzero"`
-	AutoAssign        string       `json:"auto_assign,omitempty"` // none or round_robin
+	Name              *string       `json:"name,omitempty"`
+	PhoneNumber       Field[string] `json:"phone_number,omitzero"` // Null removes it
+	AutoCloseAfterS   Field[int64]  `json:"auto_close_after_s,omitzero"`
+	SLAFirstResponseS Field[int64]  `json:"sla_first_response_s,omitzero"`
+	AutoAssign        string        `json:"auto_assign,omitempty"` // none or round_robin
 }
 
 // Agent is a person answering conversations.

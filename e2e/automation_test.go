@@ -76,6 +76,20 @@ func TestInboxSettings(t *testing.T) {
 		}
 	}
 	f.settings(obj{"auto_close_after_s": nil})
+	// The phone number: changed, refused when malformed (nothing written),
+	// removed with null; the other settings stay.
+	if got := f.settings(obj{"phone_number": "+14155550123"}); str(t, got, "phone_number") != "+14155550123" || num(t, got, "sla_first_response_s") != 60 {
+		t.Fatalf("a new number: %v", got)
+	}
+	for _, bad := range []obj{{"phone_number": "555-0123"}, {"phone_number": ""}, {"phone_number": 14155550123}, {"phone_number": "+1", "name": "Not renamed"}} {
+		expectErr(t, f.k, 400, "invalid_argument", "PATCH", "/v1/inboxes/"+f.tn.inbox, bad)
+	}
+	if got := f.k.must(200, "GET", "/v1/inboxes/"+f.tn.inbox, nil); str(t, got, "phone_number") != "+14155550123" || str(t, got, "name") != "Renamed" {
+		t.Fatalf("refused patches wrote something: %v", got)
+	}
+	if got := f.settings(obj{"phone_number": nil}); !isNull(t, got, "phone_number") {
+		t.Fatalf("null removes the number: %v", got)
+	}
 	expectErr(t, f.ag, 403, "forbidden", "PATCH", "/v1/inboxes/"+f.tn.inbox, obj{"auto_assign": "none"})
 	if got := f.ag.must(200, "GET", "/v1/inboxes/"+f.tn.inbox, nil); str(t, got, "auto_assign") != "round_robin" {
 		t.Fatalf("agent GET: %v", got)

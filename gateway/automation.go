@@ -87,11 +87,12 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 	}
 	var in struct {
 		Name              *string         `json:"name"`
+		PhoneNumber       json.RawMessage `json:"phone_number"`
 		AutoCloseAfterS   optionalSeconds `json:"auto_close_after_s"`
 		SLAFirstResponseS optionalSeconds `json:"sla_first_response_s"`
 		AutoAssign        json.RawMessage `json:"auto_assign"`
 	}
-	if err := decode(w, r, &in); err != nil {
+	if err := decode(w, r, &in, "phone_number"); err != nil {
 		return err
 	}
 	patch := persistence.InboxPatch{Name: in.Name}
@@ -99,6 +100,19 @@ func (s *Server) patchInbox(w http.ResponseWriter, r *http.Request) error {
 		if err := checked(validate.Name("name", *in.Name)); err != nil {
 			return err
 		}
+	}
+	if len(in.PhoneNumber) > 0 {
+		// null removes the number, as it is optional at creation.
+		var phone string
+		if !bytes.Equal(in.PhoneNumber, []byte("null")) {
+			if json.Unmarshal(in.PhoneNumber, &phone) != nil {
+				return errorf(codeInvalid, "phone_number must be an E.164 number or null")
+			}
+			if err := checked(validate.Phone("phone_number", phone)); err != nil {
+				return err
+			}
+		}
+		patch.PhoneNumber = &phone
 	}
 	for _, f := range []struct {
 		name  string

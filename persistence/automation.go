@@ -22,6 +22,7 @@ type InboxSettings struct {
 // unchanged; Clear* turn a duration off.
 type InboxPatch struct {
 	Name              *string
+	PhoneNumber       *string // "" removes it
 	AutoCloseAfterS   *int64
 	ClearAutoClose    bool
 	SLAFirstResponseS *int64
@@ -69,6 +70,9 @@ func (s *Store) UpdateInbox(ctx context.Context, accountID, inboxID string, p In
 		if p.Name != nil {
 			in.Name = *p.Name
 		}
+		if p.PhoneNumber != nil {
+			in.PhoneNumber = *p.PhoneNumber
+		}
 		switch {
 		case p.ClearAutoClose:
 			st.AutoCloseAfterS = nil
@@ -90,8 +94,8 @@ func (s *Store) UpdateInbox(ctx context.Context, accountID, inboxID string, p In
 			st.Version++
 		}
 		if _, err := tx.Exec(ctx, `UPDATE inboxes SET name = $2, auto_close_after_s = $3, sla_first_response_s = $4,
-				auto_assign = $5, settings_version = $6 WHERE id = $1`,
-			inboxID, in.Name, st.AutoCloseAfterS, st.SLAFirstResponseS, st.AutoAssign, st.Version); err != nil {
+				auto_assign = $5, settings_version = $6, phone_number = NULLIF($7, '') WHERE id = $1`,
+			inboxID, in.Name, st.AutoCloseAfterS, st.SLAFirstResponseS, st.AutoAssign, st.Version, in.PhoneNumber); err != nil {
 			return err
 		}
 		if changed {
