@@ -34,7 +34,7 @@ func roundRobinInbox(t *testing.T, n *tnode, tn tenantIDs, status string) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.store.SetAgentStatus(ctx, tn.account, ag.ID, status); err != nil {
+	if _, err := n.store.UpdateAgent(ctx, tn.account, ag.ID, persistence.AgentPatch{Status: &status}); err != nil {
 		t.Fatal(err)
 	}
 	rr := string(conversation.AutoAssignRoundRobin)
@@ -149,7 +149,8 @@ func TestRoundRobinNobodyAvailableStays(t *testing.T) {
 			FROM snapshots WHERE conversation_id = $1 AND version = 1`, id).Scan(&owed)
 		return err == nil && (owed == nil || !*owed)
 	})
-	if _, err := n.store.SetAgentStatus(ctx, tn.account, agent, persistence.AgentAvailable); err != nil {
+	available := persistence.AgentAvailable
+	if _, err := n.store.UpdateAgent(ctx, tn.account, agent, persistence.AgentPatch{Status: &available}); err != nil {
 		t.Fatal(err)
 	}
 	sla := int64(1)

@@ -90,9 +90,14 @@ func (c *Client) ListAgents(ctx context.Context) ([]Agent, error) {
 
 // SetAgentStatus sets an agent's availability (an agent: its own only).
 func (c *Client) SetAgentStatus(ctx context.Context, agentID string, status AgentStatus) (*Agent, error) {
+	return c.UpdateAgent(ctx, agentID, AgentUpdate{Status: status})
+}
+
+// UpdateAgent changes an agent: its status (an agent: its own only), its
+// name and email (account key).
+func (c *Client) UpdateAgent(ctx context.Context, agentID string, u AgentUpdate) (*Agent, error) {
 	var out Agent
-	_, err := c.do(ctx, request{method: http.MethodPatch, path: "/v1/agents/" + p(agentID),
-		body: map[string]AgentStatus{"status": status}, retry: true, out: &out})
+	_, err := c.do(ctx, request{method: http.MethodPatch, path: "/v1/agents/" + p(agentID), body: u, retry: true, out: &out})
 	return ret(&out, err)
 }
 

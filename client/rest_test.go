@@ -58,8 +58,11 @@ func TestRESTEndToEnd(t *testing.T) {
 	if a, err := tn.agent.SetAgentStatus(ctx, tn.agentID, client.AgentAway); err != nil || a.Status != client.AgentAway {
 		t.Fatalf("set own status: %+v, %v", a, err)
 	}
+	if a, err := key.UpdateAgent(ctx, tn.agentID, client.AgentUpdate{Name: "Renamed"}); err != nil || a.Name != "Renamed" || a.Status != client.AgentAway {
+		t.Fatalf("rename: %+v, %v", a, err)
+	}
 	agents, err := key.ListAgents(ctx)
-	if err != nil || len(agents) != 1 || agents[0].ID != tn.agentID || agents[0].Status != client.AgentAway {
+	if err != nil || len(agents) != 1 || agents[0].ID != tn.agentID || agents[0].Status != client.AgentAway || agents[0].Name != "Renamed" {
 		t.Fatalf("agents: %+v, %v", agents, err)
 	}
 	second, err := key.CreateAgentToken(ctx, tn.agentID)

@@ -141,6 +141,13 @@ type InboxUpdate struct {
 	AutoAssign        string        `json:"auto_assign,omitempty"` // none or round_robin
 }
 
+// AgentUpdate is the body of PATCH /v1/agents/{id}: the fields set change.
+type AgentUpdate struct {
+	Status AgentStatus `json:"status,omitempty"`
+	Name   string      `json:"name,omitempty"`
+	Email  string      `json:"email,omitempty"`
+}
+
 // Agent is a person answering conversations.
 type Agent struct {
 	ID       string      `json:"id"`

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,4 +321,30 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestAgentNameAndEmail: the account renames an agent and changes its
+// email (validated as at creation); an agent may set only its own status.
+func TestAgentNameAndEmail(t *testing.T) {
+	f := newFixture(t)
+	path := "/v1/agents/" + f.tn.agentID
+	got := f.k.must(200, "PATCH", path, obj{"name": "Ann Renamed", "email": "ann.new@example.com"})
+	if str(t, got, "name") != "Ann Renamed" || str(t, got, "email") != "ann.new@example.com" || str(t, got, "status") != "available" {
+		t.Fatalf("after PATCH: %v", got)
+	}
+	for _, bad := range []obj{{}, {"email": "not an email"}, {"name": ""}, {"name": strings.Repeat("n", 201)}, {"status": "away", "email": "x"}} {
+		expectErr(t, f.k, 400, "invalid_argument", "PATCH", path, bad)
+	}
+	expectErr(t, f.ag, 403, "forbidden", "PATCH", path, obj{"name": "Self-named"})
+	expectErr(t, f.ag, 403, "forbidden", "PATCH", path, obj{"status": "away", "email": "me@example.com"})
+	f.ag.must(200, "PATCH", path, obj{"status": "away"})
+	var listed obj
+	for _, a := range f.k.must(200, "GET", "/v1/agents", nil)["agents"].([]any) {
+		if a.(obj)["id"] == f.tn.agentID {
+			listed = a.(obj)
+		}
+	}
+	if listed == nil || str(t, listed, "name") != "Ann Renamed" || str(t, listed, "email") != "ann.new@example.com" || str(t, listed, "status") != "away" {
+		t.Fatalf("listed: %v (refused patches must write nothing)", listed)
+	}
 }

@@ -165,16 +165,30 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 	if isAgent(p) && p.AgentID != id {
 		return s.refuseAgent(r.Context(), p, id)
 	}
-	var in struct {
-		Status string `json:"status"`
-	}
+	var in persistence.AgentPatch
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if in.Status != persistence.AgentAvailable && in.Status != persistence.AgentAway {
+	switch {
+	case in.Status == nil && in.Name == nil && in.Email == nil:
+		return errorf(codeInvalid, "status, name or email is required")
+	case in.Status != nil && *in.Status != persistence.AgentAvailable && *in.Status != persistence.AgentAway:
 		return errorf(codeInvalid, "status must be available or away")
+	case isAgent(p) && (in.Name != nil || in.Email != nil):
+		// An agent sets its availability; who it is, the account decides.
+		return errForbidden
 	}
-	ag, err := s.store.SetAgentStatus(r.Context(), p.AccountID, id, in.Status)
+	if in.Name != nil {
+		if err := checked(validate.Name("name", *in.Name)); err != nil {
+			return err
+		}
+	}
+	if in.Email != nil {
+		if err := checked(validate.Email("email", *in.Email)); err != nil {
+			return err
+		}
+	}
+	ag, err := s.store.UpdateAgent(r.Context(), p.AccountID, id, in)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return notFound("agent")
 	}

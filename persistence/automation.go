@@ -177,24 +177,32 @@ const (
 	AgentAway      = "away"
 )
 
-// SetAgentStatus sets the status of an agent of the account and returns the
-// agent (ErrNotFound for an agent outside the account).
-func (s *Store) SetAgentStatus(ctx context.Context, accountID, agentID, status string) (Agent, error) {
-	if status != AgentAvailable && status != AgentAway {
-		return Agent{}, fmt.Errorf("persistence: agent status %q: %w", status, ErrInvalid)
+// AgentPatch is a change to an agent: each field set is written.
+type AgentPatch struct {
+	Status *string `json:"status"`
+	Name   *string `json:"name"`
+	Email  *string `json:"email"`
+}
+
+// UpdateAgent changes an agent of the account and returns the agent
+// (ErrNotFound for an agent outside the account).
+func (s *Store) UpdateAgent(ctx context.Context, accountID, agentID string, p AgentPatch) (Agent, error) {
+	if p.Status != nil && *p.Status != AgentAvailable && *p.Status != AgentAway {
+		return Agent{}, fmt.Errorf("persistence: agent status %q: %w", *p.Status, ErrInvalid)
 	}
 	ag := Agent{ID: agentID, AccountID: accountID}
 	err := s.pool.QueryRow(ctx, `WITH upd AS (
-			UPDATE agents SET status = $3 WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING id, name, email, status
+			UPDATE agents SET status = coalesce($3, status), name = coalesce($4, name), email = coalesce($5, email)
+			WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING id, name, email, status
 		)
 		SELECT upd.name, upd.email, upd.status,
 			coalesce((SELECT array_agg(inbox_id ORDER BY inbox_id) FROM agent_inboxes WHERE agent_id = upd.id), '{}')
-		FROM upd`, agentID, accountID, status).Scan(&ag.Name, &ag.Email, &ag.Status, &ag.InboxIDs)
+		FROM upd`, agentID, accountID, p.Status, p.Name, p.Email).Scan(&ag.Name, &ag.Email, &ag.Status, &ag.InboxIDs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Agent{}, fmt.Errorf("persistence: agent %s: %w", agentID, ErrNotFound)
 	}
 	if err != nil {
-		return Agent{}, fmt.Errorf("persistence: set agent status %s: %w", agentID, err)
+		return Agent{}, fmt.Errorf("persistence: update agent %s: %w", agentID, err)
 	}
 	return ag, nil
 }
