@@ -131,7 +131,7 @@ type Writer struct {
 	pid    *actor.PID
 	// committing hands batches to the Committers goroutines, which live as
 	// long as the writer: a goroutine per batch grew a fresh stack through
-	// pgx's read path at every commit (~5% of the node's CPU at 1,000 msg/s,
+	// pgx's read path at every commit (2–5% of the node's CPU at 1,000 msg/s,
 	// where most batches are single appends). Buffered to Committers, and
 	// the actor never has more in flight, so its send never blocks.
 	committing chan []*request
