@@ -39,6 +39,19 @@ func TestLoadtestSmoke(t *testing.T) {
 	if rep.Throughput.Acked == 0 || rep.Throughput.Updates == 0 || rep.IndexerPause == nil || rep.IndexerPause.Error != "" {
 		t.Fatalf("figures missing: throughput %+v, pause %+v", rep.Throughput, rep.IndexerPause)
 	}
+	// The timeline (--timeline, 1 s by default): the window's intervals,
+	// every write of the window in one of them.
+	var inTimeline int64
+	for _, iv := range rep.Timeline {
+		inTimeline += iv.Writes
+		if iv.Writes > 0 && (iv.Ack == nil || iv.Freshness == nil) {
+			t.Fatalf("interval at %gs: %d writes without their figures", iv.AtS, iv.Writes)
+		}
+	}
+	if len(rep.Timeline) != int(cfg.Duration/cfg.Timeline) || inTimeline != rep.Latency.Ack.Count {
+		t.Fatalf("timeline: %d intervals holding %d writes; want %d intervals holding the %d acknowledged",
+			len(rep.Timeline), inTimeline, int(cfg.Duration/cfg.Timeline), rep.Latency.Ack.Count)
+	}
 	// The node's CPU over the window and its profile (--profile).
 	if c := rep.NodeCPU; c == nil || c.Error != "" || c.Writes == 0 || c.CPUSeconds <= 0 || c.USPerWrite <= 0 {
 		t.Fatalf("node cpu: %+v", rep.NodeCPU)
