@@ -165,7 +165,11 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 	if isAgent(p) && p.AgentID != id {
 		return s.refuseAgent(r.Context(), p, id)
 	}
-	var in persistence.AgentPatch
+	var in struct {
+		Status *string `json:"status"`
+		Name   *string `json:"name"`
+		Email  *string `json:"email"`
+	}
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
@@ -188,7 +192,7 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	ag, err := s.store.UpdateAgent(r.Context(), p.AccountID, id, in)
+	ag, err := s.store.UpdateAgent(r.Context(), p.AccountID, id, persistence.AgentPatch{Status: in.Status, Name: in.Name, Email: in.Email})
 	if errors.Is(err, persistence.ErrNotFound) {
 		return notFound("agent")
 	}

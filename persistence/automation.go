@@ -179,9 +179,7 @@ const (
 
 // AgentPatch is a change to an agent: each field set is written.
 type AgentPatch struct {
-	Status *string `json:"status"`
-	Name   *string `json:"name"`
-	Email  *string `json:"email"`
+	Status, Name, Email *string
 }
 
 // UpdateAgent changes an agent of the account and returns the agent
