@@ -138,7 +138,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits, CacheSize: cfg.GatewayCacheSize}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: search, Search: n.backend, Commits: n.writer, Dispatcher: deps.Dispatcher,
-		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		Webhooks: webhooks.NewEndpoints(store.Pool(), sealer, whCfg), Deliverer: n.deliverer, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

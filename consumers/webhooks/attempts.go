@@ -122,13 +122,12 @@ func (d *Deliverer) dispatchLoop(r *run) {
 // overflows it). The join with
 // webhooks is the check, right before the attempts, that the webhook still
 // exists.
-const dueSQL = `
+var dueSQL = `
 SELECT due.webhook_id, due.event_id, due.conversation_id, due.version, due.payload, due.attempts, due.committed_at, coalesce(due.first_attempt_at, now()),
 	w.url, w.secret_sealed, due.overdue, due.detached
 FROM (SELECT d.*, o.overdue, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn
 	FROM webhook_deliveries d
-	CROSS JOIN LATERAL (SELECT d.next_attempt_at <= now() - make_interval(secs =>
-		$5 - least($6 * 2 ^ (least(greatest(d.attempts, 1), 60) - 1), $5)) AS overdue) o
+	CROSS JOIN LATERAL (SELECT now() >= ` + unheldAtSQL("$5", "$6") + ` AS overdue) o
 	WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (webhook_id = ANY ($1))
 		AND NOT (attempts >= 2 AND NOT o.overdue AND webhook_id = ANY ($4))) due
 JOIN webhooks w ON w.id = due.webhook_id
@@ -345,6 +344,16 @@ func errorText(err error, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// unheldAtSQL is when a pending delivery d (a retry) becomes overdue (see
+// held): its next attempt time plus what is left of RetryMax after its
+// backoff, the exponent capped where the backoff is long at its maximum so
+// that no count of attempts overflows it. retryMax and retryMin are the
+// statement's parameters holding them in seconds.
+func unheldAtSQL(retryMax, retryMin string) string {
+	return `(d.next_attempt_at + make_interval(secs => ` + retryMax + ` - least(` + retryMin +
+		` * 2 ^ (least(greatest(d.attempts, 1), 60) - 1), ` + retryMax + `)))`
 }
 
 // held reports whether an open circuit holds j back. It does not hold back

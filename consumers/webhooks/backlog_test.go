@@ -147,6 +147,7 @@ type backlogEnv struct {
 
 	sealer  *Sealer
 	webhook string // the id of the account's webhook
+	cfg     Config // the deliverer's
 }
 
 func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
@@ -158,7 +159,7 @@ func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
 func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *backlogEnv {
 	ctx := context.Background()
 	pool, sealer := newAccountDB(t, "Backlog")
-	hook, secret, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
+	hook, secret, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +171,7 @@ func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *bac
 		CircuitMin: 20 * time.Millisecond, CircuitMax: 100 * time.Millisecond, DispatchInterval: 50 * time.Millisecond,
 		LockRetry: 50 * time.Millisecond, Timeout: 5 * time.Second}
 	tune(&cfg)
+	e.cfg = cfg
 	e.d = New(pool, listentest.Run(t, pool), sealer, cfg, nil, e.reg)
 	e.sealer, e.webhook = sealer, hook.ID
 	runCtx, cancel := context.WithCancel(ctx)
@@ -548,33 +550,14 @@ func TestDeliveriesListShowsTheOpenCircuit(t *testing.T) {
 	rcv := newHookReceiver(t)
 	convs := convNames("down", 6)
 	rcv.refuse = setOf(convs...)
-	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax = time.Hour, time.Hour })
+	// Retries spaced up to an hour apart are never overdue here: the
+	// circuit holds every one past the first.
+	e := newBacklogEnvWith(t, rcv, func(c *Config) { c.CircuitMin, c.CircuitMax, c.RetryMax = time.Hour, time.Hour, time.Hour })
 	ctx := context.Background()
-	ep := NewEndpoints(e.pool, e.sealer)
 	start := time.Now()
 	e.commitTo(convs, 1, 1)
 	poll.Until(t, time.Minute, "the circuit opened", func() bool { return e.d.Stats().OpenCircs == 1 })
-	// Held: the next attempt after two or more, while the hour lasts.
-	heldListed := func(want func(next time.Time) bool) func() bool {
-		return func() bool {
-			list, err := ep.Deliveries(ctx, "acc_1", e.webhook, "pending", 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			held := 0
-			for _, d := range list {
-				if d.Attempts < 2 {
-					continue
-				}
-				held++
-				if d.NextAttemptAt == nil || !want(*d.NextAttemptAt) {
-					return false
-				}
-			}
-			return held > 0
-		}
-	}
-	poll.Until(t, time.Minute, "held retries listed at the circuit's end, an hour on", heldListed(func(next time.Time) bool {
+	poll.Until(t, time.Minute, "held retries listed at the circuit's end, an hour on", e.retriesListed(func(next time.Time) bool {
 		return next.After(start.Add(59 * time.Minute))
 	}))
 	var stored time.Time
@@ -589,9 +572,56 @@ func TestDeliveriesListShowsTheOpenCircuit(t *testing.T) {
 	// circuit) closes it: the list shows the backoff's times again.
 	e.commitTo([]string{"up"}, 1, 1)
 	poll.Until(t, time.Minute, "the circuit closed", func() bool { return e.d.Stats().OpenCircs == 0 })
-	poll.Until(t, time.Minute, "held retries listed at their backoff again", heldListed(func(next time.Time) bool {
+	poll.Until(t, time.Minute, "held retries listed at their backoff again", e.retriesListed(func(next time.Time) bool {
 		return next.Before(start.Add(time.Minute))
 	}))
+}
+
+// TestDeliveriesListShowsOverdueRetries: a retry whose backoff is at
+// RetryMax is overdue at once and goes through an open circuit (held), so
+// the list shows its own time, not the circuit's end.
+func TestDeliveriesListShowsOverdueRetries(t *testing.T) {
+	rcv := newHookReceiver(t)
+	convs := convNames("down", 6)
+	rcv.refuse = setOf(convs...)
+	e := newBacklogEnvWith(t, rcv, func(c *Config) {
+		c.CircuitMin, c.CircuitMax, c.RetryMin, c.RetryMax = time.Hour, time.Hour, 100*time.Millisecond, 100*time.Millisecond
+	})
+	ctx := context.Background()
+	start := time.Now()
+	e.commitTo(convs, 1, 1)
+	poll.Until(t, time.Minute, "the circuit open and written for the list", func() bool {
+		var open *time.Time
+		err := e.pool.QueryRow(ctx, `SELECT circuit_open_until FROM webhooks WHERE id = $1`, e.webhook).Scan(&open)
+		return err == nil && open != nil && open.After(start.Add(59*time.Minute)) && e.d.Stats().OpenCircs == 1
+	})
+	poll.Until(t, time.Minute, "overdue retries listed at their own time", e.retriesListed(func(next time.Time) bool {
+		return next.Before(start.Add(time.Minute))
+	}))
+}
+
+// retriesListed returns a condition on the pending deliveries past their
+// first retry, as the API lists them: there are some, and want holds for
+// the next attempt of each.
+func (e *backlogEnv) retriesListed(want func(next time.Time) bool) func() bool {
+	ep := NewEndpoints(e.pool, e.sealer, e.cfg)
+	return func() bool {
+		list, err := ep.Deliveries(context.Background(), "acc_1", e.webhook, "pending", 100)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		n := 0
+		for _, d := range list {
+			if d.Attempts < 2 {
+				continue
+			}
+			n++
+			if d.NextAttemptAt == nil || !want(*d.NextAttemptAt) {
+				return false
+			}
+		}
+		return n > 0
+	}
 }
 
 // TestNewLeaderClearsCircuits: circuits live in the leader's memory, so a
@@ -600,7 +630,7 @@ func TestDeliveriesListShowsTheOpenCircuit(t *testing.T) {
 func TestNewLeaderClearsCircuits(t *testing.T) {
 	ctx := context.Background()
 	pool, sealer := newAccountDB(t, "Circuits")
-	hook, _, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", "http://127.0.0.1:1/hook", Types, "left open")
+	hook, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "http://127.0.0.1:1/hook", Types, "left open")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -644,7 +674,7 @@ func TestRetriedDeliveryHoldsBackNoLaterEvent(t *testing.T) {
 		return rcv.last["stuck"]
 	}
 	poll.Until(t, time.Minute, "version 3 delivered once 2 failed for good", func() bool { return last() == 3 })
-	if err := NewEndpoints(e.pool, e.sealer).Retry(ctx, "acc_1", e.webhook, v2); err != nil {
+	if err := NewEndpoints(e.pool, e.sealer, Config{}).Retry(ctx, "acc_1", e.webhook, v2); err != nil {
 		t.Fatal(err)
 	}
 	e.commitTo([]string{"stuck"}, 4, 5)
@@ -703,7 +733,7 @@ func TestRetriedDeliveryStartsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := refused()
-	if err := NewEndpoints(e.pool, e.sealer).Retry(ctx, "acc_1", e.webhook, event); err != nil {
+	if err := NewEndpoints(e.pool, e.sealer, Config{}).Retry(ctx, "acc_1", e.webhook, event); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, 30*time.Second, "the retried delivery's first attempt and first retry, through the open circuit", func() bool {

@@ -43,12 +43,16 @@ type Delivery struct {
 type Endpoints struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
+	// The deliverer's retry schedule, by which the deliveries list tells
+	// the retries an open circuit holds back.
+	retryMin, retryMax time.Duration
 }
 
 // NewEndpoints returns the endpoint store; sealer may be nil (then Create
-// answers ErrNoSecretKey).
-func NewEndpoints(pool *pgxpool.Pool, sealer *Sealer) *Endpoints {
-	return &Endpoints{pool: pool, sealer: sealer}
+// answers ErrNoSecretKey). cfg is the deliverer's (its retry schedule).
+func NewEndpoints(pool *pgxpool.Pool, sealer *Sealer, cfg Config) *Endpoints {
+	cfg = cfg.withDefaults()
+	return &Endpoints{pool: pool, sealer: sealer, retryMin: cfg.RetryMin, retryMax: cfg.RetryMax}
 }
 
 func newID(prefix string) string {
@@ -120,13 +124,15 @@ func (e *Endpoints) Deliveries(ctx context.Context, accountID, id, status string
 	if status != "" {
 		statuses = []string{status}
 	}
-	// A retry past the first waits for an open circuit (held in
-	// attempts.go): its next attempt is not before the circuit cools down.
+	// A retry past the first waits for an open circuit until it cools
+	// down, or until it is overdue, whichever comes first (held, in
+	// attempts.go).
 	rows, err := e.pool.Query(ctx, `SELECT d.event_id, d.type, d.conversation_id, d.version, d.status, d.attempts, d.last_error,
-	CASE WHEN d.status = 'pending' AND d.attempts >= 2 THEN greatest(d.next_attempt_at, w.circuit_open_until) ELSE d.next_attempt_at END
+	CASE WHEN d.status = 'pending' AND d.attempts >= 2 AND w.circuit_open_until > d.next_attempt_at
+		THEN least(w.circuit_open_until, `+unheldAtSQL("$4", "$5")+`) ELSE d.next_attempt_at END
 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 WHERE d.webhook_id = $1 AND d.status = ANY($2) ORDER BY d.created_at, d.conversation_id, d.version LIMIT $3`,
-		id, statuses, limit)
+		id, statuses, limit, e.retryMax.Seconds(), e.retryMin.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
 	}

@@ -19,7 +19,7 @@ import (
 func BenchmarkPurge(b *testing.B) {
 	ctx := context.Background()
 	pool, sealer := newAccountDB(b, "Bench")
-	hook, _, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
+	hook, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
 	if err != nil {
 		b.Fatal(err)
 	}

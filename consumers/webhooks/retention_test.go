@@ -22,7 +22,7 @@ import (
 func TestPurgeDeletesOnlyExpiredRows(t *testing.T) {
 	ctx := context.Background()
 	pool, sealer := newAccountDB(t, "Retention")
-	hook, _, err := NewEndpoints(pool, sealer).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
+	hook, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ WHERE webhook_id = $1 AND event_id = $2`, e.webhook, failed); err != nil {
 	}
 
 	// The failed one is listed and its retry goes out.
-	eps := NewEndpoints(e.pool, e.sealer)
+	eps := NewEndpoints(e.pool, e.sealer, Config{})
 	list, err := eps.Deliveries(ctx, "acc_1", e.webhook, "failed", 10)
 	if err != nil || len(list) != 1 || list[0].EventID != failed {
 		t.Fatalf("failed deliveries: %+v, %v", list, err)
