@@ -20,12 +20,7 @@ import (
 // in memory lists all of its closed ones, paging from memory into the read
 // model, in every sort — the order and set the read model itself gives.
 func TestClosedListBeyondMemory(t *testing.T) {
-	url := newDatabase(t)
-	n := startNode(t, url, nil, Config{ClosedKept: 2})
-	tn := newTenantIDs(t, n.store, "ClosedBeyond")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	run := func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
+	n, tn, ctx, run := soloNode(t, Config{ClosedKept: 2}, "ClosedBeyond")
 	for i := range 7 {
 		phone := fmt.Sprintf("+1415555%04d", 100+i)
 		run(inboundCmd(tn, phone, "hi", ""))
@@ -99,12 +94,7 @@ func TestClosedListBeyondMemory(t *testing.T) {
 // once, so the rows lack it): the inbox refuses them, and the engine's
 // list, which reads again, has it.
 func TestClosedListRowsReadBeforeAClose(t *testing.T) {
-	url := newDatabase(t)
-	n := startNode(t, url, nil, Config{ClosedKept: 1})
-	tn := newTenantIDs(t, n.store, "ClosedWhileRead")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	run := func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
+	n, tn, ctx, run := soloNode(t, Config{ClosedKept: 1}, "ClosedWhileRead")
 	x, b, a := "+14155550001", "+14155550002", "+14155550003"
 	run(inboundCmd(tn, x, "hi", "")) // stays open for now: the oldest activity
 	run(inboundCmd(tn, b, "hi", ""))

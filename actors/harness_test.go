@@ -128,6 +128,17 @@ func (n *tnode) must(ctx context.Context, t testing.TB, cmd *actorpb.Conversatio
 	}
 }
 
+// soloNode starts a node of its own with cfg on a fresh database, and the
+// tenant name; ctx gives the test a minute, and run applies a command.
+func soloNode(t *testing.T, cfg Config, name string) (n *tnode, tn tenantIDs, ctx context.Context, run func(*actorpb.ConversationCommand)) {
+	t.Helper()
+	n = startNode(t, newDatabase(t), nil, cfg)
+	tn = newTenantIDs(t, n.store, name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return n, tn, ctx, func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
+}
+
 // closeCmd closes a phone contact's conversation in the inbox.
 func closeCmd(tn tenantIDs, phone string) *actorpb.ConversationCommand {
 	st := string(conversation.StatusClosed)

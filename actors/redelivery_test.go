@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
@@ -21,12 +20,7 @@ import (
 // the read model, and its closed count stays exact although one
 // conversation's version 1 never reached it.
 func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
-	url := newDatabase(t)
-	n := startNode(t, url, nil, Config{ClosedKept: 1})
-	tn := newTenantIDs(t, n.store, "Stale")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	run := func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
+	n, tn, ctx, run := soloNode(t, Config{ClosedKept: 1}, "Stale")
 	replyTo := func(phone, body string) *actorpb.ConversationCommand {
 		return &actorpb.ConversationCommand{ConversationId: convID(tn.inbox, phone), AccountId: tn.account, InboxId: tn.inbox,
 			Command: &actorpb.ConversationCommand_Reply{Reply: &actorpb.Reply{Body: body}}}
@@ -130,11 +124,7 @@ func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
 // node lost, say) leaves the repair to the next activation: its first
 // command, whatever it is, sends the restored summary to the inbox.
 func TestNewActivationAnnouncesItsSummary(t *testing.T) {
-	url := newDatabase(t)
-	n := startNode(t, url, nil, Config{})
-	tn := newTenantIDs(t, n.store, "Announce")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	n, tn, ctx, _ := soloNode(t, Config{}, "Announce")
 	const phone = "+14155550021"
 	id := convID(tn.inbox, phone)
 	if _, err := n.engine.command(ctx, inboundCmd(tn, phone, "first", "")); err != nil {
