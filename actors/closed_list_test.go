@@ -43,21 +43,14 @@ func TestClosedListBeyondMemory(t *testing.T) {
 		t.Helper()
 		var ids []string
 		for range 20 {
-			page, err := n.engine.List(ctx, tn.account, tn.inbox, "", q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var convs []conversation.Summary
-			if err := json.Unmarshal(page.Conversations, &convs); err != nil {
-				t.Fatal(err)
-			}
+			convs, next := n.list(ctx, t, tn, q)
 			for _, c := range convs {
 				ids = append(ids, c.ID)
 			}
-			if page.NextCursor == "" {
+			if next == "" {
 				return ids
 			}
-			q.Cursor = page.NextCursor
+			q.Cursor = next
 		}
 		t.Fatalf("%+v: no end after 20 pages", q)
 		return nil
@@ -125,16 +118,9 @@ func TestClosedListRowsReadBeforeAClose(t *testing.T) {
 	if p := ask(rows); !p.ReadClosed {
 		t.Fatalf("rows read before x closed were taken: %s at seq %d", p.ConversationsJson, p.Seq)
 	}
-	page, err := n.engine.List(ctx, tn.account, tn.inbox, "", q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var convs []conversation.Summary
-	if err := json.Unmarshal(page.Conversations, &convs); err != nil {
-		t.Fatal(err)
-	}
+	convs, _ := n.list(ctx, t, tn, q)
 	if len(convs) != 3 || !slices.ContainsFunc(convs, func(s conversation.Summary) bool { return s.ID == convID(tn.inbox, x) }) {
-		t.Fatalf("the engine's list: %s, want a, x, b", page.Conversations)
+		t.Fatalf("the engine's list: %+v, want a, x, b", convs)
 	}
 }
 

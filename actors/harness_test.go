@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/inbox"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
@@ -137,6 +138,21 @@ func soloNode(t *testing.T, cfg Config, name string) (n *tnode, tn tenantIDs, ct
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return n, tn, ctx, func(cmd *actorpb.ConversationCommand) { t.Helper(); n.must(ctx, t, cmd) }
+}
+
+// list asks the engine for a page of the tenant's inbox: its
+// conversations and its next cursor.
+func (n *tnode) list(ctx context.Context, t testing.TB, tn tenantIDs, q inbox.Query) ([]conversation.Summary, string) {
+	t.Helper()
+	page, err := n.engine.List(ctx, tn.account, tn.inbox, "", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var convs []conversation.Summary
+	if err := json.Unmarshal(page.Conversations, &convs); err != nil {
+		t.Fatal(err)
+	}
+	return convs, page.NextCursor
 }
 
 // closeCmd closes a phone contact's conversation in the inbox.

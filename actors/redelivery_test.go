@@ -34,14 +34,7 @@ func TestInboxConvergesAfterDeliveryFailure(t *testing.T) {
 	const c1, c2 = "+14155550011", "+14155550012"
 	run(inboundCmd(tn, c1, "hello", ""))
 	held := func() map[string]int64 {
-		page, err := n.engine.List(ctx, tn.account, tn.inbox, "", inbox.Query{Statuses: []conversation.Status{conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending, conversation.StatusClosed}, Limit: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var convs []conversation.Summary
-		if err := json.Unmarshal(page.Conversations, &convs); err != nil {
-			t.Fatal(err)
-		}
+		convs, _ := n.list(ctx, t, tn, inbox.Query{Statuses: []conversation.Status{conversation.StatusNew, conversation.StatusOpen, conversation.StatusPending, conversation.StatusClosed}, Limit: 200})
 		out := map[string]int64{}
 		for _, c := range convs {
 			out[c.ID] = c.Version
@@ -131,14 +124,7 @@ func TestNewActivationAnnouncesItsSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	inboxVersion := func() int64 {
-		page, err := n.engine.List(ctx, tn.account, tn.inbox, "", inbox.Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var convs []conversation.Summary
-		if err := json.Unmarshal(page.Conversations, &convs); err != nil {
-			t.Fatal(err)
-		}
+		convs, _ := n.list(ctx, t, tn, inbox.Query{})
 		for _, c := range convs {
 			if c.ID == id {
 				return c.Version
