@@ -276,6 +276,33 @@ func (s *Store) LoadInbox(ctx context.Context, inboxID string, closedKept int) (
 	return active, closedRecent, closedTotal, nil
 }
 
+// InboxChanges reads what an inbox actor reconciles its state with
+// (inbox.State.Reconcile): every non-closed conversation of the inbox, the
+// closed ones among held (the conversations it holds in memory), and the
+// number of closed ones, in one snapshot.
+func (s *Store) InboxChanges(ctx context.Context, inboxID string, held []string) (rows []conversation.Summary, closedTotal int, err error) {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		rows, err = querySummaries(ctx, tx, `SELECT summary FROM conversations
+			WHERE inbox_id = $1 AND status <> 'closed'`, inboxID)
+		if err != nil {
+			return err
+		}
+		closedHeld, err := querySummaries(ctx, tx, `SELECT summary FROM conversations
+			WHERE id = ANY($2) AND inbox_id = $1 AND status = 'closed'`, inboxID, held)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, closedHeld...)
+		return tx.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE inbox_id = $1 AND status = 'closed'`, inboxID).
+			Scan(&closedTotal)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("persistence: read inbox %s changes: %w", inboxID, err)
+	}
+	return rows, closedTotal, nil
+}
+
 func querySummaries(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]conversation.Summary, error) {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {

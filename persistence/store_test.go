@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,25 @@ func TestLoadInbox(t *testing.T) {
 	}
 	if a, c, n, err := s.LoadInbox(ctx, "ib_empty", 10); err != nil || len(a)+len(c)+n != 0 {
 		t.Fatalf("empty inbox: %v %v %d %v", a, c, n, err)
+	}
+
+	// Reconciling reads the active ones and, of the closed ones, only those
+	// held (cv_9 is active; cv_x is of another inbox).
+	other := testAppend("cv_x", 1, 1, nil).Summary
+	other.InboxID, other.Status = "ib_other", conversation.StatusClosed
+	if _, err := s.ApplySummary(ctx, other, "handle:cv_x"); err != nil {
+		t.Fatal(err)
+	}
+	rows, total, err := s.InboxChanges(ctx, "ib_load", []string{"cv_2", "cv_9", "cv_x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.ID)
+	}
+	slices.Sort(got)
+	if want := []string{"cv_1", "cv_2", "cv_3", "cv_5", "cv_7", "cv_9"}; !slices.Equal(got, want) || total != 5 {
+		t.Fatalf("InboxChanges: rows %v, closed %d; want %v, closed 5", got, total, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,43 @@ import (
 // every conversation's latest summary, closed, matching, in the sort's order
 // after the position, at most Limit.
 type readModel map[string]conversation.Summary
+
+// reconcileRows is what the inbox actor reads to reconcile s: the newest
+// version of every conversation not closed or held by s, and how many are
+// closed.
+func (m readModel) reconcileRows(s *State) (rows []conversation.Summary, closedTotal int) {
+	held := s.HeldIDs()
+	for id, sum := range m {
+		if sum.Status == conversation.StatusClosed {
+			closedTotal++
+		}
+		if sum.Status != conversation.StatusClosed || slices.Contains(held, id) {
+			rows = append(rows, sum)
+		}
+	}
+	return rows, closedTotal
+}
+
+// snapshot is what LoadInbox reads: every conversation not closed, the
+// closedKept most recently active closed ones and how many are closed.
+func (m readModel) snapshot(closedKept int) (active, closedRecent []conversation.Summary, closedTotal int) {
+	for _, s := range m {
+		if s.Status != conversation.StatusClosed {
+			active = append(active, s)
+			continue
+		}
+		closedRecent = append(closedRecent, s)
+	}
+	closedTotal = len(closedRecent)
+	// Most recently active first, ties by id, as the state orders them.
+	slices.SortFunc(closedRecent, func(a, b conversation.Summary) int {
+		if c := b.LastActivityAt.Compare(a.LastActivityAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return active, closedRecent[:min(closedKept, len(closedRecent))], closedTotal
+}
 
 // The rows are read for s's current state, as the engine reads them after
 // the inbox's read_closed answer.

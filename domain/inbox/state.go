@@ -500,6 +500,54 @@ func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update
 	return u, true
 }
 
+// Change is an update Reconcile emitted, with the summary it replaced (nil
+// when the conversation was not held).
+type Change struct {
+	Prev *conversation.Summary
+	Update
+}
+
+// Reconcile catches a live state up with the read model. rows are the
+// newest versions of every conversation of the inbox that is not closed and
+// of every one the state holds (HeldIDs), read in one snapshot with
+// closedTotal, the number of closed ones, and after every summary the state
+// has applied was committed. Each row newer than what the state holds is
+// applied as Apply would, emitting updates in this epoch's stream; the
+// count of closed conversations not held is then set from closedTotal.
+//
+// It repairs summaries that never arrived: their sender's node died between
+// the commit and the delivery. Their status before the change is unknown
+// (a row is only the newest version), which is why the count is taken from
+// the snapshot rather than kept by Apply's was.
+func (s *State) Reconcile(rows []conversation.Summary, closedTotal int) []Change {
+	var out []Change
+	for i := range rows {
+		sum := rows[i]
+		var prev *conversation.Summary
+		if e := s.byID[sum.ID]; e != nil {
+			if sum.Version <= e.sum.Version {
+				continue
+			}
+			p := cloneSummary(e.sum)
+			prev = &p
+		}
+		if u, ok := s.Apply(sum, ""); ok {
+			out = append(out, Change{Prev: prev, Update: u})
+		}
+	}
+	s.closedNotHeld = max(0, closedTotal-s.cnt[closedIdx].all)
+	return out
+}
+
+// HeldIDs are the conversations the state holds in memory.
+func (s *State) HeldIDs() []string {
+	out := make([]string, 0, len(s.byID))
+	for id := range s.byID {
+		out = append(out, id)
+	}
+	return out
+}
+
 func (s *State) push(u Update) {
 	if s.ring == nil {
 		s.ring = make([]Update, s.cfg.RingSize)

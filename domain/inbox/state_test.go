@@ -702,3 +702,78 @@ func TestUnheldConversationKeepsClosedExact(t *testing.T) {
 		t.Fatalf("closed list total %d, want 6", p.Total)
 	}
 }
+
+// After deliveries are lost (their sender's node died between the commit and
+// the delivery), Reconcile with the read model leaves the state as if none
+// had been: every conversation not closed held at its newest version, every
+// held one at its newest, counts exact; and it stays so as changes go on.
+func TestReconcileRepairsLostDeliveries(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 3))
+	const closedKept, nIDs = 15, 120
+	truth := readModel{}
+	change := func(id string) conversation.Summary {
+		sum := randomSummary(r, id, truth[id].Version+1)
+		truth[id] = sum
+		return sum
+	}
+	for i := range nIDs / 2 {
+		change(fmt.Sprintf("c%03d", i))
+	}
+	s := New("in1", "e1", Config{ClosedKept: closedKept, RingSize: 4096})
+	s.Load(truth.snapshot(closedKept))
+	check := func(when string) {
+		t.Helper()
+		for _, agent := range []string{"", "ag1", "ag2"} {
+			if got, want := s.Counts(agent), recount(truth, agent); got != want {
+				t.Fatalf("%s, agent %q: counts %+v, read model %+v", when, agent, got, want)
+			}
+		}
+		for id, want := range truth {
+			got, held := s.Get(id)
+			if held && got.Version != want.Version || !held && want.Status != conversation.StatusClosed {
+				t.Fatalf("%s: %s held=%v at v%d, read model v%d %s", when, id, held, got.Version, want.Version, want.Status)
+			}
+		}
+	}
+	lost := 0
+	for range 3000 {
+		id := fmt.Sprintf("c%03d", r.IntN(nIDs))
+		was := truth[id].Status
+		sum := change(id)
+		if r.IntN(10) == 0 {
+			lost++
+			continue
+		}
+		s.Apply(sum, was)
+	}
+	if lost == 0 {
+		t.Fatal("no delivery lost: the test proves nothing")
+	}
+	before := s.Seq()
+	changes := s.Reconcile(truth.reconcileRows(s))
+	check("after Reconcile")
+	if len(changes) == 0 {
+		t.Fatalf("%d deliveries lost, Reconcile emitted nothing", lost)
+	}
+	missed, ok := s.Since(before)
+	if !ok || len(missed) != len(changes) {
+		t.Fatalf("Since(%d) = %d updates (ok %v), Reconcile emitted %d", before, len(missed), ok, len(changes))
+	}
+	for i, c := range changes {
+		if c.Seq != before+int64(i)+1 || missed[i].Summary.ID != c.Summary.ID {
+			t.Fatalf("change %d: seq %d %s, stream has seq %d %s", i, c.Seq, c.Summary.ID, missed[i].Seq, missed[i].Summary.ID)
+		}
+		if c.Prev != nil && c.Prev.Version >= c.Summary.Version {
+			t.Fatalf("change %d of %s: from v%d to v%d", i, c.Summary.ID, c.Prev.Version, c.Summary.Version)
+		}
+	}
+	if again := s.Reconcile(truth.reconcileRows(s)); len(again) != 0 {
+		t.Fatalf("a second Reconcile with the same read model emitted %d changes", len(again))
+	}
+	for range 1000 {
+		id := fmt.Sprintf("c%03d", r.IntN(nIDs))
+		was := truth[id].Status
+		s.Apply(change(id), was)
+	}
+	check("after more changes")
+}
