@@ -83,6 +83,8 @@ type Deps struct {
 	// deliveryFault, when set (tests only), fails summary deliveries to
 	// inboxes for as long as it returns an error.
 	deliveryFault atomic.Pointer[func(*actorpb.SummaryChanged) error]
+	// inboxes are this node's inbox activations (inbox_catchup.go).
+	inboxes localInboxes
 	// assignmentFault, when set (tests only), drops the round-robin
 	// attempts it returns true for, as if the node died between the
 	// contact's event and the assignment.
@@ -125,6 +127,7 @@ type Metrics struct {
 	Fenced         prometheus.Counter
 	Panics         *prometheus.CounterVec
 	InboxDelivery  *prometheus.CounterVec
+	InboxRepairs   prometheus.Counter
 	JournalReplay  prometheus.Histogram
 	ActivationTime prometheus.Histogram
 	Backlog        *prometheus.GaugeVec
@@ -148,6 +151,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Panics turned into error replies, by kind."}, []string{"kind"})),
 		InboxDelivery: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "inbox_summary_deliveries_total",
 			Help: "Summaries sent from conversations to inboxes, by result."}, []string{"result"})),
+		InboxRepairs: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "inbox_repaired_summaries_total",
+			Help: "Summaries inboxes took from the read model after a member loss: committed, and never delivered by the lost member."})),
 		JournalReplay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "conversation_activation_replayed_events",
 			Help:    "Journal events replayed on top of the snapshot when a conversation activates.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8)})),

@@ -80,7 +80,14 @@ func startNode(t testing.TB, url string, agent *test.InMemAgent, cfg Config) *tn
 		t.Fatal(err)
 	}
 	deps.SetNode(node)
+	catchUpCtx, stopCatchUp := context.WithCancel(context.Background())
+	catchUpDone := make(chan error, 1)
+	go func() { catchUpDone <- deps.CatchUpInboxes(catchUpCtx) }()
 	t.Cleanup(func() {
+		stopCatchUp()
+		if err := <-catchUpDone; err != nil {
+			t.Errorf("catch up inboxes: %v", err)
+		}
 		node.Stop()
 		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer ccancel()

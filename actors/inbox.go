@@ -57,9 +57,11 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.id = msg.Identity.Identity
 		g.log = g.deps.Log.With("inbox", g.id)
 		g.deps.Metrics.activated(KindInbox, 1)
+		g.deps.inboxes.add(g.id, ctx.Self())
 	case *actor.Stopped:
 		if g.id != "" {
 			g.deps.Metrics.activated(KindInbox, -1)
+			g.deps.inboxes.remove(g.id, ctx.Self())
 		}
 	case *actorpb.SummaryChanged:
 		if err := g.ensure(msg.AccountId); err != nil {
@@ -94,6 +96,8 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		ctx.Respond(g.list(msg))
 	case *actorpb.NextAssignee:
 		ctx.Respond(g.nextAssignee(msg))
+	case *catchUp:
+		ctx.Respond(g.catchUp(ctx))
 	case *actorpb.GetCounts:
 		if err := g.ensure(msg.AccountId); err != nil {
 			ctx.Respond(&actorpb.InboxCounts{Error: toInboxError(err)})

@@ -126,6 +126,28 @@ func TestSingleProviderTwoNodesShareAnAgent(t *testing.T) {
 	}
 }
 
+// A member that joins is not a loss; one that stops is.
+func TestNotifyMemberLost(t *testing.T) {
+	agent := test.NewInMemAgent()
+	a := startNode(t, Config{Provider: ProviderSingle, Agent: agent})
+	lost := make(chan struct{}, 1)
+	defer a.NotifyMemberLost(lost)()
+	b := startNode(t, Config{Provider: ProviderSingle, Agent: agent})
+	awaitMembers(t, 2, a, b)
+	crossNode(t, a, b) // a connection to b exists, to be lost
+	select {
+	case <-lost:
+		t.Fatal("signaled for a member that joined")
+	default:
+	}
+	b.Stop()
+	select {
+	case <-lost:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no signal within 30 s of a member stopping")
+	}
+}
+
 func TestAutomanagedProvider(t *testing.T) {
 	pa, pb := freePort(t), freePort(t)
 	seeds := []string{fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pb)}

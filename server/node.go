@@ -162,8 +162,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-// startAutomation runs the inbox settings listener and the timer scanner
-// (one active per cluster, see consumers/timers) until stopAutomationNow.
+// startAutomation runs the inbox settings listener, the timer scanner (one
+// active per cluster, see consumers/timers) and the inboxes' catching up
+// after a member loss, until stopAutomationNow.
 func (n *Node) startAutomation(deps *actors.Deps, engine *actors.Engine, reg prometheus.Registerer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopAutomation = cancel
@@ -172,6 +173,7 @@ func (n *Node) startAutomation(deps *actors.Deps, engine *actors.Engine, reg pro
 	}, timers.Config{}, n.log.With("component", "timers"), reg)
 	n.automationDone.Go(func() { deps.FollowSettings(ctx) })
 	n.automationDone.Go(func() { _ = n.timers.Run(ctx) })
+	n.automationDone.Go(func() { _ = deps.CatchUpInboxes(ctx) })
 }
 
 func (n *Node) stopAutomationNow() {
