@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -399,26 +398,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	// The inbox list (the inbox actor's memory) agrees with the journal.
-	listed := map[string]int64{}
-	path := "/v1/inboxes/" + tn.inbox + "/conversations?limit=20"
-	for path != "" {
-		page := k.must(200, "GET", path, nil)
-		for _, raw := range page["conversations"].([]any) {
-			c := raw.(map[string]any)
-			id := c["id"].(string)
-			if _, dup := listed[id]; dup {
-				t.Fatalf("%s listed twice", id)
-			}
-			listed[id] = int64(c["version"].(float64))
-		}
-		if total := int64(page["total"].(float64)); total != contacts {
-			t.Fatalf("list total %d, want %d", total, contacts)
-		}
-		path = ""
-		if cur, ok := page["next_cursor"].(string); ok && cur != "" {
-			path = "/v1/inboxes/" + tn.inbox + "/conversations?limit=20&cursor=" + url.QueryEscape(cur)
-		}
-	}
+	listed := listVersions(t, k, tn.inbox)
 	if len(listed) != contacts {
 		t.Fatalf("list has %d conversations, want %d", len(listed), contacts)
 	}

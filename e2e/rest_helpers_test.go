@@ -402,3 +402,33 @@ func (a api) doWith(method, path, contentType, body string) response {
 	a.t.Helper()
 	return a.send(method, path, contentType, strings.NewReader(body))
 }
+
+// listVersions walks an inbox's whole list (every status, pages of 20) and
+// returns each conversation's listed version. It fails the test on a
+// conversation listed twice or a total that disagrees with the walk.
+func listVersions(t testing.TB, c api, inbox string) map[string]int64 {
+	t.Helper()
+	listed := map[string]int64{}
+	base := "/v1/inboxes/" + inbox + "/conversations?limit=20&status=new,open,pending,closed"
+	var total int64
+	for path := base; path != ""; {
+		page := c.must(200, "GET", path, nil)
+		for _, raw := range page["conversations"].([]any) {
+			conv := raw.(map[string]any)
+			id := conv["id"].(string)
+			if _, dup := listed[id]; dup {
+				t.Fatalf("%s listed twice", id)
+			}
+			listed[id] = int64(conv["version"].(float64))
+		}
+		total = int64(page["total"].(float64))
+		path = ""
+		if cur, ok := page["next_cursor"].(string); ok && cur != "" {
+			path = base + "&cursor=" + url.QueryEscape(cur)
+		}
+	}
+	if total != int64(len(listed)) {
+		t.Fatalf("list total %d, the walk found %d", total, len(listed))
+	}
+	return listed
+}
