@@ -74,10 +74,14 @@ func TestInboxCatchesUpAfterMemberLoss(t *testing.T) {
 	poll.Until(t, 10*time.Second, "the inbox to hold version 1", func() bool { return held().Version == 1 })
 
 	// A subscriber on A.
-	got := make(chan *actorpb.InboxUpdate, 16)
+	type update struct {
+		*actorpb.InboxUpdate
+		at time.Time
+	}
+	got := make(chan update, 16)
 	session, err := a.node.System.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
 		if u, ok := c.Message().(*actorpb.InboxUpdate); ok {
-			got <- u
+			got <- update{u, time.Now()}
 		}
 	}), "loss-session")
 	if err != nil {
@@ -98,12 +102,14 @@ func TestInboxCatchesUpAfterMemberLoss(t *testing.T) {
 		t.Fatalf("before B stops the inbox holds v%d %s: the fault did not hold the close back", s.Version, s.Status)
 	}
 	repairedBefore := testutil.ToFloat64(a.deps.Metrics.InboxRepairs)
+	stopping := time.Now()
 	b.node.Stop()
-	stopped := time.Now()
+	stopped := time.Since(stopping)
 
 	select {
 	case u := <-got:
-		t.Logf("repaired %v after B stopped", time.Since(stopped).Round(time.Millisecond))
+		t.Logf("repaired %v after B began to stop (its stop took %v)",
+			u.at.Sub(stopping).Round(time.Millisecond), stopped.Round(time.Millisecond))
 		if u.ConversationId != id || u.Version != 2 || !strings.Contains(string(u.FrameJson), `"status":"closed"`) {
 			t.Fatalf("the subscriber's update: %v", u)
 		}
