@@ -87,6 +87,9 @@ func (d *Deps) CatchUpInboxes(ctx context.Context) error {
 		}
 		start := time.Now()
 		inboxes, repaired, err := d.catchUpAll(ctx)
+		if ctx.Err() != nil {
+			return nil // stopping: the rest is for the members that stay
+		}
 		log := d.Log.With("inboxes", inboxes, "repaired", repaired, "took", time.Since(start).Round(time.Millisecond))
 		switch {
 		case err != nil:
