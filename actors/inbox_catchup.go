@@ -88,7 +88,7 @@ func (d *Deps) CatchUpInboxes(ctx context.Context) error {
 		start := time.Now()
 		inboxes, repaired, err := d.catchUpAll(ctx)
 		if ctx.Err() != nil {
-			return nil // stopping: the rest is for the members that stay
+			return nil // the node is stopping: its inboxes go with it
 		}
 		log := d.Log.With("inboxes", inboxes, "repaired", repaired, "took", time.Since(start).Round(time.Millisecond))
 		switch {
