@@ -125,4 +125,3 @@ func BenchmarkPayload(b *testing.B) {
 		})
 	}
 }
-
