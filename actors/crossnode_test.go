@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	protocluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -109,23 +107,14 @@ func fill(m protoreflect.Message, depth int) {
 // actors owned by node B, checking each reply. Plain Go structs would be
 // dropped by remoting (docs/architecture.md); these arrive and answer correctly.
 func TestCrossNodeEveryMessage(t *testing.T) {
-	url := newDatabase(t)
-	agent := test.NewInMemAgent()
-	a := startNode(t, url, agent, Config{})
-	b := startNode(t, url, agent, Config{})
-	poll.Until(t, 10*time.Second, "both nodes to see each other", func() bool {
-		return a.node.Cluster.MemberList.Members().Len() == 2 && b.node.Cluster.MemberList.Members().Len() == 2
-	})
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
 	if a.node.Address() == b.node.Address() {
 		t.Fatal("both nodes on one address")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rdv := protocluster.NewRendezvous()
-	rdv.UpdateMembers(a.node.Cluster.MemberList.Members().Members())
-	owner := func(id, kind string) string {
-		return rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(id, kind))
-	}
+	owner := func(id, kind string) string { return a.owner(kind, id) }
 	// An inbox owned by B, and one owned by A.
 	var tnB, tnA tenantIDs
 	for i := 0; tnB.inbox == "" || tnA.inbox == ""; i++ {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/jackc/pgx/v5"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
+	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence"
 	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
@@ -97,6 +99,35 @@ func startNode(t testing.TB, url string, agent *test.InMemAgent, cfg Config) *tn
 		store.Close()
 	})
 	return &tnode{deps: deps, node: node, engine: NewEngine(deps), store: store, writer: writer}
+}
+
+// startCluster starts n members of one cluster on a fresh database and
+// waits until each sees them all.
+func startCluster(t *testing.T, n int) []*tnode {
+	t.Helper()
+	url := newDatabase(t)
+	agent := test.NewInMemAgent()
+	nodes := make([]*tnode, n)
+	for i := range nodes {
+		nodes[i] = startNode(t, url, agent, Config{})
+	}
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d members to see each other", n), func() bool {
+		for _, m := range nodes {
+			if m.node.Cluster.MemberList.Members().Len() != n {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+// owner is the address of the member that owns (kind, identity) in the
+// membership this node sees: its rendezvous owner.
+func (n *tnode) owner(kind, identity string) string {
+	rdv := protocluster.NewRendezvous()
+	rdv.UpdateMembers(n.node.Cluster.MemberList.Members().Members())
+	return rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(identity, kind))
 }
 
 type tenantIDs struct{ account, inbox string }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	protocluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
@@ -26,27 +24,17 @@ import (
 // it loses the member: the list, the counts and a live subscriber all get
 // the missing version, with no further command to the conversation.
 func TestInboxCatchesUpAfterMemberLoss(t *testing.T) {
-	url := newDatabase(t)
-	agent := test.NewInMemAgent()
-	a := startNode(t, url, agent, Config{})
-	b := startNode(t, url, agent, Config{})
-	poll.Until(t, 10*time.Second, "both nodes to see each other", func() bool {
-		return a.node.Cluster.MemberList.Members().Len() == 2 && b.node.Cluster.MemberList.Members().Len() == 2
-	})
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rdv := protocluster.NewRendezvous()
-	rdv.UpdateMembers(a.node.Cluster.MemberList.Members().Members())
-	owner := func(id, kind string) string {
-		return rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(id, kind))
-	}
 	// An inbox on A, a conversation of it on B.
 	var tn tenantIDs
 	for i := 0; tn.inbox == ""; i++ {
 		if i > 64 {
 			t.Fatal("could not place an inbox on A")
 		}
-		if c := newTenantIDs(t, a.store, fmt.Sprintf("Loss%d", i)); owner(c.inbox, KindInbox) == a.node.Address() {
+		if c := newTenantIDs(t, a.store, fmt.Sprintf("Loss%d", i)); a.owner(KindInbox, c.inbox) == a.node.Address() {
 			tn = c
 		}
 	}
@@ -55,7 +43,7 @@ func TestInboxCatchesUpAfterMemberLoss(t *testing.T) {
 		if i > 64 {
 			t.Fatal("could not place a conversation on B")
 		}
-		if p := fmt.Sprintf("+1415555%04d", 4000+i); owner(convID(tn.inbox, p), KindConversation) == b.node.Address() {
+		if p := fmt.Sprintf("+1415555%04d", 4000+i); a.owner(KindConversation, convID(tn.inbox, p)) == b.node.Address() {
 			phone = p
 		}
 	}

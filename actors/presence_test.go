@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	protocluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
-	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/wire"
 )
 
@@ -86,21 +83,8 @@ func TestPresenceCrossNode(t *testing.T) {
 }
 
 func testPresenceCrossNode(t *testing.T, leave func(*tnode)) {
-	url := newDatabase(t)
-	agent := test.NewInMemAgent()
-	a := startNode(t, url, agent, Config{})
-	b := startNode(t, url, agent, Config{})
-	c := startNode(t, url, agent, Config{})
-	poll.Until(t, 10*time.Second, "three members", func() bool {
-		for _, n := range []*tnode{a, b, c} {
-			if n.node.Cluster.MemberList.Members().Len() != 3 {
-				return false
-			}
-		}
-		return true
-	})
-	rdv := protocluster.NewRendezvous()
-	rdv.UpdateMembers(a.node.Cluster.MemberList.Members().Members())
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
 	tn := newTenantIDs(t, a.store, "Presence")
 	var id, phone string
 	for i := 0; id == ""; i++ {
@@ -108,7 +92,7 @@ func testPresenceCrossNode(t *testing.T, leave func(*tnode)) {
 			t.Fatal("no conversation id owned by B")
 		}
 		p := fmt.Sprintf("+1415555%04d", 5000+i)
-		if cid := convID(tn.inbox, p); rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(cid, KindConversation)) == b.node.Address() {
+		if cid := convID(tn.inbox, p); a.owner(KindConversation, cid) == b.node.Address() {
 			id, phone = cid, p
 		}
 	}

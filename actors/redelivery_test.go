@@ -3,7 +3,6 @@ package actors
 import (
 	"encoding/json"
 	"errors"
-	"github.com/switchboard-dev/switchboard/domain/inbox"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
 	"github.com/switchboard-dev/switchboard/domain/conversation"
+	"github.com/switchboard-dev/switchboard/domain/inbox"
 	"github.com/switchboard-dev/switchboard/internal/poll"
 )
 

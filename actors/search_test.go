@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
-
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/search"
 	"github.com/switchboard-dev/switchboard/search/pgsearch"
@@ -17,13 +15,8 @@ import (
 // the one activation; when the node holding it stops, the other node's
 // keep-alive activates it there and indexing goes on.
 func TestSearchActorOneIdentityAcrossNodes(t *testing.T) {
-	url := newDatabase(t)
-	agent := test.NewInMemAgent()
-	a := startNode(t, url, agent, Config{})
-	b := startNode(t, url, agent, Config{})
-	poll.Until(t, 10*time.Second, "both nodes to see each other", func() bool {
-		return a.node.Cluster.MemberList.Members().Len() == 2 && b.node.Cluster.MemberList.Members().Len() == 2
-	})
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	keepCtx, stopKeeping := context.WithCancel(ctx)
