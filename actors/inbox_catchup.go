@@ -158,7 +158,7 @@ func (g *inboxGrain) catchUp(ctx actor.Context) *caughtUp {
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
 	defer cancel()
-	rows, closedTotal, err := g.deps.Store.InboxChanges(qctx, g.id, g.st.HeldIDs())
+	rows, closedTotal, err := g.deps.Store.InboxChanges(qctx, g.id, g.st.HeldVersions())
 	if err != nil {
 		return &caughtUp{err: err}
 	}

@@ -401,6 +401,26 @@ func BenchmarkInboxScreen(b *testing.B) {
 	}
 	note("counts (both paths agree before the load): %+v", actorCounts)
 
+	// A catch-up after a member loss (inbox_catchup.go) holds the actor
+	// for one snapshot read of the inbox: how long, at this size.
+	pids := n.deps.inboxes.all()
+	if len(pids) != 1 {
+		b.Fatalf("%d inbox activations, want 1", len(pids))
+	}
+	var catchUps []string
+	for range 3 {
+		t0 := time.Now()
+		res, err := n.node.System.Root.RequestFuture(pids[0], &catchUp{}, time.Minute).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := res.(*caughtUp); r.err != nil || r.repaired != 0 {
+			b.Fatalf("catch-up of an inbox that missed nothing: %+v", r)
+		}
+		catchUps = append(catchUps, time.Since(t0).Round(time.Millisecond).String())
+	}
+	note("catch-up after a member loss (whole inbox, nothing missing) held the inbox: %s", strings.Join(catchUps, ", "))
+
 	load := startWriteLoad(b, n.engine, tn)
 	defer load.stop()
 	time.Sleep(2 * time.Second) // the load's conversations activate and reach a steady rate

@@ -277,23 +277,54 @@ func (s *Store) LoadInbox(ctx context.Context, inboxID string, closedKept int) (
 }
 
 // InboxChanges reads what an inbox actor reconciles its state with
-// (inbox.State.Reconcile): every non-closed conversation of the inbox, the
-// closed ones among held (the conversations it holds in memory), and the
-// number of closed ones, in one snapshot.
-func (s *Store) InboxChanges(ctx context.Context, inboxID string, held []string) (rows []conversation.Summary, closedTotal int, err error) {
+// (inbox.State.Reconcile): the summaries of the inbox's conversations that
+// are not closed or are held (held: the versions the actor holds in
+// memory), where the row is newer than what is held; and the number of
+// closed ones; in one snapshot. Versions are compared before any summary
+// is read, so an inbox that missed little costs little to decode, however
+// large.
+func (s *Store) InboxChanges(ctx context.Context, inboxID string, held map[string]int64) (rows []conversation.Summary, closedTotal int, err error) {
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var err error
-		rows, err = querySummaries(ctx, tx, `SELECT summary FROM conversations
-			WHERE inbox_id = $1 AND status <> 'closed'`, inboxID)
-		if err != nil {
+		var newer []string
+		seen := make(map[string]bool, len(held))
+		collect := func(sql string, args ...any) error {
+			rs, err := tx.Query(ctx, sql, args...)
+			if err != nil {
+				return err
+			}
+			var id string
+			var version int64
+			_, err = pgx.ForEachRow(rs, []any{&id, &version}, func() error {
+				seen[id] = true
+				if v, ok := held[id]; !ok || version > v {
+					newer = append(newer, id)
+				}
+				return nil
+			})
 			return err
 		}
-		closedHeld, err := querySummaries(ctx, tx, `SELECT summary FROM conversations
-			WHERE id = ANY($2) AND inbox_id = $1 AND status = 'closed'`, inboxID, held)
-		if err != nil {
+		if err := collect(`SELECT id, version FROM conversations WHERE inbox_id = $1 AND status <> 'closed'`, inboxID); err != nil {
 			return err
 		}
-		rows = append(rows, closedHeld...)
+		// Of the held ones, those not read yet: closed now.
+		var rest []string
+		for id := range held {
+			if !seen[id] {
+				rest = append(rest, id)
+			}
+		}
+		if len(rest) > 0 {
+			if err := collect(`SELECT id, version FROM conversations WHERE id = ANY($2) AND inbox_id = $1 AND status = 'closed'`,
+				inboxID, rest); err != nil {
+				return err
+			}
+		}
+		if len(newer) > 0 {
+			var err error
+			if rows, err = querySummaries(ctx, tx, `SELECT summary FROM conversations WHERE id = ANY($1)`, newer); err != nil {
+				return err
+			}
+		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE inbox_id = $1 AND status = 'closed'`, inboxID).
 			Scan(&closedTotal)
 	})

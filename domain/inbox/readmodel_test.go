@@ -18,15 +18,16 @@ import (
 type readModel map[string]conversation.Summary
 
 // reconcileRows is what the inbox actor reads to reconcile s: the newest
-// version of every conversation not closed or held by s, and how many are
-// closed.
+// version of every conversation not closed or held by s, where newer than
+// held, and how many are closed.
 func (m readModel) reconcileRows(s *State) (rows []conversation.Summary, closedTotal int) {
-	held := s.HeldIDs()
+	held := s.HeldVersions()
 	for id, sum := range m {
 		if sum.Status == conversation.StatusClosed {
 			closedTotal++
 		}
-		if sum.Status != conversation.StatusClosed || slices.Contains(held, id) {
+		v, ok := held[id]
+		if (sum.Status != conversation.StatusClosed || ok) && (!ok || sum.Version > v) {
 			rows = append(rows, sum)
 		}
 	}

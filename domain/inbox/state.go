@@ -508,12 +508,13 @@ type Change struct {
 }
 
 // Reconcile catches a live state up with the read model. rows are the
-// newest versions of every conversation of the inbox that is not closed and
-// of every one the state holds (HeldIDs), read in one snapshot with
-// closedTotal, the number of closed ones, and after every summary the state
-// has applied was committed. Each row newer than what the state holds is
-// applied as Apply would, emitting updates in this epoch's stream; the
-// count of closed conversations not held is then set from closedTotal.
+// newest versions, where newer than what the state holds (HeldVersions), of
+// every conversation of the inbox that is not closed or that the state
+// holds, read in one snapshot with closedTotal, the number of closed ones,
+// and after every summary the state has applied was committed (more rows
+// do no harm: one not newer is skipped). Each is applied as Apply would,
+// emitting updates in this epoch's stream; the count of closed
+// conversations not held is then set from closedTotal.
 //
 // It repairs summaries that never arrived: their sender's node died between
 // the commit and the delivery. Their status before the change is unknown
@@ -539,11 +540,12 @@ func (s *State) Reconcile(rows []conversation.Summary, closedTotal int) []Change
 	return out
 }
 
-// HeldIDs are the conversations the state holds in memory.
-func (s *State) HeldIDs() []string {
-	out := make([]string, 0, len(s.byID))
-	for id := range s.byID {
-		out = append(out, id)
+// HeldVersions are the conversations the state holds in memory, with the
+// version of each.
+func (s *State) HeldVersions() map[string]int64 {
+	out := make(map[string]int64, len(s.byID))
+	for id, e := range s.byID {
+		out[id] = e.sum.Version
 	}
 	return out
 }
