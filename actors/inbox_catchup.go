@@ -95,7 +95,7 @@ func (d *Deps) CatchUpInboxes(ctx context.Context) error {
 		case err != nil:
 			log.Error("inboxes catching up after a member loss", "err", err)
 		case repaired > 0:
-			log.Warn("inboxes caught up after a member loss: summaries it committed were never delivered")
+			log.Warn("inboxes caught up after a member loss, with summaries the lost member had committed and not delivered")
 		default:
 			log.Info("inboxes caught up after a member loss")
 		}
