@@ -70,19 +70,20 @@ func (c *settingsCache) invalidate(inboxID string) {
 	delete(c.m, inboxID)
 }
 
-// inboxSettings returns the inbox's settings at least at minVersion.
-func (d *Deps) inboxSettings(ctx context.Context, inboxID string, minVersion int64) (conversation.Settings, error) {
+// inboxSettings returns the inbox's settings at least at minVersion, and
+// their version.
+func (d *Deps) inboxSettings(ctx context.Context, inboxID string, minVersion int64) (conversation.Settings, int64, error) {
 	now := time.Now()
 	if e, ok := d.settings.get(inboxID, minVersion, now); ok {
-		return e.st, nil
+		return e.st, e.version, nil
 	}
 	ps, err := d.Store.GetInboxSettings(ctx, inboxID)
 	if err != nil {
-		return conversation.Settings{}, err
+		return conversation.Settings{}, 0, err
 	}
 	st := ToSettings(ps)
 	d.settings.put(inboxID, cachedSettings{st: st, version: ps.Version, at: now})
-	return st, nil
+	return st, ps.Version, nil
 }
 
 // ToSettings converts stored settings into the state machine's.
@@ -119,15 +120,17 @@ func (d *Deps) FollowSettings(ctx context.Context) {
 	}
 }
 
-// commandSettings resolves the settings a command is decided under; a tick
+// commandSettings resolves the settings a command is decided under, and
+// their version (the writer stores a due time decided under older settings
+// than the inbox's as due now: persistence.Append.SettingsVersion); a tick
 // carries the version the scanner saw, so an older cached copy is refreshed.
-func (g *conversationGrain) commandSettings(ctx context.Context, cmd *actorpb.ConversationCommand) (conversation.Settings, error) {
+func (g *conversationGrain) commandSettings(ctx context.Context, cmd *actorpb.ConversationCommand) (conversation.Settings, int64, error) {
 	inboxID := cmd.InboxId
 	if g.state.Exists() {
 		inboxID = g.state.Summary.InboxID
 	}
 	if inboxID == "" {
-		return conversation.Settings{}, nil
+		return conversation.Settings{}, 0, nil
 	}
 	return g.deps.inboxSettings(ctx, inboxID, cmd.GetTick().GetSettingsVersion())
 }
@@ -147,8 +150,8 @@ func decideTime(cmd *actorpb.ConversationCommand) time.Time {
 // rearm rewrites the due time of a conversation whose tick at now decided
 // nothing, so the scanner does not find it due again (an owed assignment
 // keeps it due AssignRetry from now).
-func (g *conversationGrain) rearm(ctx context.Context, st conversation.Settings, now time.Time) {
-	if err := g.deps.Store.SetDue(ctx, g.id, g.state.Version(), g.state.NextDue(st, now)); err != nil {
+func (g *conversationGrain) rearm(ctx context.Context, st conversation.Settings, settingsVersion int64, now time.Time) {
+	if err := g.deps.Store.SetDue(ctx, g.id, g.state.Version(), g.state.NextDue(st, now), settingsVersion); err != nil {
 		g.log.Warn("re-arming the timer failed; the scanner will tick again", "err", err)
 	}
 }

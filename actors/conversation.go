@@ -224,7 +224,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
-	settings, err := g.commandSettings(ctx, cmd)
+	settings, settingsVersion, err := g.commandSettings(ctx, cmd)
 	if err != nil {
 		return &actorpb.ConversationReply{Error: toPB(err)}, nil
 	}
@@ -251,13 +251,13 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	}
 	if ev == nil { // nothing changes
 		if dc.Tick != nil {
-			g.rearm(ctx, settings, now)
+			g.rearm(ctx, settings, settingsVersion, now)
 			g.tryAssign = st.AssignPending
 		}
 		if dc.Assign != nil && st.NobodyAvailable() {
 			g.dirty++
 			g.snapshot()
-			g.rearm(ctx, settings, now)
+			g.rearm(ctx, settings, settingsVersion, now)
 		}
 		return g.reply(unchangedItem(dc), false), nil
 	}
@@ -269,7 +269,7 @@ func (g *conversationGrain) handle(cmd *actorpb.ConversationCommand) (*actorpb.C
 	sumJSON, itemJSON := encodeOnce(&next.Summary, ev.Item)
 	err = g.deps.Writer.Append(ctx, persistence.Append{
 		Epoch: g.epoch, Event: *ev, Summary: next.Summary, ContactKey: next.ContactKey, Item: ev.Item, Keys: keys,
-		DueAt: next.NextDue(settings, ev.At), SummaryJSON: sumJSON, ItemJSON: itemJSON,
+		DueAt: next.NextDue(settings, ev.At), SettingsVersion: settingsVersion, SummaryJSON: sumJSON, ItemJSON: itemJSON,
 	})
 	switch {
 	case err == nil:

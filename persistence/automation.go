@@ -120,8 +120,18 @@ func sameInt(a, b *int64) bool {
 // now, batch rows at a time, each batch its own short transaction (an inbox
 // may hold 100,000 open conversations: one statement would lock them all
 // at once). The timer scanner then wakes each, and its state machine
-// re-derives its timers under the new settings.
+// re-derives its timers under the new settings. Call it after the settings
+// change committed.
+//
+// A command decided under the old settings may commit after that. One whose
+// statement starts after the change sees the new version and stores its
+// due time as now (Append.SettingsVersion, SetDue); RearmInbox first waits
+// for the transactions already running, whose statements may not, so that
+// the scan sees what they wrote.
 func (s *Store) RearmInbox(ctx context.Context, inboxID string, batch int) (int, error) {
+	if err := s.awaitRunningTransactions(ctx, rearmWaitMax); err != nil {
+		return 0, fmt.Errorf("persistence: re-arm inbox %s: %w", inboxID, err)
+	}
 	total, after := 0, ""
 	for {
 		var n int
@@ -150,20 +160,64 @@ func (s *Store) RearmInbox(ctx context.Context, inboxID string, batch int) (int,
 	}
 }
 
+// rearmWaitMax bounds RearmInbox's wait for the transactions running when
+// it starts. The writer's take milliseconds; one that runs longer is not
+// an append (a backup, an idle session left in a transaction), and waiting
+// on it would hold the settings change's answer for nothing.
+const rearmWaitMax = 10 * time.Second
+
+// awaitRunningTransactions returns once every transaction running in the
+// database when it was called has ended, or after max, or when ctx ends.
+// Every transaction holds a lock on its own virtual transaction id, even
+// before it writes anything, so pg_locks lists them all; PostgreSQL offers
+// no wait on another session's transaction from SQL, hence the polling.
+func (s *Store) awaitRunningTransactions(ctx context.Context, max time.Duration) error {
+	// Clients of this database only: not autovacuum, nor other databases
+	// of the server.
+	var running []string
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(l.virtualxid), '{}')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'virtualxid' AND l.pid <> pg_backend_pid()
+			AND a.datname = current_database() AND a.backend_type = 'client backend'`).Scan(&running); err != nil {
+		return fmt.Errorf("list running transactions: %w", err)
+	}
+	deadline := time.Now().Add(max)
+	for wait := time.Millisecond; len(running) > 0 && time.Now().Before(deadline); wait = min(2*wait, 50*time.Millisecond) {
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(virtualxid), '{}') FROM pg_locks
+			WHERE locktype = 'virtualxid' AND virtualxid = ANY($1)`, running).Scan(&running); err != nil {
+			return fmt.Errorf("wait for running transactions: %w", err)
+		}
+		if len(running) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	return nil
+}
+
 // SetDue rewrites a conversation's due time when a tick decided nothing
 // (early, repeated, or re-armed with settings that change nothing); the
 // version guard keeps a stale activation from overwriting a newer row.
-func (s *Store) SetDue(ctx context.Context, conversationID string, version int64, due *time.Time) error {
+// settingsVersion is the version of the settings due was decided under:
+// when the inbox's are newer, the row is made due now instead, as the
+// writer does for an append (Append.SettingsVersion).
+func (s *Store) SetDue(ctx context.Context, conversationID string, version int64, due *time.Time, settingsVersion int64) error {
+	const dueSQL = `CASE WHEN $4 < (SELECT i.settings_version FROM inboxes i WHERE i.id = conversations.inbox_id)
+		THEN now() ELSE $3 END`
 	var err error
 	if due != nil && due.Before(time.Now().Add(TimersHorizon)) {
 		// Soon: announce it to the scanner in the same statement (TimersChannel).
 		_, err = s.pool.Exec(ctx, `WITH upd AS (
-				UPDATE conversations SET due_at = $3 WHERE id = $1 AND version = $2 RETURNING 1
+				UPDATE conversations SET due_at = `+dueSQL+` WHERE id = $1 AND version = $2 RETURNING 1
 			)
-			SELECT pg_notify('`+TimersChannel+`', $4) FROM upd`, conversationID, version, due, TimersPayload(*due))
+			SELECT pg_notify('`+TimersChannel+`', $5) FROM upd`, conversationID, version, due, settingsVersion, TimersPayload(*due))
 	} else {
-		_, err = s.pool.Exec(ctx, `UPDATE conversations SET due_at = $3 WHERE id = $1 AND version = $2`,
-			conversationID, version, due)
+		_, err = s.pool.Exec(ctx, `UPDATE conversations SET due_at = `+dueSQL+` WHERE id = $1 AND version = $2`,
+			conversationID, version, due, settingsVersion)
 	}
 	if err != nil {
 		return fmt.Errorf("persistence: set due %s@%d: %w", conversationID, version, err)

@@ -38,6 +38,11 @@ type Append struct {
 	// DueAt is the conversation's next due time (conversation.NextDue),
 	// stored in the read model's due_at for the timer scanner; nil: none.
 	DueAt *time.Time
+	// SettingsVersion is the version of the inbox settings DueAt was
+	// decided under. If the inbox's settings are newer when the append
+	// commits, due_at is stored as now instead: the tick that follows
+	// decides again under the new ones (see RearmInbox for the other half).
+	SettingsVersion int64
 	// SummaryJSON and ItemJSON, when set, are Summary and Item as the
 	// caller already encoded them (the conversation actor encodes each once
 	// for its reply, the inbox and these rows); nil: the writer encodes

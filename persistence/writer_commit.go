@@ -588,6 +588,7 @@ func encodeBatch(p *pgparams.Params, batch []*request) {
 	p.End()
 	times(func(r *request) *time.Time { return r.a.DueAt }) // $22 automation: due_at
 	bools(func(r *request) bool { return r.withSummary })   // $23
+	ints(func(r *request) int64 { return r.a.SettingsVersion }) // $24 automation: settings of due_at
 }
 
 var jsonNull = []byte("null")
@@ -623,10 +624,10 @@ const appendBatchSQL = `
 WITH input AS MATERIALIZED (
 	SELECT t.*, t.summary_text::jsonb AS summary, t.event::jsonb AS ev FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
 		$8::int8[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::text[],
-		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[], $22::timestamptz[], $23::bool[])
+		$15::timestamptz[], $16::timestamptz[], $17::text[], $21::text[], $22::timestamptz[], $23::bool[], $24::int8[])
 		WITH ORDINALITY AS t(conv, epoch, version, account_id, inbox_id, event_type, event,
 			item_seq, item, contact_key, status, addressed, assignee_id, channel,
-			last_activity_at, waiting_since, summary_text, tags, due_at, with_summary, idx)
+			last_activity_at, waiting_since, summary_text, tags, due_at, with_summary, settings_version, idx)
 ),
 keys AS (
 	SELECT * FROM unnest($18::int8[], $19::text[], $20::text[]) AS k(idx, scope, key)
@@ -657,7 +658,9 @@ read_model AS (
 	INSERT INTO conversations (id, account_id, inbox_id, contact_key, version, status, addressed,
 		assignee_id, channel, tags, last_activity_at, waiting_since, summary, due_at)
 	SELECT conv, account_id, inbox_id, contact_key, version, status, addressed, assignee_id, channel,
-		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary, due_at
+		string_to_array(tags, E'\x1f'), last_activity_at, waiting_since, summary,
+		CASE WHEN settings_version < (SELECT i.settings_version FROM inboxes i WHERE i.id = advanced.inbox_id)
+			THEN now() ELSE due_at END -- decided under older settings: due now, to decide again
 	FROM advanced
 	ON CONFLICT (id) DO UPDATE SET ` + conversationUpdateSet + `,
 		due_at = excluded.due_at -- automation: the timer scanner's due index

@@ -36,7 +36,7 @@ func TestAppendProbesTheKeyAndHeadIndexes(t *testing.T) {
 	}
 	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE append_batch('{cv_plan}', '{1}', '{1}', '{acc}', '{ib}', '{inbound_message}', '{"{}"}',
 		'{1}', '{"{}"}', '{handle:x}', '{open}', '{f}', '{NULL}', '{sms}', '{2025-01-01T00:00:00Z}', '{NULL}', '{"{}"}',
-		'{1}', '{request}', '{k1}', '{""}', '{NULL}', '{t}')`)
+		'{1}', '{request}', '{k1}', '{""}', '{NULL}', '{t}', '{0}')`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +56,9 @@ func TestAppendProbesTheKeyAndHeadIndexes(t *testing.T) {
 	}
 	if strings.Contains(plan.String(), "Seq Scan on conversation_heads") {
 		t.Fatalf("the append statement scans the heads:\n%s", plan.String())
+	}
+	if strings.Contains(plan.String(), "Seq Scan on inboxes") || !strings.Contains(plan.String(), "inboxes_pkey") {
+		t.Fatalf("the settings version is not read by the inbox's key:\n%s", plan.String())
 	}
 }
 

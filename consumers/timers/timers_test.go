@@ -58,7 +58,7 @@ func (e *env) arm(id string, due time.Time) {
 	if _, err := e.store.ApplySummary(ctx, sum, "k:"+id); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.store.SetDue(ctx, id, 1, &due); err != nil {
+	if err := e.store.SetDue(ctx, id, 1, &due, 0); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -84,7 +84,7 @@ func (c *conversations) waker(name string) Waker {
 			return fmt.Errorf("bad due %+v", d)
 		}
 		c.ticks[d.ConversationID] = append(c.ticks[d.ConversationID], name)
-		return c.e.store.SetDue(ctx, d.ConversationID, 1, nil)
+		return c.e.store.SetDue(ctx, d.ConversationID, 1, nil, 0)
 	}
 }
 
