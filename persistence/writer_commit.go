@@ -586,8 +586,8 @@ func encodeBatch(p *pgparams.Params, batch []*request) {
 		p.TextJoin(r.a.Summary.Tags, tagSeparator)
 	}
 	p.End()
-	times(func(r *request) *time.Time { return r.a.DueAt }) // $22 automation: due_at
-	bools(func(r *request) bool { return r.withSummary })   // $23
+	times(func(r *request) *time.Time { return r.a.DueAt })     // $22 automation: due_at
+	bools(func(r *request) bool { return r.withSummary })       // $23
 	ints(func(r *request) int64 { return r.a.SettingsVersion }) // $24 automation: settings of due_at
 }
 
