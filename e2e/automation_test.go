@@ -118,6 +118,15 @@ func TestAutoClose(t *testing.T) {
 	})
 	m = f.inbound(phoneContact(1), "still there?")
 	last := rfc3339(t, sub(t, m, "conversation"), "last_activity_at")
+	// Decided under the inbox's current settings, the deadline is stored as
+	// decided (one decided under older settings would be stored as now).
+	var due time.Time
+	if err := f.n.Store().Pool().QueryRow(context.Background(), `SELECT due_at FROM conversations WHERE id = $1`, id).Scan(&due); err != nil {
+		t.Fatal(err)
+	}
+	if d := due.Sub(last.Add(2 * time.Second)); d < -time.Microsecond || d > time.Microsecond {
+		t.Fatalf("due_at %v, want the last activity %v + 2 s", due, last)
+	}
 	got := f.awaitConv(id, 5*time.Second, "auto-close", func(s obj) bool { return str(t, s, "status") == "closed" })
 	closedAfter := f.lastEventAt(id).Sub(last)
 	if closedAfter < 2*time.Second || closedAfter > 3*time.Second+500*time.Millisecond {
