@@ -67,12 +67,6 @@ type eventParts struct {
 
 // payload builds the body of a journal event's webhook event. The event
 // carries the conversation's summary as of that version (Event.Summary).
-//
-// The body is written by hand, byte for byte what encoding/json writes for
-// Payload with data {"conversation", "message" or "call"} (members in
-// encoding/json's map order; TestPayloadMatchesEncodingJSON): one is built
-// per journal event, and reflection over the summary, then copying data
-// through a RawMessage, was two thirds of the encoding's cost.
 func payload(conversationID string, version int64, eventType, accountID, inboxID string, raw []byte, committed time.Time) (string, string, error) {
 	var ev eventParts
 	if err := json.Unmarshal(raw, &ev); err != nil {
@@ -83,36 +77,49 @@ func payload(conversationID string, version int64, eventType, accountID, inboxID
 	if at.IsZero() {
 		at = committed
 	}
-	b := make([]byte, 0, 1024)
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, EventID(conversationID, version))
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, typ)
-	b = append(b, `,"created_at":`...)
-	created, err := at.UTC().MarshalJSON()
+	body, err := appendPayload(make([]byte, 0, 1024), Payload{ID: EventID(conversationID, version), Type: typ, CreatedAt: at.UTC(),
+		AccountID: accountID, InboxID: inboxID, ConversationID: conversationID, Version: version}, &ev)
 	if err != nil {
 		return "", "", fmt.Errorf("webhooks: encode event %s@%d: %w", conversationID, version, err)
 	}
+	return typ, string(body), nil
+}
+
+// appendPayload writes p with ev's data ({"conversation", and "message" or
+// "call"}) in place of p.Data, byte for byte what encoding/json writes for
+// it, data as a map (TestPayloadMatchesEncodingJSON). One is built per
+// journal event, and reflection over the summary, then copying data
+// through a RawMessage, was two thirds of the encoding's cost.
+func appendPayload(b []byte, p Payload, ev *eventParts) ([]byte, error) {
+	created, err := p.CreatedAt.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `{"id":`...)
+	b = conversation.AppendJSONString(b, p.ID)
+	b = append(b, `,"type":`...)
+	b = conversation.AppendJSONString(b, p.Type)
+	b = append(b, `,"created_at":`...)
 	b = append(b, created...)
 	b = append(b, `,"account_id":`...)
-	b = appendJSONString(b, accountID)
+	b = conversation.AppendJSONString(b, p.AccountID)
 	b = append(b, `,"inbox_id":`...)
-	b = appendJSONString(b, inboxID)
+	b = conversation.AppendJSONString(b, p.InboxID)
 	b = append(b, `,"conversation_id":`...)
-	b = appendJSONString(b, conversationID)
+	b = conversation.AppendJSONString(b, p.ConversationID)
 	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, version, 10)
-	b = append(b, `,"data":{`...)
-	appendItem := func(b []byte) ([]byte, error) {
+	b = strconv.AppendInt(b, p.Version, 10)
+	item := func(b []byte) ([]byte, error) {
 		if ev.Item == nil {
 			return append(b, "null"...), nil
 		}
 		return ev.Item.AppendJSON(b)
 	}
-	if typ == TypeCallUpdated {
-		b = append(b, `"call":`...)
-		if b, err = appendItem(b); err != nil {
-			return "", "", fmt.Errorf("webhooks: encode event %s@%d: %w", conversationID, version, err)
+	// Members in encoding/json's map order: call, conversation, message.
+	b = append(b, `,"data":{`...)
+	if p.Type == TypeCallUpdated {
+		if b, err = item(append(b, `"call":`...)); err != nil {
+			return nil, err
 		}
 		b = append(b, ',')
 	}
@@ -120,29 +127,12 @@ func payload(conversationID string, version int64, eventType, accountID, inboxID
 	if ev.Summary == nil {
 		b = append(b, "null"...)
 	} else if b, err = ev.Summary.AppendJSON(b); err != nil {
-		return "", "", fmt.Errorf("webhooks: encode event %s@%d: %w", conversationID, version, err)
+		return nil, err
 	}
-	if typ == TypeMessageCreated || typ == TypeMessageUpdated {
-		b = append(b, `,"message":`...)
-		if b, err = appendItem(b); err != nil {
-			return "", "", fmt.Errorf("webhooks: encode event %s@%d: %w", conversationID, version, err)
+	if p.Type == TypeMessageCreated || p.Type == TypeMessageUpdated {
+		if b, err = item(append(b, `,"message":`...)); err != nil {
+			return nil, err
 		}
 	}
-	b = append(b, "}}"...)
-	return typ, string(b), nil
-}
-
-// appendJSONString appends s as encoding/json writes a string: as it is
-// when nothing in it needs escaping (the ids and types here), or else
-// through encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return append(b, "}}"...), nil
 }

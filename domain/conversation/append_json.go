@@ -16,22 +16,22 @@ import (
 func (s *Summary) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, s.ID)
+	b = AppendJSONString(b, s.ID)
 	b = append(b, `,"account_id":`...)
-	b = appendJSONString(b, s.AccountID)
+	b = AppendJSONString(b, s.AccountID)
 	b = append(b, `,"inbox_id":`...)
-	b = appendJSONString(b, s.InboxID)
+	b = AppendJSONString(b, s.InboxID)
 	b = append(b, `,"contact":`...)
 	b = s.Contact.appendJSON(b)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(s.Status))
+	b = AppendJSONString(b, string(s.Status))
 	b = append(b, `,"addressed":`...)
 	b = strconv.AppendBool(b, s.Addressed)
 	b = append(b, `,"assignee_id":`...)
 	if s.AssigneeID == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, *s.AssigneeID)
+		b = AppendJSONString(b, *s.AssigneeID)
 	}
 	b = append(b, `,"tags":`...)
 	if s.Tags == nil {
@@ -40,21 +40,21 @@ func (s *Summary) AppendJSON(b []byte) ([]byte, error) {
 		b = appendJSONStrings(b, s.Tags)
 	}
 	b = append(b, `,"channel":`...)
-	b = appendJSONString(b, string(s.Channel))
+	b = AppendJSONString(b, string(s.Channel))
 	b = append(b, `,"last_message":`...)
 	if m := s.LastMessage; m == nil {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"id":`...)
-		b = appendJSONString(b, m.ID)
+		b = AppendJSONString(b, m.ID)
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendInt(b, m.Seq, 10)
 		b = append(b, `,"direction":`...)
-		b = appendJSONString(b, string(m.Direction))
+		b = AppendJSONString(b, string(m.Direction))
 		b = append(b, `,"kind":`...)
-		b = appendJSONString(b, string(m.Kind))
+		b = AppendJSONString(b, string(m.Kind))
 		b = append(b, `,"body":`...)
-		b = appendJSONString(b, m.Body)
+		b = AppendJSONString(b, m.Body)
 		b = append(b, `,"created_at":`...)
 		if b, err = appendJSONTime(b, m.CreatedAt); err != nil {
 			return nil, err
@@ -76,9 +76,9 @@ func (s *Summary) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"call_id":`...)
-		b = appendJSONString(b, c.CallID)
+		b = AppendJSONString(b, c.CallID)
 		b = append(b, `,"state":`...)
-		b = appendJSONString(b, string(c.State))
+		b = AppendJSONString(b, string(c.State))
 		b = append(b, '}')
 	}
 	b = append(b, `,"version":`...)
@@ -150,7 +150,7 @@ func appendJSONStrings(b []byte, list []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, t)
+		b = AppendJSONString(b, t)
 	}
 	return append(b, ']')
 }
@@ -182,17 +182,17 @@ func appendJSONTimePtr(b []byte, t *time.Time) ([]byte, error) {
 func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, it.ID)
+	b = AppendJSONString(b, it.ID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, it.Seq, 10)
 	b = append(b, `,"direction":`...)
-	b = appendJSONString(b, string(it.Direction))
+	b = AppendJSONString(b, string(it.Direction))
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, string(it.Kind))
+	b = AppendJSONString(b, string(it.Kind))
 	b = append(b, `,"channel":`...)
-	b = appendJSONString(b, string(it.Channel))
+	b = AppendJSONString(b, string(it.Channel))
 	b = append(b, `,"body":`...)
-	b = appendJSONString(b, it.Body)
+	b = AppendJSONString(b, it.Body)
 	b = append(b, `,"created_at":`...)
 	if b, err = appendJSONTime(b, it.CreatedAt); err != nil {
 		return nil, err
@@ -206,7 +206,7 @@ func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 	} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendJSONString(b, f.v)
+			b = AppendJSONString(b, f.v)
 		}
 	}
 	if it.DurationS != 0 {
@@ -215,7 +215,7 @@ func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if it.RecordingURL != "" {
 		b = append(b, `,"recording_url":`...)
-		b = appendJSONString(b, it.RecordingURL)
+		b = AppendJSONString(b, it.RecordingURL)
 	}
 	if !it.UpdatedAt.IsZero() {
 		b = append(b, `,"updated_at":`...)
@@ -228,7 +228,7 @@ func (it *Item) AppendJSON(b []byte) ([]byte, error) {
 	} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendJSONString(b, f.v)
+			b = AppendJSONString(b, f.v)
 		}
 	}
 	return append(b, '}'), nil
@@ -251,7 +251,7 @@ func (it *Item) JSONSizeHint() int {
 func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, string(e.Type))
+	b = AppendJSONString(b, string(e.Type))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, e.Version, 10)
 	b = append(b, `,"at":`...)
@@ -263,7 +263,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendJSONString(b, f.v)
+			b = AppendJSONString(b, f.v)
 		}
 	}
 	if e.Contact != nil {
@@ -282,7 +282,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if e.ActorID != "" {
 		b = append(b, `,"actor_id":`...)
-		b = appendJSONString(b, e.ActorID)
+		b = AppendJSONString(b, e.ActorID)
 	}
 	if t := e.Timers; t != nil {
 		b = append(b, `,"timers":`...)
@@ -321,7 +321,7 @@ func (c *Change) appendJSON(b []byte) []byte {
 	sep := ""
 	if c.Status != nil {
 		b = append(b, `"status":`...)
-		b = appendJSONString(b, string(*c.Status))
+		b = AppendJSONString(b, string(*c.Status))
 		sep = ","
 	}
 	if c.Addressed != nil {
@@ -331,7 +331,7 @@ func (c *Change) appendJSON(b []byte) []byte {
 	}
 	if c.AssigneeID != nil {
 		b = append(append(b, sep...), `"assignee_id":`...)
-		b = appendJSONString(b, *c.AssigneeID)
+		b = AppendJSONString(b, *c.AssigneeID)
 		sep = ","
 	}
 	for _, f := range [...]struct {

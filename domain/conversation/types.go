@@ -125,13 +125,13 @@ func (c Contact) MarshalJSON() ([]byte, error) {
 
 func (c Contact) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, c.ID)
+	b = AppendJSONString(b, c.ID)
 	for _, f := range [...]struct{ key, v string }{{`,"phone":`, c.Phone}, {`,"email":`, c.Email}, {`,"handle":`, c.Handle}, {`,"name":`, c.Name}} {
 		b = append(b, f.key...)
 		if f.v == "" {
 			b = append(b, "null"...)
 		} else {
-			b = appendJSONString(b, f.v)
+			b = AppendJSONString(b, f.v)
 		}
 	}
 	if c.OptedOut {
@@ -140,10 +140,12 @@ func (c Contact) appendJSON(b []byte) []byte {
 	return append(b, `,"opted_out":false}`...)
 }
 
-// appendJSONString appends s as a JSON string exactly as encoding/json
+// AppendJSONString appends s as a JSON string exactly as encoding/json
 // writes it: plain printable ASCII as is, anything else (escapes, HTML
-// characters, non-ASCII, invalid UTF-8) through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
+// characters, non-ASCII, invalid UTF-8) through json.Marshal. Encoders of
+// what carries summaries and items (webhook payloads) write their own
+// strings with it too.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes
