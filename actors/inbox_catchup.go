@@ -106,13 +106,13 @@ func (d *Deps) CatchUpInboxes(ctx context.Context) error {
 // catchUpParallel at a time.
 func (d *Deps) catchUpAll(ctx context.Context) (inboxes, repaired int, err error) {
 	pids := d.inboxes.all()
+	root := d.Node().System.Root
 	var (
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, catchUpParallel)
 	)
-	root := d.Node().System.Root
 	for _, pid := range pids {
 		select {
 		case <-ctx.Done():
@@ -122,32 +122,34 @@ func (d *Deps) catchUpAll(ctx context.Context) (inboxes, repaired int, err error
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			res, err := root.RequestFuture(pid, &catchUp{}, catchUpTimeout).Result()
-			if errors.Is(err, actor.ErrDeadLetter) {
-				return // stopped since: its next activation loads afresh
-			}
-			if err == nil {
-				r, ok := res.(*caughtUp)
-				switch {
-				case !ok:
-					err = fmt.Errorf("unexpected answer %T", res)
-				case r.err != nil:
-					err = r.err
-				default:
-					mu.Lock()
-					repaired += r.repaired
-					mu.Unlock()
-				}
-			}
+			n, err := catchUpOne(root, pid)
+			mu.Lock()
+			defer mu.Unlock()
+			repaired += n
 			if err != nil {
-				mu.Lock()
 				errs = append(errs, fmt.Errorf("inbox %s: %w", pid.Id, err))
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return len(pids), repaired, errors.Join(errs...)
+}
+
+// catchUpOne has one inbox activation catch up and returns how many
+// summaries it repaired.
+func catchUpOne(root *actor.RootContext, pid *actor.PID) (int, error) {
+	res, err := root.RequestFuture(pid, &catchUp{}, catchUpTimeout).Result()
+	switch {
+	case errors.Is(err, actor.ErrDeadLetter):
+		return 0, nil // stopped since: its next activation loads afresh
+	case err != nil:
+		return 0, err
+	}
+	r, ok := res.(*caughtUp)
+	if !ok {
+		return 0, fmt.Errorf("unexpected answer %T", res)
+	}
+	return r.repaired, r.err
 }
 
 // catchUp reconciles the inbox with the read model and sends its

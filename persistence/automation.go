@@ -183,17 +183,14 @@ func (s *Store) awaitRunningTransactions(ctx context.Context, max time.Duration)
 	}
 	deadline := time.Now().Add(max)
 	for wait := time.Millisecond; len(running) > 0 && time.Now().Before(deadline); wait = min(2*wait, 50*time.Millisecond) {
-		if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(virtualxid), '{}') FROM pg_locks
-			WHERE locktype = 'virtualxid' AND virtualxid = ANY($1)`, running).Scan(&running); err != nil {
-			return fmt.Errorf("wait for running transactions: %w", err)
-		}
-		if len(running) == 0 {
-			break
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
+		}
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(virtualxid), '{}') FROM pg_locks
+			WHERE locktype = 'virtualxid' AND virtualxid = ANY($1)`, running).Scan(&running); err != nil {
+			return fmt.Errorf("wait for running transactions: %w", err)
 		}
 	}
 	return nil

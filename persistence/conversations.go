@@ -267,8 +267,7 @@ func (s *Store) LoadInbox(ctx context.Context, inboxID string, closedKept int) (
 				return err
 			}
 		}
-		return tx.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE inbox_id = $1 AND status = 'closed'`, inboxID).
-			Scan(&closedTotal)
+		return tx.QueryRow(ctx, countClosedSQL, inboxID).Scan(&closedTotal)
 	})
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("persistence: load inbox %s: %w", inboxID, err)
@@ -325,14 +324,17 @@ func (s *Store) InboxChanges(ctx context.Context, inboxID string, held map[strin
 				return err
 			}
 		}
-		return tx.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE inbox_id = $1 AND status = 'closed'`, inboxID).
-			Scan(&closedTotal)
+		return tx.QueryRow(ctx, countClosedSQL, inboxID).Scan(&closedTotal)
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("persistence: read inbox %s changes: %w", inboxID, err)
 	}
 	return rows, closedTotal, nil
 }
+
+// countClosedSQL counts an inbox's closed conversations, for the part of
+// its closed count that is not in memory.
+const countClosedSQL = `SELECT count(*) FROM conversations WHERE inbox_id = $1 AND status = 'closed'`
 
 func querySummaries(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]conversation.Summary, error) {
 	rows, err := tx.Query(ctx, sql, args...)
