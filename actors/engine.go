@@ -185,12 +185,12 @@ func (e *Engine) closedRows(ctx context.Context, accountID, inboxID, agentID str
 		// The inbox resolved the query and asked: this node disagrees.
 		return nil, &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf("inbox %s asked for closed conversations of %+v", inboxID, q)}
 	}
-	rows, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
+	rows, count, err := e.deps.Store.ClosedConversations(ctx, accountID, inboxID, cq)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	out := &actorpb.ClosedRows{Complete: len(rows) < cq.Limit, Epoch: epoch, Seq: seq, SummariesJson: make([][]byte, len(rows)),
-		Summaries: make([]*actorpb.SummaryFields, len(rows))}
+		Summaries: make([]*actorpb.SummaryFields, len(rows)), Count: int64(count), Counted: cq.Count}
 	for i, raw := range rows {
 		var sum conversation.Summary
 		if err := json.Unmarshal(raw, &sum); err != nil {
@@ -214,7 +214,8 @@ func closedRowsOf(c *actorpb.ClosedRows) (*inbox.ClosedRows, map[string]encodedS
 	if c == nil {
 		return nil, nil
 	}
-	rows := &inbox.ClosedRows{Complete: c.Complete, Epoch: c.Epoch, Seq: c.Seq, Summaries: make([]conversation.Summary, len(c.Summaries))}
+	rows := &inbox.ClosedRows{Complete: c.Complete, Epoch: c.Epoch, Seq: c.Seq, Summaries: make([]conversation.Summary, len(c.Summaries)),
+		Count: int(c.Count), Counted: c.Counted}
 	raw := make(map[string]encodedSummary, len(c.Summaries))
 	for i, f := range c.Summaries {
 		rows.Summaries[i] = summaryOf(f)

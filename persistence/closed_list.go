@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,24 +89,59 @@ ORDER BY w NULLS LAST, i COLLATE "C"` + limit, []any{at, after.ID}, nil
 	return "", nil, fmt.Errorf("sort %q: %w", sort, ErrInvalid)
 }
 
+// closedCountSQL counts an inbox's closed conversations matching f (its
+// statuses aside), for a list's total. Only the filter's set parts are in
+// the statement, so that the plan can use conversations_inbox_closed_count
+// (migration 00024) for assignee and addressed. The inbox actor that asked
+// has checked the inbox's account, as for countClosedSQL.
+func closedCountSQL(inboxID string, f inbox.Filter) (string, []any) {
+	sql, args := `SELECT count(*) FROM conversations WHERE inbox_id = $1 AND status = 'closed'`, []any{inboxID}
+	and := func(cond string, arg any) {
+		args = append(args, arg)
+		sql += fmt.Sprintf(" AND "+cond, len(args))
+	}
+	switch f.Assignee {
+	case "":
+	case inbox.AssigneeNone:
+		sql += " AND assignee_id IS NULL"
+	default:
+		and("assignee_id = $%d", f.Assignee)
+	}
+	if f.Addressed != nil {
+		and("addressed = $%d", *f.Addressed)
+	}
+	if f.Channel != "" {
+		and("channel = $%d", string(f.Channel))
+	}
+	if f.Tag != "" {
+		and("$%d = ANY(tags)", f.Tag)
+	}
+	return sql, args
+}
+
 // ClosedConversations reads what a list that includes closed conversations
 // needs from the read model (q, from inbox.Query.ClosedQuery): the inbox's
-// closed conversations in the list's order, each summary's JSON. The read
-// model is written in the journal's transaction, so it holds everything
-// committed.
-func (s *Store) ClosedConversations(ctx context.Context, accountID, inboxID string, q inbox.ClosedQuery) ([]json.RawMessage, error) {
+// closed conversations in the list's order, each summary's JSON, and, when
+// q.Count asks, how many closed conversations match q's filter (0
+// otherwise). Both statements go in one round trip. The read model is
+// written in the journal's transaction, so it holds everything committed.
+func (s *Store) ClosedConversations(ctx context.Context, accountID, inboxID string, q inbox.ClosedQuery) (rows []json.RawMessage, count int, err error) {
 	sql, at, err := closedListSQL(q.Sort, q.After)
 	if err != nil {
-		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
+		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
-	args := append([]any{accountID, inboxID, q.Filter.Addressed, q.Filter.Assignee, string(q.Filter.Channel), q.Filter.Tag, q.Limit}, at...)
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
+	filter := []any{accountID, inboxID, q.Filter.Addressed, q.Filter.Assignee, string(q.Filter.Channel), q.Filter.Tag}
+	var b pgx.Batch
+	b.Queue(sql, slices.Concat(filter, []any{q.Limit}, at)...).Query(func(r pgx.Rows) error {
+		rows, err = pgx.CollectRows(r, pgx.RowTo[json.RawMessage])
+		return err
+	})
+	if q.Count {
+		sql, args := closedCountSQL(inboxID, q.Filter)
+		b.Queue(sql, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&count) })
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
-	if err != nil {
-		return nil, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return nil, 0, fmt.Errorf("persistence: closed conversations of %s: %w", inboxID, err)
 	}
-	return out, nil
+	return rows, count, nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 )
@@ -91,7 +93,7 @@ func TestClosedConversationsOrderLikeTheInbox(t *testing.T) {
 				if err != nil || !ok {
 					t.Fatalf("%+v: closed query %v %v", q, ok, err)
 				}
-				raw, err := s.ClosedConversations(ctx, "acc_t", "ib_t", cq)
+				raw, count, err := s.ClosedConversations(ctx, "acc_t", "ib_t", cq)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -100,6 +102,10 @@ func TestClosedConversationsOrderLikeTheInbox(t *testing.T) {
 				want, err := oracle.List(f, so, limit, cur, &inbox.ClosedRows{Complete: true})
 				if err != nil {
 					t.Fatal(err)
+				}
+				// The count a filter beyond statuses needs for the total.
+				if plain := q.Addressed == nil && q.Assignee == "" && q.Channel == "" && q.Tag == ""; cq.Count == plain || (cq.Count && count != want.Total) {
+					t.Fatalf("%+v: counted %v: %d, the inbox totals %d", q, cq.Count, count, want.Total)
 				}
 				gotIDs, wantIDs := summaryIDs(got), summaryIDs(want.Conversations)
 				if len(gotIDs) > limit {
@@ -141,7 +147,7 @@ func TestClosedConversationsAfterAnOpenOne(t *testing.T) {
 	}
 	read := func(sort inbox.Sort, after inbox.Position) []string {
 		t.Helper()
-		raw, err := s.ClosedConversations(ctx, "acc_t", "ib_t", inbox.ClosedQuery{Sort: sort, After: &after, Limit: 100})
+		raw, _, err := s.ClosedConversations(ctx, "acc_t", "ib_t", inbox.ClosedQuery{Sort: sort, After: &after, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +208,13 @@ func BenchmarkClosedConversations(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
 	const inboxID, n = "ib_bench_closed", 100_000
-	if _, err := s.Pool().Exec(ctx, `
+	// Committed durably (the test server commits asynchronously), so that
+	// VACUUM can mark the pages all-visible, as an archive's are.
+	if err := pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
 		INSERT INTO conversations (id, account_id, inbox_id, contact_key, version, status, addressed, channel,
 			last_activity_at, waiting_since, summary)
 		SELECT 'cv_bc_' || i, 'acc_bench', $1, 'phone:' || i, 1, 'closed', i % 2 = 0, 'sms', t,
@@ -212,12 +224,15 @@ func BenchmarkClosedConversations(b *testing.B) {
 				'contact', jsonb_build_object('id', 'ct_' || i, 'phone', '+1415' || lpad(i::text, 7, '0')),
 				'last_message', jsonb_build_object('body', repeat('x', 120)))
 		FROM generate_series(1, $2::int) i, LATERAL (SELECT timestamptz '2026-01-01' + i * interval '1 second' AS t) ts
-		ON CONFLICT DO NOTHING`, inboxID, n); err != nil {
+		ON CONFLICT DO NOTHING`, inboxID, n)
+		return err
+	}); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.Pool().Exec(ctx, `ANALYZE conversations`); err != nil {
+	if _, err := s.Pool().Exec(ctx, `VACUUM (ANALYZE) conversations`); err != nil {
 		b.Fatal(err)
 	}
+	yes := true
 	deep := func(sort inbox.Sort, at int64) *inbox.Position {
 		return &inbox.Position{Key: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(at) * time.Second).UnixNano(), ID: fmt.Sprintf("cv_bc_%d", at)}
 	}
@@ -231,13 +246,21 @@ func BenchmarkClosedConversations(b *testing.B) {
 		{"longest_wait/first", inbox.ClosedQuery{Sort: inbox.SortLongestWait}},
 		{"longest_wait/deep", inbox.ClosedQuery{Sort: inbox.SortLongestWait, After: deep(inbox.SortLongestWait, 60_000)}},
 		{"sla_due/deep", inbox.ClosedQuery{Sort: inbox.SortSLADue, After: &inbox.Position{Key: inbox.NoKey, ID: "cv_bc_60000"}}},
+		// A filter beyond statuses: the page alone, then with the count of
+		// every closed conversation it matches (half of them), for the total.
+		{"recent/first/addressed", inbox.ClosedQuery{Sort: inbox.SortRecent, Filter: inbox.Filter{Addressed: &yes}}},
+		{"recent/first/addressed/counted", inbox.ClosedQuery{Sort: inbox.SortRecent, Filter: inbox.Filter{Addressed: &yes}, Count: true}},
+		{"recent/first/unassigned/counted", inbox.ClosedQuery{Sort: inbox.SortRecent, Filter: inbox.Filter{Assignee: inbox.AssigneeNone}, Count: true}},
+		// By channel, which the count's index does not hold: every closed
+		// row of the inbox visited.
+		{"recent/first/channel/counted", inbox.ClosedQuery{Sort: inbox.SortRecent, Filter: inbox.Filter{Channel: conversation.ChannelSMS}, Count: true}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			c.q.Limit = 51
 			for b.Loop() {
-				got, err := s.ClosedConversations(ctx, "acc_bench", inboxID, c.q)
-				if err != nil || len(got) != 51 {
-					b.Fatalf("%d rows, %v", len(got), err)
+				got, count, err := s.ClosedConversations(ctx, "acc_bench", inboxID, c.q)
+				if err != nil || len(got) != 51 || (c.q.Count && count < n/2) {
+					b.Fatalf("%d rows, counted %d, %v", len(got), count, err)
 				}
 			}
 		})

@@ -1675,8 +1675,12 @@ type ClosedRows struct {
 	SummariesJson [][]byte `protobuf:"bytes,3,rep,name=summaries_json,json=summariesJson,proto3" json:"summaries_json,omitempty"`
 	// epoch and seq: the inbox state whose read_closed answer they were read
 	// after.
-	Epoch         string `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Seq           int64  `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Epoch string `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq   int64  `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// count: how many closed conversations match the list's filter, when
+	// counted (the filter has more than statuses).
+	Count         int64 `protobuf:"varint,6,opt,name=count,proto3" json:"count,omitempty"`
+	Counted       bool  `protobuf:"varint,7,opt,name=counted,proto3" json:"counted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1744,6 +1748,20 @@ func (x *ClosedRows) GetSeq() int64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *ClosedRows) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ClosedRows) GetCounted() bool {
+	if x != nil {
+		return x.Counted
+	}
+	return false
 }
 
 type ConversationPage struct {
@@ -3350,14 +3368,16 @@ const file_actors_actorpb_messages_proto_rawDesc = "" +
 	"\binbox_id\x18\x02 \x01(\tR\ainboxId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x126\n" +
 	"\x06filter\x18\x05 \x01(\v2\x1e.switchboard.actors.ListFilterR\x06filter\x126\n" +
-	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"\xb8\x01\n" +
+	"\x06closed\x18\x06 \x01(\v2\x1e.switchboard.actors.ClosedRowsR\x06closedJ\x04\b\x03\x10\x04\"\xe8\x01\n" +
 	"\n" +
 	"ClosedRows\x12?\n" +
 	"\tsummaries\x18\x01 \x03(\v2!.switchboard.actors.SummaryFieldsR\tsummaries\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12%\n" +
 	"\x0esummaries_json\x18\x03 \x03(\fR\rsummariesJson\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\tR\x05epoch\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x03R\x03seq\"\xf2\x01\n" +
+	"\x03seq\x18\x05 \x01(\x03R\x03seq\x12\x14\n" +
+	"\x05count\x18\x06 \x01(\x03R\x05count\x12\x18\n" +
+	"\acounted\x18\a \x01(\bR\acounted\"\xf2\x01\n" +
 	"\x10ConversationPage\x12/\n" +
 	"\x05error\x18\x01 \x01(\v2\x19.switchboard.actors.ErrorR\x05error\x12\x1f\n" +
 	"\vread_closed\x18\a \x01(\bR\n" +

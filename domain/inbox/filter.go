@@ -108,6 +108,11 @@ func (f *Filter) matchesRest(s *conversation.Summary) bool {
 // this filter (no channel or tag, which are not counted per value).
 func (f *Filter) onlyCountable() bool { return f.Channel == "" && f.Tag == "" }
 
+// onlyStatuses reports whether the filter selects by status alone.
+func (f *Filter) onlyStatuses() bool {
+	return f.Addressed == nil && f.Assignee == "" && f.onlyCountable()
+}
+
 // statuses returns the statuses to walk, deduplicated, in a fixed order.
 func (f *Filter) statuses() []conversation.Status {
 	if len(f.Statuses) == 0 {

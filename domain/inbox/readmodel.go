@@ -44,6 +44,9 @@ type ClosedQuery struct {
 	Sort   Sort
 	After  *Position
 	Limit  int
+	// Count asks for how many closed conversations match Filter, for the
+	// page's total: the inbox counts those it does not hold by status only.
+	Count bool
 }
 
 // ClosedRows are the read model's answer to a ClosedQuery.
@@ -52,6 +55,10 @@ type ClosedRows struct {
 	// Complete is set when the read model had no more rows than these:
 	// otherwise the rows cover the order only up to the last of them.
 	Complete bool
+	// Count is how many closed conversations of the inbox match the
+	// query's filter, when it asked (Counted).
+	Count   int
+	Counted bool
 	// Epoch and Seq name the inbox state that asked for them (the page
 	// ErrReadClosed answered): they were read after it, so they hold every
 	// change the inbox had applied by then.
@@ -67,7 +74,7 @@ func (q Query) ClosedQuery(agentID string) (ClosedQuery, bool, error) {
 	if err != nil || !slices.Contains(f.Statuses, conversation.StatusClosed) {
 		return ClosedQuery{}, false, err
 	}
-	cq := ClosedQuery{Filter: f, Sort: sort, Limit: limit + 1}
+	cq := ClosedQuery{Filter: f, Sort: sort, Limit: limit + 1, Count: !f.onlyStatuses()}
 	if cur != "" {
 		c, err := decodeCursor(cur)
 		if err != nil {

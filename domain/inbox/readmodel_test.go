@@ -72,6 +72,9 @@ func (m readModel) closed(s *State, q ClosedQuery) *ClosedRows {
 		return 1
 	})
 	rows := &ClosedRows{Complete: true, Epoch: s.Epoch(), Seq: s.Seq()}
+	if q.Count {
+		rows.Count, rows.Counted = len(all), true
+	}
 	for _, e := range all {
 		if q.After != nil && !lessItem(cursorItem(q.Sort, q.After.Key, q.After.ID), at(e)) {
 			continue
@@ -115,8 +118,13 @@ func (m readModel) want(f Filter, sort Sort) []string {
 // pageAll pages through a list to its end, asking the read model for each
 // page as the engine does.
 func pageAll(t *testing.T, s *State, m readModel, q Query) []string {
+	got, _ := pageAllTotals(t, s, m, q)
+	return got
+}
+
+// pageAllTotals is pageAll that also returns each page's total.
+func pageAllTotals(t *testing.T, s *State, m readModel, q Query) (got []string, totals []int) {
 	t.Helper()
-	var got []string
 	for pages := 0; ; pages++ {
 		if pages > 1000 {
 			t.Fatalf("%+v: no end after 1000 pages", q)
@@ -135,9 +143,9 @@ func pageAll(t *testing.T, s *State, m readModel, q Query) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, ids(p)...)
+		got, totals = append(got, ids(p)...), append(totals, p.Total)
 		if p.NextCursor == "" {
-			return got
+			return got, totals
 		}
 		q.Cursor = p.NextCursor
 	}
@@ -188,8 +196,14 @@ func TestClosedListsPageTheReadModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got, want := pageAll(t, s, m, q), m.want(f, sort); !slices.Equal(got, want) {
+				got, totals := pageAllTotals(t, s, m, q)
+				if want := m.want(f, sort); !slices.Equal(got, want) {
 					t.Fatalf("round %d, %s, %+v:\n got  %v\n want %v", round, sort, q, got, want)
+				}
+				for i, n := range totals {
+					if n != len(got) {
+						t.Fatalf("round %d, %s, %+v: page %d's total %d, the list has %d", round, sort, q, i, n, len(got))
+					}
 				}
 			}
 		}

@@ -35,8 +35,10 @@ type Page struct {
 	Conversations []conversation.Summary `json:"conversations"`
 	// NextCursor continues the list; "" at the end.
 	NextCursor string `json:"next_cursor"`
-	// Total is how many conversations match the filter now, including closed
-	// ones no longer held in memory when the filter is by status only.
+	// Total is how many conversations match the filter now, closed ones no
+	// longer held in memory included: counted with the rows of the read
+	// model the list read (ClosedRows.Count) when the filter has more than
+	// statuses.
 	Total int `json:"total"`
 }
 
@@ -742,7 +744,11 @@ func (s *State) List(f Filter, sort Sort, limit int, cur string, closed *ClosedR
 		}
 	}
 
-	p := Page{Total: s.total(&f, statuses)}
+	closedCount := -1
+	if closed != nil && closed.Counted && s.closedNotHeld > 0 {
+		closedCount = closed.Count
+	}
+	p := Page{Total: s.total(&f, statuses, closedCount)}
 	n := min(len(merged), limit)
 	p.Conversations = make([]conversation.Summary, n)
 	for i, e := range merged[:n] {
@@ -793,45 +799,53 @@ func mergeRuns(runs [][]*entry, want int, sort Sort) []*entry {
 
 // total counts the conversations matching f now. Counters answer any
 // combination of statuses, addressed and assignee; channel and tag are not
-// counted per value, so they cost one scan of the requested statuses. With
-// addressed or assignee set, closed conversations not held in memory cannot
-// be counted and are left out.
-func (s *State) total(f *Filter, statuses []conversation.Status) int {
+// counted per value, so they cost one scan of the requested statuses.
+// closedCount, when not negative, is the read model's count of the closed
+// conversations matching f: the counters hold only the closed ones in
+// memory by anything but status.
+func (s *State) total(f *Filter, statuses []conversation.Status, closedCount int) int {
 	n := 0
-	if !f.onlyCountable() {
-		for _, st := range statuses {
-			s.idx[statusIdx(st)].tree(SortOldest).Ascend(func(it item) bool {
+	for _, st := range statuses {
+		i := statusIdx(st)
+		switch {
+		case i == closedIdx && closedCount >= 0:
+			n += closedCount
+		case !f.onlyCountable():
+			s.idx[i].tree(SortOldest).Ascend(func(it item) bool {
 				if f.matchesRest(&it.e.sum) {
 					n++
 				}
 				return true
 			})
-		}
-		return n
-	}
-	for _, st := range statuses {
-		i := statusIdx(st)
-		k := &s.cnt[i]
-		var p pair
-		switch f.Assignee {
-		case "":
-			p = k.pair
-			if i == closedIdx && f.Addressed == nil {
-				p.all += s.closedNotHeld
-			}
-		case AssigneeNone:
-			p = k.byAssignee[""]
 		default:
-			p = k.byAssignee[f.Assignee]
-		}
-		switch {
-		case f.Addressed == nil:
-			n += p.all
-		case *f.Addressed:
-			n += p.all - p.unaddressed
-		default:
-			n += p.unaddressed
+			n += s.counted(f, i)
 		}
 	}
 	return n
+}
+
+// counted is the counters' number of conversations of status index i
+// matching f, whose channel and tag are unset.
+func (s *State) counted(f *Filter, i int) int {
+	k := &s.cnt[i]
+	var p pair
+	switch f.Assignee {
+	case "":
+		p = k.pair
+		if i == closedIdx && f.Addressed == nil {
+			p.all += s.closedNotHeld
+		}
+	case AssigneeNone:
+		p = k.byAssignee[""]
+	default:
+		p = k.byAssignee[f.Assignee]
+	}
+	switch {
+	case f.Addressed == nil:
+		return p.all
+	case *f.Addressed:
+		return p.all - p.unaddressed
+	default:
+		return p.unaddressed
+	}
 }
