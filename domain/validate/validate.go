@@ -140,8 +140,10 @@ func URL(field, v string) error {
 		return err
 	}
 	// A space is no URL character: url.Parse lets one through in a path.
+	// Host holds a port even without a host name ("http://:80/"), which
+	// an HTTP client would take for this machine: the name is checked.
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsRune(v, ' ') {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || strings.ContainsRune(v, ' ') {
 		return fail(field, "must be an absolute http or https URL")
 	}
 	return nil
