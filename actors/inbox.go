@@ -74,17 +74,11 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			ctx.Respond(&actorpb.SummaryAck{})
 			return
 		}
-		var prev *conversation.Summary
-		if len(g.subs) > 0 {
-			if p, ok := g.st.Get(sum.ID); ok {
-				prev = &p
-			}
-		}
 		up, applied := g.st.Apply(sum, conversation.Status(msg.WasStatus))
 		ctx.Respond(&actorpb.SummaryAck{Applied: applied, Seq: up.Seq})
 		if applied {
 			g.remember(sum.ID, sum.Version, msg.SummaryJson)
-			g.fanout(ctx, prev, up, msg.SummaryJson)
+			g.fanout(ctx, up, msg.SummaryJson)
 		}
 	case *actorpb.SubscribeInbox:
 		ctx.Respond(g.subscribe(ctx, msg))

@@ -165,13 +165,13 @@ func (g *inboxGrain) catchUp(ctx actor.Context) *caughtUp {
 		return &caughtUp{err: err}
 	}
 	changes := g.st.Reconcile(rows, closedTotal)
-	for _, c := range changes {
-		raw, err := json.Marshal(c.Summary)
+	for _, u := range changes {
+		raw, err := json.Marshal(u.Summary)
 		if err != nil {
 			continue // a Summary always encodes
 		}
-		g.remember(c.Summary.ID, c.Summary.Version, raw)
-		g.fanout(ctx, c.Prev, c.Update, raw)
+		g.remember(u.Summary.ID, u.Summary.Version, raw)
+		g.fanout(ctx, u, raw)
 	}
 	if len(changes) > 0 {
 		g.deps.Metrics.InboxRepairs.Add(float64(len(changes)))

@@ -7,7 +7,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-dev/switchboard/actors/actorpb"
-	"github.com/switchboard-dev/switchboard/domain/conversation"
 	"github.com/switchboard-dev/switchboard/domain/inbox"
 	"github.com/switchboard-dev/switchboard/wire"
 )
@@ -18,9 +17,6 @@ type subscriber struct {
 	pid     *actor.PID
 	id      uint64
 	agentID string
-	filter  inbox.Filter
-	sort    inbox.Sort
-	limit   int
 	lastSeq int64 // seq of the last update sent to it (prev_seq of the next)
 }
 
@@ -92,7 +88,7 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	if g.subs[key] == nil {
 		ctx.Watch(pid)
 	}
-	sub := &subscriber{pid: pid, id: msg.SubscriptionId, agentID: msg.AgentId, filter: f, sort: sort, limit: limit}
+	sub := &subscriber{pid: pid, id: msg.SubscriptionId, agentID: msg.AgentId}
 	g.subs[key] = sub
 	res := &actorpb.InboxSubscribed{SubscriptionId: sub.id, InboxId: g.id, Inbox: pbPID(ctx.Self()),
 		Epoch: g.st.Epoch(), Seq: g.st.Seq(), Resumed: resumed}
@@ -108,31 +104,20 @@ func (g *inboxGrain) subscribe(ctx actor.Context, msg *actorpb.SubscribeInbox) *
 	return &actorpb.Ack{}
 }
 
-// replay renders the missed updates a subscriber's filter lets through.
-// The ring does not keep the version before each update, so a conversation
-// that left the filter is recognized by an earlier matching update in the
-// window; its first update in the window is sent when it does not match,
-// because the client may hold it from before (a superset is harmless: a
-// client drops what does not match its filter).
+// replay renders the missed updates, every one: a subscription's filter
+// chooses its snapshot, and its stream is the inbox's whole stream, every
+// seq (the client keeps its list by the filter).
 func (g *inboxGrain) replay(sub *subscriber, from int64, missed []inbox.Update) []*actorpb.InboxUpdate {
 	counts, _ := json.Marshal(g.st.Counts(sub.agentID))
-	matched := map[string]bool{}
 	prev := from
-	var out []*actorpb.InboxUpdate
+	out := make([]*actorpb.InboxUpdate, 0, len(missed))
 	for _, u := range missed {
-		m := sub.filter.Matches(u.Summary)
-		was, seen := matched[u.Summary.ID]
-		matched[u.Summary.ID] = m
-		if !m && seen && !was {
-			continue
-		}
 		sum, _ := json.Marshal(u.Summary)
 		out = append(out, &actorpb.InboxUpdate{SubscriptionId: sub.id, InboxId: g.id, Epoch: g.st.Epoch(),
 			Seq: u.Seq, PrevSeq: prev, ConversationId: u.Summary.ID, Version: u.Summary.Version,
 			FrameJson: wire.Update(g.id, g.st.Epoch(), u.Seq, sum, counts).Data})
 		prev = u.Seq
 	}
-	// The next live update follows the last seq of the stream, sent or not.
 	return out
 }
 
@@ -154,11 +139,12 @@ func (g *inboxGrain) terminated(msg *actor.Terminated) {
 	}
 }
 
-// fanout Sends one applied update to every subscriber whose filter matches
-// the new summary or matched the previous one (so that clients learn that a
-// conversation left their list). The frame is encoded once per distinct
-// agent (counts carry "mine"), not per subscriber, and sending never waits.
-func (g *inboxGrain) fanout(ctx actor.Context, prev *conversation.Summary, up inbox.Update, summaryJSON []byte) {
+// fanout Sends one applied update to every subscriber, whatever its filter:
+// a connection that keeps up receives every seq of the inbox (the filter
+// chose its snapshot; the client keeps its list by it, and its counts stay
+// current). The frame is encoded once per distinct counts (they carry
+// "mine"), not per subscriber, and sending never waits.
+func (g *inboxGrain) fanout(ctx actor.Context, up inbox.Update, summaryJSON []byte) {
 	if len(g.subs) == 0 {
 		return
 	}
@@ -167,9 +153,6 @@ func (g *inboxGrain) fanout(ctx actor.Context, prev *conversation.Summary, up in
 	// is built per distinct counts: agents with nothing assigned share one.
 	frames := make(map[inbox.Counts][]byte, 1)
 	for _, sub := range g.subs {
-		if !sub.filter.Matches(up.Summary) && (prev == nil || !sub.filter.Matches(*prev)) {
-			continue
-		}
 		c := g.st.Counts(sub.agentID)
 		frame, ok := frames[c]
 		if !ok {

@@ -284,8 +284,10 @@ func TestWSResume(t *testing.T) {
 	}
 }
 
-// TestWSFilter: a subscription sees the conversations of its filter, and an
-// update when one leaves it.
+// TestWSFilter: a subscription's filter chooses its snapshot; its updates
+// are the inbox's whole stream, every seq (API: "a connection that keeps
+// up receives every seq"), with counts current: a conversation outside the
+// filter (never in it, or closed under the default filter) is sent too.
 func TestWSFilter(t *testing.T) {
 	n := testNode(t)
 	c := api{t: t, base: n.URL()}
@@ -297,16 +299,43 @@ func TestWSFilter(t *testing.T) {
 	if snap.num("total") != 0 {
 		t.Fatalf("snapshot %v", snap.m)
 	}
+	seq := snap.num("seq")
+	next := func(what string) wsFrame {
+		t.Helper()
+		f := ws.expect("update")
+		if seq++; f.num("seq") != seq {
+			t.Fatalf("%s: seq %d, want %d (every seq): %v", what, f.num("seq"), seq, f.m)
+		}
+		return f
+	}
 	id := r1["conversation_id"].(string)
 	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"assignee_id": tn.agentID})
-	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != tn.agentID || f.obj("counts")["mine"].(float64) != 1 {
+	if f := next("joined"); f.obj("conversation")["assignee_id"] != tn.agentID || f.obj("counts")["mine"].(float64) != 1 {
 		t.Fatalf("joined: %v", f.m)
 	}
-	inbound(k, tn.inbox, phoneN(2), "not mine") // never sent: not in the filter, never was
+	id2 := str(t, inbound(k, tn.inbox, phoneN(2), "not mine"), "conversation_id")
+	if f := next("not mine"); f.obj("conversation")["id"] != id2 || f.obj("counts")["new"].(float64) != 2 {
+		t.Fatalf("a conversation outside the filter: %v", f.m)
+	}
 	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"assignee_id": nil})
-	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != nil {
+	if f := next("left"); f.obj("conversation")["assignee_id"] != nil {
 		t.Fatalf("left: %v", f.m)
 	}
+	// Under the default filter (all but closed), a change to a closed
+	// conversation is a seq of the inbox too.
+	def := mustWS(t, n.URL(), wsOpts{token: tn.key})
+	_, dsnap := def.subscribe(tn.inbox, nil)
+	k.must(200, "PATCH", "/v1/conversations/"+id2, map[string]any{"status": "closed"})
+	k.must(200, "PATCH", "/v1/conversations/"+id2, map[string]any{"tags_add": []string{"archived"}})
+	for i, want := range []string{"closed", "archived"} {
+		f := def.expect("update")
+		conv := f.obj("conversation")
+		if f.num("seq") != dsnap.num("seq")+int64(i)+1 || conv["id"] != id2 || (want == "archived" && len(conv["tags"].([]any)) != 1) {
+			t.Fatalf("default filter, update %d (%s): %v", i, want, f.m)
+		}
+	}
+	next("closed")
+	next("archived")
 
 	// A subscribe refused for its filter leaves the subscription it would
 	// have replaced as it was: updates go on.
@@ -317,7 +346,7 @@ func TestWSFilter(t *testing.T) {
 		}
 	}
 	k.must(200, "PATCH", "/v1/conversations/"+id, map[string]any{"assignee_id": tn.agentID})
-	if f := ws.expect("update"); f.obj("conversation")["assignee_id"] != tn.agentID {
+	if f := next("after refused subscribes"); f.obj("conversation")["assignee_id"] != tn.agentID {
 		t.Fatalf("after refused subscribes: %v", f.m)
 	}
 	key := mustWS(t, n.URL(), wsOpts{token: tn.key})

@@ -502,13 +502,6 @@ func (s *State) Apply(sum conversation.Summary, was conversation.Status) (Update
 	return u, true
 }
 
-// Change is an update Reconcile emitted, with the summary it replaced (nil
-// when the conversation was not held).
-type Change struct {
-	Prev *conversation.Summary
-	Update
-}
-
 // Reconcile catches a live state up with the read model. rows are the
 // newest versions, where newer than what the state holds (HeldVersions), of
 // every conversation of the inbox that is not closed or that the state
@@ -522,20 +515,11 @@ type Change struct {
 // the commit and the delivery. Their status before the change is unknown
 // (a row is only the newest version), which is why the count is taken from
 // the snapshot rather than kept by Apply's was.
-func (s *State) Reconcile(rows []conversation.Summary, closedTotal int) []Change {
-	var out []Change
+func (s *State) Reconcile(rows []conversation.Summary, closedTotal int) []Update {
+	var out []Update
 	for i := range rows {
-		sum := rows[i]
-		var prev *conversation.Summary
-		if e := s.byID[sum.ID]; e != nil {
-			if sum.Version <= e.sum.Version {
-				continue
-			}
-			p := cloneSummary(e.sum)
-			prev = &p
-		}
-		if u, ok := s.Apply(sum, ""); ok {
-			out = append(out, Change{Prev: prev, Update: u})
+		if u, ok := s.Apply(rows[i], ""); ok {
+			out = append(out, u)
 		}
 	}
 	s.closedNotHeld = max(0, closedTotal-s.cnt[closedIdx].all)
