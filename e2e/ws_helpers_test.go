@@ -135,6 +135,30 @@ func (c *wsClient) readLoop() {
 // startReading starts the reader of a stalled client.
 func (c *wsClient) startReading() { go c.readLoop() }
 
+// readSlowly starts the reader of a stalled client, which then takes one
+// frame every d: a client slower than the stream (the delay is the
+// client's behaviour under test, not a wait for an event).
+func (c *wsClient) readSlowly(d time.Duration) {
+	go func() {
+		defer close(c.done)
+		for {
+			_, raw, err := c.c.Read(context.Background())
+			if err != nil {
+				c.mu.Lock()
+				c.err = err
+				c.mu.Unlock()
+				return
+			}
+			f := wsFrame{at: time.Now()}
+			if err := json.Unmarshal(raw, &f.m); err != nil {
+				f.m = map[string]any{"type": "undecodable", "raw": string(raw)}
+			}
+			c.frames <- f
+			time.Sleep(d)
+		}
+	}()
+}
+
 func (c *wsClient) send(v any) {
 	c.t.Helper()
 	raw, err := json.Marshal(v)

@@ -525,6 +525,55 @@ func TestWSIsolation(t *testing.T) {
 	}
 }
 
+// TestWSSlowReader: a client that reads, but slower than its inbox
+// changes, is not cut off for answering pings late (its pongs wait behind
+// the frames it has not read yet): it stays connected, falls behind, gets
+// resync and a snapshot, and its connection answers afterwards. The server
+// holds a bounded backlog for it (the socket's send buffer, then the
+// outbound queue, which coalesces and resyncs), not megabytes in the kernel.
+func TestWSSlowReader(t *testing.T) {
+	n := testNode(t, func(c *server.Config) {
+		c.WS.PingInterval = 100 * time.Millisecond
+		c.WS.IdleTimeout = 500 * time.Millisecond
+		c.WS.Queue.MaxFrames = 64
+	})
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Slow")
+	k := c.with(tn.key)
+	slow := mustWS(t, n.URL(), wsOpts{token: tn.key, stalled: true})
+	slow.send(map[string]any{"type": "subscribe", "id": "s", "inbox_id": tn.inbox})
+	slow.readSlowly(5 * time.Millisecond)
+	slow.expect("subscribed")
+	slow.expect("snapshot")
+
+	// Updates of ~8 KiB each (the summary carries the last message's
+	// body), far faster than 200 frames/s.
+	body := strings.Repeat("slow reader ", 680)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 150 {
+				inbound(k, tn.inbox, phoneN(w*1000+i%50), fmt.Sprintf("%d-%d %s", w, i, body))
+			}
+		})
+	}
+	wg.Wait()
+	f := slow.until(60*time.Second, func(f wsFrame) bool { return f.typ() == "resync" })
+	if f.str("reason") != "slow_consumer" || f.str("inbox_id") != tn.inbox {
+		t.Fatalf("resync: %v", f.m)
+	}
+	// The snapshot is read when the queue drained (the burst may still be
+	// on): at most the 400 conversations.
+	if snap := slow.until(60*time.Second, func(f wsFrame) bool { return f.typ() == "snapshot" }); snap.num("total") < 1 || snap.num("total") > 400 {
+		t.Fatalf("snapshot after resync: total %d", snap.num("total"))
+	}
+	slow.ping("after")
+	slow.until(60*time.Second, func(f wsFrame) bool { return f.typ() == "pong" && f.str("ref") == "after" })
+	// Live again: the next change reaches it.
+	id := str(t, inbound(k, tn.inbox, phoneN(9999), "after the burst"), "conversation_id")
+	slow.until(60*time.Second, func(f wsFrame) bool { return f.typ() == "update" && f.obj("conversation")["id"] == id })
+}
+
 // TestWSManyConnections: 2,000 connections on one node, each subscribed,
 // each receiving an update.
 func TestWSManyConnections(t *testing.T) {

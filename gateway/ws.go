@@ -48,10 +48,11 @@ type WSConfig struct {
 	Queue outbox.Config
 	// CommandTimeout bounds a send or update_conversation. Default 15s.
 	CommandTimeout time.Duration
-	// SocketSendBuffer, when set, fixes the kernel's send buffer of each
-	// connection (SO_SNDBUF) instead of letting it grow to megabytes: it
-	// bounds kernel memory per slow peer, and makes the outbound queue,
-	// which coalesces, take the backlog sooner.
+	// SocketSendBuffer fixes the kernel's send buffer of each connection
+	// (SO_SNDBUF; Linux doubles it) instead of letting it grow to
+	// megabytes: it bounds kernel memory per slow peer, and makes the
+	// outbound queue take the backlog sooner, where it coalesces and, past
+	// its bounds, resyncs. Default 256 KiB: 5 MB/s at a 100 ms round trip.
 	SocketSendBuffer int
 }
 
@@ -79,6 +80,9 @@ func (c WSConfig) withDefaults() WSConfig {
 	}
 	if c.CommandTimeout <= 0 {
 		c.CommandTimeout = 15 * time.Second
+	}
+	if c.SocketSendBuffer <= 0 {
+		c.SocketSendBuffer = 256 << 10
 	}
 	return c
 }
@@ -249,9 +253,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	if wc.slot = slot; slot.attach(wc) {
 		go s.recheckWebsockets(ctx, wc)
 	}
-	wc.alive.Store(wsconn.StartKeepalive(ctx, cfg.PingInterval, cfg.IdleTimeout, wc.c.Ping, func(reason string) {
-		wc.shutdown(websocket.StatusPolicyViolation, reason)
-	}))
+	wc.alive.Store(wsconn.StartKeepalive(ctx, wsconn.KeepaliveConfig{Interval: cfg.PingInterval, Idle: cfg.IdleTimeout, Ping: wc.c.Ping,
+		Dead:  func(reason string) { wc.shutdown(websocket.StatusPolicyViolation, reason) },
+		Acked: wsconn.TCPAcked(hw.Cork.Conn)}))
 	// A fresh goroutine rather than this handler's: its stack starts small,
 	// which matters when a node holds tens of thousands of idle connections.
 	go wc.readLoop()

@@ -11,12 +11,11 @@ import (
 // (not even a pong) arrived for idle. It runs on a timer, never on a
 // goroutine of its own: a node holds tens of thousands of idle connections.
 type Keepalive struct {
-	ctx            context.Context
-	interval, idle time.Duration
-	ping           func(context.Context) error
-	dead           func(reason string)
+	ctx context.Context
+	cfg KeepaliveConfig
 
-	lastRead atomic.Int64 // unix nanos of the last frame or pong
+	lastRead  atomic.Int64 // unix nanos of the last frame, pong or progress
+	lastAcked uint64       // cfg.Acked at the last tick; the timer's alone
 
 	// mu orders the timer's creation, re-arming and Stop: the timer's
 	// function may run before Start returns, and Stop may come from any
@@ -32,14 +31,34 @@ const (
 	ReasonNoPong = "idle timeout: no pong"
 )
 
-// StartKeepalive starts pinging until ctx ends or Stop. ping sends a ping and waits for its pong
-// (or for its context to end); dead is called once, from the timer, when
-// the peer is gone, and the keepalive stops. Touch marks the peer alive.
-func StartKeepalive(ctx context.Context, interval, idle time.Duration, ping func(context.Context) error, dead func(reason string)) *Keepalive {
-	k := &Keepalive{ctx: ctx, interval: interval, idle: idle, ping: ping, dead: dead}
+// KeepaliveConfig is what a Keepalive pings with and when it gives up.
+type KeepaliveConfig struct {
+	// Interval between pings; Idle without hearing from the peer makes it
+	// dead.
+	Interval, Idle time.Duration
+	// Ping sends a ping and waits for its pong (or for its context to end).
+	Ping func(context.Context) error
+	// Dead is called once, from the timer, when the peer is gone, and the
+	// keepalive stops.
+	Dead func(reason string)
+	// Acked, when set, reports how many bytes the peer has acknowledged so
+	// far (TCPAcked). A pong waits behind the frames sent before its ping:
+	// a slow reader still draining a backlog answers late, yet takes what
+	// is sent, so that progress counts as hearing from it. A peer that
+	// stops reading stops acknowledging once its receive window is full.
+	Acked func() uint64
+}
+
+// StartKeepalive starts pinging until ctx ends or Stop. Touch marks the
+// peer alive.
+func StartKeepalive(ctx context.Context, cfg KeepaliveConfig) *Keepalive {
+	k := &Keepalive{ctx: ctx, cfg: cfg}
 	k.Touch()
+	if cfg.Acked != nil {
+		k.lastAcked = cfg.Acked()
+	}
 	k.mu.Lock()
-	k.timer = time.AfterFunc(interval, k.tick)
+	k.timer = time.AfterFunc(cfg.Interval, k.tick)
 	k.mu.Unlock()
 	return k
 }
@@ -68,25 +87,41 @@ func (k *Keepalive) tick() {
 	if k.isStopped() || k.ctx.Err() != nil {
 		return
 	}
+	k.progressed()
 	idle := time.Since(time.Unix(0, k.lastRead.Load()))
-	if idle >= k.idle {
+	if idle >= k.cfg.Idle {
 		k.Stop()
-		k.dead(ReasonIdle)
+		k.cfg.Dead(ReasonIdle)
 		return
 	}
-	ctx, cancel := context.WithTimeout(k.ctx, k.idle-idle)
-	err := k.ping(ctx)
+	ctx, cancel := context.WithTimeout(k.ctx, k.cfg.Idle-idle)
+	err := k.cfg.Ping(ctx)
 	cancel()
-	if err != nil {
+	if err != nil && !k.progressed() {
 		if !k.isStopped() && k.ctx.Err() == nil {
 			k.Stop()
-			k.dead(ReasonNoPong)
+			k.cfg.Dead(ReasonNoPong)
 		}
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.stopped {
-		k.timer.Reset(k.interval)
+		k.timer.Reset(k.cfg.Interval)
 	}
+}
+
+// progressed reports whether the peer acknowledged more bytes since the
+// last look, and if so counts it as heard from.
+func (k *Keepalive) progressed() bool {
+	if k.cfg.Acked == nil {
+		return false
+	}
+	n := k.cfg.Acked()
+	if n == k.lastAcked {
+		return false
+	}
+	k.lastAcked = n
+	k.Touch()
+	return true
 }

@@ -192,10 +192,11 @@ func TestKeepalive(t *testing.T) {
 			t.Error("Hijacker did not set its Cork")
 		}
 		mu.Lock()
-		k = StartKeepalive(context.Background(), 10*time.Millisecond, 150*time.Millisecond, c.Ping, func(reason string) {
-			dead <- reason
-			_ = c.CloseNow()
-		})
+		k = StartKeepalive(context.Background(), KeepaliveConfig{Interval: 10 * time.Millisecond, Idle: 150 * time.Millisecond, Ping: c.Ping,
+			Dead: func(reason string) {
+				dead <- reason
+				_ = c.CloseNow()
+			}})
 		mu.Unlock()
 		ready <- k
 		// The server reads too: pongs are handled by a reader.
@@ -243,9 +244,9 @@ func TestKeepaliveStopIsFinal(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k := StartKeepalive(context.Background(), time.Microsecond, time.Hour,
-				func(context.Context) error { pings.Add(1); return nil },
-				func(string) { deaths.Add(1) })
+			k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: time.Microsecond, Idle: time.Hour,
+				Ping: func(context.Context) error { pings.Add(1); return nil },
+				Dead: func(string) { deaths.Add(1) }})
 			k.Stop()
 			k.Stop()
 		}()
@@ -273,9 +274,9 @@ func TestKeepaliveEndsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	pinged := make(chan struct{}, 1)
-	k := StartKeepalive(ctx, time.Microsecond, time.Hour, func(context.Context) error { pinged <- struct{}{}; return nil }, func(string) {
-		t.Error("dead called after the context ended")
-	})
+	k := StartKeepalive(ctx, KeepaliveConfig{Interval: time.Microsecond, Idle: time.Hour,
+		Ping: func(context.Context) error { pinged <- struct{}{}; return nil },
+		Dead: func(string) { t.Error("dead called after the context ended") }})
 	defer k.Stop()
 	select {
 	case <-pinged:
@@ -288,8 +289,8 @@ func TestKeepaliveEndsWithItsContext(t *testing.T) {
 // arrived for idle is dead even when pings seem to succeed.
 func TestKeepaliveIdle(t *testing.T) {
 	dead := make(chan string, 1)
-	k := StartKeepalive(context.Background(), 5*time.Millisecond, 30*time.Millisecond, func(context.Context) error { return nil },
-		func(reason string) { dead <- reason })
+	k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 5 * time.Millisecond, Idle: 30 * time.Millisecond,
+		Ping: func(context.Context) error { return nil }, Dead: func(reason string) { dead <- reason }})
 	defer k.Stop()
 	select {
 	case reason := <-dead:
@@ -298,5 +299,84 @@ func TestKeepaliveIdle(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("never gave up on a silent peer")
+	}
+}
+
+// TestKeepaliveCountsProgress: a peer whose pongs never come back in time
+// (they wait behind a backlog it is reading slowly) stays while it keeps
+// acknowledging what is sent, and is given up on once it stops.
+func TestKeepaliveCountsProgress(t *testing.T) {
+	var acked, looks atomic.Uint64
+	reading := atomic.Bool{}
+	reading.Store(true)
+	dead := make(chan string, 1)
+	k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 2 * time.Millisecond, Idle: 40 * time.Millisecond,
+		Ping: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, // the pong is behind the backlog
+		Dead: func(reason string) { dead <- reason },
+		Acked: func() uint64 {
+			looks.Add(1)
+			if reading.Load() {
+				return acked.Add(1)
+			}
+			return acked.Load()
+		}})
+	defer k.Stop()
+	poll.Until(t, 10*time.Second, "20 looks at the acknowledged bytes", func() bool {
+		select {
+		case reason := <-dead:
+			t.Fatalf("a peer that acknowledges what it is sent was given up on: %s", reason)
+		default:
+		}
+		return looks.Load() >= 20
+	})
+	reading.Store(false)
+	select {
+	case reason := <-dead:
+		if reason != ReasonNoPong && reason != ReasonIdle {
+			t.Fatalf("reason %q", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a peer that stopped acknowledging was not given up on")
+	}
+}
+
+// TestTCPAcked reads what a TCP peer acknowledged: it grows as the peer
+// takes what is written, and it is nil for a connection that is not TCP.
+func TestTCPAcked(t *testing.T) {
+	if a, _ := net.Pipe(); TCPAcked(a) != nil {
+		t.Fatal("TCPAcked of a pipe is not nil")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := TCPAcked(c)
+	if acked == nil {
+		t.Fatal("TCPAcked of a TCP connection is nil")
+	}
+	before := acked()
+	if _, err := c.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "64 KiB acknowledged", func() bool { return acked()-before >= 64<<10 })
+	c.Close()
+	if n := <-got; n != 64<<10 {
+		t.Fatalf("the peer read %d bytes", n)
 	}
 }
