@@ -64,13 +64,19 @@ func crashFreeAddr(t *testing.T) string {
 // env adds SWITCHBOARD_* settings (KEY=value).
 func startSwitchboard(t *testing.T, bin, dbURL, name string, env ...string) *crashServer {
 	t.Helper()
+	return startCommand(t, bin, "serve", dbURL, name, env...)
+}
+
+// startCommand is startSwitchboard with the binary's command (serve, dev).
+func startCommand(t *testing.T, bin, command, dbURL, name string, env ...string) *crashServer {
+	t.Helper()
 	addr := crashFreeAddr(t)
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve")
+	cmd := exec.Command(bin, command)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"SWITCHBOARD_DATABASE_URL=" + dbURL,

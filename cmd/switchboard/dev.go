@@ -32,11 +32,14 @@ func dev(ctx context.Context, args []string) int {
 		dataDir = d
 	}
 	// The settings first: a bad one, or -help, must not start PostgreSQL.
+	// A database URL given (environment or flag) is used instead of a
+	// server of dev's own.
+	const ownDatabase = "postgres://" // stands for dev's own, started below
 	early, err := server.LoadConfig("switchboard dev", args, func(k string) string {
-		if k == "SWITCHBOARD_DATABASE_URL" {
-			return "postgres://" // dev's own, started below
+		if v := os.Getenv(k); v != "" || k != "SWITCHBOARD_DATABASE_URL" {
+			return v
 		}
-		return os.Getenv(k)
+		return ownDatabase
 	})
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -54,23 +57,27 @@ func dev(ctx context.Context, args []string) int {
 		log.Error("create .data", "err", err)
 		return 1
 	}
-	pgLog, err := os.OpenFile(filepath.Join(dataDir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		log.Error("open postgres log", "err", err)
-		return 1
-	}
-	defer pgLog.Close()
-	fmt.Println("==> starting PostgreSQL in " + dataDir + "/postgres (log: " + dataDir + "/postgres.log)")
-	pg, err := localpg.Start(ctx, localpg.Options{Dir: filepath.Join(dataDir, "postgres"), Log: pgLog})
-	if err != nil {
-		log.Error("start PostgreSQL", "err", err)
-		return 1
-	}
-	defer pg.Stop()
-	dbURL, err := pg.CreateDatabase(ctx, "switchboard")
-	if err != nil {
-		log.Error("create database", "err", err)
-		return 1
+	dbURL := early.DatabaseURL
+	if dbURL == ownDatabase {
+		pgLog, err := os.OpenFile(filepath.Join(dataDir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			log.Error("open postgres log", "err", err)
+			return 1
+		}
+		defer pgLog.Close()
+		fmt.Println("==> starting PostgreSQL in " + dataDir + "/postgres (log: " + dataDir + "/postgres.log)")
+		pg, err := localpg.Start(ctx, localpg.Options{Dir: filepath.Join(dataDir, "postgres"), Log: pgLog})
+		if err != nil {
+			log.Error("start PostgreSQL", "err", err)
+			return 1
+		}
+		defer pg.Stop()
+		if dbURL, err = pg.CreateDatabase(ctx, "switchboard"); err != nil {
+			log.Error("create database", "err", err)
+			return 1
+		}
+	} else {
+		fmt.Println("==> using the database SWITCHBOARD_DATABASE_URL names (no PostgreSQL of dev's own)")
 	}
 	if err := os.WriteFile(filepath.Join(dataDir, "database_url"), []byte(dbURL+"\n"), 0o600); err != nil {
 		log.Error("write database_url", "err", err)
