@@ -233,9 +233,18 @@ func (c *Config) validate() error {
 	}
 	if c.ClusterProvider == "automanaged" {
 		for _, seed := range c.Seeds {
-			host, port, err := net.SplitHostPort(seed)
-			if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			if !validHostPort(seed) {
 				errs = append(errs, fmt.Errorf("SWITCHBOARD_SEEDS: %q is not host:port", seed))
+			}
+		}
+	}
+	if c.ClusterProvider == "etcd" {
+		if len(c.EtcdEndpoints) == 0 {
+			errs = append(errs, errors.New("SWITCHBOARD_CLUSTER_PROVIDER=etcd needs SWITCHBOARD_ETCD_ENDPOINTS"))
+		}
+		for _, ep := range c.EtcdEndpoints {
+			if !validEtcdEndpoint(ep) {
+				errs = append(errs, fmt.Errorf("SWITCHBOARD_ETCD_ENDPOINTS: %q is not host:port or an http(s)://host:port URL", ep))
 			}
 		}
 	}
@@ -264,4 +273,23 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("SWITCHBOARD_GATEWAY_CACHE_SIZE must be at least 1"))
 	}
 	return errors.Join(errs...)
+}
+
+// validHostPort reports whether s is host:port with a host and a port
+// from 1 to 65535.
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	return err == nil && host != "" && perr == nil && n >= 1 && n <= 65535
+}
+
+// validEtcdEndpoint reports whether s is an endpoint the etcd client
+// dials: host:port, or an http or https URL of one (nothing after it).
+func validEtcdEndpoint(s string) bool {
+	if !strings.Contains(s, "://") {
+		return validHostPort(s)
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && validHostPort(u.Host) &&
+		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil
 }

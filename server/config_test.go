@@ -98,9 +98,17 @@ func TestSettingsAsTheContractNamesThem(t *testing.T) {
 		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_SEEDS", "h:7001,:7000"}, "SEEDS"},
 		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_SEEDS", "h:99999"}, "SEEDS"},
 		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "automanaged", "SWITCHBOARD_SEEDS", "h:abc"}, "SEEDS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "etcd"}, "ETCD_ENDPOINTS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "etcd", "SWITCHBOARD_ETCD_ENDPOINTS", "::bad::"}, "ETCD_ENDPOINTS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "etcd", "SWITCHBOARD_ETCD_ENDPOINTS", "127.0.0.1:2379,ftp://e:2379"}, "ETCD_ENDPOINTS"},
+		{[]string{"SWITCHBOARD_CLUSTER_PROVIDER", "etcd", "SWITCHBOARD_ETCD_ENDPOINTS", "http://e"}, "ETCD_ENDPOINTS"},
 	} {
 		if _, err := LoadConfig("test", nil, env(bad.env...)); err == nil || !strings.Contains(err.Error(), bad.names) {
 			t.Errorf("%q: err %v, want one naming %s", bad.env, err, bad.names)
 		}
+	}
+	eps := "127.0.0.1:2379,etcd-1:2379,http://etcd-2:2379,https://[::1]:2379/"
+	if c, err := LoadConfig("test", nil, env("SWITCHBOARD_CLUSTER_PROVIDER", "etcd", "SWITCHBOARD_ETCD_ENDPOINTS", eps)); err != nil || len(c.EtcdEndpoints) != 4 {
+		t.Errorf("etcd endpoints %s: %v (%v)", eps, err, c.EtcdEndpoints)
 	}
 }
