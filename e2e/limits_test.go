@@ -106,7 +106,7 @@ func TestWebsocketFrameRate(t *testing.T) {
 	for i := range sent {
 		flood.ping(fmt.Sprint("f", i))
 	}
-	for i := range 30 { // within the calm agent's burst
+	for i := range 20 { // within the calm agent's burst
 		calm.ping(fmt.Sprint("c", i))
 	}
 	pongs, limited := 0, 0
@@ -121,10 +121,12 @@ func TestWebsocketFrameRate(t *testing.T) {
 			t.Fatalf("flooding agent got %v", f.m)
 		}
 	}
-	if limited == 0 || pongs < 40 {
-		t.Fatalf("%d pongs and %d rate_limited of %d pings: want the burst of 40 answered and the rest limited", pongs, limited, sent)
+	// 20 frames/s: the burst is one second's worth, 20 (and what the bucket
+	// refills while the flood is read, far less than another 20).
+	if limited == 0 || pongs < 20 || pongs >= 40 {
+		t.Fatalf("%d pongs and %d rate_limited of %d pings: want the burst of 20 answered and the rest limited", pongs, limited, sent)
 	}
-	for i := range 30 {
+	for i := range 20 {
 		if f := calm.expect("pong"); f.str("ref") != fmt.Sprint("c", i) {
 			t.Fatalf("calm agent: %v", f.m)
 		}

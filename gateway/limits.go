@@ -17,7 +17,8 @@ import (
 // Rates are per second per credential, 0 = none; every limit is per node.
 type Limits struct {
 	// AgentRate limits each agent token's requests (bursts of twice the
-	// rate) and, separately, its websocket frames.
+	// rate) and, separately, its websocket frames (bursts of one second's
+	// worth: "20 frames/s" is at most 20 at once).
 	AgentRate float64
 	// KeyRate limits each account API key's requests (bursts of one second).
 	KeyRate float64
@@ -39,7 +40,7 @@ func newLimiters(l Limits, reg prometheus.Registerer) *limiters {
 	ls := &limiters{
 		agent:  ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
 		key:    ratelimit.New(l.KeyRate, int(l.KeyRate), 0),
-		frames: ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
+		frames: ratelimit.New(l.AgentRate, int(l.AgentRate), 0),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rate_limited_total", Help: "Requests (agent, key) and websocket frames (frame) refused by a per-credential rate limit.",
 		}, []string{"kind"}),

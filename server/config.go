@@ -171,7 +171,7 @@ func (c *Config) settings() []setting {
 		{"SECRET_KEY", "key sealing webhook secrets at rest: base64 of 32 bytes (openssl rand -base64 32); unset, a key the database keeps", "", str(&c.SecretKey)},
 		{"WEBHOOK_ALLOW_PRIVATE", "allow webhook destinations on loopback, private and link-local addresses", "false", boolean(&c.WebhookAllowPrivate)},
 		{"WS_MAX_SUBSCRIPTIONS", "inbox subscriptions (and watches) per websocket connection", "50", num(&c.WS.MaxSubscriptions)},
-		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s (0 = none)", "20", rate(&c.Limits.AgentRate)},
+		{"RATE_AGENT", "requests/s per agent token, bursts of twice that; also its websocket frames/s, bursts of one second's worth (0 = none)", "20", rate(&c.Limits.AgentRate)},
 		{"RATE_KEY", "requests/s per account API key (0 = none)", "10000", rate(&c.Limits.KeyRate)},
 		{"WS_MAX_PER_CREDENTIAL", "websockets one credential holds open on a node (more get 429)", "20", num(&c.Limits.WSPerCredential)},
 		{"WEBHOOK_RETENTION", "keep delivered webhook deliveries this long after delivery, then delete them", "24h", dur(&c.Webhooks.Retention)},
