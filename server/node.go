@@ -135,6 +135,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.stopKeeper, n.keeperDone = stopKeeper, make(chan struct{})
 	go func() { defer close(n.keeperDone); search.KeepSearchActive(keepCtx, searchKeepAlive) }()
 
+	if cfg.AdminToken == "" {
+		log.Warn("SWITCHBOARD_ADMIN_TOKEN is not set: /v1/admin/* and the admin page refuse every caller, and accounts cannot be created")
+	}
 	gw := gateway.New(gateway.Config{AdminToken: cfg.AdminToken, AllowedOrigins: cfg.AllowedOrigins, WS: cfg.WS, Limits: cfg.Limits, CacheSize: cfg.GatewayCacheSize}, gateway.Deps{
 		Store: store, Engine: engine, Node: member, ActorMetrics: deps.Metrics, Registry: reg, Log: log,
 		Indexer: search, Search: n.backend, Commits: n.writer, Dispatcher: deps.Dispatcher,
