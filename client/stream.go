@@ -741,7 +741,9 @@ func (s *Stream) forget(id string) {
 }
 
 // Subscribe subscribes to an inbox's live list under a filter (nil: the
-// list's defaults); a snapshot event follows, then updates. The
+// list's defaults); a snapshot event (the first page under the filter)
+// follows, then updates: every change of the inbox, whatever the filter,
+// so that a list kept by the filter learns what joins and leaves it. The
 // subscription is kept across reconnects until Unsubscribe. An error is
 // the server's refusal (ErrNotFound outside the caller's inboxes) or a
 // failure to hear it; in the latter case the subscription stays and is

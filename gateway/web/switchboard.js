@@ -463,7 +463,9 @@ export class Switchboard {
 
   /**
    * Subscribes to an inbox's live list. Resolves with the `subscribed`
-   * frame; the `snapshot` event follows. Kept across reconnects.
+   * frame; the `snapshot` event (the first page under the filter) follows,
+   * then every change of the inbox, whatever the filter: a list kept by
+   * the filter learns what joins and leaves it. Kept across reconnects.
    * @param {string} inboxId
    * @param {{filter?: object}} [opts] filter: the list query's keys (docs/api.md)
    * @returns {Promise<object>}
