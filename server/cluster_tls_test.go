@@ -106,7 +106,7 @@ func TestClusterTLSFromTheDatabase(t *testing.T) {
 		}
 		t.Cleanup(store.Close)
 		cfg, err := LoadConfig("test", nil, func(k string) string {
-			return map[string]string{"SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_CLUSTER_PROVIDER": "etcd",
+			return map[string]string{"SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_CLUSTER_PROVIDER": "etcd", "SWITCHBOARD_ETCD_ENDPOINTS": "127.0.0.1:2379",
 				"SWITCHBOARD_NODE_ADDR": "127.0.0.1:0"}[k]
 		})
 		if err != nil {
