@@ -36,10 +36,11 @@ func dev(ctx context.Context, args []string) int {
 	// server of dev's own.
 	const ownDatabase = "postgres://" // stands for dev's own, started below
 	early, err := server.LoadConfig("switchboard dev", args, func(k string) string {
-		if v := os.Getenv(k); v != "" || k != "SWITCHBOARD_DATABASE_URL" {
-			return v
+		v := os.Getenv(k)
+		if k == "SWITCHBOARD_DATABASE_URL" && v == "" {
+			return ownDatabase
 		}
-		return ownDatabase
+		return v
 	})
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
