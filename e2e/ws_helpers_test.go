@@ -95,7 +95,7 @@ func dialWS(t testing.TB, base string, o wsOpts) (*wsClient, *http.Response, err
 	c.SetReadLimit(16 << 20)
 	wc := &wsClient{t: t, c: c, frames: make(chan wsFrame, 100000), done: make(chan struct{})}
 	if !o.stalled {
-		go wc.readLoop()
+		go wc.read(0)
 	}
 	t.Cleanup(func() { _ = c.CloseNow() })
 	return wc, res, nil
@@ -114,7 +114,9 @@ func mustWS(t testing.TB, base string, o wsOpts) *wsClient {
 	return c
 }
 
-func (c *wsClient) readLoop() {
+// read takes frames into c.frames until the connection ends, pausing
+// after each (a client slower than the stream when pause > 0).
+func (c *wsClient) read(pause time.Duration) {
 	defer close(c.done)
 	for {
 		_, raw, err := c.c.Read(context.Background())
@@ -129,35 +131,19 @@ func (c *wsClient) readLoop() {
 			f.m = map[string]any{"type": "undecodable", "raw": string(raw)}
 		}
 		c.frames <- f
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 	}
 }
 
 // startReading starts the reader of a stalled client.
-func (c *wsClient) startReading() { go c.readLoop() }
+func (c *wsClient) startReading() { go c.read(0) }
 
 // readSlowly starts the reader of a stalled client, which then takes one
-// frame every d: a client slower than the stream (the delay is the
+// frame every d: a client slower than the stream (the pause is the
 // client's behaviour under test, not a wait for an event).
-func (c *wsClient) readSlowly(d time.Duration) {
-	go func() {
-		defer close(c.done)
-		for {
-			_, raw, err := c.c.Read(context.Background())
-			if err != nil {
-				c.mu.Lock()
-				c.err = err
-				c.mu.Unlock()
-				return
-			}
-			f := wsFrame{at: time.Now()}
-			if err := json.Unmarshal(raw, &f.m); err != nil {
-				f.m = map[string]any{"type": "undecodable", "raw": string(raw)}
-			}
-			c.frames <- f
-			time.Sleep(d)
-		}
-	}()
-}
+func (c *wsClient) readSlowly(d time.Duration) { go c.read(d) }
 
 func (c *wsClient) send(v any) {
 	c.t.Helper()
