@@ -41,8 +41,9 @@ type WSConfig struct {
 	// Defaults 25s and 60s.
 	PingInterval time.Duration
 	IdleTimeout  time.Duration
-	// WriteTimeout bounds one batched write; a peer that does not drain its
-	// socket for that long is disconnected. Default 30s.
+	// WriteTimeout bounds a batched write's wait without progress: a peer
+	// that takes nothing of it for that long is disconnected (a slow one
+	// that takes some is not; its queue coalesces and resyncs). Default 30s.
 	WriteTimeout time.Duration
 	// Queue bounds each connection's outbound queue (frames, bytes).
 	Queue outbox.Config

@@ -7,8 +7,10 @@ package wsconn
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -93,13 +95,24 @@ func (c *Cork) Write(p []byte) (int, error) {
 	return c.writeLocked(p)
 }
 
+// writeLocked writes p whole. The timeout bounds a wait without progress,
+// not the whole write: a slow reader that takes some of a large batch
+// within writeTimeout is given another writeTimeout for the rest (its
+// queue, meanwhile, coalesces and resyncs); one that takes nothing for
+// that long is given up on.
 func (c *Cork) writeLocked(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-		return 0, err
+	defer func() { _ = c.Conn.SetWriteDeadline(time.Time{}) }()
+	written := 0
+	for {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(p[written:])
+		written += n
+		if err == nil || n == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return written, err
+		}
 	}
-	n, err := c.Conn.Write(p)
-	_ = c.Conn.SetWriteDeadline(time.Time{})
-	return n, err
 }
 
 // Cork holds writes back until Uncork.

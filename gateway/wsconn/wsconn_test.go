@@ -69,6 +69,61 @@ func TestCorkWriteTimesOutOnAPeerThatDoesNotRead(t *testing.T) {
 	}
 }
 
+// TestCorkWriteGivesASlowReaderTime: the write timeout bounds a wait
+// without progress, not a whole batch: a peer that takes a large batch
+// slowly, a little within every timeout, gets all of it; one that stops
+// taking it part-way is given up on.
+func TestCorkWriteGivesASlowReaderTime(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	const size, chunk = 64 << 10, 2 << 10
+	c := NewCork(server, 100*time.Millisecond, nil)
+	read := make(chan int, 1)
+	stopAt := size / 2
+	go func() {
+		n := 0
+		buf := make([]byte, chunk)
+		for n < stopAt {
+			m, err := client.Read(buf)
+			n += m
+			if err != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // the slow reader: 32 chunks take far longer than the timeout
+		}
+		read <- n
+	}()
+	c.Cork()
+	_, _ = c.Write(make([]byte, size/2))
+	if err := c.Uncork(); err != nil {
+		t.Fatalf("a batch to a slow reader: %v", err)
+	}
+	if n := <-read; n != size/2 {
+		t.Fatalf("the slow reader got %d of %d bytes", n, size/2)
+	}
+	// Now a batch it stops reading half-way through.
+	stopAt = size / 4
+	go func() {
+		n := 0
+		buf := make([]byte, chunk)
+		for n < stopAt {
+			m, err := client.Read(buf)
+			n += m
+			if err != nil {
+				break
+			}
+		}
+		read <- n
+	}()
+	c.Cork()
+	_, _ = c.Write(make([]byte, size/2))
+	if err := c.Uncork(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a batch to a reader that stopped: %v, want a deadline error", err)
+	}
+	<-read
+}
+
 func TestCorkReadsPendingBytesFirst(t *testing.T) {
 	server, client := net.Pipe()
 	defer server.Close()
