@@ -51,6 +51,11 @@ func (ix *Indexer) lead(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		pendingWait = 0
+		if ix.isPaused() {
+			// Paused while this batch was read: it waits for the resume,
+			// so that nothing committed after Pause returned is indexed.
+			continue
+		}
 		start := time.Now()
 		next, err := ix.index(ctx, conn, batch)
 		if err != nil {

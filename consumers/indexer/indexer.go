@@ -206,7 +206,8 @@ func New(pool *pgxpool.Pool, hub *listen.Hub, backend search.Backend, cfg Config
 }
 
 // Pause stops this node's indexing after the batch in hand (for operator
-// maintenance of the backend). A paused active indexer keeps the lock, so
+// maintenance of the backend): one being sent to the backend; nothing
+// committed after Pause returns is indexed until Resume. A paused active indexer keeps the lock, so
 // pausing the active node pauses indexing for the cluster; a paused standby
 // does not take over. Lag and backlog keep being measured.
 func (ix *Indexer) Pause() {
@@ -254,6 +255,12 @@ func (ix *Indexer) setError(err error) {
 		ix.lastError = err.Error()
 	}
 	ix.mu.Unlock()
+}
+
+func (ix *Indexer) isPaused() bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.paused
 }
 
 // waitUnpaused returns once the indexer is not paused, or ctx's error.
