@@ -256,7 +256,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	wc.alive.Store(wsconn.StartKeepalive(ctx, wsconn.KeepaliveConfig{Interval: cfg.PingInterval, Idle: cfg.IdleTimeout, Ping: wc.c.Ping,
 		Dead:  func(reason string) { wc.shutdown(websocket.StatusPolicyViolation, reason) },
-		Acked: wsconn.TCPAcked(hw.Cork.Conn)}))
+		Acked: wsconn.TCPAcked(hw.Cork.Conn), Writing: hw.Cork.Writing}))
 	// A fresh goroutine rather than this handler's: its stack starts small,
 	// which matters when a node holds tens of thousands of idle connections.
 	go wc.readLoop()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,7 +62,13 @@ type Cork struct {
 	mu     sync.Mutex
 	corked bool
 	buf    *bytes.Buffer
+	// writing is set while a write to the socket waits for the peer.
+	writing atomic.Bool
 }
+
+// Writing reports whether a write to the socket is under way: anything else
+// written now (a ping) waits for it.
+func (c *Cork) Writing() bool { return c.writing.Load() }
 
 // NewCork wraps c; writes time out after writeTimeout, and pending is read
 // before anything from c.
@@ -101,7 +108,11 @@ func (c *Cork) Write(p []byte) (int, error) {
 // queue, meanwhile, coalesces and resyncs); one that takes nothing for
 // that long is given up on.
 func (c *Cork) writeLocked(p []byte) (int, error) {
-	defer func() { _ = c.Conn.SetWriteDeadline(time.Time{}) }()
+	c.writing.Store(true)
+	defer func() {
+		c.writing.Store(false)
+		_ = c.Conn.SetWriteDeadline(time.Time{})
+	}()
 	written := 0
 	for {
 		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {

@@ -47,6 +47,11 @@ type KeepaliveConfig struct {
 	// is sent, so that progress counts as hearing from it. A peer that
 	// stops reading stops acknowledging once its receive window is full.
 	Acked func() uint64
+	// Writing, when set, reports a write to the peer under way (Cork's).
+	// No ping is sent then: it would wait behind that write, and the
+	// websocket library closes a connection whose ping waits 5 s. The write
+	// has a timeout of its own, and Acked shows its progress.
+	Writing func() bool
 }
 
 // StartKeepalive starts pinging until ctx ends or Stop. Touch marks the
@@ -94,6 +99,10 @@ func (k *Keepalive) tick() {
 		k.cfg.Dead(ReasonIdle)
 		return
 	}
+	if k.cfg.Writing != nil && k.cfg.Writing() {
+		k.rearm()
+		return
+	}
 	ctx, cancel := context.WithTimeout(k.ctx, k.cfg.Idle-idle)
 	err := k.cfg.Ping(ctx)
 	cancel()
@@ -104,6 +113,10 @@ func (k *Keepalive) tick() {
 		}
 		return
 	}
+	k.rearm()
+}
+
+func (k *Keepalive) rearm() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.stopped {

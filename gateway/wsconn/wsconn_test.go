@@ -395,6 +395,46 @@ func TestKeepaliveCountsProgress(t *testing.T) {
 	}
 }
 
+// TestKeepaliveDoesNotPingDuringAWrite: while a write to the peer is under
+// way, no ping is sent (it would wait behind the write, and the websocket
+// library closes a connection whose ping waits 5 s); the peer's progress
+// keeps it alive, and without progress it is given up on at the idle limit.
+func TestKeepaliveDoesNotPingDuringAWrite(t *testing.T) {
+	var acked, looks atomic.Uint64
+	reading := atomic.Bool{}
+	reading.Store(true)
+	dead := make(chan string, 1)
+	k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 2 * time.Millisecond, Idle: 40 * time.Millisecond,
+		Ping:    func(context.Context) error { t.Error("pinged during a write"); return nil },
+		Dead:    func(reason string) { dead <- reason },
+		Writing: func() bool { return true },
+		Acked: func() uint64 {
+			looks.Add(1)
+			if reading.Load() {
+				return acked.Add(1)
+			}
+			return acked.Load()
+		}})
+	defer k.Stop()
+	poll.Until(t, 10*time.Second, "20 looks at the acknowledged bytes", func() bool {
+		select {
+		case reason := <-dead:
+			t.Fatalf("a peer taking a write was given up on: %s", reason)
+		default:
+		}
+		return looks.Load() >= 20
+	})
+	reading.Store(false)
+	select {
+	case reason := <-dead:
+		if reason != ReasonIdle {
+			t.Fatalf("reason %q, want %q", reason, ReasonIdle)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a peer that stopped taking a write was not given up on")
+	}
+}
+
 // TestTCPAcked reads what a TCP peer acknowledged: it grows as the peer
 // takes what is written, and it is nil for a connection that is not TCP.
 func TestTCPAcked(t *testing.T) {
