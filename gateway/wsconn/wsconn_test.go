@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,49 +78,38 @@ func TestCorkWriteGivesASlowReaderTime(t *testing.T) {
 	server, client := net.Pipe()
 	defer server.Close()
 	defer client.Close()
-	const size, chunk = 64 << 10, 2 << 10
+	const batch, chunk = 32 << 10, 2 << 10
 	c := NewCork(server, 100*time.Millisecond, nil)
+	// readUpTo reads n bytes, pausing after each chunk, then stops reading.
 	read := make(chan int, 1)
-	stopAt := size / 2
-	go func() {
-		n := 0
-		buf := make([]byte, chunk)
-		for n < stopAt {
+	readUpTo := func(n int, pause time.Duration) {
+		got, buf := 0, make([]byte, chunk)
+		for got < n {
 			m, err := client.Read(buf)
-			n += m
+			got += m
 			if err != nil {
 				break
 			}
-			time.Sleep(10 * time.Millisecond) // the slow reader: 32 chunks take far longer than the timeout
+			time.Sleep(pause)
 		}
-		read <- n
-	}()
-	c.Cork()
-	_, _ = c.Write(make([]byte, size/2))
-	if err := c.Uncork(); err != nil {
+		read <- got
+	}
+	write := func() error {
+		c.Cork()
+		_, _ = c.Write(make([]byte, batch))
+		return c.Uncork()
+	}
+	// 16 chunks 10 ms apart take longer than the timeout, each well within it.
+	go readUpTo(batch, 10*time.Millisecond)
+	if err := write(); err != nil {
 		t.Fatalf("a batch to a slow reader: %v", err)
 	}
-	if n := <-read; n != size/2 {
-		t.Fatalf("the slow reader got %d of %d bytes", n, size/2)
+	if n := <-read; n != batch {
+		t.Fatalf("the slow reader got %d of %d bytes", n, batch)
 	}
-	// Now a batch it stops reading half-way through.
-	stopAt = size / 4
-	go func() {
-		n := 0
-		buf := make([]byte, chunk)
-		for n < stopAt {
-			m, err := client.Read(buf)
-			n += m
-			if err != nil {
-				break
-			}
-		}
-		read <- n
-	}()
-	c.Cork()
-	_, _ = c.Write(make([]byte, size/2))
-	if err := c.Uncork(); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("a batch to a reader that stopped: %v, want a deadline error", err)
+	go readUpTo(batch/2, 0)
+	if err := write(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a batch to a reader that stopped half-way: %v, want a deadline error", err)
 	}
 	<-read
 }
@@ -357,81 +347,57 @@ func TestKeepaliveIdle(t *testing.T) {
 	}
 }
 
-// TestKeepaliveCountsProgress: a peer whose pongs never come back in time
-// (they wait behind a backlog it is reading slowly) stays while it keeps
-// acknowledging what is sent, and is given up on once it stops.
+// TestKeepaliveCountsProgress: a peer that keeps acknowledging what is
+// sent stays, though its pongs never come back in time (they wait behind a
+// backlog it reads slowly), or though no ping is sent at all (a write to
+// it is under way: a ping would wait behind it, and the websocket library
+// closes a connection whose ping waits 5 s); once it stops acknowledging,
+// it is given up on.
 func TestKeepaliveCountsProgress(t *testing.T) {
-	var acked, looks atomic.Uint64
-	reading := atomic.Bool{}
-	reading.Store(true)
-	dead := make(chan string, 1)
-	k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 2 * time.Millisecond, Idle: 40 * time.Millisecond,
-		Ping: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, // the pong is behind the backlog
-		Dead: func(reason string) { dead <- reason },
-		Acked: func() uint64 {
-			looks.Add(1)
-			if reading.Load() {
-				return acked.Add(1)
+	for _, tc := range []struct {
+		name    string
+		ping    func(context.Context) error
+		writing func() bool
+		reasons []string
+	}{
+		{"pong behind a backlog", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, nil,
+			[]string{ReasonNoPong, ReasonIdle}},
+		{"during a write", func(context.Context) error { t.Error("pinged during a write"); return nil }, func() bool { return true },
+			[]string{ReasonIdle}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var acked, looks atomic.Uint64
+			reading := atomic.Bool{}
+			reading.Store(true)
+			dead := make(chan string, 1)
+			k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 2 * time.Millisecond, Idle: 40 * time.Millisecond,
+				Ping: tc.ping, Writing: tc.writing, Dead: func(reason string) { dead <- reason },
+				Acked: func() uint64 {
+					looks.Add(1)
+					if reading.Load() {
+						return acked.Add(1)
+					}
+					return acked.Load()
+				}})
+			defer k.Stop()
+			poll.Until(t, 10*time.Second, "20 looks at the acknowledged bytes", func() bool {
+				select {
+				case reason := <-dead:
+					t.Fatalf("a peer that acknowledges what it is sent was given up on: %s", reason)
+				default:
+				}
+				return looks.Load() >= 20
+			})
+			reading.Store(false)
+			select {
+			case reason := <-dead:
+				if !slices.Contains(tc.reasons, reason) {
+					t.Fatalf("reason %q, want one of %q", reason, tc.reasons)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a peer that stopped acknowledging was not given up on")
 			}
-			return acked.Load()
-		}})
-	defer k.Stop()
-	poll.Until(t, 10*time.Second, "20 looks at the acknowledged bytes", func() bool {
-		select {
-		case reason := <-dead:
-			t.Fatalf("a peer that acknowledges what it is sent was given up on: %s", reason)
-		default:
-		}
-		return looks.Load() >= 20
-	})
-	reading.Store(false)
-	select {
-	case reason := <-dead:
-		if reason != ReasonNoPong && reason != ReasonIdle {
-			t.Fatalf("reason %q", reason)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a peer that stopped acknowledging was not given up on")
-	}
-}
-
-// TestKeepaliveDoesNotPingDuringAWrite: while a write to the peer is under
-// way, no ping is sent (it would wait behind the write, and the websocket
-// library closes a connection whose ping waits 5 s); the peer's progress
-// keeps it alive, and without progress it is given up on at the idle limit.
-func TestKeepaliveDoesNotPingDuringAWrite(t *testing.T) {
-	var acked, looks atomic.Uint64
-	reading := atomic.Bool{}
-	reading.Store(true)
-	dead := make(chan string, 1)
-	k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 2 * time.Millisecond, Idle: 40 * time.Millisecond,
-		Ping:    func(context.Context) error { t.Error("pinged during a write"); return nil },
-		Dead:    func(reason string) { dead <- reason },
-		Writing: func() bool { return true },
-		Acked: func() uint64 {
-			looks.Add(1)
-			if reading.Load() {
-				return acked.Add(1)
-			}
-			return acked.Load()
-		}})
-	defer k.Stop()
-	poll.Until(t, 10*time.Second, "20 looks at the acknowledged bytes", func() bool {
-		select {
-		case reason := <-dead:
-			t.Fatalf("a peer taking a write was given up on: %s", reason)
-		default:
-		}
-		return looks.Load() >= 20
-	})
-	reading.Store(false)
-	select {
-	case reason := <-dead:
-		if reason != ReasonIdle {
-			t.Fatalf("reason %q, want %q", reason, ReasonIdle)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a peer that stopped taking a write was not given up on")
+		})
 	}
 }
 
