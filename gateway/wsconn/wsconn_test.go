@@ -259,25 +259,37 @@ func TestKeepalive(t *testing.T) {
 		_, _, _ = client.Read(readCtx) // answers pings while it reads
 	}()
 	// Several rounds of pings outlast the idle timeout without dying.
-	poll.Until(t, 10*time.Second, "20 pongs", func() bool {
-		select {
-		case reason := <-dead:
-			t.Fatalf("a client that answers pings was given up on: %s", reason)
-		default:
-		}
-		return pongs.Load() >= 20
-	})
+	staysAlive(t, dead, "20 pongs", func() bool { return pongs.Load() >= 20 })
 	stopReading()
 	<-readerDone
+	givenUp(t, dead, ReasonNoPong, ReasonIdle)
+	k.Stop() // after dead: harmless
+}
+
+// staysAlive waits until done, failing if the keepalive gives up first.
+func staysAlive(t *testing.T, dead <-chan string, what string, done func() bool) {
+	t.Helper()
+	poll.Until(t, 10*time.Second, what, func() bool {
+		select {
+		case reason := <-dead:
+			t.Fatalf("a live peer was given up on (%s) before %s", reason, what)
+		default:
+		}
+		return done()
+	})
+}
+
+// givenUp waits for the keepalive to give up, for one of reasons.
+func givenUp(t *testing.T, dead <-chan string, reasons ...string) {
+	t.Helper()
 	select {
 	case reason := <-dead:
-		if reason != ReasonNoPong && reason != ReasonIdle {
-			t.Fatalf("reason %q", reason)
+		if !slices.Contains(reasons, reason) {
+			t.Fatalf("given up for %q, want one of %q", reason, reasons)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a client that stopped answering pings was not given up on")
+		t.Fatal("a silent peer was never given up on")
 	}
-	k.Stop() // after dead: harmless
 }
 
 // Stop, from any goroutine and at any time, is final: no tick re-arms and
@@ -337,14 +349,7 @@ func TestKeepaliveIdle(t *testing.T) {
 	k := StartKeepalive(context.Background(), KeepaliveConfig{Interval: 5 * time.Millisecond, Idle: 30 * time.Millisecond,
 		Ping: func(context.Context) error { return nil }, Dead: func(reason string) { dead <- reason }})
 	defer k.Stop()
-	select {
-	case reason := <-dead:
-		if reason != ReasonIdle {
-			t.Fatalf("reason %q, want %q", reason, ReasonIdle)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("never gave up on a silent peer")
-	}
+	givenUp(t, dead, ReasonIdle)
 }
 
 // TestKeepaliveCountsProgress: a peer that keeps acknowledging what is
@@ -380,23 +385,9 @@ func TestKeepaliveCountsProgress(t *testing.T) {
 					return acked.Load()
 				}})
 			defer k.Stop()
-			poll.Until(t, 10*time.Second, "20 looks at the acknowledged bytes", func() bool {
-				select {
-				case reason := <-dead:
-					t.Fatalf("a peer that acknowledges what it is sent was given up on: %s", reason)
-				default:
-				}
-				return looks.Load() >= 20
-			})
+			staysAlive(t, dead, "20 looks at the acknowledged bytes", func() bool { return looks.Load() >= 20 })
 			reading.Store(false)
-			select {
-			case reason := <-dead:
-				if !slices.Contains(tc.reasons, reason) {
-					t.Fatalf("reason %q, want one of %q", reason, tc.reasons)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("a peer that stopped acknowledging was not given up on")
-			}
+			givenUp(t, dead, tc.reasons...)
 		})
 	}
 }
