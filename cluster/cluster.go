@@ -388,12 +388,16 @@ type Member struct {
 	Status  string   `json:"status"`
 }
 
-// Members lists the cluster's current members.
+// Members lists the cluster's current members, by id.
 func (n *Node) Members() []Member {
 	var out []Member
 	for _, m := range n.Cluster.MemberList.Members().Members() {
-		out = append(out, Member{ID: m.Id, Address: m.Address(), Kinds: m.Kinds, Status: "alive"})
+		kinds := slices.Sorted(slices.Values(m.Kinds))
+		out = append(out, Member{ID: m.Id, Address: m.Address(), Kinds: kinds, Status: "alive"})
 	}
+	// The member list is a map underneath: sort so that the admin page and
+	// its API do not reorder between reads.
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

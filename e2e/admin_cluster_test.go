@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,8 +87,13 @@ func TestAdminClusterActivationsOfEveryMember(t *testing.T) {
 			cl := admin.must(200, "GET", "/v1/admin/cluster", nil)
 			self, selves := str(t, cl, "self"), 0
 			got := map[string]map[string]int64{}
+			var ids []string
 			for _, m := range list(t, cl, "members") {
 				o := m.(obj)
+				ids = append(ids, str(t, o, "id"))
+				if kinds := strs(t, o, "kinds"); !slices.IsSorted(kinds) {
+					t.Fatalf("%s lists kinds out of order: %v", n.Member().Address(), kinds)
+				}
 				if o["self"] == true {
 					selves++
 					if str(t, o, "id") != self || str(t, o, "address") != n.Member().Address() {
@@ -101,6 +107,9 @@ func TestAdminClusterActivationsOfEveryMember(t *testing.T) {
 				act := sub(t, o, "activations")
 				got[str(t, o, "address")] = map[string]int64{
 					actors.KindConversation: num(t, act, actors.KindConversation), actors.KindInbox: num(t, act, actors.KindInbox)}
+			}
+			if !slices.IsSorted(ids) {
+				t.Fatalf("%s lists members out of id order: %v", n.Member().Address(), ids)
 			}
 			if selves != 1 {
 				t.Fatalf("%s: %d members marked self in %v", n.Member().Address(), selves, cl)

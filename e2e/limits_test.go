@@ -83,8 +83,8 @@ func TestRateLimitPerCredential(t *testing.T) {
 		t.Fatalf("Retry-After %q: want whole seconds ≥ 1", firstLimited.Header.Get("Retry-After"))
 	}
 	metrics := string(c.do("GET", "/metrics", nil).Body)
-	if !strings.Contains(metrics, `rate_limited_total{kind="agent"}`) || strings.Contains(metrics, `rate_limited_total{kind="key"}`) {
-		t.Errorf("rate_limited_total should count the agent's refusals and none of the key's")
+	if !strings.Contains(metrics, `switchboard_rate_limited_total{kind="agent"}`) || strings.Contains(metrics, `switchboard_rate_limited_total{kind="key"}`) {
+		t.Errorf("switchboard_rate_limited_total should count the agent's refusals and none of the key's")
 	}
 	poll.Until(t, 10*time.Second, "the flooding agent's bucket to refill", func() bool {
 		return c.with(a.agentToken).do("GET", "/v1/inboxes", nil).Status == http.StatusOK
@@ -157,6 +157,9 @@ func TestWebsocketsPerCredential(t *testing.T) {
 	mustWS(t, n.URL(), wsOpts{token: a.key}).ping("k")
 	second := str(t, c.with(a.key).must(201, "POST", "/v1/agents/"+a.agentID+"/tokens", nil), "token")
 	mustWS(t, n.URL(), wsOpts{query: second}).ping("t")
+	if metrics := string(c.do("GET", "/metrics", nil).Body); !strings.Contains(metrics, "\nswitchboard_ws_connections 4\n") {
+		t.Errorf("/metrics should count the 4 open websockets as switchboard_ws_connections 4")
+	}
 
 	_ = first.c.CloseNow()
 	poll.Until(t, 10*time.Second, "a place freed by a closed websocket", func() bool {

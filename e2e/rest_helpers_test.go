@@ -70,6 +70,20 @@ func list(t testing.TB, m obj, path string) []any {
 	return v
 }
 
+// strs is an array field whose every element is a string.
+func strs(t testing.TB, m obj, path string) []string {
+	t.Helper()
+	var out []string
+	for _, v := range list(t, m, path) {
+		s, ok := v.(string)
+		if !ok {
+			t.Fatalf("field %s holds %#v, want strings only", path, v)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 func isNull(t testing.TB, m obj, path string) bool {
 	t.Helper()
 	return field(t, m, path) == nil

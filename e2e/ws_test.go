@@ -53,6 +53,7 @@ func TestWSBadFrames(t *testing.T) {
 		`{"type":"watch","id":4}`,
 		`{"type":"send","id":5,"conversation_id":"x","body":""}`,
 		`{"type":"subscribe","id":6,"inbox_id":"` + tn.inbox + `","filter":{"status":"bogus"}}`,
+		`{"type":"subscribe","id":6,"inbox_id":"` + tn.inbox + `","filter":{"assigne":"me"}}`,
 		`{"type":"subscribe","id":7,"inbox_id":"` + tn.inbox + `","resume":{"epoch":"e"}}`,
 		`{"type":"ping","id":8} {"type":"ping"}`,
 		`{"type":"subscribe","id":9,"inbox_id":12}`,

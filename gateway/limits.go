@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/gateway/ratelimit"
+	"github.com/switchboard-dev/switchboard/internal/metrics"
 )
 
 // Limits are the per-credential limits of docs/api.md "Limits and bad input".
@@ -41,12 +42,10 @@ func newLimiters(l Limits, reg prometheus.Registerer) *limiters {
 		agent:  ratelimit.New(l.AgentRate, int(2*l.AgentRate), 0),
 		key:    ratelimit.New(l.KeyRate, int(l.KeyRate), 0),
 		frames: ratelimit.New(l.AgentRate, int(l.AgentRate), 0),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rate_limited_total", Help: "Requests (agent, key) and websocket frames (frame) refused by a per-credential rate limit.",
-		}, []string{"kind"}),
-	}
-	if reg != nil {
-		reg.MustRegister(ls.refused)
+		refused: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "rate_limited_total",
+			Help: "Requests (agent, key) and websocket frames (frame) refused by a per-credential rate limit.",
+		}, []string{"kind"})),
 	}
 	return ls
 }

@@ -115,6 +115,9 @@ func New(cfg Config, d Deps) *Server {
 	s.ws = newWSHub(cfg.WS)
 	s.limits = newLimiters(cfg.Limits, d.Registry)
 	s.wsCreds = newWSCredentials(cfg.Limits.WSPerCredential)
+	metrics.Register(d.Registry, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Name: "ws_connections", Help: "Open websocket connections on this node.",
+	}, func() float64 { return float64(s.wsConnections.Load()) }))
 	return s
 }
 

@@ -26,7 +26,7 @@ func TestDecodeClientFrame(t *testing.T) {
 			}
 		}},
 		{name: "subscribe with filter and resume", raw: `{"type":"subscribe","id":"s","inbox_id":"in1",
-			"filter":{"status":["open","new"],"addressed":true,"limit":20,"sort":"oldest","access_token":"t"},
+			"filter":{"status":["open","new"],"addressed":true,"limit":20,"sort":"oldest"},
 			"resume":{"epoch":"e1","seq":0}}`, check: func(t *testing.T, f ClientFrame) {
 			want := inbox.Query{Statuses: []conversation.Status{"open", "new"}, Addressed: &yes, Limit: 20, Sort: inbox.SortOldest}
 			if !reflect.DeepEqual(f.Query, want) {
@@ -159,6 +159,42 @@ func TestListQuery(t *testing.T) {
 		}
 		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: %+v %v, want %+v", c.query, got, err, c.want)
+		}
+	}
+}
+
+func TestFilterQuery(t *testing.T) {
+	yes := true
+	for _, c := range []struct {
+		filter  string
+		want    inbox.Query
+		wantErr string
+	}{
+		{filter: `{}`, want: inbox.Query{}},
+		{filter: `{"status":["open","new"],"addressed":true,"assignee":"me","limit":5,"tag":null}`,
+			want: inbox.Query{Statuses: []conversation.Status{"open", "new"}, Addressed: &yes, Assignee: "me", Limit: 5}},
+		// A subscription starts at the first page.
+		{filter: `{"sort":"oldest","limit":"2","cursor":""}`, want: inbox.Query{Sort: inbox.SortOldest, Limit: 2}},
+		{filter: `{"assigne":"me"}`, wantErr: `unknown key "assigne"`},
+		{filter: `{"access_token":"at_x"}`, wantErr: "unknown key"},
+		{filter: `{"status":[1]}`, wantErr: "filter.status"},
+		{filter: `{"addressed":{}}`, wantErr: "filter.addressed"},
+		{filter: `{"limit":0}`, wantErr: "limit"},
+		{filter: `{"cursor":"not a cursor"}`, wantErr: "filter.cursor"},
+	} {
+		var f map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c.filter), &f); err != nil {
+			t.Fatal(err)
+		}
+		got, err := FilterQuery(f)
+		if c.wantErr != "" {
+			if e, ok := AsError(err); !ok || e.Code != CodeInvalid || !strings.Contains(e.Message, c.wantErr) {
+				t.Errorf("%s: error %v, want invalid_argument naming %s", c.filter, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v %v, want %+v", c.filter, got, err, c.want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,12 +51,24 @@ func ListQuery(q url.Values) (inbox.Query, error) {
 	return out, nil
 }
 
+// filterKeys are the list query's keys, the only ones a filter may carry.
+var filterKeys = []string{"status", "addressed", "assignee", "channel", "tag", "sort", "limit", "cursor"}
+
 // FilterQuery reads a subscribe frame's filter: the list query's keys with
 // JSON values (a string, boolean, number or list of strings). A
-// subscription starts at the first page, so a cursor is ignored.
+// subscription starts at the first page, so a cursor is ignored. Unlike a
+// URL, which carries other parameters too, a filter holds only list keys:
+// any other is a client's mistake (a misspelt "assigne" would otherwise
+// subscribe to the whole inbox) and refused.
 func FilterQuery(filter map[string]json.RawMessage) (inbox.Query, error) {
 	q := url.Values{}
 	for k, raw := range filter {
+		if !slices.Contains(filterKeys, k) {
+			if len(k) > validate.MaxTag {
+				k = k[:validate.MaxTag]
+			}
+			return inbox.Query{}, Errorf(CodeInvalid, "filter: unknown key %q, want one of %s", k, strings.Join(filterKeys, ", "))
+		}
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return inbox.Query{}, Errorf(CodeInvalid, "filter.%s: malformed", k)
