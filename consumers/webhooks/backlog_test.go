@@ -46,6 +46,8 @@ type hookReceiver struct {
 	// test ends; hung counts the requests held.
 	hang map[string]bool
 	hung atomic.Int32
+	// delay is how long every answer takes: a slow receiver.
+	delay time.Duration
 
 	mu       sync.Mutex
 	seen     map[string]bool
@@ -66,6 +68,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 
 func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	time.Sleep(r.delay)
 	if len(r.hang) > 0 {
 		var p Payload
 		if json.Unmarshal(body, &p) == nil && r.hang[p.ConversationID] {
@@ -488,6 +491,116 @@ func TestHangingConversationsDoNotHoldTheSlots(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.d.m.slowAttempts); n < float64(len(hanging)) {
 		t.Errorf("slow attempts counted: %v, want at least %d", n, len(hanging))
+	}
+}
+
+// TestSlowEndpointDoesNotQueueOthersBehindIt: an endpoint whose receiver
+// answers slowly, though within SlowAfter, with more conversations pending
+// than there are workers, holds every worker from one delivery to the
+// next. Another endpoint's deliveries, written after that backlog, still
+// get the next free slots: they have all arrived while most of the slow
+// backlog is still to be sent, where before they waited for all of it.
+func TestSlowEndpointDoesNotQueueOthersBehindIt(t *testing.T) {
+	slow := newHookReceiver(t)
+	slow.delay = 40 * time.Millisecond
+	e := newBacklogEnvWith(t, slow, func(c *Config) {
+		c.Workers, c.MaxPerEndpoint, c.SlowAfter = 4, 4, time.Hour
+	})
+	e.commitTo(convNames("slow", 40), 1, 3)
+	poll.Until(t, time.Minute, "the slow endpoint's backlog under way", func() bool {
+		n, _ := slow.counts()
+		return n > 0
+	})
+	fast := newHookReceiver(t)
+	_, secret, err := NewEndpoints(e.pool, e.sealer, Config{}).Create(context.Background(), "acc_1", fast.srv.URL+"/hook", Types, "fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast.mu.Lock()
+	fast.secret = secret
+	fast.mu.Unlock()
+	e.commitTo(convNames("fast", 10), 1, 2)
+	poll.Until(t, time.Minute, "every event at the fast endpoint", func() bool {
+		n, _ := fast.counts()
+		return n == 20
+	})
+	// 140 deliveries to the slow endpoint in all, 120 of them written
+	// before the fast endpoint's.
+	n, _ := slow.counts()
+	if n > 60 {
+		t.Fatalf("the fast endpoint's 20 deliveries waited for %d of the slow one's", n)
+	}
+	t.Logf("the fast endpoint had its 20 deliveries after %d of the slow one's 140", n)
+	if fast.dups != 0 || len(fast.order) != 0 || fast.badSig != 0 {
+		t.Fatalf("fast receiver: %d duplicates, order %v, %d bad signatures", fast.dups, fast.order, fast.badSig)
+	}
+}
+
+// TestWebhookDeletedDuringFanOut: a webhook whose delete commits while the
+// fan-out's insert writes deliveries for it neither fails the fan-out (the
+// foreign key of its rows) nor holds back the other webhooks' deliveries.
+// The test holds the fan-out at its queue locks, begins the delete, lets
+// the insert run into the delete's row lock, and then commits the delete.
+func TestWebhookDeletedDuringFanOut(t *testing.T) {
+	ctx := context.Background()
+	rcv := newHookReceiver(t)
+	e := newBacklogEnv(t, rcv)
+	doomed, _, err := NewEndpoints(e.pool, e.sealer, Config{}).Create(ctx, "acc_1", newHookReceiver(t).srv.URL+"/hook", Types, "doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := func() pgx.Tx {
+		tx, err := e.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		return tx
+	}
+	waitingOn := func(what, event, query string) {
+		poll.Until(t, time.Minute, what, func() bool {
+			var n int
+			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND wait_event = $1 AND query LIKE $2`, event, "%"+query+"%").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		})
+	}
+	var queue pairs
+	queue.add(doomed.ID, "c1")
+	held := begin()
+	if _, err := held.Exec(ctx, lockQueuesSQL, lockClass, queue.keys()); err != nil {
+		t.Fatal(err)
+	}
+	e.commitTo([]string{"c1"}, 1, 1)
+	waitingOn("the fan-out to wait for its queue lock", "advisory", "pg_advisory_xact_lock")
+	del := begin()
+	if _, err := del.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, doomed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitingOn("the fan-out's insert to wait for the delete", "transactionid", "INSERT INTO webhook_deliveries")
+	if err := del.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.commitTo([]string{"c1"}, 2, 2)
+	poll.Until(t, time.Minute, "both versions delivered to the remaining webhook", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.last["c1"] == 2
+	})
+	if n := testutil.ToFloat64(e.d.m.fanOutErrors); n != 0 {
+		t.Fatalf("%v fan-outs failed", n)
+	}
+	var left int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1`, doomed.ID).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d deliveries of the deleted webhook", left)
 	}
 }
 

@@ -25,7 +25,9 @@
 // choosing a head, so a
 // promotion and a concurrent insert cannot both miss each other. Different
 // conversations are independent heads and are attempted concurrently, up to
-// Config.Workers at once and Config.MaxPerEndpoint per endpoint.
+// Config.Workers at once and Config.MaxPerEndpoint per endpoint; when the
+// workers are all busy, they are shared fairly between endpoints (lanes.go,
+// fairestWaitingLocked and yieldLocked).
 //
 // # Latency: heads go straight to a worker
 //
@@ -80,6 +82,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -233,7 +236,9 @@ type Deliverer struct {
 	// endpoint slot free), so it looks again as soon as slots free up.
 	backlog bool
 	lanes   map[pair]*lane
-	waiting []pair         // lanes waiting for a slot, oldest first
+	// waiting holds the lanes waiting for a slot, per endpoint in the
+	// order they began to wait (lanes.go, startWaitingLocked).
+	waiting map[string][]pair
 	running int            // lanes attempting (Config.Workers bounds it)
 	perHook map[string]int // of those, per endpoint (Config.MaxPerEndpoint)
 	// slow counts the lanes whose attempt outlasted Config.SlowAfter and
@@ -303,9 +308,15 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	cfg := d.pool.Config().ConnConfig
 	wait := 50 * time.Millisecond
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := journal.Lead(ctx, cfg, d.cfg.LockKey, d.cfg.LockRetry, d.lead)
 		if ctx.Err() != nil {
 			break
+		}
+		if time.Since(began) > time.Minute {
+			// A session that lasted is not a failing one: the next
+			// loss starts the backoff over.
+			wait = 50 * time.Millisecond
 		}
 		d.log.Warn("webhook deliverer lost its database session; retrying", "err", err, "retry_in", wait)
 		if journal.Sleep(ctx, wait) != nil {
@@ -323,7 +334,7 @@ func (d *Deliverer) lead(ctx context.Context, conn *pgx.Conn) error {
 	d.active, d.inflight, d.perHook, d.circuits = true, map[key]bool{}, map[string]int{}, map[string]*circuit{}
 	d.circuitsShown = map[string]bool{}
 	d.finished, d.readers, d.backlog = map[key]uint64{}, map[uint64]int{}, true
-	d.lanes, d.running, d.waiting = map[pair]*lane{}, 0, nil
+	d.lanes, d.running, d.waiting = map[pair]*lane{}, 0, map[string][]pair{}
 	d.slow, d.slowPerHook = 0, map[string]int{}
 	d.mu.Unlock()
 	d.log.Info("webhook deliverer active on this node")
@@ -388,10 +399,13 @@ type run struct {
 // per commit of the whole cluster.
 const idleCursorEvery = time.Second
 
+// fanOutRetry is the first wait before a failed fan-out is tried again.
+const fanOutRetry = 50 * time.Millisecond
+
 // fanOutLoop follows the journal from cur on conn.
 func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error {
 	ctx := r.ctx
-	pendingWait := time.Duration(0)
+	pendingWait, retry := time.Duration(0), fanOutRetry
 	for {
 		round := time.Now()
 		read, err := journal.ReadBatchOf(ctx, conn, cur, d.cfg.BatchSize, journal.NoEvents, "")
@@ -418,8 +432,26 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 		pendingWait = 0
 		n, err := d.fanOut(r, conn, batch)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return nil
+			}
+			if conn.IsClosed() {
+				return err
+			}
+			// The session and its lock are intact: retry this batch (its
+			// transaction rolled back, or committed rows the insert
+			// skips), keeping every attempt in flight and the lanes in
+			// memory, where ending the leadership would cancel them all
+			// for one failed statement.
+			d.m.fanOutErrors.Inc()
+			d.log.Warn("webhooks: fan-out failed; retrying", "err", err, "retry_in", retry)
+			if journal.Sleep(ctx, retry) != nil {
+				return nil
+			}
+			retry = min(2*retry, 5*time.Second)
+			continue
 		}
+		retry = fanOutRetry
 		cur = batch[len(batch)-1].Cursor
 		d.m.fannedOut.Add(float64(n))
 		d.m.fanOuts.Inc()
@@ -436,7 +468,16 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 // is due at once; the queues are locked before this runs, so no outcome
 // recorded meanwhile can promote a head of its own. It returns the rows it
 // wrote, heads flagged, so that they are attempted without another read.
+//
+// The accounts' webhooks ($9) are key-share locked first: a webhook deleted
+// after the statement's snapshot was taken is then skipped (or its delete
+// waits for this commit) instead of failing the foreign key of the rows
+// written for it, which stopped every account's deliveries while one
+// account deleted a webhook under traffic.
 const insertDeliveriesSQL = `
+WITH w AS MATERIALIZED (
+	SELECT id, account_id, events, created_snapshot FROM webhooks WHERE account_id = ANY ($9) FOR KEY SHARE
+)
 INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type, payload, committed_at, next_attempt_at)
 SELECT w.id, e.event_id, e.account_id, e.conversation_id, e.version, e.type, e.payload, e.committed_at,
 	CASE WHEN row_number() OVER (PARTITION BY w.id, e.conversation_id ORDER BY e.version) = 1
@@ -445,7 +486,7 @@ SELECT w.id, e.event_id, e.account_id, e.conversation_id, e.version, e.type, e.p
 	THEN now() END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
 	AS e(event_id, account_id, conversation_id, version, type, payload, txid, committed_at)
-JOIN webhooks w ON w.account_id = e.account_id AND e.type = ANY (w.events)
+JOIN w ON w.account_id = e.account_id AND e.type = ANY (w.events)
 	AND NOT pg_visible_in_snapshot(e.txid::xid8, w.created_snapshot)
 ON CONFLICT DO NOTHING
 RETURNING ` + jobColumns + `, next_attempt_at IS NOT NULL`
@@ -570,7 +611,7 @@ func (d *Deliverer) fanOut(r *run, conn *pgx.Conn, batch []journal.Entry) (int, 
 	b.Queue("BEGIN")
 	b.Queue(journal.AsyncCommitSQL)
 	b.Queue(lockQueuesSQL, lockClass, p.keys())
-	b.Queue(insertDeliveriesSQL, ids, accts, convs, versions, types, payloads, txids, committed)
+	b.Queue(insertDeliveriesSQL, ids, accts, convs, versions, types, payloads, txids, committed, slices.Collect(maps.Keys(hooksOf)))
 	b.Queue(setHeadsSQL, p.hooks, p.convs)
 	journal.QueueSaveCursor(b, d.cfg.CursorName, last)
 	b.Queue("COMMIT")

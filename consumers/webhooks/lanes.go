@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"errors"
-	"slices"
 	"time"
 )
 
@@ -30,14 +29,15 @@ type pair struct{ webhook, conversation string }
 // Deliverer.waiting for one.
 type lane struct {
 	queue      []job
-	tail       int64 // the highest version the lane has taken (sent, in flight or queued)
-	running    bool  // a goroutine is attempting its deliveries
-	slow       bool  // running, and its attempt gave up its slot (Config.SlowAfter)
-	attempts   int   // attempts started, to tell a slow timer's attempt from later ones
-	detached   bool  // started by a detached delivery (Endpoints.Retry): it never refills
-	waiting    bool  // in Deliverer.waiting
-	waited     bool  // its first queued delivery's webhook was read before the wait
-	unrecorded int   // outcomes handed to the recorder, not yet committed
+	tail       int64     // the highest version the lane has taken (sent, in flight or queued)
+	running    bool      // a goroutine is attempting its deliveries
+	slow       bool      // running, and its attempt gave up its slot (Config.SlowAfter)
+	attempts   int       // attempts started, to tell a slow timer's attempt from later ones
+	detached   bool      // started by a detached delivery (Endpoints.Retry): it never refills
+	waiting    bool      // in Deliverer.waiting
+	waitingAt  time.Time // since when
+	waited     bool      // its first queued delivery's webhook was read before the wait
+	unrecorded int       // outcomes handed to the recorder, not yet committed
 	complete   bool
 	stop       bool // an attempt failed: nothing more is sent from memory
 	// drops counts the times queued deliveries were given back to the
@@ -137,37 +137,77 @@ func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
 // waitLocked queues l for a slot.
 func (d *Deliverer) waitLocked(p pair, l *lane) {
 	if !l.waiting {
-		l.waiting, l.waited = true, true
-		d.waiting = append(d.waiting, p)
+		l.waiting, l.waited, l.waitingAt = true, true, time.Now()
+		d.waiting[p.webhook] = append(d.waiting[p.webhook], p)
 	}
 }
 
-// startWaitingLocked gives freed slots to the lanes waiting for one, in
-// the order they began to wait.
+// startWaitingLocked gives freed slots to the lanes waiting for one: each
+// to the oldest waiting lane of the fairest endpoint.
 func (d *Deliverer) startWaitingLocked(r *run) {
 	now := time.Now()
-	for _, p := range d.waiting {
-		if d.running >= d.cfg.Workers {
-			break
+	for d.running < d.cfg.Workers {
+		hook := d.fairestWaitingLocked()
+		if hook == "" {
+			return
 		}
-		l := d.lanes[p]
-		if l == nil || !l.waiting {
+		p := d.waiting[hook][0]
+		d.waiting[hook] = d.waiting[hook][1:]
+		d.lanes[p].waiting = false
+		d.runLocked(r, p, d.lanes[p], now)
+	}
+}
+
+// fairestWaitingLocked is the endpoint a free slot goes to: of those with a
+// lane waiting and below their cap, the one with the fewest attempts
+// running, and of those the one whose lane has waited longest. Serving endpoints in the order their lanes began
+// to wait let one account's slow receivers, whose lanes keep their slots
+// from one delivery to the next, queue every other endpoint's lanes behind
+// theirs for as long as their backlog lasted: a healthy receiver of
+// another account waited tens of seconds. It drops the entries at the
+// front of each queue whose lane no longer waits.
+func (d *Deliverer) fairestWaitingLocked() string {
+	best, fewest, since := "", 0, time.Time{}
+	for hook, ps := range d.waiting {
+		for len(ps) > 0 {
+			if l := d.lanes[ps[0]]; l != nil && l.waiting {
+				break
+			}
+			ps = ps[1:]
+		}
+		if len(ps) == 0 {
+			delete(d.waiting, hook)
 			continue
 		}
-		if d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
-			continue // stays behind: kept by the rebuild below
+		d.waiting[hook] = ps
+		n := d.perHook[hook]
+		if n >= d.cfg.MaxPerEndpoint {
+			continue
 		}
-		l.waiting = false
-		d.runLocked(r, p, l, now)
-	}
-	// Keep those still waiting, in order.
-	kept := d.waiting[:0]
-	for _, p := range d.waiting {
-		if l := d.lanes[p]; l != nil && l.waiting {
-			kept = append(kept, p)
+		at := d.lanes[ps[0]].waitingAt
+		if best == "" || n < fewest || n == fewest && at.Before(since) {
+			best, fewest, since = hook, n, at
 		}
 	}
-	d.waiting = slices.Clip(kept)
+	return best
+}
+
+// yieldLocked tells a lane of p's endpoint that has just finished an
+// attempt, while every worker is busy, to give its slot to a waiting lane
+// of another endpoint instead of sending its next delivery: to one that
+// has nothing running, or two fewer attempts than p's. (A margin of one
+// would have lanes of two endpoints at equal shares trade slots after
+// every attempt.)
+func (d *Deliverer) yieldLocked(p pair) bool {
+	if d.running < d.cfg.Workers {
+		return false
+	}
+	hook := d.fairestWaitingLocked()
+	if hook == "" || hook == p.webhook {
+		return false
+	}
+	n := d.perHook[hook]
+	return n == 0 || n+1 < d.perHook[p.webhook]
 }
 
 // parkLocked appends a delivery the fan-out wrote behind a queue's head to
@@ -243,11 +283,18 @@ func (d *Deliverer) work(r *run, p pair, l *lane, j job) {
 		l.unrecorded++
 		r.outbox = append(r.outbox, o)
 		next, more := d.nextLocked(r, p, l, o)
-		if more && l.slow && !d.speedUpLocked(p, l) {
+		switch {
+		case more && l.slow && !d.speedUpLocked(p, l):
 			// No slot for the next attempt: the lane waits for one.
 			l.queue = append([]job{next}, l.queue...)
 			d.releaseLocked(p, l)
 			d.waitLocked(p, l)
+			more = false
+		case more && !l.slow && d.yieldLocked(p):
+			l.queue = append([]job{next}, l.queue...)
+			d.releaseLocked(p, l)
+			d.waitLocked(p, l)
+			d.startWaitingLocked(r)
 			more = false
 		}
 		d.mu.Unlock()

@@ -18,8 +18,9 @@ type metrics struct {
 	duration  prometheus.Histogram
 	pending   *prometheus.GaugeVec
 	fannedOut prometheus.Counter
-	// fanOuts: journal batches fanned out (one transaction each).
-	fanOuts prometheus.Counter
+	// fanOuts: journal batches fanned out (one transaction each);
+	// fanOutErrors: fan-outs that failed and were tried again.
+	fanOuts, fanOutErrors prometheus.Counter
 	// refills: reads of lanes' next deliveries; refilled: deliveries
 	// those reads brought back into memory.
 	refills, refilled prometheus.Counter
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "fanout_rounds_total",
 			Help: "Journal batches this node fanned out, each in one transaction (Config.Gather spaces them out).",
 		}),
+		fanOutErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "fanout_errors_total",
+			Help: "Fan-out transactions that failed and were tried again.",
+		}),
 		refills: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "lane_refills_total",
 			Help: "Reads of pending deliveries for lanes that had lost their complete in-memory view (one read serves many lanes).",
@@ -100,6 +105,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m.pending = sbmetrics.Register(reg, m.pending)
 	m.fannedOut = sbmetrics.Register(reg, m.fannedOut)
 	m.fanOuts = sbmetrics.Register(reg, m.fanOuts)
+	m.fanOutErrors = sbmetrics.Register(reg, m.fanOutErrors)
 	m.refills = sbmetrics.Register(reg, m.refills)
 	m.refilled = sbmetrics.Register(reg, m.refilled)
 	m.slowAttempts = sbmetrics.Register(reg, m.slowAttempts)
