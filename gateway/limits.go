@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,6 +92,13 @@ type Timeouts struct {
 	Body time.Duration
 	// Idle: a keep-alive connection waiting for its next request. Default 120s.
 	Idle time.Duration
+	// Work: the server's own work on a request, counted from the end of
+	// its body (from the headers for a request without one); past it the
+	// request's context ends and it answers 503 unavailable. It bounds
+	// what a database or cluster that stopped answering costs a client,
+	// who would otherwise wait as long as they do. Websockets have none.
+	// Default 30s.
+	Work time.Duration
 }
 
 // WithDefaults fills the zero values.
@@ -102,30 +112,61 @@ func (t Timeouts) WithDefaults() Timeouts {
 	if t.Idle <= 0 {
 		t.Idle = 120 * time.Second
 	}
+	if t.Work <= 0 {
+		t.Work = 30 * time.Second
+	}
 	return t
 }
 
-// BodyDeadline wraps the node's handler: a body must arrive within d of the
-// headers. http.Server.ReadTimeout cannot say that (it counts from the
-// first byte, headers included), and it would also cut every handler that
-// runs longer (net/http cancels a request whose connection's read deadline
-// passes). So the deadline is set only while a body is being read, and
-// cleared once it is whole; requests without a body get none. A websocket
-// upgrade has none (one with a body is refused), so its connection, which
-// outlives the request, never carries the deadline; a Connection: Upgrade
-// header alone does not lift it.
-func BodyDeadline(h http.Handler, d time.Duration) http.Handler {
+// Deadlines wraps the node's handler with t's Body and Work deadlines.
+//
+// A body must arrive within t.Body of the headers. http.Server.ReadTimeout
+// cannot say that (it counts from the first byte, headers included), and
+// it would also cut every handler that runs longer (net/http cancels a
+// request whose connection's read deadline passes). So the deadline is set
+// only while a body is being read, and cleared once it is whole; requests
+// without a body get none. A websocket upgrade has none (one with a body
+// is refused), so its connection, which outlives the request, never
+// carries the deadline; a Connection: Upgrade header alone does not lift
+// it.
+//
+// The request's context ends t.Work after its body is whole (after the
+// headers without a body), except for a websocket upgrade, whose session
+// lives on that context.
+func Deadlines(h http.Handler, t Timeouts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		// The body may be read on another goroutine than this one.
+		var work atomic.Pointer[time.Timer]
+		arm := func() { work.Store(time.AfterFunc(t.Work, func() { cancel(errWorkTimeout) })) }
+		defer func() {
+			if tm := work.Load(); tm != nil {
+				tm.Stop()
+			}
+		}()
+		r = r.WithContext(ctx)
 		if r.ContentLength == 0 {
+			arm()
 			h.ServeHTTP(w, r)
 			return
 		}
 		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(d))
-		r.Body = &deadlineBody{ReadCloser: r.Body, whole: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+		_ = rc.SetReadDeadline(time.Now().Add(t.Body))
+		r.Body = &deadlineBody{ReadCloser: r.Body, whole: func() {
+			_ = rc.SetReadDeadline(time.Time{})
+			arm()
+		}}
 		h.ServeHTTP(w, r)
 	})
 }
+
+// errWorkTimeout ends a request's context after Timeouts.Work.
+var errWorkTimeout = errors.New("gateway: the request's work outlasted its deadline")
 
 // deadlineBody calls whole once its body has been read to the end.
 type deadlineBody struct {

@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	// Slow clients are cut (docs/api.md): headers, then the body, each within its
 	// time; idle keep-alive connections close.
 	to := cfg.HTTPTimeouts.WithDefaults()
-	n.http = &http.Server{Handler: gateway.BodyDeadline(gw.Handler(), to.Body), ReadHeaderTimeout: to.Header, IdleTimeout: to.Idle,
+	n.http = &http.Server{Handler: gateway.Deadlines(gw.Handler(), to), ReadHeaderTimeout: to.Header, IdleTimeout: to.Idle,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	n.gw = gw
 	// Revocations on other nodes close this node's websockets too.
