@@ -159,6 +159,11 @@ func checkContentType(r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
 		return errorf(codeInvalid, "Content-Type must be application/json")
 	}
+	// A compressed body read as JSON would be refused as malformed, and an
+	// uncompressed one labelled compressed is a client's mistake: say so.
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return errorf(codeInvalid, "Content-Encoding %q is not supported: send the body uncompressed", ce)
+	}
 	return nil
 }
 

@@ -6,7 +6,10 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/switchboard-dev/switchboard/wire"
 )
 
 // writeMembers answers what writeJSON answers for the same members:
@@ -51,6 +54,37 @@ func TestDecodeJSONTakesObjectsOnly(t *testing.T) {
 	for _, raw := range []string{`{}`, " \n{\"status\":\"open\"}"} {
 		if err := decodeJSON([]byte(raw), &v); err != nil {
 			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
+
+// TestReadBodyChecksItsLabels: a body is JSON in any spelling of its media
+// type, or unlabelled, and never compressed.
+func TestReadBodyChecksItsLabels(t *testing.T) {
+	for _, c := range []struct {
+		contentType, encoding string
+		ok                    bool
+	}{
+		{"", "", true},
+		{"application/json; charset=utf-8", "", true},
+		{"APPLICATION/JSON", "identity", true},
+		{"text/plain", "", false},
+		{"application/json", "gzip", false},
+		{"", "br", false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/inboxes", strings.NewReader(`{"name":"x"}`))
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+		}
+		if c.encoding != "" {
+			r.Header.Set("Content-Encoding", c.encoding)
+		}
+		raw, err := readBody(httptest.NewRecorder(), r)
+		if c.ok && (err != nil || string(raw) != `{"name":"x"}`) {
+			t.Errorf("%q %q: %q %v, want the body", c.contentType, c.encoding, raw, err)
+		}
+		if e, isAPI := wire.AsError(err); !c.ok && (!isAPI || e.Code != codeInvalid) {
+			t.Errorf("%q %q: %v, want invalid_argument", c.contentType, c.encoding, err)
 		}
 	}
 }

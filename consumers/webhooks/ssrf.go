@@ -30,16 +30,21 @@ func forbidden(ip netip.Addr) bool {
 	}
 	return !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
 		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() ||
-		ip.IsUnspecified() || cgnat.Contains(ip) || ip == broadcast
+		ip.IsUnspecified() || cgnat.Contains(ip) || thisNetwork.Contains(ip) || siteLocal.Contains(ip) || ip == broadcast
 }
 
 var (
-	cgnat     = netip.MustParsePrefix("100.64.0.0/10")
-	broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052: the IPv4 address in the last 32 bits
-	nat64Loc  = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215, the same layout at /96
-	sixToFour = netip.MustParsePrefix("2002::/16")      // RFC 3056: the IPv4 address in bits 16–47
-	v4Compat  = netip.MustParsePrefix("::/96")          // RFC 4291's deprecated IPv4-compatible form
+	cgnat = netip.MustParsePrefix("100.64.0.0/10")
+	// 0.0.0.0/8 is "this network" (RFC 1122): Linux connects 0.x.y.z to
+	// the host itself, as it does 0.0.0.0. fec0::/10, site-local, is
+	// deprecated (RFC 3879) but still routed inside some networks.
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	siteLocal   = netip.MustParsePrefix("fec0::/10")
+	broadcast   = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	nat64       = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052: the IPv4 address in the last 32 bits
+	nat64Loc    = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215, the same layout at /96
+	sixToFour   = netip.MustParsePrefix("2002::/16")      // RFC 3056: the IPv4 address in bits 16–47
+	v4Compat    = netip.MustParsePrefix("::/96")          // RFC 4291's deprecated IPv4-compatible form
 )
 
 // embeddedIPv4 is the IPv4 address a NAT64 or 6to4 address carries.

@@ -98,7 +98,8 @@ func TestValidateURL(t *testing.T) {
 	for _, u := range []string{"http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.1/", "http://192.168.1.1/",
 		"http://172.16.0.1/", "http://169.254.169.254/", "http://[::1]/", "http://[fe80::1]/", "http://0.0.0.0/", "http://100.64.0.1/",
 		"http://255.255.255.255/", "http://[64:ff9b::7f00:1]/", "http://[64:ff9b::a00:1]/", "http://[64:ff9b:1::a9fe:a9fe]/",
-		"http://[2002:7f00:1::]/", "http://[2002:c0a8:101::1]/", "http://[::127.0.0.1]/", "http://[::10.0.0.1]/"} {
+		"http://[2002:7f00:1::]/", "http://[2002:c0a8:101::1]/", "http://[::127.0.0.1]/", "http://[::10.0.0.1]/",
+		"http://0.1.2.3/", "http://[fec0::1]/"} {
 		if err := ValidateURL(ctx, u, false); !errors.Is(err, ErrForbiddenDestination) {
 			t.Errorf("%s: %v, want refused", u, err)
 		}
