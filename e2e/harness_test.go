@@ -45,6 +45,8 @@ func nodeOn(t testing.TB, url string, mutate ...func(*server.Config)) (n *server
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A test that stops a node waits for nothing else.
+	cfg.ShutdownDrain = 0
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
+	"github.com/switchboard-dev/switchboard/server"
 )
 
 // TestWSFramesInFlightFinishOnStop: a node stopping gracefully finishes the
@@ -133,5 +136,52 @@ func TestWSCloseDoesNotWaitForSlowRequests(t *testing.T) {
 	defer ws.mu.Unlock()
 	if status := websocket.CloseStatus(ws.err); status != websocket.StatusGoingAway {
 		t.Fatalf("closed with %v (%v), want 1001", status, ws.err)
+	}
+}
+
+// TestStopDrainsKeepAliveConnections: a stopping node first answers every
+// request with Connection: close and /readyz with 503 "draining", while it
+// still serves: a client whose keep-alive connection is open gets its next
+// request answered, and learns to open a new connection for the one after.
+func TestStopDrainsKeepAliveConnections(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const drain = 5 * time.Second
+	n, stop := nodeOn(t, url, func(c *server.Config) { c.ShutdownDrain = drain })
+	c := api{t: t, base: n.URL()}
+	tn := newTenant(t, c, "Acme")
+	k := c.with(tn.key)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	get := func(path string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", n.URL()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tn.key)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		return res
+	}
+	if res := get("/v1/inboxes"); res.StatusCode != 200 || res.Close {
+		t.Fatalf("before the stop: %d, close %v", res.StatusCode, res.Close)
+	}
+	stopped, began := make(chan struct{}), time.Now()
+	go func() { stop(); close(stopped) }()
+	poll.Until(t, 30*time.Second, "/readyz to answer 503 draining", func() bool {
+		r := c.do("GET", "/readyz", nil)
+		return r.Status == http.StatusServiceUnavailable && strings.Contains(string(r.Body), `"draining"`)
+	})
+	res := get("/v1/inboxes")
+	if res.StatusCode != 200 || !res.Close {
+		t.Fatalf("while draining: %d, Connection: close %v; want 200 and the connection closed after it", res.StatusCode, res.Close)
+	}
+	inbound(k, tn.inbox, phoneN(1), "still served while draining")
+	<-stopped
+	if took := time.Since(began); took < drain {
+		t.Fatalf("the stop took %v, less than its drain", took)
 	}
 }

@@ -62,6 +62,7 @@ type Server struct {
 	searcher      Searcher
 	commits       CommitLatency
 	wsConnections atomic.Int64
+	draining      atomic.Bool // Drain was called
 	ws            *wsHub
 	routes        []string // the patterns Handler serves, for Routes
 
@@ -192,8 +193,22 @@ func (s *Server) Handler() http.Handler {
 	// Everything else, a wrong method on a page included: the API's error
 	// shape rather than the mux's plain text.
 	route("/", s.handle(noSuchEndpoint))
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			// net/http closes the connection after this answer.
+			w.Header().Set("Connection", "close")
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// Drain begins a graceful stop: from now on every answer closes its
+// keep-alive connection (Connection: close) and /readyz answers 503
+// "draining", so that clients and load balancers move to other nodes
+// while this one still answers. Without it, the stop closed idle
+// keep-alive connections under clients that were just sending a request
+// on them, which they saw reset with no way to tell whether it was taken.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // catchAll are the patterns that answer for paths no endpoint serves.
 var catchAll = []string{"/", "/v1/", "/v1/admin/"}
@@ -239,7 +254,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	// Which check failed is public; why is not (a database error names
 	// hosts, users and settings), so the reason goes to the log.
 	failed := ""
-	if err := s.store.Ping(ctx); err != nil {
+	if s.draining.Load() {
+		failed = "draining"
+	} else if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("readiness: database unreachable", "err", err)
 		failed = "database"
 	} else if s.node == nil || !s.node.IsMember() {

@@ -53,7 +53,11 @@ type Config struct {
 	CommitMaxBatch  int
 	Committers      int
 	ShutdownTimeout time.Duration
-	LogLevel        string
+	// ShutdownDrain is how long a graceful stop answers every request with
+	// Connection: close (and /readyz 503) before it closes idle
+	// connections; 0 skips it.
+	ShutdownDrain time.Duration
+	LogLevel      string
 	// WS tunes websocket sessions (two of its limits have variables).
 	WS gateway.WSConfig
 	// SecretKey seals webhook secrets at rest (base64 of 32 bytes).
@@ -166,6 +170,7 @@ func (c *Config) settings() []setting {
 		{"COMMIT_MAX_BATCH", "group commit: most appends in one transaction", "512", num(&c.CommitMaxBatch)},
 		{"COMMITTERS", "group commit: most batch transactions in flight at once", "2", num(&c.Committers)},
 		{"SHUTDOWN_TIMEOUT", "graceful stop: longest wait for in-flight requests", "30s", dur(&c.ShutdownTimeout)},
+		{"SHUTDOWN_DRAIN", "graceful stop: answer every request with Connection: close, and /readyz with 503, this long before closing idle connections, so that clients move theirs elsewhere first", "1s", dur(&c.ShutdownDrain)},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", str(&c.LogLevel)},
 		{"WS_MAX_CONNECTIONS", "websocket connections one node accepts (more get 503)", "20000", num(&c.WS.MaxConnections)},
 		{"SECRET_KEY", "key sealing webhook secrets at rest: base64 of 32 bytes (openssl rand -base64 32); unset, a key the database keeps", "", str(&c.SecretKey)},

@@ -214,6 +214,15 @@ func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
 	shutdownCtx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 	defer cancel()
+	n.gw.Drain()
+	if n.cfg.ShutdownDrain > 0 {
+		// The drain's length is the point: the time clients get to send
+		// their next request, answered with Connection: close.
+		select {
+		case <-time.After(n.cfg.ShutdownDrain):
+		case <-shutdownCtx.Done():
+		}
+	}
 	// Shutdown does not track hijacked connections: the websockets finish
 	// their frames in flight beside it, while the actors still run.
 	wsClosed := make(chan struct{})
