@@ -48,7 +48,7 @@ func BenchmarkWebhookLag(b *testing.B) {
 		on := load.run(rate, conversations, seconds*time.Second)
 		want := journalCount(b, n)
 		poll.Until(b, 2*time.Minute, "every event delivered", func() bool { return rcv.count() >= want })
-		lags := rcv.lags(b, n, on.start, on.end)
+		lags := rcv.lags(b, n, on.start, on.end, "")
 
 		n.StopDeliverer()
 		off := load.run(rate, conversations, seconds*time.Second)
@@ -133,10 +133,11 @@ func (r *lagReceiver) duplicates() int {
 }
 
 // lags are receive time minus the journal's commit time (created_at) of
-// the events committed in [from, to].
-func (r *lagReceiver) lags(tb testing.TB, n *server.Node, from, to time.Time) []time.Duration {
+// the events committed in [from, to], of one inbox's conversations unless
+// inbox is "".
+func (r *lagReceiver) lags(tb testing.TB, n *server.Node, from, to time.Time, inbox string) []time.Duration {
 	rows, err := n.Store().Pool().Query(context.Background(),
-		`SELECT conversation_id, version, created_at FROM journal WHERE created_at BETWEEN $1 AND $2`, from, to)
+		`SELECT conversation_id, version, created_at FROM journal WHERE created_at BETWEEN $1 AND $2 AND ($3 = '' OR inbox_id = $3)`, from, to, inbox)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -536,6 +536,37 @@ func TestSlowEndpointDoesNotQueueOthersBehindIt(t *testing.T) {
 	}
 }
 
+// TestEveryEndpointGetsASlot: an endpoint whose receiver holds every
+// worker and never answers (nothing is slow: SlowAfter is an hour) leaves
+// another endpoint with nothing running a slot of its own: its deliveries
+// all arrive, one after the other, while the workers stay held.
+func TestEveryEndpointGetsASlot(t *testing.T) {
+	held := newHookReceiver(t)
+	hanging := convNames("hang", 4)
+	held.hang = setOf(hanging...)
+	e := newBacklogEnvWith(t, held, func(c *Config) {
+		c.Workers, c.MaxPerEndpoint, c.SlowAfter, c.Timeout = 2, 2, time.Hour, time.Hour
+	})
+	e.commitTo(hanging, 1, 1)
+	poll.Until(t, time.Minute, "both workers held", func() bool { return held.hung.Load() == 2 })
+	fast := newHookReceiver(t)
+	_, secret, err := NewEndpoints(e.pool, e.sealer, Config{}).Create(context.Background(), "acc_1", fast.srv.URL+"/hook", Types, "fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast.mu.Lock()
+	fast.secret = secret
+	fast.mu.Unlock()
+	e.commitTo(convNames("fast", 5), 1, 2)
+	poll.Until(t, time.Minute, "every event at the other endpoint", func() bool {
+		n, _ := fast.counts()
+		return n == 10
+	})
+	if n := held.hung.Load(); n != 2 {
+		t.Fatalf("%d attempts held, want the 2 workers' only", n)
+	}
+}
+
 // TestWebhookDeletedDuringFanOut: a webhook whose delete commits while the
 // fan-out's insert writes deliveries for it neither fails the fan-out (the
 // foreign key of its rows) nor holds back the other webhooks' deliveries.

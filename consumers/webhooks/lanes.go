@@ -110,7 +110,7 @@ func (d *Deliverer) runLocked(r *run, p pair, l *lane, now time.Time) {
 	if len(l.queue) == 0 {
 		return
 	}
-	if d.running >= d.cfg.Workers || d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
+	if !d.slotFreeLocked(p.webhook) {
 		d.waitLocked(p, l)
 		return
 	}
@@ -142,13 +142,28 @@ func (d *Deliverer) waitLocked(p pair, l *lane) {
 	}
 }
 
-// startWaitingLocked gives freed slots to the lanes waiting for one: each
+// slotFreeLocked reports whether a lane of hook may start an attempt now:
+// below Config.Workers and the endpoint's cap, or, for an endpoint with
+// nothing running, in one of Config.Workers more slots kept for such
+// endpoints. Without those, an account whose receivers answer slowly held
+// every worker, and all of them came free together once per answer time
+// (the attempts had started together): another account's receiver waited
+// for that wave, 0.3–0.9 s, for each of its deliveries.
+func (d *Deliverer) slotFreeLocked(hook string) bool {
+	n := d.perHook[hook]
+	if n >= d.cfg.MaxPerEndpoint {
+		return false
+	}
+	return d.running < d.cfg.Workers || n == 0 && d.running < 2*d.cfg.Workers
+}
+
+// startWaitingLocked gives free slots to the lanes waiting for one: each
 // to the oldest waiting lane of the fairest endpoint.
 func (d *Deliverer) startWaitingLocked(r *run) {
 	now := time.Now()
-	for d.running < d.cfg.Workers {
+	for {
 		hook := d.fairestWaitingLocked()
-		if hook == "" {
+		if hook == "" || !d.slotFreeLocked(hook) {
 			return
 		}
 		p := d.waiting[hook][0]
@@ -331,7 +346,7 @@ func (d *Deliverer) slowDown(r *run, p pair, l *lane, n int) {
 // speedUpLocked moves a slow lane back into a worker and endpoint slot for
 // its next attempt, if one is free.
 func (d *Deliverer) speedUpLocked(p pair, l *lane) bool {
-	if d.running >= d.cfg.Workers || d.perHook[p.webhook] >= d.cfg.MaxPerEndpoint {
+	if !d.slotFreeLocked(p.webhook) {
 		return false
 	}
 	d.releaseLocked(p, l)
