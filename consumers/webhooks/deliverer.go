@@ -27,7 +27,7 @@
 // conversations are independent heads and are attempted concurrently, up to
 // Config.Workers at once and Config.MaxPerEndpoint per endpoint; when the
 // workers are all busy, they are shared fairly between endpoints (lanes.go,
-// fairestWaitingLocked and yieldLocked).
+// slotFreeLocked, fairestWaitingLocked and yieldLocked).
 //
 // # Latency: heads go straight to a worker
 //
@@ -106,7 +106,7 @@ type Config struct {
 	LockRetry        time.Duration // standby's lock attempts; default 2 s
 	LockKey          int64         // advisory lock electing the active deliverer; default DefaultLockKey
 	CursorName       string        // its row in journal_cursors; default "webhooks"
-	Workers          int           // attempts in flight; default 128
+	Workers          int           // attempts in flight; default 128 (and as many more, one per endpoint with nothing running)
 	MaxPerEndpoint   int           // attempts in flight per endpoint; default 48
 	Timeout          time.Duration // one attempt; default 10 s
 	RetryMin         time.Duration // first retry after at most this; default 1 s
