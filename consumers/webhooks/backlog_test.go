@@ -240,6 +240,30 @@ VALUES ($1, $2, 'acc_1', 'inb_1', $3, $4::jsonb)`, args...); err != nil {
 	}
 }
 
+// secondWebhook adds a webhook of acc_1 to a receiver of its own; it gets
+// the events committed from then on.
+func (e *backlogEnv) secondWebhook() *hookReceiver {
+	e.t.Helper()
+	rcv := newHookReceiver(e.t)
+	_, secret, err := NewEndpoints(e.pool, e.sealer, Config{}).Create(context.Background(), "acc_1", rcv.srv.URL+"/hook", Types, "second")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rcv.mu.Lock()
+	rcv.secret = secret
+	rcv.mu.Unlock()
+	return rcv
+}
+
+// waitReceived waits until r has had n distinct deliveries.
+func (r *hookReceiver) waitReceived(n int, what string) {
+	r.t.Helper()
+	poll.Until(r.t, time.Minute, what, func() bool {
+		got, _ := r.counts()
+		return got == n
+	})
+}
+
 func (e *backlogEnv) pending() int {
 	var n int
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'`).Scan(&n); err != nil {
@@ -511,19 +535,9 @@ func TestSlowEndpointDoesNotQueueOthersBehindIt(t *testing.T) {
 		n, _ := slow.counts()
 		return n > 0
 	})
-	fast := newHookReceiver(t)
-	_, secret, err := NewEndpoints(e.pool, e.sealer, Config{}).Create(context.Background(), "acc_1", fast.srv.URL+"/hook", Types, "fast")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast.mu.Lock()
-	fast.secret = secret
-	fast.mu.Unlock()
+	fast := e.secondWebhook()
 	e.commitTo(convNames("fast", 10), 1, 2)
-	poll.Until(t, time.Minute, "every event at the fast endpoint", func() bool {
-		n, _ := fast.counts()
-		return n == 20
-	})
+	fast.waitReceived(20, "every event at the fast endpoint")
 	// 140 deliveries to the slow endpoint in all, 120 of them written
 	// before the fast endpoint's.
 	n, _ := slow.counts()
@@ -531,6 +545,8 @@ func TestSlowEndpointDoesNotQueueOthersBehindIt(t *testing.T) {
 		t.Fatalf("the fast endpoint's 20 deliveries waited for %d of the slow one's", n)
 	}
 	t.Logf("the fast endpoint had its 20 deliveries after %d of the slow one's 140", n)
+	fast.mu.Lock()
+	defer fast.mu.Unlock()
 	if fast.dups != 0 || len(fast.order) != 0 || fast.badSig != 0 {
 		t.Fatalf("fast receiver: %d duplicates, order %v, %d bad signatures", fast.dups, fast.order, fast.badSig)
 	}
@@ -549,19 +565,9 @@ func TestEveryEndpointGetsASlot(t *testing.T) {
 	})
 	e.commitTo(hanging, 1, 1)
 	poll.Until(t, time.Minute, "both workers held", func() bool { return held.hung.Load() == 2 })
-	fast := newHookReceiver(t)
-	_, secret, err := NewEndpoints(e.pool, e.sealer, Config{}).Create(context.Background(), "acc_1", fast.srv.URL+"/hook", Types, "fast")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast.mu.Lock()
-	fast.secret = secret
-	fast.mu.Unlock()
+	fast := e.secondWebhook()
 	e.commitTo(convNames("fast", 5), 1, 2)
-	poll.Until(t, time.Minute, "every event at the other endpoint", func() bool {
-		n, _ := fast.counts()
-		return n == 10
-	})
+	fast.waitReceived(10, "every event at the other endpoint")
 	if n := held.hung.Load(); n != 2 {
 		t.Fatalf("%d attempts held, want the 2 workers' only", n)
 	}
