@@ -54,12 +54,7 @@ func BenchmarkWebhookLag(b *testing.B) {
 		off := load.run(rate, conversations, seconds*time.Second)
 		n.StartDeliverer()
 
-		p50, p99, mx := lagPercentiles(lags)
-		b.ReportMetric(ms(p50), "lag_p50_ms")
-		b.ReportMetric(ms(p99), "lag_p99_ms")
-		b.ReportMetric(ms(mx), "lag_max_ms")
-		b.Logf("delivery lag (commit → 2xx), %d events at %.0f/s: p50 %v p99 %v max %v; %d duplicates",
-			len(lags), on.achieved(), p50, p99, mx, rcv.duplicates())
+		reportLags(b, fmt.Sprintf("delivery lag (commit → 2xx), %d events at %.0f/s", len(lags), on.achieved()), lags, rcv)
 		for _, ph := range []struct {
 			name string
 			r    loadResult
@@ -83,6 +78,16 @@ func journalCount(tb testing.TB, n *server.Node) int {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// reportLags reports delivery lags' percentiles as the benchmark's metrics
+// and logs them after what.
+func reportLags(b *testing.B, what string, lags []time.Duration, rcv *lagReceiver) {
+	p50, p99, mx := lagPercentiles(lags)
+	b.ReportMetric(ms(p50), "lag_p50_ms")
+	b.ReportMetric(ms(p99), "lag_p99_ms")
+	b.ReportMetric(ms(mx), "lag_max_ms")
+	b.Logf("%s: p50 %v p99 %v max %v; %d duplicates", what, p50, p99, mx, rcv.duplicates())
+}
 
 func lagPercentiles(ds []time.Duration) (p50, p99, mx time.Duration) {
 	if len(ds) == 0 {

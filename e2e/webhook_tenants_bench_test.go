@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -66,11 +67,6 @@ func BenchmarkWebhookLagBesideSlowTenant(b *testing.B) {
 		}
 		poll.Until(b, 5*time.Minute, "every event of the measured account delivered", func() bool { return rcv.count() >= want })
 		lags := rcv.lags(b, n, run.start, run.end, measured.inbox)
-		p50, p99, mx := lagPercentiles(lags)
-		b.ReportMetric(ms(p50), "lag_p50_ms")
-		b.ReportMetric(ms(p99), "lag_p99_ms")
-		b.ReportMetric(ms(mx), "lag_max_ms")
-		b.Logf("measured account's delivery lag, %d events at %.0f/s beside the slow account's: p50 %v p99 %v max %v; %d duplicates",
-			len(lags), run.achieved(), p50, p99, mx, rcv.duplicates())
+		reportLags(b, fmt.Sprintf("measured account's delivery lag, %d events at %.0f/s beside the slow account's", len(lags), run.achieved()), lags, rcv)
 	}
 }
