@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,7 +26,9 @@ func TestWorkDeadline(t *testing.T) {
 	seenc := make(chan seen, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		_, _ = io.ReadAll(r.Body)
+		if r.Header.Get("X-Unread") == "" {
+			_, _ = io.ReadAll(r.Body)
+		}
 		var s seen
 		s.bodyWhole = r.Context().Err()
 		if r.Header.Get("Upgrade") != "" {
@@ -43,7 +46,7 @@ func TestWorkDeadline(t *testing.T) {
 		seenc <- s
 		writeErr(w, s.cause)
 	})
-	srv := httptest.NewServer(Deadlines(h, Timeouts{Work: work}.WithDefaults()))
+	srv := httptest.NewServer(Deadlines(h, Timeouts{Work: work, Body: 3 * work}.WithDefaults()))
 	defer srv.Close()
 
 	t.Run("without a body", func(t *testing.T) {
@@ -76,6 +79,18 @@ func TestWorkDeadline(t *testing.T) {
 		s := <-seenc
 		if s.bodyWhole != nil || !errors.Is(s.cause, errWorkTimeout) {
 			t.Fatalf("context when the body was whole: %v, then %v; want live, then the work deadline", s.bodyWhole, s.cause)
+		}
+	})
+	t.Run("before the body is read", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(`{"name":"x"}`))
+		req.Header.Set("X-Unread", "1")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if s := <-seenc; !errors.Is(s.cause, errWorkTimeout) || s.waited < 3*work {
+			t.Fatalf("cause %v after %v; want the work deadline after the body's and the work's times", s.cause, s.waited)
 		}
 	})
 	t.Run("websocket upgrade", func(t *testing.T) {

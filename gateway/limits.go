@@ -131,8 +131,9 @@ func (t Timeouts) WithDefaults() Timeouts {
 // it.
 //
 // The request's context ends t.Work after its body is whole (after the
-// headers without a body), except for a websocket upgrade, whose session
-// lives on that context.
+// headers without a body; t.Body + t.Work after them while the body is not
+// yet read), except for a websocket upgrade, whose session lives on that
+// context.
 func Deadlines(h http.Handler, t Timeouts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && r.ContentLength == 0 {
@@ -143,23 +144,26 @@ func Deadlines(h http.Handler, t Timeouts) http.Handler {
 		defer cancel(nil)
 		// The body may be read on another goroutine than this one.
 		var work atomic.Pointer[time.Timer]
-		arm := func() { work.Store(time.AfterFunc(t.Work, func() { cancel(errWorkTimeout) })) }
-		defer func() {
-			if tm := work.Load(); tm != nil {
-				tm.Stop()
+		arm := func(d time.Duration) {
+			if old := work.Swap(time.AfterFunc(d, func() { cancel(errWorkTimeout) })); old != nil {
+				old.Stop()
 			}
-		}()
+		}
+		defer func() { work.Load().Stop() }()
 		r = r.WithContext(ctx)
 		if r.ContentLength == 0 {
-			arm()
+			arm(t.Work)
 			h.ServeHTTP(w, r)
 			return
 		}
+		// What runs before the body is read (the credential's lookup) is
+		// bounded by the body's time and the work's together.
+		arm(t.Body + t.Work)
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(t.Body))
 		r.Body = &deadlineBody{ReadCloser: r.Body, whole: func() {
 			_ = rc.SetReadDeadline(time.Time{})
-			arm()
+			arm(t.Work)
 		}}
 		h.ServeHTTP(w, r)
 	})
