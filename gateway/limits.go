@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,28 +141,22 @@ func Deadlines(h http.Handler, t Timeouts) http.Handler {
 		}
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
-		// The body may be read on another goroutine than this one.
-		var work atomic.Pointer[time.Timer]
-		arm := func(d time.Duration) {
-			if old := work.Swap(time.AfterFunc(d, func() { cancel(errWorkTimeout) })); old != nil {
-				old.Stop()
-			}
-		}
-		defer func() { work.Load().Stop() }()
-		r = r.WithContext(ctx)
 		if r.ContentLength == 0 {
-			arm(t.Work)
-			h.ServeHTTP(w, r)
+			work := time.AfterFunc(t.Work, func() { cancel(errWorkTimeout) })
+			defer work.Stop()
+			h.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
 		// What runs before the body is read (the credential's lookup) is
 		// bounded by the body's time and the work's together.
-		arm(t.Body + t.Work)
+		work := time.AfterFunc(t.Body+t.Work, func() { cancel(errWorkTimeout) })
+		defer work.Stop()
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(t.Body))
+		r = r.WithContext(ctx)
 		r.Body = &deadlineBody{ReadCloser: r.Body, whole: func() {
 			_ = rc.SetReadDeadline(time.Time{})
-			arm(t.Work)
+			work.Reset(t.Work)
 		}}
 		h.ServeHTTP(w, r)
 	})
