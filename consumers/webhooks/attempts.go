@@ -136,10 +136,20 @@ ORDER BY due.next_attempt_at
 LIMIT $2`
 
 // dispatch starts attempts for due heads while workers are free, skipping
-// endpoints whose circuit is open or that are at their cap.
+// endpoints whose circuit is open or that are at their cap. With every
+// worker busy it still reads the heads of endpoints with nothing running,
+// which may start in the slots kept for them (slotFreeLocked): otherwise a
+// head only the dispatcher finds (a retry, a successor its lane left, an
+// earlier leader's) waited for as long as another account's slow
+// receivers kept every worker busy, and that conversation's deliveries
+// with it.
 func (d *Deliverer) dispatch(r *run) error {
 	d.mu.Lock()
 	free := d.cfg.Workers - d.running
+	idleOnly := free <= 0
+	if idleOnly {
+		free = 2*d.cfg.Workers - d.running
+	}
 	if free <= 0 {
 		d.mu.Unlock()
 		return nil
@@ -152,7 +162,7 @@ func (d *Deliverer) dispatch(r *run) error {
 		}
 	}
 	for hook, n := range d.perHook {
-		if n >= d.cfg.MaxPerEndpoint {
+		if n >= d.cfg.MaxPerEndpoint || idleOnly && n > 0 {
 			skip = append(skip, hook)
 		}
 	}

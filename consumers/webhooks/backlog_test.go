@@ -568,6 +568,19 @@ func TestEveryEndpointGetsASlot(t *testing.T) {
 	fast := e.secondWebhook()
 	e.commitTo(convNames("fast", 5), 1, 2)
 	fast.waitReceived(10, "every event at the other endpoint")
+	// A head that only the dispatcher finds (an earlier leader's, a retry)
+	// goes too, while every worker is still held.
+	var hook string
+	if err := e.pool.QueryRow(context.Background(), `SELECT id FROM webhooks WHERE description = 'second'`).Scan(&hook); err != nil {
+		t.Fatal(err)
+	}
+	id := EventID("orphan_0", 1)
+	body := fmt.Sprintf(`{"id":%q,"type":"message.created","conversation_id":"orphan_0","version":1,"data":{}}`, id)
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,
+	payload, committed_at, next_attempt_at) VALUES ($1, $2, 'acc_1', 'orphan_0', 1, 'message.created', $3, now(), now())`, hook, id, body); err != nil {
+		t.Fatal(err)
+	}
+	fast.waitReceived(11, "the head only the dispatcher finds")
 	if n := held.hung.Load(); n != 2 {
 		t.Fatalf("%d attempts held, want the 2 workers' only", n)
 	}
