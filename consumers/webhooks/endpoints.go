@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -99,8 +100,21 @@ WHERE account_id = $1 ORDER BY created_at, id`, accountID)
 
 // Delete removes a webhook and its deliveries. The deliverer reads the row
 // right before every attempt, so no attempt starts once this returned.
+//
+// The delete of its deliveries takes their row locks in no set order, as
+// the deliverer's recording of outcomes may; PostgreSQL breaks such a
+// deadlock by failing one side, and when that is the delete it is run
+// again rather than answered 503.
 func (e *Endpoints) Delete(ctx context.Context, accountID, id string) error {
-	tag, err := e.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND account_id = $2`, id, accountID)
+	var tag pgconn.CommandTag
+	var err error
+	for try := 1; ; try++ {
+		tag, err = e.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND account_id = $2`, id, accountID)
+		var pgErr *pgconn.PgError
+		if try == 3 || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("webhooks: delete %s: %w", id, err)
 	}
