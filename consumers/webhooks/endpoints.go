@@ -99,7 +99,9 @@ WHERE account_id = $1 ORDER BY created_at, id`, accountID)
 }
 
 // Delete removes a webhook and its deliveries. The deliverer reads the row
-// right before every attempt, so no attempt starts once this returned.
+// right before every attempt, so once this returned no attempt starts but
+// one whose read came just before it (a gap of milliseconds between an
+// attempt's read and its send).
 //
 // The delete of its deliveries takes their row locks in no set order, as
 // the deliverer's recording of outcomes may; PostgreSQL breaks such a
