@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -135,7 +134,7 @@ func (t Timeouts) WithDefaults() Timeouts {
 // context.
 func Deadlines(h http.Handler, t Timeouts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && r.ContentLength == 0 {
+		if headerHasToken(r.Header, "Upgrade", "websocket") && r.ContentLength == 0 {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -194,7 +194,7 @@ func (s *Server) Handler() http.Handler {
 	// shape rather than the mux's plain text.
 	route("/", s.handle(noSuchEndpoint))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		if s.draining.Load() && !headerHasToken(r.Header, "Upgrade", "websocket") {
 			// net/http closes the connection after this answer.
 			w.Header().Set("Connection", "close")
 		}

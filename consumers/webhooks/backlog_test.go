@@ -161,11 +161,7 @@ func newBacklogEnv(t *testing.T, rcv *hookReceiver) *backlogEnv {
 // by tune before it starts.
 func newBacklogEnvWith(t *testing.T, rcv *hookReceiver, tune func(*Config)) *backlogEnv {
 	ctx := context.Background()
-	pool, sealer := newAccountDB(t, "Backlog")
-	hook, secret, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", rcv.srv.URL+"/hook", Types, "backlog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, sealer, hook, secret := newHookDB(t, "Backlog", rcv.srv.URL+"/hook")
 	rcv.secret = secret
 	e := &backlogEnv{t: t, pool: pool, reg: prometheus.NewRegistry()}
 	// Quick retries and circuits, so that the receiver's recovery is
@@ -792,11 +788,7 @@ func (e *backlogEnv) retriesListed(want func(next time.Time) bool) func() bool {
 // one wrote for the deliveries list.
 func TestNewLeaderClearsCircuits(t *testing.T) {
 	ctx := context.Background()
-	pool, sealer := newAccountDB(t, "Circuits")
-	hook, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "http://127.0.0.1:1/hook", Types, "left open")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, sealer, hook, _ := newHookDB(t, "Circuits", "http://127.0.0.1:1/hook")
 	if _, err := pool.Exec(ctx, `UPDATE webhooks SET circuit_open_until = now() + interval '1 hour' WHERE id = $1`, hook.ID); err != nil {
 		t.Fatal(err)
 	}

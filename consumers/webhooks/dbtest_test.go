@@ -33,3 +33,15 @@ func newAccountDB(t testing.TB, name string) (*pgxpool.Pool, *Sealer) {
 	}
 	return pool, sealer
 }
+
+// newHookDB is newAccountDB with one webhook of acc_1, to url: the webhook
+// and its secret.
+func newHookDB(t testing.TB, name, url string) (*pgxpool.Pool, *Sealer, Webhook, string) {
+	t.Helper()
+	pool, sealer := newAccountDB(t, name)
+	hook, secret, err := NewEndpoints(pool, sealer, Config{}).Create(context.Background(), "acc_1", url, Types, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, sealer, hook, secret
+}

@@ -14,12 +14,8 @@ import (
 // succeeds once the other side committed.
 func TestDeleteOutlivesADeadlock(t *testing.T) {
 	ctx := context.Background()
-	pool, sealer := newAccountDB(t, "Deadlock")
+	pool, sealer, hook, _ := newHookDB(t, "Deadlock", "https://hooks.example.com/in")
 	eps := NewEndpoints(pool, sealer, Config{})
-	hook, _, err := eps.Create(ctx, "acc_1", "https://hooks.example.com/in", Types, "doomed")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, ev := range []string{"evt_a", "evt_b"} {
 		if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,
 	payload, committed_at) VALUES ($1, $2, 'acc_1', 'c1', 1, 'message.created', '{}', now())`, hook.ID, ev); err != nil {

@@ -18,11 +18,7 @@ import (
 //	go test -run '^$' -bench BenchmarkPurge -benchtime 20x ./consumers/webhooks/
 func BenchmarkPurge(b *testing.B) {
 	ctx := context.Background()
-	pool, sealer := newAccountDB(b, "Bench")
-	hook, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
-	if err != nil {
-		b.Fatal(err)
-	}
+	pool, sealer, hook, _ := newHookDB(b, "Bench", "https://example.com/hook")
 	start := time.Now()
 	// Rows in the order the deliverer writes them: old ones first.
 	if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,

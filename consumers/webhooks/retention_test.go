@@ -21,11 +21,7 @@ import (
 // statements of at most PurgeBatch rows, and never a pending row however old.
 func TestPurgeDeletesOnlyExpiredRows(t *testing.T) {
 	ctx := context.Background()
-	pool, sealer := newAccountDB(t, "Retention")
-	hook, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "https://example.com/hook", Types, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, sealer, hook, _ := newHookDB(t, "Retention", "https://example.com/hook")
 	// Production retention and horizon; a small batch so that one round
 	// needs several statements.
 	d := New(pool, listentest.Run(t, pool), sealer, Config{PurgeBatch: 5}, nil, prometheus.NewRegistry())
