@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-dev/switchboard/internal/poll"
 	"github.com/switchboard-dev/switchboard/persistence/pgtest"
 )
 
@@ -20,6 +22,12 @@ func TestDevUsesTheDatabaseItIsGiven(t *testing.T) {
 	dir := t.TempDir()
 	srv := startCommand(t, bin, "dev", dbURL, "dev", "SWITCHBOARD_DEV_DIR="+dir)
 	api{t: t, base: srv.base}.with(testAdminToken).must(200, "GET", "/v1/admin/stats", nil)
+	// The node is ready before dev creates the demo through its API; dev
+	// writes demo.json once the demo exists.
+	poll.Until(t, 30*time.Second, "dev to write demo.json", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "demo.json"))
+		return err == nil
+	})
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
