@@ -470,10 +470,12 @@ func (d *Deliverer) fanOutLoop(r *run, conn *pgx.Conn, cur journal.Cursor) error
 // wrote, heads flagged, so that they are attempted without another read.
 //
 // The accounts' webhooks ($9) are key-share locked first: a webhook deleted
-// after the statement's snapshot was taken is then skipped (or its delete
-// waits for this commit) instead of failing the foreign key of the rows
-// written for it, which stopped every account's deliveries while one
-// account deleted a webhook under traffic.
+// after the statement's snapshot was taken is then skipped, or its delete
+// waits for this commit. No row is written for a webhook after its delete
+// committed, so the purge of a deleted webhook's rows (retention.go) finds
+// them all. (While deliveries had a foreign key, such a row failed it, and
+// every account's deliveries stopped while one account deleted a webhook
+// under traffic.)
 const insertDeliveriesSQL = `
 WITH w AS MATERIALIZED (
 	SELECT id, account_id, events, created_snapshot FROM webhooks WHERE account_id = ANY ($9) FOR KEY SHARE

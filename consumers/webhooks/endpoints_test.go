@@ -2,62 +2,102 @@ package webhooks
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/switchboard-dev/switchboard/persistence/listen/listentest"
 )
 
-// TestDeleteOutlivesADeadlock: a delete whose deliveries' row locks cross
-// another transaction's (as the deliverer's recording of outcomes may) is
-// the side PostgreSQL fails, having waited first; it is run again and
-// succeeds once the other side committed.
-func TestDeleteOutlivesADeadlock(t *testing.T) {
+// TestDeleteLeavesDeliveriesToThePurge: deleting a webhook removes the
+// webhook alone, however many deliveries it has and whoever holds their
+// row locks (the deliverer recording an outcome); its deliveries are no
+// longer listed, and the leader's purge deletes them in batches, the
+// locked one in a later round, and then forgets the webhook.
+func TestDeleteLeavesDeliveriesToThePurge(t *testing.T) {
 	ctx := context.Background()
-	pool, sealer, hook, _ := newHookDB(t, "Deadlock", "https://hooks.example.com/in")
-	eps := NewEndpoints(pool, sealer, Config{})
-	for _, ev := range []string{"evt_a", "evt_b"} {
-		if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,
-	payload, committed_at) VALUES ($1, $2, 'acc_1', 'c1', 1, 'message.created', '{}', now())`, hook.ID, ev); err != nil {
-			t.Fatal(err)
+	pool, sealer, hook, _ := newHookDB(t, "Delete", "https://hooks.example.com/in")
+	kept, _, err := NewEndpoints(pool, sealer, Config{}).Create(ctx, "acc_1", "https://hooks.example.com/kept", Types, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{hook.ID, kept.ID} {
+		for i := range 7 {
+			if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,
+	payload, committed_at) VALUES ($1, $2, 'acc_1', 'c1', $3, 'message.created', '{}', now())`, h, fmt.Sprintf("evt_%d", i), i+1); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	touch := `UPDATE webhook_deliveries SET attempts = attempts + 1 WHERE webhook_id = $1 AND event_id = $2`
+	// An outcome being recorded holds one row's lock until it commits.
 	other, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = other.Rollback(ctx) }()
-	// The delete, in primary-key order, takes evt_a and waits for evt_b.
-	if _, err := other.Exec(ctx, touch, hook.ID, "evt_b"); err != nil {
+	if _, err := other.Exec(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1 WHERE webhook_id = $1 AND event_id = 'evt_3'`, hook.ID); err != nil {
 		t.Fatal(err)
 	}
-	deleted := make(chan error, 1)
-	go func() { deleted <- eps.Delete(ctx, "acc_1", hook.ID) }()
-	poll.Until(t, time.Minute, "the delete to wait for evt_b", func() bool {
+
+	eps := NewEndpoints(pool, sealer, Config{})
+	// Waiting for that lock would end at the context's deadline.
+	deleteCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := eps.Delete(deleteCtx, "acc_1", hook.ID); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := eps.Deliveries(ctx, "acc_1", hook.ID, "", 100); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deliveries of the deleted webhook: %v, want ErrNotFound", err)
+	}
+	if err := eps.Delete(ctx, "acc_1", hook.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+
+	d := New(pool, listentest.Run(t, pool), sealer, Config{PurgeBatch: 3}, nil, prometheus.NewRegistry())
+	count := func(q string, args ...any) int {
+		t.Helper()
 		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM webhooks%'`).Scan(&n); err != nil {
+		if err := pool.QueryRow(ctx, q, args...).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		return n > 0
-	})
-	// Waiting for evt_a closes the cycle; the delete, waiting longer, is
-	// failed, which lets this update through.
-	if _, err := other.Exec(ctx, touch, hook.ID, "evt_a"); err != nil {
-		t.Fatalf("the other side lost the deadlock: %v", err)
+		return n
+	}
+	rowsOf := func(id string) int {
+		return count(`SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1`, id)
+	}
+	recorded := func() int { return count(`SELECT count(*) FROM webhooks_deleted WHERE id = $1`, hook.ID) }
+	if rowsOf(hook.ID) != 7 || recorded() != 1 {
+		t.Fatalf("after the delete: %d rows, %d records; want 7 rows left for the purge and the webhook recorded", rowsOf(hook.ID), recorded())
+	}
+
+	if err := d.purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowsOf(hook.ID); n != 1 || recorded() != 1 {
+		t.Fatalf("after a round beside the lock: %d rows, %d records; want the locked row and the record kept", n, recorded())
+	}
+	// 6 rows at 3 a statement: 3, 3 and an empty one; then one each for
+	// delivered and failed rows.
+	if got := histogramCount(t, d.m.purgeBatch); got != 5 {
+		t.Errorf("%d purge statements, want 5 (batches of at most 3)", got)
 	}
 	if err := other.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-deleted; err != nil {
-		t.Fatalf("delete: %v", err)
-	}
-	var left int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1`, hook.ID).Scan(&left); err != nil {
+	if err := d.purge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if left != 0 {
-		t.Fatalf("%d deliveries left", left)
+	if n := rowsOf(hook.ID); n != 0 || recorded() != 0 {
+		t.Fatalf("after the lock was let go: %d rows, %d records; want none", n, recorded())
+	}
+	if got := testutil.ToFloat64(d.m.purged.WithLabelValues("orphaned")); got != 7 {
+		t.Errorf("purged %v orphaned rows, want 7", got)
+	}
+	if n := rowsOf(kept.ID); n != 7 {
+		t.Errorf("the other webhook has %d deliveries left, want its 7", n)
 	}
 }

@@ -83,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "deliveries_purged_total",
-			Help: "Delivery rows deleted after their retention, by status: delivered, failed.",
+			Help: "Delivery rows deleted after their retention, by status: delivered, failed; or because their webhook was deleted: orphaned.",
 		}, []string{"status"}),
 		purgeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: sbmetrics.Namespace, Subsystem: "webhook", Name: "purge_statement_seconds",
@@ -96,6 +96,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	}
 	m.purged.WithLabelValues("delivered")
 	m.purged.WithLabelValues("failed")
+	m.purged.WithLabelValues("orphaned")
 	if reg == nil {
 		return m
 	}
@@ -132,7 +133,8 @@ func (d *Deliverer) statsLoop(ctx context.Context) {
 }
 
 func (d *Deliverer) measure(ctx context.Context) error {
-	rows, err := d.pool.Query(ctx, `SELECT webhook_id, count(*) FROM webhook_deliveries WHERE status = 'pending' GROUP BY webhook_id`)
+	rows, err := d.pool.Query(ctx, `SELECT d.webhook_id, count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+WHERE d.status = 'pending' GROUP BY d.webhook_id`)
 	if err != nil {
 		return fmt.Errorf("webhooks: measure: %w", err)
 	}

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchboard-dev/switchboard/consumers/journal"
 )
 
 // Retention: webhook_deliveries gets one row per (event, matching
 // webhook) and nothing else ever deletes them, so the active deliverer
 // does (only it, so that two nodes never delete the same rows against each
-// other).
+// other): those of deleted webhooks (Endpoints.Delete leaves them, recorded
+// in webhooks_deleted), and delivered and failed ones past their
+// retention.
 //
 // Only pending rows take part in delivery: a queue's head is its lowest
 // pending version, the fan-out's "nothing pending" test and the refills
@@ -54,6 +58,22 @@ DELETE FROM webhook_deliveries d USING (
 	FOR UPDATE SKIP LOCKED) old
 WHERE d.webhook_id = old.webhook_id AND d.event_id = old.event_id`
 
+// purgeOrphanedSQL deletes at most $2 rows of the deleted webhook $1, by
+// the primary key's prefix. A row an outcome's recording holds is skipped
+// and taken in a later batch.
+const purgeOrphanedSQL = `
+DELETE FROM webhook_deliveries d USING (
+	SELECT webhook_id, event_id FROM webhook_deliveries WHERE webhook_id = $1
+	LIMIT $2 FOR UPDATE SKIP LOCKED) old
+WHERE d.webhook_id = old.webhook_id AND d.event_id = old.event_id`
+
+// forgetDeletedSQL drops a deleted webhook's record once none of its rows
+// is left. None can be added after its delete committed: the fan-out
+// key-share locks the webhooks it writes rows for.
+const forgetDeletedSQL = `
+DELETE FROM webhooks_deleted w WHERE id = $1
+	AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id)`
+
 // purgeLoop purges every Config.PurgeInterval while this node leads.
 func (d *Deliverer) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(d.cfg.PurgeInterval)
@@ -71,9 +91,13 @@ func (d *Deliverer) purgeLoop(ctx context.Context) {
 	}
 }
 
-// purge deletes every delivered and failed row past its retention, in
-// batches. It returns once a batch of each kind came back short.
+// purge deletes the rows of deleted webhooks, then every delivered and
+// failed row past its retention, in batches. It returns once a batch of
+// each kind came back short.
 func (d *Deliverer) purge(ctx context.Context) error {
+	if err := d.purgeDeleted(ctx); err != nil {
+		return err
+	}
 	for _, p := range []struct {
 		status string
 		sql    string
@@ -88,16 +112,51 @@ func (d *Deliverer) purge(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("webhooks: purge %s deliveries: %w", p.status, err)
 			}
-			took := time.Since(start)
-			d.m.purgeBatch.Observe(took.Seconds())
-			d.m.purged.WithLabelValues(p.status).Add(float64(tag.RowsAffected()))
-			if tag.RowsAffected() < int64(d.cfg.PurgeBatch) {
+			if d.purged(ctx, p.status, tag.RowsAffected(), time.Since(start)) {
 				break
-			}
-			if err := journal.Sleep(ctx, took); err != nil {
-				return nil
 			}
 		}
 	}
 	return nil
+}
+
+// purgeDeleted deletes the delivery rows of deleted webhooks, a batch at a
+// time, and each webhook's record once its rows are gone.
+func (d *Deliverer) purgeDeleted(ctx context.Context) error {
+	rows, err := d.pool.Query(ctx, `SELECT id FROM webhooks_deleted ORDER BY deleted_at`)
+	if err != nil {
+		return fmt.Errorf("webhooks: read deleted webhooks: %w", err)
+	}
+	hooks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("webhooks: read deleted webhooks: %w", err)
+	}
+	for _, hook := range hooks {
+		for {
+			start := time.Now()
+			tag, err := d.pool.Exec(ctx, purgeOrphanedSQL, hook, d.cfg.PurgeBatch)
+			if err != nil {
+				return fmt.Errorf("webhooks: purge deliveries of deleted webhook %s: %w", hook, err)
+			}
+			if d.purged(ctx, "orphaned", tag.RowsAffected(), time.Since(start)) {
+				break
+			}
+		}
+		// Rows skipped as locked keep the record for the next round.
+		if _, err := d.pool.Exec(ctx, forgetDeletedSQL, hook); err != nil {
+			return fmt.Errorf("webhooks: forget deleted webhook %s: %w", hook, err)
+		}
+	}
+	return nil
+}
+
+// purged accounts for one purge statement that deleted n rows in took and
+// says whether its kind is done (a short batch). After a full batch it
+// pauses as long as the batch took, so that a backlog is worked off at up
+// to half of one connection; a cancelled pause is done too (the next
+// statement then fails on the context).
+func (d *Deliverer) purged(ctx context.Context, status string, n int64, took time.Duration) bool {
+	d.m.purgeBatch.Observe(took.Seconds())
+	d.m.purged.WithLabelValues(status).Add(float64(n))
+	return n < int64(d.cfg.PurgeBatch) || journal.Sleep(ctx, took) != nil
 }

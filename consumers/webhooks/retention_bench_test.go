@@ -84,3 +84,72 @@ FROM generate_series(0, 999999) AS i`, hook.ID); err != nil {
 		}
 	})
 }
+
+// BenchmarkDeleteWebhookWithBacklog deletes a webhook with 1M pending
+// deliveries (600-byte payloads, 1,000 conversations) two ways in one run:
+// as the foreign key's cascade did before migration 00025, deleting the
+// rows in the request, and as Endpoints.Delete does now, leaving them to
+// the purge, whose time for all of them is reported too. One iteration:
+//
+//	go test -run '^$' -bench BenchmarkDeleteWebhookWithBacklog -benchtime 1x ./consumers/webhooks/
+func BenchmarkDeleteWebhookWithBacklog(b *testing.B) {
+	ctx := context.Background()
+	pool, sealer := newAccountDB(b, "DeleteBench")
+	eps := NewEndpoints(pool, sealer, Config{})
+	backlog := func(b *testing.B) Webhook {
+		hook, _, err := eps.Create(ctx, "acc_1", "https://example.com/hook", Types, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,
+	payload, committed_at)
+SELECT $1, 'evt_' || i, 'acc_1', 'conv_' || (i % 1000), i / 1000 + 1, 'message.created', repeat('x', 600), now()
+FROM generate_series(0, 999999) AS i`, hook.ID); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE webhook_deliveries`); err != nil {
+			b.Fatal(err)
+		}
+		return hook
+	}
+	d := New(pool, listentest.Run(b, pool), sealer, Config{}, nil, nil)
+	for b.Loop() {
+		b.StopTimer()
+		before := backlog(b)
+		// The cascade as it was; NOT VALID skips checking the rows, not
+		// the cascade.
+		if _, err := pool.Exec(ctx, `ALTER TABLE webhook_deliveries ADD CONSTRAINT cascade_as_before
+	FOREIGN KEY (webhook_id) REFERENCES webhooks(id) ON DELETE CASCADE NOT VALID`); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, before.ID); err != nil {
+			b.Fatal(err)
+		}
+		cascade := time.Since(start)
+		if _, err := pool.Exec(ctx, `ALTER TABLE webhook_deliveries DROP CONSTRAINT cascade_as_before`); err != nil {
+			b.Fatal(err)
+		}
+		after := backlog(b)
+		b.StartTimer()
+		start = time.Now()
+		if err := eps.Delete(ctx, "acc_1", after.ID); err != nil {
+			b.Fatal(err)
+		}
+		deleted := time.Since(start)
+		b.StopTimer()
+		start = time.Now()
+		if err := d.purgeDeleted(ctx); err != nil {
+			b.Fatal(err)
+		}
+		purged := time.Since(start)
+		var left int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries`).Scan(&left); err != nil || left != 0 {
+			b.Fatalf("%d rows left after the purge (%v)", left, err)
+		}
+		b.ReportMetric(float64(cascade.Milliseconds()), "cascade-ms")
+		b.ReportMetric(float64(deleted.Microseconds())/1000, "delete-ms")
+		b.ReportMetric(float64(purged.Milliseconds()), "purge-ms")
+		b.StartTimer()
+	}
+}
