@@ -58,6 +58,10 @@ type fakeFaults struct {
 	// reply but never answers it (the connection is dropped): the client
 	// times out, retries, and must take the 200 for what it is.
 	lostFirstAnswer bool
+	// callAnswerDelay holds every answer to a call event this long (a
+	// slow server), so that calls due late in the window send their
+	// hang-up after it.
+	callAnswerDelay time.Duration
 }
 
 type fakeAgent struct {
@@ -413,6 +417,7 @@ func dropAnswer(w http.ResponseWriter) {
 }
 
 func (s *fakeServer) call(w http.ResponseWriter, r *http.Request) {
+	time.Sleep(s.f.callAnswerDelay) // the server's slowness under test
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.inboxFor(r, r.PathValue("id"))

@@ -144,6 +144,7 @@ func (r *runner) tag(due time.Time) sendTag {
 	return sendTag{
 		measured: !due.Before(r.measureStart) && due.Before(r.end),
 		paused:   r.indexerPausedAt(due),
+		jobDue:   due,
 	}
 }
 
@@ -184,12 +185,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	for _, h := range []**histogram{&r.ack, &r.ackFromSend, &r.fresh, &r.freshPaused, &r.indexLag, &r.indexLagPaused, &r.schedLag, &r.apiPage, &r.sqlPage} {
 		*h = newHistogram()
 	}
-	r.tr = newTracker(func(d time.Duration, due time.Time, tag sendTag) {
+	r.tr = newTracker(func(d time.Duration, tag sendTag) {
 		if !tag.measured {
 			return
 		}
 		r.fresh.Record(d)
-		r.timeline.recordFresh(due, d)
+		r.timeline.recordFresh(tag.jobDue, d)
 		if tag.paused {
 			r.freshPaused.Record(d)
 		}
@@ -532,7 +533,7 @@ func (r *runner) recordAck(tag sendTag, due, started, ackAt time.Time) {
 	if tag.measured {
 		r.ack.Record(ackAt.Sub(due))
 		r.ackFromSend.Record(ackAt.Sub(started))
-		r.timeline.recordAck(due, ackAt.Sub(due))
+		r.timeline.recordAck(tag.jobDue, ackAt.Sub(due))
 	}
 }
 

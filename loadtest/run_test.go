@@ -84,6 +84,30 @@ func TestRunCleanServer(t *testing.T) {
 
 func countMeasuredWrites(rep *Report) int64 { return rep.Throughput.Acked }
 
+// TestTimelineHoldsEveryMeasuredWrite: a call's hang-up is due when it is
+// sent, after its first event was answered; for calls due late in the
+// window that is past its end. They are measured with their call, and the
+// timeline holds them too, so that its intervals add up to the run's
+// figures.
+func TestTimelineHoldsEveryMeasuredWrite(t *testing.T) {
+	s := newFakeServer(t, fakeFaults{callAnswerDelay: 150 * time.Millisecond})
+	cfg := quickConfig(s)
+	cfg.CallShare, cfg.ReplyShare, cfg.ResendShare, cfg.SearchSample = 1, 0, 0, 0
+	cfg.Timeline = 200 * time.Millisecond
+	rep := runOK(t, cfg)
+	var acks, fresh int64
+	for _, iv := range rep.Timeline {
+		acks += iv.Writes
+		if iv.Freshness != nil {
+			fresh += iv.Freshness.Count
+		}
+	}
+	if rep.Throughput.CallEvents == 0 || acks != rep.Latency.Ack.Count || fresh != rep.Latency.Freshness.Count {
+		t.Fatalf("timeline holds %d acks and %d freshness samples; the run measured %d and %d (%d call events)",
+			acks, fresh, rep.Latency.Ack.Count, rep.Latency.Freshness.Count, rep.Throughput.CallEvents)
+	}
+}
+
 func TestRunDetectsFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

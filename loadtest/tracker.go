@@ -29,6 +29,11 @@ const historyHorizon = time.Minute
 type sendTag struct {
 	measured bool // due inside the measured window
 	paused   bool // due while the indexer was paused
+	// jobDue: when the job was due, which placed it in the window. A
+	// call's later events are due when they are sent, which may be past
+	// the window's end; the timeline places them with their call, so
+	// that it holds every measured write.
+	jobDue time.Time
 }
 
 type seenAt struct {
@@ -93,13 +98,13 @@ type tracker struct {
 	ackedV  map[string]*versionSet // conversation → versions acknowledged as new
 	c       trackerCounts
 	zero    chan struct{} // closed whenever pending drops to zero
-	fresh   func(d time.Duration, due time.Time, tag sendTag)
+	fresh   func(d time.Duration, tag sendTag)
 }
 
 // newTracker takes the callback that records one freshness sample (with
-// the write's due time); it is called with the tracker's lock held and must
-// not call back into it.
-func newTracker(fresh func(time.Duration, time.Time, sendTag)) *tracker {
+// the write's tag); it is called with the tracker's lock held and must not
+// call back into it.
+func newTracker(fresh func(time.Duration, sendTag)) *tracker {
 	return &tracker{
 		byInbox: map[string][]int{},
 		ackedV:  map[string]*versionSet{},
@@ -292,7 +297,7 @@ func (t *tracker) recordFresh(at time.Time, e expectation) {
 	}
 	t.c.FreshnessSamples++
 	if t.fresh != nil {
-		t.fresh(d, e.due, e.tag)
+		t.fresh(d, e.tag)
 	}
 }
 

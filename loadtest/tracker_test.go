@@ -17,7 +17,7 @@ type freshLog struct {
 
 func newTestTracker() (*tracker, *freshLog) {
 	log := &freshLog{}
-	tr := newTracker(func(d time.Duration, _ time.Time, tag sendTag) {
+	tr := newTracker(func(d time.Duration, tag sendTag) {
 		log.samples = append(log.samples, d)
 		log.tags = append(log.tags, tag)
 	})

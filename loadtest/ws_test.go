@@ -9,7 +9,7 @@ import (
 // fields still land where a decoded frame put them, another inbox's frame
 // is ignored, and a frame missing what the tracker needs is an error.
 func TestSubscriberReadsUpdateFrames(t *testing.T) {
-	r := &runner{errKinds: map[string]int64{}, firstErr: map[string]string{}, tr: newTracker(func(time.Duration, time.Time, sendTag) {})}
+	r := &runner{errKinds: map[string]int64{}, firstErr: map[string]string{}, tr: newTracker(func(time.Duration, sendTag) {})}
 	s := &subscriber{id: r.tr.addSubscriber("ib_1"), inbox: "ib_1", r: r, ready: make(chan struct{})}
 	at := time.Now()
 	for _, f := range []string{
