@@ -132,13 +132,26 @@ func (s *Store) RearmInbox(ctx context.Context, inboxID string, batch int) (int,
 	if err := s.awaitRunningTransactions(ctx, rearmWaitMax); err != nil {
 		return 0, fmt.Errorf("persistence: re-arm inbox %s: %w", inboxID, err)
 	}
+	return s.rearmBatches(ctx, inboxID, batch)
+}
+
+// rearmBatches is RearmInbox after its wait. It skips the rows another
+// transaction holds: every such transaction began after the wait began,
+// so after the settings change committed, and its statements see the new
+// settings and store the row's due time under them (or now, for a
+// decision made under the old ones), as the re-arm would. Waiting for
+// them instead took row locks in a cycle with the writer's batches and
+// with concurrent re-arms of the inbox: PostgreSQL broke the deadlocks by
+// failing a settings change (503, after it had committed) or a batch of
+// appends, which the writer then retried for every caller in it.
+func (s *Store) rearmBatches(ctx context.Context, inboxID string, batch int) (int, error) {
 	total, after := 0, ""
 	for {
 		var n int
 		var last *string
 		err := s.pool.QueryRow(ctx, `WITH picked AS (
 				SELECT id FROM conversations WHERE inbox_id = $1 AND status <> 'closed' AND id > $2
-				ORDER BY id LIMIT $3
+				ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
 			), armed AS (
 				UPDATE conversations c SET due_at = now() FROM picked WHERE c.id = picked.id RETURNING c.id
 			)

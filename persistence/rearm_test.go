@@ -155,3 +155,55 @@ func TestRearmWaitsForRunningTransactions(t *testing.T) {
 		t.Fatalf("the conversation the running transaction wrote is due %v, want now", got)
 	}
 }
+
+// A row another transaction holds while the inbox is re-armed belongs to a
+// transaction that began after the settings changed (RearmInbox waited for
+// the earlier ones), which stores its due time itself; the re-arm skips it
+// rather than waiting, since waiting took row locks in a cycle with the
+// writer's batches and with concurrent re-arms, and PostgreSQL failed one
+// side of each (seen as 503s on parallel settings changes).
+func TestRearmSkipsRowsHeldByLaterTransactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := newStore(t)
+	ib, _ := settingsInbox(t, s)
+	ids := []string{"cv_a", "cv_b", "cv_c"}
+	for _, id := range ids {
+		if _, err := s.Pool().Exec(ctx, `INSERT INTO conversations (id, account_id, inbox_id, contact_key, version, status, addressed,
+			channel, tags, last_activity_at, summary, due_at)
+		VALUES ($1, $2, $3, 'handle:' || $1, 1, 'open', true, 'chat', '{}', now(), '{}', now() + interval '1 day')`,
+			id, ib.AccountID, ib.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hour := int64(3600)
+	if _, _, _, err := s.UpdateInbox(ctx, ib.AccountID, ib.ID, InboxPatch{AutoCloseAfterS: &hour}); err != nil {
+		t.Fatal(err)
+	}
+	// A transaction of after the change holds cv_b, as an append would.
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `UPDATE conversations SET version = version + 1 WHERE id = 'cv_b'`); err != nil {
+		t.Fatal(err)
+	}
+	// Waiting for cv_b would end at the context's deadline.
+	n, err := s.rearmBatches(ctx, ib.ID, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("re-arm beside a held row: %d re-armed, %v; want 2 (cv_a and cv_c)", n, err)
+	}
+	for _, id := range []string{"cv_a", "cv_c"} {
+		if got := dueAt(t, s, id); got.After(time.Now()) {
+			t.Errorf("%s due %v, want now", id, got)
+		}
+	}
+	// The holder goes on to another re-armed row without a deadlock.
+	if _, err := tx.Exec(ctx, `UPDATE conversations SET version = version + 1 WHERE id = 'cv_a'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
