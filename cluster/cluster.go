@@ -25,6 +25,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/switchboard-dev/switchboard/cluster/eviction"
 )
 
 // Providers a node can use to find the others.
@@ -403,6 +405,16 @@ func (n *Node) Members() []Member {
 
 // ID is this member's id.
 func (n *Node) ID() string { return n.System.ID }
+
+// View is this member's view of the membership: the members it routes to
+// and the ids it has blocked (cluster/eviction says why that matters).
+func (n *Node) View() eviction.View {
+	v := eviction.View{ID: n.System.ID, Blocked: n.Cluster.GetBlockedMembers().ToSlice()}
+	for _, m := range n.Cluster.MemberList.Members().Members() {
+		v.Members = append(v.Members, m.Id)
+	}
+	return v
+}
 
 // Stop leaves the cluster gracefully: every local grain receives Stopped
 // (where it flushes and snapshots) and the others take over its identities.

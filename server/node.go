@@ -42,6 +42,13 @@ type Node struct {
 	gw       *gateway.Server
 	served   chan struct{} // closed when the HTTP server returns
 	serveErr error
+	failed   chan struct{} // closed by fail
+	failOnce sync.Once
+	failErr  error
+
+	// Split detection (server/eviction.go), on clusters of several.
+	stopEviction context.CancelFunc
+	evictionDone chan struct{}
 
 	// hub is the node's one LISTEN session, which every follower of
 	// notices (revocations, settings, timers, the journal's consumers)
@@ -68,7 +75,7 @@ type Node struct {
 
 // Start brings a node up: schema, database, actors, cluster, HTTP.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
-	n := &Node{cfg: cfg, log: log, served: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, served: make(chan struct{}), failed: make(chan struct{})}
 	if err := persistence.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -161,7 +168,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	revCtx, stopRev := context.WithCancel(context.Background())
 	n.stopRevocations, n.revocationsDone = stopRev, make(chan struct{})
 	go func() { defer close(n.revocationsDone); gw.FollowRevocations(revCtx, n.hub) }()
-	go func() { n.serveErr = n.http.Serve(ln); close(n.served) }()
+	go func() {
+		n.serveErr = n.http.Serve(ln)
+		close(n.served)
+		if !errors.Is(n.serveErr, http.ErrServerClosed) {
+			n.fail(fmt.Errorf("http server: %w", n.serveErr))
+		}
+	}()
+	evCtx, stopEviction := context.WithCancel(context.Background())
+	n.stopEviction, n.evictionDone = stopEviction, make(chan struct{})
+	go func() {
+		defer close(n.evictionDone)
+		if cfg.ClusterProvider != "single" {
+			n.watchEviction(evCtx)
+		}
+	}()
 	return n, nil
 }
 
@@ -186,11 +207,18 @@ func (n *Node) stopAutomationNow() {
 	}
 }
 
-// Failed is closed when the HTTP server stops on its own; ServeErr then says why.
-func (n *Node) Failed() <-chan struct{} { return n.served }
+// Failed is closed when the node can no longer serve: its HTTP server
+// stopped on its own, or the cluster split around it (watchEviction). Err
+// then says why; the node still needs its Stop.
+func (n *Node) Failed() <-chan struct{} { return n.failed }
 
-// ServeErr is the HTTP server's error once Failed is closed.
-func (n *Node) ServeErr() error { <-n.served; return n.serveErr }
+// Err is why the node failed, once Failed is closed.
+func (n *Node) Err() error { <-n.failed; return n.failErr }
+
+// fail records why the node can no longer serve, the first time.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() { n.failErr = err; close(n.failed) })
+}
 
 // Config is the configuration the node was started with.
 func (n *Node) Config() Config { return n.cfg }
@@ -240,6 +268,15 @@ func (n *Node) Stop(ctx context.Context) error {
 	<-n.revocationsDone
 	n.stopKeeper()
 	<-n.keeperDone
+	n.stopEviction()
+	<-n.evictionDone
+	if n.cfg.ClusterProvider != "single" {
+		// Before leaving: the others block a member that left, and its
+		// view must not be read as a split meanwhile.
+		if err := n.store.RetractClusterView(shutdownCtx, n.cfg.ClusterName, n.member.ID()); err != nil {
+			n.log.Warn("could not retract this member's view of the cluster; it expires", "err", err)
+		}
+	}
 	// Stopping the member stops its actors: conversations hand their last
 	// snapshots to the writer, the search actor releases its lock.
 	n.member.Stop()

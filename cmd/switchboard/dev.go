@@ -171,7 +171,7 @@ Ctrl-C stops it.
 	select {
 	case <-ctx.Done():
 	case <-n.Failed():
-		log.Error("http server failed", "err", n.ServeErr())
+		log.Error("the node can no longer serve; stopping", "err", n.Err())
 	}
 	fmt.Println("==> stopping")
 	if err := n.Stop(context.Background()); err != nil {

@@ -87,11 +87,18 @@ func serve(ctx context.Context, args []string) int {
 	case <-ctx.Done():
 		log.Info("stopping: finishing in-flight requests, flushing commits, snapshotting actors")
 	case <-n.Failed():
-		log.Error("http server failed", "err", n.ServeErr())
+		log.Error("the node can no longer serve; stopping", "err", n.Err())
 	}
 	if err := n.Stop(context.Background()); err != nil {
 		log.Error("stop", "err", err)
 		return 1
+	}
+	select {
+	case <-n.Failed():
+		// For a supervisor: this was no requested stop.
+		log.Info("stopped after a failure")
+		return 1
+	default:
 	}
 	log.Info("stopped")
 	return 0

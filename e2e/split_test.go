@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/internal/poll"
+	"github.com/switchboard-dev/switchboard/persistence/pgtest"
+)
+
+// TestPausedMemberLeaves: a member of three (automanaged) paused for longer
+// than the others' health checks allow is blocked by them for good, and it
+// blocks them in turn; left alone, the cluster stayed split, each side
+// serving its own copy of the inbox (different counts and lists by the
+// node asked). The paused member now sees, in the views every member
+// publishes to the database, that the larger side blocked it, and stops
+// with exit status 1 and the reason in its log; the other two go on as a
+// cluster of two. Started again (as its supervisor would), it rejoins under
+// a new id, and every node lists the inbox alike.
+func TestPausedMemberLeaves(t *testing.T) {
+	bin := buildSwitchboard(t)
+	dbURL := pgtest.NewDatabase(t)
+	addrs := []string{addrWithNextFree(t), addrWithNextFree(t), addrWithNextFree(t)}
+	start := func(i int) *crashServer {
+		var seeds []string
+		for j, a := range addrs {
+			if j != i {
+				seeds = append(seeds, a)
+			}
+		}
+		return startSwitchboard(t, bin, dbURL, fmt.Sprintf("node%d", i), "SWITCHBOARD_CLUSTER_PROVIDER=automanaged",
+			"SWITCHBOARD_NODE_ADDR="+addrs[i], "SWITCHBOARD_SEEDS="+strings.Join(seeds, ","))
+	}
+	nodes := []*crashServer{start(0), start(1), start(2)}
+	defer func() {
+		if t.Failed() {
+			for i, s := range nodes {
+				t.Logf("node%d log:\n%s", i, s.tail())
+			}
+		}
+	}()
+	members := func(s *crashServer) int {
+		return len(api{t: t, base: s.base, token: testAdminToken}.must(200, "GET", "/v1/admin/cluster", nil)["members"].([]any))
+	}
+	awaitMembers := func(want int, live ...*crashServer) {
+		t.Helper()
+		for i, s := range live {
+			poll.Until(t, time.Minute, fmt.Sprintf("node %d of %d to see %d members", i, len(live), want), func() bool { return members(s) == want })
+		}
+	}
+	awaitMembers(3, nodes...)
+	tn := newTenant(t, api{t: t, base: nodes[0].base}, "Split")
+	for i := range 9 {
+		api{t: t, base: nodes[i%3].base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
+			obj{"contact": phoneContact(i), "body": fmt.Sprint("before ", i)})
+	}
+
+	victim := nodes[2]
+	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	awaitMembers(2, nodes[0], nodes[1])
+	if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-victim.exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("the paused member still runs a minute after it resumed; its log:\n%s", victim.tail())
+	}
+	var exit *exec.ExitError
+	if !errors.As(victim.err, &exit) || exit.ExitCode() != 1 || !strings.Contains(victim.tail(), "has blocked this member") {
+		t.Fatalf("the paused member ended with %v; want exit status 1 and the reason in its log:\n%s", victim.err, victim.tail())
+	}
+	// The other two stay, and serve.
+	for i, s := range nodes[:2] {
+		if members(s) != 2 {
+			t.Fatalf("node%d sees %d members after the paused one left, want 2", i, members(s))
+		}
+		api{t: t, base: s.base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
+			obj{"contact": phoneContact(20 + i), "body": "while it was away"})
+	}
+
+	// Its supervisor starts it again: a new id, let in.
+	nodes[2] = start(2)
+	awaitMembers(3, nodes...)
+	for i := range 9 {
+		api{t: t, base: nodes[i%3].base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
+			obj{"contact": phoneContact(i), "body": fmt.Sprint("after ", i)})
+	}
+	want := listVersions(t, api{t: t, base: nodes[0].base, token: tn.key}, tn.inbox)
+	if len(want) != 11 {
+		t.Fatalf("node0 lists %d conversations, want 11", len(want))
+	}
+	for i, s := range nodes[1:] {
+		poll.Until(t, 15*time.Second, fmt.Sprintf("node%d to list the inbox as node0 does", i+1), func() bool {
+			return maps.Equal(listVersions(t, api{t: t, base: s.base, token: tn.key}, tn.inbox), want)
+		})
+	}
+}
