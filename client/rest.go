@@ -275,18 +275,33 @@ func (c *Client) DeleteWebhook(ctx context.Context, webhookID string) error {
 }
 
 // ListDeliveries lists a webhook's deliveries with status "pending" or
-// "failed" ("" for the server's default).
+// "failed" ("" for both), oldest first: every page of them, read 1,000 at a
+// time.
 func (c *Client) ListDeliveries(ctx context.Context, webhookID, status string) ([]Delivery, error) {
-	v := url.Values{}
-	if status != "" {
-		v.Set("status", status)
+	var all []Delivery
+	cursor := ""
+	for {
+		v := url.Values{"limit": {"1000"}}
+		if status != "" {
+			v.Set("status", status)
+		}
+		if cursor != "" {
+			v.Set("cursor", cursor)
+		}
+		var out struct {
+			Deliveries []Delivery `json:"deliveries"`
+			NextCursor *string    `json:"next_cursor"`
+		}
+		if _, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/webhooks/" + p(webhookID) + "/deliveries",
+			query: v, retry: true, out: &out}); err != nil {
+			return all, err
+		}
+		all = append(all, out.Deliveries...)
+		if out.NextCursor == nil || *out.NextCursor == "" {
+			return all, nil
+		}
+		cursor = *out.NextCursor
 	}
-	var out struct {
-		Deliveries []Delivery `json:"deliveries"`
-	}
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/webhooks/" + p(webhookID) + "/deliveries",
-		query: v, retry: true, out: &out})
-	return out.Deliveries, err
 }
 
 // RetryDelivery sends a failed delivery again.

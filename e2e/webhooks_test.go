@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,27 @@ func TestWebhooksFaultyReceiverDoesNotDelayHealthyOne(t *testing.T) {
 	if len(list(t, pending, "deliveries")) == 0 {
 		t.Fatal("the faulty receiver's deliveries must be listed as pending")
 	}
+	// Paged two at a time, the listing holds each delivery once.
+	seen := map[string]bool{}
+	for path := "/v1/webhooks/" + badID + "/deliveries?limit=2"; ; {
+		page := k.must(200, "GET", path, nil)
+		for _, d := range list(t, page, "deliveries") {
+			id := d.(map[string]any)["event_id"].(string)
+			if seen[id] {
+				t.Fatalf("%s listed twice while paging", id)
+			}
+			seen[id] = true
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		path = "/v1/webhooks/" + badID + "/deliveries?limit=2&cursor=" + url.QueryEscape(next)
+	}
+	if len(seen) < 2 {
+		t.Fatalf("paging listed %d deliveries; want the faulty receiver's backlog", len(seen))
+	}
+	expectErr(t, k, 400, "invalid_argument", "GET", "/v1/webhooks/"+badID+"/deliveries?cursor=nope", nil)
 	bad.mode.Store("ok")
 	checkAllDelivered(t, n, bad, "recovered receiver")
 	good.mu.Lock()

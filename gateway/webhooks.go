@@ -132,17 +132,23 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.hooks.endpoints.Deliveries(r.Context(), account, r.PathValue("id"), status, limit)
-	if errors.Is(err, webhooks.ErrNotFound) {
+	page, err := s.hooks.endpoints.Deliveries(r.Context(), account, r.PathValue("id"), status, limit, r.URL.Query().Get("cursor"))
+	switch {
+	case errors.Is(err, webhooks.ErrNotFound):
 		return notFound("webhook")
-	}
-	if err != nil {
+	case errors.Is(err, webhooks.ErrBadCursor):
+		return errorf(codeInvalid, "cursor is not one this listing gave")
+	case err != nil:
 		return err
 	}
-	if list == nil {
-		list = []webhooks.Delivery{}
+	if page.Deliveries == nil {
+		page.Deliveries = []webhooks.Delivery{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": list})
+	var next any // null at the end
+	if page.NextCursor != "" {
+		next = page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": page.Deliveries, "next_cursor": next})
 	return nil
 }
 

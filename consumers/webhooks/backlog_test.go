@@ -765,12 +765,12 @@ func TestDeliveriesListShowsOverdueRetries(t *testing.T) {
 func (e *backlogEnv) retriesListed(want func(next time.Time) bool) func() bool {
 	ep := NewEndpoints(e.pool, e.sealer, e.cfg)
 	return func() bool {
-		list, err := ep.Deliveries(context.Background(), "acc_1", e.webhook, "pending", 100)
+		page, err := ep.Deliveries(context.Background(), "acc_1", e.webhook, "pending", 100, "")
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		n := 0
-		for _, d := range list {
+		for _, d := range page.Deliveries {
 			if d.Attempts < 2 {
 				continue
 			}

@@ -3,9 +3,13 @@ package webhooks
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -120,15 +124,31 @@ INSERT INTO webhooks_deleted (id) SELECT id FROM gone`, id, accountID)
 	return nil
 }
 
+// DeliveryPage is one page of a webhook's deliveries.
+type DeliveryPage struct {
+	Deliveries []Delivery
+	// NextCursor continues the listing after this page; "" at its end.
+	NextCursor string
+}
+
+// ErrBadCursor: a deliveries cursor this package did not make.
+var ErrBadCursor = errors.New("webhooks: not a deliveries cursor")
+
 // Deliveries lists a webhook's pending or failed deliveries ("" for both),
-// oldest first, at most limit.
-func (e *Endpoints) Deliveries(ctx context.Context, accountID, id, status string, limit int) ([]Delivery, error) {
+// oldest first, at most limit, after cursor ("" from the start). A
+// delivery retried through the API counts as queued anew, so it moves to
+// the end of the listing.
+func (e *Endpoints) Deliveries(ctx context.Context, accountID, id, status string, limit int, cursor string) (DeliveryPage, error) {
+	after, err := decodeDeliveryCursor(cursor)
+	if err != nil {
+		return DeliveryPage{}, err
+	}
 	var exists bool
 	if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND account_id = $2)`, id, accountID).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
+		return DeliveryPage{}, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
 	}
 	if !exists {
-		return nil, ErrNotFound
+		return DeliveryPage{}, ErrNotFound
 	}
 	statuses := []string{"pending", "failed"}
 	if status != "" {
@@ -136,25 +156,72 @@ func (e *Endpoints) Deliveries(ctx context.Context, accountID, id, status string
 	}
 	// A retry past the first waits for an open circuit until it cools
 	// down, or until it is overdue, whichever comes first (held, in
-	// attempts.go).
+	// attempts.go). One row more than the page tells whether another
+	// follows.
 	rows, err := e.pool.Query(ctx, `SELECT d.event_id, d.type, d.conversation_id, d.version, d.status, d.attempts, d.last_error,
 	CASE WHEN d.status = 'pending' AND d.attempts >= 2 AND w.circuit_open_until > d.next_attempt_at
-		THEN least(w.circuit_open_until, `+unheldAtSQL("$4", "$5")+`) ELSE d.next_attempt_at END
+		THEN least(w.circuit_open_until, `+unheldAtSQL("$4", "$5")+`) ELSE d.next_attempt_at END,
+	d.created_at
 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-WHERE d.webhook_id = $1 AND d.status = ANY($2) ORDER BY d.created_at, d.conversation_id, d.version LIMIT $3`,
-		id, statuses, limit, e.retryMax.Seconds(), e.retryMin.Seconds())
+WHERE d.webhook_id = $1 AND d.status = ANY($2)
+	AND ($6::timestamptz IS NULL OR (d.created_at, d.conversation_id, d.version) > ($6, $7, $8))
+ORDER BY d.created_at, d.conversation_id, d.version LIMIT $3`,
+		id, statuses, limit+1, e.retryMax.Seconds(), e.retryMin.Seconds(), after.createdAt, after.conversationID, after.version)
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
+		return DeliveryPage{}, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
 	}
+	var created []time.Time
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
 		var d Delivery
-		err := r.Scan(&d.EventID, &d.Type, &d.ConversationID, &d.Version, &d.Status, &d.Attempts, &d.LastError, &d.NextAttemptAt)
+		var at time.Time
+		err := r.Scan(&d.EventID, &d.Type, &d.ConversationID, &d.Version, &d.Status, &d.Attempts, &d.LastError, &d.NextAttemptAt, &at)
+		created = append(created, at)
 		return d, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
+		return DeliveryPage{}, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
 	}
-	return out, nil
+	page := DeliveryPage{Deliveries: out}
+	if len(out) > limit {
+		last := out[limit-1]
+		page.Deliveries = out[:limit]
+		page.NextCursor = deliveryCursor{createdAt: &created[limit-1], conversationID: last.ConversationID, version: last.Version}.encode()
+	}
+	return page, nil
+}
+
+// deliveryCursor is the listing's order key of the last delivery of a
+// page: (created_at, conversation_id, version), unique within a webhook.
+type deliveryCursor struct {
+	createdAt      *time.Time // nil: from the start
+	conversationID string
+	version        int64
+}
+
+// encode is the cursor as the API carries it: unpadded base64url of
+// "<created_at in Unix µs>.<version>.<conversation id>".
+func (c deliveryCursor) encode() string {
+	raw := strconv.FormatInt(c.createdAt.UnixMicro(), 10) + "." + strconv.FormatInt(c.version, 10) + "." + c.conversationID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeDeliveryCursor(s string) (deliveryCursor, error) {
+	if s == "" {
+		return deliveryCursor{}, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return deliveryCursor{}, ErrBadCursor
+	}
+	micros, rest, ok1 := strings.Cut(string(raw), ".")
+	version, conv, ok2 := strings.Cut(rest, ".")
+	us, err1 := strconv.ParseInt(micros, 10, 64)
+	v, err2 := strconv.ParseInt(version, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || conv == "" || !utf8.ValidString(conv) {
+		return deliveryCursor{}, ErrBadCursor
+	}
+	at := time.UnixMicro(us)
+	return deliveryCursor{createdAt: &at, conversationID: conv, version: v}, nil
 }
 
 // Retry sends a failed delivery again, from the start: a fresh retry

@@ -2,8 +2,10 @@ package webhooks
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,7 +52,7 @@ func TestDeleteLeavesDeliveriesToThePurge(t *testing.T) {
 	if err := eps.Delete(deleteCtx, "acc_1", hook.ID); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	if _, err := eps.Deliveries(ctx, "acc_1", hook.ID, "", 100); !errors.Is(err, ErrNotFound) {
+	if _, err := eps.Deliveries(ctx, "acc_1", hook.ID, "", 100, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deliveries of the deleted webhook: %v, want ErrNotFound", err)
 	}
 	if err := eps.Delete(ctx, "acc_1", hook.ID); !errors.Is(err, ErrNotFound) {
@@ -99,5 +101,64 @@ func TestDeleteLeavesDeliveriesToThePurge(t *testing.T) {
 	}
 	if n := rowsOf(kept.ID); n != 7 {
 		t.Errorf("the other webhook has %d deliveries left, want its 7", n)
+	}
+}
+
+// Deliveries pages through every pending and failed delivery once, oldest
+// first, ties in queue order, with a cursor that ends at the last page;
+// a cursor it did not make is refused.
+func TestDeliveriesPages(t *testing.T) {
+	ctx := context.Background()
+	pool, sealer, hook, _ := newHookDB(t, "Pages", "https://hooks.example.com/in")
+	// Eight rows: three share a created_at, one is delivered (never listed).
+	for i, r := range []struct {
+		conv, status, age string
+	}{
+		{"c1", "pending", "5 minutes"}, {"c2", "failed", "5 minutes"}, {"c3", "pending", "5 minutes"},
+		{"c1", "failed", "4 minutes"}, {"c2", "delivered", "3 minutes"}, {"c4", "pending", "2 minutes"},
+		{"c5", "failed", "1 minute"}, {"c1", "pending", "0 minutes"},
+	} {
+		if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, conversation_id, version, type,
+	payload, status, committed_at, created_at) VALUES ($1, $2, 'acc_1', $3, $4, 'message.created', '{}', $5,
+	date_trunc('second', now()) - $6::interval, date_trunc('second', now()) - $6::interval)`,
+			hook.ID, fmt.Sprintf("evt_%d", i), r.conv, i+1, r.status, r.age); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eps := NewEndpoints(pool, sealer, Config{})
+	walk := func(status string, limit int) (events []string, pages int) {
+		t.Helper()
+		cursor := ""
+		for {
+			page, err := eps.Deliveries(ctx, "acc_1", hook.ID, status, limit, cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			if len(page.Deliveries) > limit || page.NextCursor != "" && len(page.Deliveries) != limit {
+				t.Fatalf("page %d: %d deliveries of at most %d, next %q", pages, len(page.Deliveries), limit, page.NextCursor)
+			}
+			for _, d := range page.Deliveries {
+				events = append(events, d.EventID)
+			}
+			if cursor = page.NextCursor; cursor == "" {
+				return events, pages
+			}
+		}
+	}
+	all := []string{"evt_0", "evt_1", "evt_2", "evt_3", "evt_5", "evt_6", "evt_7"}
+	for _, limit := range []int{1, 2, 3, 7, 100} {
+		got, pages := walk("", limit)
+		if !slices.Equal(got, all) || pages != max(1, (len(all)+limit-1)/limit) {
+			t.Errorf("limit %d: %v in %d pages, want %v", limit, got, pages, all)
+		}
+	}
+	if got, _ := walk("failed", 1); !slices.Equal(got, []string{"evt_1", "evt_3", "evt_6"}) {
+		t.Errorf("failed: %v", got)
+	}
+	for _, bad := range []string{"x", "bm90LWEtY3Vyc29y", base64.RawURLEncoding.EncodeToString([]byte("12.x.c1"))} {
+		if _, err := eps.Deliveries(ctx, "acc_1", hook.ID, "", 10, bad); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want ErrBadCursor", bad, err)
+		}
 	}
 }

@@ -137,9 +137,9 @@ WHERE webhook_id = $1 AND event_id = $2`, e.webhook, failed); err != nil {
 
 	// The failed one is listed and its retry goes out.
 	eps := NewEndpoints(e.pool, e.sealer, Config{})
-	list, err := eps.Deliveries(ctx, "acc_1", e.webhook, "failed", 10)
-	if err != nil || len(list) != 1 || list[0].EventID != failed {
-		t.Fatalf("failed deliveries: %+v, %v", list, err)
+	page, err := eps.Deliveries(ctx, "acc_1", e.webhook, "failed", 10, "")
+	if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].EventID != failed || page.NextCursor != "" {
+		t.Fatalf("failed deliveries: %+v, %v", page, err)
 	}
 	if err := eps.Retry(ctx, "acc_1", e.webhook, failed); err != nil {
 		t.Fatalf("retry: %v", err)
