@@ -69,8 +69,10 @@ func TestPausedMemberLeaves(t *testing.T) {
 	if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	resumed := time.Now()
 	select {
 	case <-victim.exited:
+		t.Logf("the paused member stopped %v after it resumed", time.Since(resumed).Round(time.Millisecond))
 	case <-time.After(time.Minute):
 		t.Fatalf("the paused member still runs a minute after it resumed; its log:\n%s", victim.tail())
 	}
@@ -88,8 +90,10 @@ func TestPausedMemberLeaves(t *testing.T) {
 	}
 
 	// Its supervisor starts it again: a new id, let in.
+	restarted := time.Now()
 	nodes[2] = start(2)
 	awaitMembers(3, nodes...)
+	t.Logf("started again, it was a member of three on every node %v later", time.Since(restarted).Round(time.Millisecond))
 	for i := range 9 {
 		api{t: t, base: nodes[i%3].base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
 			obj{"contact": phoneContact(i), "body": fmt.Sprint("after ", i)})
