@@ -407,11 +407,15 @@ func (n *Node) Members() []Member {
 func (n *Node) ID() string { return n.System.ID }
 
 // View is this member's view of the membership: the members it routes to
-// and the ids it has blocked (cluster/eviction says why that matters).
+// and the ids it has blocked (cluster/eviction says why that matters), all
+// as actor system ids, without the "<cluster>@" some providers prefix.
 func (n *Node) View() eviction.View {
-	v := eviction.View{ID: n.System.ID, Blocked: n.Cluster.GetBlockedMembers().ToSlice()}
+	v := eviction.View{ID: n.System.ID}
+	for _, id := range n.Cluster.GetBlockedMembers().ToSlice() {
+		v.Blocked = append(v.Blocked, gossipKey(id))
+	}
 	for _, m := range n.Cluster.MemberList.Members().Members() {
-		v.Members = append(v.Members, m.Id)
+		v.Members = append(v.Members, gossipKey(m.Id))
 	}
 	return v
 }

@@ -26,11 +26,12 @@ import (
 
 // crashServer is the real switchboard binary running as a child process.
 type crashServer struct {
-	cmd    *exec.Cmd
-	base   string
-	log    string
-	exited chan struct{}
-	err    error
+	cmd      *exec.Cmd
+	base     string
+	log      string
+	exited   chan struct{}
+	err      error
+	exitedAt time.Time // when it ended, once exited is closed
 }
 
 // buildSwitchboard compiles the switchboard binary for the test.
@@ -92,6 +93,7 @@ func startCommand(t *testing.T, bin, command, dbURL, name string, env ...string)
 	s := &crashServer{cmd: cmd, base: "http://" + addr, log: logPath, exited: make(chan struct{})}
 	go func() {
 		s.err = cmd.Wait()
+		s.exitedAt = time.Now()
 		logFile.Close()
 		close(s.exited)
 	}()

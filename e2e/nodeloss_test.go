@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -81,6 +83,23 @@ type nodeLoss struct {
 	freeze      bool          // SIGSTOP, and SIGCONT after resumeAfter; else SIGKILL
 	perTry      time.Duration // the clients' timeout of one try
 	resumeAfter time.Duration
+}
+
+// awaitLeft waits for a member the others dropped while it was frozen to
+// leave after it resumed: it stops with exit status 1 and says why in its
+// log (docs/architecture.md, "A member dropped once is never let back in").
+func awaitLeft(t *testing.T, s *crashServer, resumed time.Time) {
+	t.Helper()
+	select {
+	case <-s.exited:
+		t.Logf("the frozen member stopped %v after it resumed", s.exitedAt.Sub(resumed).Round(time.Millisecond))
+	case <-time.After(time.Minute):
+		t.Fatalf("the frozen member still runs a minute after it resumed; its log:\n%s", s.tail())
+	}
+	var exit *exec.ExitError
+	if !errors.As(s.err, &exit) || exit.ExitCode() != 1 || !strings.Contains(s.tail(), "has blocked this member") {
+		t.Fatalf("the frozen member ended with %v; want exit status 1 and the reason in its log:\n%s", s.err, s.tail())
+	}
 }
 
 func testNodeLoss(t *testing.T, loss nodeLoss) {
@@ -329,7 +348,10 @@ func testNodeLoss(t *testing.T, loss nodeLoss) {
 		t.Fatal(err)
 	}
 	for i, n := range nodes {
-		if i == victim && !loss.freeze {
+		if i == victim {
+			if loss.freeze {
+				awaitLeft(t, n.srv, resumeAt)
+			}
 			continue
 		}
 		var behind []string

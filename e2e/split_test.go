@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"maps"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,16 +68,7 @@ func TestPausedMemberLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
-	select {
-	case <-victim.exited:
-		t.Logf("the paused member stopped %v after it resumed", time.Since(resumed).Round(time.Millisecond))
-	case <-time.After(time.Minute):
-		t.Fatalf("the paused member still runs a minute after it resumed; its log:\n%s", victim.tail())
-	}
-	var exit *exec.ExitError
-	if !errors.As(victim.err, &exit) || exit.ExitCode() != 1 || !strings.Contains(victim.tail(), "has blocked this member") {
-		t.Fatalf("the paused member ended with %v; want exit status 1 and the reason in its log:\n%s", victim.err, victim.tail())
-	}
+	awaitLeft(t, victim, resumed)
 	// The other two stay, and serve.
 	for i, s := range nodes[:2] {
 		if members(s) != 2 {

@@ -68,6 +68,13 @@ func TestDecide(t *testing.T) {
 			views: []View{{ID: "d", Members: []string{"a", "c", "d"}}, {ID: "a", Members: []string{"a", "c", "d"}, Blocked: []string{"b"}}, {ID: "c", Members: []string{"a", "c", "d"}, Blocked: []string{"b"}}},
 		},
 		{
+			// etcd: the paused member took the others' block list in
+			// their gossip, itself included, and routes to them only.
+			name:  "paused member that blocked itself",
+			views: []View{{ID: "b", Members: []string{"a", "c"}, Blocked: []string{"b"}}, {ID: "a", Members: []string{"a", "c"}, Blocked: []string{"b"}}, {ID: "c", Members: []string{"a", "c"}, Blocked: []string{"b"}}},
+			leave: true, with: "a",
+		},
+		{
 			name:  "alone",
 			views: []View{{ID: "a", Members: []string{"a"}}},
 		},
