@@ -136,8 +136,8 @@ func startCommand(t *testing.T, bin, command, dbURL, name string, env ...string)
 
 func (s *crashServer) tail() string {
 	raw, _ := os.ReadFile(s.log)
-	if len(raw) > 4000 {
-		raw = raw[len(raw)-4000:]
+	if len(raw) > 12000 {
+		raw = raw[len(raw)-12000:]
 	}
 	return string(raw)
 }

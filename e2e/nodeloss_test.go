@@ -331,22 +331,7 @@ func testNodeLoss(t *testing.T, loss nodeLoss) {
 	// Every live node serves the inbox at the read model's versions: nothing
 	// a lost activation committed is missing from the inbox's memory. (The
 	// last deliveries may still be on their way: the check is awaited.)
-	model := map[string]int64{}
-	vrows, err := db.Query(ctx, `SELECT id, version FROM conversations WHERE inbox_id = $1`, tn.inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for vrows.Next() {
-		var id string
-		var v int64
-		if err := vrows.Scan(&id, &v); err != nil {
-			t.Fatal(err)
-		}
-		model[id] = v
-	}
-	if err := vrows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	model := readModelVersions(t, dbURL, tn.inbox)
 	for i, n := range nodes {
 		if i == victim {
 			if loss.freeze {
