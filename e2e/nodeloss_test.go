@@ -128,13 +128,11 @@ func testNodeLoss(t *testing.T, loss nodeLoss) {
 		nodes[i] = lossNode{addr: addr, srv: startSwitchboard(t, bin, dbURL, fmt.Sprintf("node%d", i), env...)}
 		addrs = append(addrs, addr)
 	}
-	// Membership is only visible through the admin API: poll it.
+	servers := make([]*crashServer, len(nodes))
 	for i, n := range nodes {
-		adm := api{t: t, base: n.srv.base, token: testAdminToken}
-		poll.Until(t, 30*time.Second, fmt.Sprintf("node%d to see three members", i), func() bool {
-			return len(adm.must(200, "GET", "/v1/admin/cluster", nil)["members"].([]any)) == 3
-		})
+		servers[i] = n.srv
 	}
+	awaitMembers(t, 3, servers...)
 	tn := newTenant(t, api{t: t, base: nodes[0].srv.base}, "Loss")
 	victim := slices.Index(addrs, cluster.Owner(tn.inbox, addrs))
 

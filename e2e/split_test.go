@@ -46,16 +46,7 @@ func TestPausedMemberLeaves(t *testing.T) {
 			}
 		}
 	}()
-	members := func(s *crashServer) int {
-		return len(api{t: t, base: s.base, token: testAdminToken}.must(200, "GET", "/v1/admin/cluster", nil)["members"].([]any))
-	}
-	awaitMembers := func(want int, live ...*crashServer) {
-		t.Helper()
-		for i, s := range live {
-			poll.Until(t, time.Minute, fmt.Sprintf("node %d of %d to see %d members", i, len(live), want), func() bool { return members(s) == want })
-		}
-	}
-	awaitMembers(3, nodes...)
+	awaitMembers(t, 3, nodes...)
 	tn := newTenant(t, api{t: t, base: nodes[0].base}, "Split")
 	for i := range 9 {
 		api{t: t, base: nodes[i%3].base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
@@ -66,7 +57,7 @@ func TestPausedMemberLeaves(t *testing.T) {
 	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	awaitMembers(2, nodes[0], nodes[1])
+	awaitMembers(t, 2, nodes[0], nodes[1])
 	if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +65,8 @@ func TestPausedMemberLeaves(t *testing.T) {
 	awaitLeft(t, victim, resumed)
 	// The other two stay, and serve.
 	for i, s := range nodes[:2] {
-		if members(s) != 2 {
-			t.Fatalf("node%d sees %d members after the paused one left, want 2", i, members(s))
+		if n := members(t, s); n != 2 {
+			t.Fatalf("node%d sees %d members after the paused one left, want 2", i, n)
 		}
 		api{t: t, base: s.base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
 			obj{"contact": phoneContact(20 + i), "body": "while it was away"})
@@ -84,7 +75,7 @@ func TestPausedMemberLeaves(t *testing.T) {
 	// Its supervisor starts it again: a new id, let in.
 	restarted := time.Now()
 	nodes[2] = start(2)
-	awaitMembers(3, nodes...)
+	awaitMembers(t, 3, nodes...)
 	t.Logf("started again, it was a member of three on every node %v later", time.Since(restarted).Round(time.Millisecond))
 	for i := range 9 {
 		api{t: t, base: nodes[i%3].base, token: tn.key}.must(201, "POST", "/v1/inboxes/"+tn.inbox+"/messages",
@@ -138,4 +129,19 @@ func readModelVersions(t *testing.T, dbURL, inbox string) map[string]int64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// members is how many members a node's /v1/admin/cluster lists: the
+// membership is only visible through the admin API.
+func members(t *testing.T, s *crashServer) int {
+	t.Helper()
+	return len(api{t: t, base: s.base, token: testAdminToken}.must(200, "GET", "/v1/admin/cluster", nil)["members"].([]any))
+}
+
+// awaitMembers waits for each of the nodes to list want members.
+func awaitMembers(t *testing.T, want int, nodes ...*crashServer) {
+	t.Helper()
+	for i, s := range nodes {
+		poll.Until(t, time.Minute, fmt.Sprintf("node %d of %d to see %d members", i, len(nodes), want), func() bool { return members(t, s) == want })
+	}
 }

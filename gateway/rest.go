@@ -504,11 +504,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	var next any
-	if page.NextCursor != "" {
-		next = page.NextCursor
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": page.Conversations, "next_cursor": next,
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": page.Conversations, "next_cursor": cursorOrNull(page.NextCursor),
 		"total": page.Total, "epoch": page.Epoch, "seq": page.Seq})
 	return nil
 }

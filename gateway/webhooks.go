@@ -144,12 +144,17 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if page.Deliveries == nil {
 		page.Deliveries = []webhooks.Delivery{}
 	}
-	var next any // null at the end
-	if page.NextCursor != "" {
-		next = page.NextCursor
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": page.Deliveries, "next_cursor": next})
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": page.Deliveries, "next_cursor": cursorOrNull(page.NextCursor)})
 	return nil
+}
+
+// cursorOrNull is a listing's next_cursor as the API carries it: null on
+// the last page.
+func cursorOrNull(cursor string) any {
+	if cursor == "" {
+		return nil
+	}
+	return cursor
 }
 
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) error {

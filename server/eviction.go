@@ -29,10 +29,20 @@ const (
 // its id, and every read it served from then on could be stale. Failing
 // makes `switchboard serve` stop gracefully and exit 1, for its supervisor
 // to start it again, under a new id. A database that does not answer
-// decides nothing: the next round asks again.
+// decides nothing: the next round asks again. It retracts the member's view
+// when it returns.
 func (n *Node) watchEviction(ctx context.Context) {
 	t := time.NewTicker(evictionEvery)
 	defer t.Stop()
+	// On the way out (a stop, or this member leaving): the others block a
+	// member that left, and its last view must not read as a split.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.store.RetractClusterView(rctx, n.cfg.ClusterName, n.member.ID()); err != nil {
+			n.log.Warn("could not retract this member's view of the cluster; it expires", "err", err)
+		}
+	}()
 	detector := eviction.Detector{Rounds: evictionRounds}
 	for {
 		select {

@@ -268,15 +268,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	<-n.revocationsDone
 	n.stopKeeper()
 	<-n.keeperDone
+	// Before leaving the cluster: the watcher retracts this member's view.
 	n.stopEviction()
 	<-n.evictionDone
-	if n.cfg.ClusterProvider != "single" {
-		// Before leaving: the others block a member that left, and its
-		// view must not be read as a split meanwhile.
-		if err := n.store.RetractClusterView(shutdownCtx, n.cfg.ClusterName, n.member.ID()); err != nil {
-			n.log.Warn("could not retract this member's view of the cluster; it expires", "err", err)
-		}
-	}
 	// Stopping the member stops its actors: conversations hand their last
 	// snapshots to the writer, the search actor releases its lock.
 	n.member.Stop()

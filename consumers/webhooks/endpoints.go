@@ -41,6 +41,7 @@ type Delivery struct {
 	Attempts       int        `json:"attempts"`
 	LastError      string     `json:"last_error"`
 	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	createdAt      time.Time  // the listing's order key, for its cursor
 }
 
 // Endpoints manages webhook endpoints and their deliveries in PostgreSQL.
@@ -170,12 +171,9 @@ ORDER BY d.created_at, d.conversation_id, d.version LIMIT $3`,
 	if err != nil {
 		return DeliveryPage{}, fmt.Errorf("webhooks: deliveries of %s: %w", id, err)
 	}
-	var created []time.Time
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
 		var d Delivery
-		var at time.Time
-		err := r.Scan(&d.EventID, &d.Type, &d.ConversationID, &d.Version, &d.Status, &d.Attempts, &d.LastError, &d.NextAttemptAt, &at)
-		created = append(created, at)
+		err := r.Scan(&d.EventID, &d.Type, &d.ConversationID, &d.Version, &d.Status, &d.Attempts, &d.LastError, &d.NextAttemptAt, &d.createdAt)
 		return d, err
 	})
 	if err != nil {
@@ -185,7 +183,7 @@ ORDER BY d.created_at, d.conversation_id, d.version LIMIT $3`,
 	if len(out) > limit {
 		last := out[limit-1]
 		page.Deliveries = out[:limit]
-		page.NextCursor = deliveryCursor{createdAt: &created[limit-1], conversationID: last.ConversationID, version: last.Version}.encode()
+		page.NextCursor = deliveryCursor{createdAt: &last.createdAt, conversationID: last.ConversationID, version: last.Version}.encode()
 	}
 	return page, nil
 }
